@@ -1,0 +1,198 @@
+//! The `check_in` item: one report about one run of a monitored job.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A check-in as sent by any Sentry SDK, `sentry-cli`, or ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckIn {
+    /// Client-generated id pairing `in_progress` with its end; nil or absent means "the newest
+    /// `in_progress` of this monitor environment, else a new one".
+    #[serde(
+        default,
+        with = "super::uuid_hex::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub check_in_id: Option<Uuid>,
+    /// The monitor's slug.
+    pub monitor_slug: String,
+    /// What happened.
+    pub status: CheckInStatus,
+    /// Environment; the collector defaults it to `production`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Run duration in seconds; meaningful with `ok` and `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// When present, creates or updates the monitor (upsert).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_config: Option<MonitorConfig>,
+    /// Trace context and the like, kept as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contexts: Option<Value>,
+}
+
+/// A check-in status. Anything unrecognised (`missed`, future values) reads as `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckInStatus {
+    /// The run started.
+    InProgress,
+    /// The run finished successfully.
+    Ok,
+    /// The run failed.
+    Error,
+    /// Any other value.
+    #[serde(other)]
+    Unknown,
+}
+
+/// `monitor_config`: the schedule and thresholds of a monitor, sent with a check-in to upsert it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    /// When the job is expected to run.
+    pub schedule: MonitorSchedule,
+    /// Minutes after the expected time before a check-in counts as missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkin_margin: Option<DurationSpec>,
+    /// Minutes an `in_progress` may last before it times out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runtime: Option<DurationSpec>,
+    /// IANA timezone the crontab is evaluated in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Consecutive failures before an incident opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_issue_threshold: Option<u32>,
+    /// Consecutive successes before an incident resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_threshold: Option<u32>,
+    /// `user:<id>` or `team:<id>`; kept, not interpreted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// A schedule: `{"type":"crontab","value":"0 * * * *"}` or
+/// `{"type":"interval","value":10,"unit":"minute"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MonitorSchedule {
+    /// A 5-field crontab or an `@hourly`-style alias.
+    Crontab {
+        /// The expression.
+        value: String,
+    },
+    /// Every `value` `unit`s, counted from the last check-in.
+    Interval {
+        /// How many units.
+        value: u64,
+        /// Which unit.
+        unit: IntervalUnit,
+    },
+}
+
+/// Interval units; `second` is a Watchpost extension (Sentry starts at `minute`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalUnit {
+    /// Seconds (Watchpost extension).
+    Second,
+    /// Minutes.
+    Minute,
+    /// Hours.
+    Hour,
+    /// Days.
+    Day,
+    /// Weeks.
+    Week,
+    /// Calendar months.
+    Month,
+    /// Calendar years.
+    Year,
+}
+
+/// A duration as Sentry sends it (minutes, fractional allowed here) or as a humantime string
+/// such as `"90s"` (Watchpost extension).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum DurationSpec {
+    /// Minutes.
+    Minutes(f64),
+    /// A humantime string, validated by the collector.
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Number(n) => n
+                .as_f64()
+                .map(DurationSpec::Minutes)
+                .ok_or_else(|| serde::de::Error::custom("duration out of range")),
+            Value::String(s) => Ok(DurationSpec::Text(s)),
+            other => Err(serde::de::Error::custom(format!(
+                "expected minutes as a number or a duration string like \"90s\", got {other}"
+            ))),
+        }
+    }
+}
+
+impl CheckIn {
+    /// A check-in for `slug` with `status` and nothing else set.
+    pub fn new(slug: impl Into<String>, status: CheckInStatus) -> Self {
+        CheckIn {
+            check_in_id: None,
+            monitor_slug: slug.into(),
+            status,
+            environment: None,
+            duration: None,
+            monitor_config: None,
+            contexts: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_on_input() {
+        let json = r#"{"type":"check_in","monitor_slug":"m","check_in_id":"3ad871db-fc80-4c93-bd54-85af1060f1f4",
+            "status":"missed","duration":null,"release":"x","monitor_config":{"schedule":{"type":"interval","value":10,"unit":"second"},
+            "checkin_margin":"90s","max_runtime":1.5,"alert_rule_id":null}}"#;
+        let c: CheckIn = serde_json::from_str(json).unwrap();
+        assert_eq!(c.status, CheckInStatus::Unknown);
+        assert_eq!(
+            c.check_in_id.unwrap().simple().to_string(),
+            "3ad871dbfc804c93bd5485af1060f1f4"
+        );
+        let config = c.monitor_config.unwrap();
+        assert_eq!(
+            config.schedule,
+            MonitorSchedule::Interval { value: 10, unit: IntervalUnit::Second }
+        );
+        assert_eq!(config.checkin_margin, Some(DurationSpec::Text("90s".into())));
+        assert_eq!(config.max_runtime, Some(DurationSpec::Minutes(1.5)));
+    }
+
+    #[test]
+    fn writes_ids_as_sentry_does() {
+        let mut c = CheckIn::new("job", CheckInStatus::InProgress);
+        c.check_in_id = Some(Uuid::from_u128(0xa460c25ff2554577b920fcfacae4e5eb));
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"check_in_id":"a460c25ff2554577b920fcfacae4e5eb","monitor_slug":"job","status":"in_progress"}"#
+        );
+    }
+
+    #[test]
+    fn rejects_bad_ids_with_a_reason() {
+        let err = serde_json::from_str::<CheckIn>(r#"{"check_in_id":"xyz","monitor_slug":"m","status":"ok"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid UUID `xyz`"), "{err}");
+    }
+}
