@@ -114,13 +114,29 @@ pub enum IntervalUnit {
 
 /// A duration as Sentry sends it (minutes, fractional allowed here) or as a humantime string
 /// such as `"90s"` (Watchpost extension).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+///
+/// Whole minutes are written as an integer (`5`, not `5.0`): Sentry and `sentry-types` read these
+/// fields as unsigned integers. Fractional minutes are written as a float; the Watchpost collector
+/// accepts them, Sentry rejects or rounds them.
+#[derive(Debug, Clone, PartialEq)]
 pub enum DurationSpec {
     /// Minutes.
     Minutes(f64),
     /// A humantime string, validated by the collector.
     Text(String),
+}
+
+impl Serialize for DurationSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            // Below 2^53 every whole f64 converts to u64 exactly.
+            DurationSpec::Minutes(m) if m.fract() == 0.0 && (0.0..9.0e15).contains(m) => {
+                s.serialize_u64(*m as u64)
+            }
+            DurationSpec::Minutes(m) => s.serialize_f64(*m),
+            DurationSpec::Text(t) => s.serialize_str(t),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for DurationSpec {
@@ -186,6 +202,14 @@ mod tests {
             json,
             r#"{"check_in_id":"a460c25ff2554577b920fcfacae4e5eb","monitor_slug":"job","status":"in_progress"}"#
         );
+    }
+
+    #[test]
+    fn whole_minutes_are_written_as_integers() {
+        let json = |d: DurationSpec| serde_json::to_string(&d).unwrap();
+        assert_eq!(json(DurationSpec::Minutes(5.0)), "5");
+        assert_eq!(json(DurationSpec::Minutes(1.5)), "1.5");
+        assert_eq!(json(DurationSpec::Text("90s".into())), r#""90s""#);
     }
 
     #[test]

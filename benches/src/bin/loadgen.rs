@@ -1,0 +1,353 @@
+//! Load generator for the collector's envelope ingest.
+//!
+//! Opens `--connections` keep-alive HTTP/1.1 connections to `POST /api/{project}/envelope/` and
+//! sends one `check_in` envelope per request: `in_progress` then `ok` with the same
+//! `check_in_id` for one of `--monitors` monitors, each carrying `monitor_config` as
+//! sentry-python does. Reports acknowledged (2xx) check-ins per second and latency percentiles.
+//!
+//! At a fixed `--rate` the latency of a request is measured from the moment it was *scheduled*
+//! to be sent, not from when it was written, so a stalled server shows up in the percentiles
+//! instead of silently lowering the offered load (no coordinated omission). At `--rate 0` every
+//! connection sends its next request as soon as the previous one is answered.
+//!
+//! ```text
+//! cargo run --release -p watchpost-benches --bin loadgen -- \
+//!     --url http://127.0.0.1:8470 --dsn-key <key> --project 1 --rate 10000 --duration 30s
+//! ```
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Drive a Watchpost collector's envelope endpoint with check-ins")]
+struct Args {
+    /// Base URL of the collector (plain HTTP).
+    #[arg(long, default_value = "http://127.0.0.1:8470")]
+    url: String,
+    /// A public key of the project (the part of the DSN before `@`).
+    #[arg(long)]
+    dsn_key: String,
+    /// Project id (the last path segment of the DSN).
+    #[arg(long, default_value_t = 1)]
+    project: u64,
+    /// Target check-ins per second over all connections; 0 sends as fast as the server answers.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// How long to measure, e.g. `30s`.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Load sent before measuring starts (not counted), e.g. `2s`.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Distinct monitor slugs the check-ins are spread over.
+    #[arg(long, default_value_t = 1000)]
+    monitors: usize,
+    /// Runtime worker threads for the generator itself.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+/// Where to connect and what to send, shared by every connection task.
+struct Target {
+    authority: String,
+    path: String,
+    auth_header: String,
+}
+
+/// What one connection observed during the measured window.
+#[derive(Default)]
+struct Tally {
+    /// Latency of each acknowledged request, in microseconds.
+    latencies_us: Vec<u32>,
+    /// Non-2xx answers by status code.
+    rejected: Vec<(u16, u64)>,
+    /// Connection or protocol errors.
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn reject(&mut self, status: u16) {
+        match self.rejected.iter_mut().find(|(code, _)| *code == status) {
+            Some((_, n)) => *n += 1,
+            None => self.rejected.push((status, 1)),
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.latencies_us.extend(other.latencies_us);
+        for (status, n) in other.rejected {
+            for _ in 0..n {
+                self.reject(status);
+            }
+        }
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.connections == 0 || args.monitors == 0 || args.threads == 0 {
+        bail!("--connections, --monitors and --threads must be at least 1");
+    }
+    let rest = args
+        .url
+        .strip_prefix("http://")
+        .context("--url must start with http:// (the load generator speaks plain HTTP/1.1)")?;
+    let (authority, prefix) = match rest.find('/') {
+        Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let target = Target {
+        authority: authority.to_owned(),
+        path: format!("{prefix}/api/{}/envelope/", args.project),
+        auth_header: format!(
+            "Sentry sentry_key={}, sentry_version=7, sentry_client=watchpost-loadgen/0.1",
+            args.dsn_key
+        ),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()?;
+    let (tally, measured) = runtime.block_on(run(&args, target))?;
+    print!("{}", report(&args, &tally, measured));
+    Ok(())
+}
+
+async fn run(args: &Args, target: Target) -> anyhow::Result<(Tally, Duration)> {
+    let target = std::sync::Arc::new(target);
+    // Fail fast with a clear message when nothing listens, instead of N connection errors.
+    TcpStream::connect(&target.authority)
+        .await
+        .with_context(|| format!("cannot connect to {}", target.authority))?;
+
+    let start = Instant::now() + Duration::from_millis(50);
+    let measure_from = start + args.warmup;
+    let end = measure_from + args.duration;
+    let mut tasks = Vec::with_capacity(args.connections);
+    for conn in 0..args.connections {
+        let plan = Plan {
+            conn,
+            connections: args.connections,
+            monitors: args.monitors,
+            rate: args.rate,
+            start,
+            measure_from,
+            end,
+        };
+        tasks.push(tokio::spawn(connection(plan, target.clone())));
+    }
+    let mut tally = Tally::default();
+    for task in tasks {
+        tally.merge(task.await?);
+    }
+    Ok((tally, end - measure_from))
+}
+
+/// One connection's share of the work.
+struct Plan {
+    conn: usize,
+    connections: usize,
+    monitors: usize,
+    rate: u64,
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+}
+
+async fn connection(plan: Plan, target: std::sync::Arc<Target>) -> Tally {
+    let mut tally = Tally::default();
+    // Each connection sends every `period`; offsets spread the connections evenly over a period.
+    let period = (plan.rate > 0)
+        .then(|| Duration::from_secs_f64(plan.connections as f64 / plan.rate as f64));
+    let offset = period.map_or(Duration::ZERO, |p| p * plan.conn as u32 / plan.connections as u32);
+    let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
+    let mut run_id = Uuid::nil();
+    let mut monitor = plan.conn % plan.monitors;
+
+    for seq in 0u64.. {
+        let scheduled = match period {
+            Some(p) => {
+                let at = plan.start + offset + p.mul_f64(seq as f64);
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        if scheduled >= plan.end {
+            break;
+        }
+        // Even requests open a run on the next monitor, odd ones close it with the same id.
+        let body = if seq % 2 == 0 {
+            run_id = Uuid::new_v4();
+            monitor = (monitor + plan.connections) % plan.monitors;
+            envelope(monitor, run_id, None)
+        } else {
+            envelope(monitor, run_id, Some(0.25))
+        };
+        let counted = scheduled >= plan.measure_from;
+
+        let result = send(&mut sender, &target, body).await;
+        match result {
+            Ok(status) if (200..300).contains(&status) => {
+                if counted {
+                    let us = scheduled.elapsed().as_micros();
+                    tally.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                }
+            }
+            Ok(status) => {
+                if counted {
+                    tally.reject(status);
+                }
+            }
+            Err(err) => {
+                sender = None;
+                if counted {
+                    tally.errors += 1;
+                    tally.first_error.get_or_insert_with(|| format!("{err:#}"));
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// Sends one envelope over the connection, (re)connecting first if needed; returns the status.
+async fn send(
+    sender: &mut Option<http1::SendRequest<Full<Bytes>>>,
+    target: &Target,
+    body: Bytes,
+) -> anyhow::Result<u16> {
+    if sender.as_ref().is_none_or(|s| s.is_closed()) {
+        let stream = TcpStream::connect(&target.authority).await?;
+        stream.set_nodelay(true)?;
+        let (send, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        *sender = Some(send);
+    }
+    let Some(send) = sender.as_mut() else {
+        unreachable!("connected above")
+    };
+    send.ready().await?;
+    let request = hyper::Request::post(&target.path)
+        .header(hyper::header::HOST, &target.authority)
+        .header("x-sentry-auth", &target.auth_header)
+        .header(hyper::header::CONTENT_TYPE, "application/x-sentry-envelope")
+        .body(Full::new(body))?;
+    let response = send.send_request(request).await?;
+    let status = response.status().as_u16();
+    // Drain the body so the connection can carry the next request.
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+/// A sentry-python style envelope with one check-in: `in_progress` when `duration` is `None`,
+/// else `ok` with that duration in seconds. Both carry `monitor_config`, as sentry-python sends.
+fn envelope(monitor: usize, id: Uuid, duration: Option<f64>) -> Bytes {
+    let mut item = String::with_capacity(320);
+    let _ = write!(
+        item,
+        r#"{{"check_in_id":"{}","monitor_slug":"load-{monitor}","status":"{}","#,
+        id.simple(),
+        if duration.is_some() { "ok" } else { "in_progress" },
+    );
+    if let Some(seconds) = duration {
+        let _ = write!(item, r#""duration":{seconds},"#);
+    }
+    item.push_str(
+        r#""environment":"production","monitor_config":{"schedule":{"type":"crontab","value":"*/5 * * * *"},"checkin_margin":5,"max_runtime":30}}"#,
+    );
+    let envelope = format!("{{}}\n{{\"type\":\"check_in\",\"length\":{}}}\n{item}\n", item.len());
+    Bytes::from(envelope)
+}
+
+fn report(args: &Args, tally: &Tally, measured: Duration) -> String {
+    let mut latencies = tally.latencies_us.clone();
+    latencies.sort_unstable();
+    let acked = latencies.len() as u64;
+    let rejected: u64 = tally.rejected.iter().map(|(_, n)| n).sum();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+        f64::from(latencies[rank.clamp(1, latencies.len()) - 1]) / 1000.0
+    };
+    let offered = if args.rate == 0 { "max".to_owned() } else { format!("{}/s", args.rate) };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "offered {offered} over {} connections, {} monitors, measured {:.1}s (after {:.1}s warm-up)",
+        args.connections,
+        args.monitors,
+        measured.as_secs_f64(),
+        args.warmup.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "acknowledged {acked} check-ins: {:.0}/s",
+        acked as f64 / measured.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        pct(50.0),
+        pct(90.0),
+        pct(99.0),
+        pct(99.9),
+        pct(100.0)
+    );
+    if rejected > 0 {
+        let _ = writeln!(out, "rejected {rejected}: {:?} (status, count)", tally.rejected);
+    }
+    if tally.errors > 0 {
+        let _ = writeln!(
+            out,
+            "errors {}: first: {}",
+            tally.errors,
+            tally.first_error.as_deref().unwrap_or("?")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_the_declared_length_and_parses_as_a_check_in() {
+        let id = Uuid::new_v4();
+        for duration in [None, Some(0.25)] {
+            let bytes = envelope(7, id, duration);
+            let text = std::str::from_utf8(&bytes).unwrap();
+            let mut lines = text.lines();
+            assert_eq!(lines.next(), Some("{}"));
+            let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+            let item = lines.next().unwrap();
+            assert_eq!(header["length"].as_u64().unwrap() as usize, item.len());
+            let checkin: watchpost::protocol::CheckIn = serde_json::from_str(item).unwrap();
+            assert_eq!(checkin.monitor_slug, "load-7");
+            assert_eq!(checkin.check_in_id, Some(id));
+            assert_eq!(checkin.duration, duration);
+            assert!(checkin.monitor_config.is_some());
+        }
+    }
+}

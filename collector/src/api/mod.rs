@@ -1,0 +1,72 @@
+//! The management API (`/api/v1/...`, bearer admin token), `/healthz`, `/metrics` and the
+//! placeholder dashboard. Reads from the store, changes state only through the processor, and
+//! never returns a secret.
+
+mod health;
+mod monitors;
+pub mod views;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Router, response::IntoResponse};
+use subtle::ConstantTimeEq;
+
+use crate::http::HttpError;
+use crate::server::AppState;
+
+/// Management routes (admin token required) and the open operational routes.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let management = Router::new()
+        .route("/api/v1/monitors", get(monitors::list))
+        .route(
+            "/api/v1/monitors/{project}/{slug}",
+            get(monitors::get_one)
+                .put(monitors::put)
+                .patch(monitors::patch)
+                .delete(monitors::delete),
+        )
+        .route(
+            "/api/v1/monitors/{project}/{slug}/checkins",
+            get(monitors::checkins),
+        )
+        .route("/api/v1/monitors/{project}/{slug}/logs", get(monitors::logs))
+        .route("/api/v1/incidents", get(monitors::incidents))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/", get(health::index))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .merge(management)
+}
+
+/// `Authorization: Bearer <admin token>`, compared in constant time.
+async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    match presented {
+        None => HttpError::unauthorized(
+            "missing admin token: send `Authorization: Bearer <token>`; the token is printed at \
+             startup and kept in <data-dir>/admin_token",
+        )
+        .into_response(),
+        Some(token)
+            if bool::from(
+                token
+                    .as_bytes()
+                    .ct_eq(state.admin_token.expose().as_bytes()),
+            ) =>
+        {
+            next.run(request).await
+        }
+        Some(_) => HttpError::unauthorized("wrong admin token").into_response(),
+    }
+}

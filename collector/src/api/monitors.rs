@@ -1,0 +1,291 @@
+//! `/api/v1/monitors...` and `/api/v1/incidents`: list and inspect monitor environments,
+//! check-ins and incidents; create, change and delete monitors through the processor.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::views::{CheckInView, IncidentView, LogView, MonitorView};
+use crate::engine::{ConfigPatch, MonitorEnv, MonitorKey, MonitorStatus, normalize_environment};
+use crate::http::{HttpError, query_pairs, query_value, read_body};
+use crate::processor::{Patch, ProcessError, Target};
+use crate::server::AppState;
+
+/// Default and largest `limit` for check-in and log listings.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1000;
+/// Largest JSON body for `PUT` and `PATCH`.
+const MAX_BODY: usize = 64 * 1024;
+
+type ApiResult = Result<Response, HttpError>;
+
+fn bad(message: impl Into<String>) -> HttpError {
+    HttpError::bad_request("bad_request", message)
+}
+
+fn api_error(error: ProcessError) -> HttpError {
+    match error {
+        ProcessError::NotFound(message) => HttpError::not_found(message),
+        ProcessError::InvalidConfig(e) => bad(e.to_string()),
+        ProcessError::Rejected { rejection, .. } => bad(rejection.to_string()),
+        ProcessError::Store(e) => e.into(),
+        ProcessError::NotDurable(_) => HttpError::unavailable(format!("{error}; retry later")),
+    }
+}
+
+fn project_param(raw: &str) -> Result<u64, HttpError> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| bad(format!("project `{raw}` must be a positive integer")))
+}
+
+/// Project and normalized slug from the path.
+fn monitor_path(project: &str, slug: &str) -> Result<(u64, String), HttpError> {
+    let project = project_param(project)?;
+    let key = MonitorKey::new(project, slug, None).map_err(|e| bad(e.to_string()))?;
+    Ok((project, key.slug))
+}
+
+fn environment_param(query: &[(String, String)]) -> Result<Option<String>, HttpError> {
+    query_value(query, "environment")
+        .map(|env| normalize_environment(Some(env)).map_err(|e| bad(e.to_string())))
+        .transpose()
+}
+
+fn limit_param(query: &[(String, String)]) -> Result<usize, HttpError> {
+    match query_value(query, "limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| bad(format!("limit `{raw}` must be a number from 1 to {MAX_LIMIT}"))),
+    }
+}
+
+fn monitors_response(status: StatusCode, monitors: &[MonitorEnv]) -> Response {
+    let views: Vec<MonitorView<'_>> = monitors.iter().map(MonitorView::from).collect();
+    (status, Json(views)).into_response()
+}
+
+/// `GET /api/v1/monitors?project=&environment=&status=`.
+pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult {
+    let query = query_pairs(&uri)?;
+    let project = query_value(&query, "project").map(project_param).transpose()?;
+    let environment = environment_param(&query)?;
+    let status = match query_value(&query, "status") {
+        None => None,
+        Some("active") => Some(MonitorStatus::Active),
+        Some("ok") => Some(MonitorStatus::Ok),
+        Some("error") => Some(MonitorStatus::Error),
+        Some("disabled") => Some(MonitorStatus::Disabled),
+        Some(other) => {
+            return Err(bad(format!(
+                "status `{other}` is not one of active, ok, error, disabled"
+            )));
+        }
+    };
+    let mut monitors = state.store.monitors(project)?;
+    monitors.retain(|m| {
+        environment.as_ref().is_none_or(|env| &m.key.environment == env)
+            && status.is_none_or(|status| m.status == status)
+    });
+    Ok(monitors_response(StatusCode::OK, &monitors))
+}
+
+/// The environments a request addresses: one (`?environment=`) or all; 404 if none exist.
+fn existing_envs(
+    state: &AppState,
+    project: u64,
+    slug: &str,
+    environment: Option<&str>,
+) -> Result<Vec<MonitorEnv>, HttpError> {
+    let envs = match environment {
+        Some(env) => {
+            let key = MonitorKey {
+                project,
+                slug: slug.to_owned(),
+                environment: env.to_owned(),
+            };
+            state.store.monitor(&key)?.into_iter().collect()
+        }
+        None => state.store.monitor_envs(project, slug)?,
+    };
+    if envs.is_empty() {
+        let env = environment.map(|e| format!(" environment `{e}`")).unwrap_or_default();
+        return Err(HttpError::not_found(format!(
+            "monitor `{slug}`{env} does not exist in project {project}"
+        )));
+    }
+    Ok(envs)
+}
+
+/// `GET /api/v1/monitors/{project}/{slug}`: every environment.
+pub(super) async fn get_one(
+    State(state): State<AppState>,
+    Path((project, slug)): Path<(String, String)>,
+) -> ApiResult {
+    let (project, slug) = monitor_path(&project, &slug)?;
+    let envs = existing_envs(&state, project, &slug, None)?;
+    Ok(monitors_response(StatusCode::OK, &envs))
+}
+
+/// `GET /api/v1/monitors/{project}/{slug}/checkins?environment=&limit=`, newest first.
+pub(super) async fn checkins(
+    State(state): State<AppState>,
+    Path((project, slug)): Path<(String, String)>,
+    uri: Uri,
+) -> ApiResult {
+    let (project, slug) = monitor_path(&project, &slug)?;
+    let query = query_pairs(&uri)?;
+    let environment = environment_param(&query)?;
+    let limit = limit_param(&query)?;
+    let mut checkins = Vec::new();
+    for env in existing_envs(&state, project, &slug, environment.as_deref())? {
+        checkins.extend(state.store.checkins(&env.key, limit)?);
+    }
+    checkins.sort_by(|a, b| b.date_added.cmp(&a.date_added).then(b.id.cmp(&a.id)));
+    checkins.truncate(limit);
+    let views: Vec<CheckInView<'_>> = checkins.iter().map(CheckInView::from).collect();
+    Ok(Json(views).into_response())
+}
+
+/// `GET /api/v1/monitors/{project}/{slug}/logs?environment=&limit=`: `/ping/.../log` entries.
+pub(super) async fn logs(
+    State(state): State<AppState>,
+    Path((project, slug)): Path<(String, String)>,
+    uri: Uri,
+) -> ApiResult {
+    let (project, slug) = monitor_path(&project, &slug)?;
+    let query = query_pairs(&uri)?;
+    let environment = environment_param(&query)?;
+    let limit = limit_param(&query)?;
+    let mut logs = Vec::new();
+    for env in existing_envs(&state, project, &slug, environment.as_deref())? {
+        logs.extend(state.store.logs(&env.key, limit)?);
+    }
+    logs.sort_by_key(|log| std::cmp::Reverse(log.received));
+    logs.truncate(limit);
+    let views: Vec<LogView<'_>> = logs.iter().map(LogView::from).collect();
+    Ok(Json(views).into_response())
+}
+
+/// A JSON object body, with `environment` taken out.
+async fn object_body(body: Body) -> Result<(Map<String, Value>, Option<String>), HttpError> {
+    let bytes = read_body(body, MAX_BODY).await?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(bad("body must be a JSON object"));
+    };
+    let environment = match object.remove("environment") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(env)) => {
+            Some(normalize_environment(Some(&env)).map_err(|e| bad(e.to_string()))?)
+        }
+        Some(_) => return Err(bad("environment must be a string")),
+    };
+    Ok((object, environment))
+}
+
+fn target(project: u64, slug: String, environment: Option<String>) -> Target {
+    match environment {
+        Some(environment) => Target::One(MonitorKey {
+            project,
+            slug,
+            environment,
+        }),
+        None => Target::AllEnvironments { project, slug },
+    }
+}
+
+/// `PUT /api/v1/monitors/{project}/{slug}`: create or replace the config (all environments,
+/// or the one named by `environment`). 201 when created.
+pub(super) async fn put(
+    State(state): State<AppState>,
+    Path((project, slug)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult {
+    let (project, slug) = monitor_path(&project, &slug)?;
+    let (object, environment) = object_body(body).await?;
+    let config = ConfigPatch::from_json(&Value::Object(object))
+        .and_then(|patch| patch.to_config())
+        .map_err(|e| bad(e.to_string()))?;
+    let (monitors, created) = state
+        .processor
+        .put(target(project, slug, environment), config)
+        .await
+        .map_err(api_error)?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(monitors_response(status, &monitors))
+}
+
+/// `PATCH /api/v1/monitors/{project}/{slug}`: `muted`, `disabled` and config fields.
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    Path((project, slug)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult {
+    let (project, slug) = monitor_path(&project, &slug)?;
+    let (mut object, environment) = object_body(body).await?;
+    let mut flag = |name: &str| match object.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(_) => Err(bad(format!("{name} must be true or false"))),
+    };
+    let muted = flag("muted")?;
+    let disabled = flag("disabled")?;
+    let config = ConfigPatch::from_json(&Value::Object(object)).map_err(|e| bad(e.to_string()))?;
+    let monitors = state
+        .processor
+        .patch(
+            target(project, slug, environment),
+            Patch {
+                config,
+                muted,
+                disabled,
+            },
+        )
+        .await
+        .map_err(api_error)?;
+    Ok(monitors_response(StatusCode::OK, &monitors))
+}
+
+/// `DELETE /api/v1/monitors/{project}/{slug}?environment=`.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path((project, slug)): Path<(String, String)>,
+    uri: Uri,
+) -> ApiResult {
+    let (project, slug) = monitor_path(&project, &slug)?;
+    let environment = environment_param(&query_pairs(&uri)?)?;
+    let deleted = state
+        .processor
+        .delete(target(project, slug, environment))
+        .await
+        .map_err(api_error)?;
+    let deleted: Vec<_> = deleted
+        .iter()
+        .map(|k| json!({"project": k.project, "slug": k.slug, "environment": k.environment}))
+        .collect();
+    Ok(Json(json!({ "deleted": deleted })).into_response())
+}
+
+/// `GET /api/v1/incidents?open=true&project=`, newest first.
+pub(super) async fn incidents(State(state): State<AppState>, uri: Uri) -> ApiResult {
+    let query = query_pairs(&uri)?;
+    let open = match query_value(&query, "open") {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => return Err(bad(format!("open `{other}` must be true or false"))),
+    };
+    let project = query_value(&query, "project").map(project_param).transpose()?;
+    let mut incidents = state.store.incidents(open)?;
+    incidents.retain(|i| project.is_none_or(|p| i.key.project == p));
+    let views: Vec<IncidentView<'_>> = incidents.iter().map(IncidentView::from).collect();
+    Ok(Json(views).into_response())
+}

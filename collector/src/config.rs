@@ -1,0 +1,1405 @@
+//! The configuration file (TOML, PRODUCT.md §3.1) turned into a validated [`Config`].
+//! All validation happens here, once: later code trusts a `Config`. Errors name the field path
+//! (`projects[0].keys[1]: ...`) so a person can fix the file; secrets never appear in messages.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::engine::{ConfigError as MonitorConfigError, ConfigPatch, MonitorConfig, MonitorKey};
+
+/// Where the collector listens without `--listen` or `server.listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
+/// Where the data lives without `--data-dir` or `server.data_dir`.
+pub const DEFAULT_DATA_DIR: &str = "./watchpost-data";
+/// The environment variable that supplies the admin token when the file does not.
+pub const ADMIN_TOKEN_ENV: &str = "WATCHPOST_ADMIN_TOKEN";
+/// Shortest admin token accepted from the config or the environment.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+/// Check-ins kept per monitor environment unless `retention.checkins_per_monitor` says otherwise.
+pub const DEFAULT_CHECKINS_PER_MONITOR: usize = 100;
+/// Raw events kept unless `retention.events` says otherwise.
+pub const DEFAULT_EVENTS: usize = 10_000;
+
+/// A configuration error: the field path and what is wrong, for a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", path.as_deref().map(|p| format!("{p}: ")).unwrap_or_default())]
+pub struct Error {
+    /// The field path, e.g. `projects[0].keys[1]`; `None` for errors about the whole file.
+    pub path: Option<String>,
+    /// What is wrong and what would be accepted.
+    pub message: String,
+}
+
+impl Error {
+    fn at(path: impl fmt::Display, message: impl Into<String>) -> Error {
+        Error {
+            path: Some(path.to_string()),
+            message: message.into(),
+        }
+    }
+
+    fn file(message: impl Into<String>) -> Error {
+        Error {
+            path: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Command-line flags that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A value that must never be printed: an admin token, a password, a bot token, a key.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`.
+    pub server: Server,
+    /// `[[projects]]`; empty means "one project, `1`, with a key generated on first start".
+    pub projects: Vec<Project>,
+    /// `[[channels]]`.
+    pub channels: Vec<Channel>,
+    /// `[[rules]]`; every channel a rule names exists.
+    pub rules: Vec<Rule>,
+    /// `[alerts]`.
+    pub alerts: Alerts,
+    /// `[[monitors]]`: monitors as code, applied at every start.
+    pub monitors: Vec<MonitorSpec>,
+    /// `[[probes]]`.
+    pub probes: Vec<Probe>,
+    /// `[watchdog]`.
+    pub watchdog: Option<Watchdog>,
+    /// `[retention]` (Watchpost extension to §3.1).
+    pub retention: Retention,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Socket address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the sled store and the admin token file.
+    pub data_dir: PathBuf,
+    /// The admin token when the config or the environment supplies it; otherwise it is kept
+    /// in the data dir.
+    pub admin_token: Option<ProvidedToken>,
+    /// Base URL for links in alerts and the printed DSN (no trailing slash).
+    pub public_url: Option<String>,
+}
+
+/// An admin token supplied from outside the data dir.
+#[derive(Debug, Clone)]
+pub struct ProvidedToken {
+    /// The token.
+    pub token: Secret,
+    /// Where it came from, for the startup line: `environment variable WATCHPOST_ADMIN_TOKEN`
+    /// or `the config file`.
+    pub origin: String,
+}
+
+/// `[[projects]]`.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Project id, as in the DSN.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// Public keys: 32 lowercase hex characters each.
+    pub keys: Vec<Secret>,
+}
+
+/// `[[channels]]`.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// Unique name rules refer to.
+    pub name: String,
+    /// Destination and its settings.
+    pub kind: ChannelKind,
+}
+
+/// Where a channel delivers.
+#[derive(Debug, Clone)]
+pub enum ChannelKind {
+    /// SMTP email.
+    Email {
+        /// `smtp://` or `smtps://` URL.
+        smtp_url: Secret,
+        /// SMTP user.
+        username: Option<Secret>,
+        /// SMTP password.
+        password: Option<Secret>,
+        /// `From:` header.
+        from: String,
+        /// Recipients.
+        to: Vec<String>,
+    },
+    /// A JSON POST of the alert.
+    Webhook {
+        /// Target URL.
+        url: Secret,
+    },
+    /// Telegram Bot API `sendMessage`.
+    Telegram {
+        /// Bot token.
+        bot_token: Secret,
+        /// Chat id (`-100...`) or `@channel`.
+        chat_id: String,
+        /// API base URL without trailing slash.
+        api_url: String,
+    },
+    /// Slack incoming webhook.
+    Slack {
+        /// Webhook URL.
+        url: Secret,
+    },
+    /// Prometheus Alertmanager `POST /api/v2/alerts`.
+    Alertmanager {
+        /// Alertmanager base URLs.
+        urls: Vec<Secret>,
+    },
+    /// Lines on stdout.
+    Log,
+}
+
+impl ChannelKind {
+    /// The `type` as written in the file.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ChannelKind::Email { .. } => "email",
+            ChannelKind::Webhook { .. } => "webhook",
+            ChannelKind::Telegram { .. } => "telegram",
+            ChannelKind::Slack { .. } => "slack",
+            ChannelKind::Alertmanager { .. } => "alertmanager",
+            ChannelKind::Log => "log",
+        }
+    }
+}
+
+/// The kinds of alert a rule can route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlertKind {
+    /// `monitor.failed`.
+    MonitorFailed,
+    /// `monitor.recovered`.
+    MonitorRecovered,
+    /// `issue.first_seen`.
+    IssueFirstSeen,
+    /// `issue.regressed`.
+    IssueRegressed,
+    /// `issue.spike`.
+    IssueSpike,
+    /// `probe.down`.
+    ProbeDown,
+    /// `probe.up`.
+    ProbeUp,
+}
+
+impl AlertKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [AlertKind; 7] = [
+        AlertKind::MonitorFailed,
+        AlertKind::MonitorRecovered,
+        AlertKind::IssueFirstSeen,
+        AlertKind::IssueRegressed,
+        AlertKind::IssueSpike,
+        AlertKind::ProbeDown,
+        AlertKind::ProbeUp,
+    ];
+
+    /// The dotted name: `monitor.failed`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::MonitorFailed => "monitor.failed",
+            AlertKind::MonitorRecovered => "monitor.recovered",
+            AlertKind::IssueFirstSeen => "issue.first_seen",
+            AlertKind::IssueRegressed => "issue.regressed",
+            AlertKind::IssueSpike => "issue.spike",
+            AlertKind::ProbeDown => "probe.down",
+            AlertKind::ProbeUp => "probe.up",
+        }
+    }
+
+    /// Parses a dotted name.
+    pub fn parse(name: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// `[[rules]]`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name.
+    pub name: String,
+    /// Alert kinds it routes.
+    pub on: Vec<AlertKind>,
+    /// Channel names; each exists in [`Config::channels`].
+    pub channels: Vec<String>,
+    /// `issue.spike`: more than this many events ...
+    pub threshold: Option<u32>,
+    /// ... within this sliding window.
+    pub window: Option<Duration>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone)]
+pub struct Alerts {
+    /// Repeats of the same `(rule, kind, subject)` within this window are sent once.
+    pub dedup_window: Duration,
+}
+
+/// `[[monitors]]`: a monitor environment declared in the file.
+#[derive(Debug, Clone)]
+pub struct MonitorSpec {
+    /// Project, slug and environment (`production` unless given).
+    pub key: MonitorKey,
+    /// The validated configuration.
+    pub config: MonitorConfig,
+}
+
+/// `[[probes]]`.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Unique name.
+    pub name: String,
+    /// URL to GET.
+    pub url: Secret,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Per-check timeout; at most `interval`.
+    pub timeout: Duration,
+    /// Consecutive failures before the probe is down.
+    pub failure_threshold: u32,
+    /// Consecutive successes before it is up again.
+    pub success_threshold: u32,
+    /// The status code that counts as up.
+    pub expected_status: u16,
+}
+
+/// `[watchdog]`: the collector's own dead-man's switch.
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    /// URL pinged on every interval.
+    pub url: Secret,
+    /// Time between pings.
+    pub interval: Duration,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Newest check-ins (and ping log entries) kept per monitor environment.
+    pub checkins_per_monitor: usize,
+    /// Newest raw events kept.
+    pub events: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            checkins_per_monitor: DEFAULT_CHECKINS_PER_MONITOR,
+            events: DEFAULT_EVENTS,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path` (or the defaults when `None`), then applies `overrides`.
+    /// `env:NAME` values and `WATCHPOST_ADMIN_TOKEN` come from the process environment.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Error> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| Error::file(format!("cannot read {}: {e}", path.display())))?,
+            None => String::new(),
+        };
+        Config::parse(&text, overrides, &|name| std::env::var(name).ok())
+    }
+
+    /// Validates TOML `text`; `env` looks up environment variables.
+    pub fn parse(
+        text: &str,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Error> {
+        let raw = parse_toml(text)?;
+        let mut config = Validator { env }.config(raw)?;
+        if let Some(listen) = overrides.listen {
+            config.server.listen = listen;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.server.data_dir = dir.clone();
+        }
+        Ok(config)
+    }
+}
+
+fn parse_toml(text: &str) -> Result<RawConfig, Error> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| toml_error(text, None, &e))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let path = (path != ".").then_some(path);
+        toml_error(text, path, e.inner())
+    })
+}
+
+fn toml_error(text: &str, path: Option<String>, error: &toml::de::Error) -> Error {
+    let mut message = error.message().trim_end().replace('\n', "; ");
+    if let Some(span) = error.span() {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        message.push_str(&format!(" (line {line})"));
+    }
+    Error { path, message }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written. `deny_unknown_fields` everywhere: a typo is an error, not a silent default.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    projects: Vec<RawProject>,
+    #[serde(default)]
+    channels: Vec<RawChannel>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    alerts: RawAlerts,
+    #[serde(default)]
+    monitors: Vec<toml::Table>,
+    #[serde(default)]
+    probes: Vec<RawProbe>,
+    watchdog: Option<RawWatchdog>,
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    admin_token: Option<String>,
+    public_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    id: u64,
+    name: Option<String>,
+    keys: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum RawChannel {
+    Email {
+        name: String,
+        smtp_url: String,
+        username: Option<String>,
+        password: Option<String>,
+        from: String,
+        to: Vec<String>,
+    },
+    Webhook {
+        name: String,
+        url: String,
+    },
+    Telegram {
+        name: String,
+        bot_token: String,
+        chat_id: ChatId,
+        api_url: Option<String>,
+    },
+    Slack {
+        name: String,
+        url: String,
+    },
+    Alertmanager {
+        name: String,
+        urls: Vec<String>,
+    },
+    Log {
+        name: String,
+    },
+}
+
+/// Telegram chat ids are often written as numbers; accept both.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChatId {
+    Number(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    on: Vec<String>,
+    channels: Vec<String>,
+    threshold: Option<u64>,
+    window: Option<RawDuration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    dedup_window: Option<RawDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
+    name: String,
+    url: String,
+    interval: Option<RawDuration>,
+    timeout: Option<RawDuration>,
+    failure_threshold: Option<u64>,
+    success_threshold: Option<u64>,
+    expected_status: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatchdog {
+    url: String,
+    interval: Option<RawDuration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    checkins_per_monitor: Option<u64>,
+    events: Option<u64>,
+}
+
+/// A humantime string such as `"30s"`, parsed during validation so the error names the field.
+struct RawDuration(String);
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string such as \"30s\", \"5m\" or \"1h 30m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_owned()))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation: raw file → Config.
+
+struct Validator<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Validator<'_> {
+    fn config(&self, raw: RawConfig) -> Result<Config, Error> {
+        let server = self.server(raw.server)?;
+        let projects = self.projects(raw.projects)?;
+        let channels = raw
+            .channels
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| self.channel(&format!("channels[{i}]"), c))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(channels.iter().map(|c| c.name.as_str()), "channels", "channel")?;
+        let rules = raw
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| rule(&format!("rules[{i}]"), r, &channels))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(rules.iter().map(|r| r.name.as_str()), "rules", "rule")?;
+        let alerts = Alerts {
+            dedup_window: duration_or(
+                "alerts.dedup_window",
+                raw.alerts.dedup_window,
+                Duration::from_secs(300),
+                Duration::ZERO,
+            )?,
+        };
+        let project_ids: HashSet<u64> = if projects.is_empty() {
+            HashSet::from([1])
+        } else {
+            projects.iter().map(|p| p.id).collect()
+        };
+        let monitors = raw
+            .monitors
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| monitor(&format!("monitors[{i}]"), m, &project_ids))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut seen = HashSet::new();
+        for (i, m) in monitors.iter().enumerate() {
+            if !seen.insert(&m.key) {
+                return Err(Error::at(
+                    format!("monitors[{i}]"),
+                    format!(
+                        "monitor `{}` (project {}, environment `{}`) is declared twice",
+                        m.key.slug, m.key.project, m.key.environment
+                    ),
+                ));
+            }
+        }
+        let probes = raw
+            .probes
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| self.probe(&format!("probes[{i}]"), p))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(probes.iter().map(|p| p.name.as_str()), "probes", "probe")?;
+        let watchdog = raw
+            .watchdog
+            .map(|w| {
+                Ok::<_, Error>(Watchdog {
+                    url: self.url("watchdog.url", &w.url, &["http", "https"])?,
+                    interval: duration_or(
+                        "watchdog.interval",
+                        w.interval,
+                        Duration::from_secs(60),
+                        Duration::from_secs(1),
+                    )?,
+                })
+            })
+            .transpose()?;
+        let retention = Retention {
+            checkins_per_monitor: count_or(
+                "retention.checkins_per_monitor",
+                raw.retention.checkins_per_monitor,
+                DEFAULT_CHECKINS_PER_MONITOR,
+                1..=100_000,
+            )?,
+            events: count_or(
+                "retention.events",
+                raw.retention.events,
+                DEFAULT_EVENTS,
+                1..=10_000_000,
+            )?,
+        };
+        Ok(Config {
+            server,
+            projects,
+            channels,
+            rules,
+            alerts,
+            monitors,
+            probes,
+            watchdog,
+            retention,
+        })
+    }
+
+    /// Resolves `env:NAME`; anything else is the value itself. An unset or empty variable is an
+    /// error naming the field (never the value).
+    fn secret(&self, path: &str, raw: &str) -> Result<Secret, Error> {
+        let Some(name) = raw.strip_prefix("env:") else {
+            return Ok(Secret::new(raw));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::at(
+                path,
+                "`env:` needs a variable name, e.g. \"env:WATCHPOST_ADMIN_TOKEN\"",
+            ));
+        }
+        match (self.env)(name) {
+            Some(value) if !value.is_empty() => Ok(Secret::new(value)),
+            Some(_) => Err(Error::at(path, format!("environment variable {name} is empty"))),
+            None => Err(Error::at(path, format!("environment variable {name} is not set"))),
+        }
+    }
+
+    fn url(&self, path: &str, raw: &str, schemes: &[&str]) -> Result<Secret, Error> {
+        let secret = self.secret(path, raw)?;
+        // Never echo the URL: it may carry a token.
+        let url = reqwest::Url::parse(secret.expose())
+            .map_err(|e| Error::at(path, format!("not a valid URL ({e})")))?;
+        if !schemes.contains(&url.scheme()) || url.host_str().is_none_or(str::is_empty) {
+            return Err(Error::at(
+                path,
+                format!(
+                    "expected a {} URL with a host, such as \"{}://host/path\"",
+                    schemes.join(" or "),
+                    schemes[0]
+                ),
+            ));
+        }
+        Ok(secret)
+    }
+
+    fn server(&self, raw: RawServer) -> Result<Server, Error> {
+        let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen.parse().map_err(|_| {
+            Error::at(
+                "server.listen",
+                format!("`{listen}` is not a socket address; expected IP:PORT such as \"127.0.0.1:8470\""),
+            )
+        })?;
+        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        if data_dir.as_os_str().is_empty() {
+            return Err(Error::at("server.data_dir", "must not be empty"));
+        }
+        let admin_token = match raw.admin_token {
+            Some(raw_token) => {
+                let origin = match raw_token.strip_prefix("env:") {
+                    Some(name) => format!("environment variable {}", name.trim()),
+                    None => "the config file".to_owned(),
+                };
+                let token = self.secret("server.admin_token", &raw_token)?;
+                Some(admin_token("server.admin_token", &token, origin)?)
+            }
+            None => match (self.env)(ADMIN_TOKEN_ENV) {
+                Some(value) => Some(admin_token(
+                    ADMIN_TOKEN_ENV,
+                    &Secret::new(value),
+                    format!("environment variable {ADMIN_TOKEN_ENV}"),
+                )?),
+                None => None,
+            },
+        };
+        let public_url = raw
+            .public_url
+            .map(|url| {
+                self.url("server.public_url", &url, &["http", "https"])
+                    .map(|u| u.expose().trim_end_matches('/').to_owned())
+            })
+            .transpose()?;
+        Ok(Server {
+            listen,
+            data_dir,
+            admin_token,
+            public_url,
+        })
+    }
+
+    fn projects(&self, raw: Vec<RawProject>) -> Result<Vec<Project>, Error> {
+        let mut ids = HashMap::new();
+        let mut keys: HashMap<String, u64> = HashMap::new();
+        let mut projects = Vec::with_capacity(raw.len());
+        for (i, p) in raw.into_iter().enumerate() {
+            let path = format!("projects[{i}]");
+            if p.id == 0 {
+                return Err(Error::at(format!("{path}.id"), "must be a positive integer"));
+            }
+            if let Some(first) = ids.insert(p.id, i) {
+                return Err(Error::at(
+                    format!("{path}.id"),
+                    format!("project {} is already defined by projects[{first}]", p.id),
+                ));
+            }
+            let name = p.name.unwrap_or_else(|| format!("project-{}", p.id));
+            if name.trim().is_empty() {
+                return Err(Error::at(format!("{path}.name"), "must not be empty"));
+            }
+            if p.keys.is_empty() {
+                return Err(Error::at(
+                    format!("{path}.keys"),
+                    "needs at least one public key (32 hex characters)",
+                ));
+            }
+            let mut project_keys = Vec::with_capacity(p.keys.len());
+            for (k, raw_key) in p.keys.iter().enumerate() {
+                let key_path = format!("{path}.keys[{k}]");
+                let key = self.secret(&key_path, raw_key)?;
+                let key = key.expose().trim().to_ascii_lowercase();
+                if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(Error::at(key_path, "expected 32 hex characters"));
+                }
+                if let Some(owner) = keys.insert(key.clone(), p.id) {
+                    return Err(Error::at(
+                        key_path,
+                        format!("this key is already used by project {owner}; every key must be unique"),
+                    ));
+                }
+                project_keys.push(Secret::new(key));
+            }
+            projects.push(Project {
+                id: p.id,
+                name,
+                keys: project_keys,
+            });
+        }
+        Ok(projects)
+    }
+
+    fn channel(&self, path: &str, raw: RawChannel) -> Result<Channel, Error> {
+        let (name, kind) = match raw {
+            RawChannel::Email {
+                name,
+                smtp_url,
+                username,
+                password,
+                from,
+                to,
+            } => {
+                let smtp_url = self.url(&format!("{path}.smtp_url"), &smtp_url, &["smtp", "smtps"])?;
+                let username = username
+                    .map(|u| self.secret(&format!("{path}.username"), &u))
+                    .transpose()?;
+                let password = password
+                    .map(|p| self.secret(&format!("{path}.password"), &p))
+                    .transpose()?;
+                if password.is_some() && username.is_none() {
+                    return Err(Error::at(
+                        format!("{path}.username"),
+                        "is required when a password is given",
+                    ));
+                }
+                if !from.contains('@') {
+                    return Err(Error::at(
+                        format!("{path}.from"),
+                        format!("`{from}` is not an email address; e.g. \"Watchpost <alerts@example.com>\""),
+                    ));
+                }
+                if to.is_empty() {
+                    return Err(Error::at(format!("{path}.to"), "needs at least one recipient"));
+                }
+                if let Some(k) = to.iter().position(|addr| !addr.contains('@')) {
+                    return Err(Error::at(
+                        format!("{path}.to[{k}]"),
+                        format!("`{}` is not an email address", to[k]),
+                    ));
+                }
+                (
+                    name,
+                    ChannelKind::Email {
+                        smtp_url,
+                        username,
+                        password,
+                        from,
+                        to,
+                    },
+                )
+            }
+            RawChannel::Webhook { name, url } => {
+                let url = self.url(&format!("{path}.url"), &url, &["http", "https"])?;
+                (name, ChannelKind::Webhook { url })
+            }
+            RawChannel::Telegram {
+                name,
+                bot_token,
+                chat_id,
+                api_url,
+            } => {
+                let bot_token = self.secret(&format!("{path}.bot_token"), &bot_token)?;
+                let chat_id = match chat_id {
+                    ChatId::Number(n) => n.to_string(),
+                    ChatId::Text(text) => {
+                        let text = text.trim().to_owned();
+                        let numeric = text.strip_prefix('-').unwrap_or(&text);
+                        let valid = (!numeric.is_empty() && numeric.bytes().all(|b| b.is_ascii_digit()))
+                            || (text.len() > 1 && text.starts_with('@'));
+                        if !valid {
+                            return Err(Error::at(
+                                format!("{path}.chat_id"),
+                                format!("`{text}` is not a chat id; expected a number such as \"-1001234567890\" or \"@channelname\""),
+                            ));
+                        }
+                        text
+                    }
+                };
+                let api_url = match api_url {
+                    Some(url) => self
+                        .url(&format!("{path}.api_url"), &url, &["http", "https"])?
+                        .expose()
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    None => "https://api.telegram.org".to_owned(),
+                };
+                (
+                    name,
+                    ChannelKind::Telegram {
+                        bot_token,
+                        chat_id,
+                        api_url,
+                    },
+                )
+            }
+            RawChannel::Slack { name, url } => {
+                let url = self.url(&format!("{path}.url"), &url, &["http", "https"])?;
+                (name, ChannelKind::Slack { url })
+            }
+            RawChannel::Alertmanager { name, urls } => {
+                if urls.is_empty() {
+                    return Err(Error::at(
+                        format!("{path}.urls"),
+                        "needs at least one Alertmanager URL, e.g. [\"http://127.0.0.1:9093\"]",
+                    ));
+                }
+                let urls = urls
+                    .iter()
+                    .enumerate()
+                    .map(|(k, u)| self.url(&format!("{path}.urls[{k}]"), u, &["http", "https"]))
+                    .collect::<Result<_, _>>()?;
+                (name, ChannelKind::Alertmanager { urls })
+            }
+            RawChannel::Log { name } => (name, ChannelKind::Log),
+        };
+        Ok(Channel {
+            name: name_field(&format!("{path}.name"), &name)?,
+            kind,
+        })
+    }
+
+    fn probe(&self, path: &str, raw: RawProbe) -> Result<Probe, Error> {
+        let name = name_field(&format!("{path}.name"), &raw.name)?;
+        let url = self.url(&format!("{path}.url"), &raw.url, &["http", "https"])?;
+        let interval = duration_or(
+            &format!("{path}.interval"),
+            raw.interval,
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        )?;
+        let timeout = duration_or(
+            &format!("{path}.timeout"),
+            raw.timeout,
+            Duration::from_secs(2).min(interval),
+            Duration::from_millis(1),
+        )?;
+        if timeout > interval {
+            return Err(Error::at(
+                format!("{path}.timeout"),
+                format!(
+                    "{} is longer than the interval {}; a check must finish before the next starts",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
+        let threshold = |field: &str, value: Option<u64>, default: u32| -> Result<u32, Error> {
+            count_or(&format!("{path}.{field}"), value, default as usize, 1..=1000).map(|n| n as u32)
+        };
+        let expected_status = match raw.expected_status {
+            None => 200,
+            Some(code @ 100..=599) => code as u16,
+            Some(code) => {
+                return Err(Error::at(
+                    format!("{path}.expected_status"),
+                    format!("{code} is not an HTTP status code (100-599)"),
+                ));
+            }
+        };
+        Ok(Probe {
+            name,
+            url,
+            interval,
+            timeout,
+            failure_threshold: threshold("failure_threshold", raw.failure_threshold, 2)?,
+            success_threshold: threshold("success_threshold", raw.success_threshold, 1)?,
+            expected_status,
+        })
+    }
+}
+
+fn admin_token(path: &str, token: &Secret, origin: String) -> Result<ProvidedToken, Error> {
+    let trimmed = token.expose().trim();
+    if trimmed.len() < MIN_ADMIN_TOKEN_LEN {
+        return Err(Error::at(
+            path,
+            format!("the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters (a random 64-hex token is best)"),
+        ));
+    }
+    if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::at(path, "the admin token must not contain whitespace"));
+    }
+    Ok(ProvidedToken {
+        token: Secret::new(trimmed),
+        origin,
+    })
+}
+
+fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
+    let name = name_field(&format!("{path}.name"), &raw.name)?;
+    if raw.on.is_empty() {
+        return Err(Error::at(format!("{path}.on"), "needs at least one alert kind"));
+    }
+    let on = raw
+        .on
+        .iter()
+        .enumerate()
+        .map(|(k, kind)| {
+            AlertKind::parse(kind).ok_or_else(|| {
+                let known: Vec<_> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+                Error::at(
+                    format!("{path}.on[{k}]"),
+                    format!("unknown alert kind `{kind}`; known kinds: {}", known.join(", ")),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if raw.channels.is_empty() {
+        return Err(Error::at(format!("{path}.channels"), "needs at least one channel name"));
+    }
+    for (k, channel) in raw.channels.iter().enumerate() {
+        if !channels.iter().any(|c| &c.name == channel) {
+            let known: Vec<_> = channels.iter().map(|c| c.name.as_str()).collect();
+            let hint = if known.is_empty() {
+                "no [[channels]] are defined".to_owned()
+            } else {
+                format!("defined channels: {}", known.join(", "))
+            };
+            return Err(Error::at(
+                format!("{path}.channels[{k}]"),
+                format!("no channel named `{channel}`; {hint}"),
+            ));
+        }
+    }
+    let spike = on.contains(&AlertKind::IssueSpike);
+    let threshold = match (raw.threshold, spike) {
+        (Some(n @ 1..=1_000_000), true) => Some(n as u32),
+        (Some(n), true) => {
+            return Err(Error::at(
+                format!("{path}.threshold"),
+                format!("{n} is out of range; give a number of events between 1 and 1000000"),
+            ));
+        }
+        (None, true) => {
+            return Err(Error::at(
+                format!("{path}.threshold"),
+                "is required for issue.spike: the number of events in `window` that makes a spike",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(Error::at(
+                format!("{path}.threshold"),
+                "only applies to issue.spike; remove it or add \"issue.spike\" to `on`",
+            ));
+        }
+        (None, false) => None,
+    };
+    let window = match (raw.window, spike) {
+        (Some(w), true) => Some(duration(&format!("{path}.window"), &w, Duration::from_secs(1))?),
+        (None, true) => {
+            return Err(Error::at(
+                format!("{path}.window"),
+                "is required for issue.spike, e.g. \"1h\"",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(Error::at(
+                format!("{path}.window"),
+                "only applies to issue.spike; remove it or add \"issue.spike\" to `on`",
+            ));
+        }
+        (None, false) => None,
+    };
+    Ok(Rule {
+        name,
+        on,
+        channels: raw.channels,
+        threshold,
+        window,
+    })
+}
+
+/// `[[monitors]]` entries are validated by the engine's own config parser, so the file, the API
+/// and check-ins accept exactly the same fields.
+fn monitor(path: &str, mut table: toml::Table, projects: &HashSet<u64>) -> Result<MonitorSpec, Error> {
+    let project = match table.remove("project") {
+        Some(toml::Value::Integer(id)) if id > 0 && projects.contains(&(id as u64)) => id as u64,
+        Some(toml::Value::Integer(id)) if id > 0 => {
+            let mut known: Vec<_> = projects.iter().collect();
+            known.sort();
+            let known: Vec<_> = known.iter().map(|id| id.to_string()).collect();
+            return Err(Error::at(
+                format!("{path}.project"),
+                format!("project {id} is not defined; defined projects: {}", known.join(", ")),
+            ));
+        }
+        Some(_) => return Err(Error::at(format!("{path}.project"), "expected a positive project id")),
+        None => return Err(Error::at(format!("{path}.project"), "is required")),
+    };
+    let slug = match table.remove("slug") {
+        Some(toml::Value::String(slug)) => slug,
+        Some(_) => return Err(Error::at(format!("{path}.slug"), "expected a string")),
+        None => return Err(Error::at(format!("{path}.slug"), "is required")),
+    };
+    let environment = match table.remove("environment") {
+        Some(toml::Value::String(env)) => Some(env),
+        Some(_) => return Err(Error::at(format!("{path}.environment"), "expected a string")),
+        None => None,
+    };
+    let key = MonitorKey::new(project, &slug, environment.as_deref())
+        .map_err(|e| monitor_error(path, &e))?;
+    if key.slug != slug {
+        return Err(Error::at(
+            format!("{path}.slug"),
+            format!("`{slug}` is not a normalized slug; write `{}`", key.slug),
+        ));
+    }
+    let json = serde_json::to_value(&table)
+        .map_err(|e| Error::at(path, format!("cannot read this monitor: {e}")))?;
+    let config = ConfigPatch::from_json(&json)
+        .and_then(|patch| patch.to_config())
+        .map_err(|e| monitor_error(path, &e))?;
+    Ok(MonitorSpec { key, config })
+}
+
+/// Which field an engine validation error is about, so the message names `monitors[i].<field>`.
+fn monitor_error(path: &str, error: &MonitorConfigError) -> Error {
+    let field = match error {
+        MonitorConfigError::Crontab { .. }
+        | MonitorConfigError::CrontabFields { .. }
+        | MonitorConfigError::CrontabAlias { .. }
+        | MonitorConfigError::CrontabNeverMatches { .. }
+        | MonitorConfigError::Interval { .. }
+        | MonitorConfigError::ScheduleShape { .. }
+        | MonitorConfigError::MissingSchedule => "schedule",
+        MonitorConfigError::Timezone { .. } => "timezone",
+        MonitorConfigError::Threshold { field, .. } | MonitorConfigError::Duration { field, .. } => field,
+        MonitorConfigError::UnknownField { field } => field.as_str(),
+        MonitorConfigError::Slug { .. } => "slug",
+        MonitorConfigError::Environment { .. } => "environment",
+    };
+    Error::at(format!("{path}.{field}"), error.to_string())
+}
+
+fn name_field(path: &str, name: &str) -> Result<String, Error> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(Error::at(path, "must not be empty"));
+    }
+    if trimmed.len() > 100 || trimmed.chars().any(char::is_control) {
+        return Err(Error::at(path, "must be at most 100 characters without control characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn unique<'a>(names: impl Iterator<Item = &'a str>, section: &str, what: &str) -> Result<(), Error> {
+    let mut seen = HashMap::new();
+    for (i, name) in names.enumerate() {
+        if let Some(first) = seen.insert(name, i) {
+            return Err(Error::at(
+                format!("{section}[{i}].name"),
+                format!("{what} `{name}` is already defined by {section}[{first}]; names must be unique"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn duration(path: &str, raw: &RawDuration, min: Duration) -> Result<Duration, Error> {
+    let value = humantime::parse_duration(raw.0.trim()).map_err(|e| {
+        Error::at(
+            path,
+            format!("`{}` is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h 30m\"", raw.0),
+        )
+    })?;
+    if value < min {
+        return Err(Error::at(
+            path,
+            format!("{} is too short; the minimum is {}", raw.0, humantime::format_duration(min)),
+        ));
+    }
+    if value > Duration::from_secs(366 * 24 * 3600) {
+        return Err(Error::at(path, format!("{} is too long; the maximum is one year", raw.0)));
+    }
+    Ok(value)
+}
+
+fn duration_or(
+    path: &str,
+    raw: Option<RawDuration>,
+    default: Duration,
+    min: Duration,
+) -> Result<Duration, Error> {
+    raw.map_or(Ok(default), |raw| duration(path, &raw, min))
+}
+
+fn count_or(
+    path: &str,
+    raw: Option<u64>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, Error> {
+    let Some(value) = raw else {
+        return Ok(default);
+    };
+    match usize::try_from(value) {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(Error::at(
+            path,
+            format!("{value} is out of range; expected {} to {}", range.start(), range.end()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "WATCHPOST_SMTP_PASSWORD" => Some("hunter2".into()),
+            "WATCHPOST_TELEGRAM_BOT_TOKEN" => Some("123:abc".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        Config::parse(text, &Overrides::default(), &env)
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let config = parse("").unwrap();
+        assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.server.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(config.server.admin_token.is_none());
+        assert!(config.projects.is_empty());
+        assert_eq!(config.alerts.dedup_window, Duration::from_secs(300));
+        assert_eq!(config.retention.checkins_per_monitor, 100);
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some("/tmp/x".into()),
+        };
+        let config = Config::parse(
+            "[server]\nlisten = \"0.0.0.0:1\"\ndata_dir = \"/var/lib/w\"\n",
+            &overrides,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(config.server.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn admin_token_from_the_environment_never_shows_in_debug() {
+        let with_env = |name: &str| (name == ADMIN_TOKEN_ENV).then(|| "s3cr3t-s3cr3t-s3cr3t".to_owned());
+        let config = Config::parse("", &Overrides::default(), &with_env).unwrap();
+        let token = config.server.admin_token.unwrap();
+        assert_eq!(token.token.expose(), "s3cr3t-s3cr3t-s3cr3t");
+        assert_eq!(token.origin, "environment variable WATCHPOST_ADMIN_TOKEN");
+        assert!(!format!("{token:?}").contains("s3cr3t"));
+    }
+
+    /// The configuration in PRODUCT.md §3.1, verbatim apart from the env names it needs.
+    const PRODUCT_EXAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:8470"
+data_dir = "./watchpost-data"
+public_url = "http://127.0.0.1:8470"
+
+[[projects]]
+id = 1
+name = "default"
+keys = ["0123456789abcdef0123456789abcdef"]
+
+[[channels]]
+name = "ops-webhook"
+type = "webhook"
+url = "http://127.0.0.1:9000/hook"
+
+[[channels]]
+name = "ops-email"
+type = "email"
+smtp_url = "smtps://smtp.example.com:465"
+username = "alerts@example.com"
+password = "env:WATCHPOST_SMTP_PASSWORD"
+from = "Watchpost <alerts@example.com>"
+to = ["oncall@example.com"]
+
+[[channels]]
+name = "ops-telegram"
+type = "telegram"
+bot_token = "env:WATCHPOST_TELEGRAM_BOT_TOKEN"
+chat_id = "-1001234567890"
+api_url = "https://api.telegram.org"
+
+[[rules]]
+name = "new errors"
+on = ["issue.first_seen", "issue.regressed"]
+channels = ["ops-telegram", "ops-email"]
+
+[[rules]]
+name = "error spike"
+on = ["issue.spike"]
+threshold = 10
+window = "1h"
+channels = ["ops-telegram"]
+
+[[rules]]
+name = "jobs and uptime"
+on = ["monitor.failed", "monitor.recovered", "probe.down", "probe.up"]
+channels = ["ops-telegram", "ops-webhook"]
+
+[alerts]
+dedup_window = "5m"
+
+[[monitors]]
+project = 1
+slug = "nightly-backup"
+schedule = "0 3 * * *"
+timezone = "Europe/Berlin"
+checkin_margin = "5m"
+max_runtime = "30m"
+failure_issue_threshold = 2
+
+[[probes]]
+name = "api-health"
+url = "http://127.0.0.1:8080/health"
+interval = "30s"
+timeout = "2s"
+failure_threshold = 2
+success_threshold = 1
+
+[watchdog]
+url = "https://hc-ping.example/your-uuid"
+interval = "60s"
+"#;
+
+    #[test]
+    fn accepts_the_documented_example() {
+        let config = parse(PRODUCT_EXAMPLE).unwrap();
+        assert_eq!(config.projects[0].keys[0].expose(), KEY);
+        assert_eq!(config.channels.len(), 3);
+        match &config.channels[1].kind {
+            ChannelKind::Email { password, .. } => {
+                assert_eq!(password.as_ref().unwrap().expose(), "hunter2");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(config.rules[1].window, Some(Duration::from_secs(3600)));
+        assert_eq!(config.rules[2].on.len(), 4);
+        let monitor = &config.monitors[0];
+        assert_eq!(monitor.key.slug, "nightly-backup");
+        assert_eq!(monitor.key.environment, "production");
+        assert_eq!(monitor.config.checkin_margin, Duration::from_secs(300));
+        assert_eq!(monitor.config.failure_issue_threshold, 2);
+        assert_eq!(config.probes[0].failure_threshold, 2);
+        assert_eq!(config.watchdog.unwrap().interval, Duration::from_secs(60));
+        assert_eq!(config.server.public_url.as_deref(), Some("http://127.0.0.1:8470"));
+    }
+
+    /// Every bad config names the field and says what is wrong.
+    #[test]
+    fn bad_configs_name_the_field() {
+        let project = format!("[[projects]]\nid = 1\nkeys = [\"{KEY}\"]\n");
+        let cases: Vec<(String, &str)> = vec![
+            ("[server]\nlisten = \"localhost\"\n".into(), "server.listen: `localhost` is not a socket address"),
+            ("[server]\nlisten = 8470\n".into(), "server.listen: invalid type: integer `8470`, expected a string"),
+            ("[server]\nlisen = \"x\"\n".into(), "server.lisen: unknown field `lisen`, expected one of `listen`"),
+            ("[sever]\n".into(), "unknown field `sever`"),
+            ("[server]\nadmin_token = \"short\"\n".into(), "server.admin_token: the admin token must be at least 16 characters"),
+            ("[server]\nadmin_token = \"env:NOPE\"\n".into(), "server.admin_token: environment variable NOPE is not set"),
+            ("[server]\nadmin_token = \"env:EMPTY\"\n".into(), "server.admin_token: environment variable EMPTY is empty"),
+            ("[server]\npublic_url = \"ftp://x\"\n".into(), "server.public_url: expected a http or https URL"),
+            (format!("[[projects]]\nid = 1\nkeys = [\"{KEY}\", \"abc\"]\n"), "projects[0].keys[1]: expected 32 hex characters"),
+            (format!("[[projects]]\nid = 1\nkeys = [\"{}\"]\n", "g".repeat(32)), "projects[0].keys[0]: expected 32 hex characters"),
+            ("[[projects]]\nid = 1\nkeys = []\n".into(), "projects[0].keys: needs at least one public key"),
+            ("[[projects]]\nid = 0\nkeys = []\n".into(), "projects[0].id: must be a positive integer"),
+            ("[[projects]]\nid = -1\nkeys = []\n".into(), "projects[0].id: invalid value: integer `-1`"),
+            (format!("{project}[[projects]]\nid = 1\nkeys = [\"{}\"]\n", "a".repeat(32)), "projects[1].id: project 1 is already defined by projects[0]"),
+            (format!("{project}[[projects]]\nid = 2\nkeys = [\"{KEY}\"]\n"), "projects[1].keys[0]: this key is already used by project 1"),
+            ("[[projects]]\nid = 1\nkeys = [\"env:NOPE\"]\n".into(), "projects[0].keys[0]: environment variable NOPE is not set"),
+            ("[[channels]]\nname = \"a\"\ntype = \"sms\"\n".into(), "channels[0].type: unknown variant `sms`, expected one of `email`"),
+            ("[[channels]]\nname = \"a\"\n".into(), "channels[0]: missing field `type`"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\nurl = \"x\"\n".into(), "channels[0]: unknown field `url`"),
+            ("[[channels]]\nname = \"a\"\ntype = \"webhook\"\nurl = \"not a url\"\n".into(), "channels[0].url: not a valid URL"),
+            ("[[channels]]\nname = \"a\"\ntype = \"webhook\"\nurl = \"env:NOPE\"\n".into(), "channels[0].url: environment variable NOPE is not set"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[channels]]\nname = \"a\"\ntype = \"log\"\n".into(), "channels[1].name: channel `a` is already defined by channels[0]"),
+            ("[[channels]]\nname = \" \"\ntype = \"log\"\n".into(), "channels[0].name: must not be empty"),
+            ("[[channels]]\nname = \"t\"\ntype = \"telegram\"\nbot_token = \"env:NOPE\"\nchat_id = 1\n".into(), "channels[0].bot_token: environment variable NOPE is not set"),
+            ("[[channels]]\nname = \"t\"\ntype = \"telegram\"\nbot_token = \"x\"\nchat_id = \"ops\"\n".into(), "channels[0].chat_id: `ops` is not a chat id"),
+            ("[[channels]]\nname = \"e\"\ntype = \"email\"\nsmtp_url = \"http://x\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n".into(), "channels[0].smtp_url: expected a smtp or smtps URL"),
+            ("[[channels]]\nname = \"e\"\ntype = \"email\"\nsmtp_url = \"smtp://x\"\nfrom = \"a@b\"\nto = []\n".into(), "channels[0].to: needs at least one recipient"),
+            ("[[channels]]\nname = \"e\"\ntype = \"email\"\nsmtp_url = \"smtp://x\"\nfrom = \"a@b\"\nto = [\"nobody\"]\n".into(), "channels[0].to[0]: `nobody` is not an email address"),
+            ("[[channels]]\nname = \"m\"\ntype = \"alertmanager\"\nurls = []\n".into(), "channels[0].urls: needs at least one Alertmanager URL"),
+            ("[[rules]]\nname = \"r\"\non = [\"monitor.failed\"]\nchannels = [\"nope\"]\n".into(), "rules[0].channels[0]: no channel named `nope`; no [[channels]] are defined"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = [\"monitor.exploded\"]\nchannels = [\"a\"]\n".into(), "rules[0].on[0]: unknown alert kind `monitor.exploded`"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = [\"issue.spike\"]\nchannels = [\"a\"]\nwindow = \"1h\"\n".into(), "rules[0].threshold: is required for issue.spike"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = [\"issue.spike\"]\nchannels = [\"a\"]\nthreshold = 5\nwindow = \"soon\"\n".into(), "rules[0].window: `soon` is not a duration"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = [\"probe.up\"]\nchannels = [\"a\"]\nthreshold = 5\n".into(), "rules[0].threshold: only applies to issue.spike"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = []\nchannels = [\"a\"]\n".into(), "rules[0].on: needs at least one alert kind"),
+            ("[alerts]\ndedup_window = 5\n".into(), "alerts.dedup_window: invalid type: integer `5`, expected a duration string"),
+            ("[alerts]\ndedup_window = \"5 parsecs\"\n".into(), "alerts.dedup_window: `5 parsecs` is not a duration"),
+            ("[[monitors]]\nproject = 1\nslug = \"job\"\nschedule = \"61 * * * *\"\n".into(), "monitors[0].schedule: schedule `61 * * * *` is not a valid crontab expression"),
+            ("[[monitors]]\nproject = 1\nslug = \"job\"\nschedule = \"0 * * * *\"\ntimezone = \"Mars/Olympus\"\n".into(), "monitors[0].timezone: timezone `Mars/Olympus` is not a known IANA timezone name"),
+            ("[[monitors]]\nproject = 1\nslug = \"job\"\nschedule = \"0 * * * *\"\nfailure_issue_threshold = 0\n".into(), "monitors[0].failure_issue_threshold: failure_issue_threshold must be a whole number between 1 and 720"),
+            ("[[monitors]]\nproject = 1\nslug = \"job\"\nschedule = \"0 * * * *\"\ncolour = \"red\"\n".into(), "monitors[0].colour: unknown monitor config field `colour`"),
+            ("[[monitors]]\nproject = 1\nslug = \"job\"\n".into(), "monitors[0].schedule: schedule is required"),
+            ("[[monitors]]\nproject = 2\nslug = \"job\"\nschedule = \"0 * * * *\"\n".into(), "monitors[0].project: project 2 is not defined; defined projects: 1"),
+            ("[[monitors]]\nslug = \"job\"\nschedule = \"0 * * * *\"\n".into(), "monitors[0].project: is required"),
+            ("[[monitors]]\nproject = 1\nslug = \"My Job\"\nschedule = \"0 * * * *\"\n".into(), "monitors[0].slug: `My Job` is not a normalized slug; write `my-job`"),
+            ("[[monitors]]\nproject = 1\nslug = \"job\"\nschedule = \"@hourly\"\n[[monitors]]\nproject = 1\nslug = \"job\"\nschedule = \"@daily\"\n".into(), "monitors[1]: monitor `job` (project 1, environment `production`) is declared twice"),
+            ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\ninterval = \"10s\"\ntimeout = \"20s\"\n".into(), "probes[0].timeout: 20s is longer than the interval 10s"),
+            ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nfailure_threshold = 0\n".into(), "probes[0].failure_threshold: 0 is out of range"),
+            ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nexpected_status = 999\n".into(), "probes[0].expected_status: 999 is not an HTTP status code"),
+            ("[[probes]]\nname = \"p\"\nurl = \"x\"\n".into(), "probes[0].url: not a valid URL"),
+            ("[watchdog]\ninterval = \"1m\"\n".into(), "watchdog: missing field `url`"),
+            ("[watchdog]\nurl = \"https://hc/x\"\ninterval = \"0s\"\n".into(), "watchdog.interval: 0s is too short"),
+            ("[retention]\ncheckins_per_monitor = 0\n".into(), "retention.checkins_per_monitor: 0 is out of range"),
+            ("[server\n".into(), "(line 1)"),
+        ];
+        let mut failures = Vec::new();
+        for (text, expected) in cases {
+            match parse(&text) {
+                Ok(_) => failures.push(format!("config:\n{text}\nwas accepted; expected: {expected}")),
+                Err(err) => {
+                    let err = err.to_string();
+                    if !err.contains(expected) || err.contains('\n') {
+                        failures.push(format!("config:\n{text}\ngot:      {err}\nexpected: {expected}"));
+                    }
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let text = "[[channels]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"ftp://token-1234@host/x\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.starts_with("channels[0].url:"), "{err}");
+        assert!(!err.contains("token-1234"), "{err}");
+    }
+}

@@ -1,0 +1,56 @@
+//! Deterministic ids for the check-ins and incidents the engine creates, so the engine needs no
+//! randomness: an FNV-1a 128 hash of (monitor key, sequence number, purpose), stamped as a
+//! version-8 UUID. Unique per monitor environment because the sequence number never repeats.
+
+use uuid::{Builder, Uuid};
+
+use super::model::MonitorEnv;
+
+/// What a derived id is for; part of the hash, so purposes never collide.
+#[derive(Clone, Copy)]
+pub(super) enum Purpose {
+    CheckIn,
+    Missed,
+    Incident,
+}
+
+/// Derives a fresh id for `monitor` and advances its sequence number.
+pub(super) fn next_id(monitor: &mut MonitorEnv, purpose: Purpose) -> Uuid {
+    monitor.seq += 1;
+    let mut hash = Fnv128::new();
+    hash.write(&monitor.key.project.to_le_bytes());
+    hash.write_str(&monitor.key.slug);
+    hash.write_str(&monitor.key.environment);
+    hash.write(&monitor.seq.to_le_bytes());
+    hash.write(&[purpose as u8]);
+    Builder::from_custom_bytes(hash.finish().to_be_bytes()).into_uuid()
+}
+
+/// FNV-1a, 128-bit variant.
+struct Fnv128(u128);
+
+impl Fnv128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+
+    fn new() -> Self {
+        Fnv128(Self::OFFSET)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u128::from(byte);
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+
+    /// Length-prefixed, so ("ab","c") and ("a","bc") differ.
+    fn write_str(&mut self, s: &str) {
+        self.write(&(s.len() as u64).to_le_bytes());
+        self.write(s.as_bytes());
+    }
+
+    fn finish(&self) -> u128 {
+        self.0
+    }
+}

@@ -1,0 +1,53 @@
+//! The pure state machine behind cron monitoring: `(state, input, now) -> (new state, effects)`.
+//!
+//! *Architecture invariant:* this module does no I/O and reads no clock (time is always the
+//! `now` parameter) and uses no randomness (ids it creates are derived from the state). The
+//! store persists its types as JSON; ingest, the API and the sweeper feed it and act on the
+//! [`Transition`]s it returns.
+//!
+//! How the IO side drives it:
+//! - **Check-in**: normalize the key ([`MonitorKey::new`]), convert the config
+//!   ([`ConfigPatch::from_protocol`]), load the [`MonitorEnv`], call [`target_checkin_id`], load
+//!   that [`CheckIn`] if it exists, call [`process_checkin`]; on `Ok`, store `monitor` and
+//!   `checkin`, write `effects` to the outbox in the same batch, and
+//!   [`DeadlineIndex::upsert_for`] the new monitor.
+//! - **Sweep**: [`DeadlineIndex::pop_due`]; for [`DeadlineKind::Missed`] call [`sweep_missed`],
+//!   for [`DeadlineKind::Timeout`] load the check-in and call [`sweep_timeout`]; store the
+//!   transition if any, then `upsert_for` the monitor's (new or unchanged) state.
+//! - **API**: [`MonitorEnv::apply_config`], [`MonitorEnv::set_muted`],
+//!   [`MonitorEnv::set_disabled`], then store and `upsert_for` (or [`DeadlineIndex::remove`] on
+//!   delete).
+//!
+//! Semantics follow Sentry Crons; the deviations are listed on each function and collected in
+//! `docs/` by the lead.
+
+mod checkin;
+mod config;
+pub mod deadlines;
+mod ids;
+mod incident;
+mod model;
+mod schedule;
+mod sweep;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use checkin::{process_checkin, target_checkin_id};
+pub use config::{
+    ConfigPatch, DEFAULT_CHECKIN_MARGIN, DEFAULT_MAX_RUNTIME, DEFAULT_TIMEZONE, IntervalUnit,
+    MonitorConfig, Schedule,
+};
+pub use deadlines::{Deadline, DeadlineIndex, DeadlineKind, deadlines_of};
+pub use model::{
+    CheckIn, CheckInInput, CheckInStatus, Effect, FailureCounts, Incident, IncidentKind,
+    IncidentReason, MAX_OPEN_RUNS, MonitorEnv, MonitorKey, MonitorStatus, OpenRun, Rejection,
+    Streak, Transition,
+};
+pub use sweep::{sweep_missed, sweep_timeout};
+pub use validate::{
+    ConfigError, DEFAULT_ENVIRONMENT, MAX_CHECKIN_DURATION_MS, MAX_CONFIG_DURATION,
+    MAX_ENVIRONMENT_LEN, MAX_SLUG_LEN, MAX_THRESHOLD, normalize_environment, normalize_slug,
+    parse_minutes_or_humantime, parse_threshold, parse_timezone,
+};

@@ -1,0 +1,189 @@
+//! HTTP plumbing shared by ingest and the API: the JSON error response every rejection uses,
+//! and body reading with limits. Knows nothing about monitors; never touches state.
+
+use axum::Json;
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+
+/// A rejection: a status, a sentence for a person, and a short reason label for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    /// The 4xx/5xx status.
+    pub status: StatusCode,
+    /// `{"error": message}`.
+    pub message: String,
+    /// Metric label, e.g. `bad_request`, `unauthorized`.
+    pub reason: &'static str,
+}
+
+impl HttpError {
+    /// Any status with a reason label.
+    pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> HttpError {
+        HttpError {
+            status,
+            message: message.into(),
+            reason,
+        }
+    }
+
+    /// 400 with a specific reason label.
+    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::BAD_REQUEST, reason, message)
+    }
+
+    /// 401.
+    pub fn unauthorized(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 413.
+    pub fn too_large(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+    }
+
+    /// 503: the collector cannot do its job right now (store not writable).
+    pub fn unavailable(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// 500, logged; the person gets a generic sentence.
+    pub fn internal(error: &dyn std::error::Error) -> HttpError {
+        tracing::error!(%error, "internal error");
+        HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error: {error}"),
+        )
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for HttpError {
+    fn from(error: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match error {
+            StoreError::Flush(_) | StoreError::Closed => HttpError::unavailable(format!(
+                "the collector could not store this durably ({error}); retry later"
+            )),
+            other => HttpError::internal(&other),
+        }
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes; more is a 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(HttpError::too_large(format!(
+            "request body exceeds the limit of {limit} bytes"
+        ))),
+        Err(e) => Err(HttpError::bad_request(
+            "malformed",
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+/// Reads the first `keep` bytes of a body and discards the rest up to `drain` bytes (beyond
+/// that the connection is simply not read further). Truncates, never rejects: a ping whose
+/// log is too long still counts.
+pub async fn read_truncated(mut body: Body, keep: usize, drain: usize) -> Bytes {
+    let mut kept = BytesMut::new();
+    let mut seen = 0usize;
+    while seen < drain {
+        let Some(Ok(frame)) = body.frame().await else {
+            break;
+        };
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            let room = keep.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..room.min(data.len())]);
+        }
+    }
+    kept.freeze()
+}
+
+/// Lossy UTF-8 of at most `max` bytes, cut at a character boundary.
+pub fn truncate_utf8(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.len() <= max {
+        return text.into_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// The query string as name/value pairs (400 if it does not decode).
+pub fn query_pairs(uri: &axum::http::Uri) -> Result<Vec<(String, String)>, HttpError> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|axum::extract::Query(pairs)| pairs)
+        .map_err(|e| HttpError::bad_request("malformed", format!("bad query string: {e}")))
+}
+
+/// The first value of query parameter `name`.
+pub fn query_value<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
+    query
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, value)| value.as_str())
+}
+
+/// `GET /nope` and friends: a JSON 404 instead of an empty body.
+pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> HttpError {
+    HttpError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+/// A known path with a method it does not take.
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> HttpError {
+    HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate_utf8("héllo".as_bytes(), 2), "h");
+        assert_eq!(truncate_utf8(b"abc", 10), "abc");
+        assert_eq!(truncate_utf8(&[0xff, b'a'], 10), "\u{fffd}a");
+    }
+
+    #[tokio::test]
+    async fn bodies_are_limited_or_truncated() {
+        let err = read_body(Body::from(vec![0u8; 11]), 10).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(read_body(Body::from("abc"), 10).await.unwrap(), "abc");
+        let kept = read_truncated(Body::from(vec![b'x'; 50]), 10, 1000).await;
+        assert_eq!(kept.len(), 10);
+    }
+}

@@ -1,0 +1,163 @@
+//! `POST /api/{project_id}/envelope/`: Sentry envelopes with `check_in` and `event` items.
+//! The whole envelope is decoded and validated before anything is applied; other item types
+//! are accepted and ignored.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_ENCODING;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Value, json};
+use watchpost::protocol::{self, ContentEncoding, DecodeError, Envelope, decode_body};
+
+use super::{auth, checkin_input, process_error, project_id, query_pairs};
+use crate::http::{HttpError, read_body};
+use crate::processor::Batch;
+use crate::server::AppState;
+use crate::store::RawEvent;
+
+/// Largest request body accepted, compressed.
+pub(super) const MAX_BODY: usize = 1 << 20;
+/// Largest envelope accepted after decompression.
+pub(super) const MAX_DECODED: usize = 20 << 20;
+/// Largest `check_in` item (Sentry's limit).
+pub(super) const MAX_CHECKIN_ITEM: usize = 100 * 1024;
+/// Largest `event` item (Sentry's limit).
+pub(super) const MAX_EVENT_ITEM: usize = 1 << 20;
+
+pub(super) async fn handle(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match ingest(&state, &project, &uri, &headers, body).await {
+        Ok(reply) => (StatusCode::OK, Json(reply)).into_response(),
+        Err((error, had_checkins)) => {
+            if had_checkins {
+                state.metrics.checkin_rejected(error.reason);
+            }
+            error.into_response()
+        }
+    }
+}
+
+/// On error, also says whether the envelope (may have) carried check-ins, for the metrics.
+async fn ingest(
+    state: &AppState,
+    project: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, (HttpError, bool)> {
+    let early = |e: HttpError| (e, true);
+    let project = project_id(project).map_err(early)?;
+    let query = query_pairs(uri).map_err(early)?;
+    let key = auth::find_key(headers, &query, None).map_err(early)?;
+    auth::check_project(&state.keys, &key, project).map_err(early)?;
+
+    let encoding_header = headers
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let encoding = ContentEncoding::from_header(encoding_header).ok_or_else(|| {
+        early(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "malformed",
+            format!(
+                "unsupported Content-Encoding `{}`; send identity, gzip or deflate",
+                encoding_header.unwrap_or_default()
+            ),
+        ))
+    })?;
+    let raw = read_body(body, MAX_BODY).await.map_err(early)?;
+    let decoded = decode_body(&raw, encoding, MAX_DECODED).map_err(|e| {
+        early(match e {
+            DecodeError::TooLarge { .. } => HttpError::too_large(e.to_string()),
+            DecodeError::Corrupt { .. } => HttpError::bad_request("malformed", e.to_string()),
+        })
+    })?;
+    let envelope = Envelope::parse(&decoded)
+        .map_err(|e| early(HttpError::bad_request("malformed", format!("malformed envelope: {e}"))))?;
+
+    let had_checkins = envelope.items.iter().any(|item| item.ty() == "check_in");
+    let fail = |e: HttpError| (e, had_checkins);
+    let now = Utc::now();
+    let mut batch = Batch::default();
+    // Envelope item index of each check-in, to name it in a rejection.
+    let mut positions = Vec::new();
+    for (index, item) in envelope.items.iter().enumerate() {
+        match item.ty() {
+            "check_in" => {
+                let input = check_in(project, index, &item.payload).map_err(fail)?;
+                batch.checkins.push(input);
+                positions.push(index);
+            }
+            "event" => batch
+                .events
+                .push(event(project, index, item.payload.clone(), now).map_err(fail)?),
+            _ => {}
+        }
+    }
+    let reply = match envelope.headers.get("event_id") {
+        Some(Value::String(id)) => json!({ "id": id }),
+        _ => json!({}),
+    };
+    if batch.checkins.is_empty() && batch.events.is_empty() {
+        return Ok(reply);
+    }
+    let events = batch.events.len() as u64;
+    let accepted = state.processor.ingest(batch).await.map_err(|e| {
+        fail(process_error(e, |i| {
+            format!("item {} (check_in): ", positions.get(i).copied().unwrap_or(i))
+        }))
+    })?;
+    state
+        .metrics
+        .checkins_accepted(accepted.ids.iter().flatten().count() as u64);
+    for _ in &accepted.dropped {
+        state.metrics.checkin_rejected("disabled");
+    }
+    state.metrics.events_accepted(events);
+    Ok(reply)
+}
+
+fn check_in(project: u64, index: usize, payload: &[u8]) -> Result<crate::engine::CheckInInput, HttpError> {
+    if payload.len() > MAX_CHECKIN_ITEM {
+        return Err(HttpError::too_large(format!(
+            "item {index} (check_in) is {} bytes; the limit is {MAX_CHECKIN_ITEM}",
+            payload.len()
+        )));
+    }
+    let wire: protocol::CheckIn = serde_json::from_slice(payload).map_err(|e| {
+        HttpError::bad_request("invalid_checkin", format!("item {index} (check_in): {e}"))
+    })?;
+    checkin_input(project, &wire, None).map_err(|message| {
+        HttpError::bad_request("invalid_checkin", format!("item {index} (check_in): {message}"))
+    })
+}
+
+fn event(
+    project: u64,
+    index: usize,
+    payload: Vec<u8>,
+    received: chrono::DateTime<Utc>,
+) -> Result<RawEvent, HttpError> {
+    if payload.len() > MAX_EVENT_ITEM {
+        return Err(HttpError::too_large(format!(
+            "item {index} (event) is {} bytes; the limit is {MAX_EVENT_ITEM}",
+            payload.len()
+        )));
+    }
+    let parsed: protocol::Event = serde_json::from_slice(&payload).map_err(|e| {
+        HttpError::bad_request("invalid_event", format!("item {index} (event): {e}"))
+    })?;
+    Ok(RawEvent {
+        project,
+        event_id: parsed.event_id,
+        received,
+        payload,
+    })
+}

@@ -1,0 +1,18 @@
+//! The Watchpost collector library: everything the `watchpost` binary runs.
+//!
+//! Data flows one way: `ingest` (HTTP → engine inputs), the `sweep`er (deadlines) and the `api`
+//! (edits) feed the `processor`, which runs the pure `engine` and commits through the `store`
+//! (the only module that knows sled). `server` wires them together; `config` validates the
+//! configuration file once.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod processor;
+pub mod run_cmd;
+pub mod server;
+pub mod store;
+pub mod sweep;

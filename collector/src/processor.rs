@@ -1,0 +1,657 @@
+//! The one path by which a monitor environment changes: check-ins from ingest, sweeps from the
+//! sweeper and edits from the API all load state, run the pure engine, commit one transaction,
+//! re-index deadlines, and acknowledge only once the write is durable. Never decides rules itself.
+//!
+//! **Serialization per monitor.** Work on a monitor environment holds one of 256 striped tokio
+//! mutexes, picked by hashing its key, from loading its state to committing the result. Chosen
+//! over a single engine task because check-ins for different monitors then proceed in parallel
+//! (no global queue in front of the store), and over one mutex per key because stripes need no
+//! map that grows with every monitor ever seen and no cleanup; an input touching several
+//! monitors (an envelope) takes its stripes in ascending order, so it cannot deadlock. Two
+//! monitors sharing a stripe merely wait for each other for the microseconds a commit takes.
+//!
+//! **Acknowledgement.** The stripe is released *before* waiting for the fsync, so one slow disk
+//! flush never blocks the next check-in of the same monitor. That is safe: a later write that
+//! built on not-yet-durable state is acknowledged only after a flush that covers both, and sled
+//! recovers a prefix of its log, never a later write without an earlier one.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, MutexGuard};
+use uuid::Uuid;
+
+use crate::config::{MonitorSpec, Retention};
+use crate::engine::{
+    CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind,
+    Effect, MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition, process_checkin,
+    sweep_missed, sweep_timeout, target_checkin_id,
+};
+use crate::store::{LogEntry, RawEvent, Seq, Store, StoreError, WriteSet};
+use crate::sweep::Deadlines;
+
+const STRIPES: usize = 256;
+/// How long a request waits for its write to become durable before giving up with a 503.
+const DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an input was not applied. Nothing was written when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The engine rejected check-in number `index` of the input.
+    #[error("{rejection}")]
+    Rejected {
+        /// Position among the input's check-ins.
+        index: usize,
+        /// Why.
+        rejection: Rejection,
+    },
+    /// An API edit names a monitor (environment) that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// An API edit carries an invalid configuration.
+    #[error("{0}")]
+    InvalidConfig(#[from] ConfigError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The write did not become durable in time; it may or may not survive a crash.
+    #[error("the write was not confirmed durable within {0:?}")]
+    NotDurable(Duration),
+}
+
+/// Check-ins and events from one request, applied all or nothing.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Check-ins in order.
+    pub checkins: Vec<CheckInInput>,
+    /// Raw events.
+    pub events: Vec<RawEvent>,
+}
+
+/// What happened to each check-in of an accepted [`Batch`].
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// The id of each check-in as recorded, in input order; `None` where it was dropped.
+    pub ids: Vec<Option<Uuid>>,
+    /// Check-ins dropped without error (the monitor is disabled), with the reason.
+    pub dropped: Vec<(usize, Rejection)>,
+}
+
+/// What a sweep recorded.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SweepReport {
+    /// `missed` check-ins recorded.
+    pub missed: u64,
+    /// Runs turned into `timeout`.
+    pub timeouts: u64,
+}
+
+/// Which environments an API edit applies to.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// One monitor environment.
+    One(MonitorKey),
+    /// Every environment of a monitor (`production` when creating one that has none).
+    AllEnvironments {
+        /// Project id.
+        project: u64,
+        /// Normalized slug.
+        slug: String,
+    },
+}
+
+/// An API `PATCH`.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    /// Config fields to change.
+    pub config: ConfigPatch,
+    /// Mute or unmute.
+    pub muted: Option<bool>,
+    /// Disable or enable.
+    pub disabled: Option<bool>,
+}
+
+/// Applies inputs to monitor environments. See the module docs for the concurrency design.
+#[derive(Debug)]
+pub struct Processor {
+    store: Store,
+    deadlines: Arc<Deadlines>,
+    locks: KeyLocks,
+    retention: Retention,
+}
+
+impl Processor {
+    /// A processor writing to `store` and indexing into `deadlines`.
+    pub fn new(store: Store, deadlines: Arc<Deadlines>, retention: Retention) -> Processor {
+        Processor {
+            store,
+            deadlines,
+            locks: KeyLocks::new(STRIPES),
+            retention,
+        }
+    }
+
+    /// Applies a request's check-ins and events atomically: every check-in is run through the
+    /// engine (later ones seeing the effect of earlier ones) before anything is written, so a
+    /// rejection leaves no trace. Check-ins for a disabled monitor are dropped, not rejected.
+    /// Returns once the write is durable.
+    pub async fn ingest(&self, batch: Batch) -> Result<Accepted, ProcessError> {
+        let (seq, accepted) = {
+            let _guards = self
+                .locks
+                .lock_all(batch.checkins.iter().map(|c| &c.key))
+                .await;
+            let now = Utc::now();
+            let mut pending = Pending::default();
+            let mut accepted = Accepted::default();
+            for (index, input) in batch.checkins.into_iter().enumerate() {
+                match self.run_checkin(&mut pending, input, now)? {
+                    Ok(id) => accepted.ids.push(Some(id)),
+                    Err(Rejection::Disabled(key)) => {
+                        accepted.ids.push(None);
+                        accepted.dropped.push((index, Rejection::Disabled(key)));
+                    }
+                    Err(rejection) => return Err(ProcessError::Rejected { index, rejection }),
+                }
+            }
+            let mut writes = pending.into_writes();
+            writes.events = batch.events;
+            (self.apply(&writes, now)?, accepted)
+        };
+        self.durable(seq).await?;
+        Ok(accepted)
+    }
+
+    /// Runs one check-in against the pending state; the outer `Result` is a store failure,
+    /// the inner one the engine's verdict.
+    fn run_checkin(
+        &self,
+        pending: &mut Pending,
+        input: CheckInInput,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Uuid, Rejection>, StoreError> {
+        let key = input.key.clone();
+        let monitor = match pending.monitors.get(&key) {
+            Some(state) => state.clone(),
+            None => {
+                let state = self.store.monitor(&key)?;
+                pending.monitors.insert(key.clone(), state.clone());
+                state
+            }
+        };
+        let existing = match target_checkin_id(monitor.as_ref(), &input) {
+            Some(id) => match pending.checkins.get(&id) {
+                Some(checkin) => Some(checkin.clone()),
+                None => self.store.checkin(id)?,
+            },
+            None => None,
+        };
+        Ok(process_checkin(monitor, existing, input, now).map(|transition| {
+            let id = transition.checkin.id;
+            if !transition.unchanged {
+                pending.record(transition);
+            }
+            id
+        }))
+    }
+
+    /// Records a `/ping/.../log` entry: no state changes, the monitor must exist.
+    /// Returns `false` if it was dropped because the monitor is disabled.
+    pub async fn log(&self, entry: LogEntry) -> Result<bool, ProcessError> {
+        let seq = {
+            let _guard = self.locks.lock(&entry.key).await;
+            let monitor = self.store.monitor(&entry.key)?;
+            match monitor {
+                None => {
+                    return Err(ProcessError::Rejected {
+                        index: 0,
+                        rejection: Rejection::UnknownMonitor(entry.key),
+                    });
+                }
+                Some(monitor) if monitor.disabled => return Ok(false),
+                Some(_) => {}
+            }
+            let now = entry.received;
+            let writes = WriteSet {
+                logs: vec![entry],
+                ..WriteSet::default()
+            };
+            self.apply(&writes, now)?
+        };
+        self.durable(seq).await?;
+        Ok(true)
+    }
+
+    /// Runs the missed and timeout sweeps for deadlines the index found due. A deadline whose
+    /// sweep fails is put back; the first error is returned after the rest were tried.
+    pub async fn sweep(
+        &self,
+        due: Vec<Deadline>,
+        now: DateTime<Utc>,
+    ) -> Result<SweepReport, ProcessError> {
+        let mut report = SweepReport::default();
+        let mut last_seq = None;
+        let mut first_error = None;
+        for deadline in due {
+            match self.sweep_one(&deadline, now).await {
+                Ok(Some((seq, status))) => {
+                    last_seq = Some(seq);
+                    match status {
+                        CheckInStatus::Missed => report.missed += 1,
+                        CheckInStatus::Timeout => report.timeouts += 1,
+                        _ => {}
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        // One durability wait for the whole batch of due deadlines.
+        if let Some(seq) = last_seq {
+            self.durable(seq).await?;
+        }
+        first_error.map_or(Ok(report), Err)
+    }
+
+    async fn sweep_one(
+        &self,
+        deadline: &Deadline,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Seq, CheckInStatus)>, ProcessError> {
+        let _guard = self.locks.lock(&deadline.key).await;
+        let Some(monitor) = self.store.monitor(&deadline.key)? else {
+            self.deadlines.remove(&deadline.key);
+            return Ok(None);
+        };
+        let transition = match deadline.kind {
+            DeadlineKind::Missed => sweep_missed(&monitor, now),
+            DeadlineKind::Timeout(id) => self
+                .run_checkin_for_timeout(&monitor, id)
+                .and_then(|checkin| sweep_timeout(&monitor, &checkin, now)),
+        };
+        let Some(transition) = transition else {
+            // Not due after all (a check-in moved it): restore the monitor's real deadlines.
+            self.deadlines.upsert_for(&monitor);
+            return Ok(None);
+        };
+        let status = transition.checkin.status;
+        let mut pending = Pending::default();
+        pending.record(transition);
+        match self.apply(&pending.into_writes(), now) {
+            Ok(seq) => Ok(Some((seq, status))),
+            Err(error) => {
+                self.deadlines.upsert_for(&monitor);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The stored `in_progress` check-in of a run, or — if retention already dropped it — one
+    /// rebuilt from the open run, so a run still times out.
+    fn run_checkin_for_timeout(&self, monitor: &MonitorEnv, id: Uuid) -> Option<CheckIn> {
+        let stored = match self.store.checkin(id) {
+            Ok(stored) => stored.filter(|c| c.key == monitor.key),
+            Err(error) => {
+                tracing::warn!(%error, "cannot load check-in for the timeout sweep");
+                None
+            }
+        };
+        stored.or_else(|| {
+            monitor.open_run(id).map(|run| CheckIn {
+                id,
+                key: monitor.key.clone(),
+                status: CheckInStatus::InProgress,
+                duration_ms: None,
+                date_added: run.started,
+                date_updated: run.started,
+                expected_time: None,
+                timeout_at: Some(run.timeout_at),
+                log: None,
+            })
+        })
+    }
+
+    /// `PUT`: creates the monitor environment(s) with `config`, or replaces their config.
+    /// Returns the environments and whether any was created.
+    pub async fn put(
+        &self,
+        target: Target,
+        config: MonitorConfig,
+    ) -> Result<(Vec<MonitorEnv>, bool), ProcessError> {
+        let keys = self.resolve(&target, true)?;
+        let (seq, monitors, created) = {
+            let _guards = self.locks.lock_all(&keys).await;
+            let now = Utc::now();
+            let mut monitors = Vec::with_capacity(keys.len());
+            let mut created = false;
+            for key in &keys {
+                let monitor = match self.store.monitor(key)? {
+                    Some(mut monitor) => {
+                        if monitor.config != config {
+                            monitor.apply_config(config.clone(), now);
+                        }
+                        monitor
+                    }
+                    None => {
+                        created = true;
+                        MonitorEnv::new(key.clone(), config.clone())
+                    }
+                };
+                monitors.push(monitor);
+            }
+            let writes = WriteSet {
+                monitors,
+                ..WriteSet::default()
+            };
+            (self.apply(&writes, now)?, writes.monitors, created)
+        };
+        self.durable(seq).await?;
+        Ok((monitors, created))
+    }
+
+    /// `PATCH`: changes config fields, mute and disable of existing environment(s).
+    pub async fn patch(&self, target: Target, patch: Patch) -> Result<Vec<MonitorEnv>, ProcessError> {
+        let keys = self.resolve(&target, false)?;
+        let (seq, monitors) = {
+            let _guards = self.locks.lock_all(&keys).await;
+            let now = Utc::now();
+            let mut monitors = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let Some(mut monitor) = self.store.monitor(key)? else {
+                    return Err(not_found(key));
+                };
+                let config = patch.config.apply_to(&monitor.config)?;
+                if config != monitor.config {
+                    monitor.apply_config(config, now);
+                }
+                if let Some(muted) = patch.muted {
+                    monitor.set_muted(muted);
+                }
+                if let Some(disabled) = patch.disabled
+                    && disabled != monitor.disabled
+                {
+                    monitor.set_disabled(disabled, now);
+                }
+                monitors.push(monitor);
+            }
+            let writes = WriteSet {
+                monitors,
+                ..WriteSet::default()
+            };
+            (self.apply(&writes, now)?, writes.monitors)
+        };
+        self.durable(seq).await?;
+        Ok(monitors)
+    }
+
+    /// `DELETE`: removes environment(s) with their history. Returns what was deleted.
+    pub async fn delete(&self, target: Target) -> Result<Vec<MonitorKey>, ProcessError> {
+        let keys = self.resolve(&target, false)?;
+        let mut last = None;
+        {
+            let _guards = self.locks.lock_all(&keys).await;
+            for key in &keys {
+                if self.store.monitor(key)?.is_none() {
+                    return Err(not_found(key));
+                }
+            }
+            for key in &keys {
+                last = Some(self.store.delete_monitor(key)?);
+                self.deadlines.remove(key);
+            }
+        }
+        if let Some(seq) = last {
+            self.durable(seq).await?;
+        }
+        Ok(keys)
+    }
+
+    /// Monitors as code: creates each declared monitor environment or brings its config in
+    /// line with the file. Returns how many were created or changed.
+    pub async fn apply_specs(&self, specs: &[MonitorSpec]) -> Result<usize, ProcessError> {
+        let mut changed = 0;
+        for spec in specs {
+            let (monitors, created) = match self.store.monitor(&spec.key)? {
+                Some(monitor) if monitor.config == spec.config => continue,
+                _ => self.put(Target::One(spec.key.clone()), spec.config.clone()).await?,
+            };
+            changed += 1;
+            tracing::info!(
+                project = spec.key.project,
+                slug = %spec.key.slug,
+                environment = %spec.key.environment,
+                created,
+                next_checkin = ?monitors.first().and_then(|m| m.next_checkin),
+                "monitor from config applied"
+            );
+        }
+        Ok(changed)
+    }
+
+    fn resolve(&self, target: &Target, create: bool) -> Result<Vec<MonitorKey>, ProcessError> {
+        match target {
+            Target::One(key) => Ok(vec![key.clone()]),
+            Target::AllEnvironments { project, slug } => {
+                let keys: Vec<_> = self
+                    .store
+                    .monitor_envs(*project, slug)?
+                    .into_iter()
+                    .map(|m| m.key)
+                    .collect();
+                if !keys.is_empty() {
+                    Ok(keys)
+                } else if create {
+                    Ok(vec![MonitorKey::new(*project, slug, None)?])
+                } else {
+                    Err(ProcessError::NotFound(format!(
+                        "monitor `{slug}` does not exist in project {project}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Commits, re-indexes deadlines, applies retention. Called with the monitors' locks held.
+    fn apply(&self, writes: &WriteSet, now: DateTime<Utc>) -> Result<Seq, StoreError> {
+        let seq = self.store.commit(writes, now)?;
+        for monitor in &writes.monitors {
+            self.deadlines.upsert_for(monitor);
+            let open: Vec<Uuid> = monitor.open_runs.iter().map(|run| run.id).collect();
+            // Retention is cleanup: a failure here loses nothing and must not fail the input.
+            if let Err(error) =
+                self.store
+                    .prune_monitor(&monitor.key, self.retention.checkins_per_monitor, &open)
+            {
+                tracing::warn!(%error, "check-in retention failed");
+            }
+        }
+        for log in &writes.logs {
+            if let Err(error) =
+                self.store
+                    .prune_monitor(&log.key, self.retention.checkins_per_monitor, &[])
+            {
+                tracing::warn!(%error, "log retention failed");
+            }
+        }
+        if !writes.events.is_empty()
+            && let Err(error) = self.store.prune_events(self.retention.events)
+        {
+            tracing::warn!(%error, "event retention failed");
+        }
+        for effect in &writes.effects {
+            log_effect(effect);
+        }
+        Ok(seq)
+    }
+
+    async fn durable(&self, seq: Seq) -> Result<(), ProcessError> {
+        match tokio::time::timeout(DURABLE_TIMEOUT, self.store.wait_durable(seq)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ProcessError::NotDurable(DURABLE_TIMEOUT)),
+        }
+    }
+}
+
+fn not_found(key: &MonitorKey) -> ProcessError {
+    ProcessError::NotFound(format!(
+        "monitor `{}` has no environment `{}` in project {}",
+        key.slug, key.environment, key.project
+    ))
+}
+
+/// Until the alert dispatcher delivers from the outbox, effects are at least visible in the log.
+fn log_effect(effect: &Effect) {
+    match effect {
+        Effect::IncidentOpened { incident, notify } => tracing::warn!(
+            kind = "monitor.failed",
+            project = incident.key.project,
+            slug = %incident.key.slug,
+            environment = %incident.key.environment,
+            reason = ?incident.reason,
+            notify,
+            "incident opened"
+        ),
+        Effect::IncidentResolved { incident, notify } => tracing::info!(
+            kind = "monitor.recovered",
+            project = incident.key.project,
+            slug = %incident.key.slug,
+            environment = %incident.key.environment,
+            notify,
+            "incident resolved"
+        ),
+    }
+}
+
+/// The state an input has produced so far, before it is written: the latest state per monitor
+/// and per check-in, and the effects in order.
+#[derive(Default)]
+struct Pending {
+    /// Every monitor looked at (stored state or a newer pending one).
+    monitors: HashMap<MonitorKey, Option<MonitorEnv>>,
+    /// Check-ins changed by this input, by id.
+    checkins: HashMap<Uuid, CheckIn>,
+    changed_monitors: Vec<MonitorKey>,
+    changed_checkins: Vec<Uuid>,
+    effects: Vec<Effect>,
+}
+
+impl Pending {
+    fn record(&mut self, transition: Transition) {
+        let key = transition.monitor.key.clone();
+        if !self.changed_monitors.contains(&key) {
+            self.changed_monitors.push(key.clone());
+        }
+        self.monitors.insert(key, Some(transition.monitor));
+        let id = transition.checkin.id;
+        if self.checkins.insert(id, transition.checkin).is_none() {
+            self.changed_checkins.push(id);
+        }
+        self.effects.extend(transition.effects);
+    }
+
+    fn into_writes(mut self) -> WriteSet {
+        WriteSet {
+            monitors: self
+                .changed_monitors
+                .iter()
+                .filter_map(|key| self.monitors.remove(key).flatten())
+                .collect(),
+            checkins: self
+                .changed_checkins
+                .iter()
+                .filter_map(|id| self.checkins.remove(id))
+                .collect(),
+            effects: self.effects,
+            events: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+}
+
+/// Striped async mutexes keyed by monitor environment.
+#[derive(Debug)]
+struct KeyLocks {
+    stripes: Vec<Mutex<()>>,
+}
+
+impl KeyLocks {
+    fn new(stripes: usize) -> KeyLocks {
+        KeyLocks {
+            stripes: (0..stripes).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    fn stripe(&self, key: &MonitorKey) -> usize {
+        // `DefaultHasher::new()` has fixed keys: the same key always maps to the same stripe.
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        (hasher.finish() % self.stripes.len() as u64) as usize
+    }
+
+    async fn lock(&self, key: &MonitorKey) -> MutexGuard<'_, ()> {
+        self.stripes[self.stripe(key)].lock().await
+    }
+
+    /// Locks the stripes of all `keys`, in ascending stripe order so that two callers with
+    /// overlapping sets cannot deadlock.
+    async fn lock_all<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k MonitorKey>,
+    ) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = keys.into_iter().map(|key| self.stripe(key)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            guards.push(self.stripes[stripe].lock().await);
+        }
+        guards
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(slug: &str) -> MonitorKey {
+        MonitorKey {
+            project: 1,
+            slug: slug.into(),
+            environment: "production".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn overlapping_lock_sets_do_not_deadlock() {
+        let locks = Arc::new(KeyLocks::new(4));
+        let keys: Vec<_> = (0..16).map(|i| key(&format!("m{i}"))).collect();
+        let mut tasks = Vec::new();
+        for round in 0..32 {
+            let locks = Arc::clone(&locks);
+            let mut mine = keys.clone();
+            mine.rotate_left(round % keys.len());
+            mine.truncate(5);
+            tasks.push(tokio::spawn(async move {
+                let _guards = locks.lock_all(&mine).await;
+                tokio::task::yield_now().await;
+            }));
+        }
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("no deadlock")
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn the_same_key_maps_to_the_same_stripe() {
+        let locks = KeyLocks::new(STRIPES);
+        assert_eq!(locks.stripe(&key("a")), locks.stripe(&key("a")));
+    }
+}

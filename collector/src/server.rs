@@ -1,0 +1,386 @@
+//! Wiring for `watchpost serve`: opens the store, settles projects and the admin token, starts
+//! the flusher and the sweeper, builds the router, prints the startup lines and shuts down
+//! gracefully on SIGTERM/SIGINT (final flush). Holds no logic of its own.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Config, Secret};
+use crate::ingest::auth::ProjectKeys;
+use crate::metrics::Metrics;
+use crate::processor::{ProcessError, Processor};
+use crate::store::{ProjectRecord, Store, StoreError};
+use crate::sweep::{self, Deadlines};
+use crate::{api, http, ingest};
+
+/// File in the data dir that keeps a generated admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin_token";
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data dir could not be created.
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The admin token file could not be read or written, or is unusable.
+    #[error("admin token file {path}: {problem}")]
+    AdminToken {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `[[monitors]]` could not be applied.
+    #[error("cannot apply [[monitors]] from the config: {0}")]
+    Monitors(ProcessError),
+    /// The listen address is unusable.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What handlers share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The store, for reads.
+    pub store: Store,
+    /// The only writer of monitor state.
+    pub processor: Arc<Processor>,
+    /// The sweeper's index, for health and metrics.
+    pub deadlines: Arc<Deadlines>,
+    /// Ingest keys by project.
+    pub keys: ProjectKeys,
+    /// The management API's bearer token.
+    pub admin_token: Secret,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Axum state: a cheap handle to [`Shared`].
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Every route: ingest, management API, health, metrics; JSON 404/405 for the rest.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(ingest::routes())
+        .merge(api::routes(&state))
+        .fallback(http::no_route)
+        .method_not_allowed_fallback(http::wrong_method)
+        .with_state(state)
+}
+
+/// Runs the collector until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let data_dir = config.server.data_dir.clone();
+    create_data_dir(&data_dir)?;
+    let store = Store::open(&data_dir)?;
+    let projects = settle_projects(&config, &store)?;
+    let (admin_token, token_line) = settle_admin_token(&config, &data_dir)?;
+
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+        // An error means the sender is gone, which is a stop too.
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let flusher = tokio::spawn({
+        let store = store.clone();
+        let stopped = until_stopped(stopped.clone());
+        async move { store.run_flusher(stopped).await }
+    });
+
+    let deadlines = Arc::new(Deadlines::load(&store)?);
+    let processor = Arc::new(Processor::new(
+        store.clone(),
+        Arc::clone(&deadlines),
+        config.retention.clone(),
+    ));
+    processor
+        .apply_specs(&config.monitors)
+        .await
+        .map_err(ServerError::Monitors)?;
+    let metrics = Arc::new(Metrics::default());
+    let sweeper = tokio::spawn(sweep::run(
+        Arc::clone(&deadlines),
+        Arc::clone(&processor),
+        Arc::clone(&metrics),
+        until_stopped(stopped.clone()),
+    ));
+
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: listen, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr: listen, source })?;
+    print_startup(&startup_lines(&config, addr, &projects, &token_line));
+
+    let state = AppState::new(Shared {
+        store: store.clone(),
+        processor,
+        deadlines,
+        keys: ProjectKeys::new(projects.iter().map(|p| (p.id, p.keys.as_slice()))),
+        admin_token,
+        metrics,
+    });
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(ServerError::Serve);
+
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    if let Err(error) = sweeper.await {
+        tracing::error!(%error, "sweeper task failed");
+    }
+    if let Err(error) = flusher.await {
+        tracing::error!(%error, "flusher task failed");
+    }
+    store.flush_blocking()?;
+    served
+}
+
+/// Creates the data dir readable only by its owner; warns when an existing one is not.
+fn create_data_dir(path: &Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let error = |source| ServerError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    "data dir is accessible to other users; consider chmod 700"
+                );
+            }
+            Ok(())
+        }
+        Ok(_) => Err(error(std::io::Error::other("exists and is not a directory"))),
+        Err(_) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(error),
+    }
+}
+
+/// Projects from the config; without any, the ones an earlier start created; on the very first
+/// start, project 1 with a fresh random key (persisted before it is printed).
+fn settle_projects(config: &Config, store: &Store) -> Result<Vec<ProjectRecord>, ServerError> {
+    if !config.projects.is_empty() {
+        return Ok(config
+            .projects
+            .iter()
+            .map(|p| ProjectRecord {
+                id: p.id,
+                name: p.name.clone(),
+                keys: p.keys.iter().map(|k| k.expose().to_owned()).collect(),
+            })
+            .collect());
+    }
+    let stored = store.projects()?;
+    if !stored.is_empty() {
+        return Ok(stored);
+    }
+    let project = ProjectRecord {
+        id: 1,
+        name: "default".to_owned(),
+        keys: vec![random_hex::<16>()],
+    };
+    store.save_project(&project)?;
+    Ok(vec![project])
+}
+
+/// The admin token and the startup line that tells where it is. A provided token (config or
+/// environment) is never printed; a generated one is printed once, when it is created.
+fn settle_admin_token(config: &Config, data_dir: &Path) -> Result<(Secret, String), ServerError> {
+    if let Some(provided) = &config.server.admin_token {
+        return Ok((
+            provided.token.clone(),
+            format!("watchpost: admin token from {}", provided.origin),
+        ));
+    }
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let error = |problem: String| ServerError::AdminToken {
+        path: path.clone(),
+        problem,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let token = text.trim();
+            if token.len() < crate::config::MIN_ADMIN_TOKEN_LEN {
+                return Err(error(
+                    "is shorter than 16 characters; delete it to have a new token generated".into(),
+                ));
+            }
+            Ok((
+                Secret::new(token),
+                format!("watchpost: admin token in {}", path.display()),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = random_hex::<32>();
+            write_private(&path, token.as_bytes()).map_err(|e| error(e.to_string()))?;
+            let line = format!(
+                "watchpost: admin token {token} (saved in {})",
+                path.display()
+            );
+            Ok((Secret::new(token), line))
+        }
+        Err(e) => Err(error(e.to_string())),
+    }
+}
+
+/// Writes a new file with mode 0600 and syncs it.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// `N` random bytes as lowercase hex.
+fn random_hex<const N: usize>() -> String {
+    let bytes: [u8; N] = rand::rng().random();
+    bytes.iter().fold(String::with_capacity(2 * N), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
+}
+
+/// The lines test harnesses and people read: listen address, dashboard, one DSN per key, and
+/// where the admin token is.
+fn startup_lines(
+    config: &Config,
+    addr: SocketAddr,
+    projects: &[ProjectRecord],
+    token_line: &str,
+) -> Vec<String> {
+    let base = public_base(config.server.public_url.as_deref(), addr);
+    let mut lines = vec![
+        format!("watchpost: listening on http://{addr}"),
+        format!("watchpost: dashboard {}/", base.as_str().trim_end_matches('/')),
+    ];
+    for project in projects {
+        for key in &project.keys {
+            lines.push(format!("watchpost: DSN {}", dsn(&base, key, project.id)));
+        }
+    }
+    lines.push(token_line.to_owned());
+    lines
+}
+
+/// The URL clients should use: `server.public_url`, else the listen address (loopback when
+/// listening on all interfaces).
+fn public_base(public_url: Option<&str>, addr: SocketAddr) -> reqwest::Url {
+    if let Some(url) = public_url.and_then(|u| reqwest::Url::parse(u).ok()) {
+        return url;
+    }
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let url = format!("http://{}", SocketAddr::new(ip, addr.port()));
+    reqwest::Url::parse(&url).expect("a socket address makes a valid URL")
+}
+
+/// `scheme://key@host[:port][/path]/project`.
+fn dsn(base: &reqwest::Url, key: &str, project: u64) -> String {
+    let mut dsn = base.clone();
+    // Keys are hex, so this cannot fail for an http(s) base.
+    let _ = dsn.set_username(key);
+    let path = format!("{}/{project}", base.path().trim_end_matches('/'));
+    dsn.set_path(&path);
+    dsn.to_string()
+}
+
+fn print_startup(lines: &[String]) {
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(stdout, "{line}");
+    }
+    let _ = stdout.flush();
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsn_and_dashboard_follow_the_address_or_public_url() {
+        let addr: SocketAddr = "0.0.0.0:8470".parse().unwrap();
+        let base = public_base(None, addr);
+        assert_eq!(dsn(&base, "abc", 1), "http://abc@127.0.0.1:8470/1");
+        let base = public_base(Some("https://mon.example.com/watchpost/"), addr);
+        assert_eq!(dsn(&base, "abc", 7), "https://abc@mon.example.com/watchpost/7");
+        assert_eq!(random_hex::<16>().len(), 32);
+    }
+}

@@ -1,0 +1,122 @@
+//! Group commit: writers number their writes, one flusher task makes them durable with
+//! `spawn_blocking(db.flush)`, and every writer waiting meanwhile is released by that one fsync.
+//! Never calls sled's `flush_async` (it deadlocks in 0.34) and never flushes from two places.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::{Notify, watch};
+
+use super::StoreError;
+
+/// The write sequence number a writer waits on.
+pub type Seq = u64;
+
+/// What the flusher has achieved so far.
+#[derive(Debug, Clone, Default)]
+struct Flushed {
+    /// Every write numbered up to here is durable.
+    seq: Seq,
+    /// The last flush failed: writes numbered up to `.0` may be lost; `.1` says why.
+    failure: Option<(Seq, Arc<str>)>,
+}
+
+/// Shared between the store (writers) and the flusher task.
+#[derive(Debug)]
+pub(super) struct GroupCommit {
+    /// Number of the last completed write. Incremented only after the write is in sled.
+    written: AtomicU64,
+    /// Wakes the flusher; a permit is kept if it is busy, so no request is lost.
+    wake: Notify,
+    flushed: watch::Sender<Flushed>,
+    flushes: AtomicU64,
+    last_flush_micros: AtomicU64,
+}
+
+impl GroupCommit {
+    pub(super) fn new() -> GroupCommit {
+        GroupCommit {
+            written: AtomicU64::new(0),
+            wake: Notify::new(),
+            flushed: watch::Sender::new(Flushed::default()),
+            flushes: AtomicU64::new(0),
+            last_flush_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Numbers a write that has just completed.
+    pub(super) fn record_write(&self) -> Seq {
+        self.written.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Waits until write `seq` is durable, sharing the flush with every other waiter.
+    pub(super) async fn wait(&self, seq: Seq) -> Result<(), StoreError> {
+        let mut rx = self.flushed.subscribe();
+        self.wake.notify_one();
+        loop {
+            {
+                let flushed = rx.borrow_and_update();
+                if flushed.seq >= seq {
+                    return Ok(());
+                }
+                if let Some((upto, why)) = &flushed.failure
+                    && *upto >= seq
+                {
+                    return Err(StoreError::Flush(why.to_string()));
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(StoreError::Closed);
+            }
+        }
+    }
+
+    /// Waits for a flush request (or returns at once if one is pending).
+    pub(super) async fn requested(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Flushes everything written so far, unless it already is durable.
+    pub(super) async fn flush(&self, db: &sled::Db) {
+        let target = self.written.load(Ordering::Acquire);
+        if target <= self.flushed.borrow().seq {
+            return;
+        }
+        let db = db.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || db.flush()).await;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_flush_micros.store(micros, Ordering::Relaxed);
+        match result {
+            Ok(Ok(_)) => self.flushed.send_modify(|f| {
+                f.seq = f.seq.max(target);
+                f.failure = None;
+            }),
+            Ok(Err(e)) => self.fail(target, &e.to_string()),
+            Err(e) => self.fail(target, &format!("flush task failed: {e}")),
+        }
+    }
+
+    fn fail(&self, target: Seq, why: &str) {
+        tracing::error!(error = why, "store flush failed; acknowledging no writes until one succeeds");
+        let why: Arc<str> = Arc::from(why);
+        self.flushed.send_modify(|f| f.failure = Some((target, why)));
+    }
+
+    /// The last flush error, if the last flush failed.
+    pub(super) fn failure(&self) -> Option<String> {
+        self.flushed.borrow().failure.as_ref().map(|(_, why)| why.to_string())
+    }
+
+    /// Flushes performed so far.
+    pub(super) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Duration of the last flush, in seconds.
+    pub(super) fn last_flush_seconds(&self) -> f64 {
+        self.last_flush_micros.load(Ordering::Relaxed) as f64 / 1e6
+    }
+}

@@ -1,0 +1,97 @@
+//! Key encodings. sled orders keys bytewise, so integers and times are big-endian and every
+//! variable-length part is length-prefixed: a prefix scan by monitor never spills into a
+//! monitor whose slug or environment merely starts with the same bytes.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::engine::MonitorKey;
+
+/// `project (u64 BE) ++ len (u8) ++ slug`: every environment of one monitor.
+pub(super) fn monitor_prefix(project: u64, slug: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + slug.len());
+    key.extend_from_slice(&project.to_be_bytes());
+    // Slugs are at most 50 ASCII characters; the engine guarantees it.
+    key.push(u8::try_from(slug.len()).unwrap_or(u8::MAX));
+    key.extend_from_slice(slug.as_bytes());
+    key
+}
+
+/// `monitor_prefix ++ len (u16 BE) ++ environment`: one monitor environment.
+pub(super) fn monitor(key: &MonitorKey) -> Vec<u8> {
+    let mut out = monitor_prefix(key.project, &key.slug);
+    let env = key.environment.as_bytes();
+    out.extend_from_slice(&u16::try_from(env.len()).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend_from_slice(env);
+    out
+}
+
+/// A time as 8 bytes that sort like the time: microseconds since the epoch with the sign bit
+/// flipped, big-endian.
+pub(super) fn time(at: DateTime<Utc>) -> [u8; 8] {
+    let micros = at.timestamp_micros();
+    ((micros as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// `prefix ++ time ++ id`: a record of a monitor (check-in, incident, log entry) or a project
+/// (event), ordered by time within the prefix.
+pub(super) fn timed(prefix: &[u8], at: DateTime<Utc>, id: Uuid) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 24);
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&time(at));
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The id at the end of a [`timed`] key.
+pub(super) fn timed_id(key: &[u8]) -> Option<Uuid> {
+    let start = key.len().checked_sub(16)?;
+    Uuid::from_slice(&key[start..]).ok()
+}
+
+/// `project/` ++ id (u64 BE) in the meta tree.
+pub(super) fn project(id: u64) -> Vec<u8> {
+    let mut key = b"project/".to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(slug: &str, env: &str) -> MonitorKey {
+        MonitorKey {
+            project: 1,
+            slug: slug.into(),
+            environment: env.into(),
+        }
+    }
+
+    #[test]
+    fn prefixes_do_not_spill_into_longer_names() {
+        let short = monitor(&key("job", "prod"));
+        let long = monitor(&key("job-2", "prod"));
+        let env_long = monitor(&key("job", "production"));
+        assert!(!long.starts_with(&short));
+        assert!(!env_long.starts_with(&short));
+        assert!(short.starts_with(&monitor_prefix(1, "job")));
+        assert!(!long.starts_with(&monitor_prefix(1, "job")));
+    }
+
+    #[test]
+    fn times_sort_like_times() {
+        let times = [
+            DateTime::from_timestamp(-5, 0).unwrap(),
+            DateTime::from_timestamp(0, 0).unwrap(),
+            DateTime::from_timestamp(1, 500).unwrap(),
+            DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        ];
+        let encoded: Vec<_> = times.iter().map(|t| time(*t)).collect();
+        let mut sorted = encoded.clone();
+        sorted.sort();
+        assert_eq!(encoded, sorted);
+        let id = Uuid::from_u128(7);
+        assert_eq!(timed_id(&timed(b"p", times[2], id)), Some(id));
+    }
+}

@@ -1,0 +1,675 @@
+//! Persistence in sled: trees, keys, codecs and group commit. The only module that imports sled.
+//! It stores what it is given, atomically, and never decides anything: no engine rules, no
+//! clock reads beyond what the caller passes in.
+//!
+//! Layout (values are JSON unless noted; keys are described in `keys.rs`):
+//!
+//! | tree          | key                                          | value                        |
+//! |---------------|----------------------------------------------|------------------------------|
+//! | `meta`        | `schema_version`                             | u32 BE                       |
+//! | `meta`        | `project/` ++ id u64 BE                      | [`ProjectRecord`]            |
+//! | `monitors`    | monitor key (project, slug, environment)     | `engine::MonitorEnv`         |
+//! | `checkins`    | monitor key ++ date_added ++ id              | `engine::CheckIn`            |
+//! | `checkin_ids` | check-in id (16 bytes)                       | its `checkins` key (raw)     |
+//! | `incidents`   | monitor key ++ opened_at ++ id               | `engine::Incident`           |
+//! | `deadlines`   | monitor key                                  | `Vec<engine::Deadline>`      |
+//! | `outbox`      | sled-generated id u64 BE                     | [`OutboxRecord`]             |
+//! | `events`      | project u64 BE ++ received ++ event id       | raw event payload (bytes)    |
+//! | `ping_logs`   | monitor key ++ received ++ id                | [`LogEntry`]                 |
+//!
+//! Every state change goes through [`Store::commit`], one multi-tree transaction, and is
+//! acknowledged only after [`Store::wait_durable`] (group commit, see `durability.rs`).
+
+mod durability;
+mod keys;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use uuid::Uuid;
+
+pub use durability::Seq;
+use durability::GroupCommit;
+
+use crate::engine::{CheckIn, Deadline, Effect, Incident, MonitorEnv, MonitorKey, deadlines_of};
+
+/// The layout version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_KEY: &[u8] = b"schema_version";
+const HEALTH_KEY: &[u8] = b"healthz";
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled could not open the database.
+    #[error("cannot open the store in {path}: {source} (is another watchpost using this data dir?)")]
+    Open {
+        /// The database directory.
+        path: PathBuf,
+        /// What sled said.
+        source: sled::Error,
+    },
+    /// A read or write failed.
+    #[error("store I/O error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored record does not decode.
+    #[error("stored record in `{tree}` is unreadable: {source}")]
+    Corrupt {
+        /// The tree it is in.
+        tree: &'static str,
+        /// What the decoder said.
+        source: serde_json::Error,
+    },
+    /// The data dir was written by a different layout version.
+    #[error("the store holds schema version {found}; this watchpost reads version {SCHEMA_VERSION}")]
+    Schema {
+        /// The version found.
+        found: u32,
+    },
+    /// Writes could not be made durable.
+    #[error("could not make writes durable: {0}")]
+    Flush(String),
+    /// The flusher has stopped.
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+/// A project and its public keys, as persisted for a config-less start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    /// Project id.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// Public keys (32 lowercase hex characters).
+    pub keys: Vec<String>,
+}
+
+/// An error event accepted from an envelope, kept raw until grouping exists.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    /// Project it was sent to.
+    pub project: u64,
+    /// The event's `event_id`.
+    pub event_id: Uuid,
+    /// When the collector received it.
+    pub received: DateTime<Utc>,
+    /// The item payload, exactly as sent.
+    pub payload: Vec<u8>,
+}
+
+/// A `/ping/.../log` entry: text attached to a monitor environment without changing its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The monitor environment.
+    pub key: MonitorKey,
+    /// Unique id of the entry.
+    pub id: Uuid,
+    /// When it was received.
+    pub received: DateTime<Utc>,
+    /// The request body (truncated by ingest).
+    pub body: String,
+}
+
+/// An effect waiting for the alert dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// When the state change that caused it was committed.
+    pub created: DateTime<Utc>,
+    /// The effect.
+    pub effect: Effect,
+}
+
+/// Everything one input changes, written in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct WriteSet {
+    /// Monitor environments to store; their deadlines and open incident are stored with them.
+    pub monitors: Vec<MonitorEnv>,
+    /// Check-ins to insert or replace (by id).
+    pub checkins: Vec<CheckIn>,
+    /// Effects for the outbox; the incidents they carry are stored too.
+    pub effects: Vec<Effect>,
+    /// Raw events.
+    pub events: Vec<RawEvent>,
+    /// Ping log entries.
+    pub logs: Vec<LogEntry>,
+}
+
+impl WriteSet {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.monitors.is_empty()
+            && self.checkins.is_empty()
+            && self.effects.is_empty()
+            && self.events.is_empty()
+            && self.logs.is_empty()
+    }
+}
+
+/// Counters for `/metrics` and `/healthz`.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreStats {
+    /// fsyncs performed.
+    pub flushes: u64,
+    /// Duration of the last fsync.
+    pub last_flush_seconds: f64,
+    /// Raw events held.
+    pub events: usize,
+    /// Bytes on disk.
+    pub size_on_disk: u64,
+}
+
+struct Trees {
+    meta: sled::Tree,
+    monitors: sled::Tree,
+    checkins: sled::Tree,
+    checkin_ids: sled::Tree,
+    incidents: sled::Tree,
+    deadlines: sled::Tree,
+    outbox: sled::Tree,
+    events: sled::Tree,
+    ping_logs: sled::Tree,
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Trees,
+    group: GroupCommit,
+    events: AtomicUsize,
+}
+
+/// The sled store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`. sled's own periodic flush is off: durability
+    /// comes from the group-commit flusher, which must be running ([`Store::run_flusher`]).
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join("db");
+        let db = sled::Config::new()
+            .path(&path)
+            .flush_every_ms(None)
+            .cache_capacity(128 << 20)
+            .open()
+            .map_err(|source| StoreError::Open { path, source })?;
+        let open = |name: &str| db.open_tree(name);
+        let trees = Trees {
+            meta: open("meta")?,
+            monitors: open("monitors")?,
+            checkins: open("checkins")?,
+            checkin_ids: open("checkin_ids")?,
+            incidents: open("incidents")?,
+            deadlines: open("deadlines")?,
+            outbox: open("outbox")?,
+            events: open("events")?,
+            ping_logs: open("ping_logs")?,
+        };
+        match trees.meta.get(SCHEMA_KEY)? {
+            None => {
+                trees.meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(found) => {
+                let found = <[u8; 4]>::try_from(found.as_ref()).map_or(0, u32::from_be_bytes);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema { found });
+                }
+            }
+        }
+        let events = AtomicUsize::new(trees.events.len());
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                group: GroupCommit::new(),
+                events,
+            }),
+        })
+    }
+
+    fn trees(&self) -> &Trees {
+        &self.inner.trees
+    }
+
+    // ---- group commit -------------------------------------------------------------------
+
+    /// The flusher: one task, one fsync at a time, each covering every write made before it
+    /// started. Returns (after a final flush) when `shutdown` resolves.
+    pub async fn run_flusher(&self, shutdown: impl Future<Output = ()>) {
+        let group = &self.inner.group;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = group.requested() => group.flush(&self.inner.db).await,
+                () = &mut shutdown => break,
+            }
+        }
+        group.flush(&self.inner.db).await;
+    }
+
+    /// Waits until write `seq` (from [`Store::commit`]) is on disk.
+    pub async fn wait_durable(&self, seq: Seq) -> Result<(), StoreError> {
+        self.inner.group.wait(seq).await
+    }
+
+    /// Flushes everything now, without the flusher (for shutdown and startup).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Checks that a write goes through and the last flush succeeded.
+    pub fn check_writable(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if let Some(why) = self.inner.group.failure() {
+            return Err(StoreError::Flush(why));
+        }
+        self.trees().meta.insert(HEALTH_KEY, &keys::time(now))?;
+        Ok(())
+    }
+
+    /// Counters for `/metrics`.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            flushes: self.inner.group.flushes(),
+            last_flush_seconds: self.inner.group.last_flush_seconds(),
+            events: self.inner.events.load(Ordering::Relaxed),
+            size_on_disk: self.inner.db.size_on_disk().unwrap_or(0),
+        }
+    }
+
+    // ---- projects -----------------------------------------------------------------------
+
+    /// Projects persisted by an earlier start, by id.
+    pub fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        self.trees()
+            .meta
+            .scan_prefix(b"project/")
+            .values()
+            .map(|v| decode("meta", &v?))
+            .collect()
+    }
+
+    /// Persists a project durably (it must survive a crash before the DSN is printed).
+    pub fn save_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
+        self.trees()
+            .meta
+            .insert(keys::project(project.id), encode(project))?;
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    // ---- reads --------------------------------------------------------------------------
+
+    /// One monitor environment.
+    pub fn monitor(&self, key: &MonitorKey) -> Result<Option<MonitorEnv>, StoreError> {
+        self.trees()
+            .monitors
+            .get(keys::monitor(key))?
+            .map(|v| decode("monitors", &v))
+            .transpose()
+    }
+
+    /// Every monitor environment, or those of one project, ordered by project, slug,
+    /// environment.
+    pub fn monitors(&self, project: Option<u64>) -> Result<Vec<MonitorEnv>, StoreError> {
+        let iter = match project {
+            Some(id) => self.trees().monitors.scan_prefix(id.to_be_bytes()),
+            None => self.trees().monitors.iter(),
+        };
+        iter.values().map(|v| decode("monitors", &v?)).collect()
+    }
+
+    /// Every environment of one monitor.
+    pub fn monitor_envs(&self, project: u64, slug: &str) -> Result<Vec<MonitorEnv>, StoreError> {
+        self.trees()
+            .monitors
+            .scan_prefix(keys::monitor_prefix(project, slug))
+            .values()
+            .map(|v| decode("monitors", &v?))
+            .collect()
+    }
+
+    /// A check-in by id, in whichever monitor environment it is.
+    pub fn checkin(&self, id: Uuid) -> Result<Option<CheckIn>, StoreError> {
+        let Some(key) = self.trees().checkin_ids.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        self.trees()
+            .checkins
+            .get(key)?
+            .map(|v| decode("checkins", &v))
+            .transpose()
+    }
+
+    /// The newest `limit` check-ins of a monitor environment, newest first.
+    pub fn checkins(&self, key: &MonitorKey, limit: usize) -> Result<Vec<CheckIn>, StoreError> {
+        self.trees()
+            .checkins
+            .scan_prefix(keys::monitor(key))
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| decode("checkins", &v?))
+            .collect()
+    }
+
+    /// The newest `limit` ping log entries of a monitor environment, newest first.
+    pub fn logs(&self, key: &MonitorKey, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+        self.trees()
+            .ping_logs
+            .scan_prefix(keys::monitor(key))
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| decode("ping_logs", &v?))
+            .collect()
+    }
+
+    /// Incidents, all or only open ones, newest first.
+    pub fn incidents(&self, open_only: bool) -> Result<Vec<Incident>, StoreError> {
+        let mut incidents = Vec::new();
+        for value in self.trees().incidents.iter().values() {
+            let incident: Incident = decode("incidents", &value?)?;
+            if !open_only || incident.resolved_at.is_none() {
+                incidents.push(incident);
+            }
+        }
+        incidents.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then(a.id.cmp(&b.id)));
+        Ok(incidents)
+    }
+
+    /// Every persisted deadline, to rebuild the in-memory index at startup.
+    pub fn deadlines(&self) -> Result<Vec<(MonitorKey, Vec<Deadline>)>, StoreError> {
+        let mut all = Vec::new();
+        for value in self.trees().deadlines.iter().values() {
+            let deadlines: Vec<Deadline> = decode("deadlines", &value?)?;
+            if let Some(first) = deadlines.first() {
+                all.push((first.key.clone(), deadlines));
+            }
+        }
+        Ok(all)
+    }
+
+    /// Effects waiting in the outbox, oldest first (for the dispatcher and tests).
+    pub fn outbox(&self) -> Result<Vec<(u64, OutboxRecord)>, StoreError> {
+        self.trees()
+            .outbox
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let id = <[u8; 8]>::try_from(key.as_ref()).map_or(0, u64::from_be_bytes);
+                Ok((id, decode("outbox", &value)?))
+            })
+            .collect()
+    }
+
+    /// Number of effects in the outbox.
+    pub fn outbox_len(&self) -> usize {
+        self.trees().outbox.len()
+    }
+
+    /// Raw events of a project, newest first.
+    pub fn events(&self, project: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.trees()
+            .events
+            .scan_prefix(project.to_be_bytes())
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| Ok(v?.to_vec()))
+            .collect()
+    }
+
+    // ---- writes -------------------------------------------------------------------------
+
+    /// Writes `set` in one transaction: each monitor with its deadlines and open incident,
+    /// each check-in with its id index entry, each effect's incident and outbox record, events
+    /// and log entries. Returns the sequence number to pass to [`Store::wait_durable`].
+    ///
+    /// The caller serializes writers per monitor environment, so the closure (which sled may
+    /// retry on a conflict) only replays precomputed inserts.
+    pub fn commit(&self, set: &WriteSet, now: DateTime<Utc>) -> Result<Seq, StoreError> {
+        let monitors: Vec<_> = set
+            .monitors
+            .iter()
+            .map(|m| {
+                let deadlines = deadlines_of(m);
+                (
+                    keys::monitor(&m.key),
+                    encode(m),
+                    (!deadlines.is_empty()).then(|| encode(&deadlines)),
+                )
+            })
+            .collect();
+        let checkins: Vec<_> = set
+            .checkins
+            .iter()
+            .map(|c| {
+                let key = keys::timed(&keys::monitor(&c.key), c.date_added, c.id);
+                (c.id, key, encode(c))
+            })
+            .collect();
+        let incidents: Vec<_> = set
+            .monitors
+            .iter()
+            .filter_map(|m| m.open_incident.as_ref())
+            .chain(set.effects.iter().map(|effect| match effect {
+                Effect::IncidentOpened { incident, .. } | Effect::IncidentResolved { incident, .. } => {
+                    incident
+                }
+            }))
+            .map(|i| (incident_key(i), encode(i)))
+            .collect();
+        let outbox: Vec<_> = set
+            .effects
+            .iter()
+            .map(|effect| {
+                encode(&OutboxRecord {
+                    created: now,
+                    effect: effect.clone(),
+                })
+            })
+            .collect();
+        let events: Vec<_> = set
+            .events
+            .iter()
+            .map(|e| {
+                let key = keys::timed(&e.project.to_be_bytes(), e.received, e.event_id);
+                (key, e.payload.as_slice())
+            })
+            .collect();
+        let logs: Vec<_> = set
+            .logs
+            .iter()
+            .map(|l| (keys::timed(&keys::monitor(&l.key), l.received, l.id), encode(l)))
+            .collect();
+
+        let t = self.trees();
+        (
+            &t.monitors,
+            &t.checkins,
+            &t.checkin_ids,
+            &t.incidents,
+            &t.deadlines,
+            &t.outbox,
+            &t.events,
+            &t.ping_logs,
+        )
+            .transaction(|(tx_monitors, tx_checkins, tx_ids, tx_incidents, tx_deadlines, tx_outbox, tx_events, tx_logs)| {
+                for (key, value, deadlines) in &monitors {
+                    tx_monitors.insert(key.as_slice(), value.as_slice())?;
+                    match deadlines {
+                        Some(deadlines) => tx_deadlines.insert(key.as_slice(), deadlines.as_slice())?,
+                        None => tx_deadlines.remove(key.as_slice())?,
+                    };
+                }
+                for (id, key, value) in &checkins {
+                    if let Some(old) = tx_ids.get(id.as_bytes())?
+                        && old.as_ref() != key.as_slice()
+                    {
+                        tx_checkins.remove(old)?;
+                    }
+                    tx_checkins.insert(key.as_slice(), value.as_slice())?;
+                    tx_ids.insert(id.as_bytes(), key.as_slice())?;
+                }
+                for (key, value) in &incidents {
+                    tx_incidents.insert(key.as_slice(), value.as_slice())?;
+                }
+                for value in &outbox {
+                    let id = tx_outbox.generate_id()?;
+                    tx_outbox.insert(&id.to_be_bytes(), value.as_slice())?;
+                }
+                for (key, payload) in &events {
+                    tx_events.insert(key.as_slice(), *payload)?;
+                }
+                for (key, value) in &logs {
+                    tx_logs.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(transaction_error)?;
+        if !set.events.is_empty() {
+            self.inner.events.fetch_add(set.events.len(), Ordering::Relaxed);
+        }
+        Ok(self.inner.group.record_write())
+    }
+
+    /// Drops all but the newest `keep` check-ins and log entries of a monitor environment,
+    /// sparing the check-ins in `protect` (open runs). Cleanup, not state: it need not be
+    /// atomic with the write that made it necessary. Returns whether anything was removed.
+    pub fn prune_monitor(
+        &self,
+        key: &MonitorKey,
+        keep: usize,
+        protect: &[Uuid],
+    ) -> Result<bool, StoreError> {
+        let t = self.trees();
+        let prefix = keys::monitor(key);
+        let old_checkins: Vec<_> = t
+            .checkins
+            .scan_prefix(&prefix)
+            .keys()
+            .rev()
+            .skip(keep)
+            .filter_map(|k| match k {
+                Ok(k) => keys::timed_id(&k)
+                    .filter(|id| !protect.contains(id))
+                    .map(|id| Ok((k, id))),
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()?;
+        let old_logs: Vec<_> = t
+            .ping_logs
+            .scan_prefix(&prefix)
+            .keys()
+            .rev()
+            .skip(keep)
+            .collect::<Result<_, _>>()?;
+        if old_checkins.is_empty() && old_logs.is_empty() {
+            return Ok(false);
+        }
+        (&t.checkins, &t.checkin_ids, &t.ping_logs)
+            .transaction(|(tx_checkins, tx_ids, tx_logs)| {
+                for (key, id) in &old_checkins {
+                    tx_checkins.remove(key)?;
+                    if tx_ids.get(id.as_bytes())?.as_ref() == Some(key) {
+                        tx_ids.remove(id.as_bytes())?;
+                    }
+                }
+                for key in &old_logs {
+                    tx_logs.remove(key)?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(transaction_error)?;
+        self.inner.group.record_write();
+        Ok(true)
+    }
+
+    /// Drops the oldest raw events beyond `keep`.
+    pub fn prune_events(&self, keep: usize) -> Result<(), StoreError> {
+        while self.inner.events.load(Ordering::Relaxed) > keep {
+            if self.trees().events.pop_min()?.is_none() {
+                self.inner.events.store(0, Ordering::Relaxed);
+                break;
+            }
+            self.inner.events.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Deletes a monitor environment with its check-ins, incidents, deadlines and log entries,
+    /// in one transaction.
+    pub fn delete_monitor(&self, key: &MonitorKey) -> Result<Seq, StoreError> {
+        let t = self.trees();
+        let prefix = keys::monitor(key);
+        let collect = |tree: &sled::Tree| -> Result<Vec<sled::IVec>, sled::Error> {
+            tree.scan_prefix(&prefix).keys().collect()
+        };
+        let checkins = collect(&t.checkins)?;
+        let incidents = collect(&t.incidents)?;
+        let logs = collect(&t.ping_logs)?;
+        (&t.monitors, &t.deadlines, &t.checkins, &t.checkin_ids, &t.incidents, &t.ping_logs)
+            .transaction(|(tx_monitors, tx_deadlines, tx_checkins, tx_ids, tx_incidents, tx_logs)| {
+                tx_monitors.remove(prefix.as_slice())?;
+                tx_deadlines.remove(prefix.as_slice())?;
+                for key in &checkins {
+                    tx_checkins.remove(key)?;
+                    if let Some(id) = keys::timed_id(key)
+                        && tx_ids.get(id.as_bytes())?.as_ref() == Some(key)
+                    {
+                        tx_ids.remove(id.as_bytes())?;
+                    }
+                }
+                for key in &incidents {
+                    tx_incidents.remove(key)?;
+                }
+                for key in &logs {
+                    tx_logs.remove(key)?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(transaction_error)?;
+        Ok(self.inner.group.record_write())
+    }
+}
+
+fn incident_key(incident: &Incident) -> Vec<u8> {
+    keys::timed(&keys::monitor(&incident.key), incident.opened_at, incident.id)
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("engine and store records always serialize")
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+fn transaction_error(error: TransactionError<()>) -> StoreError {
+    match error {
+        TransactionError::Storage(e) => StoreError::Sled(e),
+        // No closure aborts; an abort would be a bug, surfaced as a storage error.
+        TransactionError::Abort(()) => {
+            StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

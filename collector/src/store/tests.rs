@@ -1,0 +1,282 @@
+use super::*;
+use crate::engine::{
+    CheckInStatus, DeadlineKind, FailureCounts, IncidentKind, IncidentReason, IntervalUnit,
+    MonitorConfig, OpenRun, Schedule,
+};
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+}
+
+fn key(slug: &str) -> MonitorKey {
+    MonitorKey {
+        project: 1,
+        slug: slug.into(),
+        environment: "production".into(),
+    }
+}
+
+fn monitor(slug: &str) -> MonitorEnv {
+    let schedule = Schedule::interval(1, IntervalUnit::Minute).unwrap();
+    let mut m = MonitorEnv::new(key(slug), MonitorConfig::new(schedule));
+    m.next_checkin = Some(at(60));
+    m.next_checkin_latest = Some(at(120));
+    m
+}
+
+fn checkin(slug: &str, id: u128, secs: i64) -> CheckIn {
+    CheckIn {
+        id: Uuid::from_u128(id),
+        key: key(slug),
+        status: CheckInStatus::Ok,
+        duration_ms: Some(5),
+        date_added: at(secs),
+        date_updated: at(secs),
+        expected_time: None,
+        timeout_at: None,
+        log: None,
+    }
+}
+
+fn incident(slug: &str, resolved: bool) -> Incident {
+    Incident {
+        id: Uuid::from_u128(99),
+        key: key(slug),
+        kind: IncidentKind::Monitor,
+        opened_at: at(10),
+        resolved_at: resolved.then(|| at(20)),
+        reason: IncidentReason::MissedCheckin,
+        starting_checkin: Uuid::from_u128(1),
+        starting_timestamp: at(0),
+        resolving_checkin: None,
+        failures: FailureCounts {
+            missed: 1,
+            ..FailureCounts::default()
+        },
+        notified: true,
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn a_commit_is_read_back_whole() {
+    let (_dir, store) = open();
+    let mut m = monitor("job");
+    m.open_incident = Some(incident("job", false));
+    let set = WriteSet {
+        monitors: vec![m.clone()],
+        checkins: vec![checkin("job", 1, 0)],
+        effects: vec![Effect::IncidentOpened {
+            incident: incident("job", false),
+            notify: true,
+        }],
+        events: vec![RawEvent {
+            project: 1,
+            event_id: Uuid::from_u128(5),
+            received: at(0),
+            payload: b"{}".to_vec(),
+        }],
+        logs: vec![LogEntry {
+            key: key("job"),
+            id: Uuid::from_u128(6),
+            received: at(1),
+            body: "hello".into(),
+        }],
+    };
+    store.commit(&set, at(0)).unwrap();
+    assert_eq!(store.monitor(&key("job")).unwrap(), Some(m));
+    assert_eq!(store.checkin(Uuid::from_u128(1)).unwrap(), Some(checkin("job", 1, 0)));
+    assert_eq!(store.checkins(&key("job"), 10).unwrap().len(), 1);
+    assert_eq!(store.incidents(true).unwrap(), vec![incident("job", false)]);
+    assert_eq!(store.outbox().unwrap().len(), 1);
+    assert_eq!(store.events(1, 10).unwrap(), vec![b"{}".to_vec()]);
+    assert_eq!(store.logs(&key("job"), 10).unwrap()[0].body, "hello");
+    let deadlines = store.deadlines().unwrap();
+    assert_eq!(deadlines.len(), 1);
+    assert_eq!(deadlines[0].1[0].kind, DeadlineKind::Missed);
+    assert_eq!(deadlines[0].1[0].at, at(120));
+}
+
+#[test]
+fn a_checkin_lives_under_one_key_even_when_its_time_changes() {
+    let (_dir, store) = open();
+    let first = checkin("job", 1, 0);
+    let mut moved = first.clone();
+    moved.date_added = at(-30);
+    for c in [first, moved.clone()] {
+        let set = WriteSet {
+            checkins: vec![c],
+            ..WriteSet::default()
+        };
+        store.commit(&set, at(0)).unwrap();
+    }
+    assert_eq!(store.checkins(&key("job"), 10).unwrap(), vec![moved]);
+}
+
+#[test]
+fn listings_are_newest_first_and_scoped_to_their_monitor() {
+    let (_dir, store) = open();
+    let set = WriteSet {
+        monitors: vec![monitor("job"), monitor("job-2")],
+        checkins: vec![checkin("job", 1, 0), checkin("job", 2, 10), checkin("job-2", 3, 5)],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    let ids: Vec<_> = store
+        .checkins(&key("job"), 10)
+        .unwrap()
+        .iter()
+        .map(|c| c.id.as_u128())
+        .collect();
+    assert_eq!(ids, vec![2, 1]);
+    assert_eq!(store.monitor_envs(1, "job").unwrap().len(), 1);
+    assert_eq!(store.monitors(Some(1)).unwrap().len(), 2);
+    assert!(store.monitors(Some(2)).unwrap().is_empty());
+}
+
+#[test]
+fn retention_keeps_the_newest_and_open_runs() {
+    let (_dir, store) = open();
+    let set = WriteSet {
+        checkins: (0..10).map(|i| checkin("job", i, i as i64)).collect(),
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    // Run 0 is the oldest but still open.
+    assert!(store.prune_monitor(&key("job"), 3, &[Uuid::from_u128(0)]).unwrap());
+    let mut ids: Vec<_> = store
+        .checkins(&key("job"), 100)
+        .unwrap()
+        .iter()
+        .map(|c| c.id.as_u128())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![0, 7, 8, 9]);
+    assert_eq!(store.checkin(Uuid::from_u128(3)).unwrap(), None);
+    assert!(!store.prune_monitor(&key("job"), 3, &[Uuid::from_u128(0)]).unwrap());
+}
+
+#[test]
+fn delete_removes_a_monitor_and_its_history() {
+    let (_dir, store) = open();
+    let mut m = monitor("job");
+    m.open_runs.push(OpenRun {
+        id: Uuid::from_u128(1),
+        started: at(0),
+        timeout_at: at(1800),
+    });
+    let set = WriteSet {
+        monitors: vec![m, monitor("job-2")],
+        checkins: vec![checkin("job", 1, 0)],
+        effects: vec![Effect::IncidentOpened {
+            incident: incident("job", false),
+            notify: true,
+        }],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    store.delete_monitor(&key("job")).unwrap();
+    assert_eq!(store.monitor(&key("job")).unwrap(), None);
+    assert_eq!(store.checkin(Uuid::from_u128(1)).unwrap(), None);
+    assert!(store.incidents(false).unwrap().is_empty());
+    let remaining: Vec<_> = store.deadlines().unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(remaining, vec![key("job-2")]);
+}
+
+#[test]
+fn resolved_incidents_are_not_open() {
+    let (_dir, store) = open();
+    let set = WriteSet {
+        effects: vec![Effect::IncidentResolved {
+            incident: incident("job", true),
+            notify: true,
+        }],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    assert!(store.incidents(true).unwrap().is_empty());
+    assert_eq!(store.incidents(false).unwrap().len(), 1);
+}
+
+#[test]
+fn events_are_bounded() {
+    let (_dir, store) = open();
+    for i in 0..5u32 {
+        let set = WriteSet {
+            events: vec![RawEvent {
+                project: 1,
+                event_id: Uuid::from_u128(u128::from(i)),
+                received: at(i64::from(i)),
+                payload: i.to_string().into_bytes(),
+            }],
+            ..WriteSet::default()
+        };
+        store.commit(&set, at(0)).unwrap();
+    }
+    store.prune_events(2).unwrap();
+    assert_eq!(store.events(1, 10).unwrap(), vec![b"4".to_vec(), b"3".to_vec()]);
+    assert_eq!(store.stats().events, 2);
+}
+
+#[test]
+fn another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.trees().meta.insert(SCHEMA_KEY, &7u32.to_be_bytes()).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let error = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(error, StoreError::Schema { found: 7 }), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_share_one_flush_and_writes_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut seqs = Vec::new();
+    for i in 0..10 {
+        let set = WriteSet {
+            checkins: vec![checkin("job", i, i as i64)],
+            ..WriteSet::default()
+        };
+        seqs.push(store.commit(&set, at(0)).unwrap());
+    }
+    let waiters: Vec<_> = seqs
+        .into_iter()
+        .map(|seq| {
+            let store = store.clone();
+            tokio::spawn(async move { store.wait_durable(seq).await })
+        })
+        .collect();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let flusher = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .run_flusher(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        }
+    });
+    for waiter in waiters {
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+            .await
+            .expect("durable in time")
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(store.stats().flushes, 1, "ten waiters, one fsync");
+    stop.send(()).unwrap();
+    flusher.await.unwrap();
+    drop(store);
+
+    let reopened = Store::open(dir.path()).unwrap();
+    assert_eq!(reopened.checkins(&key("job"), 100).unwrap().len(), 10);
+}

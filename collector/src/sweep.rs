@@ -1,0 +1,156 @@
+//! The sweeper: the in-memory deadline index (rebuilt from the store at startup) and the timer
+//! task that sleeps until the earliest deadline and hands what is due to the processor.
+//! It never scans all monitors and never polls on a fixed tick: cost is proportional to what
+//! is due, and an earlier deadline wakes it early.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::engine::{Deadline, DeadlineIndex, MonitorEnv, MonitorKey};
+use crate::metrics::Metrics;
+use crate::processor::Processor;
+use crate::store::{Store, StoreError};
+
+/// The sweeper wakes at least this often even with nothing due, to prove it is alive.
+const IDLE_WAKE: Duration = Duration::from_secs(30);
+/// After a failed sweep, wait this long before retrying what was due.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The shared deadline index. The processor updates it (under the monitor's lock) after every
+/// committed change; the sweeper task pops from it.
+#[derive(Debug, Default)]
+pub struct Deadlines {
+    index: Mutex<DeadlineIndex>,
+    wake: Notify,
+    heartbeat: AtomicI64,
+    running: AtomicBool,
+}
+
+impl Deadlines {
+    /// Rebuilds the index from the deadlines persisted in the store.
+    pub fn load(store: &Store) -> Result<Deadlines, StoreError> {
+        let mut index = DeadlineIndex::new();
+        for (key, deadlines) in store.deadlines()? {
+            index.replace(&key, deadlines);
+        }
+        Ok(Deadlines {
+            index: Mutex::new(index),
+            ..Deadlines::default()
+        })
+    }
+
+    /// Replaces the deadlines of `monitor` with those of its current state; wakes the sweeper
+    /// if that made the earliest deadline earlier.
+    pub fn upsert_for(&self, monitor: &MonitorEnv) {
+        let (before, after) = {
+            let mut index = self.index.lock();
+            let before = index.next_deadline();
+            index.upsert_for(monitor);
+            (before, index.next_deadline())
+        };
+        if let Some(after) = after
+            && before.is_none_or(|before| after < before)
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Forgets a deleted monitor environment.
+    pub fn remove(&self, key: &MonitorKey) {
+        self.index.lock().remove(key);
+    }
+
+    /// Pending deadlines.
+    pub fn len(&self) -> usize {
+        self.index.lock().len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.index.lock().is_empty()
+    }
+
+    /// The earliest pending deadline.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.index.lock().next_deadline()
+    }
+
+    fn pop_due(&self, now: DateTime<Utc>) -> Vec<Deadline> {
+        self.index.lock().pop_due(now)
+    }
+
+    /// Whether the sweeper task runs and has woken recently.
+    pub fn sweeper_alive(&self, now: DateTime<Utc>) -> bool {
+        let last = self.heartbeat.load(Ordering::Relaxed);
+        self.running.load(Ordering::Relaxed)
+            && now.timestamp() - last <= 3 * IDLE_WAKE.as_secs() as i64
+    }
+
+    /// When the sweeper last woke, while it runs.
+    pub fn last_wake(&self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp(self.heartbeat.load(Ordering::Relaxed), 0)
+            .filter(|_| self.running.load(Ordering::Relaxed))
+    }
+}
+
+/// Marks the sweeper as not running when its task ends, however it ends.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The timer task. Returns when `shutdown` resolves.
+pub async fn run(
+    deadlines: Arc<Deadlines>,
+    processor: Arc<Processor>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
+    deadlines.running.store(true, Ordering::Relaxed);
+    let _running = Running(&deadlines.running);
+    tokio::pin!(shutdown);
+    loop {
+        let now = Utc::now();
+        deadlines.heartbeat.store(now.timestamp(), Ordering::Relaxed);
+        let due = deadlines.pop_due(now);
+        if !due.is_empty() {
+            let lag = due
+                .iter()
+                .map(|d| (now - d.at).num_milliseconds())
+                .max()
+                .unwrap_or(0);
+            metrics.sweep_lag(lag as f64 / 1000.0);
+            match processor.sweep(due, now).await {
+                Ok(report) => metrics.swept(report.missed, report.timeouts),
+                Err(error) => {
+                    // The processor put the deadlines back; back off instead of spinning on a
+                    // store that cannot write.
+                    tracing::error!(%error, "sweep failed; retrying shortly");
+                    tokio::select! {
+                        () = tokio::time::sleep(RETRY_AFTER) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            }
+        }
+        let wait = deadlines.next_deadline().map_or(IDLE_WAKE, |next| {
+            (next - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(IDLE_WAKE)
+        });
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = deadlines.wake.notified() => {}
+            () = &mut shutdown => break,
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! What `#[monitored_job]` expands to. Not public API: only the macro may use it, and it may
+//! change with the macro.
+//!
+//! The macro builds one `static` [`JobSite`] per annotated function, then
+//!
+//! ```ignore
+//! let __run = SITE.start();                       // sync: registers the run on this thread
+//! let ret = /* the body */;                       // async: __run.instrument(async move { .. }).await
+//! let outcome = {
+//!     use ::watchpost::__private::{ViaError as _, ViaAsRefError as _, ViaDebug as _, ViaAny as _};
+//!     (&&&&Probe(&ret)).__watchpost_outcome()
+//! };
+//! __run.finish(outcome);
+//! ret
+//! ```
+//!
+//! Must stay as cheap as the SDK promises: with the SDK disabled, [`JobSite::start`] is one
+//! relaxed atomic load and the rest are branches on `None`; enabled, a run costs two clock reads,
+//! two `try_send`s and no allocation.
+
+use std::error::Error;
+use std::fmt::Debug;
+use std::future::Future;
+use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::Duration;
+
+use crate::capture::{MECHANISM_JOB, event_from_debug, event_from_error};
+use crate::protocol::CheckInStatus;
+use crate::record::Monitor;
+use crate::run::ActiveRun;
+
+pub use crate::protocol::IntervalUnit;
+
+/// A `#[monitored_job]` function: its monitor slug, environment override and configuration.
+/// Built by the macro as a `static`, so check-ins refer to it by a `&'static` reference.
+#[derive(Debug)]
+pub struct JobSite {
+    /// The monitor slug.
+    pub slug: &'static str,
+    /// Overrides the client's environment for this job.
+    pub environment: Option<&'static str>,
+    /// Sent as `monitor_config` with every check-in (upsert).
+    pub config: Option<JobConfig>,
+}
+
+/// The monitor configuration given to the macro.
+#[derive(Debug)]
+pub struct JobConfig {
+    /// When the job is expected to run.
+    pub schedule: JobSchedule,
+    /// IANA timezone for the crontab.
+    pub timezone: Option<&'static str>,
+    /// How late a check-in may be.
+    pub checkin_margin: Option<Duration>,
+    /// How long a run may last.
+    pub max_runtime: Option<Duration>,
+    /// Consecutive failures that open an incident.
+    pub failure_issue_threshold: Option<u32>,
+    /// Consecutive successes that resolve it.
+    pub recovery_threshold: Option<u32>,
+}
+
+/// A schedule given to the macro.
+#[derive(Debug, Clone, Copy)]
+pub enum JobSchedule {
+    /// A crontab expression (validated at compile time by the macro).
+    Crontab(&'static str),
+    /// Every `n` units.
+    Interval(u64, IntervalUnit),
+}
+
+impl JobSite {
+    /// Starts a run: sends `in_progress` and registers the run as executing on this thread.
+    /// With the SDK disabled this is exactly one relaxed atomic load.
+    #[inline]
+    pub fn start(&'static self) -> JobRun {
+        let generation = crate::client::generation();
+        if generation == 0 {
+            return JobRun { active: None };
+        }
+        JobRun {
+            active: Some(ActiveRun::begin(generation, Monitor::Site(self), true)),
+        }
+    }
+}
+
+/// One run of a `#[monitored_job]` function.
+///
+/// Ends exactly once: [`finish`](Self::finish) with the function's outcome, else on drop
+/// (`error` while panicking, `ok` otherwise), unless the panic hook already reported it.
+#[must_use]
+pub struct JobRun {
+    active: Option<ActiveRun>,
+}
+
+impl std::fmt::Debug for JobRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRun")
+            .field("id", &self.active.as_ref().map(|a| a.id))
+            .finish()
+    }
+}
+
+impl JobRun {
+    /// Ends the run: `ok`, or `error` plus an event (the error's source chain, linked to the run
+    /// by `contexts.monitor`).
+    #[inline]
+    pub fn finish(self, outcome: Outcome<'_>) {
+        let Some(active) = &self.active else {
+            return;
+        };
+        match outcome {
+            Outcome::Ok => active.end(CheckInStatus::Ok, || None),
+            Outcome::Error(err) => active.end(CheckInStatus::Error, || {
+                Some(event_from_error(err, MECHANISM_JOB, true))
+            }),
+            Outcome::ErrorDebug(err) => {
+                active.end(CheckInStatus::Error, || Some(event_from_debug(err, MECHANISM_JOB)))
+            }
+        }
+    }
+
+    /// Wraps an async job's body. On every poll the run is registered as executing on the
+    /// polling thread (so the panic hook marks it, and only it, if that poll panics), and the
+    /// poll runs under `catch_unwind`: a panic ends the run as `error` and is then resumed.
+    pub fn instrument<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> + use<'_, F> {
+        // From here on the run is registered per poll, not for the thread that started it: the
+        // task may move, and between polls that thread runs other tasks.
+        if let Some(active) = &self.active {
+            active.leave_thread();
+        }
+        async move {
+            let mut fut = std::pin::pin!(fut);
+            let Some(active) = &self.active else {
+                return fut.await;
+            };
+            std::future::poll_fn(|cx| {
+                active.enter_thread();
+                let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
+                if active.leave_thread() {
+                    active.mark_done();
+                }
+                match polled {
+                    Ok(poll) => poll,
+                    Err(panic) => {
+                        active.end(CheckInStatus::Error, || None);
+                        resume_unwind(panic)
+                    }
+                }
+            })
+            .await
+        }
+    }
+}
+
+impl Drop for JobRun {
+    fn drop(&mut self) {
+        if let Some(active) = &self.active
+            && !active.is_done()
+        {
+            let status = if std::thread::panicking() {
+                CheckInStatus::Error
+            } else {
+                CheckInStatus::Ok
+            };
+            active.end(status, || None);
+        }
+    }
+}
+
+/// How a job function ended, as the macro sees its return value.
+#[derive(Clone, Copy)]
+pub enum Outcome<'a> {
+    /// Success (any non-`Result` value, or `Ok`).
+    Ok,
+    /// `Err` of a type implementing `Error`: captured with its source chain.
+    Error(&'a (dyn Error + 'static)),
+    /// `Err` of a type that is only `Debug`: captured as its `Debug` text.
+    ErrorDebug(&'a dyn Debug),
+}
+
+impl std::fmt::Debug for Outcome<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("Ok"),
+            Outcome::Error(e) => f.debug_tuple("Error").field(&e.to_string()).finish(),
+            Outcome::ErrorDebug(e) => f.debug_tuple("ErrorDebug").field(e).finish(),
+        }
+    }
+}
+
+/// Wraps a job's return value for autoref specialization: `(&&&&Probe(&ret)).__watchpost_outcome()`
+/// picks the most specific of [`ViaError`], [`ViaAsRefError`], [`ViaDebug`], [`ViaAny`].
+pub struct Probe<'a, T: ?Sized>(pub &'a T);
+
+/// Most specific: `Result<T, E>` with `E: Error + 'static`.
+pub trait ViaError {
+    /// The outcome.
+    fn __watchpost_outcome(&self) -> Outcome<'_>;
+}
+
+/// `Result<T, E>` where `E` derefs to a `dyn Error` (see [`DynError`]): `anyhow::Error`,
+/// `eyre::Report`, `Box<dyn Error + Send + Sync>`, `Box<dyn Error>`, `Arc<dyn Error>`.
+pub trait ViaAsRefError {
+    /// The outcome.
+    fn __watchpost_outcome(&self) -> Outcome<'_>;
+}
+
+/// `Result<T, E>` with `E: Debug` only, e.g. `String`.
+pub trait ViaDebug {
+    /// The outcome.
+    fn __watchpost_outcome(&self) -> Outcome<'_>;
+}
+
+/// Anything else: the function cannot fail, so its outcome is `Ok`.
+pub trait ViaAny {
+    /// The outcome.
+    fn __watchpost_outcome(&self) -> Outcome<'_>;
+}
+
+impl<T, E: Error + 'static> ViaError for &&&Probe<'_, Result<T, E>> {
+    fn __watchpost_outcome(&self) -> Outcome<'_> {
+        match self.0 {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Error(e),
+        }
+    }
+}
+
+impl<T, E> ViaAsRefError for &&Probe<'_, Result<T, E>>
+where
+    E: Deref,
+    E::Target: DynError,
+{
+    fn __watchpost_outcome(&self) -> Outcome<'_> {
+        match self.0 {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Error(e.deref().as_dyn_error()),
+        }
+    }
+}
+
+/// The trait objects a boxed error derefs to. The [`ViaAsRefError`] level goes through `Deref`
+/// rather than `AsRef<dyn Error + Send + Sync>` so that one impl covers `anyhow::Error`,
+/// `eyre::Report`, `Box<dyn Error + Send + Sync>` *and* `Box<dyn Error>` (two impls, one per
+/// `AsRef` target, would overlap for coherence).
+pub trait DynError {
+    /// `self` as a plain `dyn Error`.
+    fn as_dyn_error(&self) -> &(dyn Error + 'static);
+}
+
+impl DynError for dyn Error + 'static {
+    fn as_dyn_error(&self) -> &(dyn Error + 'static) {
+        self
+    }
+}
+
+impl DynError for dyn Error + Send + 'static {
+    fn as_dyn_error(&self) -> &(dyn Error + 'static) {
+        self
+    }
+}
+
+impl DynError for dyn Error + Send + Sync + 'static {
+    fn as_dyn_error(&self) -> &(dyn Error + 'static) {
+        self
+    }
+}
+
+impl<T, E: Debug> ViaDebug for &Probe<'_, Result<T, E>> {
+    fn __watchpost_outcome(&self) -> Outcome<'_> {
+        match self.0 {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::ErrorDebug(e),
+        }
+    }
+}
+
+impl<T: ?Sized> ViaAny for Probe<'_, T> {
+    fn __watchpost_outcome(&self) -> Outcome<'_> {
+        Outcome::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! outcome {
+        ($ret:expr) => {{
+            #[allow(unused_imports)]
+            use crate::__private::{ViaAny as _, ViaAsRefError as _, ViaDebug as _, ViaError as _};
+            let ret = $ret;
+            let kind = match (&&&&Probe(&ret)).__watchpost_outcome() {
+                Outcome::Ok => "ok".to_owned(),
+                Outcome::Error(e) => format!("error: {e}"),
+                Outcome::ErrorDebug(e) => format!("debug: {e:?}"),
+            };
+            kind
+        }};
+    }
+
+    #[test]
+    fn each_specialization_level_resolves_as_intended() {
+        let io: Result<(), std::io::Error> = Err(std::io::Error::other("disk"));
+        assert_eq!(outcome!(io), "error: disk");
+        let ok: Result<u8, std::io::Error> = Ok(1);
+        assert_eq!(outcome!(ok), "ok");
+
+        let boxed: Result<(), Box<dyn Error + Send + Sync>> = Err("boxed".into());
+        assert_eq!(outcome!(boxed), "error: boxed");
+        let plain_box: Result<(), Box<dyn Error>> = Err("plain box".into());
+        assert_eq!(outcome!(plain_box), "error: plain box");
+        let anyhow: Result<(), anyhow::Error> = Err(anyhow::anyhow!("any"));
+        assert_eq!(outcome!(anyhow), "error: any");
+
+        let text: Result<(), String> = Err("just text".into());
+        assert_eq!(outcome!(text), "debug: \"just text\"");
+
+        assert_eq!(outcome!(42_u32), "ok");
+        assert_eq!(outcome!(()), "ok");
+        assert_eq!(outcome!(Some("x")), "ok");
+    }
+}

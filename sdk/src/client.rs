@@ -1,0 +1,343 @@
+//! The global client: which transport queue reports go to, reachable from any thread.
+//!
+//! The hot path reads one relaxed atomic (`GENERATION`, 0 when disabled). When enabled it finds
+//! the client through a thread-local cache keyed by that generation, so it takes no lock and
+//! touches no shared reference count. `init` replaces the client (tests rely on it); a thread
+//! notices on its next call because the generation changed.
+//!
+//! Must never block the caller: queue sends are `try_send`, and the only lock (`CURRENT`) is taken
+//! for reading once per thread per generation, and only with `try_read` from the panic hook.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::options::{ClientOptions, InitError};
+use crate::protocol::{Dsn, Event};
+use crate::record::{CheckInRecord, Task};
+
+/// 0 when the SDK is disabled, else the generation of the current client.
+static GENERATION: AtomicUsize = AtomicUsize::new(0);
+static NEXT_GENERATION: AtomicUsize = AtomicUsize::new(1);
+static CURRENT: RwLock<Option<Arc<Client>>> = RwLock::new(None);
+
+thread_local! {
+    static CACHE: RefCell<Cached> = const { RefCell::new(Cached { generation: 0, client: None }) };
+}
+
+struct Cached {
+    generation: usize,
+    client: Option<Arc<Client>>,
+}
+
+/// An initialised SDK: the sending half of the transport queue and the counters.
+pub(crate) struct Client {
+    generation: usize,
+    tx: SyncSender<Task>,
+    counters: Arc<Counters>,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// What happened to reports, updated by callers (queued, dropped) and the transport thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) queued: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) failed: AtomicU64,
+}
+
+/// Counts of check-ins and events since [`init`], from [`stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Accepted into the queue.
+    pub queued: u64,
+    /// Delivered: the server answered 2xx.
+    pub sent: u64,
+    /// Dropped on the caller's thread because the queue was full (or the transport had stopped).
+    pub dropped: u64,
+    /// Dropped because the server rate-limited their category for longer than we could hold
+    /// them (see the transport's rate-limit policy), or still held when the client shut down.
+    pub rate_limited: u64,
+    /// Given up on: the server refused them (4xx other than 429) or every retry failed.
+    pub failed: u64,
+}
+
+/// The current generation: one relaxed load, 0 when the SDK is disabled.
+#[inline(always)]
+pub(crate) fn generation() -> usize {
+    GENERATION.load(Relaxed)
+}
+
+/// Whether a client is installed. One relaxed atomic load.
+#[inline(always)]
+pub fn is_enabled() -> bool {
+    generation() != 0
+}
+
+/// Runs `f` with the current client, if there is one. `generation` is what the caller loaded from
+/// [`generation()`] (non-zero). Never blocks except for a read lock taken once per thread per
+/// generation; the panic hook uses [`current_nonblocking`] instead.
+#[inline]
+pub(crate) fn with_client<R>(generation: usize, f: impl FnOnce(&Client) -> R) -> Option<R> {
+    let mut f = Some(f);
+    let fast = CACHE.try_with(|cell| {
+        let cache = cell.try_borrow().ok()?;
+        if cache.generation != generation {
+            return None;
+        }
+        Some(match (&cache.client, f.take()) {
+            (Some(client), Some(f)) => Some(f(client)),
+            _ => None,
+        })
+    });
+    if let Ok(Some(served)) = fast {
+        return served;
+    }
+    // The cache is stale, or this thread's locals are being destroyed.
+    let client = refresh(generation);
+    client.as_deref().and_then(|c| f.take().map(|f| f(c)))
+}
+
+#[cold]
+fn refresh(generation: usize) -> Option<Arc<Client>> {
+    let client = read_current();
+    let _ = CACHE.try_with(|cell| {
+        if let Ok(mut cache) = cell.try_borrow_mut() {
+            cache.generation = client.as_ref().map_or(generation, |c| c.generation);
+            cache.client = client.clone();
+        }
+    });
+    client
+}
+
+fn read_current() -> Option<Arc<Client>> {
+    CURRENT.read().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+/// The current client without ever waiting on a lock, for the panic hook: the panicking thread
+/// may be the one holding it.
+pub(crate) fn current_nonblocking() -> Option<Arc<Client>> {
+    let generation = generation();
+    if generation == 0 {
+        return None;
+    }
+    let cached = CACHE
+        .try_with(|cell| {
+            let cache = cell.try_borrow().ok()?;
+            (cache.generation == generation).then(|| cache.client.clone()).flatten()
+        })
+        .ok()
+        .flatten();
+    cached.or_else(|| match CURRENT.try_read() {
+        Ok(current) => current.clone(),
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().clone(),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    })
+}
+
+/// Queues a check-in; returns whether a client took it.
+#[inline]
+pub(crate) fn send_check_in(record: CheckInRecord) -> bool {
+    let generation = generation();
+    generation != 0 && with_client(generation, |c| c.enqueue(Task::CheckIn(record))).unwrap_or(false)
+}
+
+/// Queues an event; returns its id if a client took it.
+pub(crate) fn capture_event(event: Event) -> Option<Uuid> {
+    let generation = generation();
+    if generation == 0 {
+        return None;
+    }
+    let id = event.event_id;
+    with_client(generation, |c| c.enqueue(Task::Event(Box::new(event))))
+        .unwrap_or(false)
+        .then_some(id)
+}
+
+impl Client {
+    /// Hands `task` to the transport thread without waiting; counts it as queued or dropped.
+    #[inline]
+    pub(crate) fn enqueue(&self, task: Task) -> bool {
+        match self.tx.try_send(task) {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Relaxed);
+                true
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Waits until the transport has handled everything queued so far, at most `timeout`.
+    /// Returns whether it did.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (ack, acked) = sync_channel(1);
+        let mut marker = Task::Flush(ack);
+        // The queue may be full: retry the marker until there is room, within the deadline.
+        loop {
+            match self.tx.try_send(marker) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                    marker = m;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return false,
+            }
+        }
+        acked
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
+    }
+
+    fn stats(&self) -> Stats {
+        let c = &self.counters;
+        Stats {
+            queued: c.queued.load(Relaxed),
+            sent: c.sent.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            rate_limited: c.rate_limited.load(Relaxed),
+            failed: c.failed.load(Relaxed),
+        }
+    }
+}
+
+/// Keeps the SDK running; dropping it sends what is queued (waiting at most
+/// [`ClientOptions::shutdown_timeout`]) and stops the transport thread.
+///
+/// Keep it alive for as long as the program runs, typically as `let _guard = ...` in `main`
+/// (not `let _ = ...`, which drops it at once).
+#[must_use = "dropping the guard shuts the SDK down; bind it with `let _guard = ...`"]
+pub struct ClientGuard {
+    client: Option<Arc<Client>>,
+}
+
+impl ClientGuard {
+    /// Whether this guard holds a running client (a DSN was given and parsed).
+    pub fn is_enabled(&self) -> bool {
+        self.client.is_some()
+    }
+
+    /// Waits until everything queued so far was handled, at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.client.as_ref().is_some_and(|c| c.flush(timeout))
+    }
+}
+
+impl std::fmt::Debug for ClientGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientGuard").field("enabled", &self.is_enabled()).finish()
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        // Stop taking new reports for this client, unless `init` has replaced it already.
+        {
+            let mut current = CURRENT.write().unwrap_or_else(PoisonError::into_inner);
+            if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client)) {
+                GENERATION.store(0, Relaxed);
+                *current = None;
+            }
+        }
+        client.flush(client.shutdown_timeout);
+        // If the queue is full the worker still sees the shutdown once it drains, or exits when
+        // every sender is gone.
+        let _ = client.tx.try_send(Task::Shutdown);
+    }
+}
+
+/// Starts the SDK. With no DSN, or a DSN that does not parse (the reason goes to stderr), the SDK
+/// stays disabled and every call is a no-op. Calling it again replaces the previous client.
+///
+/// Also installs the panic hook (once per process): see [`try_init`].
+pub fn init(options: ClientOptions) -> ClientGuard {
+    try_init(options).unwrap_or_else(|err| {
+        eprintln!("watchpost: {err}; the SDK stays disabled");
+        ClientGuard { client: None }
+    })
+}
+
+/// Starts the SDK, or says why it cannot. Without a DSN this succeeds with a disabled guard.
+///
+/// On success it replaces any previous client, spawns the `watchpost-transport` thread and
+/// installs (once per process) a panic hook that reports panics as `fatal` events, marks the jobs
+/// running on the panicking thread as failed, and flushes within `shutdown_timeout` before
+/// calling the previously installed hook.
+pub fn try_init(options: ClientOptions) -> Result<ClientGuard, InitError> {
+    let Some(dsn) = options.dsn.as_deref().map(str::trim).filter(|d| !d.is_empty()) else {
+        replace_current(None);
+        return Ok(ClientGuard { client: None });
+    };
+    let dsn: Dsn = dsn.parse()?;
+    let queue_size = options.queue_size.max(1);
+    let (tx, rx) = sync_channel(queue_size);
+    let counters = Arc::new(Counters::default());
+    crate::transport::spawn(
+        crate::transport::Config {
+            dsn,
+            environment: options.environment.unwrap_or_else(|| "production".to_owned()),
+            release: options.release,
+            server_name: options.server_name,
+            debug: options.debug,
+            hold_capacity: queue_size,
+        },
+        rx,
+        Arc::clone(&counters),
+    )
+    .map_err(InitError::Transport)?;
+    let client = Arc::new(Client {
+        generation: NEXT_GENERATION.fetch_add(1, Relaxed),
+        tx,
+        counters,
+        shutdown_timeout: options.shutdown_timeout,
+    });
+    crate::panic::install_hook();
+    replace_current(Some(Arc::clone(&client)));
+    Ok(ClientGuard {
+        client: Some(client),
+    })
+}
+
+fn replace_current(client: Option<Arc<Client>>) {
+    let mut current = CURRENT.write().unwrap_or_else(PoisonError::into_inner);
+    GENERATION.store(client.as_ref().map_or(0, |c| c.generation), Relaxed);
+    *current = client;
+}
+
+/// Starts the SDK from `WATCHPOST_DSN` (falling back to `SENTRY_DSN`), `WATCHPOST_ENVIRONMENT`,
+/// `WATCHPOST_RELEASE` and `WATCHPOST_DEBUG`; see [`ClientOptions::from_env`].
+pub fn init_from_env() -> ClientGuard {
+    init(ClientOptions::from_env())
+}
+
+/// Waits until everything queued so far was sent (or given up on), at most `timeout`. Returns
+/// `false` on timeout or when the SDK is disabled.
+pub fn flush(timeout: Duration) -> bool {
+    if !is_enabled() {
+        return false;
+    }
+    read_current().is_some_and(|c| c.flush(timeout))
+}
+
+/// Counts of what the current client queued, sent, dropped and failed to send; all zero when
+/// the SDK is disabled.
+pub fn stats() -> Stats {
+    let generation = generation();
+    if generation == 0 {
+        return Stats::default();
+    }
+    with_client(generation, Client::stats).unwrap_or_default()
+}
