@@ -253,7 +253,9 @@ impl AlertKind {
 
     /// Parses a dotted name.
     pub fn parse(name: &str) -> Option<AlertKind> {
-        AlertKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+        AlertKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -544,7 +546,11 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, c)| self.channel(&format!("channels[{i}]"), c))
             .collect::<Result<Vec<_>, _>>()?;
-        unique(channels.iter().map(|c| c.name.as_str()), "channels", "channel")?;
+        unique(
+            channels.iter().map(|c| c.name.as_str()),
+            "channels",
+            "channel",
+        )?;
         let rules = raw
             .rules
             .into_iter()
@@ -646,8 +652,14 @@ impl Validator<'_> {
         }
         match (self.env)(name) {
             Some(value) if !value.is_empty() => Ok(Secret::new(value)),
-            Some(_) => Err(Error::at(path, format!("environment variable {name} is empty"))),
-            None => Err(Error::at(path, format!("environment variable {name} is not set"))),
+            Some(_) => Err(Error::at(
+                path,
+                format!("environment variable {name} is empty"),
+            )),
+            None => Err(Error::at(
+                path,
+                format!("environment variable {name} is not set"),
+            )),
         }
     }
 
@@ -677,7 +689,9 @@ impl Validator<'_> {
                 format!("`{listen}` is not a socket address; expected IP:PORT such as \"127.0.0.1:8470\""),
             )
         })?;
-        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = raw
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         if data_dir.as_os_str().is_empty() {
             return Err(Error::at("server.data_dir", "must not be empty"));
         }
@@ -721,7 +735,10 @@ impl Validator<'_> {
         for (i, p) in raw.into_iter().enumerate() {
             let path = format!("projects[{i}]");
             if p.id == 0 {
-                return Err(Error::at(format!("{path}.id"), "must be a positive integer"));
+                return Err(Error::at(
+                    format!("{path}.id"),
+                    "must be a positive integer",
+                ));
             }
             if let Some(first) = ids.insert(p.id, i) {
                 return Err(Error::at(
@@ -750,7 +767,9 @@ impl Validator<'_> {
                 if let Some(owner) = keys.insert(key.clone(), p.id) {
                     return Err(Error::at(
                         key_path,
-                        format!("this key is already used by project {owner}; every key must be unique"),
+                        format!(
+                            "this key is already used by project {owner}; every key must be unique"
+                        ),
                     ));
                 }
                 project_keys.push(Secret::new(key));
@@ -774,7 +793,8 @@ impl Validator<'_> {
                 from,
                 to,
             } => {
-                let smtp_url = self.url(&format!("{path}.smtp_url"), &smtp_url, &["smtp", "smtps"])?;
+                let smtp_url =
+                    self.url(&format!("{path}.smtp_url"), &smtp_url, &["smtp", "smtps"])?;
                 let username = username
                     .map(|u| self.secret(&format!("{path}.username"), &u))
                     .transpose()?;
@@ -790,11 +810,16 @@ impl Validator<'_> {
                 if !from.contains('@') {
                     return Err(Error::at(
                         format!("{path}.from"),
-                        format!("`{from}` is not an email address; e.g. \"Watchpost <alerts@example.com>\""),
+                        format!(
+                            "`{from}` is not an email address; e.g. \"Watchpost <alerts@example.com>\""
+                        ),
                     ));
                 }
                 if to.is_empty() {
-                    return Err(Error::at(format!("{path}.to"), "needs at least one recipient"));
+                    return Err(Error::at(
+                        format!("{path}.to"),
+                        "needs at least one recipient",
+                    ));
                 }
                 if let Some(k) = to.iter().position(|addr| !addr.contains('@')) {
                     return Err(Error::at(
@@ -829,12 +854,15 @@ impl Validator<'_> {
                     ChatId::Text(text) => {
                         let text = text.trim().to_owned();
                         let numeric = text.strip_prefix('-').unwrap_or(&text);
-                        let valid = (!numeric.is_empty() && numeric.bytes().all(|b| b.is_ascii_digit()))
+                        let valid = (!numeric.is_empty()
+                            && numeric.bytes().all(|b| b.is_ascii_digit()))
                             || (text.len() > 1 && text.starts_with('@'));
                         if !valid {
                             return Err(Error::at(
                                 format!("{path}.chat_id"),
-                                format!("`{text}` is not a chat id; expected a number such as \"-1001234567890\" or \"@channelname\""),
+                                format!(
+                                    "`{text}` is not a chat id; expected a number such as \"-1001234567890\" or \"@channelname\""
+                                ),
                             ));
                         }
                         text
@@ -909,7 +937,13 @@ impl Validator<'_> {
             ));
         }
         let threshold = |field: &str, value: Option<u64>, default: u32| -> Result<u32, Error> {
-            count_or(&format!("{path}.{field}"), value, default as usize, 1..=1000).map(|n| n as u32)
+            count_or(
+                &format!("{path}.{field}"),
+                value,
+                default as usize,
+                1..=1000,
+            )
+            .map(|n| n as u32)
         };
         let expected_status = match raw.expected_status {
             None => 200,
@@ -938,11 +972,16 @@ fn admin_token(path: &str, token: &Secret, origin: String) -> Result<ProvidedTok
     if trimmed.len() < MIN_ADMIN_TOKEN_LEN {
         return Err(Error::at(
             path,
-            format!("the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters (a random 64-hex token is best)"),
+            format!(
+                "the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters (a random 64-hex token is best)"
+            ),
         ));
     }
     if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::at(path, "the admin token must not contain whitespace"));
+        return Err(Error::at(
+            path,
+            "the admin token must not contain whitespace",
+        ));
     }
     Ok(ProvidedToken {
         token: Secret::new(trimmed),
@@ -953,7 +992,10 @@ fn admin_token(path: &str, token: &Secret, origin: String) -> Result<ProvidedTok
 fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
     let name = name_field(&format!("{path}.name"), &raw.name)?;
     if raw.on.is_empty() {
-        return Err(Error::at(format!("{path}.on"), "needs at least one alert kind"));
+        return Err(Error::at(
+            format!("{path}.on"),
+            "needs at least one alert kind",
+        ));
     }
     let on = raw
         .on
@@ -964,13 +1006,19 @@ fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
                 let known: Vec<_> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
                 Error::at(
                     format!("{path}.on[{k}]"),
-                    format!("unknown alert kind `{kind}`; known kinds: {}", known.join(", ")),
+                    format!(
+                        "unknown alert kind `{kind}`; known kinds: {}",
+                        known.join(", ")
+                    ),
                 )
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if raw.channels.is_empty() {
-        return Err(Error::at(format!("{path}.channels"), "needs at least one channel name"));
+        return Err(Error::at(
+            format!("{path}.channels"),
+            "needs at least one channel name",
+        ));
     }
     for (k, channel) in raw.channels.iter().enumerate() {
         if !channels.iter().any(|c| &c.name == channel) {
@@ -1010,7 +1058,11 @@ fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
         (None, false) => None,
     };
     let window = match (raw.window, spike) {
-        (Some(w), true) => Some(duration(&format!("{path}.window"), &w, Duration::from_secs(1))?),
+        (Some(w), true) => Some(duration(
+            &format!("{path}.window"),
+            &w,
+            Duration::from_secs(1),
+        )?),
         (None, true) => {
             return Err(Error::at(
                 format!("{path}.window"),
@@ -1036,7 +1088,11 @@ fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
 
 /// `[[monitors]]` entries are validated by the engine's own config parser, so the file, the API
 /// and check-ins accept exactly the same fields.
-fn monitor(path: &str, mut table: toml::Table, projects: &HashSet<u64>) -> Result<MonitorSpec, Error> {
+fn monitor(
+    path: &str,
+    mut table: toml::Table,
+    projects: &HashSet<u64>,
+) -> Result<MonitorSpec, Error> {
     let project = match table.remove("project") {
         Some(toml::Value::Integer(id)) if id > 0 && projects.contains(&(id as u64)) => id as u64,
         Some(toml::Value::Integer(id)) if id > 0 => {
@@ -1045,10 +1101,18 @@ fn monitor(path: &str, mut table: toml::Table, projects: &HashSet<u64>) -> Resul
             let known: Vec<_> = known.iter().map(|id| id.to_string()).collect();
             return Err(Error::at(
                 format!("{path}.project"),
-                format!("project {id} is not defined; defined projects: {}", known.join(", ")),
+                format!(
+                    "project {id} is not defined; defined projects: {}",
+                    known.join(", ")
+                ),
             ));
         }
-        Some(_) => return Err(Error::at(format!("{path}.project"), "expected a positive project id")),
+        Some(_) => {
+            return Err(Error::at(
+                format!("{path}.project"),
+                "expected a positive project id",
+            ));
+        }
         None => return Err(Error::at(format!("{path}.project"), "is required")),
     };
     let slug = match table.remove("slug") {
@@ -1058,7 +1122,12 @@ fn monitor(path: &str, mut table: toml::Table, projects: &HashSet<u64>) -> Resul
     };
     let environment = match table.remove("environment") {
         Some(toml::Value::String(env)) => Some(env),
-        Some(_) => return Err(Error::at(format!("{path}.environment"), "expected a string")),
+        Some(_) => {
+            return Err(Error::at(
+                format!("{path}.environment"),
+                "expected a string",
+            ));
+        }
         None => None,
     };
     let key = MonitorKey::new(project, &slug, environment.as_deref())
@@ -1088,7 +1157,8 @@ fn monitor_error(path: &str, error: &MonitorConfigError) -> Error {
         | MonitorConfigError::ScheduleShape { .. }
         | MonitorConfigError::MissingSchedule => "schedule",
         MonitorConfigError::Timezone { .. } => "timezone",
-        MonitorConfigError::Threshold { field, .. } | MonitorConfigError::Duration { field, .. } => field,
+        MonitorConfigError::Threshold { field, .. }
+        | MonitorConfigError::Duration { field, .. } => field,
         MonitorConfigError::UnknownField { field } => field.as_str(),
         MonitorConfigError::Slug { .. } => "slug",
         MonitorConfigError::Environment { .. } => "environment",
@@ -1102,18 +1172,27 @@ fn name_field(path: &str, name: &str) -> Result<String, Error> {
         return Err(Error::at(path, "must not be empty"));
     }
     if trimmed.len() > 100 || trimmed.chars().any(char::is_control) {
-        return Err(Error::at(path, "must be at most 100 characters without control characters"));
+        return Err(Error::at(
+            path,
+            "must be at most 100 characters without control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
 
-fn unique<'a>(names: impl Iterator<Item = &'a str>, section: &str, what: &str) -> Result<(), Error> {
+fn unique<'a>(
+    names: impl Iterator<Item = &'a str>,
+    section: &str,
+    what: &str,
+) -> Result<(), Error> {
     let mut seen = HashMap::new();
     for (i, name) in names.enumerate() {
         if let Some(first) = seen.insert(name, i) {
             return Err(Error::at(
                 format!("{section}[{i}].name"),
-                format!("{what} `{name}` is already defined by {section}[{first}]; names must be unique"),
+                format!(
+                    "{what} `{name}` is already defined by {section}[{first}]; names must be unique"
+                ),
             ));
         }
     }
@@ -1124,17 +1203,27 @@ fn duration(path: &str, raw: &RawDuration, min: Duration) -> Result<Duration, Er
     let value = humantime::parse_duration(raw.0.trim()).map_err(|e| {
         Error::at(
             path,
-            format!("`{}` is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h 30m\"", raw.0),
+            format!(
+                "`{}` is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h 30m\"",
+                raw.0
+            ),
         )
     })?;
     if value < min {
         return Err(Error::at(
             path,
-            format!("{} is too short; the minimum is {}", raw.0, humantime::format_duration(min)),
+            format!(
+                "{} is too short; the minimum is {}",
+                raw.0,
+                humantime::format_duration(min)
+            ),
         ));
     }
     if value > Duration::from_secs(366 * 24 * 3600) {
-        return Err(Error::at(path, format!("{} is too long; the maximum is one year", raw.0)));
+        return Err(Error::at(
+            path,
+            format!("{} is too long; the maximum is one year", raw.0),
+        ));
     }
     Ok(value)
 }
@@ -1161,7 +1250,11 @@ fn count_or(
         Ok(n) if range.contains(&n) => Ok(n),
         _ => Err(Error::at(
             path,
-            format!("{value} is out of range; expected {} to {}", range.start(), range.end()),
+            format!(
+                "{value} is out of range; expected {} to {}",
+                range.start(),
+                range.end()
+            ),
         )),
     }
 }
@@ -1214,7 +1307,8 @@ mod tests {
 
     #[test]
     fn admin_token_from_the_environment_never_shows_in_debug() {
-        let with_env = |name: &str| (name == ADMIN_TOKEN_ENV).then(|| "s3cr3t-s3cr3t-s3cr3t".to_owned());
+        let with_env =
+            |name: &str| (name == ADMIN_TOKEN_ENV).then(|| "s3cr3t-s3cr3t-s3cr3t".to_owned());
         let config = Config::parse("", &Overrides::default(), &with_env).unwrap();
         let token = config.server.admin_token.unwrap();
         assert_eq!(token.token.expose(), "s3cr3t-s3cr3t-s3cr3t");
@@ -1317,7 +1411,10 @@ interval = "60s"
         assert_eq!(monitor.config.failure_issue_threshold, 2);
         assert_eq!(config.probes[0].failure_threshold, 2);
         assert_eq!(config.watchdog.unwrap().interval, Duration::from_secs(60));
-        assert_eq!(config.server.public_url.as_deref(), Some("http://127.0.0.1:8470"));
+        assert_eq!(
+            config.server.public_url.as_deref(),
+            Some("http://127.0.0.1:8470")
+        );
     }
 
     /// Every bad config names the field and says what is wrong.
@@ -1383,11 +1480,15 @@ interval = "60s"
         let mut failures = Vec::new();
         for (text, expected) in cases {
             match parse(&text) {
-                Ok(_) => failures.push(format!("config:\n{text}\nwas accepted; expected: {expected}")),
+                Ok(_) => failures.push(format!(
+                    "config:\n{text}\nwas accepted; expected: {expected}"
+                )),
                 Err(err) => {
                     let err = err.to_string();
                     if !err.contains(expected) || err.contains('\n') {
-                        failures.push(format!("config:\n{text}\ngot:      {err}\nexpected: {expected}"));
+                        failures.push(format!(
+                            "config:\n{text}\ngot:      {err}\nexpected: {expected}"
+                        ));
                     }
                 }
             }
@@ -1397,7 +1498,8 @@ interval = "60s"
 
     #[test]
     fn secrets_never_appear_in_errors() {
-        let text = "[[channels]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"ftp://token-1234@host/x\"\n";
+        let text =
+            "[[channels]]\nname = \"w\"\ntype = \"webhook\"\nurl = \"ftp://token-1234@host/x\"\n";
         let err = parse(text).unwrap_err().to_string();
         assert!(err.starts_with("channels[0].url:"), "{err}");
         assert!(!err.contains("token-1234"), "{err}");

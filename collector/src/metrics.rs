@@ -55,7 +55,8 @@ impl Metrics {
     /// Counts what a sweep recorded.
     pub fn swept(&self, missed: u64, timeouts: u64) {
         self.missed_recorded.fetch_add(missed, Ordering::Relaxed);
-        self.timeouts_recorded.fetch_add(timeouts, Ordering::Relaxed);
+        self.timeouts_recorded
+            .fetch_add(timeouts, Ordering::Relaxed);
     }
 
     /// How late the last sweep ran after its deadline.
@@ -115,7 +116,12 @@ impl Metrics {
             .map(|status| {
                 (
                     format!("{{status=\"{}\"}}", status_label(*status)),
-                    snapshot.monitors.get(status).copied().unwrap_or(0).to_string(),
+                    snapshot
+                        .monitors
+                        .get(status)
+                        .copied()
+                        .unwrap_or(0)
+                        .to_string(),
                 )
             })
             .collect();
@@ -228,7 +234,10 @@ mod tests {
             "watchpost_sweep_lag_seconds 0.25",
             "watchpost_deadlines 4",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 }

@@ -26,9 +26,9 @@ use uuid::Uuid;
 
 use crate::config::{MonitorSpec, Retention};
 use crate::engine::{
-    CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind,
-    Effect, MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition, process_checkin,
-    sweep_missed, sweep_timeout, target_checkin_id,
+    CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind, Effect,
+    MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition, process_checkin, sweep_missed,
+    sweep_timeout, target_checkin_id,
 };
 use crate::store::{LogEntry, RawEvent, Seq, Store, StoreError, WriteSet};
 use crate::sweep::Deadlines;
@@ -189,13 +189,15 @@ impl Processor {
             },
             None => None,
         };
-        Ok(process_checkin(monitor, existing, input, now).map(|transition| {
-            let id = transition.checkin.id;
-            if !transition.unchanged {
-                pending.record(transition);
-            }
-            id
-        }))
+        Ok(
+            process_checkin(monitor, existing, input, now).map(|transition| {
+                let id = transition.checkin.id;
+                if !transition.unchanged {
+                    pending.record(transition);
+                }
+                id
+            }),
+        )
     }
 
     /// Records a `/ping/.../log` entry: no state changes, the monitor must exist.
@@ -355,7 +357,11 @@ impl Processor {
     }
 
     /// `PATCH`: changes config fields, mute and disable of existing environment(s).
-    pub async fn patch(&self, target: Target, patch: Patch) -> Result<Vec<MonitorEnv>, ProcessError> {
+    pub async fn patch(
+        &self,
+        target: Target,
+        patch: Patch,
+    ) -> Result<Vec<MonitorEnv>, ProcessError> {
         let keys = self.resolve(&target, false)?;
         let (seq, monitors) = {
             let _guards = self.locks.lock_all(&keys).await;
@@ -418,7 +424,10 @@ impl Processor {
         for spec in specs {
             let (monitors, created) = match self.store.monitor(&spec.key)? {
                 Some(monitor) if monitor.config == spec.config => continue,
-                _ => self.put(Target::One(spec.key.clone()), spec.config.clone()).await?,
+                _ => {
+                    self.put(Target::One(spec.key.clone()), spec.config.clone())
+                        .await?
+                }
             };
             changed += 1;
             tracing::info!(

@@ -106,6 +106,13 @@ impl RunArgs {
 /// (`WATCHPOST_DSN` or `SENTRY_DSN`, `WATCHPOST_ENVIRONMENT`, `WATCHPOST_RELEASE`,
 /// `WATCHPOST_DEBUG`); `--environment` wins over `WATCHPOST_ENVIRONMENT`.
 pub fn main(args: RunArgs) -> i32 {
+    let config = args.monitor_config();
+    let RunArgs {
+        slug,
+        environment,
+        command,
+        ..
+    } = args;
     let options = watchpost::ClientOptions::from_env();
     let dsn = match options.dsn.as_deref().map(str::parse::<Dsn>) {
         Some(Ok(dsn)) => dsn,
@@ -122,7 +129,7 @@ pub fn main(args: RunArgs) -> i32 {
         }
     };
     let options = watchpost::ClientOptions {
-        environment: args.environment.clone().or(options.environment),
+        environment: environment.or(options.environment),
         shutdown_timeout: FLUSH_TIMEOUT,
         ..options
     };
@@ -134,12 +141,16 @@ pub fn main(args: RunArgs) -> i32 {
         }
     };
 
-    let run = watchpost::checkin::start(&args.slug, args.monitor_config());
-    let outcome = execute(&args.command, &args.slug, run.id());
-    if let Some(message) = outcome.message(&args.command[0]) {
+    let run = watchpost::checkin::start(&slug, config);
+    let outcome = execute(&command, &slug, run.id());
+    if let Some(message) = outcome.message(&command[0]) {
         eprintln!("watchpost run: {message}");
     }
-    run.finish(if outcome.succeeded() { CheckInStatus::Ok } else { CheckInStatus::Error });
+    run.finish(if outcome.succeeded() {
+        CheckInStatus::Ok
+    } else {
+        CheckInStatus::Error
+    });
     let flushed = guard.flush(FLUSH_TIMEOUT);
     let stats = watchpost::stats();
     let lost = stats.dropped + stats.failed + stats.rate_limited;
@@ -151,9 +162,8 @@ pub fn main(args: RunArgs) -> i32 {
             format!("not delivered within {}s", FLUSH_TIMEOUT.as_secs())
         };
         eprintln!(
-            "watchpost run: the check-ins of `{}` did not all reach {} ({what}); a monitor that \
-             does not exist yet needs --schedule, and WATCHPOST_DEBUG=1 shows each failure",
-            args.slug,
+            "watchpost run: the check-ins of `{slug}` did not all reach {} ({what}); a monitor \
+             that does not exist yet needs --schedule, and WATCHPOST_DEBUG=1 shows each failure",
             dsn.envelope_url(),
         );
     }
@@ -217,7 +227,10 @@ impl Outcome {
 /// gets them itself), and SIGTERM and SIGHUP are passed on to the command, so a supervisor that
 /// stops the wrapper stops the job and still sees its exit status.
 fn execute(command: &[OsString], slug: &str, check_in_id: Uuid) -> Outcome {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => return Outcome::NotStarted(err),
     };
@@ -229,11 +242,7 @@ fn execute(command: &[OsString], slug: &str, check_in_id: Uuid) -> Outcome {
     })
 }
 
-async fn supervise(
-    command: &[OsString],
-    slug: &str,
-    check_in_id: Uuid,
-) -> io::Result<ExitStatus> {
+async fn supervise(command: &[OsString], slug: &str, check_in_id: Uuid) -> io::Result<ExitStatus> {
     // Handlers first: a signal between spawning and registering would kill the wrapper.
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
@@ -250,7 +259,9 @@ async fn supervise(
         .env("WATCHPOST_CHECK_IN_ID", check_in_id.simple().to_string())
         .spawn()?;
     // The child is not reaped before `wait` returns, so its pid cannot be reused meanwhile.
-    let pid = child.id().and_then(|id| Pid::from_raw(i32::try_from(id).ok()?));
+    let pid = child
+        .id()
+        .and_then(|id| Pid::from_raw(i32::try_from(id).ok()?));
     let forward = |signal: Signal| {
         if let Some(pid) = pid {
             // The child may have exited a moment ago; then there is nobody left to tell.
@@ -393,10 +404,22 @@ mod tests {
         assert_eq!(run.command, os(&["vacuumdb", "-a"]));
         assert!(run.monitor_config().is_some());
 
-        let long = parse(&["db-vacuum", "--environment", "staging", "--schedule", "@hourly", "--", "x"])
-            .unwrap();
+        let long = parse(&[
+            "db-vacuum",
+            "--environment",
+            "staging",
+            "--schedule",
+            "@hourly",
+            "--",
+            "x",
+        ])
+        .unwrap();
         assert_eq!(long.environment.as_deref(), Some("staging"));
-        assert_eq!(long.schedule.as_deref(), Some("0 * * * *"), "aliases are expanded");
+        assert_eq!(
+            long.schedule.as_deref(),
+            Some("0 * * * *"),
+            "aliases are expanded"
+        );
     }
 
     #[test]
@@ -408,9 +431,18 @@ mod tests {
             ("5", Duration::from_secs(300)),
         ];
         for (given, want) in cases {
-            let run =
-                parse(&["j", "-s", "0 3 * * *", "--check-in-margin", given, "--max-runtime", given, "--", "x"])
-                    .unwrap_or_else(|e| panic!("{given}: {e}"));
+            let run = parse(&[
+                "j",
+                "-s",
+                "0 3 * * *",
+                "--check-in-margin",
+                given,
+                "--max-runtime",
+                given,
+                "--",
+                "x",
+            ])
+            .unwrap_or_else(|e| panic!("{given}: {e}"));
             assert_eq!(run.checkin_margin, Some(want), "{given}");
             assert_eq!(run.max_runtime, Some(want), "{given}");
         }
@@ -422,13 +454,74 @@ mod tests {
             (&["j", "-s", "61 * * * *", "--", "x"], "--schedule"),
             (&["j", "-s", "0 0 * * * *", "--", "x"], "--schedule"),
             (&["j", "-s", "@reboot", "--", "x"], "--schedule"),
-            (&["j", "-s", "0 3 * * *", "--timezone", "Mars/Olympus", "--", "x"], "--timezone"),
-            (&["j", "-s", "0 3 * * *", "--check-in-margin", "0", "--", "x"], "--check-in-margin"),
-            (&["j", "-s", "0 3 * * *", "--check-in-margin", "soon", "--", "x"], "--check-in-margin"),
-            (&["j", "-s", "0 3 * * *", "--max-runtime", "29d", "--", "x"], "--max-runtime"),
-            (&["j", "-s", "0 3 * * *", "--failure-issue-threshold", "0", "--", "x"], "--failure-issue-threshold"),
-            (&["j", "-s", "0 3 * * *", "--recovery-threshold", "721", "--", "x"], "--recovery-threshold"),
-            (&["j", "-s", "0 3 * * *", "--recovery-threshold", "two", "--", "x"], "--recovery-threshold"),
+            (
+                &[
+                    "j",
+                    "-s",
+                    "0 3 * * *",
+                    "--timezone",
+                    "Mars/Olympus",
+                    "--",
+                    "x",
+                ],
+                "--timezone",
+            ),
+            (
+                &["j", "-s", "0 3 * * *", "--check-in-margin", "0", "--", "x"],
+                "--check-in-margin",
+            ),
+            (
+                &[
+                    "j",
+                    "-s",
+                    "0 3 * * *",
+                    "--check-in-margin",
+                    "soon",
+                    "--",
+                    "x",
+                ],
+                "--check-in-margin",
+            ),
+            (
+                &["j", "-s", "0 3 * * *", "--max-runtime", "29d", "--", "x"],
+                "--max-runtime",
+            ),
+            (
+                &[
+                    "j",
+                    "-s",
+                    "0 3 * * *",
+                    "--failure-issue-threshold",
+                    "0",
+                    "--",
+                    "x",
+                ],
+                "--failure-issue-threshold",
+            ),
+            (
+                &[
+                    "j",
+                    "-s",
+                    "0 3 * * *",
+                    "--recovery-threshold",
+                    "721",
+                    "--",
+                    "x",
+                ],
+                "--recovery-threshold",
+            ),
+            (
+                &[
+                    "j",
+                    "-s",
+                    "0 3 * * *",
+                    "--recovery-threshold",
+                    "two",
+                    "--",
+                    "x",
+                ],
+                "--recovery-threshold",
+            ),
             (&["!!!", "--", "x"], "MONITOR_SLUG"),
             (&["j", "-e", "a/b", "--", "x"], "--environment"),
         ];
@@ -455,7 +548,10 @@ mod tests {
     #[test]
     fn the_command_comes_after_a_double_dash_and_is_required() {
         assert!(parse_err(&["j"]).contains("COMMAND"));
-        assert!(parse(&["j", "x"]).is_err(), "without `--` the command is not accepted");
+        assert!(
+            parse(&["j", "x"]).is_err(),
+            "without `--` the command is not accepted"
+        );
         // Flags after `--` belong to the command, not to us.
         let run = parse(&["j", "--", "sh", "-e", "-c", "exit 3"]).unwrap();
         assert_eq!(run.environment, None);
@@ -465,8 +561,14 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_shell() {
         // Raw wait statuses: the code in the second byte, or the signal in the low bits.
-        assert_eq!(Outcome::from_status(ExitStatus::from_raw(3 << 8)).exit_code(), 3);
-        assert_eq!(Outcome::from_status(ExitStatus::from_raw(9)).exit_code(), 128 + 9);
+        assert_eq!(
+            Outcome::from_status(ExitStatus::from_raw(3 << 8)).exit_code(),
+            3
+        );
+        assert_eq!(
+            Outcome::from_status(ExitStatus::from_raw(9)).exit_code(),
+            128 + 9
+        );
         assert_eq!(Outcome::Exited(0).exit_code(), 0);
         assert!(Outcome::Exited(0).succeeded());
         assert_eq!(Outcome::Exited(3).exit_code(), 3);

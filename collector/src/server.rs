@@ -149,10 +149,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|source| ServerError::Bind { addr: listen, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { addr: listen, source })?;
+        .map_err(|source| ServerError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: listen,
+        source,
+    })?;
     print_startup(&startup_lines(&config, addr, &projects, &token_line));
 
     let state = AppState::new(Shared {
@@ -197,7 +201,9 @@ fn create_data_dir(path: &Path) -> Result<(), ServerError> {
             }
             Ok(())
         }
-        Ok(_) => Err(error(std::io::Error::other("exists and is not a directory"))),
+        Ok(_) => Err(error(std::io::Error::other(
+            "exists and is not a directory",
+        ))),
         Err(_) => std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -289,10 +295,12 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 /// `N` random bytes as lowercase hex.
 fn random_hex<const N: usize>() -> String {
     let bytes: [u8; N] = rand::rng().random();
-    bytes.iter().fold(String::with_capacity(2 * N), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * N), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 /// The lines test harnesses and people read: listen address, dashboard, one DSN per key, and
@@ -306,7 +314,10 @@ fn startup_lines(
     let base = public_base(config.server.public_url.as_deref(), addr);
     let mut lines = vec![
         format!("watchpost: listening on http://{addr}"),
-        format!("watchpost: dashboard {}/", base.as_str().trim_end_matches('/')),
+        format!(
+            "watchpost: dashboard {}/",
+            base.as_str().trim_end_matches('/')
+        ),
     ];
     for project in projects {
         for key in &project.keys {
@@ -380,7 +391,10 @@ mod tests {
         let base = public_base(None, addr);
         assert_eq!(dsn(&base, "abc", 1), "http://abc@127.0.0.1:8470/1");
         let base = public_base(Some("https://mon.example.com/watchpost/"), addr);
-        assert_eq!(dsn(&base, "abc", 7), "https://abc@mon.example.com/watchpost/7");
+        assert_eq!(
+            dsn(&base, "abc", 7),
+            "https://abc@mon.example.com/watchpost/7"
+        );
         assert_eq!(random_hex::<16>().len(), 32);
     }
 }

@@ -119,7 +119,9 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let now = Utc::now();
-        deadlines.heartbeat.store(now.timestamp(), Ordering::Relaxed);
+        deadlines
+            .heartbeat
+            .store(now.timestamp(), Ordering::Relaxed);
         let due = deadlines.pop_due(now);
         if !due.is_empty() {
             let lag = due

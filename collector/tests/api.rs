@@ -11,27 +11,44 @@ use serde_json::{Value, json};
 use support::{Collector, assert_error, checkin, envelope, interval, json as response_json, poll};
 
 fn keys(value: &Value) -> BTreeSet<&str> {
-    value.as_object().expect("object").keys().map(String::as_str).collect()
+    value
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect()
 }
 
 fn is_rfc3339_utc(value: &Value) -> bool {
     value
         .as_str()
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok().map(|_| s.ends_with('Z')))
+        .and_then(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|_| s.ends_with('Z'))
+        })
         .unwrap_or(false)
 }
 
 #[test]
 fn the_management_api_needs_the_admin_token() {
     let collector = Collector::start(None);
-    for path in ["/api/v1/monitors", "/api/v1/incidents", "/api/v1/monitors/1/job/checkins"] {
+    for path in [
+        "/api/v1/monitors",
+        "/api/v1/incidents",
+        "/api/v1/monitors/1/job/checkins",
+    ] {
         assert_error(
             collector.request(Method::GET, path).send().unwrap(),
             StatusCode::UNAUTHORIZED,
             "missing admin token",
         );
         assert_error(
-            collector.request(Method::GET, path).bearer_auth("not-the-token").send().unwrap(),
+            collector
+                .request(Method::GET, path)
+                .bearer_auth("not-the-token")
+                .send()
+                .unwrap(),
             StatusCode::UNAUTHORIZED,
             "wrong admin token",
         );
@@ -67,9 +84,22 @@ fn a_monitor_from_a_checkin_shows_every_documented_field() {
     assert_eq!(monitors.as_array().unwrap().len(), 1);
     let monitor = &monitors[0];
     let documented: BTreeSet<&str> = [
-        "project", "slug", "environment", "status", "muted", "disabled", "schedule", "timezone",
-        "checkin_margin_s", "max_runtime_s", "failure_issue_threshold", "recovery_threshold",
-        "last_checkin", "next_checkin", "next_checkin_latest", "open_incident",
+        "project",
+        "slug",
+        "environment",
+        "status",
+        "muted",
+        "disabled",
+        "schedule",
+        "timezone",
+        "checkin_margin_s",
+        "max_runtime_s",
+        "failure_issue_threshold",
+        "recovery_threshold",
+        "last_checkin",
+        "next_checkin",
+        "next_checkin_latest",
+        "open_incident",
     ]
     .into();
     assert_eq!(keys(monitor), documented);
@@ -79,21 +109,37 @@ fn a_monitor_from_a_checkin_shows_every_documented_field() {
     assert_eq!(monitor["status"], "ok");
     assert_eq!(monitor["muted"], false);
     assert_eq!(monitor["disabled"], false);
-    assert_eq!(monitor["schedule"], json!({"type": "crontab", "value": "*/5 * * * *"}));
+    assert_eq!(
+        monitor["schedule"],
+        json!({"type": "crontab", "value": "*/5 * * * *"})
+    );
     assert_eq!(monitor["timezone"], "America/New_York");
     assert_eq!(monitor["checkin_margin_s"], 120);
     assert_eq!(monitor["max_runtime_s"], 600);
     assert_eq!(monitor["failure_issue_threshold"], 3);
     assert_eq!(monitor["recovery_threshold"], 2);
     for field in ["last_checkin", "next_checkin", "next_checkin_latest"] {
-        assert!(is_rfc3339_utc(&monitor[field]), "{field}: {}", monitor[field]);
+        assert!(
+            is_rfc3339_utc(&monitor[field]),
+            "{field}: {}",
+            monitor[field]
+        );
     }
     assert_eq!(monitor["open_incident"], Value::Null);
 
-    let checkins = collector.api_get("/api/v1/monitors/1/db-vacuum/checkins?environment=production&limit=5");
+    let checkins =
+        collector.api_get("/api/v1/monitors/1/db-vacuum/checkins?environment=production&limit=5");
     let checkin = &checkins[0];
-    let documented: BTreeSet<&str> =
-        ["id", "status", "duration_ms", "date_added", "expected_time", "environment", "log"].into();
+    let documented: BTreeSet<&str> = [
+        "id",
+        "status",
+        "duration_ms",
+        "date_added",
+        "expected_time",
+        "environment",
+        "log",
+    ]
+    .into();
     assert_eq!(keys(checkin), documented);
     assert_eq!(checkin["id"], "45215841053c4af78c9c37ed88b9937a");
     assert_eq!(checkin["status"], "ok");
@@ -113,17 +159,26 @@ fn a_monitor_from_a_checkin_shows_every_documented_field() {
         assert_eq!(found.as_array().unwrap().len(), count, "{query}");
     }
     assert_error(
-        collector.admin(Method::GET, "/api/v1/monitors?status=sleepy").send().unwrap(),
+        collector
+            .admin(Method::GET, "/api/v1/monitors?status=sleepy")
+            .send()
+            .unwrap(),
         StatusCode::BAD_REQUEST,
         "not one of active, ok, error, disabled",
     );
     assert_error(
-        collector.admin(Method::GET, "/api/v1/monitors/1/db-vacuum/checkins?limit=0").send().unwrap(),
+        collector
+            .admin(Method::GET, "/api/v1/monitors/1/db-vacuum/checkins?limit=0")
+            .send()
+            .unwrap(),
         StatusCode::BAD_REQUEST,
         "limit",
     );
     assert_error(
-        collector.admin(Method::GET, "/api/v1/monitors/1/nothing-here").send().unwrap(),
+        collector
+            .admin(Method::GET, "/api/v1/monitors/1/nothing-here")
+            .send()
+            .unwrap(),
         StatusCode::NOT_FOUND,
         "does not exist",
     );
@@ -150,8 +205,14 @@ fn put_patch_and_delete_manage_monitors() {
         json!({"schedule": "0 4 * * *", "timezone": "Europe/Berlin"}),
     );
     assert_eq!(status, StatusCode::OK, "{replaced}");
-    assert_eq!(replaced[0]["schedule"], json!({"type": "crontab", "value": "0 4 * * *"}));
-    assert_eq!(replaced[0]["checkin_margin_s"], 60, "PUT replaces: back to the default");
+    assert_eq!(
+        replaced[0]["schedule"],
+        json!({"type": "crontab", "value": "0 4 * * *"})
+    );
+    assert_eq!(
+        replaced[0]["checkin_margin_s"], 60,
+        "PUT replaces: back to the default"
+    );
 
     let (status, patched) = send(
         Method::PATCH,
@@ -161,50 +222,112 @@ fn put_patch_and_delete_manage_monitors() {
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched[0]["muted"], true);
     assert_eq!(patched[0]["max_runtime_s"], 300);
-    assert_eq!(patched[0]["timezone"], "Europe/Berlin", "PATCH keeps other fields");
+    assert_eq!(
+        patched[0]["timezone"], "Europe/Berlin",
+        "PATCH keeps other fields"
+    );
 
-    let (_, disabled) = send(Method::PATCH, "/api/v1/monitors/1/api-job", json!({"disabled": true}));
+    let (_, disabled) = send(
+        Method::PATCH,
+        "/api/v1/monitors/1/api-job",
+        json!({"disabled": true}),
+    );
     assert_eq!(disabled[0]["status"], "disabled");
     // A check-in for a disabled monitor is dropped, not an error for the job that sent it.
     let body = envelope(&[("check_in", &checkin("api-job", "ok", None, None))]);
     assert_eq!(collector.post_envelope(body).0, StatusCode::OK);
     assert!(collector.checkins("api-job").is_empty());
-    let (_, enabled) = send(Method::PATCH, "/api/v1/monitors/1/api-job", json!({"disabled": false}));
+    let (_, enabled) = send(
+        Method::PATCH,
+        "/api/v1/monitors/1/api-job",
+        json!({"disabled": false}),
+    );
     assert_eq!(enabled[0]["status"], "active");
 
     for (method, path, body, status, needle) in [
-        (Method::PATCH, "/api/v1/monitors/1/api-job", json!({"timezone": "Nowhere/City"}), StatusCode::BAD_REQUEST, "not a known IANA timezone"),
-        (Method::PATCH, "/api/v1/monitors/1/api-job", json!({"muted": "yes"}), StatusCode::BAD_REQUEST, "muted must be true or false"),
-        (Method::PATCH, "/api/v1/monitors/1/ghost", json!({"muted": true}), StatusCode::NOT_FOUND, "does not exist"),
-        (Method::PUT, "/api/v1/monitors/1/api-job", json!({"schedule": "61 * * * *"}), StatusCode::BAD_REQUEST, "not a valid crontab"),
-        (Method::PUT, "/api/v1/monitors/1/api-job", json!({"checkin_margin": 5}), StatusCode::BAD_REQUEST, "schedule is required"),
-        (Method::PUT, "/api/v1/monitors/1/api-job", json!([1, 2]), StatusCode::BAD_REQUEST, "JSON object"),
-        (Method::PUT, "/api/v1/monitors/x/api-job", json!({}), StatusCode::BAD_REQUEST, "positive integer"),
+        (
+            Method::PATCH,
+            "/api/v1/monitors/1/api-job",
+            json!({"timezone": "Nowhere/City"}),
+            StatusCode::BAD_REQUEST,
+            "not a known IANA timezone",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/monitors/1/api-job",
+            json!({"muted": "yes"}),
+            StatusCode::BAD_REQUEST,
+            "muted must be true or false",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/monitors/1/ghost",
+            json!({"muted": true}),
+            StatusCode::NOT_FOUND,
+            "does not exist",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/monitors/1/api-job",
+            json!({"schedule": "61 * * * *"}),
+            StatusCode::BAD_REQUEST,
+            "not a valid crontab",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/monitors/1/api-job",
+            json!({"checkin_margin": 5}),
+            StatusCode::BAD_REQUEST,
+            "schedule is required",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/monitors/1/api-job",
+            json!([1, 2]),
+            StatusCode::BAD_REQUEST,
+            "JSON object",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/monitors/x/api-job",
+            json!({}),
+            StatusCode::BAD_REQUEST,
+            "positive integer",
+        ),
     ] {
         let (got, reply) = send(method.clone(), path, body);
         assert_eq!(got, status, "{method} {path}: {reply}");
         assert!(reply["error"].as_str().unwrap().contains(needle), "{reply}");
     }
 
-    let mut staging = config.clone();
+    let mut staging = config;
     staging["environment"] = "staging".into();
     let (status, _) = send(Method::PUT, "/api/v1/monitors/1/api-job", staging);
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(collector.monitor("api-job").len(), 2);
 
     let response = collector
-        .admin(Method::DELETE, "/api/v1/monitors/1/api-job?environment=staging")
+        .admin(
+            Method::DELETE,
+            "/api/v1/monitors/1/api-job?environment=staging",
+        )
         .send()
         .unwrap();
     let (status, deleted) = response_json(response);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(deleted["deleted"][0]["environment"], "staging");
     assert_eq!(collector.monitor("api-job").len(), 1);
-    let response = collector.admin(Method::DELETE, "/api/v1/monitors/1/api-job").send().unwrap();
+    let response = collector
+        .admin(Method::DELETE, "/api/v1/monitors/1/api-job")
+        .send()
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(collector.monitor("api-job").is_empty());
     assert_error(
-        collector.admin(Method::DELETE, "/api/v1/monitors/1/api-job").send().unwrap(),
+        collector
+            .admin(Method::DELETE, "/api/v1/monitors/1/api-job")
+            .send()
+            .unwrap(),
         StatusCode::NOT_FOUND,
         "does not exist",
     );
@@ -223,15 +346,28 @@ fn a_silent_monitor_is_marked_missed_and_its_incident_opened_within_4_seconds() 
         let monitor = collector.monitor("heartbeat").pop()?;
         (monitor["status"] == "error").then_some(monitor)
     });
-    assert!(acknowledged.elapsed() < Duration::from_secs(4), "{:?}", acknowledged.elapsed());
+    assert!(
+        acknowledged.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        acknowledged.elapsed()
+    );
     let incident = &monitor["open_incident"];
     assert_eq!(incident["reason"], "missed_checkin");
     assert_eq!(collector.checkins("heartbeat")[0]["status"], "missed");
 
     let open = collector.api_get("/api/v1/incidents?open=true");
     assert_eq!(open.as_array().unwrap().len(), 1);
-    let documented: BTreeSet<&str> =
-        ["id", "project", "slug", "environment", "kind", "opened_at", "resolved_at", "reason"].into();
+    let documented: BTreeSet<&str> = [
+        "id",
+        "project",
+        "slug",
+        "environment",
+        "kind",
+        "opened_at",
+        "resolved_at",
+        "reason",
+    ]
+    .into();
     assert_eq!(keys(&open[0]), documented);
     assert_eq!(open[0]["kind"], "monitor");
     assert_eq!(open[0]["slug"], "heartbeat");

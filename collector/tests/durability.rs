@@ -21,7 +21,10 @@ const PER_THREAD: usize = 12;
 fn acknowledged_checkins_survive_sigkill() {
     let mut collector = Collector::start(None);
     for m in 0..MONITORS {
-        let body = envelope(&[("check_in", &checkin(&format!("job-{m}"), "ok", None, Some(interval(1, "hour"))))]);
+        let body = envelope(&[(
+            "check_in",
+            &checkin(&format!("job-{m}"), "ok", None, Some(interval(1, "hour"))),
+        )]);
         assert_eq!(collector.post_envelope(body).0, StatusCode::OK);
     }
     // Concurrent writers, so acknowledgements share flushes.
@@ -37,7 +40,11 @@ fn acknowledged_checkins_survive_sigkill() {
                     let slug = format!("job-{}", (t + i) % MONITORS);
                     let id = Uuid::new_v4().simple().to_string();
                     let body = envelope(&[("check_in", &checkin(&slug, "ok", Some(&id), None))]);
-                    let response = client.post(&url).header("X-Sentry-Auth", &auth).body(body).send();
+                    let response = client
+                        .post(&url)
+                        .header("X-Sentry-Auth", &auth)
+                        .body(body)
+                        .send();
                     let status = response.expect("request").status();
                     assert_eq!(status, StatusCode::OK);
                     acked.push((slug, id));
@@ -46,7 +53,10 @@ fn acknowledged_checkins_survive_sigkill() {
             })
         })
         .collect();
-    let acked: Vec<(String, String)> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let acked: Vec<(String, String)> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     assert_eq!(acked.len(), THREADS * PER_THREAD);
 
     collector.kill();
@@ -59,7 +69,10 @@ fn acknowledged_checkins_survive_sigkill() {
             .map(|c| c["id"].as_str().unwrap().to_owned())
             .collect();
         for (_, id) in acked.iter().filter(|(s, _)| *s == slug) {
-            assert!(stored.contains(id), "acknowledged check-in {id} of {slug} was lost");
+            assert!(
+                stored.contains(id),
+                "acknowledged check-in {id} of {slug} was lost"
+            );
         }
     }
 }
@@ -79,12 +92,22 @@ fn a_restart_after_missed_deadlines_records_exactly_one_missed() {
     collector.restart();
     let checkins = poll(Duration::from_secs(2), "the catch-up sweep", || {
         let checkins = collector.checkins("nightly");
-        checkins.iter().any(|c| c["status"] == "missed").then_some(checkins)
+        checkins
+            .iter()
+            .any(|c| c["status"] == "missed")
+            .then_some(checkins)
     });
     let missed = checkins.iter().filter(|c| c["status"] == "missed").count();
-    assert_eq!(missed, 1, "one missed for the outage, not one per slot: {checkins:?}");
+    assert_eq!(
+        missed, 1,
+        "one missed for the outage, not one per slot: {checkins:?}"
+    );
     let monitor = &collector.monitor("nightly")[0];
     assert_eq!(monitor["status"], "error");
-    let next: chrono::DateTime<chrono::Utc> = monitor["next_checkin"].as_str().unwrap().parse().unwrap();
-    assert!(next > chrono::Utc::now() - chrono::TimeDelta::seconds(1), "re-planned after the outage: {next}");
+    let next: chrono::DateTime<chrono::Utc> =
+        monitor["next_checkin"].as_str().unwrap().parse().unwrap();
+    assert!(
+        next > chrono::Utc::now() - chrono::TimeDelta::seconds(1),
+        "re-planned after the outage: {next}"
+    );
 }

@@ -92,7 +92,12 @@ fn envelopes_in_every_encoding_and_framing() {
 fn every_auth_form_is_accepted_and_misuse_refused() {
     let collector = Collector::start(None);
     let key = collector.key.clone();
-    let make = |slug: &str| envelope(&[("check_in", &checkin(slug, "ok", None, Some(interval(1, "hour"))))]);
+    let make = |slug: &str| {
+        envelope(&[(
+            "check_in",
+            &checkin(slug, "ok", None, Some(interval(1, "hour"))),
+        )])
+    };
     let post = |path: &str| collector.request(Method::POST, path);
 
     let sentry_header = post("/api/1/envelope/")
@@ -105,11 +110,11 @@ fn every_auth_form_is_accepted_and_misuse_refused() {
     let authorization_basic = post("/api/1/envelope/")
         .header("Authorization", format!("Basic {basic}"))
         .body(make("a3"));
-    let query = post(&format!("/api/1/envelope/?sentry_key={key}&sentry_version=7")).body(make("a4"));
-    let path = collector.request(
-        Method::GET,
-        &format!("/api/1/cron/a5/{key}/?status=ok"),
-    );
+    let query = post(&format!(
+        "/api/1/envelope/?sentry_key={key}&sentry_version=7"
+    ))
+    .body(make("a4"));
+    let path = collector.request(Method::GET, &format!("/api/1/cron/a5/{key}/?status=ok"));
     for (name, request) in [
         ("X-Sentry-Auth", sentry_header),
         ("Authorization: Sentry", authorization_sentry),
@@ -128,7 +133,11 @@ fn every_auth_form_is_accepted_and_misuse_refused() {
     for slug in ["a1", "a2", "a3", "a4"] {
         assert_eq!(statuses(&collector, slug), ["ok"], "{slug}");
     }
-    assert_eq!(statuses(&collector, "a5"), ["ok"], "the ok closed the open run");
+    assert_eq!(
+        statuses(&collector, "a5"),
+        ["ok"],
+        "the ok closed the open run"
+    );
 
     assert_error(
         post("/api/1/envelope/").body(make("n1")).send().unwrap(),
@@ -193,14 +202,21 @@ fn a_key_of_another_project_is_forbidden() {
         "[[projects]]\nid = 1\nkeys = [\"{one}\"]\n[[projects]]\nid = 2\nkeys = [\"{two}\"]\n"
     );
     let collector = Collector::start(Some(&config));
-    let body = envelope(&[("check_in", &checkin("job", "ok", None, Some(interval(1, "hour"))))]);
+    let body = envelope(&[(
+        "check_in",
+        &checkin("job", "ok", None, Some(interval(1, "hour"))),
+    )]);
     let response = collector
         .request(Method::POST, "/api/1/envelope/")
         .header("X-Sentry-Auth", sentry_auth(&two))
         .body(body.clone())
         .send()
         .unwrap();
-    assert_error(response, StatusCode::FORBIDDEN, "does not belong to project 1");
+    assert_error(
+        response,
+        StatusCode::FORBIDDEN,
+        "does not belong to project 1",
+    );
     let response = collector
         .request(Method::POST, "/api/2/envelope/")
         .header("X-Sentry-Auth", sentry_auth(&two))
@@ -279,7 +295,10 @@ fn the_cron_endpoint_takes_queries_and_json() {
 fn pings_start_finish_fail_and_log() {
     let collector = Collector::start(None);
     let key = collector.key.clone();
-    let create = envelope(&[("check_in", &checkin("backup", "ok", None, Some(interval(1, "day"))))]);
+    let create = envelope(&[(
+        "check_in",
+        &checkin("backup", "ok", None, Some(interval(1, "day"))),
+    )]);
     assert_eq!(collector.post_envelope(create).0, StatusCode::OK);
     let ping = |method: Method, path: &str| {
         collector
@@ -300,7 +319,11 @@ fn pings_start_finish_fail_and_log() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let newest = &collector.checkins("backup")[0];
-    assert_eq!(newest["id"], rid.replace('-', ""), "rid pairs the start with its end");
+    assert_eq!(
+        newest["id"],
+        rid.replace('-', ""),
+        "rid pairs the start with its end"
+    );
     assert_eq!(newest["status"], "ok");
     assert_eq!(newest["log"], "dumped 12 tables");
     assert!(newest["duration_ms"].is_u64(), "{newest}");
@@ -378,27 +401,156 @@ fn bad_input_is_refused_and_leaves_no_state() {
     bomb.write_all(&vec![b'{'; 50 << 20]).unwrap();
     let bomb = bomb.finish().unwrap();
 
-    let cases: Vec<(&str, Vec<u8>, Option<&str>, StatusCode, &str)> = vec![
-        ("not an envelope", b"hello\n".to_vec(), None, StatusCode::BAD_REQUEST, "malformed envelope"),
-        ("bad gzip", b"\x1f\x8b\x08\x00garbage".to_vec(), Some("gzip"), StatusCode::BAD_REQUEST, "not valid gzip"),
-        ("unsupported encoding", envelope(&[("check_in", &good)]), Some("br"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported Content-Encoding"),
-        ("decompression bomb", bomb, Some("gzip"), StatusCode::PAYLOAD_TOO_LARGE, "exceeds the limit"),
-        ("body too large", vec![b' '; 2 << 20], None, StatusCode::PAYLOAD_TOO_LARGE, "exceeds the limit"),
-        ("length past the end", format!("{{}}\n{{\"type\":\"check_in\",\"length\":9999}}\n{good}\n").into_bytes(), None, StatusCode::BAD_REQUEST, "runs past the end"),
-        ("invalid UUID", envelope(&[("check_in", &checkin("must-not-exist", "ok", Some("xyz"), Some(interval(1, "hour"))))]), None, StatusCode::BAD_REQUEST, "invalid UUID `xyz`"),
-        ("bad slug", envelope(&[("check_in", &checkin("!!!", "ok", None, Some(interval(1, "hour"))))]), None, StatusCode::BAD_REQUEST, "monitor slug"),
-        ("bad cron", envelope(&[("check_in", &config(json!({"schedule": {"type": "crontab", "value": "61 * * * *"}})))]), None, StatusCode::BAD_REQUEST, "not a valid crontab expression"),
-        ("bad timezone", envelope(&[("check_in", &config(json!({"timezone": "Mars/Olympus"})))]), None, StatusCode::BAD_REQUEST, "not a known IANA timezone"),
-        ("threshold out of range", envelope(&[("check_in", &config(json!({"failure_issue_threshold": 721})))]), None, StatusCode::BAD_REQUEST, "between 1 and 720"),
-        ("missed status", envelope(&[("check_in", &checkin("must-not-exist", "missed", None, Some(interval(1, "hour"))))]), None, StatusCode::BAD_REQUEST, "cannot be sent"),
-        ("bad event", envelope(&[("check_in", &good), ("event", "{\"event_id\":\"nope\"}")]), None, StatusCode::BAD_REQUEST, "item 1 (event)"),
+    /// Name, body, Content-Encoding, expected status, a phrase of the expected message.
+    type Case = (
+        &'static str,
+        Vec<u8>,
+        Option<&'static str>,
+        StatusCode,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "not an envelope",
+            b"hello\n".to_vec(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "malformed envelope",
+        ),
+        (
+            "bad gzip",
+            b"\x1f\x8b\x08\x00garbage".to_vec(),
+            Some("gzip"),
+            StatusCode::BAD_REQUEST,
+            "not valid gzip",
+        ),
+        (
+            "unsupported encoding",
+            envelope(&[("check_in", &good)]),
+            Some("br"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported Content-Encoding",
+        ),
+        (
+            "decompression bomb",
+            bomb,
+            Some("gzip"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "exceeds the limit",
+        ),
+        (
+            "body too large",
+            vec![b' '; 2 << 20],
+            None,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "exceeds the limit",
+        ),
+        (
+            "length past the end",
+            format!("{{}}\n{{\"type\":\"check_in\",\"length\":9999}}\n{good}\n").into_bytes(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "runs past the end",
+        ),
+        (
+            "invalid UUID",
+            envelope(&[(
+                "check_in",
+                &checkin(
+                    "must-not-exist",
+                    "ok",
+                    Some("xyz"),
+                    Some(interval(1, "hour")),
+                ),
+            )]),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid UUID `xyz`",
+        ),
+        (
+            "bad slug",
+            envelope(&[(
+                "check_in",
+                &checkin("!!!", "ok", None, Some(interval(1, "hour"))),
+            )]),
+            None,
+            StatusCode::BAD_REQUEST,
+            "monitor slug",
+        ),
+        (
+            "bad cron",
+            envelope(&[(
+                "check_in",
+                &config(json!({"schedule": {"type": "crontab", "value": "61 * * * *"}})),
+            )]),
+            None,
+            StatusCode::BAD_REQUEST,
+            "not a valid crontab expression",
+        ),
+        (
+            "bad timezone",
+            envelope(&[("check_in", &config(json!({"timezone": "Mars/Olympus"})))]),
+            None,
+            StatusCode::BAD_REQUEST,
+            "not a known IANA timezone",
+        ),
+        (
+            "threshold out of range",
+            envelope(&[("check_in", &config(json!({"failure_issue_threshold": 721})))]),
+            None,
+            StatusCode::BAD_REQUEST,
+            "between 1 and 720",
+        ),
+        (
+            "missed status",
+            envelope(&[(
+                "check_in",
+                &checkin("must-not-exist", "missed", None, Some(interval(1, "hour"))),
+            )]),
+            None,
+            StatusCode::BAD_REQUEST,
+            "cannot be sent",
+        ),
+        (
+            "bad event",
+            envelope(&[("check_in", &good), ("event", "{\"event_id\":\"nope\"}")]),
+            None,
+            StatusCode::BAD_REQUEST,
+            "item 1 (event)",
+        ),
         // A good check-in followed by a bad one: nothing of the envelope is applied.
-        ("second item bad", envelope(&[("check_in", &good), ("check_in", &config(json!({"recovery_threshold": 0})))]), None, StatusCode::BAD_REQUEST, "item 1 (check_in)"),
+        (
+            "second item bad",
+            envelope(&[
+                ("check_in", &good),
+                ("check_in", &config(json!({"recovery_threshold": 0}))),
+            ]),
+            None,
+            StatusCode::BAD_REQUEST,
+            "item 1 (check_in)",
+        ),
         // The engine refuses the second terminal status of one run: the first is not kept either.
-        ("run finished twice", envelope(&[
-            ("check_in", &checkin("must-not-exist", "ok", Some(RUN_ID), Some(interval(1, "hour")))),
-            ("check_in", &checkin("must-not-exist", "error", Some(RUN_ID), None)),
-        ]), None, StatusCode::CONFLICT, "already finished"),
+        (
+            "run finished twice",
+            envelope(&[
+                (
+                    "check_in",
+                    &checkin(
+                        "must-not-exist",
+                        "ok",
+                        Some(RUN_ID),
+                        Some(interval(1, "hour")),
+                    ),
+                ),
+                (
+                    "check_in",
+                    &checkin("must-not-exist", "error", Some(RUN_ID), None),
+                ),
+            ]),
+            None,
+            StatusCode::CONFLICT,
+            "already finished",
+        ),
     ];
     for (name, body, encoding, status, needle) in cases {
         let mut request = collector
@@ -411,8 +563,15 @@ fn bad_input_is_refused_and_leaves_no_state() {
         let (got, reply) = response_json(request.send().unwrap());
         let message = reply["error"].as_str().unwrap_or_default();
         assert_eq!(got, status, "{name}: {reply}");
-        assert!(message.contains(needle), "{name}: {message:?} should contain {needle:?}");
+        assert!(
+            message.contains(needle),
+            "{name}: {message:?} should contain {needle:?}"
+        );
     }
-    assert_eq!(collector.api_get("/api/v1/monitors"), json!([]), "no monitor was created");
+    assert_eq!(
+        collector.api_get("/api/v1/monitors"),
+        json!([]),
+        "no monitor was created"
+    );
     assert!(collector.checkins("must-not-exist").is_empty());
 }

@@ -51,7 +51,11 @@ fn monitor_env(collector: &Collector, slug: &str, environment: &str) -> Value {
 
 /// Incidents of `slug`; only open ones when `open`.
 fn incidents_of(collector: &Collector, slug: &str, open: bool) -> Vec<Value> {
-    let path = if open { "/api/v1/incidents?open=true" } else { "/api/v1/incidents" };
+    let path = if open {
+        "/api/v1/incidents?open=true"
+    } else {
+        "/api/v1/incidents"
+    };
     let list = collector.api_get(path);
     let list = list.as_array().expect("incidents are an array");
     list.iter().filter(|i| i["slug"] == slug).cloned().collect()
@@ -65,7 +69,11 @@ fn put_monitor(collector: &Collector, slug: &str, config: &Value) {
         .send()
         .expect("PUT monitor");
     let status = response.status();
-    assert!(status.is_success(), "PUT {slug}: {status}: {}", response.text().unwrap_or_default());
+    assert!(
+        status.is_success(),
+        "PUT {slug}: {status}: {}",
+        response.text().unwrap_or_default()
+    );
 }
 
 /// `"3ad871db-fc80-..."` and `"3ad871dbfc80..."` compare equal.
@@ -75,7 +83,10 @@ fn same_id(a: &Value, b: &str) -> bool {
 }
 
 fn statuses(checkins: &[Value]) -> Vec<&str> {
-    checkins.iter().map(|c| c["status"].as_str().unwrap_or("?")).collect()
+    checkins
+        .iter()
+        .map(|c| c["status"].as_str().unwrap_or("?"))
+        .collect()
 }
 
 #[track_caller]
@@ -87,7 +98,9 @@ fn duration_ms(checkin: &Value) -> u64 {
 
 #[track_caller]
 fn time(value: &Value) -> DateTime<Utc> {
-    let text = value.as_str().unwrap_or_else(|| panic!("expected an RFC 3339 time, got {value}"));
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an RFC 3339 time, got {value}"));
     DateTime::parse_from_rfc3339(text)
         .unwrap_or_else(|err| panic!("{text}: {err}"))
         .with_timezone(&Utc)
@@ -139,7 +152,11 @@ sentry_sdk.flush()
     );
 
     let ok = settled_checkins(&collector, "py-nightly", 1);
-    assert_eq!(statuses(&ok), ["ok"], "in_progress and ok share one check_in_id: {ok:#?}");
+    assert_eq!(
+        statuses(&ok),
+        ["ok"],
+        "in_progress and ok share one check_in_id: {ok:#?}"
+    );
     assert!(duration_ms(&ok[0]) < 10_000, "{ok:#?}");
     assert_eq!(ok[0]["environment"], "production");
 
@@ -161,7 +178,11 @@ sentry_sdk.flush()
     assert_eq!(monitor["status"], "error");
     assert_eq!(monitor["max_runtime_s"], 90, "fractional minutes are kept");
     let incidents = incidents_of(&collector, "py-failing", true);
-    assert_eq!(incidents.len(), 1, "threshold 1 opens an incident: {incidents:#?}");
+    assert_eq!(
+        incidents.len(),
+        1,
+        "threshold 1 opens an incident: {incidents:#?}"
+    );
     assert_eq!(incidents[0]["kind"], "monitor");
     assert_eq!(incidents[0]["environment"], "production");
     assert!(incidents[0]["resolved_at"].is_null());
@@ -198,7 +219,11 @@ sentry_sdk.flush()
     assert!(same_id(&first[0]["id"], &run_id), "{first:#?} vs {run_id}");
     assert_eq!(first[0]["status"], "ok");
     assert_eq!(first[0]["environment"], "staging");
-    assert_eq!(duration_ms(&first[0]), 1250, "the client's duration is kept");
+    assert_eq!(
+        duration_ms(&first[0]),
+        1250,
+        "the client's duration is kept"
+    );
     let monitor = monitor_env(&collector, "py-heartbeat", "staging");
     assert_eq!(monitor["checkin_margin_s"], 120);
     // Interval schedules count from the last check-in.
@@ -234,16 +259,29 @@ sentry_sdk.flush()
     let checkins = settled_checkins(&collector, "py-heartbeat", 3);
     assert_eq!(statuses(&checkins), ["error", "error", "ok"]);
     let open = incidents_of(&collector, "py-heartbeat", true);
-    assert_eq!(open.len(), 1, "two failures in a row open one incident: {open:#?}");
-    assert_eq!(monitor_env(&collector, "py-heartbeat", "staging")["status"], "error");
+    assert_eq!(
+        open.len(),
+        1,
+        "two failures in a row open one incident: {open:#?}"
+    );
+    assert_eq!(
+        monitor_env(&collector, "py-heartbeat", "staging")["status"],
+        "error"
+    );
 
     heartbeat("ok");
     settled_checkins(&collector, "py-heartbeat", 4);
-    assert!(incidents_of(&collector, "py-heartbeat", true).is_empty(), "recovery_threshold 1 resolves it");
+    assert!(
+        incidents_of(&collector, "py-heartbeat", true).is_empty(),
+        "recovery_threshold 1 resolves it"
+    );
     let all = incidents_of(&collector, "py-heartbeat", false);
     assert_eq!(all.len(), 1, "{all:#?}");
     assert!(time(&all[0]["resolved_at"]) >= time(&all[0]["opened_at"]));
-    assert_eq!(monitor_env(&collector, "py-heartbeat", "staging")["status"], "ok");
+    assert_eq!(
+        monitor_env(&collector, "py-heartbeat", "staging")["status"],
+        "ok"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -288,7 +326,12 @@ fn sentry_cli_monitors_run_reports_failing_then_succeeding_command() {
             "false",
         ],
     );
-    assert_eq!(failed.status.code(), Some(1), "sentry-cli exits with the command's code: {}", stderr(&failed));
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "sentry-cli exits with the command's code: {}",
+        stderr(&failed)
+    );
     let checkins = settled_checkins(&collector, "cli-vacuum", 1);
     assert_eq!(statuses(&checkins), ["error"]);
     duration_ms(&checkins[0]);
@@ -303,11 +346,17 @@ fn sentry_cli_monitors_run_reports_failing_then_succeeding_command() {
     assert_eq!(succeeded.status.code(), Some(0), "{}", stderr(&succeeded));
     let checkins = settled_checkins(&collector, "cli-vacuum", 2);
     assert_eq!(statuses(&checkins), ["ok", "error"], "newest first");
-    assert_ne!(checkins[0]["id"], checkins[1]["id"], "each run has its own check_in_id");
+    assert_ne!(
+        checkins[0]["id"], checkins[1]["id"],
+        "each run has its own check_in_id"
+    );
     let monitor = monitor_env(&collector, "cli-vacuum", "production");
     assert_eq!(monitor["status"], "ok");
     assert_eq!(monitor["checkin_margin_s"], 120);
-    assert!(incidents_of(&collector, "cli-vacuum", true).is_empty(), "the ok run resolved the incident");
+    assert!(
+        incidents_of(&collector, "cli-vacuum", true).is_empty(),
+        "the ok run resolved the incident"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,8 +394,16 @@ fn watchpost_run_passes_the_exit_code_through_and_reports_it() {
         ],
     );
     assert_eq!(failed.status.code(), Some(3), "{}", stderr(&failed));
-    assert_eq!(String::from_utf8_lossy(&failed.stdout), "to-stdout\n", "stdout is inherited");
-    assert!(stderr(&failed).contains("to-stderr"), "stderr is inherited: {}", stderr(&failed));
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stdout),
+        "to-stdout\n",
+        "stdout is inherited"
+    );
+    assert!(
+        stderr(&failed).contains("to-stderr"),
+        "stderr is inherited: {}",
+        stderr(&failed)
+    );
     let checkins = settled_checkins(&collector, "wp-job", 1);
     assert_eq!(statuses(&checkins), ["error"]);
     duration_ms(&checkins[0]);
@@ -360,20 +417,31 @@ fn watchpost_run_passes_the_exit_code_through_and_reports_it() {
     let refused = watchpost_run(&collector, &["wp-job", "-e", "staging", "--", "true"]);
     assert_eq!(refused.status.code(), Some(0), "{}", stderr(&refused));
     assert!(
-        stderr(&refused).contains("2 could not be delivered") && stderr(&refused).contains("--schedule"),
+        stderr(&refused).contains("2 could not be delivered")
+            && stderr(&refused).contains("--schedule"),
         "the person is told why: {}",
         stderr(&refused)
     );
-    assert_eq!(collector.checkins("wp-job").len(), 1, "nothing was recorded for staging");
+    assert_eq!(
+        collector.checkins("wp-job").len(),
+        1,
+        "nothing was recorded for staging"
+    );
 
-    let ok = watchpost_run(&collector, &["wp-job", "-e", "staging", "-s", "0 * * * *", "--", "true"]);
+    let ok = watchpost_run(
+        &collector,
+        &["wp-job", "-e", "staging", "-s", "0 * * * *", "--", "true"],
+    );
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     assert_eq!(stderr(&ok), "", "nothing to warn about");
     let both = settled_checkins(&collector, "wp-job", 2);
     assert_eq!(statuses(&both), ["ok", "error"]);
     assert_eq!(both[0]["environment"], "staging");
     assert_eq!(monitor_env(&collector, "wp-job", "staging")["status"], "ok");
-    assert_eq!(monitor_env(&collector, "wp-job", "production")["status"], "error");
+    assert_eq!(
+        monitor_env(&collector, "wp-job", "production")["status"],
+        "error"
+    );
 }
 
 #[test]
@@ -381,7 +449,13 @@ fn watchpost_run_reports_a_missing_command_as_127() {
     let collector = Collector::start(None);
     let output = watchpost_run(
         &collector,
-        &["wp-missing", "-s", "@daily", "--", "watchpost-test-no-such-command"],
+        &[
+            "wp-missing",
+            "-s",
+            "@daily",
+            "--",
+            "watchpost-test-no-such-command",
+        ],
     );
     assert_eq!(output.status.code(), Some(127));
     assert!(
@@ -389,7 +463,10 @@ fn watchpost_run_reports_a_missing_command_as_127() {
         "{}",
         stderr(&output)
     );
-    assert_eq!(statuses(&settled_checkins(&collector, "wp-missing", 1)), ["error"]);
+    assert_eq!(
+        statuses(&settled_checkins(&collector, "wp-missing", 1)),
+        ["error"]
+    );
 }
 
 #[test]
@@ -411,7 +488,10 @@ fn watchpost_run_forwards_sigterm_and_exits_128_plus_signal() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
     let output = wait_with_deadline(&mut child);
     assert_eq!(output.status.code(), Some(128 + 15), "{}", stderr(&output));
-    assert_eq!(statuses(&settled_checkins(&collector, "wp-term", 1)), ["error"]);
+    assert_eq!(
+        statuses(&settled_checkins(&collector, "wp-term", 1)),
+        ["error"]
+    );
 }
 
 #[test]
@@ -426,8 +506,15 @@ fn watchpost_run_without_a_dsn_exits_2_without_running_the_command() {
         .output()
         .expect("run watchpost");
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("WATCHPOST_DSN"), "{}", stderr(&output));
-    assert!(!marker.exists(), "the command must not run unmonitored by surprise");
+    assert!(
+        stderr(&output).contains("WATCHPOST_DSN"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !marker.exists(),
+        "the command must not run unmonitored by surprise"
+    );
 
     let output = Command::new(env!("CARGO_BIN_EXE_watchpost"))
         .args(["run", "wp-nodsn", "--", "touch"])
@@ -436,14 +523,22 @@ fn watchpost_run_without_a_dsn_exits_2_without_running_the_command() {
         .output()
         .expect("run watchpost");
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("invalid DSN"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("invalid DSN"),
+        "{}",
+        stderr(&output)
+    );
     assert!(!marker.exists());
 }
 
 fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + SETTLE;
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} not created within {SETTLE:?}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} not created within {SETTLE:?}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -464,7 +559,11 @@ fn wait_with_deadline(child: &mut std::process::Child) -> Output {
     if let Some(mut pipe) = child.stderr.take() {
         std::io::Read::read_to_end(&mut pipe, &mut stderr).expect("read stderr");
     }
-    Output { status: child.wait().expect("wait"), stdout: Vec::new(), stderr }
+    Output {
+        status: child.wait().expect("wait"),
+        stdout: Vec::new(),
+        stderr,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,7 +572,12 @@ fn wait_with_deadline(child: &mut std::process::Child) -> Output {
 /// Requests a URL with the real `curl` when the machine has it, else with reqwest.
 /// Returns the HTTP status.
 fn ping(method: &str, url: &str, body: Option<&str>) -> u16 {
-    if Command::new("curl").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
+    if Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
         let mut curl = Command::new("curl");
         curl.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"]);
         match (method, body) {
@@ -483,7 +587,10 @@ fn ping(method: &str, url: &str, body: Option<&str>) -> u16 {
         };
         let output = curl.arg(url).output().expect("run curl");
         assert!(output.status.success(), "curl {url}: {}", stderr(&output));
-        String::from_utf8_lossy(&output.stdout).trim().parse().expect("curl prints the status")
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .expect("curl prints the status")
     } else {
         let client = reqwest::blocking::Client::new();
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -508,20 +615,37 @@ fn curl_pings_record_start_success_fail_and_exit_codes() {
     // A start and its success paired by ?rid: one check-in with a server-measured duration.
     let rid = "6f0d1a4e-9c1b-4e47-9a35-0b8f4f1f2c11";
     assert_eq!(ping("GET", &format!("{base}/start?rid={rid}"), None), 200);
-    assert_eq!(ping("POST", &format!("{base}?rid={rid}"), Some("backup finished: 42 files")), 200);
+    assert_eq!(
+        ping(
+            "POST",
+            &format!("{base}?rid={rid}"),
+            Some("backup finished: 42 files")
+        ),
+        200
+    );
     let checkins = settled_checkins(&collector, "ping-job", 1);
     assert_eq!(statuses(&checkins), ["ok"]);
     assert!(same_id(&checkins[0]["id"], rid), "{checkins:#?}");
     duration_ms(&checkins[0]);
-    assert_eq!(checkins[0]["log"], "backup finished: 42 files", "the body is kept as the log");
+    assert_eq!(
+        checkins[0]["log"], "backup finished: 42 files",
+        "the body is kept as the log"
+    );
 
     // /fail, then exit codes: 0 is success, anything else a failure; HEAD works too.
-    assert_eq!(ping("POST", &format!("{base}/fail"), Some("disk full")), 200);
+    assert_eq!(
+        ping("POST", &format!("{base}/fail"), Some("disk full")),
+        200
+    );
     assert_eq!(ping("GET", &format!("{base}/0"), None), 200);
     assert_eq!(ping("GET", &format!("{base}/7"), None), 200);
     assert_eq!(ping("HEAD", &base, None), 200);
     let checkins = settled_checkins(&collector, "ping-job", 5);
-    assert_eq!(statuses(&checkins), ["ok", "error", "ok", "error", "ok"], "{checkins:#?}");
+    assert_eq!(
+        statuses(&checkins),
+        ["ok", "error", "ok", "error", "ok"],
+        "{checkins:#?}"
+    );
     assert_eq!(checkins[3]["log"], "disk full");
 
     // Out-of-range exit codes are a client error, not a check-in.
@@ -532,7 +656,11 @@ fn curl_pings_record_start_success_fail_and_exit_codes() {
     let monitor = monitor_env(&collector, "ping-job", "production");
     assert_eq!(monitor["status"], "ok");
     assert!(incidents_of(&collector, "ping-job", true).is_empty());
-    assert_eq!(incidents_of(&collector, "ping-job", false).len(), 2, "each failure opened and the next ok resolved one");
+    assert_eq!(
+        incidents_of(&collector, "ping-job", false).len(),
+        2,
+        "each failure opened and the next ok resolved one"
+    );
 }
 
 #[test]
@@ -541,8 +669,22 @@ fn curl_sentry_cron_endpoint_answers_202() {
     let url = collector.url(&format!("/api/1/cron/cron-job/{}/", collector.key));
     put_monitor(&collector, "cron-job", &json!({"schedule": "0 * * * *"}));
     let id = "0c3b5c1e2f7d4a5c9d0e1f2a3b4c5d6e";
-    assert_eq!(ping("GET", &format!("{url}?status=in_progress&check_in_id={id}"), None), 202);
-    assert_eq!(ping("GET", &format!("{url}?status=error&check_in_id={id}&duration=2.5"), None), 202);
+    assert_eq!(
+        ping(
+            "GET",
+            &format!("{url}?status=in_progress&check_in_id={id}"),
+            None
+        ),
+        202
+    );
+    assert_eq!(
+        ping(
+            "GET",
+            &format!("{url}?status=error&check_in_id={id}&duration=2.5"),
+            None
+        ),
+        202
+    );
     let checkins = settled_checkins(&collector, "cron-job", 1);
     assert_eq!(statuses(&checkins), ["error"]);
     assert!(same_id(&checkins[0]["id"], id));
@@ -570,7 +712,10 @@ fn watchpost_sdk_start_and_finish_share_one_check_in() {
     let run = watchpost::checkin::start("sdk-job", Some(config));
     let id = run.id().simple().to_string();
     run.finish(CheckInStatus::Ok);
-    assert!(watchpost::flush(Duration::from_secs(10)), "the SDK delivered within the bound");
+    assert!(
+        watchpost::flush(Duration::from_secs(10)),
+        "the SDK delivered within the bound"
+    );
     drop(guard);
 
     let checkins = settled_checkins(&collector, "sdk-job", 1);
@@ -579,7 +724,10 @@ fn watchpost_sdk_start_and_finish_share_one_check_in() {
     duration_ms(&checkins[0]);
     assert_eq!(checkins[0]["environment"], "sdk-test");
     let monitor = monitor_env(&collector, "sdk-job", "sdk-test");
-    assert_eq!(monitor["checkin_margin_s"], 30, "sub-minute margins survive the wire");
+    assert_eq!(
+        monitor["checkin_margin_s"], 30,
+        "sub-minute margins survive the wire"
+    );
     assert_eq!(monitor["max_runtime_s"], 90);
     assert_eq!(monitor["failure_issue_threshold"], 2);
     assert_eq!(monitor["status"], "ok");

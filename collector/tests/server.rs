@@ -14,10 +14,18 @@ const KEY: &str = "0123456789abcdef0123456789abcdef";
 fn startup_prints_the_contract_lines_and_keeps_identity_across_restarts() {
     let mut collector = Collector::start(None);
     let lines = &collector.lines;
-    assert!(lines[0].starts_with("watchpost: listening on http://127.0.0.1:"), "{lines:?}");
-    let addr = lines[0].trim_start_matches("watchpost: listening on http://").to_owned();
+    assert!(
+        lines[0].starts_with("watchpost: listening on http://127.0.0.1:"),
+        "{lines:?}"
+    );
+    let addr = lines[0]
+        .trim_start_matches("watchpost: listening on http://")
+        .to_owned();
     assert_eq!(lines[1], format!("watchpost: dashboard http://{addr}/"));
-    assert_eq!(lines[2], format!("watchpost: DSN http://{}@{addr}/1", collector.key));
+    assert_eq!(
+        lines[2],
+        format!("watchpost: DSN http://{}@{addr}/1", collector.key)
+    );
     assert!(collector.key.len() == 32 && collector.key.bytes().all(|b| b.is_ascii_hexdigit()));
     let token_file = collector.data_dir().join("data/admin_token");
     assert_eq!(
@@ -29,7 +37,8 @@ fn startup_prints_the_contract_lines_and_keeps_identity_across_restarts() {
         )
     );
     assert!(collector.token.len() >= 64, "32 random bytes in hex");
-    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&token_file), 0o600);
     assert_eq!(mode(&collector.data_dir().join("data")), 0o700);
     assert_eq!(collector.api_get("/api/v1/monitors"), serde_json::json!([]));
@@ -42,7 +51,10 @@ fn startup_prints_the_contract_lines_and_keeps_identity_across_restarts() {
         "a known token is not printed again"
     );
     assert_eq!(collector.token, token);
-    assert_eq!(collector.dsn.split_once('@').unwrap().0, dsn.split_once('@').unwrap().0);
+    assert_eq!(
+        collector.dsn.split_once('@').unwrap().0,
+        dsn.split_once('@').unwrap().0
+    );
     assert_eq!(collector.api_get("/api/v1/monitors"), serde_json::json!([]));
 }
 
@@ -86,7 +98,11 @@ failure_issue_threshold = 2
         "b".repeat(32)
     );
     let collector = Collector::start(Some(&config));
-    let dsns: Vec<_> = collector.lines.iter().filter(|l| l.starts_with("watchpost: DSN ")).collect();
+    let dsns: Vec<_> = collector
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("watchpost: DSN "))
+        .collect();
     assert_eq!(dsns.len(), 3, "{dsns:?}");
     assert_eq!(collector.key, KEY);
     assert!(dsns[1].ends_with("/7") && dsns[1].contains(&"a".repeat(32)));
@@ -95,7 +111,10 @@ failure_issue_threshold = 2
     assert_eq!(monitor["timezone"], "Europe/Berlin");
     assert_eq!(monitor["checkin_margin_s"], 300);
     assert_eq!(monitor["failure_issue_threshold"], 2);
-    assert_eq!(monitor["schedule"], serde_json::json!({"type": "crontab", "value": "0 3 * * *"}));
+    assert_eq!(
+        monitor["schedule"],
+        serde_json::json!({"type": "crontab", "value": "0 3 * * *"})
+    );
 }
 
 #[test]
@@ -121,8 +140,15 @@ fn config_errors_exit_with_2_and_name_the_field() {
     ];
     for (config, expected) in cases {
         let (status, stderr) = run_to_exit(&config, &[]);
-        assert_eq!(status.code(), Some(2), "config:\n{config}\nstderr: {stderr}");
-        assert!(stderr.contains(expected), "stderr {stderr:?} should contain {expected:?}");
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "config:\n{config}\nstderr: {stderr}"
+        );
+        assert!(
+            stderr.contains(expected),
+            "stderr {stderr:?} should contain {expected:?}"
+        );
         assert_eq!(stderr.trim().lines().count(), 1, "one message: {stderr}");
     }
 }
@@ -130,10 +156,17 @@ fn config_errors_exit_with_2_and_name_the_field() {
 #[test]
 fn sigterm_shuts_down_gracefully() {
     let mut collector = Collector::start(None);
-    let body = envelope(&[("check_in", &checkin("job", "ok", None, Some(interval(1, "hour"))))]);
+    let body = envelope(&[(
+        "check_in",
+        &checkin("job", "ok", None, Some(interval(1, "hour"))),
+    )]);
     assert_eq!(collector.post_envelope(body).0, StatusCode::OK);
     let status = collector.terminate();
-    assert!(status.success(), "exit status {status}: {}", collector.stderr());
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        collector.stderr()
+    );
     collector.restart();
     assert_eq!(collector.checkins("job").len(), 1);
 }
@@ -147,7 +180,10 @@ fn healthz_and_metrics_report_the_collector() {
     assert_eq!(health["store"]["writable"], true);
     assert_eq!(health["sweeper"]["alive"], true);
 
-    let body = envelope(&[("check_in", &checkin("job", "ok", None, Some(interval(1, "hour"))))]);
+    let body = envelope(&[(
+        "check_in",
+        &checkin("job", "ok", None, Some(interval(1, "hour"))),
+    )]);
     assert_eq!(collector.post_envelope(body).0, StatusCode::OK);
     let unauthenticated = collector
         .request(Method::POST, "/api/1/envelope/")
@@ -156,7 +192,12 @@ fn healthz_and_metrics_report_the_collector() {
         .unwrap();
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
 
-    let text = collector.request(Method::GET, "/metrics").send().unwrap().text().unwrap();
+    let text = collector
+        .request(Method::GET, "/metrics")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     for line in [
         "watchpost_checkins_accepted_total 1",
         "watchpost_checkins_rejected_total{reason=\"unauthorized\"} 1",
@@ -164,9 +205,16 @@ fn healthz_and_metrics_report_the_collector() {
         "watchpost_monitors{status=\"error\"} 0",
         "watchpost_deadlines 1",
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
     }
-    assert!(text.lines().any(|l| l.starts_with("watchpost_sweep_lag_seconds ")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("watchpost_sweep_lag_seconds ")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -178,7 +226,10 @@ fn unknown_routes_and_methods_answer_json() {
         "no route for GET /nope",
     );
     assert_error(
-        collector.request(Method::DELETE, "/api/1/envelope/").send().unwrap(),
+        collector
+            .request(Method::DELETE, "/api/1/envelope/")
+            .send()
+            .unwrap(),
         StatusCode::METHOD_NOT_ALLOWED,
         "does not accept DELETE",
     );

@@ -176,10 +176,7 @@ fn interval(text: &str) -> Result<Schedule, String> {
 }
 
 fn key_of(path: &Path) -> syn::Result<Key> {
-    let name = match path.get_ident() {
-        Some(ident) => ident.to_string(),
-        None => path_to_string(path),
-    };
+    let name = path_to_string(path);
     Key::from_name(&name).ok_or_else(|| {
         let expected = Key::ALL.map(Key::name).join(", ");
         let message = match Key::suggest(&name) {
@@ -195,7 +192,7 @@ fn path_to_string(path: &Path) -> String {
     segments.join("::")
 }
 
-/// Rejects a second `schedule`, or a `schedule` next to an `interval`.
+/// Rejects an argument given twice, or `schedule` next to `interval`.
 fn check_repeats(key: Key, meta: &Meta, seen: &[Key]) -> syn::Result<()> {
     let message = if seen.contains(&key) {
         format!("duplicate argument `{}`: give it once", key.name())

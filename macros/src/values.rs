@@ -172,11 +172,10 @@ fn crontab_alias(alias: &str) -> Result<String, String> {
         return Ok(lower);
     }
     if lower == "@reboot" {
-        return Err(
-            "`@reboot` is not a schedule a monitor can check: it has no expected time; \
-                    use a crontab such as `0 3 * * *` or `interval = \"...\"`"
-                .to_owned(),
-        );
+        return Err(format!(
+            "`{alias}` is not a schedule a monitor can check: it has no expected time; use a \
+             crontab such as `0 3 * * *` or `interval = \"...\"`"
+        ));
     }
     Err(format!(
         "unknown schedule alias `{alias}`: expected one of {}",
@@ -238,8 +237,9 @@ fn largest_exact_unit(secs: u64) -> (u64, IntervalUnit) {
     IntervalUnit::LARGEST_FIRST
         .into_iter()
         .find(|(_, unit_secs)| secs.is_multiple_of(*unit_secs))
-        .map(|(unit, unit_secs)| (secs / unit_secs, unit))
-        .expect("every whole number of seconds is a whole number of seconds")
+        .map_or((secs, IntervalUnit::Second), |(unit, unit_secs)| {
+            (secs / unit_secs, unit)
+        })
 }
 
 /// humantime accepts months (30.44 days) and years (365.25 days); a schedule should not.
@@ -266,8 +266,10 @@ pub(crate) fn positive_duration(name: &str, text: &str) -> Result<Duration, Stri
 
 fn duration_error(text: &str, error: &humantime::DurationError) -> String {
     use humantime::DurationError;
+    if text.trim_start().starts_with('-') {
+        return "a duration cannot be negative".to_owned();
+    }
     match error {
-        _ if text.trim_start().starts_with('-') => "a duration cannot be negative".to_owned(),
         DurationError::Empty => format!("it is empty; {DURATION_HINT}"),
         DurationError::UnknownUnit { unit, value, .. } if unit.is_empty() => {
             format!("`{value}` needs a unit, e.g. `{value}m` or `{value}s`")

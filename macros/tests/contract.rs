@@ -132,7 +132,10 @@ mod mock {
         }
         impl<T, E: Error + 'static> ViaError for &&&Probe<'_, Result<T, E>> {
             fn __watchpost_outcome(&self) -> Outcome<'_> {
-                self.0.as_ref().err().map_or(Outcome::Ok, |e| Outcome::Error(e))
+                self.0
+                    .as_ref()
+                    .err()
+                    .map_or(Outcome::Ok, |e| Outcome::Error(e))
             }
         }
 
@@ -141,7 +144,10 @@ mod mock {
         }
         impl<T> ViaAsRefError for &&Probe<'_, Result<T, Box<dyn Error>>> {
             fn __watchpost_outcome(&self) -> Outcome<'_> {
-                self.0.as_ref().err().map_or(Outcome::Ok, |e| Outcome::Error(e.as_ref()))
+                self.0
+                    .as_ref()
+                    .err()
+                    .map_or(Outcome::Ok, |e| Outcome::Error(e.as_ref()))
             }
         }
 
@@ -150,7 +156,10 @@ mod mock {
         }
         impl<T, E: Debug> ViaDebug for &Probe<'_, Result<T, E>> {
             fn __watchpost_outcome(&self) -> Outcome<'_> {
-                self.0.as_ref().err().map_or(Outcome::Ok, |e| Outcome::ErrorDebug(e))
+                self.0
+                    .as_ref()
+                    .err()
+                    .map_or(Outcome::Ok, |e| Outcome::ErrorDebug(e))
             }
         }
 

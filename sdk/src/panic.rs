@@ -200,15 +200,13 @@ fn is_in_app(function: &str) -> bool {
 }
 
 fn is_panic_machinery(function: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "core::panicking::",
-        "std::panicking::begin_panic",
-        "std::panicking::panic_with_hook",
-        "std::panicking::rust_panic",
-        "std::panicking::default_hook",
-        "std::sys::backtrace::__rust_end_short_backtrace",
-    ];
-    function.contains("rust_begin_unwind") || PREFIXES.iter().any(|p| function.starts_with(p))
+    let raising = function.starts_with("std::panicking::")
+        && !function.starts_with("std::panicking::catch_unwind")
+        && !function.starts_with("std::panicking::try");
+    raising
+        || function.contains("rust_begin_unwind")
+        || function.starts_with("core::panicking::")
+        || function.starts_with("std::sys::backtrace::__rust_end_short_backtrace")
 }
 
 #[cfg(test)]

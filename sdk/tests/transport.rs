@@ -36,7 +36,7 @@ fn a_429_with_retry_after_defers_everything_until_it_expires() {
     let _serial = serial();
     let server = Recorder::start();
     server.script([Reply::Status(429, vec![("Retry-After", "1".into())])]);
-    let _guard = init_with(&server, 64);
+    let guard = init_with(&server, 64);
 
     heartbeat("first");
     let rejected = server.wait_for(Duration::from_secs(5), |r| !r.is_empty());
@@ -55,6 +55,7 @@ fn a_429_with_retry_after_defers_everything_until_it_expires() {
         );
     }
     assert_eq!(requests.len(), 2, "the held check-ins go out together");
+    assert!(guard.flush(Duration::from_secs(5)));
     let stats = watchpost::stats();
     assert_eq!((stats.queued, stats.sent, stats.rate_limited), (3, 3, 0));
 }

@@ -177,7 +177,9 @@ async fn connection(plan: Plan, target: std::sync::Arc<Target>) -> Tally {
     // Each connection sends every `period`; offsets spread the connections evenly over a period.
     let period = (plan.rate > 0)
         .then(|| Duration::from_secs_f64(plan.connections as f64 / plan.rate as f64));
-    let offset = period.map_or(Duration::ZERO, |p| p * plan.conn as u32 / plan.connections as u32);
+    let offset = period.map_or(Duration::ZERO, |p| {
+        p * plan.conn as u32 / plan.connections as u32
+    });
     let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
     let mut run_id = Uuid::nil();
     let mut monitor = plan.conn % plan.monitors;
@@ -209,7 +211,9 @@ async fn connection(plan: Plan, target: std::sync::Arc<Target>) -> Tally {
             Ok(status) if (200..300).contains(&status) => {
                 if counted {
                     let us = scheduled.elapsed().as_micros();
-                    tally.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                    tally
+                        .latencies_us
+                        .push(u32::try_from(us).unwrap_or(u32::MAX));
                 }
             }
             Ok(status) => {
@@ -266,7 +270,11 @@ fn envelope(monitor: usize, id: Uuid, duration: Option<f64>) -> Bytes {
         item,
         r#"{{"check_in_id":"{}","monitor_slug":"load-{monitor}","status":"{}","#,
         id.simple(),
-        if duration.is_some() { "ok" } else { "in_progress" },
+        if duration.is_some() {
+            "ok"
+        } else {
+            "in_progress"
+        },
     );
     if let Some(seconds) = duration {
         let _ = write!(item, r#""duration":{seconds},"#);
@@ -274,7 +282,10 @@ fn envelope(monitor: usize, id: Uuid, duration: Option<f64>) -> Bytes {
     item.push_str(
         r#""environment":"production","monitor_config":{"schedule":{"type":"crontab","value":"*/5 * * * *"},"checkin_margin":5,"max_runtime":30}}"#,
     );
-    let envelope = format!("{{}}\n{{\"type\":\"check_in\",\"length\":{}}}\n{item}\n", item.len());
+    let envelope = format!(
+        "{{}}\n{{\"type\":\"check_in\",\"length\":{}}}\n{item}\n",
+        item.len()
+    );
     Bytes::from(envelope)
 }
 
@@ -290,7 +301,11 @@ fn report(args: &Args, tally: &Tally, measured: Duration) -> String {
         let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
         f64::from(latencies[rank.clamp(1, latencies.len()) - 1]) / 1000.0
     };
-    let offered = if args.rate == 0 { "max".to_owned() } else { format!("{}/s", args.rate) };
+    let offered = if args.rate == 0 {
+        "max".to_owned()
+    } else {
+        format!("{}/s", args.rate)
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -315,7 +330,11 @@ fn report(args: &Args, tally: &Tally, measured: Duration) -> String {
         pct(100.0)
     );
     if rejected > 0 {
-        let _ = writeln!(out, "rejected {rejected}: {:?} (status, count)", tally.rejected);
+        let _ = writeln!(
+            out,
+            "rejected {rejected}: {:?} (status, count)",
+            tally.rejected
+        );
     }
     if tally.errors > 0 {
         let _ = writeln!(

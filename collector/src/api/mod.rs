@@ -32,7 +32,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/api/v1/monitors/{project}/{slug}/checkins",
             get(monitors::checkins),
         )
-        .route("/api/v1/monitors/{project}/{slug}/logs", get(monitors::logs))
+        .route(
+            "/api/v1/monitors/{project}/{slug}/logs",
+            get(monitors::logs),
+        )
         .route("/api/v1/incidents", get(monitors::incidents))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()

@@ -63,7 +63,11 @@ fn limit_param(query: &[(String, String)]) -> Result<usize, HttpError> {
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| bad(format!("limit `{raw}` must be a number from 1 to {MAX_LIMIT}"))),
+            .ok_or_else(|| {
+                bad(format!(
+                    "limit `{raw}` must be a number from 1 to {MAX_LIMIT}"
+                ))
+            }),
     }
 }
 
@@ -75,7 +79,9 @@ fn monitors_response(status: StatusCode, monitors: &[MonitorEnv]) -> Response {
 /// `GET /api/v1/monitors?project=&environment=&status=`.
 pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult {
     let query = query_pairs(&uri)?;
-    let project = query_value(&query, "project").map(project_param).transpose()?;
+    let project = query_value(&query, "project")
+        .map(project_param)
+        .transpose()?;
     let environment = environment_param(&query)?;
     let status = match query_value(&query, "status") {
         None => None,
@@ -91,7 +97,9 @@ pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult {
     };
     let mut monitors = state.store.monitors(project)?;
     monitors.retain(|m| {
-        environment.as_ref().is_none_or(|env| &m.key.environment == env)
+        environment
+            .as_ref()
+            .is_none_or(|env| &m.key.environment == env)
             && status.is_none_or(|status| m.status == status)
     });
     Ok(monitors_response(StatusCode::OK, &monitors))
@@ -116,7 +124,9 @@ fn existing_envs(
         None => state.store.monitor_envs(project, slug)?,
     };
     if envs.is_empty() {
-        let env = environment.map(|e| format!(" environment `{e}`")).unwrap_or_default();
+        let env = environment
+            .map(|e| format!(" environment `{e}`"))
+            .unwrap_or_default();
         return Err(HttpError::not_found(format!(
             "monitor `{slug}`{env} does not exist in project {project}"
         )));
@@ -177,8 +187,8 @@ pub(super) async fn logs(
 /// A JSON object body, with `environment` taken out.
 async fn object_body(body: Body) -> Result<(Map<String, Value>, Option<String>), HttpError> {
     let bytes = read_body(body, MAX_BODY).await?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
     let Value::Object(mut object) = value else {
         return Err(bad("body must be a JSON object"));
     };
@@ -220,7 +230,11 @@ pub(super) async fn put(
         .put(target(project, slug, environment), config)
         .await
         .map_err(api_error)?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(monitors_response(status, &monitors))
 }
 
@@ -283,7 +297,9 @@ pub(super) async fn incidents(State(state): State<AppState>, uri: Uri) -> ApiRes
         Some("true") | Some("1") => true,
         Some(other) => return Err(bad(format!("open `{other}` must be true or false"))),
     };
-    let project = query_value(&query, "project").map(project_param).transpose()?;
+    let project = query_value(&query, "project")
+        .map(project_param)
+        .transpose()?;
     let mut incidents = state.store.incidents(open)?;
     incidents.retain(|i| project.is_none_or(|p| i.key.project == p));
     let views: Vec<IncidentView<'_>> = incidents.iter().map(IncidentView::from).collect();

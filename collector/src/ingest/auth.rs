@@ -95,7 +95,10 @@ pub fn find_key(
                 .map_err(|e| format!("Authorization: {e}"));
             found.push((Source::AuthorizationHeader, parsed));
         } else if scheme.eq_ignore_ascii_case("basic") {
-            found.push((Source::AuthorizationHeader, basic_key(&value[scheme.len()..])));
+            found.push((
+                Source::AuthorizationHeader,
+                basic_key(&value[scheme.len()..]),
+            ));
         }
         // Other schemes (a proxy's Bearer token, say) are not ours to judge.
     }
@@ -129,7 +132,8 @@ pub fn find_key(
 }
 
 fn basic_key(encoded: &str) -> Result<String, String> {
-    let problem = || "Authorization: Basic credentials must be base64 of \"<public key>:\"".to_owned();
+    let problem =
+        || "Authorization: Basic credentials must be base64 of \"<public key>:\"".to_owned();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .map_err(|_| problem())?;
@@ -185,13 +189,27 @@ mod tests {
         );
         let query = vec![("sentry_key".to_owned(), KEY.to_owned())];
         let none: &[(String, String)] = &[];
-        assert_eq!(find_key(&headers(&[("x-sentry-auth", &sentry)]), none, None).unwrap(), KEY);
-        assert_eq!(find_key(&headers(&[("authorization", &sentry)]), none, None).unwrap(), KEY);
-        assert_eq!(find_key(&headers(&[("authorization", &basic)]), none, None).unwrap(), KEY);
+        assert_eq!(
+            find_key(&headers(&[("x-sentry-auth", &sentry)]), none, None).unwrap(),
+            KEY
+        );
+        assert_eq!(
+            find_key(&headers(&[("authorization", &sentry)]), none, None).unwrap(),
+            KEY
+        );
+        assert_eq!(
+            find_key(&headers(&[("authorization", &basic)]), none, None).unwrap(),
+            KEY
+        );
         assert_eq!(find_key(&HeaderMap::new(), &query, None).unwrap(), KEY);
         assert_eq!(find_key(&HeaderMap::new(), none, Some(KEY)).unwrap(), KEY);
         assert_eq!(
-            find_key(&headers(&[("authorization", "Bearer xyz")]), none, Some(KEY)).unwrap(),
+            find_key(
+                &headers(&[("authorization", "Bearer xyz")]),
+                none,
+                Some(KEY)
+            )
+            .unwrap(),
             KEY
         );
     }
@@ -204,9 +222,18 @@ mod tests {
         let query = vec![("sentry_key".to_owned(), KEY.to_owned())];
         let err = find_key(&HeaderMap::new(), &query, Some(KEY)).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
-        assert!(err.message.contains("the sentry_key query parameter, the URL path"), "{}", err.message);
-        let err = find_key(&headers(&[("x-sentry-auth", "Sentry sentry_version=7")]), none, None)
-            .unwrap_err();
+        assert!(
+            err.message
+                .contains("the sentry_key query parameter, the URL path"),
+            "{}",
+            err.message
+        );
+        let err = find_key(
+            &headers(&[("x-sentry-auth", "Sentry sentry_version=7")]),
+            none,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err.status, StatusCode::UNAUTHORIZED);
         assert!(err.message.contains("sentry_key"), "{}", err.message);
         let err = find_key(&headers(&[("authorization", "Basic !!!")]), none, None).unwrap_err();
@@ -223,6 +250,9 @@ mod tests {
         assert_eq!(keys.project_of(&"e".repeat(32)), None);
         assert_eq!(keys.project_of("short"), None);
         assert!(check_project(&keys, KEY, 1).is_ok());
-        assert_eq!(check_project(&keys, KEY, 2).unwrap_err().status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            check_project(&keys, KEY, 2).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
     }
 }

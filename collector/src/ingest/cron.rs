@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use watchpost::protocol::{self, CheckInStatus};
 
-use super::{
-    auth, checkin_input, process_error, project_id, query_pairs, query_value,
-};
+use super::{auth, checkin_input, process_error, project_id, query_pairs, query_value};
 use crate::http::{HttpError, read_body};
 use crate::processor::Batch;
 use crate::server::AppState;
@@ -29,7 +27,10 @@ pub(super) async fn with_key(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    respond(&state, cron(&state, &project, &slug, Some(&key), &parts, body).await)
+    respond(
+        &state,
+        cron(&state, &project, &slug, Some(&key), &parts, body).await,
+    )
 }
 
 pub(super) async fn without_key(
@@ -38,7 +39,10 @@ pub(super) async fn without_key(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    respond(&state, cron(&state, &project, &slug, None, &parts, body).await)
+    respond(
+        &state,
+        cron(&state, &project, &slug, None, &parts, body).await,
+    )
 }
 
 fn respond(state: &AppState, result: Result<Value, HttpError>) -> Response {
@@ -69,7 +73,11 @@ async fn cron(
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/json"));
+            .is_some_and(|v| {
+                v.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
     let wire = if json_body {
         let bytes = read_body(body, MAX_JSON_BODY).await?;
         from_json(slug, &bytes)?

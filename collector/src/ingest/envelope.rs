@@ -79,8 +79,12 @@ async fn ingest(
             DecodeError::Corrupt { .. } => HttpError::bad_request("malformed", e.to_string()),
         })
     })?;
-    let envelope = Envelope::parse(&decoded)
-        .map_err(|e| early(HttpError::bad_request("malformed", format!("malformed envelope: {e}"))))?;
+    let envelope = Envelope::parse(&decoded).map_err(|e| {
+        early(HttpError::bad_request(
+            "malformed",
+            format!("malformed envelope: {e}"),
+        ))
+    })?;
 
     let had_checkins = envelope.items.iter().any(|item| item.ty() == "check_in");
     let fail = |e: HttpError| (e, had_checkins);
@@ -111,7 +115,10 @@ async fn ingest(
     let events = batch.events.len() as u64;
     let accepted = state.processor.ingest(batch).await.map_err(|e| {
         fail(process_error(e, |i| {
-            format!("item {} (check_in): ", positions.get(i).copied().unwrap_or(i))
+            format!(
+                "item {} (check_in): ",
+                positions.get(i).copied().unwrap_or(i)
+            )
         }))
     })?;
     state
@@ -124,7 +131,11 @@ async fn ingest(
     Ok(reply)
 }
 
-fn check_in(project: u64, index: usize, payload: &[u8]) -> Result<crate::engine::CheckInInput, HttpError> {
+fn check_in(
+    project: u64,
+    index: usize,
+    payload: &[u8],
+) -> Result<crate::engine::CheckInInput, HttpError> {
     if payload.len() > MAX_CHECKIN_ITEM {
         return Err(HttpError::too_large(format!(
             "item {index} (check_in) is {} bytes; the limit is {MAX_CHECKIN_ITEM}",
@@ -135,7 +146,10 @@ fn check_in(project: u64, index: usize, payload: &[u8]) -> Result<crate::engine:
         HttpError::bad_request("invalid_checkin", format!("item {index} (check_in): {e}"))
     })?;
     checkin_input(project, &wire, None).map_err(|message| {
-        HttpError::bad_request("invalid_checkin", format!("item {index} (check_in): {message}"))
+        HttpError::bad_request(
+            "invalid_checkin",
+            format!("item {index} (check_in): {message}"),
+        )
     })
 }
 

@@ -48,15 +48,12 @@ pub fn routes() -> Router<AppState> {
 
 /// A project id from the path: a positive integer.
 fn project_id(raw: &str) -> Result<u64, HttpError> {
-    raw.parse::<u64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| {
-            HttpError::bad_request(
-                "malformed",
-                format!("project id `{raw}` must be a positive integer"),
-            )
-        })
+    raw.parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        HttpError::bad_request(
+            "malformed",
+            format!("project id `{raw}` must be a positive integer"),
+        )
+    })
 }
 
 /// A wire check-in as the engine takes it: slug normalized, environment validated, config

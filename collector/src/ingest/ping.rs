@@ -67,15 +67,14 @@ fn parse_action(raw: Option<&str>) -> Result<Action, HttpError> {
         Some("start") => Ok(Action::Status(CheckInStatus::InProgress)),
         Some("fail") => Ok(Action::Status(CheckInStatus::Error)),
         Some("log") => Ok(Action::Log),
-        Some(code) if !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) => code
-            .parse::<u8>()
-            .map(Action::Exit)
-            .map_err(|_| {
+        Some(code) if !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) => {
+            code.parse::<u8>().map(Action::Exit).map_err(|_| {
                 HttpError::bad_request(
                     "invalid_checkin",
                     format!("exit code {code} is out of range; use 0 to 255"),
                 )
-            }),
+            })
+        }
         Some(other) => Err(HttpError::bad_request(
             "invalid_checkin",
             format!("unknown ping action `{other}`; use start, fail, log or an exit code 0-255"),
@@ -165,13 +164,32 @@ mod tests {
 
     #[test]
     fn actions() {
-        assert_eq!(parse_action(None).unwrap(), Action::Status(CheckInStatus::Ok));
-        assert_eq!(parse_action(Some("start")).unwrap(), Action::Status(CheckInStatus::InProgress));
-        assert_eq!(parse_action(Some("fail")).unwrap(), Action::Status(CheckInStatus::Error));
+        assert_eq!(
+            parse_action(None).unwrap(),
+            Action::Status(CheckInStatus::Ok)
+        );
+        assert_eq!(
+            parse_action(Some("start")).unwrap(),
+            Action::Status(CheckInStatus::InProgress)
+        );
+        assert_eq!(
+            parse_action(Some("fail")).unwrap(),
+            Action::Status(CheckInStatus::Error)
+        );
         assert_eq!(parse_action(Some("log")).unwrap(), Action::Log);
         assert_eq!(parse_action(Some("0")).unwrap(), Action::Exit(0));
         assert_eq!(parse_action(Some("255")).unwrap(), Action::Exit(255));
-        assert!(parse_action(Some("256")).unwrap_err().message.contains("0 to 255"));
-        assert!(parse_action(Some("stop")).unwrap_err().message.contains("unknown ping action"));
+        assert!(
+            parse_action(Some("256"))
+                .unwrap_err()
+                .message
+                .contains("0 to 255")
+        );
+        assert!(
+            parse_action(Some("stop"))
+                .unwrap_err()
+                .message
+                .contains("unknown ping action")
+        );
     }
 }

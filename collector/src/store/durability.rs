@@ -100,14 +100,22 @@ impl GroupCommit {
     }
 
     fn fail(&self, target: Seq, why: &str) {
-        tracing::error!(error = why, "store flush failed; acknowledging no writes until one succeeds");
+        tracing::error!(
+            error = why,
+            "store flush failed; acknowledging no writes until one succeeds"
+        );
         let why: Arc<str> = Arc::from(why);
-        self.flushed.send_modify(|f| f.failure = Some((target, why)));
+        self.flushed
+            .send_modify(|f| f.failure = Some((target, why)));
     }
 
     /// The last flush error, if the last flush failed.
     pub(super) fn failure(&self) -> Option<String> {
-        self.flushed.borrow().failure.as_ref().map(|(_, why)| why.to_string())
+        self.flushed
+            .borrow()
+            .failure
+            .as_ref()
+            .map(|(_, why)| why.to_string())
     }
 
     /// Flushes performed so far.

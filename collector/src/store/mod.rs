@@ -34,8 +34,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
-pub use durability::Seq;
 use durability::GroupCommit;
+pub use durability::Seq;
 
 use crate::engine::{CheckIn, Deadline, Effect, Incident, MonitorEnv, MonitorKey, deadlines_of};
 
@@ -48,7 +48,9 @@ const HEALTH_KEY: &[u8] = b"healthz";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled could not open the database.
-    #[error("cannot open the store in {path}: {source} (is another watchpost using this data dir?)")]
+    #[error(
+        "cannot open the store in {path}: {source} (is another watchpost using this data dir?)"
+    )]
     Open {
         /// The database directory.
         path: PathBuf,
@@ -67,7 +69,9 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     /// The data dir was written by a different layout version.
-    #[error("the store holds schema version {found}; this watchpost reads version {SCHEMA_VERSION}")]
+    #[error(
+        "the store holds schema version {found}; this watchpost reads version {SCHEMA_VERSION}"
+    )]
     Schema {
         /// The version found.
         found: u32,
@@ -221,7 +225,9 @@ impl Store {
         };
         match trees.meta.get(SCHEMA_KEY)? {
             None => {
-                trees.meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                trees
+                    .meta
+                    .insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
                 db.flush()?;
             }
             Some(found) => {
@@ -469,9 +475,8 @@ impl Store {
             .iter()
             .filter_map(|m| m.open_incident.as_ref())
             .chain(set.effects.iter().map(|effect| match effect {
-                Effect::IncidentOpened { incident, .. } | Effect::IncidentResolved { incident, .. } => {
-                    incident
-                }
+                Effect::IncidentOpened { incident, .. }
+                | Effect::IncidentResolved { incident, .. } => incident,
             }))
             .map(|i| (incident_key(i), encode(i)))
             .collect();
@@ -496,7 +501,12 @@ impl Store {
         let logs: Vec<_> = set
             .logs
             .iter()
-            .map(|l| (keys::timed(&keys::monitor(&l.key), l.received, l.id), encode(l)))
+            .map(|l| {
+                (
+                    keys::timed(&keys::monitor(&l.key), l.received, l.id),
+                    encode(l),
+                )
+            })
             .collect();
 
         let t = self.trees();
@@ -510,41 +520,56 @@ impl Store {
             &t.events,
             &t.ping_logs,
         )
-            .transaction(|(tx_monitors, tx_checkins, tx_ids, tx_incidents, tx_deadlines, tx_outbox, tx_events, tx_logs)| {
-                for (key, value, deadlines) in &monitors {
-                    tx_monitors.insert(key.as_slice(), value.as_slice())?;
-                    match deadlines {
-                        Some(deadlines) => tx_deadlines.insert(key.as_slice(), deadlines.as_slice())?,
-                        None => tx_deadlines.remove(key.as_slice())?,
-                    };
-                }
-                for (id, key, value) in &checkins {
-                    if let Some(old) = tx_ids.get(id.as_bytes())?
-                        && old.as_ref() != key.as_slice()
-                    {
-                        tx_checkins.remove(old)?;
+            .transaction(
+                |(
+                    tx_monitors,
+                    tx_checkins,
+                    tx_ids,
+                    tx_incidents,
+                    tx_deadlines,
+                    tx_outbox,
+                    tx_events,
+                    tx_logs,
+                )| {
+                    for (key, value, deadlines) in &monitors {
+                        tx_monitors.insert(key.as_slice(), value.as_slice())?;
+                        match deadlines {
+                            Some(deadlines) => {
+                                tx_deadlines.insert(key.as_slice(), deadlines.as_slice())?
+                            }
+                            None => tx_deadlines.remove(key.as_slice())?,
+                        };
                     }
-                    tx_checkins.insert(key.as_slice(), value.as_slice())?;
-                    tx_ids.insert(id.as_bytes(), key.as_slice())?;
-                }
-                for (key, value) in &incidents {
-                    tx_incidents.insert(key.as_slice(), value.as_slice())?;
-                }
-                for value in &outbox {
-                    let id = tx_outbox.generate_id()?;
-                    tx_outbox.insert(&id.to_be_bytes(), value.as_slice())?;
-                }
-                for (key, payload) in &events {
-                    tx_events.insert(key.as_slice(), *payload)?;
-                }
-                for (key, value) in &logs {
-                    tx_logs.insert(key.as_slice(), value.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
+                    for (id, key, value) in &checkins {
+                        if let Some(old) = tx_ids.get(id.as_bytes())?
+                            && old.as_ref() != key.as_slice()
+                        {
+                            tx_checkins.remove(old)?;
+                        }
+                        tx_checkins.insert(key.as_slice(), value.as_slice())?;
+                        tx_ids.insert(id.as_bytes(), key.as_slice())?;
+                    }
+                    for (key, value) in &incidents {
+                        tx_incidents.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    for value in &outbox {
+                        let id = tx_outbox.generate_id()?;
+                        tx_outbox.insert(&id.to_be_bytes(), value.as_slice())?;
+                    }
+                    for (key, payload) in &events {
+                        tx_events.insert(key.as_slice(), *payload)?;
+                    }
+                    for (key, value) in &logs {
+                        tx_logs.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                },
+            )
             .map_err(transaction_error)?;
         if !set.events.is_empty() {
-            self.inner.events.fetch_add(set.events.len(), Ordering::Relaxed);
+            self.inner
+                .events
+                .fetch_add(set.events.len(), Ordering::Relaxed);
         }
         Ok(self.inner.group.record_write())
     }
@@ -624,33 +649,46 @@ impl Store {
         let checkins = collect(&t.checkins)?;
         let incidents = collect(&t.incidents)?;
         let logs = collect(&t.ping_logs)?;
-        (&t.monitors, &t.deadlines, &t.checkins, &t.checkin_ids, &t.incidents, &t.ping_logs)
-            .transaction(|(tx_monitors, tx_deadlines, tx_checkins, tx_ids, tx_incidents, tx_logs)| {
-                tx_monitors.remove(prefix.as_slice())?;
-                tx_deadlines.remove(prefix.as_slice())?;
-                for key in &checkins {
-                    tx_checkins.remove(key)?;
-                    if let Some(id) = keys::timed_id(key)
-                        && tx_ids.get(id.as_bytes())?.as_ref() == Some(key)
-                    {
-                        tx_ids.remove(id.as_bytes())?;
+        (
+            &t.monitors,
+            &t.deadlines,
+            &t.checkins,
+            &t.checkin_ids,
+            &t.incidents,
+            &t.ping_logs,
+        )
+            .transaction(
+                |(tx_monitors, tx_deadlines, tx_checkins, tx_ids, tx_incidents, tx_logs)| {
+                    tx_monitors.remove(prefix.as_slice())?;
+                    tx_deadlines.remove(prefix.as_slice())?;
+                    for key in &checkins {
+                        tx_checkins.remove(key)?;
+                        if let Some(id) = keys::timed_id(key)
+                            && tx_ids.get(id.as_bytes())?.as_ref() == Some(key)
+                        {
+                            tx_ids.remove(id.as_bytes())?;
+                        }
                     }
-                }
-                for key in &incidents {
-                    tx_incidents.remove(key)?;
-                }
-                for key in &logs {
-                    tx_logs.remove(key)?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
+                    for key in &incidents {
+                        tx_incidents.remove(key)?;
+                    }
+                    for key in &logs {
+                        tx_logs.remove(key)?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                },
+            )
             .map_err(transaction_error)?;
         Ok(self.inner.group.record_write())
     }
 }
 
 fn incident_key(incident: &Incident) -> Vec<u8> {
-    keys::timed(&keys::monitor(&incident.key), incident.opened_at, incident.id)
+    keys::timed(
+        &keys::monitor(&incident.key),
+        incident.opened_at,
+        incident.id,
+    )
 }
 
 fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {

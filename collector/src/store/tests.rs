@@ -90,7 +90,10 @@ fn a_commit_is_read_back_whole() {
     };
     store.commit(&set, at(0)).unwrap();
     assert_eq!(store.monitor(&key("job")).unwrap(), Some(m));
-    assert_eq!(store.checkin(Uuid::from_u128(1)).unwrap(), Some(checkin("job", 1, 0)));
+    assert_eq!(
+        store.checkin(Uuid::from_u128(1)).unwrap(),
+        Some(checkin("job", 1, 0))
+    );
     assert_eq!(store.checkins(&key("job"), 10).unwrap().len(), 1);
     assert_eq!(store.incidents(true).unwrap(), vec![incident("job", false)]);
     assert_eq!(store.outbox().unwrap().len(), 1);
@@ -123,7 +126,11 @@ fn listings_are_newest_first_and_scoped_to_their_monitor() {
     let (_dir, store) = open();
     let set = WriteSet {
         monitors: vec![monitor("job"), monitor("job-2")],
-        checkins: vec![checkin("job", 1, 0), checkin("job", 2, 10), checkin("job-2", 3, 5)],
+        checkins: vec![
+            checkin("job", 1, 0),
+            checkin("job", 2, 10),
+            checkin("job-2", 3, 5),
+        ],
         ..WriteSet::default()
     };
     store.commit(&set, at(0)).unwrap();
@@ -148,7 +155,11 @@ fn retention_keeps_the_newest_and_open_runs() {
     };
     store.commit(&set, at(0)).unwrap();
     // Run 0 is the oldest but still open.
-    assert!(store.prune_monitor(&key("job"), 3, &[Uuid::from_u128(0)]).unwrap());
+    assert!(
+        store
+            .prune_monitor(&key("job"), 3, &[Uuid::from_u128(0)])
+            .unwrap()
+    );
     let mut ids: Vec<_> = store
         .checkins(&key("job"), 100)
         .unwrap()
@@ -158,7 +169,11 @@ fn retention_keeps_the_newest_and_open_runs() {
     ids.sort();
     assert_eq!(ids, vec![0, 7, 8, 9]);
     assert_eq!(store.checkin(Uuid::from_u128(3)).unwrap(), None);
-    assert!(!store.prune_monitor(&key("job"), 3, &[Uuid::from_u128(0)]).unwrap());
+    assert!(
+        !store
+            .prune_monitor(&key("job"), 3, &[Uuid::from_u128(0)])
+            .unwrap()
+    );
 }
 
 #[test]
@@ -184,7 +199,12 @@ fn delete_removes_a_monitor_and_its_history() {
     assert_eq!(store.monitor(&key("job")).unwrap(), None);
     assert_eq!(store.checkin(Uuid::from_u128(1)).unwrap(), None);
     assert!(store.incidents(false).unwrap().is_empty());
-    let remaining: Vec<_> = store.deadlines().unwrap().into_iter().map(|(k, _)| k).collect();
+    let remaining: Vec<_> = store
+        .deadlines()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(remaining, vec![key("job-2")]);
 }
 
@@ -219,7 +239,10 @@ fn events_are_bounded() {
         store.commit(&set, at(0)).unwrap();
     }
     store.prune_events(2).unwrap();
-    assert_eq!(store.events(1, 10).unwrap(), vec![b"4".to_vec(), b"3".to_vec()]);
+    assert_eq!(
+        store.events(1, 10).unwrap(),
+        vec![b"4".to_vec(), b"3".to_vec()]
+    );
     assert_eq!(store.stats().events, 2);
 }
 
@@ -228,7 +251,11 @@ fn another_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
-        store.trees().meta.insert(SCHEMA_KEY, &7u32.to_be_bytes()).unwrap();
+        store
+            .trees()
+            .meta
+            .insert(SCHEMA_KEY, &7u32.to_be_bytes())
+            .unwrap();
         store.flush_blocking().unwrap();
     }
     let error = Store::open(dir.path()).unwrap_err();

@@ -88,7 +88,9 @@ impl Collector {
     fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_watchpost"));
         command.arg("serve").arg("--listen").arg("127.0.0.1:0");
-        command.arg("--data-dir").arg(self.data_dir.path().join("data"));
+        command
+            .arg("--data-dir")
+            .arg(self.data_dir.path().join("data"));
         if let Some((_, path)) = &self.config {
             command.arg("--config").arg(path);
         }
@@ -119,7 +121,9 @@ impl Collector {
                 if n == 0 {
                     break;
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         let (tx, rx) = mpsc::channel();
@@ -147,7 +151,10 @@ impl Collector {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
                     if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                        panic!("watchpost exited during startup ({status}):\n{}", self.stderr());
+                        panic!(
+                            "watchpost exited during startup ({status}):\n{}",
+                            self.stderr()
+                        );
                     }
                 }
                 Err(_) => panic!(
@@ -178,7 +185,10 @@ impl Collector {
             .expect("DSN has a key");
         let token_line = value("watchpost: admin token ");
         self.token = if let Some(path) = token_line.strip_prefix("in ") {
-            std::fs::read_to_string(path).expect("admin token file").trim().to_owned()
+            std::fs::read_to_string(path)
+                .expect("admin token file")
+                .trim()
+                .to_owned()
         } else if token_line.starts_with("from ") {
             self.env
                 .iter()
@@ -230,7 +240,10 @@ impl Collector {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "watchpost did not exit on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "watchpost did not exit on SIGTERM"
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -273,7 +286,10 @@ impl Collector {
     /// Check-ins of a monitor, newest first (`[]` if the monitor does not exist).
     pub fn checkins(&self, slug: &str) -> Vec<Value> {
         let response = self
-            .admin(Method::GET, &format!("/api/v1/monitors/1/{slug}/checkins?limit=1000"))
+            .admin(
+                Method::GET,
+                &format!("/api/v1/monitors/1/{slug}/checkins?limit=1000"),
+            )
             .send()
             .expect("request");
         match json(response) {
@@ -365,7 +381,10 @@ pub fn poll<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T
         if let Some(value) = probe() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(25));
     }
 }

@@ -12,14 +12,22 @@ use std::time::Duration;
 use watchpost::monitored_job;
 
 /// Every night at 03:00 Berlin time. An `Err` reports the run as `error` and sends the error.
-#[monitored_job(schedule = "0 3 * * *", timezone = "Europe/Berlin", max_runtime = "30m")]
+#[monitored_job(
+    schedule = "0 3 * * *",
+    timezone = "Europe/Berlin",
+    max_runtime = "30m"
+)]
 fn nightly_cleanup() -> std::io::Result<usize> {
     let entries = std::fs::read_dir(std::env::temp_dir())?;
     Ok(entries.count())
 }
 
 /// Every five minutes; an incident opens after three failed runs in a row.
-#[monitored_job(schedule = "*/5 * * * *", checkin_margin = "2m", failure_issue_threshold = 3)]
+#[monitored_job(
+    schedule = "*/5 * * * *",
+    checkin_margin = "2m",
+    failure_issue_threshold = 3
+)]
 async fn refresh_rates(round: u32) -> anyhow::Result<f64> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     anyhow::ensure!(round != 2, "the rates provider timed out");

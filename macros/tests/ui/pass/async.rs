@@ -30,6 +30,11 @@ async fn borrows<'a>(text: &'a str, _other: &str) -> &'a str {
 }
 
 #[monitored_job]
+async fn greet(name: impl AsRef<str> + Send) -> String {
+    format!("hello {}", name.as_ref())
+}
+
+#[monitored_job]
 async fn unit() {}
 
 // Not an `async fn`: monitored as a sync fn; the run covers creating the future only.
@@ -44,6 +49,7 @@ async fn main() {
     tokio::spawn(string_error("3".to_owned())).await.unwrap().unwrap();
     let _: Vec<u8> = returns_impl_trait(vec![1, 2]).await.collect();
     let _: &str = borrows(" x ", "y").await;
+    let _: String = tokio::spawn(greet("you")).await.unwrap();
     unit().await;
     let _: u8 = returns_a_future().await;
 }
