@@ -92,7 +92,7 @@ impl CheckInRecord {
 /// serialize as integers; anything finer stays fractional (the Watchpost collector accepts it,
 /// Sentry does not: see [`DurationSpec`]).
 pub(crate) fn minutes(d: Duration) -> DurationSpec {
-    if d.subsec_nanos() == 0 && d.as_secs() % 60 == 0 {
+    if d.subsec_nanos() == 0 && d.as_secs().is_multiple_of(60) {
         DurationSpec::Minutes((d.as_secs() / 60) as f64)
     } else {
         DurationSpec::Minutes(d.as_secs_f64() / 60.0)

@@ -33,7 +33,8 @@ impl ProjectKeys {
         ProjectKeys { keys }
     }
 
-    /// The project owning `key`, comparing against every key in constant time.
+    /// The project owning `key`, comparing against every key in constant time. Project ids
+    /// are positive (config validation), so 0 can stand for "no match".
     pub fn project_of(&self, key: &str) -> Option<u64> {
         let candidate = key.trim().to_ascii_lowercase();
         let candidate = candidate.as_bytes();

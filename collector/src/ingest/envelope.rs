@@ -8,24 +8,25 @@ use axum::extract::{Path, State};
 use axum::http::header::CONTENT_ENCODING;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use watchpost::protocol::{self, ContentEncoding, DecodeError, Envelope, decode_body};
 
 use super::{auth, checkin_input, process_error, project_id, query_pairs};
+use crate::engine::CheckInInput;
 use crate::http::{HttpError, read_body};
 use crate::processor::Batch;
 use crate::server::AppState;
 use crate::store::RawEvent;
 
 /// Largest request body accepted, compressed.
-pub(super) const MAX_BODY: usize = 1 << 20;
+const MAX_BODY: usize = 1 << 20;
 /// Largest envelope accepted after decompression.
-pub(super) const MAX_DECODED: usize = 20 << 20;
+const MAX_DECODED: usize = 20 << 20;
 /// Largest `check_in` item (Sentry's limit).
-pub(super) const MAX_CHECKIN_ITEM: usize = 100 * 1024;
+const MAX_CHECKIN_ITEM: usize = 100 * 1024;
 /// Largest `event` item (Sentry's limit).
-pub(super) const MAX_EVENT_ITEM: usize = 1 << 20;
+const MAX_EVENT_ITEM: usize = 1 << 20;
 
 pub(super) async fn handle(
     State(state): State<AppState>,
@@ -131,11 +132,7 @@ async fn ingest(
     Ok(reply)
 }
 
-fn check_in(
-    project: u64,
-    index: usize,
-    payload: &[u8],
-) -> Result<crate::engine::CheckInInput, HttpError> {
+fn check_in(project: u64, index: usize, payload: &[u8]) -> Result<CheckInInput, HttpError> {
     if payload.len() > MAX_CHECKIN_ITEM {
         return Err(HttpError::too_large(format!(
             "item {index} (check_in) is {} bytes; the limit is {MAX_CHECKIN_ITEM}",
@@ -157,7 +154,7 @@ fn event(
     project: u64,
     index: usize,
     payload: Vec<u8>,
-    received: chrono::DateTime<Utc>,
+    received: DateTime<Utc>,
 ) -> Result<RawEvent, HttpError> {
     if payload.len() > MAX_EVENT_ITEM {
         return Err(HttpError::too_large(format!(

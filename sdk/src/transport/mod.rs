@@ -106,6 +106,10 @@ pub(crate) fn spawn(
 }
 
 /// A converted item waiting to be sent.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "lives only on the transport thread, in a short Vec or the bounded hold queue"
+)]
 enum Pending {
     CheckIn(CheckIn),
     Event(Box<Event>),
