@@ -11,12 +11,13 @@ set -euo pipefail
 
 readonly SENTRY_SDK_VERSION=2.75.0
 readonly SENTRY_CLI_VERSION=3.8.2
+readonly AIOSMTPD_VERSION=1.4.6 # the SMTP server the email alert tests deliver to
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${WATCHPOST_VENV:-$root/target/venv}"
 python="${PYTHON:-python3}"
 stamp="$venv/.watchpost-test-env"
-want="sentry-sdk==$SENTRY_SDK_VERSION sentry-cli==$SENTRY_CLI_VERSION"
+want="sentry-sdk==$SENTRY_SDK_VERSION sentry-cli==$SENTRY_CLI_VERSION aiosmtpd==$AIOSMTPD_VERSION"
 
 up_to_date() {
     [[ -x "$venv/bin/python" && -x "$venv/bin/sentry-cli" && -f "$stamp" ]] &&
@@ -51,7 +52,7 @@ if [[ -e "$venv" && ! -x "$venv/bin/python" ]]; then
 fi
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "sentry-sdk==$SENTRY_SDK_VERSION" "sentry-cli==$SENTRY_CLI_VERSION" >&2
+    "sentry-sdk==$SENTRY_SDK_VERSION" "sentry-cli==$SENTRY_CLI_VERSION" "aiosmtpd==$AIOSMTPD_VERSION" >&2
 
 # Check what was installed rather than trusting pip's exit code alone.
 got_sdk="$("$venv/bin/python" -c 'import sentry_sdk; print(sentry_sdk.VERSION)')"

@@ -166,11 +166,10 @@ fn hot_path(c: &mut Criterion) {
     drop(guard);
 
     let factory = |_: &sentry::ClientOptions| Arc::new(Discard) as Arc<dyn sentry::Transport>;
-    let _sentry = sentry::init(sentry::ClientOptions {
-        dsn: Some("http://0123456789abcdef0123456789abcdef@127.0.0.1:9/1".parse().unwrap()),
-        transport: Some(Arc::new(factory)),
-        ..Default::default()
-    });
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some("http://0123456789abcdef0123456789abcdef@127.0.0.1:9/1".parse().unwrap());
+    options.transport = Some(Arc::new(factory));
+    let _sentry = sentry::init(options);
     group.bench_function("sentry/by_hand", |b| b.iter(sentry_by_hand));
     group.finish();
 }

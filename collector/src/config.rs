@@ -24,6 +24,9 @@ pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 pub const DEFAULT_CHECKINS_PER_MONITOR: usize = 100;
 /// Raw events kept unless `retention.events` says otherwise.
 pub const DEFAULT_EVENTS: usize = 10_000;
+/// Envelopes kept for the upstream while it is unreachable, unless `upstream.max_backlog` says
+/// otherwise.
+pub const DEFAULT_UPSTREAM_BACKLOG: usize = 10_000;
 
 /// A configuration error: the field path and what is wrong, for a person.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +106,17 @@ pub struct Config {
     pub watchdog: Option<Watchdog>,
     /// `[retention]` (Watchpost extension to §3.1).
     pub retention: Retention,
+    /// `[upstream]`: relay accepted envelopes to a Sentry-compatible server (§3.9).
+    pub upstream: Option<Upstream>,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Where to relay; its `Debug` never shows the key.
+    pub dsn: watchpost::protocol::Dsn,
+    /// Most envelopes queued while the upstream is unreachable; the oldest go first beyond it.
+    pub max_backlog: usize,
 }
 
 /// `[server]`.
@@ -407,6 +421,7 @@ struct RawConfig {
     watchdog: Option<RawWatchdog>,
     #[serde(default)]
     retention: RawRetention,
+    upstream: Option<RawUpstream>,
 }
 
 #[derive(Deserialize, Default)]
@@ -501,6 +516,13 @@ struct RawProbe {
 struct RawWatchdog {
     url: String,
     interval: Option<RawDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    dsn: String,
+    max_backlog: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -624,6 +646,7 @@ impl Validator<'_> {
                 1..=10_000_000,
             )?,
         };
+        let upstream = raw.upstream.map(|u| self.upstream(u)).transpose()?;
         Ok(Config {
             server,
             projects,
@@ -634,6 +657,7 @@ impl Validator<'_> {
             probes,
             watchdog,
             retention,
+            upstream,
         })
     }
 
@@ -679,6 +703,24 @@ impl Validator<'_> {
             ));
         }
         Ok(secret)
+    }
+
+    fn upstream(&self, raw: RawUpstream) -> Result<Upstream, Error> {
+        let dsn = self.secret("upstream.dsn", &raw.dsn)?;
+        // `DsnError` messages name the part that is wrong, never the key.
+        let dsn = dsn
+            .expose()
+            .parse::<watchpost::protocol::Dsn>()
+            .map_err(|e| Error::at("upstream.dsn", e.to_string()))?;
+        Ok(Upstream {
+            dsn,
+            max_backlog: count_or(
+                "upstream.max_backlog",
+                raw.max_backlog,
+                DEFAULT_UPSTREAM_BACKLOG,
+                1..=10_000_000,
+            )?,
+        })
     }
 
     fn server(&self, raw: RawServer) -> Result<Server, Error> {
@@ -1494,6 +1536,34 @@ interval = "60s"
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    }
+
+    #[test]
+    fn upstream_takes_a_dsn_and_a_bound() {
+        let config =
+            parse("[upstream]\ndsn = \"https://k3y@sentry.example.com/42\"\n").unwrap();
+        let upstream = config.upstream.unwrap();
+        assert_eq!(
+            upstream.dsn.envelope_url(),
+            "https://sentry.example.com/api/42/envelope/"
+        );
+        assert_eq!(upstream.max_backlog, DEFAULT_UPSTREAM_BACKLOG);
+        assert!(!format!("{upstream:?}").contains("k3y"));
+        assert!(parse("").unwrap().upstream.is_none());
+        for (text, needle) in [
+            ("[upstream]\ndsn = \"ftp://k3y@h/1\"\n", "upstream.dsn: "),
+            ("[upstream]\ndsn = \"https://k3y@h/x\"\n", "project id"),
+            ("[upstream]\ndsn = \"env:NOPE\"\n", "NOPE is not set"),
+            (
+                "[upstream]\ndsn = \"https://k3y@h/1\"\nmax_backlog = 0\n",
+                "upstream.max_backlog",
+            ),
+            ("[upstream]\nurl = \"https://k3y@h/1\"\n", "unknown field"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+            assert!(!err.contains("k3y"), "{err}");
+        }
     }
 
     #[test]

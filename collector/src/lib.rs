@@ -5,8 +5,11 @@
 //! (the only module that knows sled). `server` wires them together; `config` validates the
 //! configuration file once.
 
+pub mod alert;
 pub mod api;
+pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod engine;
 pub mod http;
 pub mod ingest;
@@ -16,3 +19,4 @@ pub mod run_cmd;
 pub mod server;
 pub mod store;
 pub mod sweep;
+pub mod upstream;

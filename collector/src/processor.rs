@@ -69,6 +69,8 @@ pub struct Batch {
     pub checkins: Vec<CheckInInput>,
     /// Raw events.
     pub events: Vec<RawEvent>,
+    /// The envelope to relay upstream, queued in the same transaction (see `upstream.rs`).
+    pub forward: Option<Vec<u8>>,
 }
 
 /// What happened to each check-in of an accepted [`Batch`].
@@ -159,6 +161,7 @@ impl Processor {
             }
             let mut writes = pending.into_writes();
             writes.events = batch.events;
+            writes.upstream.extend(batch.forward);
             (self.apply(&writes, now)?, accepted)
         };
         self.durable(seq).await?;
@@ -576,8 +579,7 @@ impl Pending {
                 .filter_map(|id| self.checkins.remove(id))
                 .collect(),
             effects: self.effects,
-            events: Vec::new(),
-            logs: Vec::new(),
+            ..WriteSet::default()
         }
     }
 }

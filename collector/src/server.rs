@@ -20,7 +20,8 @@ use crate::metrics::Metrics;
 use crate::processor::{ProcessError, Processor};
 use crate::store::{ProjectRecord, Store, StoreError};
 use crate::sweep::{self, Deadlines};
-use crate::{api, http, ingest};
+use crate::upstream::Upstream;
+use crate::{api, dashboard, http, ingest};
 
 /// File in the data dir that keeps a generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin_token";
@@ -28,6 +29,9 @@ pub const ADMIN_TOKEN_FILE: &str = "admin_token";
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The dashboard's badge secret could not be read or created.
+    #[error("dashboard: {0}")]
+    Dashboard(std::io::Error),
     /// The data dir could not be created.
     #[error("cannot create data dir {path}: {source}")]
     DataDir {
@@ -78,6 +82,10 @@ pub struct Shared {
     pub admin_token: Secret,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Sessions and badge keys of the HTML dashboard.
+    pub dashboard: dashboard::Dashboard,
+    /// The relay to `[upstream]` (off when not configured).
+    pub upstream: Upstream,
 }
 
 /// Axum state: a cheap handle to [`Shared`].
@@ -104,6 +112,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
         .merge(api::routes(&state))
+        .merge(dashboard::routes())
         .fallback(http::no_route)
         .method_not_allowed_fallback(http::wrong_method)
         .with_state(state)
@@ -146,6 +155,16 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         until_stopped(stopped.clone()),
     ));
 
+    let upstream = Upstream::new(config.upstream.as_ref(), &store);
+    let forwarder = tokio::spawn(
+        upstream
+            .clone()
+            .run(until_stopped(stopped.clone())),
+    );
+    let dashboard =
+        dashboard::Dashboard::new(&data_dir, config.server.public_url.as_deref())
+            .map_err(ServerError::Dashboard)?;
+
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen)
         .await
@@ -166,6 +185,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         keys: ProjectKeys::new(projects.iter().map(|p| (p.id, p.keys.as_slice()))),
         admin_token,
         metrics,
+        dashboard,
+        upstream,
     });
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -176,6 +197,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let _ = stop.send(true);
     if let Err(error) = sweeper.await {
         tracing::error!(%error, "sweeper task failed");
+    }
+    if let Err(error) = forwarder.await {
+        tracing::error!(%error, "upstream forwarder task failed");
     }
     if let Err(error) = flusher.await {
         tracing::error!(%error, "flusher task failed");

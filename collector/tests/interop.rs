@@ -11,12 +11,13 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Timelike, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Collector, python};
+use support::{Collector, poll, python};
 
 /// How long a test waits for the collector to show what a client sent.
 const SETTLE: Duration = Duration::from_secs(15);
@@ -532,15 +533,9 @@ fn watchpost_run_without_a_dsn_exits_2_without_running_the_command() {
 }
 
 fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + SETTLE;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} not created within {SETTLE:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll(SETTLE, &format!("{} to be created", path.display()), || {
+        path.exists().then_some(())
+    });
 }
 
 fn wait_with_deadline(child: &mut std::process::Child) -> Output {
@@ -572,12 +567,19 @@ fn wait_with_deadline(child: &mut std::process::Child) -> Output {
 /// Requests a URL with the real `curl` when the machine has it, else with reqwest.
 /// Returns the HTTP status.
 fn ping(method: &str, url: &str, body: Option<&str>) -> u16 {
-    if Command::new("curl")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
+    static HAVE_CURL: OnceLock<bool> = OnceLock::new();
+    let have_curl = *HAVE_CURL.get_or_init(|| {
+        let found = Command::new("curl")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            eprintln!("curl not found; pinging with reqwest instead");
+        }
+        found
+    });
+    if have_curl {
         let mut curl = Command::new("curl");
         curl.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"]);
         match (method, body) {

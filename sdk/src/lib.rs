@@ -39,6 +39,9 @@ pub mod protocol;
 
 pub mod checkin;
 
+#[cfg(feature = "tower")]
+pub mod tower;
+
 mod capture;
 mod client;
 mod options;

@@ -94,8 +94,12 @@ fn event_from_panic(info: &PanicHookInfo<'_>) -> Event {
         }),
         ..new_event(Level::Fatal)
     };
-    let thread = std::thread::current();
-    let name = thread.name().map_or(Value::Null, |n| Value::String(n.to_owned()));
+    // `thread::current()` must not be asked once the thread's locals are gone (it may panic).
+    let name = if crate::run::thread_locals_alive() {
+        std::thread::current().name().map_or(Value::Null, |n| Value::String(n.to_owned()))
+    } else {
+        Value::Null
+    };
     set_other(
         &mut event,
         "threads",

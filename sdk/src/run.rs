@@ -152,6 +152,11 @@ fn leave(id: Uuid) -> Option<bool> {
         .flatten()
 }
 
+/// Whether this thread's locals still exist (false while the thread is being torn down).
+pub(crate) fn thread_locals_alive() -> bool {
+    RUNNING.try_with(|_| ()).is_ok()
+}
+
 /// The innermost run executing on this thread, for linking a panic event to it.
 pub(crate) fn innermost_on_thread() -> Option<(String, Uuid)> {
     RUNNING

@@ -75,6 +75,8 @@ struct Tally {
     rejected: Vec<(u16, u64)>,
     /// Connection or protocol errors.
     errors: u64,
+    /// Requests scheduled within the window but never sent because the server fell behind.
+    unsent: u64,
     first_error: Option<String>,
 }
 
@@ -94,6 +96,7 @@ impl Tally {
             }
         }
         self.errors += other.errors;
+        self.unsent += other.unsent;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -194,6 +197,15 @@ async fn connection(plan: Plan, target: std::sync::Arc<Target>) -> Tally {
             None => Instant::now(),
         };
         if scheduled >= plan.end {
+            break;
+        }
+        // A server slower than the offered rate leaves this connection behind its schedule.
+        // Requests it could not even send before the window closed are reported, not sent late.
+        if let Some(p) = period
+            && Instant::now() >= plan.end
+        {
+            let left = (plan.end - scheduled).as_secs_f64() / p.as_secs_f64();
+            tally.unsent += left.ceil() as u64;
             break;
         }
         // Even requests open a run on the next monitor, odd ones close it with the same id.
@@ -329,6 +341,13 @@ fn report(args: &Args, tally: &Tally, measured: Duration) -> String {
         pct(99.9),
         pct(100.0)
     );
+    if tally.unsent > 0 {
+        let _ = writeln!(
+            out,
+            "behind schedule: {} scheduled check-ins were never sent (the server could not keep up)",
+            tally.unsent
+        );
+    }
     if rejected > 0 {
         let _ = writeln!(
             out,

@@ -1,5 +1,5 @@
-//! `/healthz` (the collector's own health), `/metrics` (Prometheus text) and `/` (a placeholder
-//! until the dashboard exists). Open to anyone who can reach the port: they reveal no secret.
+//! `/healthz` (the collector's own health) and `/metrics` (Prometheus text). Open to anyone who
+//! can reach the port: they reveal no secret.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::json;
 
@@ -57,22 +57,11 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, H
         store: state.store.stats(),
         outbox: state.store.outbox_len(),
     };
+    let mut text = state.metrics.render(&snapshot);
+    state.upstream.write_metrics(&mut text);
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(&snapshot),
+        text,
     )
         .into_response())
-}
-
-/// `GET /`: a placeholder until the dashboard lands.
-pub(super) async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Watchpost</title></head><body><h1>Watchpost</h1>\
-         <p>The dashboard is not built yet. The management API is at <code>/api/v1/monitors</code> \
-         (send <code>Authorization: Bearer &lt;admin token&gt;</code>); health at \
-         <a href=\"/healthz\">/healthz</a>, metrics at <a href=\"/metrics\">/metrics</a>.</p>\
-         </body></html>",
-    )
 }

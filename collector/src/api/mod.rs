@@ -1,5 +1,5 @@
-//! The management API (`/api/v1/...`, bearer admin token), `/healthz`, `/metrics` and the
-//! placeholder dashboard. Reads from the store, changes state only through the processor, and
+//! The management API (`/api/v1/...`, bearer admin token), `/healthz` and `/metrics` (the
+//! dashboard is `crate::dashboard`). Reads from the store, changes state only through the processor, and
 //! never returns a secret.
 
 mod health;
@@ -39,7 +39,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/incidents", get(monitors::incidents))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
-        .route("/", get(health::index))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .merge(management)

@@ -21,11 +21,13 @@
 //! Semantics follow Sentry Crons; the deviations are listed on each function and collected in
 //! `docs/` by the lead.
 
+pub mod alerting;
 mod checkin;
 mod config;
 pub mod deadlines;
 mod ids;
 mod incident;
+pub mod issues;
 mod model;
 mod schedule;
 mod sweep;
@@ -34,12 +36,14 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use alerting::{Alert, AlertKind, Severity};
 pub use checkin::{process_checkin, target_checkin_id};
 pub use config::{
     ConfigPatch, DEFAULT_CHECKIN_MARGIN, DEFAULT_MAX_RUNTIME, DEFAULT_TIMEZONE, IntervalUnit,
     MonitorConfig, Schedule,
 };
 pub use deadlines::{Deadline, DeadlineIndex, DeadlineKind, deadlines_of};
+pub use issues::{Issue, IssueEffect, IssueStatus, SpikeRule};
 pub use model::{
     CheckIn, CheckInInput, CheckInStatus, Effect, FailureCounts, Incident, IncidentKind,
     IncidentReason, MAX_OPEN_RUNS, MonitorEnv, MonitorKey, MonitorStatus, OpenRun, Rejection,

@@ -90,7 +90,10 @@ async fn ingest(
     let had_checkins = envelope.items.iter().any(|item| item.ty() == "check_in");
     let fail = |e: HttpError| (e, had_checkins);
     let now = Utc::now();
-    let mut batch = Batch::default();
+    let mut batch = Batch {
+        forward: state.upstream.forward(&decoded),
+        ..Batch::default()
+    };
     // Envelope item index of each check-in, to name it in a rejection.
     let mut positions = Vec::new();
     for (index, item) in envelope.items.iter().enumerate() {
@@ -110,10 +113,11 @@ async fn ingest(
         Some(Value::String(id)) => json!({ "id": id }),
         _ => json!({}),
     };
-    if batch.checkins.is_empty() && batch.events.is_empty() {
+    if batch.checkins.is_empty() && batch.events.is_empty() && batch.forward.is_none() {
         return Ok(reply);
     }
     let events = batch.events.len() as u64;
+    let forwarded = batch.forward.is_some();
     let accepted = state.processor.ingest(batch).await.map_err(|e| {
         fail(process_error(e, |i| {
             format!(
@@ -129,6 +133,9 @@ async fn ingest(
         state.metrics.checkin_rejected("disabled");
     }
     state.metrics.events_accepted(events);
+    if forwarded {
+        state.upstream.queued();
+    }
     Ok(reply)
 }
 

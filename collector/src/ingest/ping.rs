@@ -142,14 +142,20 @@ async fn ping(
     wire.environment = environment;
     let input = checkin_input(project, &wire, log)
         .map_err(|message| HttpError::bad_request("invalid_checkin", message))?;
+    let forward = state.upstream.forward_checkin(&wire);
+    let forwarded = forward.is_some();
     let accepted = state
         .processor
         .ingest(Batch {
             checkins: vec![input],
             events: Vec::new(),
+            forward,
         })
         .await
         .map_err(|e| process_error(e, |_| String::new()))?;
+    if forwarded {
+        state.upstream.queued();
+    }
     if accepted.dropped.is_empty() {
         state.metrics.checkins_accepted(1);
     } else {

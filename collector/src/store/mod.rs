@@ -16,12 +16,14 @@
 //! | `outbox`      | sled-generated id u64 BE                     | [`OutboxRecord`]             |
 //! | `events`      | project u64 BE ++ received ++ event id       | raw event payload (bytes)    |
 //! | `ping_logs`   | monitor key ++ received ++ id                | [`LogEntry`]                 |
+//! | `upstream`    | sled-generated id u64 BE                     | raw envelope to relay (bytes)|
 //!
 //! Every state change goes through [`Store::commit`], one multi-tree transaction, and is
 //! acknowledged only after [`Store::wait_durable`] (group commit, see `durability.rs`).
 
 mod durability;
 mod keys;
+mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use uuid::Uuid;
 
 use durability::GroupCommit;
 pub use durability::Seq;
+pub use upstream::QueuedEnvelope;
 
 use crate::engine::{CheckIn, Deadline, Effect, Incident, MonitorEnv, MonitorKey, deadlines_of};
 
@@ -143,6 +146,8 @@ pub struct WriteSet {
     pub events: Vec<RawEvent>,
     /// Ping log entries.
     pub logs: Vec<LogEntry>,
+    /// Accepted envelopes for the upstream relay queue (see `upstream.rs`), raw.
+    pub upstream: Vec<Vec<u8>>,
 }
 
 impl WriteSet {
@@ -153,6 +158,7 @@ impl WriteSet {
             && self.effects.is_empty()
             && self.events.is_empty()
             && self.logs.is_empty()
+            && self.upstream.is_empty()
     }
 }
 
@@ -179,6 +185,7 @@ struct Trees {
     outbox: sled::Tree,
     events: sled::Tree,
     ping_logs: sled::Tree,
+    upstream: sled::Tree,
 }
 
 struct Inner {
@@ -222,6 +229,7 @@ impl Store {
             outbox: open("outbox")?,
             events: open("events")?,
             ping_logs: open("ping_logs")?,
+            upstream: open("upstream")?,
         };
         match trees.meta.get(SCHEMA_KEY)? {
             None => {
@@ -519,6 +527,7 @@ impl Store {
             &t.outbox,
             &t.events,
             &t.ping_logs,
+            &t.upstream,
         )
             .transaction(
                 |(
@@ -530,6 +539,7 @@ impl Store {
                     tx_outbox,
                     tx_events,
                     tx_logs,
+                    tx_upstream,
                 )| {
                     for (key, value, deadlines) in &monitors {
                         tx_monitors.insert(key.as_slice(), value.as_slice())?;
@@ -561,6 +571,10 @@ impl Store {
                     }
                     for (key, value) in &logs {
                         tx_logs.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    for envelope in &set.upstream {
+                        let id = tx_upstream.generate_id()?;
+                        tx_upstream.insert(&id.to_be_bytes(), envelope.as_slice())?;
                     }
                     Ok::<_, ConflictableTransactionError<()>>(())
                 },

@@ -87,6 +87,7 @@ fn a_commit_is_read_back_whole() {
             received: at(1),
             body: "hello".into(),
         }],
+        upstream: vec![b"{}\n".to_vec()],
     };
     store.commit(&set, at(0)).unwrap();
     assert_eq!(store.monitor(&key("job")).unwrap(), Some(m));

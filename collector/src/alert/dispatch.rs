@@ -1,0 +1,486 @@
+//! The dispatcher: one worker per channel delivers that channel's outbox entries, in order, at
+//! least once.
+//!
+//! Each worker loops: read the channel's pending entries; collapse the backlog into one digest
+//! when it is larger than the channel's pace can send in a minute; take the oldest entry that
+//! is not deferred; wait while it is in backoff (so later alerts never overtake it); ask the
+//! [`Deduper`]; wait for the destination's [`Pacer`]; send; record the outcome through the
+//! [`Outbox`]. A channel that is down therefore only delays itself.
+//!
+//! The dispatcher never drops an alert: transient failures are retried with capped, jittered
+//! exponential backoff (a provider's `retry_after` wins), only permanent errors (and, if
+//! configured, an age limit) fail an entry, and dedup/digest mark entries `suppressed` only
+//! when what they say reaches the person in another message. It knows no storage: the
+//! [`Outbox`] trait is implemented over sled by the store.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use parking_lot::Mutex;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::channel::{Channel, ChannelOptions, Delivery};
+use super::pace::{Backoff, Pacer};
+use crate::engine::alerting::{self, Alert, Deduper, Digest, Payload, Rule, Verdict};
+
+/// The `rule` of a digest entry: it stands for several rules and is never deduplicated.
+pub const DIGEST_RULE: &str = "digest";
+
+/// Where an outbox entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting to be (re)tried.
+    Pending,
+    /// Delivered.
+    Sent,
+    /// Given up: a permanent error (or the age limit); `last_error` says why.
+    Failed,
+    /// Not sent on its own because another message carries it: a repeat within the dedup
+    /// window, superseded by a newer alert about the same subject, or merged into a digest
+    /// (`last_error` says which).
+    Suppressed,
+}
+
+/// A delivery to create: what the store writes to the outbox with the state change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewDelivery {
+    /// The channel name.
+    pub channel: String,
+    /// The rule that routed it.
+    pub rule: String,
+    /// What to deliver.
+    pub payload: Payload,
+}
+
+/// One delivery in the outbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Position in the outbox: assigned by the store, increasing in commit order.
+    pub id: u64,
+    /// The channel name.
+    pub channel: String,
+    /// The rule that routed it ([`DIGEST_RULE`] for a digest).
+    pub rule: String,
+    /// What to deliver.
+    pub payload: Payload,
+    /// Where it is.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Not to be tried before this.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Held back by dedup until `next_attempt_at` (does not block later entries, unlike a
+    /// backoff).
+    pub deferred: bool,
+    /// Why the last attempt failed, or why it was suppressed.
+    pub last_error: Option<String>,
+    /// When it was delivered.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxEntry {
+    /// A pending entry, due at once.
+    pub fn new(id: u64, delivery: NewDelivery, now: DateTime<Utc>) -> OutboxEntry {
+        OutboxEntry {
+            id,
+            channel: delivery.channel,
+            rule: delivery.rule,
+            payload: delivery.payload,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            created_at: now,
+            next_attempt_at: now,
+            deferred: false,
+            last_error: None,
+            sent_at: None,
+        }
+    }
+}
+
+/// An outbox store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("outbox: {0}")]
+pub struct OutboxError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Durable storage of deliveries. The store implements it over sled; entries are written
+/// there in the same batch as the state change that caused them.
+pub trait Outbox: Send + Sync {
+    /// `channel`'s entries in state [`DeliveryState::Pending`], in id order, at most `limit`.
+    fn pending(&self, channel: &str, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError>;
+
+    /// Replaces these entries (by id), all of them or none (one batch).
+    fn save(&self, entries: &[OutboxEntry]) -> Result<(), OutboxError>;
+}
+
+/// The deliveries an alert needs (see [`alerting::route`]), ready for the outbox.
+pub fn plan(rules: &[Rule], alert: &Alert, spike_rule: Option<&str>) -> Vec<NewDelivery> {
+    alerting::route(rules, alert, spike_rule)
+        .into_iter()
+        .map(|route| NewDelivery {
+            channel: route.channel,
+            rule: route.rule,
+            payload: Payload::Alert(alert.clone()),
+        })
+        .collect()
+}
+
+/// Dispatcher settings.
+#[derive(Clone, Debug)]
+pub struct DispatchOptions {
+    /// Backoff after a failed attempt (when the destination named no wait).
+    pub backoff: Backoff,
+    /// `[alerts] dedup_window`; zero disables dedup.
+    pub dedup_window: Duration,
+    /// Pending entries read per round.
+    pub batch: usize,
+    /// Collapse a backlog larger than this into a digest; `None`: what the channel's pace
+    /// sends in a minute. Only channels that [`Channel::digests`].
+    pub digest_backlog: Option<usize>,
+    /// Fail a delivery still not sent this long after it was created; `None`: never.
+    pub give_up_after: Option<Duration>,
+    /// Re-read the outbox this often even without a wake-up.
+    pub poll: Duration,
+    /// Paces and timeouts of the channels.
+    pub channels: ChannelOptions,
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        DispatchOptions {
+            backoff: Backoff::default(),
+            dedup_window: alerting::DEFAULT_DEDUP_WINDOW,
+            batch: 1000,
+            digest_backlog: None,
+            give_up_after: Some(Duration::from_secs(24 * 3600)),
+            poll: Duration::from_secs(30),
+            channels: ChannelOptions::default(),
+        }
+    }
+}
+
+/// Wakes workers when new deliveries were committed.
+#[derive(Clone, Debug)]
+pub struct DispatchHandle {
+    wakers: Arc<HashMap<String, Arc<Notify>>>,
+}
+
+impl DispatchHandle {
+    /// New entries for `channel` are in the outbox.
+    pub fn wake(&self, channel: &str) {
+        if let Some(notify) = self.wakers.get(channel) {
+            notify.notify_one();
+        }
+    }
+
+    /// New entries may be anywhere.
+    pub fn wake_all(&self) {
+        for notify in self.wakers.values() {
+            notify.notify_one();
+        }
+    }
+}
+
+/// Runs one worker per channel.
+pub struct Dispatcher {
+    outbox: Arc<dyn Outbox>,
+    channels: Vec<Arc<Channel>>,
+    options: DispatchOptions,
+    wakers: Arc<HashMap<String, Arc<Notify>>>,
+    pacers: Arc<Mutex<HashMap<String, Pacer>>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `outbox` for `channels` (names unique).
+    pub fn new(
+        outbox: Arc<dyn Outbox>,
+        channels: Vec<Channel>,
+        options: DispatchOptions,
+    ) -> Dispatcher {
+        let channels: Vec<Arc<Channel>> = channels.into_iter().map(Arc::new).collect();
+        let wakers = channels
+            .iter()
+            .map(|c| (c.name().to_owned(), Arc::new(Notify::new())))
+            .collect();
+        Dispatcher {
+            outbox,
+            channels,
+            options,
+            wakers: Arc::new(wakers),
+            pacers: Arc::default(),
+        }
+    }
+
+    /// A handle to wake the workers.
+    pub fn handle(&self) -> DispatchHandle {
+        DispatchHandle {
+            wakers: Arc::clone(&self.wakers),
+        }
+    }
+
+    /// The channels, e.g. to inspect a Telegram chat id after a migration.
+    pub fn channels(&self) -> &[Arc<Channel>] {
+        &self.channels
+    }
+
+    /// Runs the workers until `shutdown` completes; a send in flight finishes first. Entries
+    /// not yet sent stay pending in the outbox for the next start.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for channel in &self.channels {
+            let worker = Worker {
+                outbox: Arc::clone(&self.outbox),
+                channel: Arc::clone(channel),
+                pace: channel.pace(&self.options.channels),
+                destination: channel.destination(),
+                options: self.options.clone(),
+                wake: Arc::clone(&self.wakers[channel.name()]),
+                pacers: Arc::clone(&self.pacers),
+                deduper: Deduper::new(self.options.dedup_window),
+                rng: StdRng::from_os_rng(),
+            };
+            tasks.spawn(worker.run(stop_rx.clone()));
+        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// What a worker does next.
+enum Step {
+    /// Look again at once.
+    Again,
+    /// Nothing to do before this instant (or a wake-up).
+    Wait(Option<Instant>),
+}
+
+struct Worker {
+    outbox: Arc<dyn Outbox>,
+    channel: Arc<Channel>,
+    pace: super::pace::Pace,
+    destination: String,
+    options: DispatchOptions,
+    wake: Arc<Notify>,
+    pacers: Arc<Mutex<HashMap<String, Pacer>>>,
+    deduper: Deduper,
+    rng: StdRng,
+}
+
+impl Worker {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let tick_every = self.channel.tick_interval();
+        let mut next_tick = tick_every.map(|every| Instant::now() + every);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if let Some(at) = next_tick
+                && at <= Instant::now()
+            {
+                self.channel.tick().await;
+                next_tick = tick_every.map(|every| Instant::now() + every);
+            }
+            let until = match self.step().await {
+                Step::Again => continue,
+                Step::Wait(until) => until,
+            };
+            let poll = Instant::now() + self.options.poll;
+            let until = [until, next_tick].into_iter().flatten().fold(poll, Instant::min);
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep_until(until) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn step(&mut self) -> Step {
+        let now = Utc::now();
+        let instant = Instant::now();
+        let name = self.channel.name().to_owned();
+        let pending = match self.outbox.pending(&name, self.options.batch) {
+            Ok(pending) => pending,
+            Err(err) => {
+                tracing::error!(channel = %name, error = %err, "cannot read the outbox");
+                return Step::Wait(Some(instant + self.options.backoff.base.max(Duration::from_secs(1))));
+            }
+        };
+        let ready: Vec<&OutboxEntry> = pending
+            .iter()
+            .filter(|e| !(e.deferred && e.next_attempt_at > now))
+            .collect();
+        let backlog_limit = self
+            .options
+            .digest_backlog
+            .or_else(|| self.pace.per_minute().map(|n| n as usize));
+        if let Some(limit) = backlog_limit
+            && self.channel.digests()
+            && ready.len() > limit.max(1)
+        {
+            self.collapse(&ready);
+            return Step::Again;
+        }
+        let Some(head) = ready.first() else {
+            // Only deferred entries: wake up for the first of them.
+            let next = pending.iter().map(|e| e.next_attempt_at).min();
+            return Step::Wait(next.map(|at| instant_at(at, now, instant)));
+        };
+        if head.next_attempt_at > now {
+            // In backoff: later entries wait behind it, so they are delivered in order.
+            return Step::Wait(Some(instant_at(head.next_attempt_at, now, instant)));
+        }
+        let mut entry = (*head).clone();
+        let payload = match &entry.payload {
+            Payload::Alert(alert) if entry.rule != DIGEST_RULE => {
+                self.deduper.prune(now);
+                match self.deduper.check(&entry.rule, alert, entry.id, now) {
+                    Verdict::Send { suppressed } => {
+                        let mut alert = alert.clone();
+                        alert.note_suppressed(suppressed, self.options.dedup_window);
+                        Payload::Alert(alert)
+                    }
+                    Verdict::Suppress => {
+                        return self.finish_unsent(
+                            entry,
+                            "suppressed: a repeat within the dedup window of what was last sent",
+                        );
+                    }
+                    Verdict::Supersede => {
+                        return self.finish_unsent(
+                            entry,
+                            "suppressed: superseded by a newer alert about the same subject",
+                        );
+                    }
+                    Verdict::Defer { until } => {
+                        entry.deferred = true;
+                        entry.next_attempt_at = until;
+                        self.save(&[entry]);
+                        return Step::Again;
+                    }
+                }
+            }
+            payload => payload.clone(),
+        };
+        let ready_at = {
+            let mut pacers = self.pacers.lock();
+            let pacer = pacers
+                .entry(self.destination.clone())
+                .or_insert_with(|| Pacer::new(self.pace));
+            let ready_at = pacer.ready_at(instant);
+            if ready_at <= instant {
+                // Take the slot before sending, so a second channel to the same
+                // destination waits for it.
+                pacer.record(instant);
+            }
+            ready_at
+        };
+        if ready_at > instant {
+            return Step::Wait(Some(ready_at));
+        }
+        let outcome = self.channel.send(&payload).await;
+        let now = Utc::now();
+        entry.attempts = entry.attempts.saturating_add(1);
+        match outcome {
+            Delivery::Sent => {
+                entry.state = DeliveryState::Sent;
+                entry.sent_at = Some(now);
+                entry.deferred = false;
+                if let (Payload::Alert(alert), false) = (&entry.payload, entry.rule == DIGEST_RULE)
+                {
+                    self.deduper.sent(&entry.rule, alert, now);
+                }
+                tracing::debug!(channel = %name, id = entry.id, attempts = entry.attempts, "alert delivered");
+            }
+            Delivery::Retry { after, reason } => {
+                let delay = match after {
+                    Some(after) => {
+                        if let Some(pacer) = self.pacers.lock().get_mut(&self.destination) {
+                            pacer.hold_until(Instant::now() + after);
+                        }
+                        after
+                    }
+                    None => self.options.backoff.delay(entry.attempts, &mut self.rng),
+                };
+                let too_old = self.options.give_up_after.is_some_and(|limit| {
+                    TimeDelta::from_std(limit)
+                        .ok()
+                        .and_then(|l| entry.created_at.checked_add_signed(l))
+                        .is_some_and(|deadline| now >= deadline)
+                });
+                tracing::warn!(channel = %name, id = entry.id, attempts = entry.attempts, %reason, retry_in = ?delay, "alert delivery failed");
+                if too_old {
+                    entry.state = DeliveryState::Failed;
+                    entry.last_error = Some(format!("gave up after {} attempts: {reason}", entry.attempts));
+                } else {
+                    entry.next_attempt_at = now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
+                    entry.deferred = false;
+                    entry.last_error = Some(reason);
+                }
+            }
+            Delivery::Permanent { reason } => {
+                tracing::error!(channel = %name, id = entry.id, %reason, "alert delivery failed for good");
+                entry.state = DeliveryState::Failed;
+                entry.last_error = Some(reason);
+            }
+        }
+        self.save(&[entry]);
+        Step::Again
+    }
+
+    /// Marks an entry suppressed (dedup) and moves on.
+    fn finish_unsent(&mut self, mut entry: OutboxEntry, why: &str) -> Step {
+        entry.state = DeliveryState::Suppressed;
+        entry.deferred = false;
+        entry.last_error = Some(why.to_owned());
+        self.save(&[entry]);
+        Step::Again
+    }
+
+    /// Collapses `ready` (oldest first) into one digest in the place of the oldest, which
+    /// keeps its attempts and backoff; the others are marked merged.
+    fn collapse(&mut self, ready: &[&OutboxEntry]) {
+        let Some(digest) = Digest::collect(ready.iter().map(|e| &e.payload)) else {
+            return;
+        };
+        let mut head = ready[0].clone();
+        let total = digest.total;
+        head.payload = Payload::Digest(digest);
+        head.rule = DIGEST_RULE.to_owned();
+        head.deferred = false;
+        let mut entries = vec![head];
+        let head_id = entries[0].id;
+        for part in &ready[1..] {
+            let mut part = (*part).clone();
+            part.state = DeliveryState::Suppressed;
+            part.deferred = false;
+            part.last_error = Some(format!("merged into digest #{head_id}"));
+            entries.push(part);
+        }
+        tracing::info!(channel = %self.channel.name(), entries = ready.len(), alerts = total, "backlog collapsed into a digest");
+        self.save(&entries);
+    }
+
+    /// Saves through the outbox; on failure the entries stay as they were in the store (a
+    /// sent one may be sent again: at least once).
+    fn save(&self, entries: &[OutboxEntry]) {
+        if let Err(err) = self.outbox.save(entries) {
+            tracing::error!(channel = %self.channel.name(), error = %err, "cannot update the outbox");
+        }
+    }
+}
+
+/// The instant corresponding to `at`, given that `now` is `instant`.
+fn instant_at(at: DateTime<Utc>, now: DateTime<Utc>, instant: Instant) -> Instant {
+    instant + (at - now).to_std().unwrap_or_default()
+}

@@ -1,0 +1,501 @@
+//! The HTML dashboard (PRODUCT.md §3.7): server-rendered pages at `/` behind a login with the
+//! admin token, readable without JavaScript and on a phone, plus status badges for READMEs.
+//!
+//! It reads the store and changes monitors only through the processor, like the JSON API.
+//! It must never render anything a user or SDK sent as markup (maud escapes; `PreEscaped` is
+//! used for the constant stylesheet only), never put the admin token in a page or cookie, and
+//! never act on a form without the session's CSRF token. Every response carries a
+//! Content-Security-Policy that allows no script at all.
+
+mod badge;
+pub mod data;
+mod pages;
+mod session;
+pub(crate) mod words;
+
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::{Form, FromRequestParts, Path as UrlPath, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HOST, REFERRER_POLICY, SET_COOKIE,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::map_response;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use maud::Markup;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+pub use badge::{BADGE_SECRET_FILE, BadgeKeys};
+pub use session::{Sessions, Viewer};
+
+use crate::engine::{IssueStatus, MonitorKey, normalize_environment};
+use crate::http::{query_pairs, query_value};
+use crate::processor::{Patch, ProcessError, Target};
+use crate::server::AppState;
+use crate::store::StoreError;
+use pages::{EnvDetail, MonitorPage, MonitorRow, Overview, TIMELINE};
+
+/// Check-ins listed on a monitor's page per environment (the timeline shows [`TIMELINE`]).
+const CHECKINS_SHOWN: usize = TIMELINE;
+/// Ping log entries listed per environment.
+const LOGS_SHOWN: usize = 20;
+
+/// The dashboard's own state: sessions and badge keys.
+#[derive(Debug)]
+pub struct Dashboard {
+    sessions: Sessions,
+    badges: BadgeKeys,
+    /// `Secure` cookies when the collector is reached over HTTPS (`server.public_url`).
+    secure_cookies: bool,
+    /// Base of absolute URLs shown on pages (badges), when configured.
+    public_url: Option<String>,
+}
+
+impl Dashboard {
+    /// Loads (or creates) the badge secret in `data_dir`.
+    pub fn new(data_dir: &Path, public_url: Option<&str>) -> std::io::Result<Dashboard> {
+        Ok(Dashboard {
+            sessions: Sessions::default(),
+            badges: BadgeKeys::load_or_create(data_dir)?,
+            secure_cookies: public_url.is_some_and(|url| url.starts_with("https://")),
+            public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
+        })
+    }
+
+    /// The badge key of a monitor (shown on its page; the CLI and tests use it too).
+    pub fn badge_key(&self, project: u64, slug: &str) -> String {
+        self.badges.key(project, slug)
+    }
+}
+
+/// The dashboard's routes: pages, login/logout, actions, badges.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/monitors", get(monitors))
+        .route("/monitors/{project}/{slug}", get(monitor).post(monitor_action))
+        .route("/incidents", get(incidents))
+        .route("/issues", get(issues))
+        .route("/issues/{id}", post(issue_action))
+        .route("/badge/{project}/{file}", get(badge::badge))
+        .layer(map_response(security_headers))
+}
+
+/// Headers on every dashboard response: no script, no framing, no sniffing, no caching of pages
+/// that show state.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&pages::CSP) {
+        headers.insert(CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A logged-in browser; anyone else is sent to the login form (and back afterwards).
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Viewer, Response> {
+        state
+            .dashboard
+            .sessions
+            .find(&parts.headers)
+            .ok_or_else(|| {
+                let next = safe_next(parts.uri.path()).unwrap_or("/");
+                Redirect::to(&format!("/login?next={next}")).into_response()
+            })
+    }
+}
+
+/// A local path to return to after login: only plain absolute paths of this site, so a crafted
+/// login link cannot send the browser elsewhere.
+fn safe_next(next: &str) -> Option<&str> {
+    let plain = next
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b));
+    (plain && next.starts_with('/') && !next.starts_with("//")).then_some(next)
+}
+
+/// An error shown as a page.
+struct PageError {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+    viewer: Option<Viewer>,
+}
+
+impl PageError {
+    fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> PageError {
+        PageError {
+            status,
+            title,
+            message: message.into(),
+            viewer: None,
+        }
+    }
+
+    fn for_viewer(mut self, viewer: &Viewer) -> PageError {
+        self.viewer = Some(viewer.clone());
+        self
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> PageError {
+        tracing::error!(%error, "dashboard cannot read the store");
+        PageError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            format!("The store could not be read: {error}"),
+        )
+    }
+}
+
+impl From<ProcessError> for PageError {
+    fn from(error: ProcessError) -> PageError {
+        let status = match &error {
+            ProcessError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProcessError::Rejected { .. } | ProcessError::InvalidConfig(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ProcessError::Store(_) | ProcessError::NotDurable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        PageError::new(status, "That did not work", error.to_string())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = pages::error(self.viewer.as_ref(), self.title, &self.message);
+        (self.status, page).into_response()
+    }
+}
+
+type PageResult = Result<Response, PageError>;
+
+fn page(markup: Markup) -> PageResult {
+    Ok(markup.into_response())
+}
+
+fn csrf_checked(viewer: &Viewer, presented: &str) -> Result<(), PageError> {
+    if viewer.csrf_matches(presented) {
+        Ok(())
+    } else {
+        Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "This form does not belong to your current session. Go back, reload the page and try again.",
+        )
+        .for_viewer(viewer))
+    }
+}
+
+// ---- login ---------------------------------------------------------------------------------
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let next = query_pairs(&uri)
+        .ok()
+        .and_then(|q| query_value(&q, "next").and_then(safe_next).map(str::to_owned))
+        .unwrap_or_else(|| "/".to_owned());
+    if state.dashboard.sessions.find(&headers).is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    pages::login(None, &next).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let next = safe_next(&form.next).unwrap_or("/");
+    let expected = state.admin_token.expose().as_bytes();
+    if !bool::from(form.token.trim().as_bytes().ct_eq(expected)) {
+        tracing::warn!("dashboard login with a wrong admin token");
+        let page = pages::login(Some("That is not the admin token."), next);
+        return (StatusCode::UNAUTHORIZED, page).into_response();
+    }
+    let viewer = state.dashboard.sessions.create();
+    let cookie = session::set_cookie(&viewer, state.dashboard.secure_cookies);
+    ([(SET_COOKIE, cookie)], Redirect::to(next)).into_response()
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
+    csrf_checked(&viewer, &form.csrf)?;
+    state.dashboard.sessions.end(&viewer.session);
+    let cookie = session::clear_cookie(state.dashboard.secure_cookies);
+    Ok(([(SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
+}
+
+// ---- pages ---------------------------------------------------------------------------------
+
+fn monitor_rows(state: &AppState) -> Result<Vec<MonitorRow>, StoreError> {
+    state
+        .store
+        .monitors(None)?
+        .into_iter()
+        .map(|monitor| {
+            let recent = state.store.checkins(&monitor.key, TIMELINE)?;
+            Ok(MonitorRow { monitor, recent })
+        })
+        .collect()
+}
+
+async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    let overview = Overview {
+        monitors: monitor_rows(&state)?,
+        open_incidents: state.store.incidents(true)?,
+        issues: data::issues(&state)?,
+        probes: data::probes(&state)?,
+        deliveries: data::deliveries(&state)?,
+    };
+    page(pages::overview(&viewer, &overview, Utc::now()))
+}
+
+async fn monitors(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    page(pages::monitors(&viewer, &monitor_rows(&state)?, Utc::now()))
+}
+
+/// Project and normalized slug from the path, or a 404 page.
+fn monitor_path(project: &str, slug: &str) -> Result<(u64, String), PageError> {
+    let not_found = || {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            "No such monitor",
+            "There is no monitor at this address.",
+        )
+    };
+    let project: u64 = project.parse().map_err(|_| not_found())?;
+    let key = MonitorKey::new(project, slug, None).map_err(|_| not_found())?;
+    Ok((project, key.slug))
+}
+
+async fn monitor(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UrlPath((project, slug)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> PageResult {
+    let (project, slug) = monitor_path(&project, &slug).map_err(|e| e.for_viewer(&viewer))?;
+    let envs = state.store.monitor_envs(project, &slug)?;
+    if envs.is_empty() {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "No such monitor",
+            format!("Monitor `{slug}` does not exist in project {project}."),
+        )
+        .for_viewer(&viewer));
+    }
+    let incidents = state.store.incidents(false)?;
+    let envs = envs
+        .into_iter()
+        .map(|monitor| {
+            Ok(EnvDetail {
+                checkins: state.store.checkins(&monitor.key, CHECKINS_SHOWN)?,
+                logs: state.store.logs(&monitor.key, LOGS_SHOWN)?,
+                incidents: incidents
+                    .iter()
+                    .filter(|i| i.key == monitor.key)
+                    .cloned()
+                    .collect(),
+                monitor,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let base = state
+        .dashboard
+        .public_url
+        .clone()
+        .or_else(|| {
+            let host = headers.get(HOST)?.to_str().ok()?;
+            Some(format!("http://{host}"))
+        })
+        .unwrap_or_default();
+    let key = state.dashboard.badge_key(project, &slug);
+    let badge = |ext: &str| format!("{base}/badge/{project}/{slug}.{ext}?key={key}");
+    let notice = query_pairs(&uri)
+        .ok()
+        .and_then(|q| query_value(&q, "done").and_then(notice));
+    let page_data = MonitorPage {
+        project,
+        badge_svg: badge("svg"),
+        badge_json: badge("json"),
+        slug,
+        envs,
+        notice,
+    };
+    page(pages::monitor(&viewer, &page_data, Utc::now()))
+}
+
+/// What a monitor action did, as shown after the redirect. A fixed set: the query string
+/// never reaches the page.
+fn notice(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "mute" => "Muted: check-ins and incidents are still tracked, but no alerts are sent.",
+        "unmute" => "Unmuted: alerts are sent again.",
+        "disable" => "Disabled: check-ins are dropped and nothing is detected until enabled.",
+        "enable" => "Enabled: the next check-in is expected from now on.",
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+struct MonitorActionForm {
+    csrf: String,
+    action: String,
+    #[serde(default)]
+    environment: String,
+}
+
+/// Mute, unmute, disable or enable one environment (or all, without `environment`), through
+/// the processor like the API's `PATCH`.
+async fn monitor_action(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UrlPath((project, slug)): UrlPath<(String, String)>,
+    Form(form): Form<MonitorActionForm>,
+) -> PageResult {
+    csrf_checked(&viewer, &form.csrf)?;
+    let (project, slug) = monitor_path(&project, &slug).map_err(|e| e.for_viewer(&viewer))?;
+    let mut patch = Patch::default();
+    match form.action.as_str() {
+        "mute" => patch.muted = Some(true),
+        "unmute" => patch.muted = Some(false),
+        "disable" => patch.disabled = Some(true),
+        "enable" => patch.disabled = Some(false),
+        _ => {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Unknown action",
+                "The action must be mute, unmute, disable or enable.",
+            )
+            .for_viewer(&viewer));
+        }
+    }
+    let target = if form.environment.is_empty() {
+        Target::AllEnvironments {
+            project,
+            slug: slug.clone(),
+        }
+    } else {
+        let environment = normalize_environment(Some(&form.environment)).map_err(|e| {
+            PageError::new(StatusCode::BAD_REQUEST, "Bad environment", e.to_string())
+                .for_viewer(&viewer)
+        })?;
+        Target::One(MonitorKey {
+            project,
+            slug: slug.clone(),
+            environment,
+        })
+    };
+    state
+        .processor
+        .patch(target, patch)
+        .await
+        .map_err(|e| PageError::from(e).for_viewer(&viewer))?;
+    let back = format!("{}?done={}", pages::monitor_url(project, &slug), form.action);
+    Ok(Redirect::to(&back).into_response())
+}
+
+async fn incidents(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    page(pages::incidents(
+        &viewer,
+        &state.store.incidents(false)?,
+        Utc::now(),
+    ))
+}
+
+async fn issues(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    let issues = data::issues(&state)?;
+    page(pages::issues(&viewer, issues.as_deref(), Utc::now()))
+}
+
+#[derive(Deserialize)]
+struct IssueActionForm {
+    csrf: String,
+    action: String,
+}
+
+/// Resolve, ignore or reopen an issue.
+async fn issue_action(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UrlPath(id): UrlPath<String>,
+    Form(form): Form<IssueActionForm>,
+) -> PageResult {
+    csrf_checked(&viewer, &form.csrf)?;
+    let status = match form.action.as_str() {
+        "resolve" => IssueStatus::Resolved,
+        "ignore" => IssueStatus::Ignored,
+        "unresolve" => IssueStatus::Unresolved,
+        _ => {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Unknown action",
+                "The action must be resolve, ignore or unresolve.",
+            )
+            .for_viewer(&viewer));
+        }
+    };
+    data::set_issue_status(&state, &id, status)
+        .await
+        .map_err(|error| {
+            let status = match error {
+                data::IssueActionError::Unavailable | data::IssueActionError::NotFound(_) => {
+                    StatusCode::NOT_FOUND
+                }
+                data::IssueActionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            PageError::new(status, "That did not work", error.to_string()).for_viewer(&viewer)
+        })?;
+    Ok(Redirect::to("/issues").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        assert_eq!(safe_next("/monitors/1/backup"), Some("/monitors/1/backup"));
+        assert_eq!(safe_next("/"), Some("/"));
+        for bad in ["//evil.example", "https://evil.example", "/x?y=1", "", "/a b"] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn notices_come_from_a_fixed_set() {
+        assert!(notice("mute").is_some());
+        assert!(notice("<script>").is_none());
+    }
+}

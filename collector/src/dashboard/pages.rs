@@ -1,0 +1,720 @@
+//! The dashboard's HTML, written with maud: checked at compile time and escaped by default.
+//! Every string that came from a user or an SDK (slugs, environments, logs, issue titles) is
+//! interpolated as text; the only pre-escaped content is the constant stylesheet. Pure functions
+//! from data to markup: no store, no clock (the handler passes `now`).
+
+use std::sync::LazyLock;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use sha2::{Digest, Sha256};
+
+use super::data::{DeliveryRow, ProbeRow};
+use super::session::Viewer;
+use super::words;
+use crate::api::views::rfc3339;
+use crate::engine::{
+    CheckIn, CheckInStatus, Incident, IncidentKind, IncidentReason, Issue, IssueStatus,
+    MonitorEnv, MonitorStatus,
+};
+use crate::store::LogEntry;
+
+/// Check-ins drawn in a timeline.
+pub(crate) const TIMELINE: usize = 50;
+
+/// Small, responsive, no external assets. Colors are variables so dark mode is one block.
+const CSS: &str = r#"
+:root{--bg:#fff;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--card:#f6f8fa;--link:#0969da;
+--ok:#1a7f37;--err:#cf222e;--warn:#9a6700;--off:#6e7781}
+@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;
+--line:#3d444d;--card:#151b23;--link:#4493f8;--ok:#3fb950;--err:#f85149;--warn:#d29922;
+--off:#9198a1}}
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+background:var(--bg);color:var(--fg)}
+a{color:var(--link)}
+header{border-bottom:1px solid var(--line);background:var(--card)}
+nav{max-width:1100px;margin:0 auto;padding:.5rem 1rem;display:flex;flex-wrap:wrap;gap:.3rem 1rem;
+align-items:center}
+nav .brand{font-weight:700;color:var(--fg);text-decoration:none;margin-right:auto}
+nav form{margin:0}
+main{max-width:1100px;margin:0 auto;padding:1rem}
+h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:1.6rem 0 .6rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:.6rem}
+.card{border:1px solid var(--line);border-radius:8px;padding:.6rem .8rem;background:var(--card)}
+.card b{display:block;font-size:1.6rem;line-height:1.2}
+.card.bad b{color:var(--err)}.card.good b{color:var(--ok)}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
+th{font-size:.8rem;color:var(--muted);font-weight:600;white-space:nowrap}
+.pill{display:inline-block;border-radius:999px;padding:0 .5rem;font-size:.8rem;font-weight:600;
+border:1px solid currentColor;white-space:nowrap}
+.ok{color:var(--ok)}.error,.failed,.missed,.timeout{color:var(--err)}
+.active,.in_progress,.pending,.unresolved{color:var(--warn)}
+.disabled,.muted,.unknown,.resolved,.ignored,.sent{color:var(--off)}
+.dim{color:var(--muted);font-size:.85rem}
+.notice{border:1px solid var(--ok);border-radius:8px;padding:.5rem .8rem;margin-bottom:1rem}
+.problem{border:1px solid var(--err);border-radius:8px;padding:.5rem .8rem;margin-bottom:1rem}
+.actions{display:flex;flex-wrap:wrap;gap:.5rem;margin:.6rem 0}
+.actions form{margin:0}
+button{font:inherit;padding:.35rem .8rem;border-radius:6px;border:1px solid var(--line);
+background:var(--card);color:var(--fg);cursor:pointer}
+button.danger{border-color:var(--err);color:var(--err)}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}
+dt{color:var(--muted)}dd{margin:0}
+pre{white-space:pre-wrap;word-break:break-word;background:var(--card);padding:.5rem;
+border-radius:6px;margin:.3rem 0;max-height:20rem;overflow:auto}
+code{font-size:.85rem;word-break:break-all}
+details summary{cursor:pointer}
+.env{border:1px solid var(--line);border-radius:8px;padding:.8rem 1rem;margin:1rem 0}
+.login{max-width:24rem;margin:4rem auto}
+.login input{width:100%;font:inherit;padding:.5rem;margin:.4rem 0 .8rem;border-radius:6px;
+border:1px solid var(--line);background:var(--bg);color:var(--fg)}
+svg.timeline{display:block;max-width:100%;height:auto}
+@media (max-width:640px){.wide{display:none}main{padding:.6rem}}
+"#;
+
+/// The `Content-Security-Policy` of every dashboard response: no script at all, only the
+/// stylesheet above (by hash), images from this origin, forms posting back here.
+pub(crate) static CSP: LazyLock<String> = LazyLock::new(|| {
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(CSS));
+    format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+});
+
+/// A monitor environment with its newest check-ins.
+#[derive(Debug)]
+pub(crate) struct MonitorRow {
+    pub(crate) monitor: MonitorEnv,
+    /// Newest first, at most [`TIMELINE`].
+    pub(crate) recent: Vec<CheckIn>,
+}
+
+/// What the overview shows.
+#[derive(Debug)]
+pub(crate) struct Overview {
+    pub(crate) monitors: Vec<MonitorRow>,
+    pub(crate) open_incidents: Vec<Incident>,
+    pub(crate) issues: Option<Vec<Issue>>,
+    pub(crate) probes: Option<Vec<ProbeRow>>,
+    pub(crate) deliveries: Option<Vec<DeliveryRow>>,
+}
+
+/// One environment on a monitor's page.
+#[derive(Debug)]
+pub(crate) struct EnvDetail {
+    pub(crate) monitor: MonitorEnv,
+    /// Newest first.
+    pub(crate) checkins: Vec<CheckIn>,
+    /// Newest first.
+    pub(crate) logs: Vec<LogEntry>,
+    /// Newest first.
+    pub(crate) incidents: Vec<Incident>,
+}
+
+/// A monitor's page.
+#[derive(Debug)]
+pub(crate) struct MonitorPage {
+    pub(crate) project: u64,
+    pub(crate) slug: String,
+    pub(crate) envs: Vec<EnvDetail>,
+    /// Absolute badge URLs (with the key), SVG and JSON.
+    pub(crate) badge_svg: String,
+    pub(crate) badge_json: String,
+    /// What the last action did, from a fixed set of sentences.
+    pub(crate) notice: Option<&'static str>,
+}
+
+/// The frame around every page.
+pub(crate) fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="same-origin";
+                title { (title) " · Watchpost" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    nav {
+                        a.brand href="/" { "Watchpost" }
+                        @if let Some(viewer) = viewer {
+                            a href="/" { "Overview" }
+                            a href="/monitors" { "Monitors" }
+                            a href="/incidents" { "Incidents" }
+                            a href="/issues" { "Issues" }
+                            form method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(viewer.csrf);
+                                button type="submit" { "Log out" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub(crate) fn login(problem: Option<&str>, next: &str) -> Markup {
+    layout(
+        "Log in",
+        None,
+        html! {
+            div.login {
+                h1 { "Log in" }
+                @if let Some(problem) = problem { p.problem { (problem) } }
+                form method="post" action="/login" {
+                    label for="token" { "Admin token" }
+                    input #token type="password" name="token" autocomplete="current-password"
+                        required autofocus;
+                    input type="hidden" name="next" value=(next);
+                    button type="submit" { "Log in" }
+                }
+                p.dim {
+                    "The token is printed when the collector starts and kept in "
+                    code { "<data-dir>/admin_token" } "."
+                }
+            }
+        },
+    )
+}
+
+pub(crate) fn error(viewer: Option<&Viewer>, title: &str, message: &str) -> Markup {
+    layout(
+        title,
+        viewer,
+        html! {
+            h1 { (title) }
+            p.problem { (message) }
+            p { a href="/" { "Back to the overview" } }
+        },
+    )
+}
+
+pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Markup {
+    let count = |status: MonitorStatus| {
+        o.monitors
+            .iter()
+            .filter(|m| m.monitor.status == status)
+            .count()
+    };
+    let failing: Vec<&MonitorRow> = o
+        .monitors
+        .iter()
+        .filter(|m| m.monitor.status == MonitorStatus::Error)
+        .collect();
+    let unresolved = o.issues.as_ref().map(|issues| {
+        issues
+            .iter()
+            .filter(|i| i.status == IssueStatus::Unresolved)
+            .collect::<Vec<_>>()
+    });
+    let probes_down = o
+        .probes
+        .as_ref()
+        .map(|p| p.iter().filter(|p| !p.up).count());
+    let failed_deliveries = o
+        .deliveries
+        .as_ref()
+        .map(|d| d.iter().filter(|d| d.status == "failed").count());
+    layout(
+        "Overview",
+        Some(viewer),
+        html! {
+            h1 { "Overview" }
+            div.cards {
+                (card("failing", count(MonitorStatus::Error), true))
+                (card("ok", count(MonitorStatus::Ok), false))
+                (card("waiting for a first check-in", count(MonitorStatus::Active), false))
+                (card("disabled", count(MonitorStatus::Disabled), false))
+                (card("open incidents", o.open_incidents.len(), true))
+                @if let Some(unresolved) = &unresolved {
+                    (card("unresolved issues", unresolved.len(), true))
+                }
+                @if let Some(down) = probes_down { (card("probes down", down, true)) }
+                @if let Some(failed) = failed_deliveries {
+                    (card("failed alert deliveries", failed, true))
+                }
+            }
+            h2 { "Failing monitors" }
+            @if failing.is_empty() {
+                p.dim { "None. " a href="/monitors" { "All monitors" } }
+            } @else {
+                (monitor_table(&failing, now))
+            }
+            h2 { "Open incidents" }
+            (incident_table(&o.open_incidents, now))
+            @if let Some(unresolved) = &unresolved {
+                h2 { "Unresolved issues" }
+                (issue_table(unresolved, None, now))
+            }
+            @if let Some(probes) = &o.probes {
+                h2 { "Probes" }
+                (probe_table(probes, now))
+            }
+            @if let Some(deliveries) = &o.deliveries {
+                h2 { "Alert deliveries" }
+                (delivery_table(deliveries, now))
+            }
+        },
+    )
+}
+
+fn card(label: &str, n: usize, alarming: bool) -> Markup {
+    let class = match (n, alarming) {
+        (0, _) => "card",
+        (_, true) => "card bad",
+        (_, false) => "card good",
+    };
+    html! { div class=(class) { b { (n) } (label) } }
+}
+
+pub(crate) fn monitors(viewer: &Viewer, rows: &[MonitorRow], now: DateTime<Utc>) -> Markup {
+    let rows: Vec<&MonitorRow> = rows.iter().collect();
+    layout(
+        "Monitors",
+        Some(viewer),
+        html! {
+            h1 { "Monitors" }
+            @if rows.is_empty() {
+                p {
+                    "No monitors yet. A check-in with a "
+                    code { "monitor_config" }
+                    " creates one, as does "
+                    code { "[[monitors]]" }
+                    " in the config file."
+                }
+            } @else {
+                (monitor_table(&rows, now))
+            }
+        },
+    )
+}
+
+fn monitor_table(rows: &[&MonitorRow], now: DateTime<Utc>) -> Markup {
+    html! {
+        div.scroll {
+            table {
+                thead { tr {
+                    th { "Monitor" } th { "Status" } th.wide { "Schedule" }
+                    th { "Last check-in" } th.wide { "Next" } th { "Last " (TIMELINE) }
+                } }
+                tbody {
+                    @for row in rows {
+                        @let m = &row.monitor;
+                        tr {
+                            td {
+                                a href=(monitor_url(m.key.project, &m.key.slug)) { (m.key.slug) }
+                                br;
+                                span.dim { (m.key.environment) " · project " (m.key.project) }
+                            }
+                            td { (status_pills(m)) }
+                            td.wide { (words::schedule(&m.config.schedule, &m.config.timezone)) }
+                            td { (when(m.last_checkin, now)) }
+                            td.wide { (when(m.next_checkin, now)) }
+                            td { (timeline(&row.recent)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn monitor(viewer: &Viewer, page: &MonitorPage, now: DateTime<Utc>) -> Markup {
+    let action_url = monitor_url(page.project, &page.slug);
+    layout(
+        &page.slug,
+        Some(viewer),
+        html! {
+            h1 { (page.slug) span.dim { " · project " (page.project) } }
+            @if let Some(notice) = page.notice { p.notice { (notice) } }
+            @for env in &page.envs {
+                @let m = &env.monitor;
+                section.env {
+                    h2 { (m.key.environment) " " (status_pills(m)) }
+                    div.actions {
+                        form method="post" action=(action_url) {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            input type="hidden" name="environment" value=(m.key.environment);
+                            @if m.muted {
+                                button type="submit" name="action" value="unmute" { "Unmute" }
+                            } @else {
+                                button type="submit" name="action" value="mute" { "Mute" }
+                            }
+                        }
+                        form method="post" action=(action_url) {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            input type="hidden" name="environment" value=(m.key.environment);
+                            @if m.disabled {
+                                button type="submit" name="action" value="enable" { "Enable" }
+                            } @else {
+                                button.danger type="submit" name="action" value="disable" {
+                                    "Disable"
+                                }
+                            }
+                        }
+                    }
+                    (timeline(&env.checkins))
+                    dl {
+                        dt { "Schedule" }
+                        dd {
+                            (words::schedule(&m.config.schedule, &m.config.timezone))
+                            " " span.dim { code { (m.config.schedule) } }
+                        }
+                        dt { "Check-in margin" } dd { (words::span(m.config.checkin_margin)) }
+                        dt { "Max runtime" } dd { (words::span(m.config.max_runtime)) }
+                        dt { "Incident after" }
+                        dd { (m.config.failure_issue_threshold) " failed check-in(s)" }
+                        dt { "Recovers after" }
+                        dd { (m.config.recovery_threshold) " ok check-in(s)" }
+                        dt { "Last check-in" } dd { (when(m.last_checkin, now)) }
+                        dt { "Last ok" } dd { (when(m.last_ok, now)) }
+                        dt { "Next check-in" } dd { (when(m.next_checkin, now)) }
+                        dt { "Missed after" } dd { (when(m.next_checkin_latest, now)) }
+                    }
+                    h2 { "Check-ins" }
+                    (checkin_table(&env.checkins, now))
+                    @if !env.logs.is_empty() {
+                        h2 { "Ping logs" }
+                        div.scroll { table {
+                            thead { tr { th { "Received" } th { "Log" } } }
+                            tbody { @for log in &env.logs {
+                                tr { td { (at(log.received, now)) } td { (log_text(&log.body)) } }
+                            } }
+                        } }
+                    }
+                    h2 { "Incidents" }
+                    (incident_table(&env.incidents, now))
+                }
+            }
+            h2 { "Status badge" }
+            p { img src=(page.badge_svg) alt={ (page.slug) " status" }; }
+            p.dim {
+                "Anyone with these URLs sees this monitor's status (nothing else). Delete "
+                code { "<data-dir>/badge_secret" } " and restart to revoke every badge URL."
+            }
+            dl {
+                dt { "SVG" } dd { code { (page.badge_svg) } }
+                dt { "shields.io" } dd { code { (page.badge_json) } }
+            }
+        },
+    )
+}
+
+fn checkin_table(checkins: &[CheckIn], now: DateTime<Utc>) -> Markup {
+    html! {
+        @if checkins.is_empty() {
+            p.dim { "No check-ins yet." }
+        } @else {
+            div.scroll { table {
+                thead { tr {
+                    th { "Status" } th { "Started" } th { "Duration" } th.wide { "Expected" }
+                    th { "Log" }
+                } }
+                tbody { @for c in checkins {
+                    tr {
+                        td { span class={ "pill " (c.status.as_str()) } { (c.status.as_str()) } }
+                        td { (at(c.date_added, now)) }
+                        td { @if let Some(ms) = c.duration_ms { (words::duration_ms(ms)) } }
+                        td.wide { (when(c.expected_time, now)) }
+                        td { @if let Some(log) = &c.log { (log_text(log)) } }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+/// A log as text: its first line as the summary, the whole of it on demand (no script needed).
+fn log_text(log: &str) -> Markup {
+    const SUMMARY: usize = 80;
+    let first = log.lines().next().unwrap_or_default();
+    let mut summary: String = first.chars().take(SUMMARY).collect();
+    if summary.len() < first.len() || first.len() < log.trim_end().len() {
+        summary.push_str(" …");
+    }
+    html! {
+        details {
+            summary { code { (summary) } }
+            pre { (log) }
+        }
+    }
+}
+
+fn incident_table(incidents: &[Incident], now: DateTime<Utc>) -> Markup {
+    html! {
+        @if incidents.is_empty() {
+            p.dim { "None." }
+        } @else {
+            div.scroll { table {
+                thead { tr {
+                    th { "Monitor" } th { "Reason" } th { "Opened" } th { "Resolved" }
+                } }
+                tbody { @for i in incidents {
+                    tr {
+                        td {
+                            @match i.kind {
+                                IncidentKind::Monitor => {
+                                    a href=(monitor_url(i.key.project, &i.key.slug)) {
+                                        (i.key.slug)
+                                    }
+                                }
+                                IncidentKind::Probe => { "probe " (i.key.slug) }
+                            }
+                            " " span.dim { (i.key.environment) }
+                        }
+                        td { (reason(i.reason)) }
+                        td { (at(i.opened_at, now)) }
+                        td {
+                            @match i.resolved_at {
+                                Some(resolved) => (at(resolved, now)),
+                                None => span.pill.error { "open" },
+                            }
+                        }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+pub(crate) fn incidents(viewer: &Viewer, incidents: &[Incident], now: DateTime<Utc>) -> Markup {
+    let open: Vec<Incident> = incidents
+        .iter()
+        .filter(|i| i.resolved_at.is_none())
+        .cloned()
+        .collect();
+    let resolved: Vec<Incident> = incidents
+        .iter()
+        .filter(|i| i.resolved_at.is_some())
+        .cloned()
+        .collect();
+    layout(
+        "Incidents",
+        Some(viewer),
+        html! {
+            h1 { "Incidents" }
+            h2 { "Open" }
+            (incident_table(&open, now))
+            h2 { "Resolved" }
+            (incident_table(&resolved, now))
+        },
+    )
+}
+
+pub(crate) fn issues(viewer: &Viewer, issues: Option<&[Issue]>, now: DateTime<Utc>) -> Markup {
+    layout(
+        "Issues",
+        Some(viewer),
+        html! {
+            h1 { "Issues" }
+            @match issues {
+                None => p.dim { "This collector does not group error events into issues yet." },
+                Some(issues) => {
+                    @let issues: Vec<&Issue> = issues.iter().collect();
+                    (issue_table(&issues, Some(&viewer.csrf), now))
+                }
+            }
+        },
+    )
+}
+
+/// Issues, with resolve / ignore buttons when `csrf` is given.
+fn issue_table(issues: &[&Issue], csrf: Option<&str>, now: DateTime<Utc>) -> Markup {
+    html! {
+        @if issues.is_empty() {
+            p.dim { "None." }
+        } @else {
+            div.scroll { table {
+                thead { tr {
+                    th { "Issue" } th { "Status" } th { "Events" } th.wide { "First seen" }
+                    th { "Last seen" }
+                    @if csrf.is_some() { th { "Actions" } }
+                } }
+                tbody { @for issue in issues {
+                    tr {
+                        td {
+                            (issue.title)
+                            br;
+                            span.dim {
+                                (issue.level) " · " (issue.environment)
+                                @if let Some(culprit) = &issue.culprit { " · " (culprit) }
+                            }
+                        }
+                        td { span class={ "pill " (issue.status.as_str()) } { (issue.status.as_str()) } }
+                        td { (issue.count) }
+                        td.wide { (at(issue.first_seen, now)) }
+                        td { (at(issue.last_seen, now)) }
+                        @if let Some(csrf) = csrf {
+                            td {
+                                form method="post" action={ "/issues/" (issue.id) } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    @if issue.status == IssueStatus::Unresolved {
+                                        button type="submit" name="action" value="resolve" { "Resolve" }
+                                        " "
+                                        button type="submit" name="action" value="ignore" { "Ignore" }
+                                    } @else {
+                                        button type="submit" name="action" value="unresolve" { "Reopen" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+fn probe_table(probes: &[ProbeRow], now: DateTime<Utc>) -> Markup {
+    html! {
+        div.scroll { table {
+            thead { tr { th { "Probe" } th { "Status" } th { "Latency" } th { "Checked" } } }
+            tbody { @for p in probes {
+                tr {
+                    td { (p.name) }
+                    td { @if p.up { span.pill.ok { "up" } } @else { span.pill.error { "down" } } }
+                    td { @if let Some(ms) = p.latency_ms { (words::duration_ms(ms)) } }
+                    td { (when(p.checked_at, now)) }
+                }
+            } }
+        } }
+    }
+}
+
+fn delivery_table(deliveries: &[DeliveryRow], now: DateTime<Utc>) -> Markup {
+    html! {
+        div.scroll { table {
+            thead { tr {
+                th { "Alert" } th { "Channel" } th { "Status" } th { "Attempts" } th { "Last error" }
+            } }
+            tbody { @for d in deliveries {
+                tr {
+                    td { (d.kind) br; span.dim { (at(d.created, now)) } }
+                    td { (d.channel) }
+                    td { span class={ "pill " (d.status) } { (d.status) } }
+                    td { (d.attempts) }
+                    td { @if let Some(error) = &d.last_error { code { (error) } } }
+                }
+            } }
+        } }
+    }
+}
+
+/// The newest check-ins as colored marks, oldest on the left; each mark has a tooltip.
+pub(crate) fn timeline(newest_first: &[CheckIn]) -> Markup {
+    const MARK: usize = 6;
+    const STEP: usize = 8;
+    let marks: Vec<&CheckIn> = newest_first.iter().take(TIMELINE).rev().collect();
+    if marks.is_empty() {
+        return html! { span.dim { "no check-ins yet" } };
+    }
+    let width = TIMELINE * STEP;
+    let offset = (TIMELINE - marks.len()) * STEP;
+    let failures = marks
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.status,
+                CheckInStatus::Error | CheckInStatus::Missed | CheckInStatus::Timeout
+            )
+        })
+        .count();
+    let label = format!(
+        "last {} check-ins, {} failed, newest on the right",
+        marks.len(),
+        failures
+    );
+    html! {
+        svg.timeline xmlns="http://www.w3.org/2000/svg" width=(width) height="22"
+            viewBox={ "0 0 " (width) " 22" } role="img" aria-label=(label) {
+            title { (label) }
+            @for (i, c) in marks.iter().enumerate() {
+                rect x=(offset + i * STEP) y="1" width=(MARK) height="20" rx="1.5"
+                    fill=(mark_color(c.status)) {
+                    title {
+                        (c.status.as_str()) " · " (words::utc(c.date_added))
+                        @if let Some(ms) = c.duration_ms { " · " (words::duration_ms(ms)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn mark_color(status: CheckInStatus) -> &'static str {
+    match status {
+        CheckInStatus::Ok => "#2da44e",
+        CheckInStatus::Error => "#cf222e",
+        CheckInStatus::Timeout => "#bc4c00",
+        CheckInStatus::Missed => "#d4a72c",
+        CheckInStatus::InProgress => "#0969da",
+        CheckInStatus::Unknown => "#8c959f",
+    }
+}
+
+fn status_pills(m: &MonitorEnv) -> Markup {
+    let (class, label) = match m.status {
+        MonitorStatus::Ok => ("ok", "ok"),
+        MonitorStatus::Error => ("error", "failing"),
+        MonitorStatus::Active => ("active", "waiting"),
+        MonitorStatus::Disabled => ("disabled", "disabled"),
+    };
+    html! {
+        span class={ "pill " (class) } { (label) }
+        @if m.muted { " " span.pill.muted { "muted" } }
+    }
+}
+
+fn reason(reason: IncidentReason) -> &'static str {
+    match reason {
+        IncidentReason::MissedCheckin => "missed check-in",
+        IncidentReason::Timeout => "timeout",
+        IncidentReason::Error => "error",
+    }
+}
+
+/// A time as "3 min ago", with the exact time on hover and for machines.
+fn at(at: DateTime<Utc>, now: DateTime<Utc>) -> Markup {
+    html! { time datetime=(rfc3339(at)) title=(words::utc(at)) { (words::relative(at, now)) } }
+}
+
+fn when(time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
+    match time {
+        Some(time) => at(time, now),
+        None => html! { span.dim { "—" } },
+    }
+}
+
+/// The dashboard path of a monitor. Slugs are `[a-z0-9_-]`, so they need no encoding.
+pub(crate) fn monitor_url(project: u64, slug: &str) -> String {
+    format!("/monitors/{project}/{slug}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_are_text_never_markup() {
+        let html = log_text("<script>alert(1)</script>\nsecond line").into_string();
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+    }
+
+    #[test]
+    fn the_policy_allows_exactly_the_stylesheet() {
+        assert!(CSP.contains("default-src 'none'"));
+        assert!(CSP.contains("style-src 'sha256-"));
+        assert!(!CSP.contains("script-src"));
+    }
+}

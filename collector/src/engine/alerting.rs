@@ -1,0 +1,1051 @@
+//! Alert policy: what a person is told, and whom. Builds the [`Alert`] (the JSON of PRODUCT.md
+//! §3.5, a contract) from engine and issue effects, routes it through `[[rules]]` to channels,
+//! decides which repeats to hold back ([`Deduper`]) and collapses a backlog into a [`Digest`].
+//!
+//! *Architecture invariant:* pure like the rest of the engine: no I/O, no clock (time is the
+//! `now` parameter), no randomness. Channels, pacing and retries live in `crate::alert`.
+//!
+//! Noise control never loses the current state: a repeat of the same `(rule, kind, subject)`
+//! within the dedup window is suppressed only when the last alert the person got about that
+//! subject (from that rule) already says the same thing; a *change* inside the window (a
+//! monitor that failed, recovered and failed again) is deferred to the end of the window and
+//! then sent, unless something newer about the subject superseded it by then. Suppressed and
+//! superseded alerts are counted into the next message about the same key.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use watchpost::protocol::Level;
+
+use super::issues::{Issue, IssueEffect};
+use super::model::{Effect, Incident, IncidentReason, MonitorEnv, MonitorKey, MonitorStatus};
+
+/// The name of the rule used when no `[[rules]]` are configured.
+pub const DEFAULT_RULE: &str = "default";
+
+/// The channel the default rule sends to: stdout.
+pub const DEFAULT_CHANNEL: &str = "log";
+
+/// The dedup window when `[alerts] dedup_window` is not set.
+pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(300);
+
+/// Most subjects a digest lists one by one; the rest are counted.
+pub const DIGEST_MAX_SUBJECTS: usize = 200;
+
+/// Most kinds a digest line remembers for one subject (`failed → recovered → failed …`).
+const DIGEST_MAX_HISTORY: usize = 8;
+
+/// What happened. Serialized as the dotted name, e.g. `monitor.failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AlertKind {
+    /// An incident opened on a monitor environment.
+    #[serde(rename = "monitor.failed")]
+    MonitorFailed,
+    /// The monitor environment's incident resolved.
+    #[serde(rename = "monitor.recovered")]
+    MonitorRecovered,
+    /// A new issue.
+    #[serde(rename = "issue.first_seen")]
+    IssueFirstSeen,
+    /// A resolved issue saw a new event.
+    #[serde(rename = "issue.regressed")]
+    IssueRegressed,
+    /// An issue's events exceeded a rule's threshold within its window.
+    #[serde(rename = "issue.spike")]
+    IssueSpike,
+    /// An uptime probe went down.
+    #[serde(rename = "probe.down")]
+    ProbeDown,
+    /// An uptime probe is up again.
+    #[serde(rename = "probe.up")]
+    ProbeUp,
+}
+
+/// How urgent an alert is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Informational: something recovered.
+    Info,
+    /// Needs a look.
+    Warning,
+    /// Something is broken now.
+    Critical,
+}
+
+/// What an alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A monitored job.
+    Monitor,
+    /// An error issue.
+    Issue,
+    /// An uptime probe.
+    Probe,
+}
+
+/// An alert: exactly the JSON of PRODUCT.md §3.5. The `webhook` channel POSTs this.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// What happened.
+    pub kind: AlertKind,
+    /// How urgent.
+    pub severity: Severity,
+    /// One line: what broke, where.
+    pub title: String,
+    /// The summary: what, since when, what else to know.
+    pub message: String,
+    /// `monitor`, `issue` or `probe`; names the subject field present.
+    pub source: Source,
+    /// Project id; `null` for probes, which belong to no project.
+    pub project: Option<u64>,
+    /// Environment; `null` for probes.
+    pub environment: Option<String>,
+    /// When the alert was raised (RFC 3339, UTC).
+    #[serde(with = "rfc3339")]
+    pub timestamp: DateTime<Utc>,
+    /// The dashboard page of the subject.
+    pub url: String,
+    /// `"monitor": {...}`, `"issue": {...}` or `"probe": {...}`.
+    #[serde(flatten)]
+    pub subject: Subject,
+}
+
+/// The subject of an alert; serialized as one field named after the source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    /// A monitor environment.
+    Monitor(MonitorSubject),
+    /// An issue.
+    Issue(IssueSubject),
+    /// A probe.
+    Probe(ProbeSubject),
+}
+
+/// `monitor` of an alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MonitorSubject {
+    /// `"{project}/{slug}/{environment}"`: the monitor environment's identity, as in the API's
+    /// paths.
+    pub id: String,
+    /// Slug.
+    pub slug: String,
+    /// Display name (monitors have none of their own yet: the slug).
+    pub name: String,
+    /// Environment.
+    pub environment: String,
+    /// Status after the change: `error` when failed, `ok` when recovered.
+    pub status: MonitorStatus,
+    /// Why the incident opened.
+    pub reason: IncidentReason,
+    /// The monitor's configuration, as the API shows it.
+    pub config: serde_json::Value,
+    /// The last `ok` check-in, if any.
+    #[serde(with = "rfc3339_opt")]
+    pub last_ok: Option<DateTime<Utc>>,
+}
+
+/// `issue` of an alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IssueSubject {
+    /// Issue id (32 hex digits).
+    pub id: String,
+    /// Issue title.
+    pub title: String,
+    /// Where it happens.
+    pub culprit: Option<String>,
+    /// Events so far.
+    pub count: u64,
+    /// When its first event arrived.
+    #[serde(with = "rfc3339")]
+    pub first_seen: DateTime<Utc>,
+}
+
+/// `probe` of an alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeSubject {
+    /// The probe's name.
+    pub name: String,
+    /// The URL it checks, without credentials, query or fragment (they may hold secrets).
+    pub url: String,
+    /// The status code of the last check, when there was a response.
+    pub status_code: Option<u16>,
+    /// What went wrong, when the check failed without a (good) response.
+    pub error: Option<String>,
+}
+
+/// A probe's state change, as the probe logic reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeChange {
+    /// `true`: down; `false`: up again.
+    pub down: bool,
+    /// The probe's name.
+    pub name: String,
+    /// The URL it checks (credentials, query and fragment are removed for the alert).
+    pub url: String,
+    /// Status of the last check.
+    pub status_code: Option<u16>,
+    /// Error of the last check.
+    pub error: Option<String>,
+    /// When the probe went down (for `down`: the first failed check; for `up`: the opening of
+    /// the incident that ends).
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Builds dashboard links from `[server] public_url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Links {
+    base: String,
+}
+
+/// A `[[rules]]` entry, as routing needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Unique name.
+    pub name: String,
+    /// The kinds it routes.
+    pub on: Vec<AlertKind>,
+    /// Channel names.
+    pub channels: Vec<String>,
+}
+
+/// One delivery an alert needs: to `channel`, because of `rule`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The rule (the dedup key includes it).
+    pub rule: String,
+    /// The channel name.
+    pub channel: String,
+}
+
+/// What a channel is asked to deliver: one alert, or a digest of many.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payload {
+    /// One alert.
+    Alert(Alert),
+    /// A backlog collapsed into one message.
+    Digest(Digest),
+}
+
+/// Many alerts collapsed into one message, one line per subject.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// Alerts it stands for.
+    pub total: u32,
+    /// Timestamp of the oldest.
+    #[serde(with = "rfc3339")]
+    pub since: DateTime<Utc>,
+    /// Timestamp of the newest.
+    #[serde(with = "rfc3339")]
+    pub until: DateTime<Utc>,
+    /// One entry per subject, in order of first appearance; at most [`DIGEST_MAX_SUBJECTS`].
+    pub entries: Vec<DigestEntry>,
+    /// Alerts about subjects beyond [`DIGEST_MAX_SUBJECTS`].
+    pub omitted: u32,
+}
+
+/// A digest's line about one subject.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DigestEntry {
+    /// The subject key (see [`Alert::subject_key`]).
+    pub subject: String,
+    /// The newest alert about it: its current state.
+    pub latest: Alert,
+    /// The kinds in order (repeats collapsed), the oldest dropped past a few.
+    pub history: Vec<AlertKind>,
+    /// Alerts about it.
+    pub count: u32,
+}
+
+/// What to do with a due alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it; `suppressed` repeats were held back since the last one (say so).
+    Send {
+        /// Repeats suppressed since the last alert of this key.
+        suppressed: u32,
+    },
+    /// A repeat of what the person last heard about the subject, within the window: drop it
+    /// (it is counted into the next message).
+    Suppress,
+    /// A newer alert about the subject was handled already: drop it (counted).
+    Supersede,
+    /// A change of state within the window: hold it until `until`, then ask again.
+    Defer {
+        /// End of the window.
+        until: DateTime<Utc>,
+    },
+}
+
+/// Dedup state of one channel's worker (in memory: after a restart a repeat may be sent once
+/// more, which is a duplicate, never a loss; deferred alerts stay in the durable outbox).
+#[derive(Clone, Debug)]
+pub struct Deduper {
+    window: Duration,
+    keys: HashMap<DedupKey, KeyState>,
+    subjects: HashMap<SubjectKey, SubjectState>,
+}
+
+type DedupKey = (String, AlertKind, String);
+type SubjectKey = (String, String);
+
+#[derive(Clone, Debug)]
+struct KeyState {
+    sent_at: DateTime<Utc>,
+    suppressed: u32,
+}
+
+#[derive(Clone, Debug)]
+struct SubjectState {
+    /// The kind of the last alert sent about the subject.
+    heard: Option<AlertKind>,
+    /// The newest delivery (by outbox sequence) handled about the subject, and when.
+    newest: u64,
+    touched: DateTime<Utc>,
+}
+
+impl AlertKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [AlertKind; 7] = [
+        AlertKind::MonitorFailed,
+        AlertKind::MonitorRecovered,
+        AlertKind::IssueFirstSeen,
+        AlertKind::IssueRegressed,
+        AlertKind::IssueSpike,
+        AlertKind::ProbeDown,
+        AlertKind::ProbeUp,
+    ];
+
+    /// The dotted name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::MonitorFailed => "monitor.failed",
+            AlertKind::MonitorRecovered => "monitor.recovered",
+            AlertKind::IssueFirstSeen => "issue.first_seen",
+            AlertKind::IssueRegressed => "issue.regressed",
+            AlertKind::IssueSpike => "issue.spike",
+            AlertKind::ProbeDown => "probe.down",
+            AlertKind::ProbeUp => "probe.up",
+        }
+    }
+
+    /// Parses a dotted name.
+    pub fn parse(name: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The source of alerts of this kind.
+    pub fn source(self) -> Source {
+        match self {
+            AlertKind::MonitorFailed | AlertKind::MonitorRecovered => Source::Monitor,
+            AlertKind::IssueFirstSeen | AlertKind::IssueRegressed | AlertKind::IssueSpike => {
+                Source::Issue
+            }
+            AlertKind::ProbeDown | AlertKind::ProbeUp => Source::Probe,
+        }
+    }
+
+    /// Whether it reports a return to normal (`monitor.recovered`, `probe.up`).
+    pub fn is_recovery(self) -> bool {
+        matches!(self, AlertKind::MonitorRecovered | AlertKind::ProbeUp)
+    }
+}
+
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Severity {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Of an event level: `fatal` is critical, `error` and `warning` warn, the rest inform.
+    pub fn of_level(level: Level) -> Severity {
+        match level {
+            Level::Fatal => Severity::Critical,
+            Level::Error | Level::Warning => Severity::Warning,
+            Level::Info | Level::Debug => Severity::Info,
+        }
+    }
+}
+
+impl Alert {
+    /// Identity of the subject: `monitor/{project}/{slug}/{environment}`, `issue/{id}` or
+    /// `probe/{name}`. Alerts of different kinds about one subject share it.
+    pub fn subject_key(&self) -> String {
+        match &self.subject {
+            Subject::Monitor(m) => format!("monitor/{}", m.id),
+            Subject::Issue(i) => format!("issue/{}", i.id),
+            Subject::Probe(p) => format!("probe/{}", p.name),
+        }
+    }
+
+    /// A short display name of the subject: `nightly-backup (production)`, the issue title,
+    /// the probe name.
+    pub fn subject_name(&self) -> String {
+        match &self.subject {
+            Subject::Monitor(m) => format!("{} ({})", m.slug, m.environment),
+            Subject::Issue(i) => i.title.clone(),
+            Subject::Probe(p) => p.name.clone(),
+        }
+    }
+
+    /// Adds the count of repeats held back since the previous alert of the same key.
+    pub fn note_suppressed(&mut self, suppressed: u32, window: Duration) {
+        if suppressed > 0 {
+            let what = if suppressed == 1 {
+                "1 repeat of this alert was".to_owned()
+            } else {
+                format!("{suppressed} repeats of this alert were")
+            };
+            self.message = format!(
+                "{}\n({what} suppressed within the {} dedup window.)",
+                self.message,
+                human_duration(window)
+            );
+        }
+    }
+}
+
+impl Links {
+    /// Links under `public_url` (a trailing slash is ignored).
+    pub fn new(public_url: &str) -> Links {
+        Links {
+            base: public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The dashboard page of a monitor environment.
+    pub fn monitor(&self, key: &MonitorKey) -> String {
+        format!(
+            "{}/monitors/{}/{}?environment={}",
+            self.base,
+            key.project,
+            encode(&key.slug),
+            encode(&key.environment)
+        )
+    }
+
+    /// The dashboard page of an issue.
+    pub fn issue(&self, id: &str) -> String {
+        format!("{}/issues/{}", self.base, encode(id))
+    }
+
+    /// The dashboard page of a probe.
+    pub fn probe(&self, name: &str) -> String {
+        format!("{}/probes/{}", self.base, encode(name))
+    }
+}
+
+/// The alert for an engine effect, or `None` when it must not be announced (`notify: false`:
+/// the monitor is muted, or the opening was not announced). `monitor` is the monitor
+/// environment's state after the transition; `now` the time of the transition.
+pub fn monitor_alert(
+    effect: &Effect,
+    monitor: &MonitorEnv,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Option<Alert> {
+    let (kind, incident) = match effect {
+        Effect::IncidentOpened {
+            incident,
+            notify: true,
+        } => (AlertKind::MonitorFailed, incident),
+        Effect::IncidentResolved {
+            incident,
+            notify: true,
+        } => (AlertKind::MonitorRecovered, incident),
+        Effect::IncidentOpened { .. } | Effect::IncidentResolved { .. } => return None,
+    };
+    let key = &incident.key;
+    let name = format!("Monitor {} ({})", key.slug, key.environment);
+    let (severity, title, message, status) = if kind == AlertKind::MonitorFailed {
+        let last_ok = monitor.last_ok.map_or_else(
+            || "no successful check-in yet".to_owned(),
+            |t| format!("last successful check-in {}", when(t)),
+        );
+        (
+            Severity::Critical,
+            format!("{name} is failing"),
+            format!(
+                "{}. Failing since {}; {last_ok}. Project {}.",
+                incident.summary(),
+                when(incident.starting_timestamp),
+                key.project
+            ),
+            MonitorStatus::Error,
+        )
+    } else {
+        (
+            Severity::Info,
+            format!("{name} recovered"),
+            format!(
+                "Back to ok after {} of failure (since {}: {}). Project {}.",
+                human_delta(failing_for(incident, now)),
+                when(incident.starting_timestamp),
+                lowercase_first(&incident.summary()),
+                key.project
+            ),
+            MonitorStatus::Ok,
+        )
+    };
+    Some(Alert {
+        kind,
+        severity,
+        title,
+        message,
+        source: Source::Monitor,
+        project: Some(key.project),
+        environment: Some(key.environment.clone()),
+        timestamp: now,
+        url: links.monitor(key),
+        subject: Subject::Monitor(MonitorSubject {
+            id: format!("{}/{}/{}", key.project, key.slug, key.environment),
+            slug: key.slug.clone(),
+            name: key.slug.clone(),
+            environment: key.environment.clone(),
+            status,
+            reason: incident.reason,
+            config: monitor_config_json(monitor),
+            last_ok: monitor.last_ok,
+        }),
+    })
+}
+
+/// The alert for an issue effect. `issue` is the issue after the event; `now` the receive time.
+pub fn issue_alert(
+    effect: &IssueEffect,
+    issue: &Issue,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let place = match &issue.culprit {
+        Some(culprit) => format!("in {culprit}, "),
+        None => String::new(),
+    };
+    let release = issue
+        .release
+        .as_ref()
+        .map(|r| format!(", release {r}"))
+        .unwrap_or_default();
+    let level_severity = Severity::of_level(issue.level);
+    let (kind, severity, title, message) = match effect {
+        IssueEffect::FirstSeen => (
+            AlertKind::IssueFirstSeen,
+            level_severity,
+            format!("New issue: {}", issue.title),
+            format!(
+                "First seen {} {place}environment {}{release} ({} event{}).",
+                when(issue.first_seen),
+                issue.environment,
+                issue.count,
+                plural(issue.count)
+            ),
+        ),
+        IssueEffect::Regressed { resolved_at } => (
+            AlertKind::IssueRegressed,
+            level_severity,
+            format!("Regressed: {}", issue.title),
+            format!(
+                "Resolved{} but seen again {} {place}environment {}{release}; {} event{} since {}.",
+                resolved_at.map(|t| format!(" {}", when(t))).unwrap_or_default(),
+                when(now),
+                issue.environment,
+                issue.count,
+                plural(issue.count),
+                when(issue.first_seen)
+            ),
+        ),
+        IssueEffect::Spike {
+            count,
+            threshold,
+            window,
+            ..
+        } => (
+            AlertKind::IssueSpike,
+            level_severity.max(Severity::Warning),
+            format!("Spike: {}", issue.title),
+            format!(
+                "{count} events in the last {} (more than {threshold}) {place}environment {}{release}.",
+                human_duration(*window),
+                issue.environment
+            ),
+        ),
+    };
+    Alert {
+        kind,
+        severity,
+        title,
+        message,
+        source: Source::Issue,
+        project: Some(issue.project),
+        environment: Some(issue.environment.clone()),
+        timestamp: now,
+        url: links.issue(&issue.id),
+        subject: Subject::Issue(IssueSubject {
+            id: issue.id.clone(),
+            title: issue.title.clone(),
+            culprit: issue.culprit.clone(),
+            count: issue.count,
+            first_seen: issue.first_seen,
+        }),
+    }
+}
+
+/// The alert for a probe going down or up.
+pub fn probe_alert(change: &ProbeChange, links: &Links, now: DateTime<Utc>) -> Alert {
+    let url = redact_url(&change.url);
+    let what = match (&change.error, change.status_code) {
+        (Some(error), _) => error.clone(),
+        (None, Some(code)) => format!("HTTP {code}"),
+        (None, None) => "no answer".to_owned(),
+    };
+    let (kind, severity, title, message) = if change.down {
+        let since = change
+            .since
+            .map(|t| format!(" Down since {}.", when(t)))
+            .unwrap_or_default();
+        (
+            AlertKind::ProbeDown,
+            Severity::Critical,
+            format!("Probe {} is down", change.name),
+            format!("{url}: {what}.{since}"),
+        )
+    } else {
+        let after = change
+            .since
+            .map(|t| format!(" after {} down", human_delta(now - t)))
+            .unwrap_or_default();
+        (
+            AlertKind::ProbeUp,
+            Severity::Info,
+            format!("Probe {} is up", change.name),
+            format!("{url} answers again{after} ({what})."),
+        )
+    };
+    Alert {
+        kind,
+        severity,
+        title,
+        message,
+        source: Source::Probe,
+        project: None,
+        environment: None,
+        timestamp: now,
+        url: links.probe(&change.name),
+        subject: Subject::Probe(ProbeSubject {
+            name: change.name.clone(),
+            url,
+            status_code: change.status_code,
+            error: change.error.clone(),
+        }),
+    }
+}
+
+/// The rule used when none is configured: everything to the `log` channel.
+pub fn default_rules() -> Vec<Rule> {
+    vec![Rule {
+        name: DEFAULT_RULE.to_owned(),
+        on: AlertKind::ALL.to_vec(),
+        channels: vec![DEFAULT_CHANNEL.to_owned()],
+    }]
+}
+
+/// The deliveries an alert needs: one per channel of every rule whose `on` has its kind (no
+/// rules: the default rule). A channel named by two matching rules gets one delivery, from the
+/// first. An `issue.spike` is routed only by the rule that detected it (`spike_rule`).
+pub fn route(rules: &[Rule], alert: &Alert, spike_rule: Option<&str>) -> Vec<Route> {
+    let defaults;
+    let rules = if rules.is_empty() {
+        defaults = default_rules();
+        &defaults[..]
+    } else {
+        rules
+    };
+    let mut routes: Vec<Route> = Vec::new();
+    for rule in rules {
+        if !rule.on.contains(&alert.kind) {
+            continue;
+        }
+        if alert.kind == AlertKind::IssueSpike && spike_rule.is_some_and(|r| r != rule.name) {
+            continue;
+        }
+        for channel in &rule.channels {
+            if !routes.iter().any(|r| &r.channel == channel) {
+                routes.push(Route {
+                    rule: rule.name.clone(),
+                    channel: channel.clone(),
+                });
+            }
+        }
+    }
+    routes
+}
+
+impl Deduper {
+    /// A deduper with the `[alerts] dedup_window`; a zero window disables it.
+    pub fn new(window: Duration) -> Deduper {
+        Deduper {
+            window,
+            keys: HashMap::new(),
+            subjects: HashMap::new(),
+        }
+    }
+
+    /// The window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Decides about a due alert routed by `rule`; `seq` is its position in the channel's
+    /// queue (outbox id: later alerts have larger ones). Ask again after a [`Verdict::Defer`];
+    /// call [`Deduper::sent`] once a [`Verdict::Send`] was delivered.
+    pub fn check(&mut self, rule: &str, alert: &Alert, seq: u64, now: DateTime<Utc>) -> Verdict {
+        let key = (rule.to_owned(), alert.kind, alert.subject_key());
+        let subject_key = (key.0.clone(), key.2.clone());
+        let subject = self
+            .subjects
+            .entry(subject_key)
+            .or_insert_with(|| SubjectState {
+                heard: None,
+                newest: seq,
+                touched: now,
+            });
+        if seq < subject.newest {
+            if let Some(state) = self.keys.get_mut(&key) {
+                state.suppressed = state.suppressed.saturating_add(1);
+            }
+            return Verdict::Supersede;
+        }
+        subject.newest = seq;
+        subject.touched = now;
+        let window = TimeDelta::from_std(self.window).unwrap_or(TimeDelta::MAX);
+        let Some(state) = self.keys.get_mut(&key) else {
+            return Verdict::Send { suppressed: 0 };
+        };
+        let until = state.sent_at.checked_add_signed(window);
+        match until {
+            Some(until) if now < until => {
+                if subject.heard == Some(alert.kind) {
+                    state.suppressed = state.suppressed.saturating_add(1);
+                    Verdict::Suppress
+                } else {
+                    Verdict::Defer { until }
+                }
+            }
+            _ => Verdict::Send {
+                suppressed: state.suppressed,
+            },
+        }
+    }
+
+    /// Records that an alert routed by `rule` was delivered at `now`.
+    pub fn sent(&mut self, rule: &str, alert: &Alert, now: DateTime<Utc>) {
+        let subject = alert.subject_key();
+        self.keys.insert(
+            (rule.to_owned(), alert.kind, subject.clone()),
+            KeyState {
+                sent_at: now,
+                suppressed: 0,
+            },
+        );
+        let state = self
+            .subjects
+            .entry((rule.to_owned(), subject))
+            .or_insert_with(|| SubjectState {
+                heard: None,
+                newest: 0,
+                touched: now,
+            });
+        state.heard = Some(alert.kind);
+        state.touched = now;
+    }
+
+    /// Forgets what can no longer matter: keys whose window ended with nothing suppressed, and
+    /// subjects untouched for two windows with no key left. Keeps memory bounded.
+    pub fn prune(&mut self, now: DateTime<Utc>) {
+        let window = TimeDelta::from_std(self.window).unwrap_or(TimeDelta::MAX);
+        let expired = |at: DateTime<Utc>, windows: i32| {
+            window
+                .checked_mul(windows)
+                .and_then(|w| at.checked_add_signed(w))
+                .is_some_and(|end| end <= now)
+        };
+        self.keys
+            .retain(|_, state| state.suppressed > 0 || !expired(state.sent_at, 1));
+        let keys = &self.keys;
+        self.subjects.retain(|(rule, subject), state| {
+            !expired(state.touched, 2)
+                || keys
+                    .keys()
+                    .any(|(r, _, s)| r == rule && s == subject)
+        });
+    }
+}
+
+impl Digest {
+    /// Collapses payloads (alerts and earlier digests) into one digest.
+    pub fn collect<'a>(payloads: impl IntoIterator<Item = &'a Payload>) -> Option<Digest> {
+        let mut digest: Option<Digest> = None;
+        for payload in payloads {
+            match (payload, &mut digest) {
+                (Payload::Alert(alert), slot) => slot
+                    .get_or_insert_with(|| Digest::empty(alert.timestamp))
+                    .absorb(alert),
+                (Payload::Digest(other), slot) => {
+                    let d = slot.get_or_insert_with(|| Digest::empty(other.since));
+                    d.merge(other);
+                }
+            }
+        }
+        digest
+    }
+
+    fn empty(at: DateTime<Utc>) -> Digest {
+        Digest {
+            total: 0,
+            since: at,
+            until: at,
+            entries: Vec::new(),
+            omitted: 0,
+        }
+    }
+
+    fn absorb(&mut self, alert: &Alert) {
+        self.total = self.total.saturating_add(1);
+        self.since = self.since.min(alert.timestamp);
+        self.until = self.until.max(alert.timestamp);
+        self.add_entry(DigestEntry {
+            subject: alert.subject_key(),
+            latest: alert.clone(),
+            history: vec![alert.kind],
+            count: 1,
+        });
+    }
+
+    fn merge(&mut self, other: &Digest) {
+        self.total = self.total.saturating_add(other.total);
+        self.omitted = self.omitted.saturating_add(other.omitted);
+        self.since = self.since.min(other.since);
+        self.until = self.until.max(other.until);
+        for entry in &other.entries {
+            self.add_entry(entry.clone());
+        }
+    }
+
+    /// Folds an entry into the one about the same subject, or appends it.
+    fn add_entry(&mut self, new: DigestEntry) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.subject == new.subject) {
+            entry.count = entry.count.saturating_add(new.count);
+            for kind in new.history {
+                if entry.history.last() != Some(&kind) {
+                    if entry.history.len() == DIGEST_MAX_HISTORY {
+                        entry.history.remove(0);
+                    }
+                    entry.history.push(kind);
+                }
+            }
+            if new.latest.timestamp >= entry.latest.timestamp {
+                entry.latest = new.latest;
+            }
+        } else if self.entries.len() < DIGEST_MAX_SUBJECTS {
+            self.entries.push(new);
+        } else {
+            self.omitted = self.omitted.saturating_add(new.count);
+        }
+    }
+
+    /// The most severe current state among its subjects.
+    pub fn severity(&self) -> Severity {
+        self.entries
+            .iter()
+            .map(|e| e.latest.severity)
+            .max()
+            .unwrap_or(Severity::Info)
+    }
+
+    /// One line: `"57 alerts about 12 subjects (9 critical now) since 10:00:03 UTC"`.
+    pub fn headline(&self) -> String {
+        let subjects = self.entries.len() + usize::from(self.omitted > 0);
+        let critical = self
+            .entries
+            .iter()
+            .filter(|e| e.latest.severity == Severity::Critical)
+            .count();
+        let critical = if critical > 0 {
+            format!(" ({critical} critical now)")
+        } else {
+            String::new()
+        };
+        format!(
+            "{} alert{} about {}{} subject{}{critical} since {}",
+            self.total,
+            plural(u64::from(self.total)),
+            if self.omitted > 0 { "more than " } else { "" },
+            subjects,
+            plural(subjects as u64),
+            when(self.since)
+        )
+    }
+}
+
+impl DigestEntry {
+    /// `"Monitor nightly-backup (production) recovered — monitor.failed → monitor.recovered (3 alerts)"`.
+    pub fn line(&self) -> String {
+        let history = if self.history.len() > 1 {
+            let kinds: Vec<&str> = self.history.iter().map(|k| k.as_str()).collect();
+            format!(" — {}", kinds.join(" → "))
+        } else {
+            String::new()
+        };
+        let count = if self.count > 1 {
+            format!(" ({} alerts)", self.count)
+        } else {
+            String::new()
+        };
+        format!("{}{history}{count}", self.latest.title)
+    }
+}
+
+/// The monitor configuration as the API shows it.
+fn monitor_config_json(monitor: &MonitorEnv) -> serde_json::Value {
+    let config = &monitor.config;
+    serde_json::json!({
+        "schedule": config.schedule,
+        "timezone": config.timezone,
+        "checkin_margin_s": config.checkin_margin.as_secs_f64(),
+        "max_runtime_s": config.max_runtime.as_secs_f64(),
+        "failure_issue_threshold": config.failure_issue_threshold,
+        "recovery_threshold": config.recovery_threshold,
+    })
+}
+
+fn failing_for(incident: &Incident, now: DateTime<Utc>) -> TimeDelta {
+    incident.resolved_at.unwrap_or(now) - incident.starting_timestamp
+}
+
+/// `2026-05-01 03:05:00 UTC`.
+pub fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// `1h 5m`, `42s`, `3d 2h`: the two largest units.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+    let parts: Vec<String> = units
+        .iter()
+        .scan(secs, |rest, &(size, name)| {
+            let n = *rest / size;
+            *rest %= size;
+            Some((n, name))
+        })
+        .skip_while(|&(n, _)| n == 0)
+        .take(2)
+        .filter(|&(n, _)| n > 0)
+        .map(|(n, name)| format!("{n}{name}"))
+        .collect();
+    parts.join(" ")
+}
+
+fn human_delta(d: TimeDelta) -> String {
+    human_duration(d.to_std().unwrap_or_default())
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Percent-encodes a path segment or query value (RFC 3986 unreserved characters stay).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `https://user:pw@host:8080/health?token=x#f` → `https://host:8080/health`.
+pub fn redact_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
+/// RFC 3339 in UTC with `Z`, fractions only when present.
+mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&t.to_rfc3339_opts(super::SecondsFormat::AutoSi, true))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+mod rfc3339_opt {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+    }
+}
+

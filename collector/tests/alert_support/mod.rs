@@ -1,0 +1,415 @@
+//! Test harness for alert delivery: an in-memory [`Outbox`] (test-only: the real one is the
+//! store's, over sled), fake destinations that are real HTTP servers on loopback, a real SMTP
+//! server (`aiosmtpd` from the test venv), and alert factories.
+//!
+//! Each test binary compiles this module privately and uses a subset of it, hence the allows.
+#![allow(dead_code, unreachable_pub)]
+
+#[path = "../support/python.rs"]
+pub mod python;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeZone, Utc};
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::time::Instant;
+use watchpost_collector::alert::{
+    DeliveryState, NewDelivery, Outbox, OutboxEntry, OutboxError,
+};
+use watchpost_collector::engine::alerting::{self, Alert, Links, Payload, ProbeChange};
+use watchpost_collector::engine::{
+    Effect, FailureCounts, Incident, IncidentKind, IncidentReason, MonitorConfig, MonitorEnv,
+    MonitorKey, Schedule,
+};
+
+/// The outbox, in memory. Test-only: the collector's outbox is the store's, in sled.
+#[derive(Default)]
+pub struct MemoryOutbox {
+    state: Mutex<(u64, BTreeMap<u64, OutboxEntry>)>,
+}
+
+impl MemoryOutbox {
+    /// Adds a pending delivery of `alert` to `channel` (rule `rule`); returns its id.
+    pub fn push(&self, channel: &str, rule: &str, alert: &Alert) -> u64 {
+        self.push_new(NewDelivery {
+            channel: channel.to_owned(),
+            rule: rule.to_owned(),
+            payload: Payload::Alert(alert.clone()),
+        })
+    }
+
+    /// Adds a pending delivery.
+    pub fn push_new(&self, delivery: NewDelivery) -> u64 {
+        let mut state = self.state.lock();
+        state.0 += 1;
+        let id = state.0;
+        state.1.insert(id, OutboxEntry::new(id, delivery, Utc::now()));
+        id
+    }
+
+    /// Every entry, by id.
+    pub fn entries(&self) -> Vec<OutboxEntry> {
+        self.state.lock().1.values().cloned().collect()
+    }
+
+    /// One entry.
+    pub fn entry(&self, id: u64) -> OutboxEntry {
+        self.state.lock().1[&id].clone()
+    }
+
+    /// Whether no entry is pending.
+    pub fn drained(&self) -> bool {
+        self.state
+            .lock()
+            .1
+            .values()
+            .all(|e| e.state != DeliveryState::Pending)
+    }
+}
+
+impl Outbox for MemoryOutbox {
+    fn pending(&self, channel: &str, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError> {
+        Ok(self
+            .state
+            .lock()
+            .1
+            .values()
+            .filter(|e| e.channel == channel && e.state == DeliveryState::Pending)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn save(&self, entries: &[OutboxEntry]) -> Result<(), OutboxError> {
+        let mut state = self.state.lock();
+        for entry in entries {
+            state.1.insert(entry.id, entry.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Polls `done` every 10 ms; panics with `what` after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A free loopback port: nothing listens there until a test starts a server on it, so until
+/// then connections are refused.
+pub fn reserve_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// One request a fake received, and what it answered.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// When it arrived.
+    pub at: Instant,
+    /// Method.
+    pub method: Method,
+    /// Path and query.
+    pub path: String,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The body as JSON (`Null` if it is not JSON).
+    pub json: Value,
+    /// The raw body.
+    pub body: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// An answer: status, headers, body.
+pub type Answer = (StatusCode, Vec<(&'static str, String)>, String);
+
+/// Decides the answer to the `n`-th request (0-based).
+pub type Responder = Arc<dyn Fn(&Seen, usize) -> Answer + Send + Sync>;
+
+/// A fake destination: a real HTTP server on loopback that records every request.
+pub struct Fake {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct FakeState {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    respond: Responder,
+}
+
+impl Fake {
+    /// Serves on a new port.
+    pub async fn start(respond: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static) -> Fake {
+        Fake::start_on("127.0.0.1:0".parse().unwrap(), respond).await
+    }
+
+    /// Serves on `addr` (e.g. a [`reserve_port`]).
+    pub async fn start_on(
+        addr: SocketAddr,
+        respond: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static,
+    ) -> Fake {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake");
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = FakeState {
+            seen: Arc::clone(&seen),
+            respond: Arc::new(respond),
+        };
+        let app = axum::Router::new().fallback(record).with_state(state);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve fake");
+        });
+        Fake {
+            addr,
+            url: format!("http://{addr}"),
+            seen,
+            task,
+        }
+    }
+
+    /// Requests so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().clone()
+    }
+
+    /// Requests answered with a 2xx.
+    pub fn accepted(&self) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| (200..300).contains(&s.status))
+            .collect()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn record(
+    State(state): State<FakeState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let mut seen = Seen {
+        at: Instant::now(),
+        method,
+        path: uri.to_string(),
+        headers,
+        json: serde_json::from_str(&body).unwrap_or(Value::Null),
+        body,
+        status: 0,
+    };
+    let n = state.seen.lock().len();
+    let (status, headers, body) = (state.respond)(&seen, n);
+    seen.status = status.as_u16();
+    state.seen.lock().push(seen);
+    let mut response = (status, body).into_response();
+    for (name, value) in headers {
+        response
+            .headers_mut()
+            .insert(name, value.parse().expect("header value"));
+    }
+    response
+}
+
+/// `200` with a JSON body.
+pub fn ok_json(body: Value) -> Answer {
+    (
+        StatusCode::OK,
+        vec![("content-type", "application/json".to_owned())],
+        body.to_string(),
+    )
+}
+
+/// A status with a plain body.
+pub fn status(code: u16, body: &str) -> Answer {
+    (StatusCode::from_u16(code).unwrap(), Vec::new(), body.to_owned())
+}
+
+/// A real SMTP server: `aiosmtpd` from the test venv, writing each message it receives to a
+/// file in `dir`, with LOGIN/PLAIN auth accepting `user` / `secret` over plain text.
+pub struct Smtp {
+    child: Child,
+    /// Where messages land, one `*.eml` per message.
+    pub dir: PathBuf,
+}
+
+const SMTP_SERVER: &str = r#"
+import asyncio, os, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        name = os.path.join(out, "%d-%d.eml" % (time.time_ns(), os.getpid()))
+        with open(name + ".tmp", "wb") as f:
+            f.write(b"X-Envelope-From: " + envelope.mail_from.encode() + b"\r\n")
+            f.write(b"X-Envelope-To: " + ",".join(envelope.rcpt_tos).encode() + b"\r\n")
+            f.write(b"X-Auth-Login: " + (session.login_data or b"") + b"\r\n")
+            f.write(envelope.original_content or envelope.content)
+        os.rename(name + ".tmp", name)
+        return "250 Message accepted"
+
+def check(server, session, envelope, mechanism, auth_data):
+    ok = auth_data.login == b"user" and auth_data.password == b"secret"
+    return AuthResult(success=ok)
+
+controller = Controller(Handler(), hostname=host, port=port, authenticator=check,
+                        auth_required=True, auth_require_tls=False)
+controller.start()
+print("ready", flush=True)
+try:
+    sys.stdin.read()
+finally:
+    controller.stop()
+"#;
+
+impl Smtp {
+    /// Starts it on `addr` and waits until it accepts connections.
+    pub fn start(addr: SocketAddr, dir: &Path) -> Smtp {
+        use std::io::BufRead as _;
+        let mut child = Command::new(python::python())
+            .arg("-c")
+            .arg(SMTP_SERVER)
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start aiosmtpd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read aiosmtpd output");
+        assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
+        Smtp {
+            child,
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The messages received so far, oldest first.
+    pub fn messages(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .expect("read dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).expect("read message"))
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        // Closing stdin stops it; kill it if it lingers.
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fixed time for alert timestamps.
+pub fn t(hour: u32, min: u32, sec: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 1, hour, min, sec).unwrap()
+}
+
+/// Dashboard links under a fixed public URL.
+pub fn links() -> Links {
+    Links::new("http://watchpost.example:8470/")
+}
+
+/// A `monitor.failed` (or, with `recovered`, `monitor.recovered`) alert for `slug`, built by
+/// the engine's alert builder from an incident like the engine makes.
+pub fn monitor_alert(slug: &str, recovered: bool) -> Alert {
+    let key = MonitorKey::new(1, slug, Some("production")).unwrap();
+    let mut monitor = MonitorEnv::new(
+        key.clone(),
+        MonitorConfig::new(Schedule::crontab("0 3 * * *").unwrap()),
+    );
+    monitor.last_ok = Some(t(1, 0, 0));
+    let mut incident = Incident {
+        id: uuid::Uuid::nil(),
+        key,
+        kind: IncidentKind::Monitor,
+        opened_at: t(3, 5, 0),
+        resolved_at: None,
+        reason: IncidentReason::MissedCheckin,
+        starting_checkin: uuid::Uuid::nil(),
+        starting_timestamp: t(3, 0, 0),
+        resolving_checkin: None,
+        failures: FailureCounts {
+            missed: 3,
+            timeout: 0,
+            error: 0,
+        },
+        notified: true,
+    };
+    let (effect, now) = if recovered {
+        incident.resolved_at = Some(t(4, 0, 0));
+        (
+            Effect::IncidentResolved {
+                incident,
+                notify: true,
+            },
+            t(4, 0, 0),
+        )
+    } else {
+        (
+            Effect::IncidentOpened {
+                incident,
+                notify: true,
+            },
+            t(3, 5, 0),
+        )
+    };
+    alerting::monitor_alert(&effect, &monitor, &links(), now).expect("announced")
+}
+
+/// A `probe.down` (or `probe.up`) alert for probe `name`.
+pub fn probe_alert(name: &str, down: bool) -> Alert {
+    alerting::probe_alert(
+        &ProbeChange {
+            down,
+            name: name.to_owned(),
+            url: "https://user:pw@api.example.com/health?token=abc".to_owned(),
+            status_code: down.then_some(503),
+            error: None,
+            since: Some(t(3, 0, 0)),
+        },
+        &links(),
+        t(3, 1, 0),
+    )
+}

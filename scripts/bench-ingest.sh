@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Measures the collector's envelope ingest: idle RSS, throughput at max rate, latency at a fixed
+# rate. The figures in benches/README.md ("Collector ingest") come from this script.
+#
+#   scripts/bench-ingest.sh [DURATION] [RATE]      # defaults: 30s and 10000/s
+#
+# Builds release binaries, starts `watchpost serve` on a loopback port with a fresh data dir
+# under a temporary directory, drives it with benches' `loadgen`, and stops it. Run it on an
+# otherwise idle machine: the collector and the load generator share its cores.
+set -euo pipefail
+
+duration="${1:-30s}"
+rate="${2:-10000}"
+port="${BENCH_PORT:-18490}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+cargo build --release --quiet -p watchpost-collector -p watchpost-benches --bin watchpost --bin loadgen
+work="$(mktemp -d "${TMPDIR:-/tmp}/watchpost-bench.XXXXXX")"
+# Copies, so a concurrent build cannot swap the binaries mid-run.
+cp target/release/watchpost target/release/loadgen "$work/"
+
+"$work/watchpost" serve --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/out" 2>"$work/err" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do
+    grep -q '^watchpost: admin token' "$work/out" 2>/dev/null && break
+    sleep 0.1
+done
+key="$(sed -n 's|^watchpost: DSN http://\([0-9a-f]*\)@.*|\1|p' "$work/out" | head -n1)"
+[[ -n "$key" ]] || { echo "the collector did not start:" >&2; cat "$work/err" >&2; exit 1; }
+
+rss() { ps -o rss= -p "$pid" | awk '{printf "%.1f MB", $1 / 1024}'; }
+sleep 2
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(nproc) cores"
+echo "idle RSS after start: $(rss)"
+
+loadgen() {
+    "$work/loadgen" --url "http://127.0.0.1:$port" --dsn-key "$key" --duration "$duration" \
+        --monitors 1000 "$@"
+}
+
+echo
+echo "== max rate: loadgen --rate 0 --connections 128 --duration $duration"
+loadgen --rate 0 --connections 128
+echo
+echo "== fixed rate: loadgen --rate $rate --connections 64 --duration $duration"
+loadgen --rate "$rate" --connections 64
+echo
+sleep 5
+echo "idle RSS after the runs: $(rss)"
+curl -s "http://127.0.0.1:$port/metrics" |
+    grep -E '^watchpost_(checkins_accepted_total|store_flushes_total|store_size_bytes) '
