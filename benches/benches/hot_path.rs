@@ -117,7 +117,9 @@ fn serve(stream: TcpStream) {
         }
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err()
-            || writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").is_err()
+            || writer
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .is_err()
         {
             return;
         }
@@ -153,7 +155,10 @@ fn hot_path(c: &mut Criterion) {
                 }
                 timed += start.elapsed();
                 left -= n;
-                assert!(watchpost::flush(Duration::from_secs(60)), "the sink keeps up");
+                assert!(
+                    watchpost::flush(Duration::from_secs(60)),
+                    "the sink keeps up"
+                );
             }
             timed
         })
@@ -167,7 +172,11 @@ fn hot_path(c: &mut Criterion) {
 
     let factory = |_: &sentry::ClientOptions| Arc::new(Discard) as Arc<dyn sentry::Transport>;
     let mut options = sentry::ClientOptions::default();
-    options.dsn = Some("http://0123456789abcdef0123456789abcdef@127.0.0.1:9/1".parse().unwrap());
+    options.dsn = Some(
+        "http://0123456789abcdef0123456789abcdef@127.0.0.1:9/1"
+            .parse()
+            .unwrap(),
+    );
     options.transport = Some(Arc::new(factory));
     let _sentry = sentry::init(options);
     group.bench_function("sentry/by_hand", |b| b.iter(sentry_by_hand));

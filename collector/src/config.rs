@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::engine::probes::JsonExpectation;
 use crate::engine::{ConfigError as MonitorConfigError, ConfigPatch, MonitorConfig, MonitorKey};
 
 /// Where the collector listens without `--listen` or `server.listen`.
@@ -27,6 +28,10 @@ pub const DEFAULT_EVENTS: usize = 10_000;
 /// Envelopes kept for the upstream while it is unreachable, unless `upstream.max_backlog` says
 /// otherwise.
 pub const DEFAULT_UPSTREAM_BACKLOG: usize = 10_000;
+/// Results kept per probe unless `retention.probe_results` says otherwise.
+pub const DEFAULT_PROBE_RESULTS: usize = 1000;
+/// Shortest probe interval: sub-second intervals serve tests and local setups.
+pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A configuration error: the field path and what is wrong, for a person.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -321,6 +326,20 @@ pub struct Probe {
     pub success_threshold: u32,
     /// The status code that counts as up.
     pub expected_status: u16,
+    /// A substring the response body must contain (Watchpost extension).
+    pub expected_body_contains: Option<String>,
+    /// A JSON field the response body must have (Watchpost extension).
+    pub expected_json: Option<JsonExpectation>,
+}
+
+/// How the watchdog sends its heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchdogMethod {
+    /// `GET` without a body (healthchecks, Uptime Kuma push monitors).
+    Get,
+    /// `POST` with the collector's `/healthz` report as the JSON body (healthchecks keeps it as
+    /// the ping's log).
+    Post,
 }
 
 /// `[watchdog]`: the collector's own dead-man's switch.
@@ -330,6 +349,8 @@ pub struct Watchdog {
     pub url: Secret,
     /// Time between pings.
     pub interval: Duration,
+    /// `GET` (default) or `POST`.
+    pub method: WatchdogMethod,
 }
 
 /// `[retention]`.
@@ -339,6 +360,8 @@ pub struct Retention {
     pub checkins_per_monitor: usize,
     /// Newest raw events kept.
     pub events: usize,
+    /// Newest check results kept per probe.
+    pub probe_results: usize,
 }
 
 impl Default for Retention {
@@ -346,6 +369,7 @@ impl Default for Retention {
         Retention {
             checkins_per_monitor: DEFAULT_CHECKINS_PER_MONITOR,
             events: DEFAULT_EVENTS,
+            probe_results: DEFAULT_PROBE_RESULTS,
         }
     }
 }
@@ -509,6 +533,15 @@ struct RawProbe {
     failure_threshold: Option<u64>,
     success_threshold: Option<u64>,
     expected_status: Option<u64>,
+    expected_body_contains: Option<String>,
+    expected_json: Option<RawJsonExpectation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJsonExpectation {
+    path: String,
+    equals: toml::Value,
 }
 
 #[derive(Deserialize)]
@@ -516,6 +549,7 @@ struct RawProbe {
 struct RawWatchdog {
     url: String,
     interval: Option<RawDuration>,
+    method: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -530,6 +564,7 @@ struct RawUpstream {
 struct RawRetention {
     checkins_per_monitor: Option<u64>,
     events: Option<u64>,
+    probe_results: Option<u64>,
 }
 
 /// A humantime string such as `"30s"`, parsed during validation so the error names the field.
@@ -629,6 +664,16 @@ impl Validator<'_> {
                         Duration::from_secs(60),
                         Duration::from_secs(1),
                     )?,
+                    method: match w.method.as_deref().map(str::to_ascii_uppercase).as_deref() {
+                        None | Some("GET") => WatchdogMethod::Get,
+                        Some("POST") => WatchdogMethod::Post,
+                        Some(_) => {
+                            return Err(Error::at(
+                                "watchdog.method",
+                                "expected \"GET\" or \"POST\"",
+                            ));
+                        }
+                    },
                 })
             })
             .transpose()?;
@@ -645,8 +690,14 @@ impl Validator<'_> {
                 DEFAULT_EVENTS,
                 1..=10_000_000,
             )?,
+            probe_results: count_or(
+                "retention.probe_results",
+                raw.retention.probe_results,
+                DEFAULT_PROBE_RESULTS,
+                1..=100_000,
+            )?,
         };
-        let upstream = raw.upstream.map(|u| self.upstream(u)).transpose()?;
+        let upstream = raw.upstream.as_ref().map(|u| self.upstream(u)).transpose()?;
         Ok(Config {
             server,
             projects,
@@ -705,7 +756,7 @@ impl Validator<'_> {
         Ok(secret)
     }
 
-    fn upstream(&self, raw: RawUpstream) -> Result<Upstream, Error> {
+    fn upstream(&self, raw: &RawUpstream) -> Result<Upstream, Error> {
         let dsn = self.secret("upstream.dsn", &raw.dsn)?;
         // `DsnError` messages name the part that is wrong, never the key.
         let dsn = dsn
@@ -960,7 +1011,7 @@ impl Validator<'_> {
             &format!("{path}.interval"),
             raw.interval,
             Duration::from_secs(30),
-            Duration::from_secs(1),
+            MIN_PROBE_INTERVAL,
         )?;
         let timeout = duration_or(
             &format!("{path}.timeout"),
@@ -997,6 +1048,27 @@ impl Validator<'_> {
                 ));
             }
         };
+        let expected_body_contains = match raw.expected_body_contains {
+            Some(text) if text.is_empty() => {
+                return Err(Error::at(
+                    format!("{path}.expected_body_contains"),
+                    "must not be empty; remove it to accept any body",
+                ));
+            }
+            other => other,
+        };
+        let expected_json = raw
+            .expected_json
+            .map(|raw| {
+                let field = format!("{path}.expected_json");
+                let equals = serde_json::to_value(&raw.equals)
+                    .map_err(|e| Error::at(format!("{field}.equals"), e.to_string()))?;
+                JsonExpectation::new(&raw.path, equals).map_err(|message| {
+                    let which = if message.starts_with("`equals`") { "equals" } else { "path" };
+                    Error::at(format!("{field}.{which}"), message)
+                })
+            })
+            .transpose()?;
         Ok(Probe {
             name,
             url,
@@ -1005,6 +1077,8 @@ impl Validator<'_> {
             failure_threshold: threshold("failure_threshold", raw.failure_threshold, 2)?,
             success_threshold: threshold("success_threshold", raw.success_threshold, 1)?,
             expected_status,
+            expected_body_contains,
+            expected_json,
         })
     }
 }
@@ -1514,6 +1588,14 @@ interval = "60s"
             ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nfailure_threshold = 0\n".into(), "probes[0].failure_threshold: 0 is out of range"),
             ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nexpected_status = 999\n".into(), "probes[0].expected_status: 999 is not an HTTP status code"),
             ("[[probes]]\nname = \"p\"\nurl = \"x\"\n".into(), "probes[0].url: not a valid URL"),
+            ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\ninterval = \"50ms\"\n".into(), "probes[0].interval: 50ms is too short; the minimum is 100ms"),
+            ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nexpected_body_contains = \"\"\n".into(), "probes[0].expected_body_contains: must not be empty"),
+            ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nexpected_json = { path = \"a..b\", equals = 1 }\n".into(), "probes[0].expected_json.path: `a..b` is not a field path"),
+            ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nexpected_json = { path = \"a\", equals = [1] }\n".into(), "probes[0].expected_json.equals: `equals` must be a string, a number or a boolean"),
+            ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nexpected_json = { path = \"a\" }\n".into(), "probes[0].expected_json: missing field `equals`"),
+            ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nexpected_json = { path = \"a\", equals = 1, is = 2 }\n".into(), "probes[0].expected_json.is: unknown field `is`, expected `path` or `equals`"),
+            ("[watchdog]\nurl = \"https://hc/x\"\nmethod = \"PUT\"\n".into(), "watchdog.method: expected \"GET\" or \"POST\""),
+            ("[retention]\nprobe_results = 0\n".into(), "retention.probe_results: 0 is out of range"),
             ("[watchdog]\ninterval = \"1m\"\n".into(), "watchdog: missing field `url`"),
             ("[watchdog]\nurl = \"https://hc/x\"\ninterval = \"0s\"\n".into(), "watchdog.interval: 0s is too short"),
             ("[retention]\ncheckins_per_monitor = 0\n".into(), "retention.checkins_per_monitor: 0 is out of range"),
@@ -1536,6 +1618,48 @@ interval = "60s"
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    }
+
+    #[test]
+    fn probes_take_body_conditions_and_sub_second_intervals() {
+        let config = parse(
+            r#"
+[[probes]]
+name = "api"
+url = "http://127.0.0.1:8080/health"
+interval = "200ms"
+expected_body_contains = "ok"
+expected_json = { path = "checks.db.status", equals = "ok" }
+
+[[probes]]
+name = "plain"
+url = "https://example.com/"
+
+[watchdog]
+url = "https://hc-ping.example/uuid"
+method = "post"
+
+[retention]
+probe_results = 50
+"#,
+        )
+        .unwrap();
+        let api = &config.probes[0];
+        assert_eq!(api.interval, Duration::from_millis(200));
+        assert_eq!(api.timeout, Duration::from_millis(200));
+        assert_eq!(api.expected_body_contains.as_deref(), Some("ok"));
+        let json = api.expected_json.as_ref().unwrap();
+        assert_eq!(json.path(), "checks.db.status");
+        assert_eq!(json.equals(), &serde_json::json!("ok"));
+        let plain = &config.probes[1];
+        assert_eq!(plain.expected_status, 200);
+        assert_eq!((plain.failure_threshold, plain.success_threshold), (2, 1));
+        assert!(plain.expected_body_contains.is_none() && plain.expected_json.is_none());
+        let watchdog = config.watchdog.unwrap();
+        assert_eq!(watchdog.method, WatchdogMethod::Post);
+        assert_eq!(watchdog.interval, Duration::from_secs(60));
+        assert_eq!(config.retention.probe_results, 50);
+        assert_eq!(parse("").unwrap().retention.probe_results, DEFAULT_PROBE_RESULTS);
     }
 
     #[test]

@@ -23,6 +23,9 @@ enum Command {
     Serve(ServeArgs),
     /// Run a command and report it as a monitored job (like `sentry-cli monitors run`).
     Run(watchpost_collector::run_cmd::RunArgs),
+    /// Client commands against a running collector: monitors, issues, incidents, checkin.
+    #[command(flatten)]
+    Client(watchpost_collector::cli::Command),
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Run(args) => ExitCode::from(watchpost_collector::run_cmd::main(args) as u8),
+        Command::Client(command) => watchpost_collector::cli::main(command),
     }
 }
 

@@ -15,13 +15,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, Secret};
+use crate::health::{HealthSources, Heartbeat};
 use crate::ingest::auth::ProjectKeys;
 use crate::metrics::Metrics;
+use crate::probe::Probes;
 use crate::processor::{ProcessError, Processor};
 use crate::store::{ProjectRecord, Store, StoreError};
 use crate::sweep::{self, Deadlines};
 use crate::upstream::Upstream;
-use crate::{api, dashboard, http, ingest};
+use crate::{api, dashboard, http, ingest, watchdog};
 
 /// File in the data dir that keeps a generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin_token";
@@ -86,6 +88,10 @@ pub struct Shared {
     pub dashboard: dashboard::Dashboard,
     /// The relay to `[upstream]` (off when not configured).
     pub upstream: Upstream,
+    /// The configured uptime probes and what their tasks last saw.
+    pub probes: Probes,
+    /// What `/healthz` and the watchdog judge the collector's health from.
+    pub health: HealthSources,
 }
 
 /// Axum state: a cheap handle to [`Shared`].
@@ -155,6 +161,29 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         until_stopped(stopped.clone()),
     ));
 
+    let probes = Probes::new(&config.probes);
+    let prober = tokio::spawn(probes.clone().run(
+        store.clone(),
+        config.retention.probe_results,
+        until_stopped(stopped.clone()),
+    ));
+    let health = HealthSources {
+        store: store.clone(),
+        deadlines: Arc::clone(&deadlines),
+        metrics: Arc::clone(&metrics),
+        // The alert dispatcher's task holds `dispatcher.start()` while it runs; until one is
+        // started, `/healthz` reports it as "not running".
+        dispatcher: Arc::new(Heartbeat::default()),
+        probes: probes.clone(),
+    };
+    let watchdog = config.watchdog.clone().map(|config| {
+        tokio::spawn(watchdog::run(
+            config,
+            health.clone(),
+            until_stopped(stopped.clone()),
+        ))
+    });
+
     let upstream = Upstream::new(config.upstream.as_ref(), &store);
     let forwarder = tokio::spawn(
         upstream
@@ -187,6 +216,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         metrics,
         dashboard,
         upstream,
+        probes,
+        health,
     });
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -200,6 +231,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     }
     if let Err(error) = forwarder.await {
         tracing::error!(%error, "upstream forwarder task failed");
+    }
+    if let Err(error) = prober.await {
+        tracing::error!(%error, "prober task failed");
+    }
+    if let Some(watchdog) = watchdog
+        && let Err(error) = watchdog.await
+    {
+        tracing::error!(%error, "watchdog task failed");
     }
     if let Err(error) = flusher.await {
         tracing::error!(%error, "flusher task failed");

@@ -359,7 +359,10 @@ impl Inner {
 /// byte for byte.
 fn for_upstream(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     match Envelope::parse(body) {
-        Ok(mut envelope) if envelope.headers.remove("dsn").is_some() => envelope.to_vec().into(),
+        Ok(mut envelope) if envelope.headers.contains_key("dsn") => {
+            envelope.headers.remove("dsn");
+            envelope.to_vec().into()
+        }
         _ => body.into(),
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! The macro builds one `static` [`JobSite`] per annotated function, then
 //!
-//! ```ignore
+//! ```text
 //! let __run = SITE.start();                       // sync: registers the run on this thread
 //! let ret = /* the body */;                       // async: __run.instrument(async move { .. }).await
 //! let outcome = {
@@ -115,9 +115,9 @@ impl JobRun {
             Outcome::Error(err) => active.end(CheckInStatus::Error, || {
                 Some(event_from_error(err, MECHANISM_JOB, true))
             }),
-            Outcome::ErrorDebug(err) => {
-                active.end(CheckInStatus::Error, || Some(event_from_debug(err, MECHANISM_JOB)))
-            }
+            Outcome::ErrorDebug(err) => active.end(CheckInStatus::Error, || {
+                Some(event_from_debug(err, MECHANISM_JOB))
+            }),
         }
     }
 

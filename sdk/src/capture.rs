@@ -26,7 +26,11 @@ pub(crate) fn new_event(level: Level) -> Event {
 }
 
 /// An `error` event whose exceptions are `err`'s source chain, oldest cause first.
-pub(crate) fn event_from_error(err: &(dyn Error + 'static), mechanism: &str, handled: bool) -> Event {
+pub(crate) fn event_from_error(
+    err: &(dyn Error + 'static),
+    mechanism: &str,
+    handled: bool,
+) -> Event {
     let mut values = Vec::new();
     let mut next = Some(err);
     while let Some(e) = next {
@@ -99,7 +103,9 @@ fn type_from_debug(debug: &str) -> Option<&str> {
         .unwrap_or_default()
         .trim();
     let plausible = head.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && head.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
     plausible.then_some(head)
 }
 
@@ -145,7 +151,10 @@ mod tests {
 
     #[test]
     fn type_names_come_from_debug_when_plausible() {
-        assert_eq!(type_from_debug("ParseIntError { kind: Empty }"), Some("ParseIntError"));
+        assert_eq!(
+            type_from_debug("ParseIntError { kind: Empty }"),
+            Some("ParseIntError")
+        );
         assert_eq!(type_from_debug("Timeout"), Some("Timeout"));
         assert_eq!(type_from_debug("\"a string\""), None);
         let e = event_from_debug(&"disk full", MECHANISM_JOB);

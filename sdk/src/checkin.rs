@@ -135,7 +135,11 @@ pub fn start(slug: &str, config: Option<MonitorConfig>) -> Run {
         return Run { active: None };
     }
     Run {
-        active: Some(ActiveRun::begin(generation, Monitor::spec(slug, config), false)),
+        active: Some(ActiveRun::begin(
+            generation,
+            Monitor::spec(slug, config),
+            false,
+        )),
     }
 }
 
@@ -165,7 +169,8 @@ impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Run");
         if let Some(active) = &self.active {
-            d.field("slug", &active.monitor.slug()).field("id", &active.id);
+            d.field("slug", &active.monitor.slug())
+                .field("id", &active.id);
         }
         d.finish_non_exhaustive()
     }

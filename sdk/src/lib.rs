@@ -59,7 +59,9 @@ use std::time::Duration;
 pub use uuid::Uuid;
 pub use watchpost_macros::monitored_job;
 
-pub use crate::client::{ClientGuard, Stats, flush, init, init_from_env, is_enabled, stats, try_init};
+pub use crate::client::{
+    ClientGuard, Stats, flush, init, init_from_env, is_enabled, stats, try_init,
+};
 pub use crate::options::{ClientOptions, InitError};
 
 /// Reports `err` as an `error` event and returns its id, or `None` when the SDK is disabled.

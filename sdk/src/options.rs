@@ -66,7 +66,10 @@ impl ClientOptions {
             environment: get("WATCHPOST_ENVIRONMENT"),
             release: get("WATCHPOST_RELEASE"),
             debug: get("WATCHPOST_DEBUG").is_some_and(|v| {
-                matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )
             }),
             ..Self::default()
         }
@@ -93,7 +96,10 @@ mod tests {
     fn env_falls_back_to_sentry_dsn_and_ignores_empty_values() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             ClientOptions::from_lookup(move |name| {
-                pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
             })
         };
         let o = env(&[("SENTRY_DSN", "http://k@h/1"), ("WATCHPOST_DSN", " ")]);

@@ -78,8 +78,15 @@ fn event_from_panic(info: &PanicHookInfo<'_>) -> Event {
         other: Map::new(),
     };
     if let Some(location) = info.location() {
-        let location = format!("{}:{}:{}", location.file(), location.line(), location.column());
-        mechanism.other.insert("data".to_owned(), json!({ "location": location }));
+        let location = format!(
+            "{}:{}:{}",
+            location.file(),
+            location.line(),
+            location.column()
+        );
+        mechanism
+            .other
+            .insert("data".to_owned(), json!({ "location": location }));
     }
     let frames = frames_from_backtrace(&Backtrace::force_capture().to_string());
     let mut event = Event {
@@ -96,7 +103,9 @@ fn event_from_panic(info: &PanicHookInfo<'_>) -> Event {
     };
     // `thread::current()` must not be asked once the thread's locals are gone (it may panic).
     let name = if crate::run::thread_locals_alive() {
-        std::thread::current().name().map_or(Value::Null, |n| Value::String(n.to_owned()))
+        std::thread::current()
+            .name()
+            .map_or(Value::Null, |n| Value::String(n.to_owned()))
     } else {
         Value::Null
     };
@@ -147,7 +156,10 @@ pub(crate) fn frames_from_backtrace(text: &str) -> Vec<Frame> {
     // the thread's start are kept: they are not part of raising the panic.)
     let is_machinery = |f: &Frame| f.function.as_deref().is_some_and(is_panic_machinery);
     if let Some(start) = frames.iter().position(is_machinery) {
-        let run = frames[start..].iter().take_while(|f| is_machinery(f)).count();
+        let run = frames[start..]
+            .iter()
+            .take_while(|f| is_machinery(f))
+            .count();
         frames.drain(..start + run);
     }
     frames.reverse();
@@ -158,7 +170,11 @@ fn set_location(frame: &mut Frame, at: &str) {
     // `path:line:col`; the path itself may contain colons.
     let mut parts = at.rsplitn(3, ':');
     let (col, line, path) = (parts.next(), parts.next(), parts.next());
-    let (path, line, col) = match (path, line.and_then(|l| l.parse().ok()), col.and_then(|c| c.parse().ok())) {
+    let (path, line, col) = match (
+        path,
+        line.and_then(|l| l.parse().ok()),
+        col.and_then(|c| c.parse().ok()),
+    ) {
         (Some(path), Some(line), Some(col)) => (path, Some(line), Some(col)),
         _ => (at, None, None),
     };
@@ -174,14 +190,19 @@ fn set_location(frame: &mut Frame, at: &str) {
 /// `foo::bar::h0123456789abcdef` -> `foo::bar`.
 fn strip_hash(function: &str) -> &str {
     match function.rsplit_once("::h") {
-        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => head,
+        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            head
+        }
         _ => function,
     }
 }
 
 /// The crate a symbol belongs to: `<alloc::boxed::Box<F> as ...>::call` -> `alloc`.
 fn crate_of(function: &str) -> Option<&str> {
-    let path = function.trim_start_matches('<').trim_start_matches('&').trim_start_matches("mut ");
+    let path = function
+        .trim_start_matches('<')
+        .trim_start_matches('&')
+        .trim_start_matches("mut ");
     path.split_once("::").map(|(krate, _)| krate)
 }
 
@@ -196,8 +217,16 @@ fn module_of(function: &str) -> Option<String> {
 
 fn is_in_app(function: &str) -> bool {
     const NOT_APP: &[&str] = &[
-        "std", "core", "alloc", "tokio", "watchpost", "futures", "futures_util", "backtrace",
-        "test", "__rustc",
+        "std",
+        "core",
+        "alloc",
+        "tokio",
+        "watchpost",
+        "futures",
+        "futures_util",
+        "backtrace",
+        "test",
+        "__rustc",
     ];
     // C symbols (`_start`, `__libc_start_main`, `clone3`) have no path.
     crate_of(function).is_some_and(|krate| !NOT_APP.contains(&krate))
@@ -244,7 +273,10 @@ mod tests {
     #[test]
     fn backtrace_frames_are_oldest_first_without_panic_machinery() {
         let frames = frames_from_backtrace(TRACE);
-        let names: Vec<_> = frames.iter().map(|f| f.function.as_deref().unwrap()).collect();
+        let names: Vec<_> = frames
+            .iter()
+            .map(|f| f.function.as_deref().unwrap())
+            .collect();
         assert_eq!(
             names,
             [
@@ -263,6 +295,9 @@ mod tests {
         assert_eq!((crashing.lineno, crashing.colno), (Some(42), Some(9)));
         let in_app: Vec<_> = frames.iter().map(|f| f.in_app.unwrap()).collect();
         assert_eq!(in_app, [false, false, false, false, true, true]);
-        assert_eq!(frames[3].abs_path.as_deref(), Some("/rustc/abc/library/core/src/ops/function.rs"));
+        assert_eq!(
+            frames[3].abs_path.as_deref(),
+            Some("/rustc/abc/library/core/src/ops/function.rs")
+        );
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::__private::{JobConfig, JobSchedule, JobSite};
-use crate::protocol::{CheckIn, CheckInStatus, DurationSpec, Event, MonitorConfig, MonitorSchedule};
+use crate::protocol::{
+    CheckIn, CheckInStatus, DurationSpec, Event, MonitorConfig, MonitorSchedule,
+};
 
 /// One unit of work for the transport thread.
 pub(crate) enum Task {

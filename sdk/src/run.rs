@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use crate::__private::JobSite;
 use crate::client::{self, Client};
 use crate::protocol::{CheckInStatus, Event};
 use crate::record::{CheckInRecord, Monitor, Task};
@@ -25,9 +26,10 @@ pub(crate) struct ActiveRun {
     done: AtomicBool,
 }
 
-/// A run executing on this thread right now.
+/// A run executing on this thread right now. Only `#[monitored_job]` runs register (a `Run`
+/// from `checkin::start` may move between threads), so the monitor is always a static site.
 struct Running {
-    monitor: Monitor,
+    site: &'static JobSite,
     id: Uuid,
     start: Instant,
     /// The panic hook already sent `error` for it.
@@ -46,8 +48,8 @@ impl ActiveRun {
     pub(crate) fn begin(generation: usize, monitor: Monitor, on_thread: bool) -> ActiveRun {
         let start = Instant::now();
         let id = crate::rng::uuid_v4();
-        if on_thread {
-            enter(&monitor, id, start);
+        if on_thread && let Monitor::Site(site) = monitor {
+            enter(site, id, start);
         }
         let record = CheckInRecord {
             monitor: monitor.clone(),
@@ -73,9 +75,13 @@ impl ActiveRun {
     /// the run already ended or the panic hook reported it.
     #[inline(never)]
     pub(crate) fn end(&self, status: CheckInStatus, event: impl FnOnce() -> Option<Event>) {
-        if self.done.swap(true, Relaxed) {
+        // Load and store rather than `swap`: a run ends on one task at a time (`finish` takes
+        // it by value, `Drop` and the async wrapper run on the task that owns it), and a plain
+        // store costs no locked instruction.
+        if self.done.load(Relaxed) {
             return;
         }
+        self.done.store(true, Relaxed);
         let duration = self.start.elapsed();
         if leave(self.id) == Some(true) {
             return;
@@ -109,7 +115,9 @@ impl ActiveRun {
 
     /// Registers the run as executing on this thread (one poll of an async job).
     pub(crate) fn enter_thread(&self) {
-        enter(&self.monitor, self.id, self.start);
+        if let Monitor::Site(site) = self.monitor {
+            enter(site, self.id, self.start);
+        }
     }
 
     /// Unregisters it; returns whether the panic hook marked it meanwhile.
@@ -127,11 +135,12 @@ pub(crate) fn link_event(event: &mut Event, slug: &str, id: Uuid) {
         .insert("monitor".to_owned(), monitor);
 }
 
-fn enter(monitor: &Monitor, id: Uuid, start: Instant) {
+#[inline]
+fn enter(site: &'static JobSite, id: Uuid, start: Instant) {
     let _ = RUNNING.try_with(|running| {
         if let Ok(mut running) = running.try_borrow_mut() {
             running.push(Running {
-                monitor: monitor.clone(),
+                site,
                 id,
                 start,
                 marked: false,
@@ -141,6 +150,7 @@ fn enter(monitor: &Monitor, id: Uuid, start: Instant) {
 }
 
 /// Removes the newest registration of `id` on this thread; `Some(marked)` if there was one.
+#[inline]
 fn leave(id: Uuid) -> Option<bool> {
     RUNNING
         .try_with(|running| {
@@ -162,7 +172,7 @@ pub(crate) fn innermost_on_thread() -> Option<(String, Uuid)> {
     RUNNING
         .try_with(|running| {
             let running = running.try_borrow().ok()?;
-            running.last().map(|r| (r.monitor.slug().to_owned(), r.id))
+            running.last().map(|r| (r.site.slug.to_owned(), r.id))
         })
         .ok()
         .flatten()
@@ -178,7 +188,7 @@ pub(crate) fn fail_runs_on_thread(client: &Client) {
         for run in running.iter_mut().filter(|r| !r.marked) {
             run.marked = true;
             client.enqueue(Task::CheckIn(CheckInRecord {
-                monitor: run.monitor.clone(),
+                monitor: Monitor::Site(run.site),
                 id: run.id,
                 status: CheckInStatus::Error,
                 duration: Some(run.start.elapsed()),

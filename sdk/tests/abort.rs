@@ -39,16 +39,29 @@ fn a_panic_under_panic_abort_still_reaches_the_server() {
         .output()
         .expect("the app runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.signal(), Some(6), "died by SIGABRT; stderr:\n{stderr}");
-    assert!(stderr.contains("the job config is missing"), "the default hook still ran: {stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(6),
+        "died by SIGABRT; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("the job config is missing"),
+        "the default hook still ran: {stderr}"
+    );
 
     // Everything arrived before the abort: no waiting here.
     let requests = server.requests();
     let check_ins = support::check_ins(&requests);
-    let statuses: Vec<_> = check_ins.iter().map(|c| (c.monitor_slug.as_str(), c.status)).collect();
+    let statuses: Vec<_> = check_ins
+        .iter()
+        .map(|c| (c.monitor_slug.as_str(), c.status))
+        .collect();
     assert_eq!(
         statuses,
-        [("abort-job", CheckInStatus::InProgress), ("abort-job", CheckInStatus::Error)],
+        [
+            ("abort-job", CheckInStatus::InProgress),
+            ("abort-job", CheckInStatus::Error)
+        ],
         "stderr:\n{stderr}"
     );
     assert_eq!(check_ins[0].check_in_id, check_ins[1].check_in_id);
@@ -60,12 +73,17 @@ fn a_panic_under_panic_abort_still_reaches_the_server() {
     assert_eq!(event.level, Some(Level::Fatal));
     let exception = &event.exceptions()[0];
     assert_eq!(exception.ty.as_deref(), Some("panic"));
-    assert_eq!(exception.value.as_deref(), Some("the job config is missing"));
+    assert_eq!(
+        exception.value.as_deref(),
+        Some("the job config is missing")
+    );
     assert_eq!(event.other["threads"]["values"][0]["name"], "main");
     let frames = &exception.stacktrace.as_ref().unwrap().frames;
     assert!(
         frames.iter().any(|f| f.in_app == Some(true)
-            && f.function.as_deref().is_some_and(|n| n.starts_with("watchpost_abort_app::abort_job"))),
+            && f.function
+                .as_deref()
+                .is_some_and(|n| n.starts_with("watchpost_abort_app::abort_job"))),
         "{frames:#?}"
     );
 }

@@ -20,7 +20,10 @@ fn captures() -> Vec<Capture> {
         for file in std::fs::read_dir(&dir).unwrap() {
             let path = file.unwrap().path();
             let raw = std::fs::read(&path).unwrap();
-            let split = raw.windows(2).position(|w| w == b"\n\n").expect("blank line");
+            let split = raw
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .expect("blank line");
             let head = String::from_utf8(raw[..split].to_vec()).unwrap();
             let headers = head
                 .lines()
@@ -43,9 +46,14 @@ fn captures() -> Vec<Capture> {
 #[test]
 fn every_fixture_round_trips() {
     for capture in captures() {
-        let envelope = Envelope::parse(&capture.body)
-            .unwrap_or_else(|e| panic!("{}: {e}", capture.name));
-        assert_eq!(envelope.to_vec(), capture.body, "{}: bytes round-trip", capture.name);
+        let envelope =
+            Envelope::parse(&capture.body).unwrap_or_else(|e| panic!("{}: {e}", capture.name));
+        assert_eq!(
+            envelope.to_vec(),
+            capture.body,
+            "{}: bytes round-trip",
+            capture.name
+        );
         assert_eq!(envelope.items.len(), 1, "{}", capture.name);
         let item = &envelope.items[0];
         match item.ty() {
@@ -64,7 +72,11 @@ fn every_fixture_round_trips() {
             }
             other => panic!("{}: unexpected item type {other}", capture.name),
         }
-        let auth = capture.headers.iter().find(|(k, _)| k == "x-sentry-auth").unwrap();
+        let auth = capture
+            .headers
+            .iter()
+            .find(|(k, _)| k == "x-sentry-auth")
+            .unwrap();
         let auth = watchpost::protocol::Auth::parse(&auth.1).unwrap();
         assert_eq!(auth.key, "0123456789abcdef0123456789abcdef");
     }
@@ -81,7 +93,12 @@ fn fixture_contents_read_as_expected() {
     assert_eq!(cli_start.monitor_slug, "db-vacuum");
     assert_eq!(cli_start.status, CheckInStatus::InProgress);
     let config = cli_start.monitor_config.unwrap();
-    assert_eq!(config.schedule, MonitorSchedule::Crontab { value: "*/5 * * * *".into() });
+    assert_eq!(
+        config.schedule,
+        MonitorSchedule::Crontab {
+            value: "*/5 * * * *".into()
+        }
+    );
     assert_eq!(config.failure_issue_threshold, Some(3));
 
     let cli_end: CheckIn = item("sentry-cli-3.8.2/02.request.txt").json().unwrap();

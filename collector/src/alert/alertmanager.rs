@@ -165,7 +165,10 @@ impl Alertmanager {
             }
             AlertKind::IssueFirstSeen | AlertKind::IssueRegressed | AlertKind::IssueSpike => {
                 let ttl = TimeDelta::from_std(self.event_ttl).unwrap_or(TimeDelta::MAX);
-                let ends = alert.timestamp.checked_add_signed(ttl).unwrap_or(alert.timestamp);
+                let ends = alert
+                    .timestamp
+                    .checked_add_signed(ttl)
+                    .unwrap_or(alert.timestamp);
                 postable.ends_at = Some(rfc3339(ends));
             }
         }
@@ -272,7 +275,8 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 impl fmt::Debug for Alertmanager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let urls: Vec<RedactedUrl<'_>> = self.urls.iter().map(|u| RedactedUrl(u.expose())).collect();
+        let urls: Vec<RedactedUrl<'_>> =
+            self.urls.iter().map(|u| RedactedUrl(u.expose())).collect();
         f.debug_struct("Alertmanager")
             .field("name", &self.name)
             .field("urls", &urls)

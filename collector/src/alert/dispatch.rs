@@ -30,6 +30,9 @@ use super::channel::{Channel, ChannelOptions, Delivery};
 use super::pace::{Backoff, Pacer};
 use crate::engine::alerting::{self, Alert, Deduper, Digest, Payload, Rule, Verdict};
 
+/// How long a worker pauses when the outbox cannot be read or written.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
 /// The `rule` of a digest entry: it stands for several rules and is never deduplicated.
 pub const DIGEST_RULE: &str = "digest";
 
@@ -296,7 +299,10 @@ impl Worker {
                 Step::Wait(until) => until,
             };
             let poll = Instant::now() + self.options.poll;
-            let until = [until, next_tick].into_iter().flatten().fold(poll, Instant::min);
+            let until = [until, next_tick]
+                .into_iter()
+                .flatten()
+                .fold(poll, Instant::min);
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep_until(until) => {}
@@ -313,7 +319,7 @@ impl Worker {
             Ok(pending) => pending,
             Err(err) => {
                 tracing::error!(channel = %name, error = %err, "cannot read the outbox");
-                return Step::Wait(Some(instant + self.options.backoff.base.max(Duration::from_secs(1))));
+                return Step::Wait(Some(instant + STORE_RETRY));
             }
         };
         let ready: Vec<&OutboxEntry> = pending
@@ -328,8 +334,7 @@ impl Worker {
             && self.channel.digests()
             && ready.len() > limit.max(1)
         {
-            self.collapse(&ready);
-            return Step::Again;
+            return self.collapse(&ready);
         }
         let Some(head) = ready.first() else {
             // Only deferred entries: wake up for the first of them.
@@ -365,8 +370,7 @@ impl Worker {
                     Verdict::Defer { until } => {
                         entry.deferred = true;
                         entry.next_attempt_at = until;
-                        self.save(&[entry]);
-                        return Step::Again;
+                        return self.save(&[entry]);
                     }
                 }
             }
@@ -421,9 +425,13 @@ impl Worker {
                 tracing::warn!(channel = %name, id = entry.id, attempts = entry.attempts, %reason, retry_in = ?delay, "alert delivery failed");
                 if too_old {
                     entry.state = DeliveryState::Failed;
-                    entry.last_error = Some(format!("gave up after {} attempts: {reason}", entry.attempts));
+                    entry.last_error = Some(format!(
+                        "gave up after {} attempts: {reason}",
+                        entry.attempts
+                    ));
                 } else {
-                    entry.next_attempt_at = now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
+                    entry.next_attempt_at =
+                        now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
                     entry.deferred = false;
                     entry.last_error = Some(reason);
                 }
@@ -434,8 +442,7 @@ impl Worker {
                 entry.last_error = Some(reason);
             }
         }
-        self.save(&[entry]);
-        Step::Again
+        self.save(&[entry])
     }
 
     /// Marks an entry suppressed (dedup) and moves on.
@@ -443,15 +450,14 @@ impl Worker {
         entry.state = DeliveryState::Suppressed;
         entry.deferred = false;
         entry.last_error = Some(why.to_owned());
-        self.save(&[entry]);
-        Step::Again
+        self.save(&[entry])
     }
 
     /// Collapses `ready` (oldest first) into one digest in the place of the oldest, which
     /// keeps its attempts and backoff; the others are marked merged.
-    fn collapse(&mut self, ready: &[&OutboxEntry]) {
+    fn collapse(&mut self, ready: &[&OutboxEntry]) -> Step {
         let Some(digest) = Digest::collect(ready.iter().map(|e| &e.payload)) else {
-            return;
+            return Step::Again;
         };
         let mut head = ready[0].clone();
         let total = digest.total;
@@ -468,14 +474,18 @@ impl Worker {
             entries.push(part);
         }
         tracing::info!(channel = %self.channel.name(), entries = ready.len(), alerts = total, "backlog collapsed into a digest");
-        self.save(&entries);
+        self.save(&entries)
     }
 
-    /// Saves through the outbox; on failure the entries stay as they were in the store (a
-    /// sent one may be sent again: at least once).
-    fn save(&self, entries: &[OutboxEntry]) {
-        if let Err(err) = self.outbox.save(entries) {
-            tracing::error!(channel = %self.channel.name(), error = %err, "cannot update the outbox");
+    /// Saves through the outbox. On failure the entries stay as they were in the store (a
+    /// sent one may be sent again: at least once) and the worker pauses rather than spin.
+    fn save(&self, entries: &[OutboxEntry]) -> Step {
+        match self.outbox.save(entries) {
+            Ok(()) => Step::Again,
+            Err(err) => {
+                tracing::error!(channel = %self.channel.name(), error = %err, "cannot update the outbox");
+                Step::Wait(Some(Instant::now() + STORE_RETRY))
+            }
         }
     }
 }

@@ -207,7 +207,11 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| char::from(b).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(hi), Some(lo)) => {
                 out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
                 i += 3;
@@ -252,22 +256,47 @@ mod tests {
     #[tokio::test]
     async fn reads_the_security_from_the_url() {
         let cases = [
-            ("smtps://mail.example.com", Security::Implicit, "mail.example.com:465"),
-            ("smtp://mail.example.com", Security::StartTlsOpportunistic, "mail.example.com:587"),
-            ("smtp://u:p%40ss@mail.example.com:2525?tls=required", Security::StartTlsRequired, "mail.example.com:2525"),
-            ("smtp://127.0.0.1:25?tls=none", Security::None, "127.0.0.1:25"),
+            (
+                "smtps://mail.example.com",
+                Security::Implicit,
+                "mail.example.com:465",
+            ),
+            (
+                "smtp://mail.example.com",
+                Security::StartTlsOpportunistic,
+                "mail.example.com:587",
+            ),
+            (
+                "smtp://u:p%40ss@mail.example.com:2525?tls=required",
+                Security::StartTlsRequired,
+                "mail.example.com:2525",
+            ),
+            (
+                "smtp://127.0.0.1:25?tls=none",
+                Security::None,
+                "127.0.0.1:25",
+            ),
         ];
         for (url, security, server) in cases {
             let email = email(url).unwrap();
-            assert_eq!((email.security, email.server.as_str()), (security, server), "{url}");
+            assert_eq!(
+                (email.security, email.server.as_str()),
+                (security, server),
+                "{url}"
+            );
             assert!(!format!("{email:?}").contains("p%40ss"));
         }
     }
 
     #[tokio::test]
     async fn rejects_unusable_urls_without_echoing_them() {
-        for url in ["http://mail.example.com", "smtp://x?tls=maybe", "smtps://x?tls=none", "smtp://"] {
-            let err = email(&format!("{url}")).err().expect(url).to_string();
+        for url in [
+            "http://mail.example.com",
+            "smtp://x?tls=maybe",
+            "smtps://x?tls=none",
+            "smtp://",
+        ] {
+            let err = email(url).expect_err(url).to_string();
             assert!(err.starts_with("channel `mail`: smtp_url"), "{err}");
         }
         assert_eq!(percent_decode("p%40ss%2"), "p@ss%2");

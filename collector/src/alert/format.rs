@@ -197,7 +197,9 @@ pub fn log_line(payload: &Payload) -> String {
             "watchpost alert {} {} project={} environment={}: {} — {} {}",
             alert.severity.as_str(),
             alert.kind,
-            alert.project.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            alert
+                .project
+                .map_or_else(|| "-".to_owned(), |p| p.to_string()),
             alert.environment.as_deref().unwrap_or("-"),
             alert.title,
             alert.message,
@@ -216,7 +218,8 @@ pub fn log_line(payload: &Payload) -> String {
 }
 
 fn more(digest: &Digest) -> String {
-    let hidden = digest.entries.len().saturating_sub(DIGEST_LINES) as u64 + u64::from(digest.omitted);
+    let hidden =
+        digest.entries.len().saturating_sub(DIGEST_LINES) as u64 + u64::from(digest.omitted);
     if hidden > 0 {
         format!("\n… and {hidden} more")
     } else {
@@ -259,7 +262,7 @@ pub fn truncate_html(html: &str, max: usize) -> String {
                 Some(end) => (&rest[..=end], 0),
                 None => break, // a broken tag: stop before it
             },
-            '&' => match rest[..rest.len().min(10)].find(';') {
+            '&' => match entity_end(rest) {
                 Some(end) => (&rest[..=end], 1),
                 None => (&rest[..1], 1),
             },
@@ -290,6 +293,14 @@ pub fn truncate_html(html: &str, max: usize) -> String {
     out
 }
 
+/// The index of the `;` ending an entity that starts `text`, if it is within 10 bytes.
+fn entity_end(text: &str) -> Option<usize> {
+    let end = text.bytes().take(10).position(|b| b == b';')?;
+    let name = &text.as_bytes()[1..end];
+    (!name.is_empty() && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'#'))
+        .then_some(end)
+}
+
 /// Visible length of HTML as Telegram counts it (see [`truncate_html`]).
 pub fn visible_len(html: &str) -> usize {
     let mut len = 0;
@@ -302,7 +313,7 @@ pub fn visible_len(html: &str) -> usize {
             },
             '&' => {
                 len += 1;
-                let end = rest[..rest.len().min(10)].find(';').map_or(1, |e| e + 1);
+                let end = entity_end(rest).map_or(1, |e| e + 1);
                 rest = &rest[end..];
             }
             c => {
@@ -336,9 +347,14 @@ mod tests {
             ("<b>hello</b>", 10, "<b>hello</b>"),
             ("<b>hello world</b>", 6, "<b>hello…</b>"),
             ("a&amp;b&lt;cdef", 4, "a&amp;b…"),
-            ("<a href=\"x\">link text</a> after", 5, "<a href=\"x\">link…</a>"),
+            (
+                "<a href=\"x\">link text</a> after",
+                5,
+                "<a href=\"x\">link…</a>",
+            ),
             ("<b>x</b><i>yyyyyy</i>", 4, "<b>x</b><i>yy…</i>"),
             ("😀😀😀", 5, "😀😀…"),
+            ("a & é; long text", 4, "a &…"),
         ];
         for (html, max, want) in cases {
             let got = truncate_html(html, max);
@@ -353,7 +369,7 @@ mod tests {
         let html = format!("<b>{}</b>\n<a href=\"u\">x</a>", html_escape(&long));
         let got = truncate_html(&html, TELEGRAM_MAX);
         assert_eq!(visible_len(&got), TELEGRAM_MAX);
-        assert!(got.ends_with("…</b>"), "{}", &got[got.len() - 20..]);
+        assert!(got.ends_with("…</b>"), "{got}");
         assert!(!got.contains("&a…") && !got.contains("&l…"));
     }
 }

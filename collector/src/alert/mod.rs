@@ -85,7 +85,9 @@ pub fn channels_from_config(
         .iter()
         .map(|c| Channel::from_config(c, &client, options))
         .collect::<Result<Vec<_>, _>>()?;
-    let has_default = channels.iter().any(|c| c.name() == alerting::DEFAULT_CHANNEL);
+    let has_default = channels
+        .iter()
+        .any(|c| c.name() == alerting::DEFAULT_CHANNEL);
     if config.rules.is_empty() && !has_default {
         channels.push(Channel::Log(Log::new(alerting::DEFAULT_CHANNEL)));
     }

@@ -150,7 +150,9 @@ impl Default for Backoff {
 impl Backoff {
     /// The upper bound for attempt `attempt` (1-based).
     pub fn bound(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.cap)
     }
 

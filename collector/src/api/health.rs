@@ -9,40 +9,22 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::json;
 
-use super::views::rfc3339;
 use crate::http::HttpError;
 use crate::metrics::Snapshot;
 use crate::server::AppState;
 
-/// `GET /healthz`: 200 when the store takes writes and the sweeper runs, else 503.
+/// `GET /healthz`: 200 when the store takes writes and the sweeper, the dispatcher (if this
+/// build runs one) and every probe task run, else 503. The verdict is `crate::health`'s, the
+/// same the watchdog heeds.
 pub(super) async fn healthz(State(state): State<AppState>) -> Response {
-    let now = Utc::now();
-    let store = state.store.check_writable(now);
-    let sweeper_alive = state.deadlines.sweeper_alive(now);
-    let healthy = store.is_ok() && sweeper_alive;
-    let body = json!({
-        "status": if healthy { "ok" } else { "degraded" },
-        "store": {
-            "writable": store.is_ok(),
-            "error": store.err().map(|e| e.to_string()),
-        },
-        "sweeper": {
-            "alive": sweeper_alive,
-            "last_wake": state.deadlines.last_wake().map(rfc3339),
-            "deadlines": state.deadlines.len(),
-            "next_deadline": state.deadlines.next_deadline().map(rfc3339),
-            "lag_seconds": state.metrics.last_sweep_lag(),
-        },
-        "outbox": { "backlog": state.store.outbox_len() },
-    });
-    let status = if healthy {
+    let health = state.health.check(Utc::now());
+    let status = if health.healthy() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(body)).into_response()
+    (status, Json(health)).into_response()
 }
 
 /// `GET /metrics`.
@@ -59,6 +41,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, H
     };
     let mut text = state.metrics.render(&snapshot);
     state.upstream.write_metrics(&mut text);
+    state.probes.write_metrics(&mut text);
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

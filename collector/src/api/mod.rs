@@ -4,6 +4,7 @@
 
 mod health;
 mod monitors;
+mod probes;
 pub mod views;
 
 use axum::extract::{Request, State};
@@ -37,6 +38,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             get(monitors::logs),
         )
         .route("/api/v1/incidents", get(monitors::incidents))
+        .route("/api/v1/probes", get(probes::list))
+        .route("/api/v1/probes/{name}/results", get(probes::results))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -141,7 +141,7 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 }
 
 /// Whole seconds as an integer, fractional ones as a float.
-fn seconds(duration: Duration) -> serde_json::Number {
+pub(super) fn seconds(duration: Duration) -> serde_json::Number {
     if duration.subsec_nanos() == 0 {
         duration.as_secs().into()
     } else {

@@ -72,7 +72,8 @@ details summary{cursor:pointer}
 .login{max-width:24rem;margin:4rem auto}
 .login input{width:100%;font:inherit;padding:.5rem;margin:.4rem 0 .8rem;border-radius:6px;
 border:1px solid var(--line);background:var(--bg);color:var(--fg)}
-svg.timeline{display:block;max-width:100%;height:auto}
+svg.timeline{display:block;max-width:100%;height:auto;margin:.3rem 0 .6rem}
+time{white-space:nowrap}
 @media (max-width:640px){.wide{display:none}main{padding:.6rem}}
 "#;
 
@@ -130,7 +131,7 @@ pub(crate) struct MonitorPage {
 }
 
 /// The frame around every page.
-pub(crate) fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
+pub(crate) fn layout(title: &str, viewer: Option<&Viewer>, body: &Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -167,7 +168,7 @@ pub(crate) fn login(problem: Option<&str>, next: &str) -> Markup {
     layout(
         "Log in",
         None,
-        html! {
+        &html! {
             div.login {
                 h1 { "Log in" }
                 @if let Some(problem) = problem { p.problem { (problem) } }
@@ -191,7 +192,7 @@ pub(crate) fn error(viewer: Option<&Viewer>, title: &str, message: &str) -> Mark
     layout(
         title,
         viewer,
-        html! {
+        &html! {
             h1 { (title) }
             p.problem { (message) }
             p { a href="/" { "Back to the overview" } }
@@ -228,7 +229,7 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
     layout(
         "Overview",
         Some(viewer),
-        html! {
+        &html! {
             h1 { "Overview" }
             div.cards {
                 (card("failing", count(MonitorStatus::Error), true))
@@ -282,7 +283,7 @@ pub(crate) fn monitors(viewer: &Viewer, rows: &[MonitorRow], now: DateTime<Utc>)
     layout(
         "Monitors",
         Some(viewer),
-        html! {
+        &html! {
             h1 { "Monitors" }
             @if rows.is_empty() {
                 p {
@@ -334,7 +335,7 @@ pub(crate) fn monitor(viewer: &Viewer, page: &MonitorPage, now: DateTime<Utc>) -
     layout(
         &page.slug,
         Some(viewer),
-        html! {
+        &html! {
             h1 { (page.slug) span.dim { " · project " (page.project) } }
             @if let Some(notice) = page.notice { p.notice { (notice) } }
             @for env in &page.envs {
@@ -501,7 +502,7 @@ pub(crate) fn incidents(viewer: &Viewer, incidents: &[Incident], now: DateTime<U
     layout(
         "Incidents",
         Some(viewer),
-        html! {
+        &html! {
             h1 { "Incidents" }
             h2 { "Open" }
             (incident_table(&open, now))
@@ -515,7 +516,7 @@ pub(crate) fn issues(viewer: &Viewer, issues: Option<&[Issue]>, now: DateTime<Ut
     layout(
         "Issues",
         Some(viewer),
-        html! {
+        &html! {
             h1 { "Issues" }
             @match issues {
                 None => p.dim { "This collector does not group error events into issues yet." },
@@ -618,8 +619,7 @@ pub(crate) fn timeline(newest_first: &[CheckIn]) -> Markup {
     if marks.is_empty() {
         return html! { span.dim { "no check-ins yet" } };
     }
-    let width = TIMELINE * STEP;
-    let offset = (TIMELINE - marks.len()) * STEP;
+    let width = marks.len() * STEP;
     let failures = marks
         .iter()
         .filter(|c| {
@@ -639,7 +639,7 @@ pub(crate) fn timeline(newest_first: &[CheckIn]) -> Markup {
             viewBox={ "0 0 " (width) " 22" } role="img" aria-label=(label) {
             title { (label) }
             @for (i, c) in marks.iter().enumerate() {
-                rect x=(offset + i * STEP) y="1" width=(MARK) height="20" rx="1.5"
+                rect x=(i * STEP) y="1" width=(MARK) height="20" rx="1.5"
                     fill=(mark_color(c.status)) {
                     title {
                         (c.status.as_str()) " · " (words::utc(c.date_added))

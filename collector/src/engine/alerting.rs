@@ -224,6 +224,8 @@ pub struct Route {
 }
 
 /// What a channel is asked to deliver: one alert, or a digest of many.
+// Almost every payload is an alert: boxing it would cost the common case an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Payload {
@@ -562,7 +564,9 @@ pub fn issue_alert(
             format!("Regressed: {}", issue.title),
             format!(
                 "Resolved{} but seen again {} {place}environment {}{release}; {} event{} since {}.",
-                resolved_at.map(|t| format!(" {}", when(t))).unwrap_or_default(),
+                resolved_at
+                    .map(|t| format!(" {}", when(t)))
+                    .unwrap_or_default(),
                 when(now),
                 issue.environment,
                 issue.count,
@@ -789,10 +793,7 @@ impl Deduper {
             .retain(|_, state| state.suppressed > 0 || !expired(state.sent_at, 1));
         let keys = &self.keys;
         self.subjects.retain(|(rule, subject), state| {
-            !expired(state.touched, 2)
-                || keys
-                    .keys()
-                    .any(|(r, _, s)| r == rule && s == subject)
+            !expired(state.touched, 2) || keys.keys().any(|(r, _, s)| r == rule && s == subject)
         });
     }
 }
@@ -1001,7 +1002,9 @@ pub fn redact_url(url: &str) -> String {
         return url.to_owned();
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     format!("{scheme}://{host}{path}")
 }
 
@@ -1049,3 +1052,386 @@ mod rfc3339_opt {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::{Value, json};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::engine::config::{MonitorConfig, Schedule};
+    use crate::engine::issues::IssueStatus;
+    use crate::engine::model::{FailureCounts, IncidentKind};
+
+    fn t(min: u32, sec: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, 1, 3, min, sec).unwrap()
+    }
+
+    fn links() -> Links {
+        Links::new("http://127.0.0.1:8470/")
+    }
+
+    fn monitor() -> (MonitorEnv, Incident) {
+        let key = MonitorKey::new(1, "nightly-backup", None).unwrap();
+        let mut monitor = MonitorEnv::new(
+            key.clone(),
+            MonitorConfig::new(Schedule::crontab("0 3 * * *").unwrap()),
+        );
+        monitor.last_ok = Some(Utc.with_ymd_and_hms(2026, 4, 30, 3, 0, 12).unwrap());
+        let incident = Incident {
+            id: Uuid::nil(),
+            key,
+            kind: IncidentKind::Monitor,
+            opened_at: t(5, 0),
+            resolved_at: None,
+            reason: IncidentReason::MissedCheckin,
+            starting_checkin: Uuid::nil(),
+            starting_timestamp: t(0, 0),
+            resolving_checkin: None,
+            failures: FailureCounts {
+                missed: 3,
+                timeout: 0,
+                error: 0,
+            },
+            notified: true,
+        };
+        (monitor, incident)
+    }
+
+    fn probe(name: &str, down: bool, at: DateTime<Utc>) -> Alert {
+        probe_alert(
+            &ProbeChange {
+                down,
+                name: name.to_owned(),
+                url: "https://u:p@api.example.com:8443/health?key=s3cret#x".to_owned(),
+                status_code: Some(if down { 503 } else { 200 }),
+                error: None,
+                since: Some(t(0, 0)),
+            },
+            &links(),
+            at,
+        )
+    }
+
+    #[test]
+    fn monitor_failed_is_exactly_the_contract_json() {
+        let (monitor, incident) = monitor();
+        let effect = Effect::IncidentOpened {
+            incident,
+            notify: true,
+        };
+        let alert = monitor_alert(&effect, &monitor, &links(), t(5, 0)).unwrap();
+        let want = json!({
+            "kind": "monitor.failed",
+            "severity": "critical",
+            "title": "Monitor nightly-backup (production) is failing",
+            "message": "3 missed check-ins detected. Failing since 2026-05-01 03:00:00 UTC; \
+                        last successful check-in 2026-04-30 03:00:12 UTC. Project 1.",
+            "source": "monitor",
+            "project": 1,
+            "environment": "production",
+            "timestamp": "2026-05-01T03:05:00Z",
+            "url": "http://127.0.0.1:8470/monitors/1/nightly-backup?environment=production",
+            "monitor": {
+                "id": "1/nightly-backup/production",
+                "slug": "nightly-backup",
+                "name": "nightly-backup",
+                "environment": "production",
+                "status": "error",
+                "reason": "missed_checkin",
+                "config": {
+                    "schedule": {"type": "crontab", "value": "0 3 * * *"},
+                    "timezone": "UTC",
+                    "checkin_margin_s": 60.0,
+                    "max_runtime_s": 1800.0,
+                    "failure_issue_threshold": 1,
+                    "recovery_threshold": 1
+                },
+                "last_ok": "2026-04-30T03:00:12Z"
+            }
+        });
+        let got = serde_json::to_value(&alert).unwrap();
+        assert_eq!(got, want);
+        let back: Alert = serde_json::from_value(got).unwrap();
+        assert_eq!(back, alert, "round-trips through the outbox");
+    }
+
+    #[test]
+    fn monitor_recovered_and_muted_effects() {
+        let (monitor, mut incident) = monitor();
+        incident.resolved_at = Some(t(35, 0));
+        let resolved = Effect::IncidentResolved {
+            incident: incident.clone(),
+            notify: true,
+        };
+        let alert = monitor_alert(&resolved, &monitor, &links(), t(35, 0)).unwrap();
+        assert_eq!(alert.kind, AlertKind::MonitorRecovered);
+        assert_eq!(alert.severity, Severity::Info);
+        assert_eq!(
+            alert.message,
+            "Back to ok after 35m of failure (since 2026-05-01 03:00:00 UTC: \
+             3 missed check-ins detected). Project 1."
+        );
+        let Subject::Monitor(subject) = &alert.subject else {
+            panic!("monitor subject")
+        };
+        assert_eq!(subject.status, MonitorStatus::Ok);
+        let muted = Effect::IncidentOpened {
+            incident,
+            notify: false,
+        };
+        assert_eq!(monitor_alert(&muted, &monitor, &links(), t(5, 0)), None);
+    }
+
+    #[test]
+    fn issue_and_probe_alerts_have_their_subjects() {
+        let issue = Issue {
+            id: "0123456789abcdef0123456789abcdef".to_owned(),
+            project: 7,
+            fingerprint: vec![],
+            title: "KeyError: 'missing'".to_owned(),
+            culprit: Some("process in job".to_owned()),
+            level: Level::Error,
+            status: IssueStatus::Unresolved,
+            first_seen: t(0, 0),
+            last_seen: t(0, 0),
+            count: 1,
+            environment: "staging".to_owned(),
+            release: Some("job@1.2".to_owned()),
+            resolved_at: None,
+            spikes: Default::default(),
+        };
+        let alert = issue_alert(&IssueEffect::FirstSeen, &issue, &links(), t(0, 0));
+        let json = serde_json::to_value(&alert).unwrap();
+        assert_eq!(json["kind"], "issue.first_seen");
+        assert_eq!(json["severity"], "warning");
+        assert_eq!(json["source"], "issue");
+        assert_eq!(json["environment"], "staging");
+        assert_eq!(
+            json["issue"],
+            json!({"id": issue.id, "title": "KeyError: 'missing'", "culprit": "process in job",
+                   "count": 1, "first_seen": "2026-05-01T03:00:00Z"})
+        );
+        assert_eq!(
+            alert.message,
+            "First seen 2026-05-01 03:00:00 UTC in process in job, environment staging, \
+             release job@1.2 (1 event)."
+        );
+        let spike = IssueEffect::Spike {
+            rule: "spike".to_owned(),
+            count: 11,
+            threshold: 10,
+            window: Duration::from_secs(3600),
+        };
+        let alert = issue_alert(&spike, &issue, &links(), t(1, 0));
+        assert_eq!(alert.title, "Spike: KeyError: 'missing'");
+        assert!(
+            alert
+                .message
+                .starts_with("11 events in the last 1h (more than 10)")
+        );
+
+        let json = serde_json::to_value(probe("api", true, t(1, 0))).unwrap();
+        assert_eq!(json["project"], Value::Null);
+        assert_eq!(json["environment"], Value::Null);
+        assert_eq!(
+            json["probe"],
+            json!({"name": "api", "url": "https://api.example.com:8443/health",
+                   "status_code": 503, "error": null}),
+            "credentials, query and fragment never reach an alert"
+        );
+        assert_eq!(json["url"], "http://127.0.0.1:8470/probes/api");
+    }
+
+    #[test]
+    fn routes_by_rule_and_kind() {
+        let rule = |name: &str, on: &[AlertKind], channels: &[&str]| Rule {
+            name: name.to_owned(),
+            on: on.to_vec(),
+            channels: channels.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let rules = vec![
+            rule(
+                "jobs",
+                &[AlertKind::MonitorFailed, AlertKind::ProbeDown],
+                &["tg", "hook"],
+            ),
+            rule("uptime", &[AlertKind::ProbeDown], &["hook", "mail"]),
+            rule("spike-a", &[AlertKind::IssueSpike], &["tg"]),
+            rule("spike-b", &[AlertKind::IssueSpike], &["mail"]),
+        ];
+        let mut spike = probe("x", true, t(0, 0));
+        spike.kind = AlertKind::IssueSpike;
+        let up = probe("x", false, t(0, 0));
+        let down = probe("x", true, t(0, 0));
+        let check =
+            |rules: &[Rule], alert: &Alert, spike_rule: Option<&str>, want: &[(&str, &str)]| {
+                let got: Vec<(String, String)> = route(rules, alert, spike_rule)
+                    .into_iter()
+                    .map(|r| (r.rule, r.channel))
+                    .collect();
+                let want: Vec<(String, String)> = want
+                    .iter()
+                    .map(|(r, c)| ((*r).to_owned(), (*c).to_owned()))
+                    .collect();
+                assert_eq!(got, want, "{} via {spike_rule:?}", alert.kind);
+            };
+        check(
+            &rules,
+            &down,
+            None,
+            &[("jobs", "tg"), ("jobs", "hook"), ("uptime", "mail")],
+        );
+        check(&rules, &up, None, &[]);
+        check(&rules, &spike, Some("spike-b"), &[("spike-b", "mail")]);
+        check(&[], &up, None, &[("default", "log")]);
+    }
+
+    /// One step of a dedup scenario: (outbox seq, down?, time in s, expected verdict); a
+    /// `Send` is then recorded as delivered.
+    type Step = (u64, bool, u32, Verdict);
+
+    fn dedup(steps: &[Step]) {
+        let mut deduper = Deduper::new(Duration::from_secs(300));
+        for (i, &(seq, down, secs, want)) in steps.iter().enumerate() {
+            let now = t(0, 0) + TimeDelta::seconds(i64::from(secs));
+            let alert = probe("api", down, now);
+            let got = deduper.check("r", &alert, seq, now);
+            assert_eq!(got, want, "step {i}: seq {seq} down={down} at {secs}s");
+            if let Verdict::Send { .. } = got {
+                deduper.sent("r", &alert, now);
+            }
+            deduper.prune(now);
+        }
+    }
+
+    #[test]
+    fn dedup_suppresses_repeats_and_counts_them() {
+        dedup(&[
+            (1, true, 0, Verdict::Send { suppressed: 0 }),
+            (2, true, 10, Verdict::Suppress),
+            (3, true, 20, Verdict::Suppress),
+            (4, true, 300, Verdict::Send { suppressed: 2 }),
+            (5, true, 700, Verdict::Send { suppressed: 0 }),
+        ]);
+    }
+
+    #[test]
+    fn dedup_never_hides_the_current_state_of_a_flapping_subject() {
+        let until = |secs: i64| Verdict::Defer {
+            until: t(0, 0) + TimeDelta::seconds(secs),
+        };
+        // down, up, down within the window: the second down waits for the window, then goes.
+        dedup(&[
+            (1, true, 0, Verdict::Send { suppressed: 0 }),
+            (2, false, 5, Verdict::Send { suppressed: 0 }),
+            (3, true, 10, until(300)),
+            (3, true, 300, Verdict::Send { suppressed: 0 }),
+        ]);
+        // down, up, down, up: the deferred down is superseded by the newer up, which repeats
+        // what the person last heard.
+        dedup(&[
+            (1, true, 0, Verdict::Send { suppressed: 0 }),
+            (2, false, 5, Verdict::Send { suppressed: 0 }),
+            (3, true, 10, until(300)),
+            (4, false, 15, Verdict::Suppress),
+            (3, true, 300, Verdict::Supersede),
+            (5, true, 400, Verdict::Send { suppressed: 1 }),
+        ]);
+        // A zero window disables dedup.
+        let mut off = Deduper::new(Duration::ZERO);
+        let alert = probe("api", true, t(0, 0));
+        off.sent("r", &alert, t(0, 0));
+        assert_eq!(
+            off.check("r", &alert, 2, t(0, 0)),
+            Verdict::Send { suppressed: 0 }
+        );
+    }
+
+    #[test]
+    fn dedup_keys_are_per_rule_and_subject() {
+        let mut deduper = Deduper::new(Duration::from_secs(300));
+        let a = probe("a", true, t(0, 0));
+        let b = probe("b", true, t(0, 0));
+        deduper.sent("r", &a, t(0, 0));
+        assert_eq!(deduper.check("r", &a, 2, t(0, 1)), Verdict::Suppress);
+        assert_eq!(
+            deduper.check("r", &b, 3, t(0, 1)),
+            Verdict::Send { suppressed: 0 }
+        );
+        assert_eq!(
+            deduper.check("other", &a, 4, t(0, 1)),
+            Verdict::Send { suppressed: 0 }
+        );
+        let mut noted = a.clone();
+        noted.note_suppressed(2, Duration::from_secs(300));
+        assert!(
+            noted.message.ends_with(
+                "\n(2 repeats of this alert were suppressed within the 5m dedup window.)"
+            )
+        );
+    }
+
+    #[test]
+    fn digest_lists_each_subject_with_its_latest_state() {
+        let payloads: Vec<Payload> = vec![
+            Payload::Alert(probe("a", true, t(0, 0))),
+            Payload::Alert(probe("b", true, t(0, 1))),
+            Payload::Alert(probe("a", false, t(0, 2))),
+            Payload::Alert(probe("a", true, t(0, 3))),
+        ];
+        let digest = Digest::collect(&payloads).unwrap();
+        assert_eq!(digest.total, 4);
+        assert_eq!((digest.since, digest.until), (t(0, 0), t(0, 3)));
+        let lines: Vec<String> = digest.entries.iter().map(DigestEntry::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "Probe a is down — probe.down → probe.up → probe.down (3 alerts)",
+                "Probe b is down",
+            ]
+        );
+        assert_eq!(digest.severity(), Severity::Critical);
+        assert_eq!(
+            digest.headline(),
+            "4 alerts about 2 subjects (2 critical now) since 2026-05-01 03:00:00 UTC"
+        );
+        // A digest absorbs an earlier digest plus new alerts.
+        let more = [
+            Payload::Digest(digest),
+            Payload::Alert(probe("b", false, t(0, 9))),
+        ];
+        let merged = Digest::collect(&more).unwrap();
+        assert_eq!(merged.total, 5);
+        assert_eq!(
+            merged.entries[1].line(),
+            "Probe b is up — probe.down → probe.up (2 alerts)"
+        );
+        assert_eq!(Digest::collect(&[]), None);
+    }
+
+    #[test]
+    fn human_durations() {
+        let cases = [
+            (0, "0ms"),
+            (42, "42s"),
+            (60, "1m"),
+            (3_900, "1h 5m"),
+            (3_605, "1h"),
+            (90_061, "1d 1h"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(Duration::from_secs(secs)), want);
+        }
+        assert_eq!(redact_url("http://h/p"), "http://h/p");
+        let key = MonitorKey {
+            project: 2,
+            slug: "a".into(),
+            environment: "st age/x".into(),
+        };
+        assert_eq!(
+            links().monitor(&key),
+            "http://127.0.0.1:8470/monitors/2/a?environment=st%20age%2Fx"
+        );
+    }
+}

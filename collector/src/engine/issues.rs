@@ -15,7 +15,7 @@
 //!    `{{ logger }}` to those fields); other entries are taken literally.
 //! 2. **Stack**: when any exception of the chain has in-app frames, for every exception: its
 //!    type (unless `mechanism.synthetic`) and its innermost [`STACK_DEPTH`] in-app frames, each
-//!    as `module-or-filename | function`. Line numbers, columns, absolute paths, addresses and
+//!    as `module-or-filename | function` (or the path-qualified function alone, in Rust). Line numbers, columns, absolute paths, addresses and
 //!    the exception value are left out, so a new release (lines moved) or another thread is the
 //!    same issue. Function names are normalized: Rust symbol hashes (`::h0123…`) and closure
 //!    markers (`{{closure}}`, `{closure#0}`) are dropped and repeated frames (recursion, a
@@ -438,24 +438,29 @@ fn app_frames(exception: &Exception) -> impl DoubleEndedIterator<Item = &Frame> 
         .filter(|f| f.in_app == Some(true))
 }
 
-/// `module-or-filename|function`, without anything that changes between builds.
+/// `module-or-filename|function`, without anything that changes between builds. A
+/// path-qualified function (`app::jobs::run`, Rust) names its module already and stands alone:
+/// SDKs disagree on the `module` of closures and trait impls.
 fn frame_label(frame: &Frame) -> String {
-    let function = frame.function.as_deref().map(normalize_function);
+    let function = frame
+        .function
+        .as_deref()
+        .map(normalize_function)
+        .unwrap_or_default();
+    if function.contains("::") {
+        return function;
+    }
     let location = frame
         .module
         .as_deref()
-        .map(|m| m.trim_end_matches("::{{closure}}").to_owned())
         .or_else(|| {
             frame
                 .filename
                 .as_deref()
-                .map(|f| f.trim_start_matches("./").to_owned())
-        });
-    format!(
-        "{}|{}",
-        location.unwrap_or_default(),
-        function.unwrap_or_default()
-    )
+                .map(|f| f.trim_start_matches("./"))
+        })
+        .unwrap_or_default();
+    format!("{location}|{function}")
 }
 
 /// Drops the Rust symbol hash and closure markers: `app::run::{{closure}}::h0123456789abcdef`
@@ -637,7 +642,10 @@ mod tests {
             ("bad pointer 0xdeadBEEF", "bad pointer <hex>"),
             ("sha 3f2a9c0b1d", "sha <hex>"),
             ("KeyError: 'missing'", "KeyError: 'missing'"),
-            ("deadbeef is a word, v2 stays", "deadbeef is a word, v2 stays"),
+            (
+                "deadbeef is a word, v2 stays",
+                "deadbeef is a word, v2 stays",
+            ),
             ("čas 10:30 ✓", "čas <int>:<int> ✓"),
         ];
         for (input, want) in cases {

@@ -29,6 +29,7 @@ mod ids;
 mod incident;
 pub mod issues;
 mod model;
+pub mod probes;
 mod schedule;
 mod sweep;
 mod validate;

@@ -17,12 +17,15 @@
 //! | `events`      | project u64 BE ++ received ++ event id       | raw event payload (bytes)    |
 //! | `ping_logs`   | monitor key ++ received ++ id                | [`LogEntry`]                 |
 //! | `upstream`    | sled-generated id u64 BE                     | raw envelope to relay (bytes)|
+//! | `probes`      | probe name                                   | `engine::probes::ProbeState` |
+//! | `probe_results` | name len u16 BE ++ name ++ ring slot u32 BE | `engine::probes::ProbeResult` |
 //!
 //! Every state change goes through [`Store::commit`], one multi-tree transaction, and is
 //! acknowledged only after [`Store::wait_durable`] (group commit, see `durability.rs`).
 
 mod durability;
 mod keys;
+mod probes;
 mod upstream;
 
 use std::path::{Path, PathBuf};
@@ -131,6 +134,10 @@ pub struct OutboxRecord {
     pub created: DateTime<Utc>,
     /// The effect.
     pub effect: Effect,
+    /// For a probe's effect: what its `probe.down` / `probe.up` alert says (the probe's state
+    /// moves on, so it is kept here). `None` for monitor effects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::engine::probes::ProbeNotice>,
 }
 
 /// Everything one input changes, written in one transaction.
@@ -186,6 +193,8 @@ struct Trees {
     events: sled::Tree,
     ping_logs: sled::Tree,
     upstream: sled::Tree,
+    probes: sled::Tree,
+    probe_results: sled::Tree,
 }
 
 struct Inner {
@@ -230,6 +239,8 @@ impl Store {
             events: open("events")?,
             ping_logs: open("ping_logs")?,
             upstream: open("upstream")?,
+            probes: open("probes")?,
+            probe_results: open("probe_results")?,
         };
         match trees.meta.get(SCHEMA_KEY)? {
             None => {
@@ -495,6 +506,7 @@ impl Store {
                 encode(&OutboxRecord {
                     created: now,
                     effect: effect.clone(),
+                    probe: None,
                 })
             })
             .collect();

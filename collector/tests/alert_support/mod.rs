@@ -24,8 +24,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::time::Instant;
 use watchpost_collector::alert::{
-    DeliveryState, NewDelivery, Outbox, OutboxEntry, OutboxError,
+    Backoff, Channel, ChannelOptions, DeliveryState, DispatchHandle, DispatchOptions, Dispatcher,
+    NewDelivery, Outbox, OutboxEntry, OutboxError, http_client,
 };
+use watchpost_collector::config::{self, ChannelKind};
 use watchpost_collector::engine::alerting::{self, Alert, Links, Payload, ProbeChange};
 use watchpost_collector::engine::{
     Effect, FailureCounts, Incident, IncidentKind, IncidentReason, MonitorConfig, MonitorEnv,
@@ -53,7 +55,9 @@ impl MemoryOutbox {
         let mut state = self.state.lock();
         state.0 += 1;
         let id = state.0;
-        state.1.insert(id, OutboxEntry::new(id, delivery, Utc::now()));
+        state
+            .1
+            .insert(id, OutboxEntry::new(id, delivery, Utc::now()));
         id
     }
 
@@ -167,7 +171,9 @@ impl Fake {
         addr: SocketAddr,
         respond: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static,
     ) -> Fake {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind fake");
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = FakeState {
@@ -237,7 +243,7 @@ async fn record(
 }
 
 /// `200` with a JSON body.
-pub fn ok_json(body: Value) -> Answer {
+pub fn ok_json(body: &Value) -> Answer {
     (
         StatusCode::OK,
         vec![("content-type", "application/json".to_owned())],
@@ -247,19 +253,25 @@ pub fn ok_json(body: Value) -> Answer {
 
 /// A status with a plain body.
 pub fn status(code: u16, body: &str) -> Answer {
-    (StatusCode::from_u16(code).unwrap(), Vec::new(), body.to_owned())
+    (
+        StatusCode::from_u16(code).unwrap(),
+        Vec::new(),
+        body.to_owned(),
+    )
 }
 
-/// A real SMTP server: `aiosmtpd` from the test venv, writing each message it receives to a
-/// file in `dir`, with LOGIN/PLAIN auth accepting `user` / `secret` over plain text.
+/// A real SMTP server: `aiosmtpd` from the test venv, requiring LOGIN/PLAIN auth as `user` /
+/// `secret` (over plain text: loopback), writing each message it receives, parsed by Python's
+/// `email` package, as a JSON file in `dir`.
 pub struct Smtp {
     child: Child,
-    /// Where messages land, one `*.eml` per message.
+    /// Where messages land, one `*.json` per message.
     pub dir: PathBuf,
 }
 
 const SMTP_SERVER: &str = r#"
-import asyncio, os, sys, time
+import email, json, os, sys, time
+from email import policy
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
@@ -267,18 +279,22 @@ host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 class Handler:
     async def handle_DATA(self, server, session, envelope):
-        name = os.path.join(out, "%d-%d.eml" % (time.time_ns(), os.getpid()))
-        with open(name + ".tmp", "wb") as f:
-            f.write(b"X-Envelope-From: " + envelope.mail_from.encode() + b"\r\n")
-            f.write(b"X-Envelope-To: " + ",".join(envelope.rcpt_tos).encode() + b"\r\n")
-            f.write(b"X-Auth-Login: " + (session.login_data or b"") + b"\r\n")
-            f.write(envelope.original_content or envelope.content)
+        msg = email.message_from_bytes(envelope.original_content or envelope.content,
+                                       policy=policy.default)
+        parts = [{"type": p.get_content_type(), "content": p.get_content()}
+                 for p in msg.walk() if not p.is_multipart()]
+        data = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                "authenticated": bool(session.authenticated),
+                "subject": str(msg["subject"]), "from": str(msg["from"]), "to": str(msg["to"]),
+                "content_type": msg.get_content_type(), "parts": parts}
+        name = os.path.join(out, "%020d.json" % time.time_ns())
+        with open(name + ".tmp", "w") as f:
+            json.dump(data, f)
         os.rename(name + ".tmp", name)
         return "250 Message accepted"
 
 def check(server, session, envelope, mechanism, auth_data):
-    ok = auth_data.login == b"user" and auth_data.password == b"secret"
-    return AuthResult(success=ok)
+    return AuthResult(success=auth_data.login == b"user" and auth_data.password == b"secret")
 
 controller = Controller(Handler(), hostname=host, port=port, authenticator=check,
                         auth_required=True, auth_require_tls=False)
@@ -291,7 +307,8 @@ finally:
 "#;
 
 impl Smtp {
-    /// Starts it on `addr` and waits until it accepts connections.
+    /// Starts it on `addr` and waits until it accepts connections. Blocks: call it from
+    /// `spawn_blocking`.
     pub fn start(addr: SocketAddr, dir: &Path) -> Smtp {
         use std::io::BufRead as _;
         let mut child = Command::new(python::python())
@@ -318,16 +335,19 @@ impl Smtp {
     }
 
     /// The messages received so far, oldest first.
-    pub fn messages(&self) -> Vec<String> {
+    pub fn messages(&self) -> Vec<Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .expect("read dir")
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
         files.sort();
         files
             .iter()
-            .map(|p| std::fs::read_to_string(p).expect("read message"))
+            .map(|p| {
+                let text = std::fs::read_to_string(p).expect("read message");
+                serde_json::from_str(&text).expect("message JSON")
+            })
             .collect()
     }
 }
@@ -412,4 +432,82 @@ pub fn probe_alert(name: &str, down: bool) -> Alert {
         &links(),
         t(3, 1, 0),
     )
+}
+
+/// Dispatcher settings for tests: short backoffs, paces and polls, dedup off (tests that want
+/// it set a window).
+pub fn fast_options() -> DispatchOptions {
+    DispatchOptions {
+        backoff: Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(100),
+        },
+        dedup_window: Duration::ZERO,
+        batch: 1000,
+        digest_backlog: None,
+        give_up_after: None,
+        poll: Duration::from_millis(50),
+        channels: ChannelOptions {
+            timeout: Duration::from_secs(2),
+            telegram_chat_interval: Duration::from_millis(100),
+            telegram_group_limit: (20, Duration::from_secs(60)),
+            slack_interval: Duration::from_millis(100),
+            email_interval: Duration::from_millis(10),
+            alertmanager_resend: Duration::from_millis(150),
+            alertmanager_resolved_for: Duration::from_secs(1),
+            alertmanager_event_ttl: Duration::from_secs(3600),
+        },
+    }
+}
+
+/// A channel built the way the service builds it: from a `[[channels]]` entry.
+pub fn channel(name: &str, kind: ChannelKind, options: &DispatchOptions) -> Channel {
+    let client = http_client(&options.channels).expect("client");
+    let config = config::Channel {
+        name: name.to_owned(),
+        kind,
+    };
+    Channel::from_config(&config, &client, &options.channels).expect("channel")
+}
+
+/// A running dispatcher.
+pub struct Running {
+    /// Wakes its workers.
+    pub handle: DispatchHandle,
+    /// Its channels.
+    pub channels: Vec<Arc<Channel>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a dispatcher over `outbox`.
+pub fn run(
+    outbox: &Arc<MemoryOutbox>,
+    channels: Vec<Channel>,
+    options: DispatchOptions,
+) -> Running {
+    let outbox: Arc<dyn Outbox> = Arc::clone(outbox) as Arc<dyn Outbox>;
+    let dispatcher = Dispatcher::new(outbox, channels, options);
+    let handle = dispatcher.handle();
+    let channels = dispatcher.channels().to_vec();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(dispatcher.run(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        handle,
+        channels,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Running {
+    /// Stops it and waits for its workers.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.expect("dispatcher task");
+    }
 }

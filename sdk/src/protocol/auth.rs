@@ -114,7 +114,10 @@ mod tests {
     #[test]
     fn rejects_without_key_or_scheme() {
         assert_eq!(Auth::parse("Bearer abc"), Err(AuthError::Scheme));
-        assert_eq!(Auth::parse("Sentry sentry_version=7"), Err(AuthError::NoKey));
+        assert_eq!(
+            Auth::parse("Sentry sentry_version=7"),
+            Err(AuthError::NoKey)
+        );
         assert_eq!(Auth::parse("Sentry sentry_key="), Err(AuthError::NoKey));
     }
 }

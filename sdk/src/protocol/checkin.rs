@@ -187,9 +187,15 @@ mod tests {
         let config = c.monitor_config.unwrap();
         assert_eq!(
             config.schedule,
-            MonitorSchedule::Interval { value: 10, unit: IntervalUnit::Second }
+            MonitorSchedule::Interval {
+                value: 10,
+                unit: IntervalUnit::Second
+            }
         );
-        assert_eq!(config.checkin_margin, Some(DurationSpec::Text("90s".into())));
+        assert_eq!(
+            config.checkin_margin,
+            Some(DurationSpec::Text("90s".into()))
+        );
         assert_eq!(config.max_runtime, Some(DurationSpec::Minutes(1.5)));
     }
 
@@ -214,9 +220,11 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids_with_a_reason() {
-        let err = serde_json::from_str::<CheckIn>(r#"{"check_in_id":"xyz","monitor_slug":"m","status":"ok"}"#)
-            .unwrap_err()
-            .to_string();
+        let err = serde_json::from_str::<CheckIn>(
+            r#"{"check_in_id":"xyz","monitor_slug":"m","status":"ok"}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("invalid UUID `xyz`"), "{err}");
     }
 }

@@ -173,10 +173,22 @@ mod tests {
     #[test]
     fn parses_the_usual_forms() {
         let cases = [
-            ("http://abc@127.0.0.1:8470/1", "http://127.0.0.1:8470/api/1/envelope/"),
-            ("https://abc@o1.ingest.sentry.io/42", "https://o1.ingest.sentry.io/api/42/envelope/"),
-            ("https://abc:secret@host/prefix/sub/7", "https://host/prefix/sub/api/7/envelope/"),
-            ("http://abc@[::1]:9000/3/", "http://[::1]:9000/api/3/envelope/"),
+            (
+                "http://abc@127.0.0.1:8470/1",
+                "http://127.0.0.1:8470/api/1/envelope/",
+            ),
+            (
+                "https://abc@o1.ingest.sentry.io/42",
+                "https://o1.ingest.sentry.io/api/42/envelope/",
+            ),
+            (
+                "https://abc:secret@host/prefix/sub/7",
+                "https://host/prefix/sub/api/7/envelope/",
+            ),
+            (
+                "http://abc@[::1]:9000/3/",
+                "http://[::1]:9000/api/3/envelope/",
+            ),
         ];
         for (dsn, url) in cases {
             let parsed: Dsn = dsn.parse().unwrap_or_else(|e| panic!("{dsn}: {e}"));
@@ -207,6 +219,9 @@ mod tests {
     fn debug_hides_keys() {
         let dsn: Dsn = "https://publickey:secret@host/1".parse().unwrap();
         let shown = format!("{dsn:?}");
-        assert!(!shown.contains("publickey") && !shown.contains("secret"), "{shown}");
+        assert!(
+            !shown.contains("publickey") && !shown.contains("secret"),
+            "{shown}"
+        );
     }
 }

@@ -68,7 +68,9 @@ pub enum EnvelopeError {
         reason: String,
     },
     /// `length` points past the end of the body.
-    #[error("item {index}: `length` {length} runs past the end of the envelope ({available} bytes left)")]
+    #[error(
+        "item {index}: `length` {length} runs past the end of the envelope ({available} bytes left)"
+    )]
     Length {
         /// Zero-based item position.
         index: usize,
@@ -152,9 +154,14 @@ impl Envelope {
     /// Writes the envelope, every item with an explicit `length`.
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            64 + self.items.iter().map(|i| i.payload.len() + 64).sum::<usize>(),
+            64 + self
+                .items
+                .iter()
+                .map(|i| i.payload.len() + 64)
+                .sum::<usize>(),
         );
-        self.write_to(&mut out).expect("writing to a Vec never fails");
+        self.write_to(&mut out)
+            .expect("writing to a Vec never fails");
         out
     }
 
@@ -300,7 +307,9 @@ pub fn gzip_encode(data: &[u8]) -> Vec<u8> {
         Vec::with_capacity(data.len() / 2 + 32),
         flate2::Compression::fast(),
     );
-    encoder.write_all(data).expect("writing to a Vec never fails");
+    encoder
+        .write_all(data)
+        .expect("writing to a Vec never fails");
     encoder.finish().expect("writing to a Vec never fails")
 }
 
@@ -317,7 +326,8 @@ mod tests {
         assert_eq!(env.items[1].ty(), "event");
         assert_eq!(env.items[1].payload, b"{\"b\":2}");
 
-        let no_final_newline = b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\"}\n{\"type\":\"event\"}\n{}";
+        let no_final_newline =
+            b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\"}\n{\"type\":\"event\"}\n{}";
         let env = Envelope::parse(no_final_newline).unwrap();
         assert_eq!(env.items[0].payload, b"{}");
         assert!(env.headers.contains_key("event_id"));
@@ -332,12 +342,21 @@ mod tests {
             (b"", "empty envelope"),
             (b"not json\n", "envelope header is not a JSON object"),
             (b"{}\n{\"length\":2}\nab\n", "item 0: header"),
-            (b"{}\n{\"type\":\"event\",\"length\":50}\nab\n", "runs past the end"),
-            (b"{}\n{\"type\":\"event\",\"length\":1}\nab\n", "expected a newline"),
+            (
+                b"{}\n{\"type\":\"event\",\"length\":50}\nab\n",
+                "runs past the end",
+            ),
+            (
+                b"{}\n{\"type\":\"event\",\"length\":1}\nab\n",
+                "expected a newline",
+            ),
         ];
         for (body, expected) in cases {
             let err = Envelope::parse(body).unwrap_err().to_string();
-            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} should contain {expected:?}"
+            );
         }
     }
 
@@ -345,7 +364,8 @@ mod tests {
     fn writes_what_it_parses() {
         let mut env = Envelope::new();
         env.add_json_item("check_in", &serde_json::json!({"monitor_slug": "x"}));
-        env.items.push(Item::new("attachment", b"line1\nline2".to_vec()));
+        env.items
+            .push(Item::new("attachment", b"line1\nline2".to_vec()));
         let bytes = env.to_vec();
         let parsed = Envelope::parse(&bytes).unwrap();
         assert_eq!(parsed.items.len(), 2);
@@ -357,17 +377,27 @@ mod tests {
     fn decodes_gzip_and_deflate_within_a_bound() {
         let data = b"{}\n{\"type\":\"event\"}\n{}\n".repeat(10);
         let gz = gzip_encode(&data);
-        assert_eq!(decode_body(&gz, ContentEncoding::Gzip, 1 << 20).unwrap(), data);
+        assert_eq!(
+            decode_body(&gz, ContentEncoding::Gzip, 1 << 20).unwrap(),
+            data
+        );
 
         let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         zlib.write_all(&data).unwrap();
         let zlib = zlib.finish().unwrap();
-        assert_eq!(decode_body(&zlib, ContentEncoding::Deflate, 1 << 20).unwrap(), data);
+        assert_eq!(
+            decode_body(&zlib, ContentEncoding::Deflate, 1 << 20).unwrap(),
+            data
+        );
 
-        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         raw.write_all(&data).unwrap();
         let raw = raw.finish().unwrap();
-        assert_eq!(decode_body(&raw, ContentEncoding::Deflate, 1 << 20).unwrap(), data);
+        assert_eq!(
+            decode_body(&raw, ContentEncoding::Deflate, 1 << 20).unwrap(),
+            data
+        );
 
         let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         bomb.write_all(&vec![0u8; 50 << 20]).unwrap();

@@ -237,7 +237,9 @@ impl<'de> Deserialize<'de> for Timestamp {
         use serde::de::Error;
         match Value::deserialize(d)? {
             Value::Number(n) => {
-                let secs = n.as_f64().ok_or_else(|| D::Error::custom("timestamp out of range"))?;
+                let secs = n
+                    .as_f64()
+                    .ok_or_else(|| D::Error::custom("timestamp out of range"))?;
                 let nanos = (secs.fract() * 1e9).round() as u32;
                 Utc.timestamp_opt(secs.trunc() as i64, nanos.min(999_999_999))
                     .single()
@@ -251,7 +253,9 @@ impl<'de> Deserialize<'de> for Timestamp {
                     chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f")
                         .map(|t| Timestamp(t.and_utc()))
                 })
-                .map_err(|_| D::Error::custom(format!("invalid timestamp `{s}`: expected RFC 3339"))),
+                .map_err(|_| {
+                    D::Error::custom(format!("invalid timestamp `{s}`: expected RFC 3339"))
+                }),
             other => Err(D::Error::custom(format!(
                 "invalid timestamp {other}: expected RFC 3339 or seconds since the epoch"
             ))),
@@ -288,11 +292,14 @@ impl Event {
         fn entry_text(e: &LogEntry) -> Option<&str> {
             e.formatted.as_deref().or(e.message.as_deref())
         }
-        self.logentry.as_ref().and_then(entry_text).or(match &self.message {
-            Some(Message::Text(t)) => Some(t.as_str()),
-            Some(Message::Entry(e)) => entry_text(e),
-            None => None,
-        })
+        self.logentry
+            .as_ref()
+            .and_then(entry_text)
+            .or(match &self.message {
+                Some(Message::Text(t)) => Some(t.as_str()),
+                Some(Message::Entry(e)) => entry_text(e),
+                None => None,
+            })
     }
 
     /// The exceptions, oldest cause first; empty when there are none.

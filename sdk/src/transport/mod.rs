@@ -10,9 +10,16 @@
 //! async `reqwest::Client` (as sentry-rust's `tokio_thread` transport does). The application's
 //! runtime, if any, is never used, so a panicking or blocked app runtime cannot stall reports, and
 //! the thread exists whether or not the app is async. `reqwest::blocking` would hide a second
-//! thread with its own runtime behind every client; this way there is exactly one thread, and it
-//! blocks on the std queue (with a timeout when held items wait for a rate limit to expire)
-//! between sends.
+//! thread with its own runtime behind every client; this way there is exactly one thread.
+//!
+//! # Waking up
+//!
+//! When the queue is empty the thread parks with a timeout (20 ms after activity, doubling to
+//! 1 s while idle) instead of blocking in `recv`. A receiver blocked in `recv` must be woken by
+//! the next sender with a futex syscall, on the application's thread; a parked poller costs the
+//! sender nothing, and bursts arrive already batched. The price is up to a second of latency for
+//! the first report after a quiet spell, which no monitor notices (margins are minutes), and about
+//! one wake-up per second while idle. `flush` and shutdown `unpark` the thread at once.
 //!
 //! # Batching, retries and order
 //!
@@ -37,20 +44,22 @@
 //! `flush` enqueues a marker; it is acknowledged once everything queued before it was sent,
 //! failed, or held for a rate limit.
 
+mod gzip;
 mod ratelimit;
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use self::gzip::Gzip;
 use self::ratelimit::{Category, RateLimits};
 use crate::client::Counters;
-use crate::protocol::{Auth, CheckIn, Dsn, Envelope, Event, gzip_encode};
+use crate::protocol::{Auth, CheckIn, Dsn, Envelope, Event};
 use crate::record::Task;
 
 /// Most items taken from the queue, and put in one check-in envelope, at a time.
@@ -59,6 +68,11 @@ pub(crate) const MAX_BATCH: usize = 100;
 pub(crate) const MAX_ATTEMPTS: u32 = 5;
 /// The first retry waits this long, each further one twice as long (with ±25 % jitter).
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
+/// How long the idle transport sleeps before looking at the queue again: `POLL_MIN` after
+/// activity, doubling up to `POLL_MAX` while nothing comes. So a report waits at most `POLL_MAX`
+/// before it is sent (unless flushed), and an idle process wakes about once a second.
+const POLL_MIN: Duration = Duration::from_millis(20);
+const POLL_MAX: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -83,12 +97,13 @@ pub(crate) fn is_transport_thread() -> bool {
 }
 
 /// Spawns the transport thread, which runs until it receives `Shutdown` or every sender is gone.
+/// Returns its handle, to `unpark` it when a flush or shutdown marker is queued.
 pub(crate) fn spawn(
     config: Config,
     queue: Receiver<Task>,
     counters: Arc<Counters>,
-) -> std::io::Result<()> {
-    std::thread::Builder::new()
+) -> std::io::Result<std::thread::Thread> {
+    let handle = std::thread::Builder::new()
         .name("watchpost-transport".to_owned())
         .spawn(move || {
             IS_TRANSPORT.set(true);
@@ -97,12 +112,14 @@ pub(crate) fn spawn(
                 Ok(worker) => worker.run(&queue),
                 Err(err) => {
                     if debug {
-                        eprintln!("watchpost: transport could not start, reports are dropped: {err}");
+                        eprintln!(
+                            "watchpost: transport could not start, reports are dropped: {err}"
+                        );
                     }
                 }
             }
         })?;
-    Ok(())
+    Ok(handle.thread().clone())
 }
 
 /// A converted item waiting to be sent.
@@ -145,11 +162,17 @@ struct Worker {
     limits: RateLimits,
     held: VecDeque<Pending>,
     drops_reported: u64,
+    gzip: Gzip,
+    /// Reused for every envelope: the serialized form, then the compressed body.
+    json: Vec<u8>,
+    body: Vec<u8>,
 }
 
 impl Worker {
     fn new(config: Config, counters: Arc<Counters>) -> Result<Worker, Box<dyn std::error::Error>> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let http = {
             let _entered = runtime.enter();
             reqwest::Client::builder()
@@ -170,32 +193,48 @@ impl Worker {
             limits: RateLimits::default(),
             held: VecDeque::new(),
             drops_reported: 0,
+            gzip: Gzip::new(),
+            json: Vec::new(),
+            body: Vec::new(),
         })
     }
 
     fn run(mut self, queue: &Receiver<Task>) {
+        let mut idle = POLL_MIN;
         loop {
-            let first = if self.held.is_empty() {
-                match queue.recv() {
-                    Ok(task) => Some(task),
-                    Err(_) => break,
-                }
-            } else {
-                // Wake up when the earliest limit that holds items back expires.
-                let now = Instant::now();
-                match queue.recv_timeout(self.release_time(now).saturating_duration_since(now)) {
-                    Ok(task) => Some(task),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
+            let first = match queue.try_recv() {
+                Ok(task) => Some(task),
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    // Nothing queued: sleep without registering as a waiting receiver, so that
+                    // callers' `try_send`s never have to wake us (no syscall on their side).
+                    // `flush` and shutdown unpark us; held items wake us when their limit ends.
+                    let now = Instant::now();
+                    let mut wait = idle;
+                    if !self.held.is_empty() {
+                        wait = wait.min(self.release_time(now).saturating_duration_since(now));
+                    }
+                    if !wait.is_zero() {
+                        std::thread::park_timeout(wait);
+                        idle = (idle * 2).min(POLL_MAX);
+                        continue;
+                    }
+                    None // held items are due: deliver them below
                 }
             };
+            idle = POLL_MIN;
             let mut batch = Vec::new();
             let mut control = None;
             let mut next = first;
             while let Some(task) = next {
+                if matches!(task, Task::CheckIn(_) | Task::Event(_)) {
+                    self.counters.queued.fetch_add(1, Relaxed);
+                }
                 match task {
                     Task::CheckIn(record) => {
-                        batch.push(Pending::CheckIn(record.to_check_in(&self.config.environment)));
+                        batch.push(Pending::CheckIn(
+                            record.to_check_in(&self.config.environment),
+                        ));
                     }
                     Task::Event(event) => batch.push(Pending::Event(self.enrich(event))),
                     Task::Flush(ack) => control = Some(Control::Flush(ack)),
@@ -224,17 +263,18 @@ impl Worker {
 
     fn enrich(&self, mut event: Box<Event>) -> Box<Event> {
         let config = &self.config;
-        event.environment.get_or_insert_with(|| config.environment.clone());
+        event
+            .environment
+            .get_or_insert_with(|| config.environment.clone());
         if event.release.is_none() {
             event.release.clone_from(&config.release);
         }
         if event.server_name.is_none() {
             event.server_name.clone_from(&config.server_name);
         }
-        event
-            .other
-            .entry("sdk")
-            .or_insert_with(|| json!({ "name": "watchpost", "version": env!("CARGO_PKG_VERSION") }));
+        event.other.entry("sdk").or_insert_with(
+            || json!({ "name": "watchpost", "version": env!("CARGO_PKG_VERSION") }),
+        );
         event
     }
 
@@ -278,7 +318,10 @@ impl Worker {
     fn envelope(&self, event: Option<&Event>) -> Envelope {
         let mut headers = Map::new();
         if let Some(event) = event {
-            headers.insert("event_id".into(), Value::String(event.event_id.simple().to_string()));
+            headers.insert(
+                "event_id".into(),
+                Value::String(event.event_id.simple().to_string()),
+            );
         }
         let sent_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         headers.insert("sent_at".into(), Value::String(sent_at));
@@ -297,13 +340,20 @@ impl Worker {
             self.hold(items);
             return;
         }
-        let body = gzip_encode(&envelope.to_vec());
+        self.json.clear();
+        envelope
+            .write_to(&mut self.json)
+            .expect("writing to a Vec never fails");
+        let mut body = std::mem::take(&mut self.body);
+        self.gzip.encode(&self.json, &mut body);
         let what = match category {
             Category::Monitor => "check-ins",
             Category::Error => "an event",
         };
         let count = items.len() as u64;
-        match self.post_with_retries(&body, what) {
+        let delivery = self.post_with_retries(&body, what);
+        self.body = body;
+        match delivery {
             Delivery::Sent => {
                 self.counters.sent.fetch_add(count, Relaxed);
             }

@@ -38,7 +38,9 @@ impl RateLimits {
                 self.apply_limit(limit.trim(), now);
             }
         } else if status == 429 {
-            let wait = retry_after.and_then(parse_retry_after).unwrap_or(DEFAULT_RETRY_AFTER);
+            let wait = retry_after
+                .and_then(parse_retry_after)
+                .unwrap_or(DEFAULT_RETRY_AFTER);
             extend(&mut self.all, now + wait);
         }
     }
@@ -74,7 +76,10 @@ impl RateLimits {
             Category::Monitor => self.monitor,
             Category::Error => self.error,
         };
-        [self.all, specific].into_iter().flatten().any(|until| until > now)
+        [self.all, specific]
+            .into_iter()
+            .flatten()
+            .any(|until| until > now)
     }
 
     /// When `category` stops being limited (`now` if it is not).
@@ -83,7 +88,10 @@ impl RateLimits {
             Category::Monitor => self.monitor,
             Category::Error => self.error,
         };
-        [self.all, specific].into_iter().flatten().fold(now, Instant::max)
+        [self.all, specific]
+            .into_iter()
+            .flatten()
+            .fold(now, Instant::max)
     }
 }
 
@@ -134,10 +142,28 @@ mod tests {
         check(429, None, None, Some(60), Some(60));
         check(429, Some("7"), None, Some(7), Some(7));
         check(429, Some("soon"), None, Some(60), Some(60));
-        check(429, Some("3"), Some("20:error:organization"), None, Some(20));
-        check(200, None, Some("20:monitor;transaction:key, 5::org"), Some(20), Some(5));
+        check(
+            429,
+            Some("3"),
+            Some("20:error:organization"),
+            None,
+            Some(20),
+        );
+        check(
+            200,
+            None,
+            Some("20:monitor;transaction:key, 5::org"),
+            Some(20),
+            Some(5),
+        );
         check(429, None, Some("30:transaction:key"), None, None);
-        check(429, None, Some("10:error:key, 40:error:org"), None, Some(40));
+        check(
+            429,
+            None,
+            Some("10:error:key, 40:error:org"),
+            None,
+            Some(40),
+        );
     }
 
     #[test]

@@ -6,7 +6,11 @@
 //! recorded with its arrival time, headers and body, gunzipped and parsed with
 //! `watchpost::protocol::Envelope`. Answers are scripted (`200` by default; `429` with
 //! `Retry-After`, `503`, or no answer at all until released).
-#![allow(dead_code, unreachable_pub, reason = "each test binary uses a part of the support")]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses a part of the support"
+)]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -211,7 +215,10 @@ fn serve(stream: TcpStream, shared: &Shared) {
             Reply::Stall => {
                 let mut state = shared.lock();
                 while !state.released {
-                    state = shared.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    state = shared
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
                 (200, Vec::new())
             }
@@ -250,8 +257,15 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
         let (name, value) = line.split_once(':')?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
     }
-    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut raw_body = vec![0; length];
     reader.read_exact(&mut raw_body).ok()?;
     let encoding = ContentEncoding::from_header(header("content-encoding").as_deref())

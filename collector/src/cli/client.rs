@@ -1,0 +1,186 @@
+//! HTTP for the client commands: the management API with the admin token, and one envelope to
+//! the ingest API for `checkin`. Turns every answer into JSON or a [`Failure`] carrying the
+//! exit code; the token is sent, never printed.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use watchpost::protocol::{Auth, CheckIn, Dsn, Envelope};
+
+use super::{ApiArgs, Exit};
+use crate::config::DEFAULT_DATA_DIR;
+use crate::server::ADMIN_TOKEN_FILE;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const CLIENT: &str = concat!("watchpost-cli/", env!("CARGO_PKG_VERSION"));
+
+/// A failed command: what to tell the person, and the exit code.
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub(super) exit: Exit,
+    pub(super) message: String,
+}
+
+impl Failure {
+    pub(super) fn new(exit: Exit, message: impl Into<String>) -> Failure {
+        Failure {
+            exit,
+            message: message.into(),
+        }
+    }
+}
+
+/// The management API.
+pub(super) struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    /// From `--url` and `--token`, falling back to `./watchpost-data/admin_token`.
+    pub(super) fn new(args: &ApiArgs) -> Result<Client, Failure> {
+        let token = match &args.token {
+            Some(token) => token.trim().to_owned(),
+            None => {
+                let path = std::path::Path::new(DEFAULT_DATA_DIR).join(ADMIN_TOKEN_FILE);
+                std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_owned())
+                    .map_err(|_| {
+                        Failure::new(
+                            Exit::Auth,
+                            format!(
+                                "no admin token: pass --token, set WATCHPOST_ADMIN_TOKEN, or run \
+                                 where {} exists",
+                                path.display()
+                            ),
+                        )
+                    })?
+            }
+        };
+        let base = args.url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Failure::new(
+                Exit::Usage,
+                format!("--url `{base}` must start with http:// or https://"),
+            ));
+        }
+        Ok(Client {
+            http: http_client()?,
+            base,
+            token,
+        })
+    }
+
+    pub(super) async fn get(&self, path: &str) -> Result<Value, Failure> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub(super) async fn patch(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub(super) async fn delete(&self, path: &str) -> Result<Value, Failure> {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Failure> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| unreachable(&self.base, &e))?;
+        answer(response, &format!("{method} {path}")).await
+    }
+}
+
+/// Sends one check-in envelope to the ingest API named by `dsn`.
+pub(super) async fn send_checkin(dsn: &Dsn, checkin: &CheckIn) -> Result<(), Failure> {
+    let mut envelope = Envelope::new();
+    envelope.add_json_item("check_in", checkin);
+    let url = dsn.envelope_url();
+    let response = http_client()?
+        .post(&url)
+        .header("X-Sentry-Auth", Auth::new(dsn.public_key(), CLIENT).to_string())
+        .header("Content-Type", "application/x-sentry-envelope")
+        .body(envelope.to_vec())
+        .send()
+        .await
+        .map_err(|e| unreachable(&url, &e))?;
+    answer(response, "check-in").await.map(drop)
+}
+
+fn http_client() -> Result<reqwest::Client, Failure> {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .user_agent(CLIENT)
+        .build()
+        .map_err(|e| Failure::new(Exit::Server, format!("cannot set up HTTP: {e}")))
+}
+
+fn unreachable(base: &str, error: &reqwest::Error) -> Failure {
+    let mut cause = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        cause = inner.to_string();
+        source = inner.source();
+    }
+    Failure::new(
+        Exit::Server,
+        format!("cannot reach the collector at {base}: {cause}"),
+    )
+}
+
+/// The JSON of a 2xx answer; any other status as the failure its exit code stands for, with
+/// the server's own sentence.
+async fn answer(response: reqwest::Response, what: &str) -> Result<Value, Failure> {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let said = body["error"]
+        .as_str()
+        .map_or_else(|| format!("{status}"), str::to_owned);
+    let exit = match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Exit::Auth,
+        StatusCode::NOT_FOUND => Exit::NotFound,
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => Exit::Usage,
+        _ => Exit::Server,
+    };
+    Err(Failure::new(exit, format!("{what}: {said}")))
+}
+
+/// Percent-encodes a path segment or query value (everything but unreserved characters).
+pub(super) fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(encode("nightly-backup"), "nightly-backup");
+        assert_eq!(encode("a b/c?"), "a%20b%2Fc%3F");
+    }
+}

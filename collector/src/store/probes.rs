@@ -1,0 +1,280 @@
+//! Probe state and results. A check's outcome is written in one transaction: the probe's
+//! state, its result, and — when a threshold was crossed — the incident and its outbox record,
+//! so a `probe.down` / `probe.up` reaches the dispatcher exactly when the state that caused it
+//! is stored. Stores what the engine decided; never judges a check itself.
+//!
+//! Results are a ring per probe: check number `n` goes to slot `n % keep`, replacing the oldest
+//! result in the same write, so retention is bounded by construction and needs no scan or
+//! prune pass on the hot path.
+
+use chrono::{DateTime, Utc};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::{OutboxRecord, Seq, Store, StoreError, decode, encode, incident_key, transaction_error};
+use crate::engine::Effect;
+use crate::engine::probes::{ProbeEffect, ProbeResult, ProbeState, ProbeTransition};
+
+impl Store {
+    /// One probe's state.
+    pub fn probe_state(&self, name: &str) -> Result<Option<ProbeState>, StoreError> {
+        self.trees()
+            .probes
+            .get(name.as_bytes())?
+            .map(|v| decode("probes", &v))
+            .transpose()
+    }
+
+    /// Every stored probe state, by name (including probes no longer configured).
+    pub fn probe_states(&self) -> Result<Vec<ProbeState>, StoreError> {
+        self.trees()
+            .probes
+            .iter()
+            .values()
+            .map(|v| decode("probes", &v?))
+            .collect()
+    }
+
+    /// The newest `limit` results of a probe, newest first.
+    pub fn probe_results(&self, name: &str, limit: usize) -> Result<Vec<ProbeResult>, StoreError> {
+        let mut results = self
+            .trees()
+            .probe_results
+            .scan_prefix(results_prefix(name))
+            .values()
+            .map(|v| decode::<ProbeResult>("probe_results", &v?))
+            .collect::<Result<Vec<_>, _>>()?;
+        results.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
+        results.truncate(limit);
+        Ok(results)
+    }
+
+    /// Writes one check's transition: state, result (into its ring slot of `keep`), and each
+    /// effect's incident and outbox record, in one transaction.
+    pub fn commit_probe(
+        &self,
+        transition: &ProbeTransition,
+        keep: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Seq, StoreError> {
+        let state = &transition.state;
+        let keep = keep.max(1) as u64;
+        let slot = (state.checks.saturating_sub(1) % keep) as u32;
+        let state_value = encode(state);
+        let result_key = result_key(&state.name, slot);
+        let result_value = encode(&transition.result);
+        let records = effect_records(&transition.effects, now);
+        let t = self.trees();
+        (&t.probes, &t.probe_results, &t.incidents, &t.outbox)
+            .transaction(|(tx_probes, tx_results, tx_incidents, tx_outbox)| {
+                tx_probes.insert(state.name.as_bytes(), state_value.as_slice())?;
+                tx_results.insert(result_key.as_slice(), result_value.as_slice())?;
+                for (key, incident, record) in &records {
+                    tx_incidents.insert(key.as_slice(), incident.as_slice())?;
+                    let id = tx_outbox.generate_id()?;
+                    tx_outbox.insert(&id.to_be_bytes(), record.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(transaction_error)?;
+        Ok(self.inner.group.record_write())
+    }
+
+    /// Drops result slots at or beyond `keep` (left over when `retention.probe_results`
+    /// shrank). Returns how many were removed.
+    pub fn trim_probe_results(&self, name: &str, keep: usize) -> Result<usize, StoreError> {
+        let tree = &self.trees().probe_results;
+        let prefix = results_prefix(name);
+        let first_stale = result_key(name, u32::try_from(keep).unwrap_or(u32::MAX));
+        let mut stale = Vec::new();
+        for key in tree.range(first_stale..).keys() {
+            let key = key?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            stale.push(key);
+        }
+        for key in &stale {
+            tree.remove(key)?;
+        }
+        if !stale.is_empty() {
+            self.inner.group.record_write();
+        }
+        Ok(stale.len())
+    }
+
+    /// Forgets a probe that left the config: its state and results go, and its open incident,
+    /// if `effect` resolves one, is stored resolved with its outbox record, all in one
+    /// transaction.
+    pub fn retire_probe(
+        &self,
+        name: &str,
+        effect: Option<&ProbeEffect>,
+        now: DateTime<Utc>,
+    ) -> Result<Seq, StoreError> {
+        let t = self.trees();
+        let results: Vec<_> = t
+            .probe_results
+            .scan_prefix(results_prefix(name))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        let records = effect_records(effect.map_or(&[][..], std::slice::from_ref), now);
+        (&t.probes, &t.probe_results, &t.incidents, &t.outbox)
+            .transaction(|(tx_probes, tx_results, tx_incidents, tx_outbox)| {
+                tx_probes.remove(name.as_bytes())?;
+                for key in &results {
+                    tx_results.remove(key)?;
+                }
+                for (key, incident, record) in &records {
+                    tx_incidents.insert(key.as_slice(), incident.as_slice())?;
+                    let id = tx_outbox.generate_id()?;
+                    tx_outbox.insert(&id.to_be_bytes(), record.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(transaction_error)?;
+        Ok(self.inner.group.record_write())
+    }
+}
+
+/// For each effect: the incident's key and value and the outbox record (effect + notice).
+fn effect_records(effects: &[ProbeEffect], now: DateTime<Utc>) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    effects
+        .iter()
+        .map(|ProbeEffect { effect, notice }| {
+            let (Effect::IncidentOpened { incident, .. } | Effect::IncidentResolved { incident, .. }) =
+                effect;
+            let record = OutboxRecord {
+                created: now,
+                effect: effect.clone(),
+                probe: Some(notice.clone()),
+            };
+            (incident_key(incident), encode(incident), encode(&record))
+        })
+        .collect()
+}
+
+/// `len (u16 BE) ++ name`: a probe's results, never spilling into a longer name's.
+fn results_prefix(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + name.len() + 4);
+    // Names are at most 100 characters (config), so at most 400 bytes.
+    key.extend_from_slice(&u16::try_from(name.len()).unwrap_or(u16::MAX).to_be_bytes());
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// `results_prefix ++ slot (u32 BE)`.
+fn result_key(name: &str, slot: u32) -> Vec<u8> {
+    let mut key = results_prefix(name);
+    key.extend_from_slice(&slot.to_be_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeDelta;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::engine::IncidentKind;
+    use crate::engine::probes::{
+        Check, Expectation, Observation, ProbeRules, ProbeStatus, record_check, retire,
+    };
+
+    fn rules() -> ProbeRules {
+        ProbeRules {
+            url: "http://127.0.0.1:1/health".to_owned(),
+            failure_threshold: 2,
+            success_threshold: 1,
+            expect: Expectation::status(200),
+        }
+    }
+
+    /// Feeds `statuses` (one check per second) to probe `name`, committing each transition.
+    fn run(store: &Store, name: &str, statuses: &[u16], keep: usize) -> ProbeState {
+        let start = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
+        let mut state = store
+            .probe_state(name)
+            .unwrap()
+            .unwrap_or_else(|| ProbeState::new(name));
+        for &status in statuses {
+            let at = start + TimeDelta::seconds(state.checks as i64);
+            let check = Check {
+                id: Uuid::new_v4(),
+                started: at,
+                latency: Duration::from_millis(3),
+                observation: Observation::Response { status, body: None },
+            };
+            let transition = record_check(&state, &rules(), check, at);
+            store.commit_probe(&transition, keep, at).unwrap();
+            state = transition.state;
+        }
+        state
+    }
+
+    #[test]
+    fn a_transition_stores_state_result_incident_and_outbox_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let state = run(&store, "api", &[200, 500, 500, 500, 200], 100);
+        assert_eq!(store.probe_state("api").unwrap(), Some(state.clone()));
+        assert_eq!(state.status, ProbeStatus::Up);
+
+        let incidents = store.incidents(false).unwrap();
+        assert_eq!(incidents.len(), 1, "{incidents:?}");
+        assert_eq!(incidents[0].kind, IncidentKind::Probe);
+        assert_eq!(incidents[0].key.slug, "api");
+        assert!(incidents[0].resolved_at.is_some());
+
+        let outbox = store.outbox().unwrap();
+        let notices: Vec<bool> = outbox
+            .iter()
+            .map(|(_, r)| r.probe.as_ref().expect("a probe notice").down)
+            .collect();
+        assert_eq!(notices, [true, false]);
+
+        let results = store.probe_results("api", 10).unwrap();
+        let codes: Vec<_> = results.iter().map(|r| r.status_code.unwrap()).collect();
+        assert_eq!(codes, [200, 500, 500, 500, 200]);
+        assert_eq!(results[0], state.last_result.unwrap());
+    }
+
+    #[test]
+    fn results_are_a_bounded_ring_per_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        run(&store, "a", &[200; 12], 5);
+        // A name that is a prefix of another never mixes results.
+        run(&store, "a-b", &[503; 3], 5);
+        let kept = store.probe_results("a", 100).unwrap();
+        assert_eq!(kept.len(), 5);
+        let newest = store.probe_state("a").unwrap().unwrap().last_result.unwrap();
+        assert_eq!(kept[0], newest);
+        assert!(kept.windows(2).all(|w| w[0].at > w[1].at));
+        assert_eq!(store.probe_results("a-b", 100).unwrap().len(), 3);
+
+        // Retention shrinks: the slots beyond it go, the ring continues within it.
+        assert_eq!(store.trim_probe_results("a", 2).unwrap(), 3);
+        assert_eq!(store.probe_results("a-b", 100).unwrap().len(), 3);
+        run(&store, "a", &[200; 4], 2);
+        assert_eq!(store.probe_results("a", 100).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn retiring_a_probe_resolves_its_incident_and_forgets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let state = run(&store, "gone", &[500, 500], 10);
+        assert_eq!(store.incidents(true).unwrap().len(), 1);
+        let now = Utc::now();
+        let effect = retire(&state, &rules().url, now);
+        store.retire_probe("gone", effect.as_ref(), now).unwrap();
+        assert!(store.probe_state("gone").unwrap().is_none());
+        assert!(store.probe_results("gone", 10).unwrap().is_empty());
+        assert!(store.incidents(true).unwrap().is_empty());
+        let (_, last) = store.outbox().unwrap().pop().unwrap();
+        assert!(matches!(last.effect, Effect::IncidentResolved { notify: false, .. }));
+    }
+}
