@@ -494,3 +494,64 @@ impl Worker {
 fn instant_at(at: DateTime<Utc>, now: DateTime<Utc>, instant: Instant) -> Instant {
     instant + (at - now).to_std().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::engine::alerting::{AlertKind, Links, ProbeChange, probe_alert};
+
+    fn alert(name: &str, down: bool) -> Alert {
+        let change = ProbeChange {
+            down,
+            name: name.to_owned(),
+            url: "http://127.0.0.1:8080/health".to_owned(),
+            status_code: Some(503),
+            error: None,
+            since: None,
+        };
+        let now = Utc.with_ymd_and_hms(2026, 5, 1, 3, 0, 0).unwrap();
+        probe_alert(&change, &Links::new("http://127.0.0.1:8470"), now)
+    }
+
+    #[test]
+    fn entries_round_trip_through_json() {
+        let now = Utc.with_ymd_and_hms(2026, 5, 1, 3, 0, 0).unwrap();
+        let single = Payload::Alert(alert("api", true));
+        let digest = Payload::Digest(
+            Digest::collect(&[single.clone(), Payload::Alert(alert("db", true))]).unwrap(),
+        );
+        for payload in [single, digest] {
+            let entry = OutboxEntry::new(
+                7,
+                NewDelivery {
+                    channel: "tg".to_owned(),
+                    rule: "uptime".to_owned(),
+                    payload,
+                },
+                now,
+            );
+            let json = serde_json::to_string(&entry).unwrap();
+            let back: OutboxEntry = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, entry, "{json}");
+        }
+    }
+
+    #[test]
+    fn plans_one_delivery_per_routed_channel() {
+        let rules = [Rule {
+            name: "uptime".to_owned(),
+            on: vec![AlertKind::ProbeDown],
+            channels: vec!["tg".to_owned(), "hook".to_owned()],
+        }];
+        let planned = plan(&rules, &alert("api", true), None);
+        let routes: Vec<(&str, &str)> = planned
+            .iter()
+            .map(|d| (d.rule.as_str(), d.channel.as_str()))
+            .collect();
+        assert_eq!(routes, [("uptime", "tg"), ("uptime", "hook")]);
+        assert!(plan(&rules, &alert("api", false), None).is_empty());
+        assert_eq!(plan(&[], &alert("api", false), None)[0].channel, "log");
+    }
+}
