@@ -15,7 +15,10 @@ port="${BENCH_PORT:-18490}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-cargo build --release --quiet -p watchpost-collector -p watchpost-benches --bin watchpost --bin loadgen
+# BENCH_NO_BUILD=1 measures the binaries already in target/release.
+if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
+    cargo build --release --quiet -p watchpost-collector -p watchpost-benches --bin watchpost --bin loadgen
+fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/watchpost-bench.XXXXXX")"
 # Copies, so a concurrent build cannot swap the binaries mid-run.
 cp target/release/watchpost target/release/loadgen "$work/"
@@ -31,6 +34,20 @@ key="$(sed -n 's|^watchpost: DSN http://\([0-9a-f]*\)@.*|\1|p' "$work/out" | hea
 [[ -n "$key" ]] || { echo "the collector did not start:" >&2; cat "$work/err" >&2; exit 1; }
 
 rss() { ps -o rss= -p "$pid" | awk '{printf "%.1f MB", $1 / 1024}'; }
+# CPU seconds (user + system) the collector has used so far, and check-ins it has accepted: their
+# ratio is the cost of one check-in, which contention on a shared machine does not distort.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat"; }
+accepted() {
+    curl -s "http://127.0.0.1:$port/metrics" | awk '/^watchpost_checkins_accepted_total /{print $2}'
+}
+cost() {
+    local cpu0="$1" n0="$2" cpu1 n1
+    cpu1="$(cpu)"
+    n1="$(accepted)"
+    awk -v c="$cpu1" -v c0="$cpu0" -v n="$n1" -v n0="$n0" 'BEGIN {
+        printf "collector CPU: %.1f s for %d check-ins = %.0f us per check-in (%.0f/s per core)\n",
+            c - c0, n - n0, (c - c0) * 1e6 / (n - n0), (n - n0) / (c - c0) }'
+}
 sleep 2
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(nproc) cores"
 echo "idle RSS after start: $(rss)"
@@ -42,10 +59,14 @@ loadgen() {
 
 echo
 echo "== max rate: loadgen --rate 0 --connections 128 --duration $duration"
+c0="$(cpu)" n0="$(accepted)"
 loadgen --rate 0 --connections 128
+cost "$c0" "$n0"
 echo
 echo "== fixed rate: loadgen --rate $rate --connections 64 --duration $duration"
+c0="$(cpu)" n0="$(accepted)"
 loadgen --rate "$rate" --connections 64
+cost "$c0" "$n0"
 echo
 sleep 5
 echo "idle RSS after the runs: $(rss)"

@@ -23,8 +23,8 @@ pub const ADMIN_TOKEN_ENV: &str = "WATCHPOST_ADMIN_TOKEN";
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 /// Check-ins kept per monitor environment unless `retention.checkins_per_monitor` says otherwise.
 pub const DEFAULT_CHECKINS_PER_MONITOR: usize = 100;
-/// Raw events kept unless `retention.events` says otherwise.
-pub const DEFAULT_EVENTS: usize = 10_000;
+/// Events kept per issue unless `retention.events_per_issue` says otherwise.
+pub const DEFAULT_EVENTS_PER_ISSUE: usize = 100;
 /// Envelopes kept for the upstream while it is unreachable, unless `upstream.max_backlog` says
 /// otherwise.
 pub const DEFAULT_UPSTREAM_BACKLOG: usize = 10_000;
@@ -358,8 +358,8 @@ pub struct Watchdog {
 pub struct Retention {
     /// Newest check-ins (and ping log entries) kept per monitor environment.
     pub checkins_per_monitor: usize,
-    /// Newest raw events kept.
-    pub events: usize,
+    /// Newest events kept per issue.
+    pub events_per_issue: usize,
     /// Newest check results kept per probe.
     pub probe_results: usize,
 }
@@ -368,7 +368,7 @@ impl Default for Retention {
     fn default() -> Self {
         Retention {
             checkins_per_monitor: DEFAULT_CHECKINS_PER_MONITOR,
-            events: DEFAULT_EVENTS,
+            events_per_issue: DEFAULT_EVENTS_PER_ISSUE,
             probe_results: DEFAULT_PROBE_RESULTS,
         }
     }
@@ -563,7 +563,7 @@ struct RawUpstream {
 #[serde(deny_unknown_fields)]
 struct RawRetention {
     checkins_per_monitor: Option<u64>,
-    events: Option<u64>,
+    events_per_issue: Option<u64>,
     probe_results: Option<u64>,
 }
 
@@ -684,11 +684,11 @@ impl Validator<'_> {
                 DEFAULT_CHECKINS_PER_MONITOR,
                 1..=100_000,
             )?,
-            events: count_or(
-                "retention.events",
-                raw.retention.events,
-                DEFAULT_EVENTS,
-                1..=10_000_000,
+            events_per_issue: count_or(
+                "retention.events_per_issue",
+                raw.retention.events_per_issue,
+                DEFAULT_EVENTS_PER_ISSUE,
+                1..=10_000,
             )?,
             probe_results: count_or(
                 "retention.probe_results",
@@ -697,7 +697,11 @@ impl Validator<'_> {
                 1..=100_000,
             )?,
         };
-        let upstream = raw.upstream.as_ref().map(|u| self.upstream(u)).transpose()?;
+        let upstream = raw
+            .upstream
+            .as_ref()
+            .map(|u| self.upstream(u))
+            .transpose()?;
         Ok(Config {
             server,
             projects,
@@ -1064,7 +1068,11 @@ impl Validator<'_> {
                 let equals = serde_json::to_value(&raw.equals)
                     .map_err(|e| Error::at(format!("{field}.equals"), e.to_string()))?;
                 JsonExpectation::new(&raw.path, equals).map_err(|message| {
-                    let which = if message.starts_with("`equals`") { "equals" } else { "path" };
+                    let which = if message.starts_with("`equals`") {
+                        "equals"
+                    } else {
+                        "path"
+                    };
                     Error::at(format!("{field}.{which}"), message)
                 })
             })
@@ -1659,13 +1667,15 @@ probe_results = 50
         assert_eq!(watchdog.method, WatchdogMethod::Post);
         assert_eq!(watchdog.interval, Duration::from_secs(60));
         assert_eq!(config.retention.probe_results, 50);
-        assert_eq!(parse("").unwrap().retention.probe_results, DEFAULT_PROBE_RESULTS);
+        assert_eq!(
+            parse("").unwrap().retention.probe_results,
+            DEFAULT_PROBE_RESULTS
+        );
     }
 
     #[test]
     fn upstream_takes_a_dsn_and_a_bound() {
-        let config =
-            parse("[upstream]\ndsn = \"https://k3y@sentry.example.com/42\"\n").unwrap();
+        let config = parse("[upstream]\ndsn = \"https://k3y@sentry.example.com/42\"\n").unwrap();
         let upstream = config.upstream.unwrap();
         assert_eq!(
             upstream.dsn.envelope_url(),

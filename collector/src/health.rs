@@ -97,7 +97,7 @@ pub struct Health {
     pub sweeper: SweeperHealth,
     /// The alert dispatcher.
     pub dispatcher: DispatcherHealth,
-    /// Effects waiting for delivery.
+    /// Alert deliveries waiting.
     pub outbox: OutboxHealth,
     /// The uptime probes' tasks.
     pub prober: ProberHealth,
@@ -142,7 +142,7 @@ pub struct DispatcherHealth {
 /// `outbox` in [`Health`].
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxHealth {
-    /// Records waiting.
+    /// Deliveries pending, all channels together.
     pub backlog: usize,
 }
 
@@ -168,10 +168,8 @@ impl HealthSources {
             last_beat: self.dispatcher.last_beat().map(rfc3339),
         };
         let prober = self.probes.health(now);
-        let healthy = store.is_ok()
-            && sweeper.alive
-            && dispatcher.state != "stopped"
-            && prober.alive;
+        let healthy =
+            store.is_ok() && sweeper.alive && dispatcher.state != "stopped" && prober.alive;
         Health {
             status: if healthy { "ok" } else { "degraded" },
             store: StoreHealth {
@@ -181,7 +179,7 @@ impl HealthSources {
             sweeper,
             dispatcher,
             outbox: OutboxHealth {
-                backlog: self.store.outbox_len(),
+                backlog: self.store.outbox_backlog(),
             },
             prober,
         }

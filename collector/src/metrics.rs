@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::alert::DeliveryState;
 use crate::engine::MonitorStatus;
 use crate::store::StoreStats;
 
@@ -21,6 +22,8 @@ pub struct Metrics {
     timeouts_recorded: AtomicU64,
     /// f64 bits.
     sweep_lag_seconds: AtomicU64,
+    /// Per alert channel: deliveries finished as sent, failed and suppressed.
+    deliveries: Mutex<BTreeMap<String, [u64; 3]>>,
 }
 
 /// Values read at scrape time from the store and the sweeper.
@@ -32,8 +35,8 @@ pub struct Snapshot {
     pub deadlines: usize,
     /// Store counters.
     pub store: StoreStats,
-    /// Effects waiting in the outbox.
-    pub outbox: usize,
+    /// Deliveries waiting in the outbox, per channel (channels with none may be absent).
+    pub outbox_pending: BTreeMap<String, usize>,
 }
 
 impl Metrics {
@@ -68,6 +71,33 @@ impl Metrics {
     /// The last sweep lag, in seconds.
     pub fn last_sweep_lag(&self) -> f64 {
         f64::from_bits(self.sweep_lag_seconds.load(Ordering::Relaxed))
+    }
+
+    /// Names the alert channels, so each has its series (at zero) from the start.
+    pub fn alert_channels<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut deliveries = self.deliveries.lock();
+        for name in names {
+            deliveries.entry(name.to_owned()).or_default();
+        }
+    }
+
+    /// Counts a delivery that left the outbox's pending state.
+    pub fn alert_finished(&self, channel: &str, state: DeliveryState) {
+        let index = match state {
+            DeliveryState::Sent => 0,
+            DeliveryState::Failed => 1,
+            DeliveryState::Suppressed => 2,
+            DeliveryState::Pending => return,
+        };
+        let mut deliveries = self.deliveries.lock();
+        match deliveries.get_mut(channel) {
+            Some(counts) => counts[index] += 1,
+            None => {
+                let mut counts = [0; 3];
+                counts[index] = 1;
+                deliveries.insert(channel.to_owned(), counts);
+            }
+        }
     }
 
     /// The exposition text.
@@ -158,11 +188,58 @@ impl Metrics {
             "Pending deadlines in the sweeper's index.",
             &plain(snapshot.deadlines.to_string()),
         );
+        let counted = self.deliveries.lock().clone();
+        let deliveries = &counted;
+        let mut channels: Vec<&String> = deliveries
+            .keys()
+            .chain(snapshot.outbox_pending.keys())
+            .collect();
+        channels.sort();
+        channels.dedup();
         metric(
             "watchpost_outbox_backlog",
             "gauge",
-            "Effects waiting in the outbox.",
-            &plain(snapshot.outbox.to_string()),
+            "Alert deliveries waiting in the outbox, all channels together.",
+            &plain(snapshot.outbox_pending.values().sum::<usize>().to_string()),
+        );
+        let per_channel = |value: &dyn Fn(&str) -> String| -> Vec<(String, String)> {
+            channels
+                .iter()
+                .map(|c| (format!("{{channel=\"{}\"}}", label(c)), value(c)))
+                .collect()
+        };
+        metric(
+            "watchpost_outbox_pending",
+            "gauge",
+            "Alert deliveries waiting in the outbox, per channel.",
+            &per_channel(&|c| snapshot.outbox_pending.get(c).copied().unwrap_or(0).to_string()),
+        );
+        let finished = |index: usize| {
+            move |c: &str| {
+                deliveries
+                    .get(c)
+                    .map_or(0, |counts| counts[index])
+                    .to_string()
+            }
+        };
+        metric(
+            "watchpost_alerts_sent_total",
+            "counter",
+            "Alert messages delivered, per channel (a digest counts once).",
+            &per_channel(&finished(0)),
+        );
+        metric(
+            "watchpost_alerts_failed_total",
+            "counter",
+            "Alert deliveries given up (a permanent error or the age limit), per channel.",
+            &per_channel(&finished(1)),
+        );
+        metric(
+            "watchpost_alerts_suppressed_total",
+            "counter",
+            "Alert deliveries not sent on their own: deduplicated, superseded or merged into a \
+             digest, per channel.",
+            &per_channel(&finished(2)),
         );
         metric(
             "watchpost_store_flushes_total",
@@ -185,11 +262,19 @@ impl Metrics {
         metric(
             "watchpost_events_stored",
             "gauge",
-            "Raw events held.",
+            "Error events held, all issues together.",
             &plain(snapshot.store.events.to_string()),
         );
         out
     }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The API spelling of a status.
@@ -222,8 +307,12 @@ mod tests {
                 events: 0,
                 size_on_disk: 10,
             },
-            outbox: 0,
+            outbox_pending: BTreeMap::from([("tg".to_owned(), 3)]),
         };
+        metrics.alert_channels(["hook", "tg"]);
+        metrics.alert_finished("hook", DeliveryState::Sent);
+        metrics.alert_finished("tg", DeliveryState::Failed);
+        metrics.alert_finished("tg", DeliveryState::Suppressed);
         let text = metrics.render(&snapshot);
         for line in [
             "# TYPE watchpost_checkins_accepted_total counter",
@@ -233,6 +322,13 @@ mod tests {
             "watchpost_monitors{status=\"error\"} 0",
             "watchpost_sweep_lag_seconds 0.25",
             "watchpost_deadlines 4",
+            "watchpost_outbox_backlog 3",
+            "watchpost_outbox_pending{channel=\"hook\"} 0",
+            "watchpost_outbox_pending{channel=\"tg\"} 3",
+            "watchpost_alerts_sent_total{channel=\"hook\"} 1",
+            "watchpost_alerts_sent_total{channel=\"tg\"} 0",
+            "watchpost_alerts_failed_total{channel=\"tg\"} 1",
+            "watchpost_alerts_suppressed_total{channel=\"tg\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

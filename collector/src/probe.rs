@@ -1,7 +1,8 @@
 //! The prober: one tokio task per `[[probes]]` entry sends `GET url` every `interval` under its
 //! own `timeout`, hands what it saw to the pure `engine::probes`, and commits the outcome
-//! (state, result, and any incident with its outbox record) through the store in one
-//! transaction, so `probe.down` / `probe.up` leave through the same outbox as monitor alerts.
+//! (state, result, and any incident with its alert's deliveries, planned by the
+//! [`Planner`]) through the store in one transaction, so `probe.down` / `probe.up` leave
+//! through the same outbox as monitor alerts.
 //!
 //! *Must never* let one probe delay another (a task each, a timeout around the whole check, no
 //! lock held across I/O), decide up or down itself (that is the engine's), or put a probe's
@@ -31,6 +32,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
+use crate::alert::Planner;
 use crate::config;
 use crate::engine::alerting::redact_url;
 use crate::engine::probes::{
@@ -118,10 +120,17 @@ impl Probes {
         self.0.iter().map(|entry| (&entry.spec, &entry.rules))
     }
 
-    /// Runs every probe until `shutdown` resolves. First resolves the incidents of probes that
-    /// left the config and trims result slots beyond `keep` (`retention.probe_results`).
-    pub async fn run(self, store: Store, keep: usize, shutdown: impl Future<Output = ()>) {
-        if let Err(error) = self.retire_unconfigured(&store).await {
+    /// Runs every probe until `shutdown` resolves, planning alerts with `planner`. First
+    /// resolves the incidents of probes that left the config and trims result slots beyond
+    /// `keep` (`retention.probe_results`).
+    pub async fn run(
+        self,
+        store: Store,
+        planner: Arc<Planner>,
+        keep: usize,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        if let Err(error) = self.retire_unconfigured(&store, &planner).await {
             tracing::error!(%error, "cannot clean up probes that left the config");
         }
         for entry in self.0.iter() {
@@ -143,6 +152,7 @@ impl Probes {
                 probes: self.clone(),
                 index,
                 store: store.clone(),
+                planner: Arc::clone(&planner),
                 client: client.clone(),
                 keep,
             };
@@ -175,9 +185,11 @@ impl Probes {
             }
             let spec = &entry.spec;
             let allowed = 2 * spec.interval + spec.timeout + STALE_GRACE;
-            let behind = entry.live.lock().active_at.is_some_and(|at| {
-                (now - at).to_std().is_ok_and(|quiet| quiet > allowed)
-            });
+            let behind = entry
+                .live
+                .lock()
+                .active_at
+                .is_some_and(|at| (now - at).to_std().is_ok_and(|quiet| quiet > allowed));
             if behind {
                 stale.push(spec.name.clone());
             }
@@ -251,7 +263,7 @@ impl Probes {
 
     /// Resolves (silently) the open incidents of stored probes that are no longer configured,
     /// and forgets their state and results.
-    async fn retire_unconfigured(&self, store: &Store) -> Result<(), StoreError> {
+    async fn retire_unconfigured(&self, store: &Store, planner: &Planner) -> Result<(), StoreError> {
         let mut last = None;
         for state in store.probe_states()? {
             if self.0.iter().any(|entry| entry.spec.name == state.name) {
@@ -260,7 +272,8 @@ impl Probes {
             let now = Utc::now();
             // The URL is not kept once a probe leaves the config; the notice is not announced.
             let effect = probes::retire(&state, "", now);
-            last = Some(store.retire_probe(&state.name, effect.as_ref(), now)?);
+            let deliveries: Vec<_> = effect.iter().flat_map(|e| planner.probe(e, now)).collect();
+            last = Some(store.retire_probe(&state.name, effect.as_ref(), &deliveries, now)?);
             tracing::info!(
                 probe = %state.name,
                 resolved_incident = effect.is_some(),
@@ -293,6 +306,7 @@ struct ProbeTask {
     probes: Probes,
     index: usize,
     store: Store,
+    planner: Arc<Planner>,
     client: reqwest::Client,
     keep: usize,
 }
@@ -340,8 +354,16 @@ impl ProbeTask {
                 observation,
             };
             let now = Utc::now();
-            let transition = probes::record_check(&state, &entry.rules, check, now);
-            match self.store.commit_probe(&transition, self.keep, now) {
+            let transition = probes::record_check(&state, &entry.rules, &check, now);
+            let deliveries: Vec<_> = transition
+                .effects
+                .iter()
+                .flat_map(|effect| self.planner.probe(effect, now))
+                .collect();
+            match self
+                .store
+                .commit_probe(&transition, &deliveries, self.keep, now)
+            {
                 Ok(seq) => {
                     for effect in &transition.effects {
                         let notice = &effect.notice;
@@ -355,6 +377,7 @@ impl ProbeTask {
                     state = transition.state;
                     self.publish(&state, Some(transition.result.outcome));
                     match tokio::time::timeout(DURABLE_WAIT, self.store.wait_durable(seq)).await {
+                        Ok(Ok(())) if !deliveries.is_empty() => self.planner.wake(),
                         Ok(Ok(())) => {}
                         Ok(Err(error)) => {
                             tracing::error!(probe = %name, %error, "probe check not made durable");
@@ -444,13 +467,19 @@ async fn observe(
     timeout: Duration,
 ) -> Observation {
     let request = async {
-        let mut response = client.get(url.clone()).send().await.map_err(failure)?;
+        let mut response = client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| failure(&e))?;
         let status = response.status().as_u16();
         let body = if expect.reads_body() {
             let mut body = Vec::new();
             while body.len() < MAX_BODY {
-                match response.chunk().await.map_err(failure)? {
-                    Some(chunk) => body.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - body.len())]),
+                match response.chunk().await.map_err(|e| failure(&e))? {
+                    Some(chunk) => {
+                        body.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - body.len())])
+                    }
                     None => break,
                 }
             }
@@ -468,10 +497,10 @@ async fn observe(
 
 /// A failed request as an observation, with a reason that never contains the URL: reqwest's own
 /// message names the URL, so only its causes are used.
-fn failure(error: reqwest::Error) -> Observation {
+fn failure(error: &reqwest::Error) -> Observation {
     let mut innermost: Option<&(dyn std::error::Error + 'static)> = None;
     let mut io_kind = None;
-    let mut cause = std::error::Error::source(&error);
+    let mut cause = std::error::Error::source(error);
     while let Some(current) = cause {
         if let Some(io) = current.downcast_ref::<io::Error>() {
             io_kind = Some(io.kind());
@@ -520,8 +549,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let url = reqwest::Url::parse(&format!("http://user:s3cret@{addr}/health?token=s3cret"))
-            .unwrap();
+        let url =
+            reqwest::Url::parse(&format!("http://user:s3cret@{addr}/health?token=s3cret")).unwrap();
         let observation = observe(
             &http_client().unwrap(),
             &url,

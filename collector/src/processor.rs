@@ -1,6 +1,12 @@
-//! The one path by which a monitor environment changes: check-ins from ingest, sweeps from the
-//! sweeper and edits from the API all load state, run the pure engine, commit one transaction,
-//! re-index deadlines, and acknowledge only once the write is durable. Never decides rules itself.
+//! The one path by which a monitor environment or an issue changes: check-ins and events from
+//! ingest, sweeps from the sweeper and edits from the API all load state, run the pure engine,
+//! commit one transaction, re-index deadlines, and acknowledge only once the write is durable.
+//! Never decides rules itself.
+//!
+//! **Alerts.** Every effect the engine returns is turned into outbox deliveries by the
+//! [`Planner`] and written in the same transaction as the state change that caused it; once
+//! that transaction is durable the dispatcher is woken. A crash therefore loses an alert only
+//! together with its cause, and a cause is never stored without its alert.
 //!
 //! **Serialization per monitor.** Work on a monitor environment holds one of 256 striped tokio
 //! mutexes, picked by hashing its key, from loading its state to committing the result. Chosen
@@ -9,6 +15,8 @@
 //! map that grows with every monitor ever seen and no cleanup; an input touching several
 //! monitors (an envelope) takes its stripes in ascending order, so it cannot deadlock. Two
 //! monitors sharing a stripe merely wait for each other for the microseconds a commit takes.
+//! Issues take stripes of the same set, keyed by issue id: an envelope with check-ins and
+//! events locks all its stripes in one ascending pass.
 //!
 //! **Acknowledgement.** The stripe is released *before* waiting for the fsync, so one slow disk
 //! flush never blocks the next check-in of the same monitor. That is safe: a later write that
@@ -23,12 +31,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
+use watchpost::protocol::Event;
 
+use crate::alert::{NewDelivery, Planner};
 use crate::config::{MonitorSpec, Retention};
+use crate::engine::issues::{event_issue_id, process_event, set_status};
 use crate::engine::{
     CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind, Effect,
-    MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition, process_checkin, sweep_missed,
-    sweep_timeout, target_checkin_id,
+    Issue, IssueStatus, MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition,
+    process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
 };
 use crate::store::{LogEntry, RawEvent, Seq, Store, StoreError, WriteSet};
 use crate::sweep::Deadlines;
@@ -48,7 +59,7 @@ pub enum ProcessError {
         /// Why.
         rejection: Rejection,
     },
-    /// An API edit names a monitor (environment) that does not exist.
+    /// An API edit names a monitor (environment) or an issue that does not exist.
     #[error("{0}")]
     NotFound(String),
     /// An API edit carries an invalid configuration.
@@ -67,10 +78,21 @@ pub enum ProcessError {
 pub struct Batch {
     /// Check-ins in order.
     pub checkins: Vec<CheckInInput>,
-    /// Raw events.
-    pub events: Vec<RawEvent>,
+    /// Error events in order.
+    pub events: Vec<EventInput>,
     /// The envelope to relay upstream, queued in the same transaction (see `upstream.rs`).
     pub forward: Option<Vec<u8>>,
+}
+
+/// An error event, parsed and validated by ingest.
+#[derive(Debug)]
+pub struct EventInput {
+    /// The project it was sent to.
+    pub project: u64,
+    /// The event.
+    pub event: Event,
+    /// The item payload, exactly as sent: what `GET /api/v1/issues/{id}/events` returns.
+    pub payload: Vec<u8>,
 }
 
 /// What happened to each check-in of an accepted [`Batch`].
@@ -116,36 +138,53 @@ pub struct Patch {
     pub disabled: Option<bool>,
 }
 
-/// Applies inputs to monitor environments. See the module docs for the concurrency design.
+/// Applies inputs to monitor environments and issues. See the module docs for the
+/// concurrency design.
 #[derive(Debug)]
 pub struct Processor {
     store: Store,
     deadlines: Arc<Deadlines>,
     locks: KeyLocks,
     retention: Retention,
+    alerts: Arc<Planner>,
 }
 
 impl Processor {
-    /// A processor writing to `store` and indexing into `deadlines`.
-    pub fn new(store: Store, deadlines: Arc<Deadlines>, retention: Retention) -> Processor {
+    /// A processor writing to `store`, indexing into `deadlines`, and planning the alerts of
+    /// what it changes with `alerts`.
+    pub fn new(
+        store: Store,
+        deadlines: Arc<Deadlines>,
+        retention: Retention,
+        alerts: Arc<Planner>,
+    ) -> Processor {
         Processor {
             store,
             deadlines,
             locks: KeyLocks::new(STRIPES),
             retention,
+            alerts,
         }
     }
 
-    /// Applies a request's check-ins and events atomically: every check-in is run through the
-    /// engine (later ones seeing the effect of earlier ones) before anything is written, so a
-    /// rejection leaves no trace. Check-ins for a disabled monitor are dropped, not rejected.
-    /// Returns once the write is durable.
+    /// Applies a request's check-ins and events atomically: every check-in and event is run
+    /// through the engine (later ones seeing the effect of earlier ones) before anything is
+    /// written, so a rejection leaves no trace. Check-ins for a disabled monitor are dropped,
+    /// not rejected. Returns once the write is durable.
     pub async fn ingest(&self, batch: Batch) -> Result<Accepted, ProcessError> {
-        let (seq, accepted) = {
-            let _guards = self
-                .locks
-                .lock_all(batch.checkins.iter().map(|c| &c.key))
-                .await;
+        // Grouping is pure: the issue ids are known before any lock is taken.
+        let issue_ids: Vec<String> = batch
+            .events
+            .iter()
+            .map(|e| event_issue_id(e.project, &e.event))
+            .collect();
+        let (seq, accepted, alerted) = {
+            let stripes = batch
+                .checkins
+                .iter()
+                .map(|c| self.locks.stripe(&c.key))
+                .chain(issue_ids.iter().map(|id| self.locks.stripe(id)));
+            let _guards = self.locks.lock_stripes(stripes).await;
             let now = Utc::now();
             let mut pending = Pending::default();
             let mut accepted = Accepted::default();
@@ -159,13 +198,85 @@ impl Processor {
                     Err(rejection) => return Err(ProcessError::Rejected { index, rejection }),
                 }
             }
+            for (input, id) in batch.events.into_iter().zip(issue_ids) {
+                self.run_event(&mut pending, input, id, now)?;
+            }
             let mut writes = pending.into_writes();
-            writes.events = batch.events;
             writes.upstream.extend(batch.forward);
-            (self.apply(&writes, now)?, accepted)
+            (
+                self.apply(&writes, now)?,
+                accepted,
+                !writes.deliveries.is_empty(),
+            )
         };
         self.durable(seq).await?;
+        if alerted {
+            self.alerts.wake();
+        }
         Ok(accepted)
+    }
+
+    /// Folds one event into its issue (the pending state, else the stored one) and plans the
+    /// alerts it causes.
+    fn run_event(
+        &self,
+        pending: &mut Pending,
+        input: EventInput,
+        issue_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let stored = match pending.issues.get(&issue_id) {
+            Some(issue) => Some(issue.clone()),
+            None => self.store.issue(&issue_id)?,
+        };
+        let (issue, effects) = process_event(
+            stored,
+            &input.event,
+            input.project,
+            now,
+            self.alerts.spike_rules(),
+        );
+        for effect in &effects {
+            pending
+                .deliveries
+                .extend(self.alerts.issue(effect, &issue, now));
+        }
+        pending.events.push(RawEvent {
+            issue: issue_id.clone(),
+            event_id: input.event.event_id,
+            received: now,
+            payload: input.payload,
+        });
+        if !pending.changed_issues.contains(&issue_id) {
+            pending.changed_issues.push(issue_id.clone());
+        }
+        pending.issues.insert(issue_id, issue);
+        Ok(())
+    }
+
+    /// Resolves, ignores or reopens an issue by hand (no alert: the person doing it knows).
+    /// Returns the issue as stored, once durable.
+    pub async fn set_issue_status(
+        &self,
+        id: &str,
+        status: IssueStatus,
+    ) -> Result<Issue, ProcessError> {
+        let (seq, issue) = {
+            let _guard = self.locks.lock(id).await;
+            let Some(mut issue) = self.store.issue(id)? else {
+                return Err(ProcessError::NotFound(format!("no issue has id `{id}`")));
+            };
+            let now = Utc::now();
+            set_status(&mut issue, status, now);
+            let writes = WriteSet {
+                issues: vec![issue],
+                ..WriteSet::default()
+            };
+            let seq = self.apply(&writes, now)?;
+            (seq, writes.issues.into_iter().next())
+        };
+        self.durable(seq).await?;
+        Ok(issue.expect("the issue just written"))
     }
 
     /// Runs one check-in against the pending state; the outer `Result` is a store failure,
@@ -196,7 +307,7 @@ impl Processor {
             process_checkin(monitor, existing, input, now).map(|transition| {
                 let id = transition.checkin.id;
                 if !transition.unchanged {
-                    pending.record(transition);
+                    pending.record(transition, &self.alerts, now);
                 }
                 id
             }),
@@ -239,11 +350,13 @@ impl Processor {
     ) -> Result<SweepReport, ProcessError> {
         let mut report = SweepReport::default();
         let mut last_seq = None;
+        let mut alerted = false;
         let mut first_error = None;
         for deadline in due {
             match self.sweep_one(&deadline, now).await {
-                Ok(Some((seq, status))) => {
+                Ok(Some((seq, status, alerts))) => {
                     last_seq = Some(seq);
+                    alerted |= alerts;
                     match status {
                         CheckInStatus::Missed => report.missed += 1,
                         CheckInStatus::Timeout => report.timeouts += 1,
@@ -260,14 +373,19 @@ impl Processor {
         if let Some(seq) = last_seq {
             self.durable(seq).await?;
         }
+        if alerted {
+            self.alerts.wake();
+        }
         first_error.map_or(Ok(report), Err)
     }
 
+    /// Sweeps one deadline; on a change, returns the write, the status recorded and whether
+    /// alerts were planned.
     async fn sweep_one(
         &self,
         deadline: &Deadline,
         now: DateTime<Utc>,
-    ) -> Result<Option<(Seq, CheckInStatus)>, ProcessError> {
+    ) -> Result<Option<(Seq, CheckInStatus, bool)>, ProcessError> {
         let _guard = self.locks.lock(&deadline.key).await;
         let Some(monitor) = self.store.monitor(&deadline.key)? else {
             self.deadlines.remove(&deadline.key);
@@ -286,9 +404,10 @@ impl Processor {
         };
         let status = transition.checkin.status;
         let mut pending = Pending::default();
-        pending.record(transition);
-        match self.apply(&pending.into_writes(), now) {
-            Ok(seq) => Ok(Some((seq, status))),
+        pending.record(transition, &self.alerts, now);
+        let writes = pending.into_writes();
+        match self.apply(&writes, now) {
+            Ok(seq) => Ok(Some((seq, status, !writes.deliveries.is_empty()))),
             Err(error) => {
                 self.deadlines.upsert_for(&monitor);
                 Err(error.into())
@@ -490,10 +609,15 @@ impl Processor {
                 tracing::warn!(%error, "log retention failed");
             }
         }
-        if !writes.events.is_empty()
-            && let Err(error) = self.store.prune_events(self.retention.events)
-        {
-            tracing::warn!(%error, "event retention failed");
+        for issue in &writes.issues {
+            // Most issues never reach the cap: skip the scan until one has.
+            if issue.count > self.retention.events_per_issue as u64
+                && let Err(error) = self
+                    .store
+                    .prune_issue_events(&issue.id, self.retention.events_per_issue)
+            {
+                tracing::warn!(%error, "event retention failed");
+            }
         }
         for effect in &writes.effects {
             log_effect(effect);
@@ -516,7 +640,8 @@ fn not_found(key: &MonitorKey) -> ProcessError {
     ))
 }
 
-/// Until the alert dispatcher delivers from the outbox, effects are at least visible in the log.
+/// Incidents are logged as well as alerted: the log tells what happened even where no channel
+/// listens (and says whether it was announced).
 fn log_effect(effect: &Effect) {
     match effect {
         Effect::IncidentOpened { incident, notify } => tracing::warn!(
@@ -539,8 +664,8 @@ fn log_effect(effect: &Effect) {
     }
 }
 
-/// The state an input has produced so far, before it is written: the latest state per monitor
-/// and per check-in, and the effects in order.
+/// The state an input has produced so far, before it is written: the latest state per monitor,
+/// per check-in and per issue, the events, and the effects and their deliveries in order.
 #[derive(Default)]
 struct Pending {
     /// Every monitor looked at (stored state or a newer pending one).
@@ -550,10 +675,21 @@ struct Pending {
     changed_monitors: Vec<MonitorKey>,
     changed_checkins: Vec<Uuid>,
     effects: Vec<Effect>,
+    /// Issues changed by this input, by id.
+    issues: HashMap<String, Issue>,
+    changed_issues: Vec<String>,
+    events: Vec<RawEvent>,
+    deliveries: Vec<NewDelivery>,
 }
 
 impl Pending {
-    fn record(&mut self, transition: Transition) {
+    /// Takes in a monitor transition, planning its effects' alerts with the monitor as the
+    /// transition left it.
+    fn record(&mut self, transition: Transition, alerts: &Planner, now: DateTime<Utc>) {
+        for effect in &transition.effects {
+            self.deliveries
+                .extend(alerts.monitor(effect, &transition.monitor, now));
+        }
         let key = transition.monitor.key.clone();
         if !self.changed_monitors.contains(&key) {
             self.changed_monitors.push(key.clone());
@@ -579,12 +715,19 @@ impl Pending {
                 .filter_map(|id| self.checkins.remove(id))
                 .collect(),
             effects: self.effects,
+            issues: self
+                .changed_issues
+                .iter()
+                .filter_map(|id| self.issues.remove(id))
+                .collect(),
+            events: self.events,
+            deliveries: self.deliveries,
             ..WriteSet::default()
         }
     }
 }
 
-/// Striped async mutexes keyed by monitor environment.
+/// Striped async mutexes keyed by monitor environment or issue id.
 #[derive(Debug)]
 struct KeyLocks {
     stripes: Vec<Mutex<()>>,
@@ -597,24 +740,34 @@ impl KeyLocks {
         }
     }
 
-    fn stripe(&self, key: &MonitorKey) -> usize {
+    /// The stripe of a monitor key or an issue id.
+    fn stripe<K: Hash + ?Sized>(&self, key: &K) -> usize {
         // `DefaultHasher::new()` has fixed keys: the same key always maps to the same stripe.
         let mut hasher = DefaultHasher::new();
         key.hash(&mut hasher);
         (hasher.finish() % self.stripes.len() as u64) as usize
     }
 
-    async fn lock(&self, key: &MonitorKey) -> MutexGuard<'_, ()> {
+    async fn lock<K: Hash + ?Sized>(&self, key: &K) -> MutexGuard<'_, ()> {
         self.stripes[self.stripe(key)].lock().await
     }
 
-    /// Locks the stripes of all `keys`, in ascending stripe order so that two callers with
-    /// overlapping sets cannot deadlock.
+    /// Locks the stripes of all `keys` (see [`KeyLocks::lock_stripes`]).
     async fn lock_all<'k>(
         &self,
         keys: impl IntoIterator<Item = &'k MonitorKey>,
     ) -> Vec<MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = keys.into_iter().map(|key| self.stripe(key)).collect();
+        self.lock_stripes(keys.into_iter().map(|key| self.stripe(key)))
+            .await
+    }
+
+    /// Locks `stripes`, in ascending order so that two callers with overlapping sets cannot
+    /// deadlock.
+    async fn lock_stripes(
+        &self,
+        stripes: impl IntoIterator<Item = usize>,
+    ) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = stripes.into_iter().collect();
         stripes.sort_unstable();
         stripes.dedup();
         let mut guards = Vec::with_capacity(stripes.len());

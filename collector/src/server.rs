@@ -1,6 +1,7 @@
 //! Wiring for `watchpost serve`: opens the store, settles projects and the admin token, starts
-//! the flusher and the sweeper, builds the router, prints the startup lines and shuts down
-//! gracefully on SIGTERM/SIGINT (final flush). Holds no logic of its own.
+//! the flusher, the alert dispatcher, the sweeper and the prober, builds the router, prints the
+//! startup lines and shuts down gracefully on SIGTERM/SIGINT (final flush). Holds no logic of
+//! its own.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -14,6 +15,10 @@ use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::alert::{
+    self, Channel, ChannelError, ChannelOptions, DispatchOptions, Dispatcher, MeteredOutbox,
+    Planner,
+};
 use crate::config::{Config, Secret};
 use crate::health::{HealthSources, Heartbeat};
 use crate::ingest::auth::ProjectKeys;
@@ -53,6 +58,9 @@ pub enum ServerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An alert channel could not be set up.
+    #[error("alert channels: {0}")]
+    Channels(#[from] ChannelError),
     /// `[[monitors]]` could not be applied.
     #[error("cannot apply [[monitors]] from the config: {0}")]
     Monitors(ProcessError),
@@ -131,6 +139,18 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let store = Store::open(&data_dir)?;
     let projects = settle_projects(&config, &store)?;
     let (admin_token, token_line) = settle_admin_token(&config, &data_dir)?;
+    // Bound before anything starts: alert links need the real address (`--listen :0`).
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: listen,
+        source,
+    })?;
 
     let (stop, stopped) = watch::channel(false);
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -143,17 +163,48 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         async move { store.run_flusher(stopped).await }
     });
 
+    let metrics = Arc::new(Metrics::default());
+    let dispatcher_heartbeat = Arc::new(Heartbeat::default());
+    let channel_options = ChannelOptions::default();
+    let channels = alert::channels_from_config(&config, &channel_options)?;
+    metrics.alert_channels(channels.iter().map(Channel::name));
+    let dispatcher = Dispatcher::new(
+        Arc::new(MeteredOutbox::new(
+            store.clone(),
+            Arc::clone(&metrics),
+            Arc::clone(&dispatcher_heartbeat),
+        )),
+        channels,
+        DispatchOptions {
+            dedup_window: config.alerts.dedup_window,
+            channels: channel_options,
+            ..DispatchOptions::default()
+        },
+    );
+    let links_base = public_base(config.server.public_url.as_deref(), addr);
+    let planner =
+        Arc::new(Planner::from_config(&config, links_base.as_str()).waking(dispatcher.handle()));
+    // Deliveries left pending by the last run go out as soon as this starts.
+    let dispatcher = tokio::spawn({
+        let heartbeat = Arc::clone(&dispatcher_heartbeat);
+        let stopped = until_stopped(stopped.clone());
+        async move {
+            let _running = heartbeat.start();
+            dispatcher.run(stopped).await;
+        }
+    });
+
     let deadlines = Arc::new(Deadlines::load(&store)?);
     let processor = Arc::new(Processor::new(
         store.clone(),
         Arc::clone(&deadlines),
         config.retention.clone(),
+        Arc::clone(&planner),
     ));
     processor
         .apply_specs(&config.monitors)
         .await
         .map_err(ServerError::Monitors)?;
-    let metrics = Arc::new(Metrics::default());
     let sweeper = tokio::spawn(sweep::run(
         Arc::clone(&deadlines),
         Arc::clone(&processor),
@@ -164,6 +215,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let probes = Probes::new(&config.probes);
     let prober = tokio::spawn(probes.clone().run(
         store.clone(),
+        planner,
         config.retention.probe_results,
         until_stopped(stopped.clone()),
     ));
@@ -171,9 +223,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         store: store.clone(),
         deadlines: Arc::clone(&deadlines),
         metrics: Arc::clone(&metrics),
-        // The alert dispatcher's task holds `dispatcher.start()` while it runs; until one is
-        // started, `/healthz` reports it as "not running".
-        dispatcher: Arc::new(Heartbeat::default()),
+        dispatcher: dispatcher_heartbeat,
         probes: probes.clone(),
     };
     let watchdog = config.watchdog.clone().map(|config| {
@@ -185,26 +235,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     });
 
     let upstream = Upstream::new(config.upstream.as_ref(), &store);
-    let forwarder = tokio::spawn(
-        upstream
-            .clone()
-            .run(until_stopped(stopped.clone())),
-    );
-    let dashboard =
-        dashboard::Dashboard::new(&data_dir, config.server.public_url.as_deref())
-            .map_err(ServerError::Dashboard)?;
+    let forwarder = tokio::spawn(upstream.clone().run(until_stopped(stopped.clone())));
+    let dashboard = dashboard::Dashboard::new(&data_dir, config.server.public_url.as_deref())
+        .map_err(ServerError::Dashboard)?;
 
-    let listen = config.server.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-        addr: listen,
-        source,
-    })?;
     print_startup(&startup_lines(&config, addr, &projects, &token_line));
 
     let state = AppState::new(Shared {
@@ -234,6 +268,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     }
     if let Err(error) = prober.await {
         tracing::error!(%error, "prober task failed");
+    }
+    // After every producer of deliveries, before the final flush that keeps its last saves.
+    if let Err(error) = dispatcher.await {
+        tracing::error!(%error, "alert dispatcher task failed");
     }
     if let Some(watchdog) = watchdog
         && let Err(error) = watchdog.await

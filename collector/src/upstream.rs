@@ -283,8 +283,8 @@ impl Inner {
                 }
                 Outcome::Retry { why, retry_after } => {
                     self.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                    let wait = retry_after
-                        .map_or_else(|| backoff.next(), |after| after.min(MAX_BACKOFF));
+                    let wait =
+                        retry_after.map_or_else(|| backoff.next(), |after| after.min(MAX_BACKOFF));
                     tracing::warn!(
                         error = %why,
                         retry_in = ?wait,

@@ -103,7 +103,12 @@ impl Browser {
             .build()
             .unwrap();
         poll(Duration::from_secs(20), "chromedriver to be ready", || {
-            let status: Value = http.get(format!("{base}/status")).send().ok()?.json().ok()?;
+            let status: Value = http
+                .get(format!("{base}/status"))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
             status["value"]["ready"].as_bool().filter(|ready| *ready)
         });
         let profile = tempfile::tempdir().unwrap();
@@ -133,16 +138,15 @@ impl Browser {
 
     /// A WebDriver command; panics on a WebDriver error.
     fn call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (ok, value) = self.try_call(method.clone(), path, body);
-        assert!(ok, "WebDriver {method} {path}: {value}");
+        let what = format!("{method} {path}");
+        let (ok, value) = self.try_call(method, path, body);
+        assert!(ok, "WebDriver {what}: {value}");
         value
     }
 
     /// A WebDriver command: success and its `value`.
     fn try_call(&self, method: Method, path: &str, body: Option<Value>) -> (bool, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.session));
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -317,7 +321,11 @@ fn seed(collector: &Collector) {
     );
     let mut backup = vec!["ok"; 14];
     backup.push("error");
-    history("nightly-backup", crontab("0 3 * * *", "Europe/Berlin"), &backup);
+    history(
+        "nightly-backup",
+        crontab("0 3 * * *", "Europe/Berlin"),
+        &backup,
+    );
     let response = collector
         .request(
             Method::POST,
@@ -343,7 +351,12 @@ fn a_person_logs_in_finds_the_failing_monitor_and_mutes_it() {
 
     // Not logged in: the login form, which returns to the page asked for.
     browser.open(&collector.url("/"));
-    assert!(browser.url().ends_with("/login?next=/"), "{} {}", browser.url(), browser.source());
+    assert!(
+        browser.url().ends_with("/login?next=/"),
+        "{} {}",
+        browser.url(),
+        browser.source()
+    );
     browser.type_into("input[name=token]", "not-the-token");
     browser.click_through("button[type=submit]");
     assert!(browser.text().contains("That is not the admin token."));
@@ -354,28 +367,30 @@ fn a_person_logs_in_finds_the_failing_monitor_and_mutes_it() {
     let overview = browser.text();
     assert!(overview.contains("Failing monitors"), "{overview}");
     assert!(overview.contains("nightly-backup"), "{overview}");
-    assert!(overview.contains("every day at 03:00 (Europe/Berlin)"), "{overview}");
+    assert!(
+        overview.contains("every day at 03:00 (Europe/Berlin)"),
+        "{overview}"
+    );
     assert!(
         !browser.source().contains(&collector.token),
         "the token is never in a page"
     );
-    // Issues light up on the overview as soon as the collector groups events into them.
+    // An error event becomes an issue, shown on the overview and the issues page.
     let event = json!({"event_id": "c0ffee00c0ffee00c0ffee00c0ffee00", "level": "error",
         "timestamp": chrono::Utc::now().timestamp(),
         "exception": {"values": [{"type": "KeyError", "value": "'invoice_id'"}]}});
     let (status, body) = collector.post_envelope(envelope(&[("event", &event.to_string())]));
     assert_eq!(status, 200, "{body}");
-    let tracks_issues = collector
-        .admin(Method::GET, "/api/v1/issues")
-        .send()
-        .unwrap()
-        .status()
-        .is_success();
-    if tracks_issues {
-        browser.open(&collector.url("/"));
-        assert!(browser.text().contains("KeyError"), "{}", browser.text());
-    }
+    browser.open(&collector.url("/issues"));
+    let issues = browser.text();
+    assert!(issues.contains("KeyError"), "{issues}");
+    browser.click_through("button[value=resolve]");
+    assert!(browser.url().ends_with("/issues"));
+    browser.find("button[value=unresolve]");
+    assert!(browser.text().contains("resolved"));
     browser.open(&collector.url("/"));
+    let overview = browser.text();
+    assert!(overview.contains("unresolved issues"), "{overview}");
     browser.screenshot(&screenshot_dir().join("overview.png"));
 
     // The monitor's page: the script in its log is text, and nothing ran.
@@ -395,7 +410,11 @@ fn a_person_logs_in_finds_the_failing_monitor_and_mutes_it() {
     // Mute through the form: the page says so, and so does the API.
     assert!(!browser.text().contains("muted"));
     browser.click_through("button[value=mute]");
-    assert!(browser.url().ends_with("/monitors/1/nightly-backup?done=mute"));
+    assert!(
+        browser
+            .url()
+            .ends_with("/monitors/1/nightly-backup?done=mute")
+    );
     let page = browser.text();
     assert!(page.contains("Muted: check-ins and incidents"), "{page}");
     browser.find("button[value=unmute]");

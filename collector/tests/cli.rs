@@ -141,7 +141,10 @@ fn checkin_pairs_a_run_and_monitors_commands_manage_it() {
     assert_eq!(checkins[0]["status"], "ok");
     assert_eq!(checkins[0]["duration_ms"], 1500);
     let shown = cli.ok(&["monitors", "show", "1", "nightly-backup"]);
-    assert!(shown.contains("1.5 s") && shown.contains("CHECK-IN"), "{shown}");
+    assert!(
+        shown.contains("1.5 s") && shown.contains("CHECK-IN"),
+        "{shown}"
+    );
 
     for (command, field, value) in [
         ("mute", "muted", json!(true)),
@@ -152,7 +155,14 @@ fn checkin_pairs_a_run_and_monitors_commands_manage_it() {
         let envs = cli.json(&["monitors", command, "1", "nightly-backup"]);
         assert_eq!(envs[0][field], value, "{command}");
     }
-    let said = cli.ok(&["monitors", "mute", "1", "nightly-backup", "-e", "production"]);
+    let said = cli.ok(&[
+        "monitors",
+        "mute",
+        "1",
+        "nightly-backup",
+        "-e",
+        "production",
+    ]);
     assert_eq!(said.trim(), "muted monitor `nightly-backup` (production)");
 
     let deleted = cli.json(&["monitors", "delete", "1", "nightly-backup"]);
@@ -182,7 +192,10 @@ fn incidents_list_shows_what_failed() {
     assert_eq!(open[0]["reason"], "error");
     assert_eq!(open[0]["resolved_at"], Value::Null);
     let table = cli.ok(&["incidents", "list", "--project", "1"]);
-    assert!(table.contains("db-vacuum") && table.contains("open"), "{table}");
+    assert!(
+        table.contains("db-vacuum") && table.contains("open"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -194,7 +207,10 @@ fn exit_codes_tell_scripts_what_went_wrong() {
     // 4: a wrong token, no token at all, a DSN key the collector does not know.
     let wrong = watchpost_in(
         cwd,
-        &[("WATCHPOST_URL", &c.base), ("WATCHPOST_ADMIN_TOKEN", "x".repeat(32).as_str())],
+        &[
+            ("WATCHPOST_URL", &c.base),
+            ("WATCHPOST_ADMIN_TOKEN", "x".repeat(32).as_str()),
+        ],
         &["monitors", "list"],
     );
     assert_exit(&wrong, 4, "wrong admin token");
@@ -210,7 +226,11 @@ fn exit_codes_tell_scripts_what_went_wrong() {
 
     // The token file of a collector started in this directory is found on its own.
     std::fs::create_dir(cwd.join("watchpost-data")).unwrap();
-    std::fs::write(cwd.join("watchpost-data/admin_token"), format!("{}\n", c.token)).unwrap();
+    std::fs::write(
+        cwd.join("watchpost-data/admin_token"),
+        format!("{}\n", c.token),
+    )
+    .unwrap();
     let found = watchpost_in(cwd, &[("WATCHPOST_URL", &c.base)], &["monitors", "list"]);
     assert!(found.status.success(), "{found:?}");
 
@@ -240,7 +260,7 @@ fn exit_codes_tell_scripts_what_went_wrong() {
         "http://",
     );
     assert_exit(
-        &cli.run(&["monitors", "list", "--environment", "bad env!"]),
+        &cli.run(&["monitors", "list", "--environment", "a/b"]),
         2,
         "environment",
     );
@@ -263,6 +283,31 @@ fn exit_codes_tell_scripts_what_went_wrong() {
     for line in ["Exit codes:", "3  not found", "4  authentication"] {
         assert!(help.contains(line), "{help}");
     }
+}
+
+#[test]
+fn issues_commands_against_the_collector() {
+    let cli = Cli::start();
+    assert_eq!(cli.json(&["issues", "list"]), json!([]));
+    let event = json!({"event_id": "c0ffee00c0ffee00c0ffee00c0ffee02", "level": "error",
+        "timestamp": 1_800_000_000, "message": "disk full"});
+    let (status, body) = cli
+        .collector
+        .post_envelope(envelope(&[("event", &event.to_string())]));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = cli.json(&["issues", "list", "--project", "1"]);
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["status"], "unresolved");
+    let shown = cli.json(&["issues", "show", &id]);
+    assert_eq!(shown["issue"]["count"], 1);
+    assert_eq!(shown["events"].as_array().unwrap().len(), 1);
+    assert_eq!(cli.json(&["issues", "resolve", &id])["status"], "resolved");
+    assert!(cli.ok(&["issues", "list"]).contains("resolved"));
+    assert_exit(
+        &cli.run(&["issues", "resolve", &"0".repeat(32)]),
+        3,
+        "no issue",
+    );
 }
 
 /// One request as the stand-in saw it.
@@ -291,7 +336,10 @@ fn issues_api() -> (String, Arc<Mutex<Vec<Seen>>>) {
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
             let mut parts = line.split_whitespace();
-            let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+            let (method, path) = (
+                parts.next().unwrap_or("").to_owned(),
+                parts.next().unwrap_or("").to_owned(),
+            );
             let (mut length, mut authorization) = (0, String::new());
             loop {
                 let mut header = String::new();
@@ -316,13 +364,16 @@ fn issues_api() -> (String, Arc<Mutex<Vec<Seen>>>) {
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
             let (status, reply) = match (method.as_str(), path.as_str()) {
-                ("GET", "/api/v1/issues" | "/api/v1/issues?project=1") => ("200 OK", json!([issue])),
+                ("GET", "/api/v1/issues" | "/api/v1/issues?project=1") => {
+                    ("200 OK", json!([issue]))
+                }
                 ("GET", "/api/v1/issues/7d3c5a2b9e1f4c6a8b0d2e4f6a8c0e12/events") => {
                     ("200 OK", json!([{"event_id": "a"}, {"event_id": "b"}]))
                 }
                 ("PATCH", "/api/v1/issues/7d3c5a2b9e1f4c6a8b0d2e4f6a8c0e12") => {
                     let mut changed = issue.clone();
-                    changed["status"] = serde_json::from_slice::<Value>(&body).unwrap()["status"].clone();
+                    changed["status"] =
+                        serde_json::from_slice::<Value>(&body).unwrap()["status"].clone();
                     ("200 OK", changed)
                 }
                 _ => ("404 Not Found", json!({"error": "no issue has this id"})),
@@ -353,13 +404,20 @@ fn issues_commands_speak_the_contract() {
     };
     let id = "7d3c5a2b9e1f4c6a8b0d2e4f6a8c0e12";
 
-    let list: Value =
-        serde_json::from_str(&stdout(run(&["issues", "list", "--project", "1", "--json"]))).unwrap();
+    let list: Value = serde_json::from_str(&stdout(run(&[
+        "issues",
+        "list",
+        "--project",
+        "1",
+        "--json",
+    ])))
+    .unwrap();
     assert_eq!(list[0]["title"], "KeyError: 'invoice_id'");
     let table = stdout(run(&["issues", "list"]));
     assert!(table.contains(id) && table.contains("KeyError"), "{table}");
 
-    let shown: Value = serde_json::from_str(&stdout(run(&["issues", "show", id, "--json"]))).unwrap();
+    let shown: Value =
+        serde_json::from_str(&stdout(run(&["issues", "show", id, "--json"]))).unwrap();
     assert_eq!(shown["issue"]["count"], 12);
     assert_eq!(shown["events"].as_array().unwrap().len(), 2);
     assert!(stdout(run(&["issues", "show", id])).contains("2 recent event(s)"));
@@ -367,13 +425,30 @@ fn issues_commands_speak_the_contract() {
     let resolved: Value =
         serde_json::from_str(&stdout(run(&["issues", "resolve", id, "--json"]))).unwrap();
     assert_eq!(resolved["status"], "resolved");
-    assert_eq!(stdout(run(&["issues", "ignore", id])).trim(), format!("issue {id} is ignored"));
-    assert_exit(&run(&["issues", "show", "nope"]), 3, "no issue has id `nope`");
-    assert_exit(&run(&["issues", "resolve", "nope"]), 3, "no issue has this id");
+    assert_eq!(
+        stdout(run(&["issues", "ignore", id])).trim(),
+        format!("issue {id} is ignored")
+    );
+    assert_exit(
+        &run(&["issues", "show", "nope"]),
+        3,
+        "no issue has id `nope`",
+    );
+    assert_exit(
+        &run(&["issues", "resolve", "nope"]),
+        3,
+        "no issue has this id",
+    );
 
     let seen = seen.lock().unwrap();
     let patch = seen.iter().find(|s| s.method == "PATCH").expect("a PATCH");
     assert_eq!(patch.path, format!("/api/v1/issues/{id}"));
-    assert_eq!(serde_json::from_str::<Value>(&patch.body).unwrap(), json!({"status": "resolved"}));
-    assert!(seen.iter().all(|s| s.authorization == "Bearer 0123456789abcdef0123"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&patch.body).unwrap(),
+        json!({"status": "resolved"})
+    );
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization == "Bearer 0123456789abcdef0123")
+    );
 }

@@ -80,7 +80,10 @@ fn page(collector: &Collector, path: &str, cookie: &str) -> String {
 
 /// The value of the first `name="csrf"` field of a page.
 fn csrf(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF field") + 19;
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF field")
+        + 19;
     html[at..at + 64].to_owned()
 }
 
@@ -94,7 +97,10 @@ fn failing_monitor(collector: &Collector, slug: &str) {
     )]));
     assert_eq!(status, StatusCode::OK, "{body}");
     let response = collector
-        .request(Method::POST, &format!("/ping/{}/{slug}/fail", collector.key))
+        .request(
+            Method::POST,
+            &format!("/ping/{}/{slug}/fail", collector.key),
+        )
         .body("<script>alert(1)</script> & \"quotes\"")
         .send()
         .unwrap();
@@ -115,7 +121,10 @@ fn pages_need_a_login_whose_cookie_is_http_only_strict_and_not_the_token() {
     let login = client().get(collector.url("/login")).send().unwrap();
     assert_eq!(login.status(), StatusCode::OK);
     let csp = login.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
     assert!(login.text().unwrap().contains("name=\"token\""));
 
     let wrong = client()
@@ -129,7 +138,10 @@ fn pages_need_a_login_whose_cookie_is_http_only_strict_and_not_the_token() {
     // A login link cannot send the browser to another site.
     let away = client()
         .post(collector.url("/login"))
-        .form_body(&[("token", collector.token.as_str()), ("next", "//evil.example/")])
+        .form_body(&[
+            ("token", collector.token.as_str()),
+            ("next", "//evil.example/"),
+        ])
         .send()
         .unwrap();
     assert_eq!(away.headers()[LOCATION], "/");
@@ -142,7 +154,10 @@ fn pages_need_a_login_whose_cookie_is_http_only_strict_and_not_the_token() {
     let cookie = log_in(&collector);
     let html = page(&collector, "/", &cookie);
     assert!(html.contains("Overview"));
-    assert!(!html.contains(&collector.token), "the token never reaches a page");
+    assert!(
+        !html.contains(&collector.token),
+        "the token never reaches a page"
+    );
 
     // Logging out (with the form's CSRF token) ends the session.
     let token = csrf(&html);
@@ -153,8 +168,16 @@ fn pages_need_a_login_whose_cookie_is_http_only_strict_and_not_the_token() {
         .send()
         .unwrap();
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
-    assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
-    assert_eq!(get(&collector, "/", &cookie).status(), StatusCode::SEE_OTHER);
+    assert!(
+        out.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        get(&collector, "/", &cookie).status(),
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[test]
@@ -197,7 +220,11 @@ fn actions_need_the_sessions_csrf_token_and_go_through_the_processor() {
             response.headers()[LOCATION],
             format!("/monitors/1/nightly-backup?done={action}")
         );
-        assert_eq!(collector.monitor("nightly-backup")[0][field], value, "{action}");
+        assert_eq!(
+            collector.monitor("nightly-backup")[0][field],
+            value,
+            "{action}"
+        );
     }
     assert_eq!(act(&token, "explode").status(), StatusCode::BAD_REQUEST);
     let unknown = client()
@@ -207,14 +234,34 @@ fn actions_need_the_sessions_csrf_token_and_go_through_the_processor() {
         .send()
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    // Issue actions are wired the same way; until issues exist they say so.
-    let issue = client()
-        .post(collector.url("/issues/0123456789abcdef0123456789abcdef"))
-        .header("Cookie", &cookie)
-        .form_body(&[("csrf", token.as_str()), ("action", "resolve")])
-        .send()
-        .unwrap();
-    assert_ne!(issue.status(), StatusCode::FORBIDDEN);
+    // Issues the same way: an error event makes one, the form resolves it.
+    let event = json!({"event_id": "c0ffee00c0ffee00c0ffee00c0ffee01", "level": "error",
+        "timestamp": chrono::Utc::now().timestamp(), "message": "disk full"});
+    let (status, body) = collector.post_envelope(envelope(&[("event", &event.to_string())]));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = collector.api_get("/api/v1/issues")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resolve = |csrf: &str, id: &str| {
+        client()
+            .post(collector.url(&format!("/issues/{id}")))
+            .header("Cookie", &cookie)
+            .form_body(&[("csrf", csrf), ("action", "resolve")])
+            .send()
+            .unwrap()
+    };
+    assert_eq!(resolve("forged", &id).status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        collector.api_get("/api/v1/issues")[0]["status"],
+        "unresolved"
+    );
+    assert_eq!(resolve(&token, &id).status(), StatusCode::SEE_OTHER);
+    assert_eq!(collector.api_get("/api/v1/issues")[0]["status"], "resolved");
+    assert_eq!(
+        resolve(&token, &"0".repeat(32)).status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[test]
@@ -278,7 +325,10 @@ fn badges_need_their_key_and_reveal_nothing_without_it() {
         "image/svg+xml; charset=utf-8"
     );
     let body = response.text().unwrap();
-    assert!(body.starts_with("<svg") && body.contains("failing"), "{body}");
+    assert!(
+        body.starts_with("<svg") && body.contains("failing"),
+        "{body}"
+    );
 
     let shield: Value = collector
         .request(Method::GET, &json_url)

@@ -18,9 +18,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
+use watchpost_collector::alert::Planner;
 use watchpost_collector::config::{Retention, Secret, Watchdog, WatchdogMethod};
+use watchpost_collector::engine::IncidentKind;
+use watchpost_collector::engine::alerting::Links;
 use watchpost_collector::engine::probes::ProbeResult;
-use watchpost_collector::engine::{Effect, IncidentKind};
 use watchpost_collector::health::{HealthSources, Heartbeat};
 use watchpost_collector::metrics::Metrics;
 use watchpost_collector::probe::Probes;
@@ -132,7 +134,12 @@ fn probe(collector: &Collector, name: &str) -> Value {
 
 /// Polls probe `name` until `done` holds; returns its view.
 #[track_caller]
-fn wait_probe(collector: &Collector, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+fn wait_probe(
+    collector: &Collector,
+    name: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     poll(WITHIN, what, || {
         let view = probe(collector, name);
         done(&view).then_some(view)
@@ -185,7 +192,9 @@ success_threshold = 2
     )));
 
     // 200: up after two successes.
-    let up = wait_probe(&collector, "api", "the probe to be up", |p| p["status"] == "up");
+    let up = wait_probe(&collector, "api", "the probe to be up", |p| {
+        p["status"] == "up"
+    });
     assert_eq!(up["url"], target.url());
     assert_eq!(up["last_check"]["status_code"], 200);
     assert_eq!(up["last_check"]["outcome"], "ok");
@@ -193,7 +202,9 @@ success_threshold = 2
 
     // 503: down after two failures, with one open probe incident.
     target.answer(503);
-    let down = wait_probe(&collector, "api", "the probe to be down", |p| p["status"] == "down");
+    let down = wait_probe(&collector, "api", "the probe to be down", |p| {
+        p["status"] == "down"
+    });
     assert_eq!(down["last_check"]["status_code"], 503);
     assert_eq!(down["last_check"]["outcome"], "unexpected_status");
     assert_eq!(down["last_check"]["error"], "expected HTTP 200, got 503");
@@ -218,7 +229,9 @@ success_threshold = 2
     // 200 again: up after two successes, the incident resolved.
     target.answer(200);
     target.open();
-    let back = wait_probe(&collector, "api", "the probe to be up again", |p| p["status"] == "up");
+    let back = wait_probe(&collector, "api", "the probe to be up again", |p| {
+        p["status"] == "up"
+    });
     assert!(back["open_incident"].is_null());
     assert_eq!(back["consecutive_successes"].as_u64(), Some(2));
     let all = probe_incidents(&collector, false);
@@ -226,44 +239,75 @@ success_threshold = 2
     assert!(all[0]["resolved_at"].is_string());
     assert!(probe_incidents(&collector, true).is_empty());
 
-    // TODO(wiring step, a_probe_goes_down_and_up_once_at_its_thresholds): once server.rs starts
-    // the alert dispatcher over the sled outbox, start a webhook fake on `hook` (a loopback HTTP
-    // server) and assert it receives exactly one `probe.down` and then one `probe.up` alert
-    // whose `probe` subject is {name: "api", url: target.url(), status_code, error} (§3.5).
+    // The webhook was down all along; the outbox kept both alerts. It comes up: exactly one
+    // `probe.down`, then one `probe.up`, each the §3.5 JSON with the probe as its subject.
+    let hook_calls = webhook(&target.runtime, hook);
+    let alerts = poll(WITHIN, "both probe alerts at the webhook", || {
+        let calls = hook_calls.lock();
+        (calls.len() >= 2).then(|| calls.clone())
+    });
+    let kinds: Vec<&str> = alerts.iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["probe.down", "probe.up"], "{alerts:#?}");
+    for (alert, code) in alerts.iter().zip([503, 200]) {
+        assert_eq!(alert["source"], "probe");
+        assert_eq!(alert["probe"]["name"], "api");
+        assert_eq!(alert["probe"]["url"], target.url());
+        assert_eq!(alert["probe"]["status_code"], code);
+        assert!(alert["project"].is_null() && alert["environment"].is_null());
+    }
+    assert_eq!(alerts[0]["probe"]["error"], "expected HTTP 200, got 503");
+    assert!(alerts[1]["probe"]["error"].is_null());
 
-    // The outbox holds exactly one probe.down and one probe.up, decided at the thresholds: the
-    // incident is the second failure in a row, its resolution the second success in a row.
+    // One incident, decided at the thresholds: opened by the second failure in a row,
+    // resolved by the second success in a row.
     assert!(collector.terminate().success());
+    assert_eq!(hook_calls.lock().len(), 2, "no alert twice");
     let store = Store::open(&collector.data_dir().join("data")).unwrap();
     let mut results: Vec<ProbeResult> = store.probe_results("api", 1000).unwrap();
     results.reverse();
-    let outbox = store.outbox().unwrap();
-    assert_eq!(outbox.len(), 2, "{outbox:#?}");
-    let (down, up) = (&outbox[0].1, &outbox[1].1);
-    let Effect::IncidentOpened { incident: opened, notify: true } = &down.effect else {
-        panic!("expected the incident to open first: {down:?}")
-    };
-    let Effect::IncidentResolved { incident: resolved, notify: true } = &up.effect else {
-        panic!("expected the incident to resolve second: {up:?}")
-    };
-    assert_eq!(opened.kind, IncidentKind::Probe);
-    assert_eq!(opened.id, resolved.id);
+    let incidents = store.incidents(false).unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let incident = &incidents[0];
+    assert_eq!(incident.kind, IncidentKind::Probe);
     let position = |id| results.iter().position(|r| r.id == id).unwrap();
-    let start = position(opened.starting_checkin);
-    assert!(results[start - 1].outcome.is_ok(), "the run of failures starts after a success");
-    assert_eq!(position(opened.id), start + 1, "opened by the second failure in a row");
-    let resolving = position(resolved.resolving_checkin.unwrap());
+    let start = position(incident.starting_checkin);
+    assert!(
+        results[start - 1].outcome.is_ok(),
+        "the run of failures starts after a success"
+    );
+    assert_eq!(
+        position(incident.id),
+        start + 1,
+        "opened by the second failure in a row"
+    );
+    let resolving = position(incident.resolving_checkin.unwrap());
     assert!(results[resolving].outcome.is_ok() && results[resolving - 1].outcome.is_ok());
-    assert!(!results[resolving - 2].outcome.is_ok(), "resolved by the second success in a row");
+    assert!(
+        !results[resolving - 2].outcome.is_ok(),
+        "resolved by the second success in a row"
+    );
 
-    let notice = down.probe.as_ref().expect("the down alert's content");
-    assert!(notice.down);
-    assert_eq!((notice.name.as_str(), notice.url.as_str()), ("api", target.url().as_str()));
-    assert_eq!(notice.status_code, Some(503));
-    assert_eq!(notice.since, Some(results[start].at));
-    let notice = up.probe.as_ref().expect("the up alert's content");
-    assert!(!notice.down);
-    assert_eq!((notice.status_code, notice.error.as_deref()), (Some(200), None));
+    let since = results[start].at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let message = alerts[0]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("Down since {since}")), "{message}");
+}
+
+/// A webhook on `addr` (reserved by the test): records every alert posted to it, answers 200.
+fn webhook(runtime: &Runtime, addr: SocketAddr) -> Arc<Mutex<Vec<Value>>> {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new()
+        .fallback(
+            |State(calls): State<Arc<Mutex<Vec<Value>>>>, body: String| async move {
+                calls.lock().push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                "ok"
+            },
+        )
+        .with_state(Arc::clone(&calls));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .unwrap();
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    calls
 }
 
 #[test]
@@ -335,7 +379,10 @@ interval = "100ms"
     let results = results.as_array().unwrap();
     assert_eq!(results.len(), 3, "{results:?}");
     let times: Vec<&str> = results.iter().map(|r| r["at"].as_str().unwrap()).collect();
-    assert!(times.windows(2).all(|w| w[0] > w[1]), "newest first: {times:?}");
+    assert!(
+        times.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {times:?}"
+    );
     let latest = collector.api_get("/api/v1/probes/api/results?limit=1");
     assert!(latest[0]["at"].as_str().unwrap() >= view["last_check"]["at"].as_str().unwrap());
 
@@ -358,7 +405,9 @@ interval = "100ms"
 "#,
         url = target.url()
     )));
-    wait_probe(&collector, "api \"main\"", "the probe to be up", |p| p["status"] == "up");
+    wait_probe(&collector, "api \"main\"", "the probe to be up", |p| {
+        p["status"] == "up"
+    });
 
     let (status, health) = json(collector.request(Method::GET, "/healthz").send().unwrap());
     assert_eq!(status, StatusCode::OK, "{health}");
@@ -380,7 +429,11 @@ interval = "100ms"
         .text()
         .unwrap();
     let label = r#"probe="api \"main\"""#;
-    assert!(text.lines().any(|l| l == format!("watchpost_probe_up{{{label}}} 1")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == format!("watchpost_probe_up{{{label}}} 1")),
+        "{text}"
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with(&format!("watchpost_probe_latency_seconds{{{label}}} "))),
@@ -388,20 +441,28 @@ interval = "100ms"
     );
     let ok_checks = text
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("watchpost_probe_checks_total{{{label},result=\"ok\"}} ")))
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "watchpost_probe_checks_total{{{label},result=\"ok\"}} "
+            ))
+        })
         .unwrap_or_else(|| panic!("no ok counter in\n{text}"));
     assert!(ok_checks.parse::<u64>().unwrap() >= 1);
-    assert!(text.contains(&format!("watchpost_probe_checks_total{{{label},result=\"timeout\"}} ")));
+    assert!(text.contains(&format!(
+        "watchpost_probe_checks_total{{{label},result=\"timeout\"}} "
+    )));
 }
 
 /// A fake dead-man's switch: records the body of every request.
 async fn dead_mans_switch() -> (String, Arc<Mutex<Vec<String>>>) {
     let pings = Arc::new(Mutex::new(Vec::new()));
     let app = axum::Router::new()
-        .fallback(|State(pings): State<Arc<Mutex<Vec<String>>>>, body: String| async move {
-            pings.lock().push(body);
-            "OK"
-        })
+        .fallback(
+            |State(pings): State<Arc<Mutex<Vec<String>>>>, body: String| async move {
+                pings.lock().push(body);
+                "OK"
+            },
+        )
         .with_state(Arc::clone(&pings));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/ping/5f3a", listener.local_addr().unwrap());
@@ -413,7 +474,10 @@ async fn dead_mans_switch() -> (String, Arc<Mutex<Vec<String>>>) {
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WITHIN;
     while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -440,6 +504,11 @@ async fn the_watchdog_beats_only_while_the_collector_is_healthy() {
         store.clone(),
         Arc::clone(&deadlines),
         Retention::default(),
+        Arc::new(Planner::new(
+            Vec::new(),
+            Vec::new(),
+            Links::new("http://127.0.0.1:8470"),
+        )),
     ));
     let metrics = Arc::new(Metrics::default());
     let start_sweeper = || {

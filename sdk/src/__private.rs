@@ -155,18 +155,26 @@ impl JobRun {
 }
 
 impl Drop for JobRun {
+    // Inlined into the job so that the disabled and the finished cases are a branch, not a call.
+    #[inline]
     fn drop(&mut self) {
         if let Some(active) = &self.active
             && !active.is_done()
         {
-            let status = if std::thread::panicking() {
-                CheckInStatus::Error
-            } else {
-                CheckInStatus::Ok
-            };
-            active.end(status, || None);
+            end_unfinished(active);
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn end_unfinished(active: &ActiveRun) {
+    let status = if std::thread::panicking() {
+        CheckInStatus::Error
+    } else {
+        CheckInStatus::Ok
+    };
+    active.end(status, || None);
 }
 
 /// How a job function ended, as the macro sees its return value.

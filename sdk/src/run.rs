@@ -67,6 +67,7 @@ impl ActiveRun {
     }
 
     /// Whether the terminal check-in was sent already.
+    #[inline]
     pub(crate) fn is_done(&self) -> bool {
         self.done.load(Relaxed)
     }

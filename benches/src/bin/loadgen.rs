@@ -344,7 +344,7 @@ fn report(args: &Args, tally: &Tally, measured: Duration) -> String {
     if tally.unsent > 0 {
         let _ = writeln!(
             out,
-            "behind schedule: {} scheduled check-ins were never sent (the server could not keep up)",
+            "behind schedule: {} check-ins scheduled in the window were not sent before it closed",
             tally.unsent
         );
     }

@@ -8,19 +8,23 @@
 //! or `suppressed` (its content reached the person in another message); secrets never reach
 //! a log line, an error message or a `Debug` output.
 //!
-//! Wiring, for the service:
-//! - at start: [`channels_from_config`], [`rules_from_config`], [`spike_rules_from_config`],
-//!   [`Dispatcher::new`] over the store's [`Outbox`], `tokio::spawn(dispatcher.run(shutdown))`;
-//! - per engine/issue effect: build the [`Alert`](crate::engine::alerting::Alert)
-//!   (`engine::alerting::{monitor_alert, issue_alert, probe_alert}`), [`plan`] its deliveries,
-//!   write them to the outbox in the state change's batch, then [`DispatchHandle::wake_all`].
+//! Wiring, as `server.rs` does it:
+//! - at start: [`channels_from_config`], a [`Dispatcher`] over the store's [`Outbox`] (wrapped
+//!   in a [`MeteredOutbox`] for `/metrics` and `/healthz`), `tokio::spawn(dispatcher.run(..))`,
+//!   and a [`Planner`] from the rules that wakes that dispatcher;
+//! - per monitor, issue or probe effect: the [`Planner`] builds the
+//!   [`Alert`](crate::engine::alerting::Alert) and [`plan`]s its deliveries, the processor (or
+//!   the prober) writes them to the outbox in the state change's transaction, and once that is
+//!   durable [`Planner::wake`] wakes the workers.
 
 mod alertmanager;
 mod channel;
 pub mod dispatch;
 mod email;
 pub mod format;
+mod metered;
 pub mod pace;
+mod planner;
 mod slack;
 mod telegram;
 mod webhook;
@@ -32,7 +36,9 @@ pub use dispatch::{
     OutboxEntry, OutboxError, plan,
 };
 pub use email::{Email, Security};
+pub use metered::MeteredOutbox;
 pub use pace::{Backoff, Pace, Pacer};
+pub use planner::Planner;
 pub use slack::Slack;
 pub use telegram::Telegram;
 pub use webhook::Webhook;

@@ -37,7 +37,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, H
         monitors,
         deadlines: state.deadlines.len(),
         store: state.store.stats(),
-        outbox: state.store.outbox_len(),
+        outbox_pending: state.store.outbox_pending()?,
     };
     let mut text = state.metrics.render(&snapshot);
     state.upstream.write_metrics(&mut text);

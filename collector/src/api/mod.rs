@@ -2,7 +2,9 @@
 //! dashboard is `crate::dashboard`). Reads from the store, changes state only through the processor, and
 //! never returns a secret.
 
+mod alerts;
 mod health;
+mod issues;
 mod monitors;
 mod probes;
 pub mod views;
@@ -11,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, patch};
 use axum::{Router, response::IntoResponse};
 use subtle::ConstantTimeEq;
 
@@ -40,6 +42,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/incidents", get(monitors::incidents))
         .route("/api/v1/probes", get(probes::list))
         .route("/api/v1/probes/{name}/results", get(probes::results))
+        .route("/api/v1/issues", get(issues::list))
+        .route("/api/v1/issues/{id}", patch(issues::patch))
+        .route("/api/v1/issues/{id}/events", get(issues::events))
+        .route("/api/v1/alerts", get(alerts::list))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -99,7 +99,10 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| unreachable(&self.base, &e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.base, &e))?;
         answer(response, &format!("{method} {path}")).await
     }
 }
@@ -111,7 +114,10 @@ pub(super) async fn send_checkin(dsn: &Dsn, checkin: &CheckIn) -> Result<(), Fai
     let url = dsn.envelope_url();
     let response = http_client()?
         .post(&url)
-        .header("X-Sentry-Auth", Auth::new(dsn.public_key(), CLIENT).to_string())
+        .header(
+            "X-Sentry-Auth",
+            Auth::new(dsn.public_key(), CLIENT).to_string(),
+        )
         .header("Content-Type", "application/x-sentry-envelope")
         .body(envelope.to_vec())
         .send()

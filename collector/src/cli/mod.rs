@@ -82,7 +82,12 @@ pub struct ApiArgs {
     )]
     url: String,
     /// The admin token [default: $WATCHPOST_ADMIN_TOKEN, else ./watchpost-data/admin_token].
-    #[arg(long, env = "WATCHPOST_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "WATCHPOST_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     token: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
@@ -327,11 +332,7 @@ async fn monitors(client: &Client, json: bool, action: MonitorsCommand) -> Resul
                     .flatten()
                     .filter_map(|d| d["environment"].as_str())
                     .collect();
-                format!(
-                    "deleted monitor `{}` ({})",
-                    monitor.slug,
-                    envs.join(", ")
-                )
+                format!("deleted monitor `{}` ({})", monitor.slug, envs.join(", "))
             });
         }
         MonitorsCommand::Mute(m) => (m, json!({ "muted": true }), "muted"),

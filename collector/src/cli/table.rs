@@ -56,8 +56,10 @@ fn time(value: &Value, now: DateTime<Utc>) -> String {
 
 fn schedule(monitor: &Value) -> String {
     let timezone = monitor["timezone"].as_str().unwrap_or("UTC");
-    serde_json::from_value::<Schedule>(monitor["schedule"].clone())
-        .map_or_else(|_| text(&monitor["schedule"]), |s| words::schedule(&s, timezone))
+    serde_json::from_value::<Schedule>(monitor["schedule"].clone()).map_or_else(
+        |_| text(&monitor["schedule"]),
+        |s| words::schedule(&s, timezone),
+    )
 }
 
 fn status(monitor: &Value) -> String {
@@ -153,7 +155,14 @@ pub(super) fn monitor(envs: &Value, checkins: &Value) -> String {
                     .map_or_else(|| "-".to_owned(), words::duration_ms),
                 c["log"]
                     .as_str()
-                    .map(|log| log.lines().next().unwrap_or_default().chars().take(60).collect())
+                    .map(|log| {
+                        log.lines()
+                            .next()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(60)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             ]
         })

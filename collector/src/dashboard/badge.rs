@@ -71,8 +71,8 @@ impl BadgeKeys {
 
     /// The badge key of a monitor.
     pub fn key(&self, project: u64, slug: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret)
-            .expect("HMAC takes a key of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
         // Length-prefixed fields: no two (project, slug) pairs feed the same bytes.
         mac.update(b"watchpost-badge\0");
         mac.update(&project.to_be_bytes());

@@ -45,6 +45,8 @@ use pages::{EnvDetail, MonitorPage, MonitorRow, Overview, TIMELINE};
 const CHECKINS_SHOWN: usize = TIMELINE;
 /// Ping log entries listed per environment.
 const LOGS_SHOWN: usize = 20;
+/// Alert deliveries listed on the overview.
+const DELIVERIES_SHOWN: usize = 10;
 
 /// The dashboard's own state: sessions and badge keys.
 #[derive(Debug)]
@@ -81,7 +83,10 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/monitors", get(monitors))
-        .route("/monitors/{project}/{slug}", get(monitor).post(monitor_action))
+        .route(
+            "/monitors/{project}/{slug}",
+            get(monitor).post(monitor_action),
+        )
         .route("/incidents", get(incidents))
         .route("/issues", get(issues))
         .route("/issues/{id}", post(issue_action))
@@ -172,9 +177,7 @@ impl From<ProcessError> for PageError {
             ProcessError::Rejected { .. } | ProcessError::InvalidConfig(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ProcessError::Store(_) | ProcessError::NotDurable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProcessError::Store(_) | ProcessError::NotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         PageError::new(status, "That did not work", error.to_string())
     }
@@ -211,7 +214,11 @@ fn csrf_checked(viewer: &Viewer, presented: &str) -> Result<(), PageError> {
 async fn login_page(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let next = query_pairs(&uri)
         .ok()
-        .and_then(|q| query_value(&q, "next").and_then(safe_next).map(str::to_owned))
+        .and_then(|q| {
+            query_value(&q, "next")
+                .and_then(safe_next)
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "/".to_owned());
     if state.dashboard.sessions.find(&headers).is_some() {
         return Redirect::to(&next).into_response();
@@ -275,7 +282,8 @@ async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResult {
         open_incidents: state.store.incidents(true)?,
         issues: data::issues(&state)?,
         probes: data::probes(&state)?,
-        deliveries: data::deliveries(&state)?,
+        deliveries: data::deliveries(&state, DELIVERIES_SHOWN)?,
+        failed_deliveries: data::failed_deliveries(&state)?,
     };
     page(pages::overview(&viewer, &overview, Utc::now()))
 }
@@ -422,7 +430,11 @@ async fn monitor_action(
         .patch(target, patch)
         .await
         .map_err(|e| PageError::from(e).for_viewer(&viewer))?;
-    let back = format!("{}?done={}", pages::monitor_url(project, &slug), form.action);
+    let back = format!(
+        "{}?done={}",
+        pages::monitor_url(project, &slug),
+        form.action
+    );
     Ok(Redirect::to(&back).into_response())
 }
 
@@ -445,7 +457,7 @@ struct IssueActionForm {
     action: String,
 }
 
-/// Resolve, ignore or reopen an issue.
+/// Resolve, ignore or reopen an issue, through the processor like the API's `PATCH`.
 async fn issue_action(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -466,17 +478,11 @@ async fn issue_action(
             .for_viewer(&viewer));
         }
     };
-    data::set_issue_status(&state, &id, status)
+    state
+        .processor
+        .set_issue_status(&id, status)
         .await
-        .map_err(|error| {
-            let status = match error {
-                data::IssueActionError::Unavailable | data::IssueActionError::NotFound(_) => {
-                    StatusCode::NOT_FOUND
-                }
-                data::IssueActionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            PageError::new(status, "That did not work", error.to_string()).for_viewer(&viewer)
-        })?;
+        .map_err(|e| PageError::from(e).for_viewer(&viewer))?;
     Ok(Redirect::to("/issues").into_response())
 }
 
@@ -488,7 +494,13 @@ mod tests {
     fn only_local_paths_are_followed_after_login() {
         assert_eq!(safe_next("/monitors/1/backup"), Some("/monitors/1/backup"));
         assert_eq!(safe_next("/"), Some("/"));
-        for bad in ["//evil.example", "https://evil.example", "/x?y=1", "", "/a b"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/x?y=1",
+            "",
+            "/a b",
+        ] {
             assert_eq!(safe_next(bad), None, "{bad}");
         }
     }

@@ -14,9 +14,10 @@ use super::data::{DeliveryRow, ProbeRow};
 use super::session::Viewer;
 use super::words;
 use crate::api::views::rfc3339;
+use crate::engine::probes::ProbeStatus;
 use crate::engine::{
-    CheckIn, CheckInStatus, Incident, IncidentKind, IncidentReason, Issue, IssueStatus,
-    MonitorEnv, MonitorStatus,
+    CheckIn, CheckInStatus, Incident, IncidentKind, IncidentReason, Issue, IssueStatus, MonitorEnv,
+    MonitorStatus,
 };
 use crate::store::LogEntry;
 
@@ -103,6 +104,7 @@ pub(crate) struct Overview {
     pub(crate) issues: Option<Vec<Issue>>,
     pub(crate) probes: Option<Vec<ProbeRow>>,
     pub(crate) deliveries: Option<Vec<DeliveryRow>>,
+    pub(crate) failed_deliveries: Option<usize>,
 }
 
 /// One environment on a monitor's page.
@@ -221,11 +223,8 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
     let probes_down = o
         .probes
         .as_ref()
-        .map(|p| p.iter().filter(|p| !p.up).count());
-    let failed_deliveries = o
-        .deliveries
-        .as_ref()
-        .map(|d| d.iter().filter(|d| d.status == "failed").count());
+        .map(|p| p.iter().filter(|p| p.status == ProbeStatus::Down).count());
+    let failed_deliveries = o.failed_deliveries;
     layout(
         "Overview",
         Some(viewer),
@@ -262,8 +261,12 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
                 (probe_table(probes, now))
             }
             @if let Some(deliveries) = &o.deliveries {
-                h2 { "Alert deliveries" }
-                (delivery_table(deliveries, now))
+                h2 { "Recent alert deliveries" }
+                @if deliveries.is_empty() {
+                    p.dim { "None yet." }
+                } @else {
+                    (delivery_table(deliveries, now))
+                }
             }
         },
     )
@@ -579,13 +582,24 @@ fn issue_table(issues: &[&Issue], csrf: Option<&str>, now: DateTime<Utc>) -> Mar
 fn probe_table(probes: &[ProbeRow], now: DateTime<Utc>) -> Markup {
     html! {
         div.scroll { table {
-            thead { tr { th { "Probe" } th { "Status" } th { "Latency" } th { "Checked" } } }
+            thead { tr {
+                th { "Probe" } th { "Status" } th { "Latency" } th { "Checked" }
+                th.wide { "Last error" }
+            } }
             tbody { @for p in probes {
                 tr {
                     td { (p.name) }
-                    td { @if p.up { span.pill.ok { "up" } } @else { span.pill.error { "down" } } }
-                    td { @if let Some(ms) = p.latency_ms { (words::duration_ms(ms)) } }
+                    td {
+                        @match p.status {
+                            ProbeStatus::Up => span.pill.ok { "up" },
+                            ProbeStatus::Down => span.pill.error { "down" },
+                            ProbeStatus::Pending => span.pill.pending { "pending" },
+                        }
+                        @if let Some(since) = p.since { " " span.dim { "since " (at(since, now)) } }
+                    }
+                    td { @if let Some(ms) = p.latency_ms { (format!("{ms:.0} ms")) } }
                     td { (when(p.checked_at, now)) }
+                    td.wide { @if let Some(error) = &p.error { code { (error) } } }
                 }
             } }
         } }
@@ -600,7 +614,7 @@ fn delivery_table(deliveries: &[DeliveryRow], now: DateTime<Utc>) -> Markup {
             } }
             tbody { @for d in deliveries {
                 tr {
-                    td { (d.kind) br; span.dim { (at(d.created, now)) } }
+                    td { (d.title) br; span.dim { (d.kind) " · " (at(d.created, now)) } }
                     td { (d.channel) }
                     td { span class={ "pill " (d.status) } { (d.status) } }
                     td { (d.attempts) }
@@ -707,7 +721,10 @@ mod tests {
     #[test]
     fn logs_are_text_never_markup() {
         let html = log_text("<script>alert(1)</script>\nsecond line").into_string();
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
         assert!(!html.contains("<script>"), "{html}");
     }
 

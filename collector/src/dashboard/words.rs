@@ -52,7 +52,10 @@ fn crontab(expr: &str) -> Option<String> {
         if !(any(day) && any(month) && any(weekday)) {
             return None;
         }
-        return Some(format!("{} at :{minute:02}", interval(n, IntervalUnit::Hour)));
+        return Some(format!(
+            "{} at :{minute:02}",
+            interval(n, IntervalUnit::Hour)
+        ));
     }
     let hours = hour
         .split(',')
@@ -227,13 +230,28 @@ mod tests {
             ("0 * * * *", "every hour (Europe/Berlin)"),
             ("15 * * * *", "every hour at :15 (Europe/Berlin)"),
             ("30 */6 * * *", "every 6 hours at :30 (Europe/Berlin)"),
-            ("0 0,12 * * *", "every day at 00:00 and 12:00 (Europe/Berlin)"),
+            (
+                "0 0,12 * * *",
+                "every day at 00:00 and 12:00 (Europe/Berlin)",
+            ),
             ("0 9 * * 1-5", "Monday to Friday at 09:00 (Europe/Berlin)"),
             ("0 9 * * 0", "every Sunday at 09:00 (Europe/Berlin)"),
-            ("0 9 * * 1,3,5", "every Monday, Wednesday and Friday at 09:00 (Europe/Berlin)"),
-            ("0 4 1 * *", "on the 1st of every month at 04:00 (Europe/Berlin)"),
-            ("0 4 22 * *", "on the 22nd of every month at 04:00 (Europe/Berlin)"),
-            ("0 0 1 1 *", "every year on 1 January at 00:00 (Europe/Berlin)"),
+            (
+                "0 9 * * 1,3,5",
+                "every Monday, Wednesday and Friday at 09:00 (Europe/Berlin)",
+            ),
+            (
+                "0 4 1 * *",
+                "on the 1st of every month at 04:00 (Europe/Berlin)",
+            ),
+            (
+                "0 4 22 * *",
+                "on the 22nd of every month at 04:00 (Europe/Berlin)",
+            ),
+            (
+                "0 0 1 1 *",
+                "every year on 1 January at 00:00 (Europe/Berlin)",
+            ),
             ("5 4 * 2 1", "cron 5 4 * 2 1 (Europe/Berlin)"),
             ("1-5 * * * *", "cron 1-5 * * * * (Europe/Berlin)"),
         ] {

@@ -24,9 +24,8 @@
 //! | `notified` | always `true`: probes cannot be muted |
 //!
 //! Each effect comes with a [`ProbeNotice`]: what the `probe.down` / `probe.up` alert says
-//! (name, URL without secrets, status code and error of the deciding check). The store keeps it
-//! in the effect's outbox record, because the probe's state will have moved on by the time the
-//! alert is built.
+//! (name, URL without secrets, status code and error of the deciding check), from which the
+//! prober's `alert::Planner` builds the alert it commits with the check.
 
 use std::fmt;
 use std::time::Duration;
@@ -115,8 +114,8 @@ impl JsonExpectation {
 
     /// `Err` says, for a person, why `body` does not satisfy it.
     fn check(&self, body: &str) -> Result<(), String> {
-        let document: Value = serde_json::from_str(body)
-            .map_err(|e| format!("the body is not JSON ({e})"))?;
+        let document: Value =
+            serde_json::from_str(body).map_err(|e| format!("the body is not JSON ({e})"))?;
         let mut value = &document;
         for segment in self.path.split('.') {
             let next = match value {
@@ -325,7 +324,7 @@ pub struct ProbeResult {
     pub outcome: Outcome,
     /// The response status, when there was a response.
     pub status_code: Option<u16>,
-    /// How long the check took, in milliseconds (fractional).
+    /// How long the check took, in milliseconds with microsecond precision.
     pub latency_ms: f64,
     /// What went wrong, for a person.
     pub error: Option<String>,
@@ -403,7 +402,7 @@ pub struct Check {
     pub observation: Observation,
 }
 
-/// What a `probe.down` / `probe.up` alert says; kept with the effect in the outbox.
+/// What a `probe.down` / `probe.up` alert says, as of the check that decided it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeNotice {
     /// `true`: `probe.down`; `false`: `probe.up`.
@@ -465,7 +464,7 @@ pub struct ProbeTransition {
 pub fn record_check(
     state: &ProbeState,
     rules: &ProbeRules,
-    check: Check,
+    check: &Check,
     now: DateTime<Utc>,
 ) -> ProbeTransition {
     let verdict = rules.expect.judge(&check.observation);
@@ -474,7 +473,8 @@ pub fn record_check(
         at: check.started,
         outcome: verdict.outcome,
         status_code: verdict.status_code,
-        latency_ms: check.latency.as_secs_f64() * 1000.0,
+        // Microsecond precision: enough for loopback, and no float noise in the API.
+        latency_ms: check.latency.as_micros() as f64 / 1000.0,
         error: verdict.error,
     };
     let mut next = state.clone();
@@ -639,7 +639,7 @@ mod tests {
                 latency: Duration::from_millis(5),
                 observation: observation(word),
             };
-            let transition = record_check(&state, rules, check, t(second));
+            let transition = record_check(&state, rules, &check, t(second));
             state = transition.state;
             let _ = write!(
                 out,
@@ -671,7 +671,10 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(state.status == ProbeStatus::Down, state.open_incident.is_some());
+            assert_eq!(
+                state.status == ProbeStatus::Down,
+                state.open_incident.is_some()
+            );
             out.push('\n');
         }
         out
@@ -761,7 +764,7 @@ mod tests {
                 latency: Duration::from_millis(1500),
                 observation: observation(word),
             };
-            let transition = record_check(&state, &rules, check, t(10 * i as i64 + 2));
+            let transition = record_check(&state, &rules, &check, t(10 * i as i64 + 2));
             state = transition.state;
             effects.extend(transition.effects);
         }
@@ -793,7 +796,7 @@ mod tests {
             ProbeNotice {
                 down: true,
                 name: "api health".to_owned(),
-                url: rules.url.clone(),
+                url: rules.url,
                 status_code: Some(503),
                 error: Some("expected HTTP 200, got 503".to_owned()),
                 since: Some(t(0)),
@@ -825,7 +828,7 @@ mod tests {
             latency: Duration::ZERO,
             observation: observation("500"),
         };
-        let down = record_check(&ProbeState::new("gone"), &rules, check, t(0)).state;
+        let down = record_check(&ProbeState::new("gone"), &rules, &check, t(0)).state;
         let retired = retire(&down, &rules.url, t(60)).expect("an open incident");
         let Effect::IncidentResolved { incident, notify } = retired.effect else {
             panic!()
@@ -851,28 +854,110 @@ mod tests {
             json: json.cloned(),
         };
         let cases: Vec<(Expectation, Observation, Outcome, Option<&str>)> = vec![
-            (Expectation::status(200), response(200, ""), Outcome::Ok, None),
-            (Expectation::status(301), response(301, ""), Outcome::Ok, None),
-            (Expectation::status(200), response(301, ""), Outcome::UnexpectedStatus, Some("expected HTTP 200, got 301")),
-            (expect(Some("ok"), None), response(200, "all ok"), Outcome::Ok, None),
-            (expect(Some("ok"), None), response(503, "ok"), Outcome::UnexpectedStatus, Some("expected HTTP 200, got 503")),
-            (expect(Some("ok"), None), response(200, "fine"), Outcome::BodyMismatch, Some("the body does not contain \"ok\"")),
-            (expect(None, Some(&healthy)), response(200, r#"{"status":"healthy"}"#), Outcome::Ok, None),
-            (expect(None, Some(&healthy)), response(200, r#"{"status":"degraded"}"#), Outcome::BodyMismatch, Some("JSON field `status` is \"degraded\", expected \"healthy\"")),
-            (expect(None, Some(&healthy)), response(200, r#"{"state":"healthy"}"#), Outcome::BodyMismatch, Some("JSON field `status` is missing")),
-            (expect(None, Some(&healthy)), response(200, "<html>"), Outcome::BodyMismatch, Some("the body is not JSON (expected value at line 1 column 1)")),
-            (expect(None, Some(&nested)), response(200, r#"{"checks":{"db":{"latency_ms":5.0}}}"#), Outcome::Ok, None),
-            (expect(None, Some(&indexed)), response(200, r#"{"items":[{"ok":false},{"ok":true}]}"#), Outcome::Ok, None),
-            (expect(None, Some(&indexed)), response(200, r#"{"items":[{"ok":true}]}"#), Outcome::BodyMismatch, Some("JSON field `items.1.ok` is missing")),
-            (Expectation::status(200), observation("timeout"), Outcome::Timeout, Some("no answer within 2s")),
-            (Expectation::status(200), observation("refused"), Outcome::ConnectError, Some("connection refused")),
-            (Expectation::status(200), observation("reset"), Outcome::RequestError, Some("connection reset")),
+            (
+                Expectation::status(200),
+                response(200, ""),
+                Outcome::Ok,
+                None,
+            ),
+            (
+                Expectation::status(301),
+                response(301, ""),
+                Outcome::Ok,
+                None,
+            ),
+            (
+                Expectation::status(200),
+                response(301, ""),
+                Outcome::UnexpectedStatus,
+                Some("expected HTTP 200, got 301"),
+            ),
+            (
+                expect(Some("ok"), None),
+                response(200, "all ok"),
+                Outcome::Ok,
+                None,
+            ),
+            (
+                expect(Some("ok"), None),
+                response(503, "ok"),
+                Outcome::UnexpectedStatus,
+                Some("expected HTTP 200, got 503"),
+            ),
+            (
+                expect(Some("ok"), None),
+                response(200, "fine"),
+                Outcome::BodyMismatch,
+                Some("the body does not contain \"ok\""),
+            ),
+            (
+                expect(None, Some(&healthy)),
+                response(200, r#"{"status":"healthy"}"#),
+                Outcome::Ok,
+                None,
+            ),
+            (
+                expect(None, Some(&healthy)),
+                response(200, r#"{"status":"degraded"}"#),
+                Outcome::BodyMismatch,
+                Some("JSON field `status` is \"degraded\", expected \"healthy\""),
+            ),
+            (
+                expect(None, Some(&healthy)),
+                response(200, r#"{"state":"healthy"}"#),
+                Outcome::BodyMismatch,
+                Some("JSON field `status` is missing"),
+            ),
+            (
+                expect(None, Some(&healthy)),
+                response(200, "<html>"),
+                Outcome::BodyMismatch,
+                Some("the body is not JSON (expected value at line 1 column 1)"),
+            ),
+            (
+                expect(None, Some(&nested)),
+                response(200, r#"{"checks":{"db":{"latency_ms":5.0}}}"#),
+                Outcome::Ok,
+                None,
+            ),
+            (
+                expect(None, Some(&indexed)),
+                response(200, r#"{"items":[{"ok":false},{"ok":true}]}"#),
+                Outcome::Ok,
+                None,
+            ),
+            (
+                expect(None, Some(&indexed)),
+                response(200, r#"{"items":[{"ok":true}]}"#),
+                Outcome::BodyMismatch,
+                Some("JSON field `items.1.ok` is missing"),
+            ),
+            (
+                Expectation::status(200),
+                observation("timeout"),
+                Outcome::Timeout,
+                Some("no answer within 2s"),
+            ),
+            (
+                Expectation::status(200),
+                observation("refused"),
+                Outcome::ConnectError,
+                Some("connection refused"),
+            ),
+            (
+                Expectation::status(200),
+                observation("reset"),
+                Outcome::RequestError,
+                Some("connection reset"),
+            ),
         ];
         let mut failures = Vec::new();
         for (expect, observation, outcome, error) in cases {
             let verdict = expect.judge(&observation);
             if verdict.outcome != outcome || verdict.error.as_deref() != error {
-                failures.push(format!("{observation:?}: got {verdict:?}, expected {outcome:?} {error:?}"));
+                failures.push(format!(
+                    "{observation:?}: got {verdict:?}, expected {outcome:?} {error:?}"
+                ));
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -884,7 +969,10 @@ mod tests {
         assert!(JsonExpectation::new("a..b", json!("x")).is_err());
         assert!(JsonExpectation::new("a", json!(["x"])).is_err());
         assert!(JsonExpectation::new("a", json!({"b": 1})).is_err());
-        assert_eq!(JsonExpectation::new(" a.b ", json!(1)).unwrap().path(), "a.b");
+        assert_eq!(
+            JsonExpectation::new(" a.b ", json!(1)).unwrap().path(),
+            "a.b"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `POST /api/{project_id}/envelope/`: Sentry envelopes with `check_in` and `event` items.
-//! The whole envelope is decoded and validated before anything is applied; other item types
-//! are accepted and ignored.
+//! The whole envelope is decoded and validated before anything is applied (an invalid item
+//! rejects the envelope and leaves no trace); other item types are accepted and ignored.
 
 use axum::Json;
 use axum::body::Body;
@@ -8,16 +8,14 @@ use axum::extract::{Path, State};
 use axum::http::header::CONTENT_ENCODING;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use watchpost::protocol::{self, ContentEncoding, DecodeError, Envelope, decode_body};
 
 use super::{auth, checkin_input, process_error, project_id, query_pairs};
 use crate::engine::CheckInInput;
 use crate::http::{HttpError, read_body};
-use crate::processor::Batch;
+use crate::processor::{Batch, EventInput};
 use crate::server::AppState;
-use crate::store::RawEvent;
 
 /// Largest request body accepted, compressed.
 const MAX_BODY: usize = 1 << 20;
@@ -89,7 +87,6 @@ async fn ingest(
 
     let had_checkins = envelope.items.iter().any(|item| item.ty() == "check_in");
     let fail = |e: HttpError| (e, had_checkins);
-    let now = Utc::now();
     let mut batch = Batch {
         forward: state.upstream.forward(&decoded),
         ..Batch::default()
@@ -105,7 +102,7 @@ async fn ingest(
             }
             "event" => batch
                 .events
-                .push(event(project, index, item.payload.clone(), now).map_err(fail)?),
+                .push(event(project, index, item.payload.clone()).map_err(fail)?),
             _ => {}
         }
     }
@@ -157,25 +154,19 @@ fn check_in(project: u64, index: usize, payload: &[u8]) -> Result<CheckInInput, 
     })
 }
 
-fn event(
-    project: u64,
-    index: usize,
-    payload: Vec<u8>,
-    received: DateTime<Utc>,
-) -> Result<RawEvent, HttpError> {
+fn event(project: u64, index: usize, payload: Vec<u8>) -> Result<EventInput, HttpError> {
     if payload.len() > MAX_EVENT_ITEM {
         return Err(HttpError::too_large(format!(
             "item {index} (event) is {} bytes; the limit is {MAX_EVENT_ITEM}",
             payload.len()
         )));
     }
-    let parsed: protocol::Event = serde_json::from_slice(&payload).map_err(|e| {
+    let event: protocol::Event = serde_json::from_slice(&payload).map_err(|e| {
         HttpError::bad_request("invalid_event", format!("item {index} (event): {e}"))
     })?;
-    Ok(RawEvent {
+    Ok(EventInput {
         project,
-        event_id: parsed.event_id,
-        received,
+        event,
         payload,
     })
 }

@@ -72,6 +72,12 @@ impl GroupCommit {
         }
     }
 
+    /// Asks for a flush without waiting for it: for writes nobody waits on that should still
+    /// reach the disk soon (a delivery marked sent, so a crash does not send it again).
+    pub(super) fn request(&self) {
+        self.wake.notify_one();
+    }
+
     /// Waits for a flush request (or returns at once if one is pending).
     pub(super) async fn requested(&self) {
         self.wake.notified().await;

@@ -49,6 +49,42 @@ pub(super) fn timed_id(key: &[u8]) -> Option<Uuid> {
     Uuid::from_slice(&key[start..]).ok()
 }
 
+/// `len (u8) ++ issue id`: an issue, and the prefix of its events. Issue ids are 32 hex
+/// digits; the length prefix keeps a prefix scan exact for any string an API path carries.
+pub(super) fn issue(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + id.len());
+    key.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// `len (u16 BE) ++ channel name`: a channel's pending deliveries in the `outbox_pending` index.
+pub(super) fn channel(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + name.len() + 8);
+    key.extend_from_slice(&u16::try_from(name.len()).unwrap_or(u16::MAX).to_be_bytes());
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// `channel ++ id (u64 BE)`: one pending delivery, in id order within its channel.
+pub(super) fn pending(channel_name: &str, id: u64) -> Vec<u8> {
+    let mut key = channel(channel_name);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The channel name of a [`pending`] key.
+pub(super) fn pending_channel(key: &[u8]) -> Option<&str> {
+    let len = usize::from(u16::from_be_bytes([*key.first()?, *key.get(1)?]));
+    std::str::from_utf8(key.get(2..2 + len)?).ok()
+}
+
+/// The id at the end of a [`pending`] key.
+pub(super) fn pending_id(key: &[u8]) -> Option<u64> {
+    let start = key.len().checked_sub(8)?;
+    <[u8; 8]>::try_from(&key[start..]).ok().map(u64::from_be_bytes)
+}
+
 /// `project/` ++ id (u64 BE) in the meta tree.
 pub(super) fn project(id: u64) -> Vec<u8> {
     let mut key = b"project/".to_vec();
@@ -93,5 +129,15 @@ mod tests {
         assert_eq!(encoded, sorted);
         let id = Uuid::from_u128(7);
         assert_eq!(timed_id(&timed(b"p", times[2], id)), Some(id));
+    }
+
+    #[test]
+    fn channel_and_issue_prefixes_are_exact() {
+        assert!(!pending("tg-2", 1).starts_with(&channel("tg")));
+        assert!(pending("tg", 1).starts_with(&channel("tg")));
+        assert!(pending("tg", 1) < pending("tg", 256), "ids sort numerically");
+        assert_eq!(pending_id(&pending("tg", 42)), Some(42));
+        assert_eq!(pending_channel(&pending("tg", 42)), Some("tg"));
+        assert!(!issue("abcd").starts_with(&issue("ab")));
     }
 }

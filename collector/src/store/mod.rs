@@ -13,18 +13,24 @@
 //! | `checkin_ids` | check-in id (16 bytes)                       | its `checkins` key (raw)     |
 //! | `incidents`   | monitor key ++ opened_at ++ id               | `engine::Incident`           |
 //! | `deadlines`   | monitor key                                  | `Vec<engine::Deadline>`      |
-//! | `outbox`      | sled-generated id u64 BE                     | [`OutboxRecord`]             |
-//! | `events`      | project u64 BE ++ received ++ event id       | raw event payload (bytes)    |
+//! | `outbox`      | sled-generated id u64 BE                     | `alert::OutboxEntry`         |
+//! | `outbox_pending` | channel (u16 BE len ++ name) ++ id u64 BE | empty: index of pending deliveries |
+//! | `issues`      | issue id (u8 len ++ 32 hex digits)           | `engine::Issue`              |
+//! | `events`      | issue id key ++ received ++ event id         | raw event payload (bytes)    |
 //! | `ping_logs`   | monitor key ++ received ++ id                | [`LogEntry`]                 |
 //! | `upstream`    | sled-generated id u64 BE                     | raw envelope to relay (bytes)|
 //! | `probes`      | probe name                                   | `engine::probes::ProbeState` |
 //! | `probe_results` | name len u16 BE ++ name ++ ring slot u32 BE | `engine::probes::ProbeResult` |
 //!
 //! Every state change goes through [`Store::commit`], one multi-tree transaction, and is
-//! acknowledged only after [`Store::wait_durable`] (group commit, see `durability.rs`).
+//! acknowledged only after [`Store::wait_durable`] (group commit, see `durability.rs`). The
+//! alert deliveries a change causes are written in that same transaction (`outbox.rs`).
 
 mod durability;
+mod issues;
 mod keys;
+mod migrate;
+mod outbox;
 mod probes;
 mod upstream;
 
@@ -41,12 +47,17 @@ use uuid::Uuid;
 
 use durability::GroupCommit;
 pub use durability::Seq;
+pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
 pub use upstream::QueuedEnvelope;
 
-use crate::engine::{CheckIn, Deadline, Effect, Incident, MonitorEnv, MonitorKey, deadlines_of};
+use crate::alert::NewDelivery;
+use crate::engine::{
+    CheckIn, Deadline, Effect, Incident, Issue, MonitorEnv, MonitorKey, deadlines_of,
+};
+use outbox::OutboxCount;
 
-/// The layout version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout version this build reads and writes (`migrate.rs` upgrades older ones).
+pub const SCHEMA_VERSION: u32 = 2;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const HEALTH_KEY: &[u8] = b"healthz";
 
@@ -101,11 +112,11 @@ pub struct ProjectRecord {
     pub keys: Vec<String>,
 }
 
-/// An error event accepted from an envelope, kept raw until grouping exists.
+/// An error event as sent, filed under its issue.
 #[derive(Debug, Clone)]
 pub struct RawEvent {
-    /// Project it was sent to.
-    pub project: u64,
+    /// The issue it belongs to.
+    pub issue: String,
     /// The event's `event_id`.
     pub event_id: Uuid,
     /// When the collector received it.
@@ -127,19 +138,6 @@ pub struct LogEntry {
     pub body: String,
 }
 
-/// An effect waiting for the alert dispatcher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxRecord {
-    /// When the state change that caused it was committed.
-    pub created: DateTime<Utc>,
-    /// The effect.
-    pub effect: Effect,
-    /// For a probe's effect: what its `probe.down` / `probe.up` alert says (the probe's state
-    /// moves on, so it is kept here). `None` for monitor effects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe: Option<crate::engine::probes::ProbeNotice>,
-}
-
 /// Everything one input changes, written in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct WriteSet {
@@ -147,10 +145,14 @@ pub struct WriteSet {
     pub monitors: Vec<MonitorEnv>,
     /// Check-ins to insert or replace (by id).
     pub checkins: Vec<CheckIn>,
-    /// Effects for the outbox; the incidents they carry are stored too.
+    /// Effects: the incidents they carry are stored (their alerts are in `deliveries`).
     pub effects: Vec<Effect>,
-    /// Raw events.
+    /// Issues to store, after the events below were folded in.
+    pub issues: Vec<Issue>,
+    /// Events, each under its issue.
     pub events: Vec<RawEvent>,
+    /// Alert deliveries for the outbox, caused by this change.
+    pub deliveries: Vec<NewDelivery>,
     /// Ping log entries.
     pub logs: Vec<LogEntry>,
     /// Accepted envelopes for the upstream relay queue (see `upstream.rs`), raw.
@@ -163,7 +165,9 @@ impl WriteSet {
         self.monitors.is_empty()
             && self.checkins.is_empty()
             && self.effects.is_empty()
+            && self.issues.is_empty()
             && self.events.is_empty()
+            && self.deliveries.is_empty()
             && self.logs.is_empty()
             && self.upstream.is_empty()
     }
@@ -176,7 +180,7 @@ pub struct StoreStats {
     pub flushes: u64,
     /// Duration of the last fsync.
     pub last_flush_seconds: f64,
-    /// Raw events held.
+    /// Events held, all issues together.
     pub events: usize,
     /// Bytes on disk.
     pub size_on_disk: u64,
@@ -190,6 +194,8 @@ struct Trees {
     incidents: sled::Tree,
     deadlines: sled::Tree,
     outbox: sled::Tree,
+    outbox_pending: sled::Tree,
+    issues: sled::Tree,
     events: sled::Tree,
     ping_logs: sled::Tree,
     upstream: sled::Tree,
@@ -202,6 +208,7 @@ struct Inner {
     trees: Trees,
     group: GroupCommit,
     events: AtomicUsize,
+    outbox: OutboxCount,
 }
 
 /// The sled store. Cheap to clone.
@@ -236,6 +243,8 @@ impl Store {
             incidents: open("incidents")?,
             deadlines: open("deadlines")?,
             outbox: open("outbox")?,
+            outbox_pending: open("outbox_pending")?,
+            issues: open("issues")?,
             events: open("events")?,
             ping_logs: open("ping_logs")?,
             upstream: open("upstream")?,
@@ -251,18 +260,22 @@ impl Store {
             }
             Some(found) => {
                 let found = <[u8; 4]>::try_from(found.as_ref()).map_or(0, u32::from_be_bytes);
-                if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema { found });
+                match found {
+                    SCHEMA_VERSION => {}
+                    1 => migrate::from_v1(&db, &trees)?,
+                    _ => return Err(StoreError::Schema { found }),
                 }
             }
         }
         let events = AtomicUsize::new(trees.events.len());
+        let outbox = OutboxCount::new(trees.outbox.len());
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
                 trees,
                 group: GroupCommit::new(),
                 events,
+                outbox,
             }),
         })
     }
@@ -430,41 +443,12 @@ impl Store {
         Ok(all)
     }
 
-    /// Effects waiting in the outbox, oldest first (for the dispatcher and tests).
-    pub fn outbox(&self) -> Result<Vec<(u64, OutboxRecord)>, StoreError> {
-        self.trees()
-            .outbox
-            .iter()
-            .map(|entry| {
-                let (key, value) = entry?;
-                let id = <[u8; 8]>::try_from(key.as_ref()).map_or(0, u64::from_be_bytes);
-                Ok((id, decode("outbox", &value)?))
-            })
-            .collect()
-    }
-
-    /// Number of effects in the outbox.
-    pub fn outbox_len(&self) -> usize {
-        self.trees().outbox.len()
-    }
-
-    /// Raw events of a project, newest first.
-    pub fn events(&self, project: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.trees()
-            .events
-            .scan_prefix(project.to_be_bytes())
-            .values()
-            .rev()
-            .take(limit)
-            .map(|v| Ok(v?.to_vec()))
-            .collect()
-    }
-
     // ---- writes -------------------------------------------------------------------------
 
     /// Writes `set` in one transaction: each monitor with its deadlines and open incident,
-    /// each check-in with its id index entry, each effect's incident and outbox record, events
-    /// and log entries. Returns the sequence number to pass to [`Store::wait_durable`].
+    /// each check-in with its id index entry, each effect's incident, issues with their
+    /// events, alert deliveries (new outbox entries, created at `now`), log entries and
+    /// envelopes to relay. Returns the sequence number to pass to [`Store::wait_durable`].
     ///
     /// The caller serializes writers per monitor environment, so the closure (which sled may
     /// retry on a conflict) only replays precomputed inserts.
@@ -499,22 +483,16 @@ impl Store {
             }))
             .map(|i| (incident_key(i), encode(i)))
             .collect();
-        let outbox: Vec<_> = set
-            .effects
+        let issues: Vec<_> = set
+            .issues
             .iter()
-            .map(|effect| {
-                encode(&OutboxRecord {
-                    created: now,
-                    effect: effect.clone(),
-                    probe: None,
-                })
-            })
+            .map(|i| (keys::issue(&i.id), encode(i)))
             .collect();
         let events: Vec<_> = set
             .events
             .iter()
             .map(|e| {
-                let key = keys::timed(&e.project.to_be_bytes(), e.received, e.event_id);
+                let key = keys::timed(&keys::issue(&e.issue), e.received, e.event_id);
                 (key, e.payload.as_slice())
             })
             .collect();
@@ -537,6 +515,8 @@ impl Store {
             &t.incidents,
             &t.deadlines,
             &t.outbox,
+            &t.outbox_pending,
+            &t.issues,
             &t.events,
             &t.ping_logs,
             &t.upstream,
@@ -549,6 +529,8 @@ impl Store {
                     tx_incidents,
                     tx_deadlines,
                     tx_outbox,
+                    tx_pending,
+                    tx_issues,
                     tx_events,
                     tx_logs,
                     tx_upstream,
@@ -574,9 +556,11 @@ impl Store {
                     for (key, value) in &incidents {
                         tx_incidents.insert(key.as_slice(), value.as_slice())?;
                     }
-                    for value in &outbox {
-                        let id = tx_outbox.generate_id()?;
-                        tx_outbox.insert(&id.to_be_bytes(), value.as_slice())?;
+                    for delivery in &set.deliveries {
+                        outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
+                    }
+                    for (key, value) in &issues {
+                        tx_issues.insert(key.as_slice(), value.as_slice())?;
                     }
                     for (key, payload) in &events {
                         tx_events.insert(key.as_slice(), *payload)?;
@@ -597,6 +581,7 @@ impl Store {
                 .events
                 .fetch_add(set.events.len(), Ordering::Relaxed);
         }
+        self.inner.outbox.added(set.deliveries.len());
         Ok(self.inner.group.record_write())
     }
 
@@ -650,18 +635,6 @@ impl Store {
             .map_err(transaction_error)?;
         self.inner.group.record_write();
         Ok(true)
-    }
-
-    /// Drops the oldest raw events beyond `keep`.
-    pub fn prune_events(&self, keep: usize) -> Result<(), StoreError> {
-        while self.inner.events.load(Ordering::Relaxed) > keep {
-            if self.trees().events.pop_min()?.is_none() {
-                self.inner.events.store(0, Ordering::Relaxed);
-                break;
-            }
-            self.inner.events.fetch_sub(1, Ordering::Relaxed);
-        }
-        Ok(())
     }
 
     /// Deletes a monitor environment with its check-ins, incidents, deadlines and log entries,

@@ -1,7 +1,7 @@
 //! Probe state and results. A check's outcome is written in one transaction: the probe's
-//! state, its result, and — when a threshold was crossed — the incident and its outbox record,
-//! so a `probe.down` / `probe.up` reaches the dispatcher exactly when the state that caused it
-//! is stored. Stores what the engine decided; never judges a check itself.
+//! state, its result, and — when a threshold was crossed — the incident and the alert's
+//! deliveries, so a `probe.down` / `probe.up` reaches the outbox exactly when the state that
+//! caused it is stored. Stores what the engine decided; never judges a check itself.
 //!
 //! Results are a ring per probe: check number `n` goes to slot `n % keep`, replacing the oldest
 //! result in the same write, so retention is bounded by construction and needs no scan or
@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{OutboxRecord, Seq, Store, StoreError, decode, encode, incident_key, transaction_error};
+use super::{Seq, Store, StoreError, decode, encode, incident_key, outbox, transaction_error};
+use crate::alert::NewDelivery;
 use crate::engine::Effect;
 use crate::engine::probes::{ProbeEffect, ProbeResult, ProbeState, ProbeTransition};
 
@@ -49,11 +50,13 @@ impl Store {
         Ok(results)
     }
 
-    /// Writes one check's transition: state, result (into its ring slot of `keep`), and each
-    /// effect's incident and outbox record, in one transaction.
+    /// Writes one check's transition: state, result (into its ring slot of `keep`), each
+    /// effect's incident, and `deliveries` (the alerts of those effects, created at `now`), in
+    /// one transaction.
     pub fn commit_probe(
         &self,
         transition: &ProbeTransition,
+        deliveries: &[NewDelivery],
         keep: usize,
         now: DateTime<Utc>,
     ) -> Result<Seq, StoreError> {
@@ -63,20 +66,28 @@ impl Store {
         let state_value = encode(state);
         let result_key = result_key(&state.name, slot);
         let result_value = encode(&transition.result);
-        let records = effect_records(&transition.effects, now);
+        let incidents = incident_records(&transition.effects);
         let t = self.trees();
-        (&t.probes, &t.probe_results, &t.incidents, &t.outbox)
-            .transaction(|(tx_probes, tx_results, tx_incidents, tx_outbox)| {
+        (
+            &t.probes,
+            &t.probe_results,
+            &t.incidents,
+            &t.outbox,
+            &t.outbox_pending,
+        )
+            .transaction(|(tx_probes, tx_results, tx_incidents, tx_outbox, tx_pending)| {
                 tx_probes.insert(state.name.as_bytes(), state_value.as_slice())?;
                 tx_results.insert(result_key.as_slice(), result_value.as_slice())?;
-                for (key, incident, record) in &records {
+                for (key, incident) in &incidents {
                     tx_incidents.insert(key.as_slice(), incident.as_slice())?;
-                    let id = tx_outbox.generate_id()?;
-                    tx_outbox.insert(&id.to_be_bytes(), record.as_slice())?;
+                }
+                for delivery in deliveries {
+                    outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(transaction_error)?;
+        self.inner.outbox.added(deliveries.len());
         Ok(self.inner.group.record_write())
     }
 
@@ -104,12 +115,13 @@ impl Store {
     }
 
     /// Forgets a probe that left the config: its state and results go, and its open incident,
-    /// if `effect` resolves one, is stored resolved with its outbox record, all in one
-    /// transaction.
+    /// if `effect` resolves one, is stored resolved with `deliveries` (its alert's, if any),
+    /// all in one transaction.
     pub fn retire_probe(
         &self,
         name: &str,
         effect: Option<&ProbeEffect>,
+        deliveries: &[NewDelivery],
         now: DateTime<Utc>,
     ) -> Result<Seq, StoreError> {
         let t = self.trees();
@@ -118,38 +130,41 @@ impl Store {
             .scan_prefix(results_prefix(name))
             .keys()
             .collect::<Result<_, _>>()?;
-        let records = effect_records(effect.map_or(&[][..], std::slice::from_ref), now);
-        (&t.probes, &t.probe_results, &t.incidents, &t.outbox)
-            .transaction(|(tx_probes, tx_results, tx_incidents, tx_outbox)| {
+        let incidents = incident_records(effect.map_or(&[][..], std::slice::from_ref));
+        (
+            &t.probes,
+            &t.probe_results,
+            &t.incidents,
+            &t.outbox,
+            &t.outbox_pending,
+        )
+            .transaction(|(tx_probes, tx_results, tx_incidents, tx_outbox, tx_pending)| {
                 tx_probes.remove(name.as_bytes())?;
                 for key in &results {
                     tx_results.remove(key)?;
                 }
-                for (key, incident, record) in &records {
+                for (key, incident) in &incidents {
                     tx_incidents.insert(key.as_slice(), incident.as_slice())?;
-                    let id = tx_outbox.generate_id()?;
-                    tx_outbox.insert(&id.to_be_bytes(), record.as_slice())?;
+                }
+                for delivery in deliveries {
+                    outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(transaction_error)?;
+        self.inner.outbox.added(deliveries.len());
         Ok(self.inner.group.record_write())
     }
 }
 
-/// For each effect: the incident's key and value and the outbox record (effect + notice).
-fn effect_records(effects: &[ProbeEffect], now: DateTime<Utc>) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+/// For each effect: the key and value of the incident it carries.
+fn incident_records(effects: &[ProbeEffect]) -> Vec<(Vec<u8>, Vec<u8>)> {
     effects
         .iter()
-        .map(|ProbeEffect { effect, notice }| {
-            let (Effect::IncidentOpened { incident, .. } | Effect::IncidentResolved { incident, .. }) =
-                effect;
-            let record = OutboxRecord {
-                created: now,
-                effect: effect.clone(),
-                probe: Some(notice.clone()),
-            };
-            (incident_key(incident), encode(incident), encode(&record))
+        .map(|ProbeEffect { effect, .. }| {
+            let (Effect::IncidentOpened { incident, .. }
+            | Effect::IncidentResolved { incident, .. }) = effect;
+            (incident_key(incident), encode(incident))
         })
         .collect()
 }
@@ -178,7 +193,9 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::alert::{NewDelivery, Planner};
     use crate::engine::IncidentKind;
+    use crate::engine::alerting::{AlertKind, Links, Payload};
     use crate::engine::probes::{
         Check, Expectation, Observation, ProbeRules, ProbeStatus, record_check, retire,
     };
@@ -190,6 +207,30 @@ mod tests {
             success_threshold: 1,
             expect: Expectation::status(200),
         }
+    }
+
+    /// Plans with the default rule (everything to `log`).
+    fn planner() -> Planner {
+        Planner::new(Vec::new(), Vec::new(), Links::new("http://127.0.0.1:8470"))
+    }
+
+    fn deliveries(effects: &[ProbeEffect], now: DateTime<Utc>) -> Vec<NewDelivery> {
+        effects.iter().flat_map(|e| planner().probe(e, now)).collect()
+    }
+
+    /// The kinds of the alerts in the outbox, oldest first.
+    fn outbox_kinds(store: &Store) -> Vec<AlertKind> {
+        let mut entries = store
+            .deliveries(&crate::store::DeliveryFilter::default(), 100)
+            .unwrap();
+        entries.reverse();
+        entries
+            .iter()
+            .map(|e| match &e.payload {
+                Payload::Alert(alert) => alert.kind,
+                Payload::Digest(_) => panic!("no digest is planned"),
+            })
+            .collect()
     }
 
     /// Feeds `statuses` (one check per second) to probe `name`, committing each transition.
@@ -207,8 +248,9 @@ mod tests {
                 latency: Duration::from_millis(3),
                 observation: Observation::Response { status, body: None },
             };
-            let transition = record_check(&state, &rules(), check, at);
-            store.commit_probe(&transition, keep, at).unwrap();
+            let transition = record_check(&state, &rules(), &check, at);
+            let planned = deliveries(&transition.effects, at);
+            store.commit_probe(&transition, &planned, keep, at).unwrap();
             state = transition.state;
         }
         state
@@ -228,12 +270,10 @@ mod tests {
         assert_eq!(incidents[0].key.slug, "api");
         assert!(incidents[0].resolved_at.is_some());
 
-        let outbox = store.outbox().unwrap();
-        let notices: Vec<bool> = outbox
-            .iter()
-            .map(|(_, r)| r.probe.as_ref().expect("a probe notice").down)
-            .collect();
-        assert_eq!(notices, [true, false]);
+        assert_eq!(
+            outbox_kinds(&store),
+            [AlertKind::ProbeDown, AlertKind::ProbeUp]
+        );
 
         let results = store.probe_results("api", 10).unwrap();
         let codes: Vec<_> = results.iter().map(|r| r.status_code.unwrap()).collect();
@@ -250,7 +290,12 @@ mod tests {
         run(&store, "a-b", &[503; 3], 5);
         let kept = store.probe_results("a", 100).unwrap();
         assert_eq!(kept.len(), 5);
-        let newest = store.probe_state("a").unwrap().unwrap().last_result.unwrap();
+        let newest = store
+            .probe_state("a")
+            .unwrap()
+            .unwrap()
+            .last_result
+            .unwrap();
         assert_eq!(kept[0], newest);
         assert!(kept.windows(2).all(|w| w[0].at > w[1].at));
         assert_eq!(store.probe_results("a-b", 100).unwrap().len(), 3);
@@ -270,11 +315,18 @@ mod tests {
         assert_eq!(store.incidents(true).unwrap().len(), 1);
         let now = Utc::now();
         let effect = retire(&state, &rules().url, now);
-        store.retire_probe("gone", effect.as_ref(), now).unwrap();
+        let planned = deliveries(effect.as_slice(), now);
+        assert!(planned.is_empty(), "a retired probe is resolved silently");
+        store
+            .retire_probe("gone", effect.as_ref(), &planned, now)
+            .unwrap();
         assert!(store.probe_state("gone").unwrap().is_none());
         assert!(store.probe_results("gone", 10).unwrap().is_empty());
         assert!(store.incidents(true).unwrap().is_empty());
-        let (_, last) = store.outbox().unwrap().pop().unwrap();
-        assert!(matches!(last.effect, Effect::IncidentResolved { notify: false, .. }));
+        assert!(matches!(
+            effect.map(|e| e.effect),
+            Some(Effect::IncidentResolved { notify: false, .. })
+        ));
+        assert_eq!(outbox_kinds(&store), [AlertKind::ProbeDown]);
     }
 }

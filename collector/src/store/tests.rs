@@ -1,4 +1,6 @@
 use super::*;
+use crate::alert::NewDelivery;
+use crate::engine::alerting::{Links, Payload, monitor_alert};
 use crate::engine::{
     CheckInStatus, DeadlineKind, FailureCounts, IncidentKind, IncidentReason, IntervalUnit,
     MonitorConfig, OpenRun, Schedule,
@@ -76,10 +78,26 @@ fn a_commit_is_read_back_whole() {
             notify: true,
         }],
         events: vec![RawEvent {
-            project: 1,
+            issue: "a".repeat(32),
             event_id: Uuid::from_u128(5),
             received: at(0),
             payload: b"{}".to_vec(),
+        }],
+        deliveries: vec![NewDelivery {
+            channel: "log".into(),
+            rule: "default".into(),
+            payload: Payload::Alert(
+                monitor_alert(
+                    &Effect::IncidentOpened {
+                        incident: incident("job", false),
+                        notify: true,
+                    },
+                    &m,
+                    &Links::new("http://127.0.0.1:8470"),
+                    at(0),
+                )
+                .unwrap(),
+            ),
         }],
         logs: vec![LogEntry {
             key: key("job"),
@@ -88,6 +106,7 @@ fn a_commit_is_read_back_whole() {
             body: "hello".into(),
         }],
         upstream: vec![b"{}\n".to_vec()],
+        ..WriteSet::default()
     };
     store.commit(&set, at(0)).unwrap();
     assert_eq!(store.monitor(&key("job")).unwrap(), Some(m));
@@ -97,8 +116,13 @@ fn a_commit_is_read_back_whole() {
     );
     assert_eq!(store.checkins(&key("job"), 10).unwrap().len(), 1);
     assert_eq!(store.incidents(true).unwrap(), vec![incident("job", false)]);
-    assert_eq!(store.outbox().unwrap().len(), 1);
-    assert_eq!(store.events(1, 10).unwrap(), vec![b"{}".to_vec()]);
+    let pending = crate::alert::Outbox::pending(&store, "log", 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].created_at, at(0));
+    assert_eq!(
+        store.issue_events(&"a".repeat(32), 10).unwrap(),
+        vec![b"{}".to_vec()]
+    );
     assert_eq!(store.logs(&key("job"), 10).unwrap()[0].body, "hello");
     let deadlines = store.deadlines().unwrap();
     assert_eq!(deadlines.len(), 1);
@@ -225,29 +249,6 @@ fn resolved_incidents_are_not_open() {
 }
 
 #[test]
-fn events_are_bounded() {
-    let (_dir, store) = open();
-    for i in 0..5u32 {
-        let set = WriteSet {
-            events: vec![RawEvent {
-                project: 1,
-                event_id: Uuid::from_u128(u128::from(i)),
-                received: at(i64::from(i)),
-                payload: i.to_string().into_bytes(),
-            }],
-            ..WriteSet::default()
-        };
-        store.commit(&set, at(0)).unwrap();
-    }
-    store.prune_events(2).unwrap();
-    assert_eq!(
-        store.events(1, 10).unwrap(),
-        vec![b"4".to_vec(), b"3".to_vec()]
-    );
-    assert_eq!(store.stats().events, 2);
-}
-
-#[test]
 fn another_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
@@ -261,6 +262,31 @@ fn another_schema_version_is_refused() {
     }
     let error = Store::open(dir.path()).unwrap_err();
     assert!(matches!(error, StoreError::Schema { found: 7 }), "{error}");
+}
+
+#[test]
+fn version_1_is_upgraded_keeping_monitors_and_dropping_its_effects_and_raw_events() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let set = WriteSet {
+            monitors: vec![monitor("job")],
+            ..WriteSet::default()
+        };
+        store.commit(&set, at(0)).unwrap();
+        let t = store.trees();
+        // What version 1 wrote: an effect record and an event filed under its project.
+        t.outbox.insert(7u64.to_be_bytes(), &b"{\"effect\":{}}"[..]).unwrap();
+        t.events.insert(1u64.to_be_bytes(), &b"{}"[..]).unwrap();
+        t.meta.insert(SCHEMA_KEY, &1u32.to_be_bytes()).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.monitor(&key("job")).unwrap(), Some(monitor("job")));
+    assert!(store.trees().outbox.is_empty() && store.trees().events.is_empty());
+    assert_eq!(store.stats().events, 0);
+    let version = store.trees().meta.get(SCHEMA_KEY).unwrap().unwrap();
+    assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

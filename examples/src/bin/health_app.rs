@@ -86,7 +86,7 @@ impl Dependency {
             .await
             .map_err(|e| format!("cannot reopen the dependency: {e}\n"))?;
         *server = Some(tokio::spawn(accept(listener)));
-        Ok("dependency open: /health answers 200 again\n")
+        Ok("dependency open: /health answers 200 again within a second\n")
     }
 }
 

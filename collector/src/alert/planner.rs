@@ -1,0 +1,166 @@
+//! From effects to outbox deliveries: the [`Planner`] builds the alert of each monitor, issue
+//! and probe effect (`engine::alerting`), routes it through the rules ([`plan`]), and wakes the
+//! dispatcher once the deliveries are durable.
+//!
+//! It writes nothing: whoever commits the state change puts the deliveries into that same
+//! transaction (the processor for monitors and issues, the prober for probes), so an alert
+//! exists exactly when the change that caused it does. It decides nothing either: what an
+//! alert says is `engine::alerting`'s, where it goes the rules'.
+
+use chrono::{DateTime, Utc};
+
+use super::dispatch::{DispatchHandle, NewDelivery, plan};
+use crate::config::Config;
+use crate::engine::alerting::{self, Links, Rule};
+use crate::engine::issues::{IssueEffect, SpikeRule};
+use crate::engine::probes::ProbeEffect;
+use crate::engine::{Effect, Issue, MonitorEnv};
+
+/// The rules and links alerts are planned with, and the dispatcher to wake. Shared by the
+/// processor and the prober.
+#[derive(Debug)]
+pub struct Planner {
+    rules: Vec<Rule>,
+    spike_rules: Vec<SpikeRule>,
+    links: Links,
+    dispatcher: Option<DispatchHandle>,
+}
+
+impl Planner {
+    /// Plans with `rules` (none: the default rule) and `spike_rules`, linking to the dashboard
+    /// at `links`. Wakes nobody until [`Planner::waking`] names a dispatcher.
+    pub fn new(rules: Vec<Rule>, spike_rules: Vec<SpikeRule>, links: Links) -> Planner {
+        Planner {
+            rules,
+            spike_rules,
+            links,
+            dispatcher: None,
+        }
+    }
+
+    /// The `[[rules]]` of the config, with dashboard links under `public_url`.
+    pub fn from_config(config: &Config, public_url: &str) -> Planner {
+        Planner::new(
+            super::rules_from_config(config),
+            super::spike_rules_from_config(config),
+            Links::new(public_url),
+        )
+    }
+
+    /// Wakes `dispatcher` after deliveries were made durable.
+    pub fn waking(mut self, dispatcher: DispatchHandle) -> Planner {
+        self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    /// The `issue.spike` rules, for `engine::issues::process_event`.
+    pub fn spike_rules(&self) -> &[SpikeRule] {
+        &self.spike_rules
+    }
+
+    /// The deliveries of a monitor effect; `monitor` is the environment's state after the
+    /// transition that caused it. None when the effect is not announced (muted).
+    pub fn monitor(
+        &self,
+        effect: &Effect,
+        monitor: &MonitorEnv,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        alerting::monitor_alert(effect, monitor, &self.links, now)
+            .map(|alert| plan(&self.rules, &alert, None))
+            .unwrap_or_default()
+    }
+
+    /// The deliveries of an issue effect; `issue` is the issue after the event.
+    pub fn issue(&self, effect: &IssueEffect, issue: &Issue, now: DateTime<Utc>) -> Vec<NewDelivery> {
+        let alert = alerting::issue_alert(effect, issue, &self.links, now);
+        let spike_rule = match effect {
+            IssueEffect::Spike { rule, .. } => Some(rule.as_str()),
+            IssueEffect::FirstSeen | IssueEffect::Regressed { .. } => None,
+        };
+        plan(&self.rules, &alert, spike_rule)
+    }
+
+    /// The deliveries of a probe effect. None when it is not announced (a probe that left the
+    /// config is resolved silently).
+    pub fn probe(&self, effect: &ProbeEffect, now: DateTime<Utc>) -> Vec<NewDelivery> {
+        let announced = match &effect.effect {
+            Effect::IncidentOpened { notify, .. } | Effect::IncidentResolved { notify, .. } => {
+                *notify
+            }
+        };
+        if !announced {
+            return Vec::new();
+        }
+        let alert = alerting::probe_alert(&effect.notice.to_change(), &self.links, now);
+        plan(&self.rules, &alert, None)
+    }
+
+    /// New deliveries are durable: every channel worker looks at the outbox now instead of at
+    /// its next poll.
+    pub fn wake(&self) {
+        if let Some(dispatcher) = &self.dispatcher {
+            dispatcher.wake_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::engine::alerting::{AlertKind, Payload};
+    use crate::engine::issues::process_event;
+
+    fn planner() -> Planner {
+        let rules = vec![
+            Rule {
+                name: "errors".to_owned(),
+                on: vec![AlertKind::IssueFirstSeen, AlertKind::IssueSpike],
+                channels: vec!["tg".to_owned(), "hook".to_owned()],
+            },
+            Rule {
+                name: "burst".to_owned(),
+                on: vec![AlertKind::IssueSpike],
+                channels: vec!["pager".to_owned()],
+            },
+        ];
+        let spikes = vec![SpikeRule {
+            name: "burst".to_owned(),
+            threshold: 1,
+            window: std::time::Duration::from_secs(60),
+        }];
+        Planner::new(rules, spikes, Links::new("http://watchpost.example"))
+    }
+
+    #[test]
+    fn an_issue_effect_goes_to_every_channel_of_its_rules_and_a_spike_only_by_its_own() {
+        let planner = planner();
+        let event: watchpost::protocol::Event = serde_json::from_value(serde_json::json!({
+            "event_id": "0123456789abcdef0123456789abcdef",
+            "timestamp": 1_777_636_800,
+            "message": "disk full",
+        }))
+        .unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap();
+        let (issue, effects) = process_event(None, &event, 1, now, planner.spike_rules());
+        assert_eq!(effects, [IssueEffect::FirstSeen]);
+        let first = planner.issue(&effects[0], &issue, now);
+        let channels: Vec<&str> = first.iter().map(|d| d.channel.as_str()).collect();
+        assert_eq!(channels, ["tg", "hook"]);
+
+        let (issue, effects) = process_event(Some(issue), &event, 1, now, planner.spike_rules());
+        let spike = planner.issue(&effects[0], &issue, now);
+        let routes: Vec<(&str, &str)> = spike
+            .iter()
+            .map(|d| (d.rule.as_str(), d.channel.as_str()))
+            .collect();
+        assert_eq!(routes, [("burst", "pager")]);
+        let Payload::Alert(alert) = &spike[0].payload else {
+            panic!("an alert")
+        };
+        assert_eq!(alert.kind, AlertKind::IssueSpike);
+        assert_eq!(alert.url, format!("http://watchpost.example/issues/{}", issue.id));
+    }
+}
