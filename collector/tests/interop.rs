@@ -285,6 +285,68 @@ sentry_sdk.flush()
     );
 }
 
+#[test]
+fn sentry_python_errors_are_grouped_into_issues() {
+    let collector = Collector::start(None);
+    python::run_python(
+        r#"
+import sentry_sdk
+
+sentry_sdk.init(release="interop@1.0.0")
+
+def lookup(key):
+    return {"a": 1}[key]
+
+for _ in range(2):
+    try:
+        lookup("missing")
+    except KeyError:
+        sentry_sdk.capture_exception()
+sentry_sdk.capture_message("disk usage above 90%", level="warning")
+sentry_sdk.flush()
+"#,
+        &collector.dsn,
+    );
+
+    let issues = poll(SETTLE, "two issues from sentry-python", || {
+        let issues = collector.api_get("/api/v1/issues?project=1");
+        let issues = issues.as_array().expect("issues are an array").clone();
+        let counted: u64 = issues.iter().filter_map(|i| i["count"].as_u64()).sum();
+        (counted == 3).then_some(issues)
+    });
+    assert_eq!(
+        issues.len(),
+        2,
+        "the same exception twice is one issue: {issues:#?}"
+    );
+    let key_error = issues
+        .iter()
+        .find(|i| i["title"].as_str().is_some_and(|t| t.contains("KeyError")))
+        .unwrap_or_else(|| panic!("no KeyError issue in {issues:#?}"));
+    assert_eq!(key_error["count"], 2);
+    assert_eq!(key_error["level"], "error");
+    assert_eq!(key_error["status"], "unresolved");
+    let message = issues
+        .iter()
+        .find(|i| i["title"] == "disk usage above 90%")
+        .unwrap_or_else(|| panic!("no message issue in {issues:#?}"));
+    assert_eq!(
+        (message["count"].as_u64(), &message["level"]),
+        (Some(1), &json!("warning"))
+    );
+
+    let id = key_error["id"].as_str().unwrap();
+    let events = collector.api_get(&format!("/api/v1/issues/{id}/events"));
+    let events = events.as_array().expect("events are an array");
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["release"] == "interop@1.0.0" && e["platform"] == "python"),
+        "events are kept as sentry-python sent them: {events:#?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // sentry-cli monitors run
 

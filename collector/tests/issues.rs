@@ -299,7 +299,7 @@ fn sentry_python_exception_and_message_events_become_issues_with_their_titles() 
             )
         })
         .collect();
-    seen.sort();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         seen,
         [

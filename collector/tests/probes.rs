@@ -164,7 +164,7 @@ fn probe_incidents(collector: &Collector, open: bool) -> Vec<Value> {
 #[test]
 fn a_probe_goes_down_and_up_once_at_its_thresholds() {
     let mut target = Target::start();
-    // Nothing listens here yet (see the TODO below).
+    // Nothing listens here until the end: the outbox must keep the alerts while it is down.
     let hook = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap();

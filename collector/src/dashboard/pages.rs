@@ -42,7 +42,7 @@ nav .brand{font-weight:700;color:var(--fg);text-decoration:none;margin-right:aut
 nav form{margin:0}
 main{max-width:1100px;margin:0 auto;padding:1rem}
 h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:1.6rem 0 .6rem}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:.6rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(130px,1fr));gap:.6rem}
 .card{border:1px solid var(--line);border-radius:8px;padding:.6rem .8rem;background:var(--card)}
 .card b{display:block;font-size:1.6rem;line-height:1.2}
 .card.bad b{color:var(--err)}.card.good b{color:var(--ok)}
@@ -52,9 +52,9 @@ th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);ve
 th{font-size:.8rem;color:var(--muted);font-weight:600;white-space:nowrap}
 .pill{display:inline-block;border-radius:999px;padding:0 .5rem;font-size:.8rem;font-weight:600;
 border:1px solid currentColor;white-space:nowrap}
-.ok{color:var(--ok)}.error,.failed,.missed,.timeout{color:var(--err)}
+.ok,.sent,.up{color:var(--ok)}.error,.failed,.missed,.timeout{color:var(--err)}
 .active,.in_progress,.pending,.unresolved{color:var(--warn)}
-.disabled,.muted,.unknown,.resolved,.ignored,.sent{color:var(--off)}
+.disabled,.muted,.unknown,.resolved,.ignored,.suppressed{color:var(--off)}
 .dim{color:var(--muted);font-size:.85rem}
 .notice{border:1px solid var(--ok);border-radius:8px;padding:.5rem .8rem;margin-bottom:1rem}
 .problem{border:1px solid var(--err);border-radius:8px;padding:.5rem .8rem;margin-bottom:1rem}
