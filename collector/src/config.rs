@@ -30,6 +30,12 @@ pub const DEFAULT_EVENTS_PER_ISSUE: usize = 100;
 pub const DEFAULT_UPSTREAM_BACKLOG: usize = 10_000;
 /// Results kept per probe unless `retention.probe_results` says otherwise.
 pub const DEFAULT_PROBE_RESULTS: usize = 1000;
+/// Ingest requests per second per project key unless `limits.ingest_per_second` says otherwise.
+pub const DEFAULT_INGEST_PER_SECOND: u32 = 1000;
+/// Ingest requests a key may send at once unless `limits.ingest_burst` says otherwise.
+pub const DEFAULT_INGEST_BURST: u32 = 2 * DEFAULT_INGEST_PER_SECOND;
+/// Highest `limits.ingest_per_second` and `limits.ingest_burst`.
+pub const MAX_INGEST_RATE: u32 = 1_000_000;
 /// Shortest probe interval: sub-second intervals serve tests and local setups.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -113,6 +119,26 @@ pub struct Config {
     pub retention: Retention,
     /// `[upstream]`: relay accepted envelopes to a Sentry-compatible server (§3.9).
     pub upstream: Option<Upstream>,
+    /// `[limits]` (Watchpost extension to §3.1).
+    pub limits: Limits,
+}
+
+/// `[limits]`: per-key ingest rate limiting (a token bucket per project key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Ingest requests per second each project key may sustain.
+    pub ingest_per_second: u32,
+    /// Ingest requests a key may send at once after being idle.
+    pub ingest_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            ingest_per_second: DEFAULT_INGEST_PER_SECOND,
+            ingest_burst: DEFAULT_INGEST_BURST,
+        }
+    }
 }
 
 /// `[upstream]`.
@@ -446,6 +472,8 @@ struct RawConfig {
     #[serde(default)]
     retention: RawRetention,
     upstream: Option<RawUpstream>,
+    #[serde(default)]
+    limits: RawLimits,
 }
 
 #[derive(Deserialize, Default)]
@@ -557,6 +585,13 @@ struct RawWatchdog {
 struct RawUpstream {
     dsn: String,
     max_backlog: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    ingest_per_second: Option<u64>,
+    ingest_burst: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -702,6 +737,7 @@ impl Validator<'_> {
             .as_ref()
             .map(|u| self.upstream(u))
             .transpose()?;
+        let limits = limits(&raw.limits)?;
         Ok(Config {
             server,
             projects,
@@ -713,6 +749,7 @@ impl Validator<'_> {
             watchdog,
             retention,
             upstream,
+            limits,
         })
     }
 
@@ -1361,6 +1398,36 @@ fn duration_or(
     raw.map_or(Ok(default), |raw| duration(path, &raw, min))
 }
 
+fn limits(raw: &RawLimits) -> Result<Limits, Error> {
+    let rate = |path: &str, raw: Option<u64>, default: u32| {
+        count_or(path, raw, default as usize, 1..=MAX_INGEST_RATE as usize)
+            .map(|n| u32::try_from(n).unwrap_or(MAX_INGEST_RATE))
+    };
+    let ingest_per_second = rate(
+        "limits.ingest_per_second",
+        raw.ingest_per_second,
+        DEFAULT_INGEST_PER_SECOND,
+    )?;
+    // The burst follows the rate unless it is set: twice the rate, as the defaults are.
+    let ingest_burst = rate(
+        "limits.ingest_burst",
+        raw.ingest_burst,
+        ingest_per_second.saturating_mul(2).min(MAX_INGEST_RATE),
+    )?;
+    if ingest_burst < ingest_per_second {
+        return Err(Error::at(
+            "limits.ingest_burst",
+            format!(
+                "{ingest_burst} is below limits.ingest_per_second ({ingest_per_second}); set it at least as high"
+            ),
+        ));
+    }
+    Ok(Limits {
+        ingest_per_second,
+        ingest_burst,
+    })
+}
+
 fn count_or(
     path: &str,
     raw: Option<u64>,
@@ -1411,6 +1478,8 @@ mod tests {
         assert!(config.projects.is_empty());
         assert_eq!(config.alerts.dedup_window, Duration::from_secs(300));
         assert_eq!(config.retention.checkins_per_monitor, 100);
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.limits.ingest_burst, 2000);
     }
 
     #[test]
@@ -1604,6 +1673,8 @@ interval = "60s"
             ("[[probes]]\nname = \"p\"\nurl = \"http://x/\"\nexpected_json = { path = \"a\", equals = 1, is = 2 }\n".into(), "probes[0].expected_json.is: unknown field `is`, expected `path` or `equals`"),
             ("[watchdog]\nurl = \"https://hc/x\"\nmethod = \"PUT\"\n".into(), "watchdog.method: expected \"GET\" or \"POST\""),
             ("[retention]\nprobe_results = 0\n".into(), "retention.probe_results: 0 is out of range"),
+            ("[limits]\ningest_per_second = 0\n".into(), "limits.ingest_per_second: 0 is out of range"),
+            ("[limits]\ningest_per_second = 10\ningest_burst = 5\n".into(), "limits.ingest_burst: 5 is below limits.ingest_per_second (10)"),
             ("[watchdog]\ninterval = \"1m\"\n".into(), "watchdog: missing field `url`"),
             ("[watchdog]\nurl = \"https://hc/x\"\ninterval = \"0s\"\n".into(), "watchdog.interval: 0s is too short"),
             ("[retention]\ncheckins_per_monitor = 0\n".into(), "retention.checkins_per_monitor: 0 is out of range"),

@@ -1,6 +1,6 @@
 //! The collector's own health, decided in one place for `GET /healthz` and the watchdog: the
-//! store takes writes, the sweeper runs, the alert dispatcher runs (once this build starts one),
-//! and every probe task checks on schedule. Reads and reports; never repairs anything.
+//! store takes writes, the sweeper runs, the alert dispatcher runs (once started), and every
+//! probe task checks on schedule. Reads and reports; never repairs anything.
 //!
 //! Long-running tasks that have no index of their own to inspect report through a
 //! [`Heartbeat`]: the task holds the guard from [`Heartbeat::start`] for as long as it runs, so
@@ -132,8 +132,8 @@ pub struct SweeperHealth {
 pub struct DispatcherHealth {
     /// Its task runs.
     pub running: bool,
-    /// `running`; `stopped` (it ran and ended: unhealthy); `not running` (this build starts
-    /// none: alerts stay in the outbox, and that alone does not make the collector unhealthy).
+    /// `running`; `stopped` (it ran and ended: unhealthy); `not running` (not started yet, as
+    /// during startup: alerts wait in the outbox, and that alone is not unhealthy).
     pub state: &'static str,
     /// When it last reported progress.
     pub last_beat: Option<String>,

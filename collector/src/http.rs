@@ -17,6 +17,8 @@ pub struct HttpError {
     pub message: String,
     /// Metric label, e.g. `bad_request`, `unauthorized`.
     pub reason: &'static str,
+    /// Seconds to wait before retrying: sent as `Retry-After` and `X-Sentry-Rate-Limits`.
+    pub retry_after: Option<u64>,
 }
 
 impl HttpError {
@@ -26,7 +28,15 @@ impl HttpError {
             status,
             message: message.into(),
             reason,
+            retry_after: None,
         }
+    }
+
+    /// Tells the client to wait `seconds` before sending again (all categories, this key).
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> HttpError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 400 with a specific reason label.
@@ -72,11 +82,20 @@ impl HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(serde_json::json!({ "error": self.message })),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            let headers = response.headers_mut();
+            headers.insert(axum::http::header::RETRY_AFTER, seconds.into());
+            // `<seconds>:<categories>:<scope>`; no categories means every category.
+            if let Ok(value) = format!("{seconds}::key").parse() {
+                headers.insert("x-sentry-rate-limits", value);
+            }
+        }
+        response
     }
 }
 
@@ -87,6 +106,13 @@ impl From<crate::store::StoreError> for HttpError {
             StoreError::Flush(_) | StoreError::Closed => HttpError::unavailable(format!(
                 "the collector could not store this durably ({error}); retry later"
             )),
+            // A full disk and friends: nothing was stored, and a retry later may succeed.
+            ref e if e.is_io() => {
+                tracing::error!(error = %e, "store write failed");
+                HttpError::unavailable(format!(
+                    "the collector could not store this ({error}); nothing was kept, retry later"
+                ))
+            }
             other => HttpError::internal(&other),
         }
     }

@@ -188,8 +188,8 @@ impl Metrics {
             "Pending deadlines in the sweeper's index.",
             &plain(snapshot.deadlines.to_string()),
         );
-        let counted = self.deliveries.lock().clone();
-        let deliveries = &counted;
+        // A snapshot: the lock is released before anything is written.
+        let deliveries = &self.deliveries.lock().clone();
         let mut channels: Vec<&String> = deliveries
             .keys()
             .chain(snapshot.outbox_pending.keys())
@@ -208,11 +208,15 @@ impl Metrics {
                 .map(|c| (format!("{{channel=\"{}\"}}", label(c)), value(c)))
                 .collect()
         };
+        let pending = |c: &str| {
+            let n = snapshot.outbox_pending.get(c).copied().unwrap_or(0);
+            n.to_string()
+        };
         metric(
             "watchpost_outbox_pending",
             "gauge",
             "Alert deliveries waiting in the outbox, per channel.",
-            &per_channel(&|c| snapshot.outbox_pending.get(c).copied().unwrap_or(0).to_string()),
+            &per_channel(&pending),
         );
         let finished = |index: usize| {
             move |c: &str| {

@@ -263,7 +263,11 @@ impl Probes {
 
     /// Resolves (silently) the open incidents of stored probes that are no longer configured,
     /// and forgets their state and results.
-    async fn retire_unconfigured(&self, store: &Store, planner: &Planner) -> Result<(), StoreError> {
+    async fn retire_unconfigured(
+        &self,
+        store: &Store,
+        planner: &Planner,
+    ) -> Result<(), StoreError> {
         let mut last = None;
         for state in store.probe_states()? {
             if self.0.iter().any(|entry| entry.spec.name == state.name) {

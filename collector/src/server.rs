@@ -22,6 +22,7 @@ use crate::alert::{
 use crate::config::{Config, Secret};
 use crate::health::{HealthSources, Heartbeat};
 use crate::ingest::auth::ProjectKeys;
+use crate::ingest::ratelimit::RateLimiter;
 use crate::metrics::Metrics;
 use crate::probe::Probes;
 use crate::processor::{ProcessError, Processor};
@@ -100,6 +101,8 @@ pub struct Shared {
     pub probes: Probes,
     /// What `/healthz` and the watchdog judge the collector's health from.
     pub health: HealthSources,
+    /// Per-key ingest token buckets (`[limits]`).
+    pub rate_limits: RateLimiter,
 }
 
 /// Axum state: a cheap handle to [`Shared`].
@@ -252,6 +255,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         upstream,
         probes,
         health,
+        rate_limits: RateLimiter::new(config.limits),
     });
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())

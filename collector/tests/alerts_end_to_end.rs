@@ -4,6 +4,9 @@
 //! and a Telegram chat paced and digested, with every alert accounted for. The destinations are
 //! fakes that are real HTTP servers on loopback.
 
+// Both harnesses are needed: the collector's (`support`) and the fake destinations
+// (`alert_support`); each carries its own copy of `support/python.rs`.
+#[allow(clippy::duplicate_mod)]
 mod alert_support;
 mod support;
 
@@ -190,7 +193,10 @@ channels = ["ops-webhook"]
         Some(1.0)
     );
     assert_eq!(
-        metric(&collector, "watchpost_outbox_pending{channel=\"ops-webhook\"}"),
+        metric(
+            &collector,
+            "watchpost_outbox_pending{channel=\"ops-webhook\"}"
+        ),
         Some(0.0)
     );
     let health = collector.api_get("/healthz");
@@ -272,13 +278,19 @@ channels = ["hook"]
         Some("issue") => format!("issue/{}", alert["issue"]["id"].as_str().unwrap()),
         _ => panic!("unexpected alert {alert:#}"),
     };
-    let received = poll(Duration::from_secs(30), "every alert at the webhook", || {
-        let got: Vec<String> = hook.accepted().iter().map(|s| subject(&s.json)).collect();
-        let distinct: BTreeSet<String> = got.iter().cloned().collect();
-        (distinct == expected).then_some(got)
-    });
+    let received = poll(
+        Duration::from_secs(30),
+        "every alert at the webhook",
+        || {
+            let got: Vec<String> = hook.accepted().iter().map(|s| subject(&s.json)).collect();
+            let distinct: BTreeSet<String> = got.iter().cloned().collect();
+            (distinct == expected).then_some(got)
+        },
+    );
     poll(Duration::from_secs(10), "the outbox to drain", || {
-        deliveries(&collector, "state=pending").is_empty().then_some(())
+        deliveries(&collector, "state=pending")
+            .is_empty()
+            .then_some(())
     });
     // At least once: each alert arrived; a repeat is possible only for a delivery that was
     // sent but not yet recorded durably when the process died (none was sent here).
@@ -354,7 +366,10 @@ channels = ["tg", "hook"]
             .map(|i| error_event((chunk * 20 + i) % ISSUES))
             .collect();
         bodies.push(envelope(
-            &items.iter().map(|e| ("event", e.as_str())).collect::<Vec<_>>(),
+            &items
+                .iter()
+                .map(|e| ("event", e.as_str()))
+                .collect::<Vec<_>>(),
         ));
     }
     let started = std::time::Instant::now();
@@ -390,7 +405,9 @@ channels = ["tg", "hook"]
 
     // Both channels drain. Telegram's tail may wait for the group's 20-per-minute window.
     poll(Duration::from_secs(150), "both channels to drain", || {
-        deliveries(&collector, "state=pending").is_empty().then_some(())
+        deliveries(&collector, "state=pending")
+            .is_empty()
+            .then_some(())
     });
     let drained = started.elapsed();
     eprintln!("storm delivered in {drained:?}");
@@ -421,10 +438,7 @@ channels = ["tg", "hook"]
         .map(|m| m.json["text"].as_str().unwrap())
         .collect();
     let counted: usize = texts.iter().map(|t| alerts_in(t)).sum();
-    eprintln!(
-        "telegram: {} messages for {counted} alerts",
-        messages.len()
-    );
+    eprintln!("telegram: {} messages for {counted} alerts", messages.len());
     assert_eq!(counted, MONITORS + ISSUES, "{texts:#?}");
     assert!(messages.len() <= 20 * (1 + drained.as_secs() as usize / 60));
     assert!(texts.iter().any(|t| t.contains("Watchpost digest")));

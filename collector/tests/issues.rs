@@ -2,6 +2,9 @@
 //! kept per issue newest first, resolve → regress alerting once, ignore staying silent, bad
 //! input refused without a trace, and the events `sentry-sdk` (Python) really sends.
 
+// Both harnesses are needed: the collector's (`support`) and the fake destinations
+// (`alert_support`); each carries its own copy of `support/python.rs`.
+#[allow(clippy::duplicate_mod)]
 mod alert_support;
 mod support;
 
@@ -148,8 +151,14 @@ channels = ["hook"]
     assert_eq!(body["status"], "resolved");
     assert_eq!(issues(&collector, "?status=resolved").len(), 1);
     assert!(issues(&collector, "?status=unresolved").is_empty());
-    post_event(&collector, &key_error("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3", 40));
-    post_event(&collector, &key_error("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa4", 40));
+    post_event(
+        &collector,
+        &key_error("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3", 40),
+    );
+    post_event(
+        &collector,
+        &key_error("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa4", 40),
+    );
     let listed = issues(&collector, "?project=1");
     assert_eq!(listed[0]["status"], "unresolved");
     assert_eq!(listed[0]["count"], 4);
@@ -167,12 +176,19 @@ channels = ["hook"]
         .iter()
         .map(|d| d["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["issue.regressed", "issue.first_seen"], "newest first");
+    assert_eq!(
+        kinds,
+        ["issue.regressed", "issue.first_seen"],
+        "newest first"
+    );
 
     // Ignored: counted, never alerted.
     let (code, _) = response_json(patch(&collector, &id, r#"{"status":"ignored"}"#));
     assert_eq!(code, StatusCode::OK);
-    post_event(&collector, &key_error("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5", 40));
+    post_event(
+        &collector,
+        &key_error("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5", 40),
+    );
     assert_eq!(issues(&collector, "")[0]["count"], 5);
     assert_eq!(issues(&collector, "")[0]["status"], "ignored");
     assert_eq!(
@@ -242,7 +258,10 @@ fn an_envelope_with_an_invalid_event_is_refused_whole() {
     for (bad, needle) in [
         ("{\"event_id\":\"nope\"}", "item 2 (event)"),
         ("[1,2]", "item 2 (event)"),
-        ("{\"event_id\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2\"}", "timestamp"),
+        (
+            "{\"event_id\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2\"}",
+            "timestamp",
+        ),
     ] {
         let body = envelope(&[
             ("check_in", &good_checkin),
@@ -257,10 +276,17 @@ fn an_envelope_with_an_invalid_event_is_refused_whole() {
             .unwrap();
         assert_error(response, StatusCode::BAD_REQUEST, needle);
     }
-    assert!(collector.monitor("nightly").is_empty(), "no check-in applied");
+    assert!(
+        collector.monitor("nightly").is_empty(),
+        "no check-in applied"
+    );
     assert!(issues(&collector, "").is_empty(), "no event applied");
     assert!(
-        collector.api_get("/api/v1/alerts").as_array().unwrap().is_empty(),
+        collector
+            .api_get("/api/v1/alerts")
+            .as_array()
+            .unwrap()
+            .is_empty(),
         "no alert planned"
     );
 }

@@ -287,9 +287,15 @@ success_threshold = 2
         "resolved by the second success in a row"
     );
 
-    let since = results[start].at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let since = results[start]
+        .at
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
     let message = alerts[0]["message"].as_str().unwrap();
-    assert!(message.contains(&format!("Down since {since}")), "{message}");
+    assert!(
+        message.contains(&format!("Down since {since}")),
+        "{message}"
+    );
 }
 
 /// A webhook on `addr` (reserved by the test): records every alert posted to it, answers 200.
@@ -298,7 +304,9 @@ fn webhook(runtime: &Runtime, addr: SocketAddr) -> Arc<Mutex<Vec<Value>>> {
     let app = axum::Router::new()
         .fallback(
             |State(calls): State<Arc<Mutex<Vec<Value>>>>, body: String| async move {
-                calls.lock().push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                calls
+                    .lock()
+                    .push(serde_json::from_str(&body).unwrap_or(Value::Null));
                 "ok"
             },
         )
@@ -416,8 +424,8 @@ interval = "100ms"
     assert_eq!(health["prober"]["probes"], 1);
     assert_eq!(health["prober"]["running"], 1);
     assert_eq!(health["prober"]["stale"], serde_json::json!([]));
-    assert_eq!(health["dispatcher"]["running"], false);
-    assert_eq!(health["dispatcher"]["state"], "not running");
+    assert_eq!(health["dispatcher"]["running"], true);
+    assert_eq!(health["dispatcher"]["state"], "running");
     assert!(health["outbox"]["backlog"].is_u64());
     assert_eq!(health["store"]["writable"], true);
     assert_eq!(health["sweeper"]["alive"], true);

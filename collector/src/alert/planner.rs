@@ -72,7 +72,12 @@ impl Planner {
     }
 
     /// The deliveries of an issue effect; `issue` is the issue after the event.
-    pub fn issue(&self, effect: &IssueEffect, issue: &Issue, now: DateTime<Utc>) -> Vec<NewDelivery> {
+    pub fn issue(
+        &self,
+        effect: &IssueEffect,
+        issue: &Issue,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
         let alert = alerting::issue_alert(effect, issue, &self.links, now);
         let spike_rule = match effect {
             IssueEffect::Spike { rule, .. } => Some(rule.as_str()),
@@ -161,6 +166,9 @@ mod tests {
             panic!("an alert")
         };
         assert_eq!(alert.kind, AlertKind::IssueSpike);
-        assert_eq!(alert.url, format!("http://watchpost.example/issues/{}", issue.id));
+        assert_eq!(
+            alert.url,
+            format!("http://watchpost.example/issues/{}", issue.id)
+        );
     }
 }

@@ -80,7 +80,11 @@ pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> Result<Resp
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| bad(format!("limit `{raw}` must be a number from 1 to {MAX_LIMIT}")))?,
+            .ok_or_else(|| {
+                bad(format!(
+                    "limit `{raw}` must be a number from 1 to {MAX_LIMIT}"
+                ))
+            })?,
     };
     let filter = DeliveryFilter {
         state: wanted,

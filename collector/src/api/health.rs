@@ -14,9 +14,8 @@ use crate::http::HttpError;
 use crate::metrics::Snapshot;
 use crate::server::AppState;
 
-/// `GET /healthz`: 200 when the store takes writes and the sweeper, the dispatcher (if this
-/// build runs one) and every probe task run, else 503. The verdict is `crate::health`'s, the
-/// same the watchdog heeds.
+/// `GET /healthz`: 200 when the store takes writes and the sweeper, the alert dispatcher and
+/// every probe task run, else 503. The verdict is `crate::health`'s, the one the watchdog heeds.
 pub(super) async fn healthz(State(state): State<AppState>) -> Response {
     let health = state.health.check(Utc::now());
     let status = if health.healthy() {

@@ -67,6 +67,12 @@ async fn cron(
     let query = query_pairs(&request.uri)?;
     let key = auth::find_key(&request.headers, &query, path_key)?;
     auth::check_project(&state.keys, &key, project)?;
+    if state.rate_limits.check(&key).is_err() {
+        // Sentry answers a rate-limited cron check-in with 202 and drops it; so do we, and
+        // `/metrics` counts it.
+        state.metrics.checkin_rejected("rate_limited");
+        return Ok(json!({}));
+    }
 
     let json_body = request.method == Method::POST
         && request

@@ -25,6 +25,9 @@ const MAX_DECODED: usize = 20 << 20;
 const MAX_CHECKIN_ITEM: usize = 100 * 1024;
 /// Largest `event` item (Sentry's limit).
 const MAX_EVENT_ITEM: usize = 1 << 20;
+/// Most items in one envelope. SDKs send one to a few; a batch of thousands is abuse or a bug,
+/// and refusing it whole keeps one request's transaction and memory small.
+const MAX_ITEMS: usize = 1000;
 
 pub(super) async fn handle(
     State(state): State<AppState>,
@@ -57,6 +60,7 @@ async fn ingest(
     let query = query_pairs(uri).map_err(early)?;
     let key = auth::find_key(headers, &query, None).map_err(early)?;
     auth::check_project(&state.keys, &key, project).map_err(early)?;
+    state.rate_limits.check(&key).map_err(early)?;
 
     let encoding_header = headers
         .get(CONTENT_ENCODING)
@@ -84,6 +88,12 @@ async fn ingest(
             format!("malformed envelope: {e}"),
         ))
     })?;
+    if envelope.items.len() > MAX_ITEMS {
+        return Err(early(HttpError::too_large(format!(
+            "the envelope has {} items; the limit is {MAX_ITEMS} per envelope, send them in several",
+            envelope.items.len()
+        ))));
+    }
 
     let had_checkins = envelope.items.iter().any(|item| item.ty() == "check_in");
     let fail = |e: HttpError| (e, had_checkins);

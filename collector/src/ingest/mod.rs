@@ -5,7 +5,8 @@
 pub mod auth;
 mod cron;
 mod envelope;
-mod ping;
+pub mod ping;
+pub mod ratelimit;
 
 use axum::Router;
 use axum::http::StatusCode;

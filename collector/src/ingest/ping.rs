@@ -24,9 +24,12 @@ const PING_BODY_DRAIN: usize = 1 << 20;
 
 /// What a ping reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub enum Action {
+    /// No suffix, `/start` or `/fail`.
     Status(CheckInStatus),
+    /// `/{exit_code}`: 0 is a success, anything else a failure.
     Exit(u8),
+    /// `/log`: a log line without a status change.
     Log,
 }
 
@@ -61,7 +64,9 @@ fn respond(state: &AppState, result: Result<(), HttpError>) -> Response {
     }
 }
 
-fn parse_action(raw: Option<&str>) -> Result<Action, HttpError> {
+/// The action of `/ping/{key}/{slug}[/{action}]`: `None` for no suffix. Pure; the fuzz target
+/// `ping_path` drives it.
+pub fn parse_action(raw: Option<&str>) -> Result<Action, HttpError> {
     match raw {
         None => Ok(Action::Status(CheckInStatus::Ok)),
         Some("start") => Ok(Action::Status(CheckInStatus::InProgress)),
@@ -93,6 +98,7 @@ async fn ping(
     let query = query_pairs(&request.uri)?;
     let key = auth::find_key(&request.headers, &query, Some(key))?;
     let project = auth::project_for(&state.keys, &key)?;
+    state.rate_limits.check(&key)?;
     let action = parse_action(action)?;
     let rid = query_value(&query, "rid")
         .map(|raw| {

@@ -143,7 +143,11 @@ mod tests {
             .into_iter()
             .map(|i| i.title)
             .collect();
-        assert_eq!(titles, ["disk full", "no route"], "most recently seen first");
+        assert_eq!(
+            titles,
+            ["disk full", "no route"],
+            "most recently seen first"
+        );
         assert_eq!(store.issues(None, None).unwrap().len(), 3);
         assert!(
             store
@@ -156,11 +160,25 @@ mod tests {
             .issue_events(&disk.id, 10)
             .unwrap()
             .iter()
-            .map(|raw| serde_json::from_slice::<Event>(raw).unwrap().event_id.to_string())
+            .map(|raw| {
+                serde_json::from_slice::<Event>(raw)
+                    .unwrap()
+                    .event_id
+                    .to_string()
+            })
             .collect();
-        assert_eq!(ids, [Uuid::from_u128(2).to_string(), Uuid::from_u128(1).to_string()]);
+        assert_eq!(
+            ids,
+            [
+                Uuid::from_u128(2).to_string(),
+                Uuid::from_u128(1).to_string()
+            ]
+        );
         assert!(store.issue("nope").unwrap().is_none());
-        assert!(store.issue_events(&disk.id[..4], 10).unwrap().is_empty(), "exact prefix");
+        assert!(
+            store.issue_events(&disk.id[..4], 10).unwrap().is_empty(),
+            "exact prefix"
+        );
     }
 
     #[test]

@@ -82,7 +82,9 @@ pub(super) fn pending_channel(key: &[u8]) -> Option<&str> {
 /// The id at the end of a [`pending`] key.
 pub(super) fn pending_id(key: &[u8]) -> Option<u64> {
     let start = key.len().checked_sub(8)?;
-    <[u8; 8]>::try_from(&key[start..]).ok().map(u64::from_be_bytes)
+    <[u8; 8]>::try_from(&key[start..])
+        .ok()
+        .map(u64::from_be_bytes)
 }
 
 /// `project/` ++ id (u64 BE) in the meta tree.
@@ -135,7 +137,10 @@ mod tests {
     fn channel_and_issue_prefixes_are_exact() {
         assert!(!pending("tg-2", 1).starts_with(&channel("tg")));
         assert!(pending("tg", 1).starts_with(&channel("tg")));
-        assert!(pending("tg", 1) < pending("tg", 256), "ids sort numerically");
+        assert!(
+            pending("tg", 1) < pending("tg", 256),
+            "ids sort numerically"
+        );
         assert_eq!(pending_id(&pending("tg", 42)), Some(42));
         assert_eq!(pending_channel(&pending("tg", 42)), Some("tg"));
         assert!(!issue("abcd").starts_with(&issue("ab")));

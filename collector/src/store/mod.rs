@@ -694,6 +694,14 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("engine and store records always serialize")
 }
 
+impl StoreError {
+    /// The disk refused a read or write (full, read-only, failing): the request may succeed
+    /// later, unlike a corrupt record or a bug.
+    pub fn is_io(&self) -> bool {
+        matches!(self, StoreError::Sled(sled::Error::Io(_)))
+    }
+}
+
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
 }

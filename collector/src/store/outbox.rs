@@ -96,7 +96,9 @@ impl Store {
             }
             let entry: OutboxEntry = decode("outbox", &value?)?;
             if filter.state.is_none_or(|state| entry.state == state)
-                && filter.channel.is_none_or(|channel| entry.channel == channel)
+                && filter
+                    .channel
+                    .is_none_or(|channel| entry.channel == channel)
             {
                 out.push(entry);
             }
@@ -299,7 +301,10 @@ mod tests {
     fn pruning_removes_the_oldest_finished_deliveries_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        commit(&store, (0..6).map(|i| delivery("hook", &i.to_string())).collect());
+        commit(
+            &store,
+            (0..6).map(|i| delivery("hook", &i.to_string())).collect(),
+        );
         let pending = store.pending("hook", 10).unwrap();
         // The oldest stays pending; the others are finished.
         let finished: Vec<OutboxEntry> = pending[1..]

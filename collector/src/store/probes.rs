@@ -75,17 +75,19 @@ impl Store {
             &t.outbox,
             &t.outbox_pending,
         )
-            .transaction(|(tx_probes, tx_results, tx_incidents, tx_outbox, tx_pending)| {
-                tx_probes.insert(state.name.as_bytes(), state_value.as_slice())?;
-                tx_results.insert(result_key.as_slice(), result_value.as_slice())?;
-                for (key, incident) in &incidents {
-                    tx_incidents.insert(key.as_slice(), incident.as_slice())?;
-                }
-                for delivery in deliveries {
-                    outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
+            .transaction(
+                |(tx_probes, tx_results, tx_incidents, tx_outbox, tx_pending)| {
+                    tx_probes.insert(state.name.as_bytes(), state_value.as_slice())?;
+                    tx_results.insert(result_key.as_slice(), result_value.as_slice())?;
+                    for (key, incident) in &incidents {
+                        tx_incidents.insert(key.as_slice(), incident.as_slice())?;
+                    }
+                    for delivery in deliveries {
+                        outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                },
+            )
             .map_err(transaction_error)?;
         self.inner.outbox.added(deliveries.len());
         Ok(self.inner.group.record_write())
@@ -138,19 +140,21 @@ impl Store {
             &t.outbox,
             &t.outbox_pending,
         )
-            .transaction(|(tx_probes, tx_results, tx_incidents, tx_outbox, tx_pending)| {
-                tx_probes.remove(name.as_bytes())?;
-                for key in &results {
-                    tx_results.remove(key)?;
-                }
-                for (key, incident) in &incidents {
-                    tx_incidents.insert(key.as_slice(), incident.as_slice())?;
-                }
-                for delivery in deliveries {
-                    outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
+            .transaction(
+                |(tx_probes, tx_results, tx_incidents, tx_outbox, tx_pending)| {
+                    tx_probes.remove(name.as_bytes())?;
+                    for key in &results {
+                        tx_results.remove(key)?;
+                    }
+                    for (key, incident) in &incidents {
+                        tx_incidents.insert(key.as_slice(), incident.as_slice())?;
+                    }
+                    for delivery in deliveries {
+                        outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                },
+            )
             .map_err(transaction_error)?;
         self.inner.outbox.added(deliveries.len());
         Ok(self.inner.group.record_write())
@@ -215,7 +219,10 @@ mod tests {
     }
 
     fn deliveries(effects: &[ProbeEffect], now: DateTime<Utc>) -> Vec<NewDelivery> {
-        effects.iter().flat_map(|e| planner().probe(e, now)).collect()
+        effects
+            .iter()
+            .flat_map(|e| planner().probe(e, now))
+            .collect()
     }
 
     /// The kinds of the alerts in the outbox, oldest first.

@@ -276,7 +276,9 @@ fn version_1_is_upgraded_keeping_monitors_and_dropping_its_effects_and_raw_event
         store.commit(&set, at(0)).unwrap();
         let t = store.trees();
         // What version 1 wrote: an effect record and an event filed under its project.
-        t.outbox.insert(7u64.to_be_bytes(), &b"{\"effect\":{}}"[..]).unwrap();
+        t.outbox
+            .insert(7u64.to_be_bytes(), &b"{\"effect\":{}}"[..])
+            .unwrap();
         t.events.insert(1u64.to_be_bytes(), &b"{}"[..]).unwrap();
         t.meta.insert(SCHEMA_KEY, &1u32.to_be_bytes()).unwrap();
         store.flush_blocking().unwrap();

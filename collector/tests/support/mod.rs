@@ -28,6 +28,8 @@ pub struct Collector {
     data_dir: TempDir,
     config: Option<(TempDir, PathBuf)>,
     env: Vec<(String, String)>,
+    /// `--listen`: an ephemeral port until [`Collector::restart_on_same_port`].
+    listen: String,
     stderr: Arc<Mutex<String>>,
     client: Client,
     /// `http://127.0.0.1:PORT`.
@@ -50,13 +52,18 @@ impl Collector {
 
     /// Starts a collector with extra environment variables.
     pub fn start_with_env(config: Option<&str>, env: &[(&str, &str)]) -> Collector {
+        Collector::start_in(tempfile::tempdir().expect("temp dir"), config, env)
+    }
+
+    /// Starts a collector whose data dir is `data_dir/data`, which the caller may have prepared
+    /// (a small tmpfs mounted there, say).
+    pub fn start_in(data_dir: TempDir, config: Option<&str>, env: &[(&str, &str)]) -> Collector {
         let config = config.map(|text| {
             let dir = tempfile::tempdir().expect("temp dir");
             let path = dir.path().join("watchpost.toml");
             std::fs::write(&path, text).expect("write config");
             (dir, path)
         });
-        let data_dir = tempfile::tempdir().expect("temp dir");
         let mut collector = Collector {
             child: None,
             data_dir,
@@ -65,6 +72,7 @@ impl Collector {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            listen: "127.0.0.1:0".to_owned(),
             stderr: Arc::default(),
             client: Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -87,7 +95,7 @@ impl Collector {
 
     fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_watchpost"));
-        command.arg("serve").arg("--listen").arg("127.0.0.1:0");
+        command.arg("serve").arg("--listen").arg(&self.listen);
         command
             .arg("--data-dir")
             .arg(self.data_dir.path().join("data"));
@@ -251,6 +259,18 @@ impl Collector {
     /// Starts again on the same data dir (after `kill` or `terminate`).
     pub fn restart(&mut self) {
         self.kill();
+        self.launch();
+    }
+
+    /// Starts again on the same data dir and the same port, so clients holding the DSN
+    /// reconnect (after `kill` or `terminate`).
+    pub fn restart_on_same_port(&mut self) {
+        self.kill();
+        self.listen = self
+            .base
+            .strip_prefix("http://")
+            .expect("an http base")
+            .to_owned();
         self.launch();
     }
 

@@ -1,0 +1,58 @@
+//! Inputs from the fuzz targets in `fuzz/`, kept as ordinary tests: each must be refused with a
+//! clean error (or accepted), never panic. A crash found by `scripts/fuzz.sh` lands here with its
+//! bytes inline, next to the fix. So far the runs found none; the cases below are the edges the
+//! targets were seeded with.
+
+use watchpost::protocol::{ContentEncoding, DecodeError, Envelope, decode_body};
+use watchpost_collector::config::{Config, Overrides};
+use watchpost_collector::engine::{IntervalUnit, Schedule};
+use watchpost_collector::ingest::ping::parse_action;
+
+/// The `envelope` target's checks on one input.
+fn envelope(bytes: &[u8]) {
+    for encoding in [ContentEncoding::Gzip, ContentEncoding::Deflate, ContentEncoding::Identity] {
+        match decode_body(bytes, encoding, 64 * 1024) {
+            Ok(body) => assert!(body.len() <= 64 * 1024),
+            Err(DecodeError::TooLarge { limit }) => assert_eq!(limit, 64 * 1024),
+            Err(error @ DecodeError::Corrupt { .. }) => assert!(!error.to_string().is_empty()),
+        }
+    }
+    if let Ok(parsed) = Envelope::parse(bytes) {
+        Envelope::parse(&parsed.to_vec()).expect("a written envelope parses");
+    }
+}
+
+#[test]
+fn envelope_edges() {
+    // Truncated gzip header; a zlib header with no stream; a header line with a huge length.
+    envelope(&[0x1f, 0x8b, 0x08]);
+    envelope(&[0x78, 0x9c]);
+    envelope(b"{}\n{\"type\":\"event\",\"length\":18446744073709551615}\n{}");
+    envelope(b"{}\n{\"type\":\"check_in\",\"length\":2}\n{}");
+}
+
+#[test]
+fn schedule_edges() {
+    for expr in ["", "* * * * * * *", "0 0 30 2 *", "@reboot", "60 * * * *", "*/0 * * * *"] {
+        let error = Schedule::crontab(expr).unwrap_err();
+        assert!(!error.to_string().is_empty(), "{expr:?}");
+    }
+    assert!(Schedule::interval(0, IntervalUnit::Minute).is_err());
+    assert!(Schedule::interval(u64::MAX, IntervalUnit::Year).is_err());
+}
+
+#[test]
+fn ping_action_edges() {
+    for raw in ["", "256", "99999999999999999999", "-1", "Start"] {
+        let error = parse_action(Some(raw)).unwrap_err();
+        assert!(error.status.is_client_error() && !error.message.is_empty(), "{raw:?}");
+    }
+}
+
+#[test]
+fn config_edges() {
+    for text in ["[server", "[[monitors]]\nslug = 1", "[retention]\ncheckins_per_monitor = -1"] {
+        let error = Config::parse(text, &Overrides::default(), &|_| None).unwrap_err();
+        assert!(!error.to_string().is_empty(), "{text:?}");
+    }
+}
