@@ -107,7 +107,7 @@ impl From<crate::store::StoreError> for HttpError {
                 "the collector could not store this durably ({error}); retry later"
             )),
             // A full disk and friends: nothing was stored, and a retry later may succeed.
-            ref e if e.is_io() => {
+            ref e if e.is_retryable() => {
                 tracing::error!(error = %e, "store write failed");
                 HttpError::unavailable(format!(
                     "the collector could not store this ({error}); nothing was kept, retry later"

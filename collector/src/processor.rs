@@ -247,10 +247,9 @@ impl Processor {
             received: now,
             payload: input.payload,
         });
-        if !pending.changed_issues.contains(&issue_id) {
-            pending.changed_issues.push(issue_id.clone());
+        if pending.issues.insert(issue_id.clone(), issue).is_none() {
+            pending.changed_issues.push(issue_id);
         }
-        pending.issues.insert(issue_id, issue);
         Ok(())
     }
 
@@ -269,14 +268,13 @@ impl Processor {
             let now = Utc::now();
             set_status(&mut issue, status, now);
             let writes = WriteSet {
-                issues: vec![issue],
+                issues: vec![issue.clone()],
                 ..WriteSet::default()
             };
-            let seq = self.apply(&writes, now)?;
-            (seq, writes.issues.into_iter().next())
+            (self.apply(&writes, now)?, issue)
         };
         self.durable(seq).await?;
-        Ok(issue.expect("the issue just written"))
+        Ok(issue)
     }
 
     /// Runs one check-in against the pending state; the outer `Result` is a store failure,
@@ -675,7 +673,7 @@ struct Pending {
     changed_monitors: Vec<MonitorKey>,
     changed_checkins: Vec<Uuid>,
     effects: Vec<Effect>,
-    /// Issues changed by this input, by id.
+    /// Issues changed by this input, by id (only changed ones: every event changes its issue).
     issues: HashMap<String, Issue>,
     changed_issues: Vec<String>,
     events: Vec<RawEvent>,

@@ -32,6 +32,7 @@ mod keys;
 mod migrate;
 mod outbox;
 mod probes;
+mod space;
 mod upstream;
 
 use std::path::{Path, PathBuf};
@@ -92,6 +93,15 @@ pub enum StoreError {
     Schema {
         /// The version found.
         found: u32,
+    },
+    /// Too little free space to accept a write (see `space.rs`).
+    #[error(
+        "the data dir's file system has {available} bytes free, below the {} reserved; free some space",
+        space::RESERVE
+    )]
+    DiskFull {
+        /// Bytes free.
+        available: u64,
     },
     /// Writes could not be made durable.
     #[error("could not make writes durable: {0}")]
@@ -209,6 +219,7 @@ struct Inner {
     group: GroupCommit,
     events: AtomicUsize,
     outbox: OutboxCount,
+    space: space::Space,
 }
 
 /// The sled store. Cheap to clone.
@@ -276,6 +287,7 @@ impl Store {
                 group: GroupCommit::new(),
                 events,
                 outbox,
+                space: space::Space::new(dir.to_owned()),
             }),
         })
     }
@@ -316,6 +328,7 @@ impl Store {
         if let Some(why) = self.inner.group.failure() {
             return Err(StoreError::Flush(why));
         }
+        self.inner.space.check()?;
         self.trees().meta.insert(HEALTH_KEY, &keys::time(now))?;
         Ok(())
     }
@@ -453,6 +466,7 @@ impl Store {
     /// The caller serializes writers per monitor environment, so the closure (which sled may
     /// retry on a conflict) only replays precomputed inserts.
     pub fn commit(&self, set: &WriteSet, now: DateTime<Utc>) -> Result<Seq, StoreError> {
+        self.inner.space.check()?;
         let monitors: Vec<_> = set
             .monitors
             .iter()
@@ -695,10 +709,13 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 }
 
 impl StoreError {
-    /// The disk refused a read or write (full, read-only, failing): the request may succeed
-    /// later, unlike a corrupt record or a bug.
-    pub fn is_io(&self) -> bool {
-        matches!(self, StoreError::Sled(sled::Error::Io(_)))
+    /// The disk is full or refused a read or write: the request may succeed later, unlike a
+    /// corrupt record or a bug.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::DiskFull { .. } | StoreError::Sled(sled::Error::Io(_))
+        )
     }
 }
 
