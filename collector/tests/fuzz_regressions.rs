@@ -10,7 +10,11 @@ use watchpost_collector::ingest::ping::parse_action;
 
 /// The `envelope` target's checks on one input.
 fn envelope(bytes: &[u8]) {
-    for encoding in [ContentEncoding::Gzip, ContentEncoding::Deflate, ContentEncoding::Identity] {
+    for encoding in [
+        ContentEncoding::Gzip,
+        ContentEncoding::Deflate,
+        ContentEncoding::Identity,
+    ] {
         match decode_body(bytes, encoding, 64 * 1024) {
             Ok(body) => assert!(body.len() <= 64 * 1024),
             Err(DecodeError::TooLarge { limit }) => assert_eq!(limit, 64 * 1024),
@@ -33,7 +37,14 @@ fn envelope_edges() {
 
 #[test]
 fn schedule_edges() {
-    for expr in ["", "* * * * * * *", "0 0 30 2 *", "@reboot", "60 * * * *", "*/0 * * * *"] {
+    for expr in [
+        "",
+        "* * * * * * *",
+        "0 0 30 2 *",
+        "@reboot",
+        "60 * * * *",
+        "*/0 * * * *",
+    ] {
         let error = Schedule::crontab(expr).unwrap_err();
         assert!(!error.to_string().is_empty(), "{expr:?}");
     }
@@ -45,13 +56,20 @@ fn schedule_edges() {
 fn ping_action_edges() {
     for raw in ["", "256", "99999999999999999999", "-1", "Start"] {
         let error = parse_action(Some(raw)).unwrap_err();
-        assert!(error.status.is_client_error() && !error.message.is_empty(), "{raw:?}");
+        assert!(
+            error.status.is_client_error() && !error.message.is_empty(),
+            "{raw:?}"
+        );
     }
 }
 
 #[test]
 fn config_edges() {
-    for text in ["[server", "[[monitors]]\nslug = 1", "[retention]\ncheckins_per_monitor = -1"] {
+    for text in [
+        "[server",
+        "[[monitors]]\nslug = 1",
+        "[retention]\ncheckins_per_monitor = -1",
+    ] {
         let error = Config::parse(text, &Overrides::default(), &|_| None).unwrap_err();
         assert!(!error.to_string().is_empty(), "{text:?}");
     }

@@ -60,6 +60,12 @@ fn report(info: &PanicHookInfo<'_>) {
     if let Some((slug, id)) = crate::run::innermost_on_thread() {
         crate::run::link_event(&mut event, &slug, id);
     }
+    // A `CaptureLayer` polling on this thread catches this panic: it reports the event with the
+    // request, and the process lives on, so there is nothing to flush or mark failed here.
+    #[cfg(feature = "tower")]
+    let Some(event) = crate::tower::defer_panic(event) else {
+        return;
+    };
     client.enqueue(crate::record::Task::Event(Box::new(event)));
     crate::run::fail_runs_on_thread(&client);
     client.flush(client.shutdown_timeout);

@@ -179,11 +179,14 @@ fn a_panicking_handler_answers_500_and_is_reported_once() {
         exception.stacktrace.is_some(),
         "the panic hook's backtrace is kept"
     );
-    // FIXME: once the panic hook hands caught panics to the layer (`tower::defer_panic`), the
-    // event is an `error` with the request: level `Error`, transaction `/panics`, tags
-    // `http.method`/`http.route`/`http.status_code` = GET, /panics, 500. Until then it is the
-    // hook's own `fatal` report, without the request.
-    assert_eq!(events[0].level, Some(Level::Fatal));
+    // The panic hook deferred its event to the layer, which added the request.
+    let event = &events[0];
+    assert_eq!(event.level, Some(Level::Error));
+    assert_eq!(event.transaction.as_deref(), Some("/panics"));
+    assert_eq!(
+        event.tags,
+        Some(json!({"http.method": "GET", "http.route": "/panics", "http.status_code": "500"}))
+    );
 }
 
 #[test]

@@ -352,10 +352,6 @@ fn catching<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, Option<Event>)
 /// gives `event` back for the hook to send as usual.
 ///
 /// Safe to call from a hook: it takes no lock, never waits, and cannot panic.
-#[allow(
-    dead_code,
-    reason = "called by the panic hook once it defers to CaptureLayer"
-)]
 pub(crate) fn defer_panic(event: Event) -> Option<Event> {
     // Under `panic = "abort"` nothing unwinds to the layer: the hook must send and flush.
     if !cfg!(panic = "unwind") || !CATCHING.try_with(Cell::get).unwrap_or(false) {

@@ -58,8 +58,4 @@ mod health;
 pub use capture::{CaptureFuture, CaptureLayer, CaptureService, RouteFn};
 pub use health::{CheckError, CheckFuture, HealthCheck, HealthFuture, HealthLayer, HealthService};
 
-#[allow(
-    unused_imports,
-    reason = "for the panic hook, once it hands caught panics to CaptureLayer (see defer_panic)"
-)]
 pub(crate) use capture::defer_panic;
