@@ -2,10 +2,12 @@
 //! data dir and port. The app (this process, through the SDK, as examples/src/bin/outage_app.rs
 //! does it) runs a `#[monitored_job]` every 50 ms and times each call.
 //!
-//! Asserted: the job never waits on the collector (a loose bound, not a speed claim); every
-//! check-in the SDK reports as sent is stored, and every one it did not send is counted
-//! (`sent + dropped + failed + rate_limited` = what the app produced); with a tiny queue the
-//! overflow shows up as `dropped`. The latency percentiles per phase are printed for
+//! Asserted: the job never waits on the collector (a loose bound, not a speed claim); the SDK
+//! holds what it could not send and delivers it after the restart, so every check-in is either
+//! delivered or counted as `dropped` (`sent + dropped` = what the app produced; nothing
+//! `failed` or `rate_limited`), and every run is stored unless a check-in of it was dropped; with
+//! the default queue a 10 s outage drops nothing, with a tiny queue the overflow shows up as
+//! `dropped`. The latency percentiles per phase are printed for
 //! docs/reliability.md ("Outages"). `WATCHPOST_OUTAGE_SECS` sets the window (default 10; the
 //! issue's full run is 60).
 //!
@@ -23,8 +25,10 @@ const INTERVAL: Duration = Duration::from_millis(50);
 const CALM: Duration = Duration::from_secs(3);
 /// Far above any honest per-call cost (microseconds), far below a network timeout (seconds).
 const LATENCY_BOUND: Duration = Duration::from_millis(250);
+/// The most check-ins `GET .../checkins` lists.
+const CHECKINS_LISTED: u64 = 1000;
 
-#[monitored_job(schedule = "* * * * *", checkin_margin = "5m")]
+#[monitored_job(slug = "outage-tick", schedule = "* * * * *", checkin_margin = "5m")]
 fn tick(round: u64) -> std::io::Result<u64> {
     Ok((0..1_000u64).fold(round, |acc, x| acc.wrapping_mul(31).wrapping_add(x)))
 }
@@ -74,14 +78,25 @@ fn outage_secs() -> u64 {
         .unwrap_or(10)
 }
 
-fn lost(stats: &Stats) -> u64 {
-    stats.dropped + stats.failed + stats.rate_limited
+/// The SDK's guarantee through an outage: each check-in delivered or counted as dropped.
+fn assert_delivered_or_dropped(stats: &Stats, produced: u64) {
+    assert_eq!(
+        (stats.failed, stats.rate_limited),
+        (0, 0),
+        "an outage fails nothing: {stats:?}"
+    );
+    assert_eq!(
+        stats.sent + stats.dropped,
+        produced,
+        "every check-in delivered or counted as dropped: {stats:?}"
+    );
 }
 
 #[test]
 fn app_outlives_a_collector_outage() {
     let outage = Duration::from_secs(outage_secs());
-    let mut collector = Collector::start(None);
+    // Keep every run (the default keeps the newest 100 per monitor).
+    let mut collector = Collector::start(Some("[retention]\ncheckins_per_monitor = 100000\n"));
     let slug = "outage-tick";
 
     // 1. The default queue: what fits is delivered, what does not is counted.
@@ -95,7 +110,10 @@ fn app_outlives_a_collector_outage() {
     let during = Phase::run(outage, &mut rounds);
     collector.restart_on_same_port();
     let after = Phase::run(CALM, &mut rounds);
-    assert!(guard.flush(Duration::from_secs(30)), "the SDK flushes after the restart");
+    assert!(
+        guard.flush(Duration::from_secs(30)),
+        "the SDK flushes after the restart"
+    );
     let stats = watchpost::stats();
     drop(guard);
 
@@ -113,19 +131,36 @@ fn app_outlives_a_collector_outage() {
         "  check-ins produced {produced}: sent {}, dropped {}, failed {}, rate_limited {}",
         stats.sent, stats.dropped, stats.failed, stats.rate_limited
     );
-    assert_eq!(stats.sent + lost(&stats), produced, "every check-in is accounted for");
-    // A run is stored if either of its two check-ins arrived; each lost check-in can cost at most
-    // one run, and the last runs (after the restart) are always delivered.
+    assert_delivered_or_dropped(&stats, produced);
+    // What the outage produced fits in the default queue (1024) unless the window is long.
+    let outage_check_ins = during.0.len() as u64 * 2;
+    if outage_check_ins < watchpost::DEFAULT_QUEUE_SIZE as u64 {
+        assert_eq!(
+            stats.dropped, 0,
+            "everything fitted in the SDK's buffer: {stats:?}"
+        );
+    }
+    // A run is stored if either of its two check-ins arrived; each dropped check-in can cost at
+    // most one run, and the last runs (after the restart) are always delivered. The API lists at
+    // most the newest 1000 runs (a 60 s outage makes more).
+    let visible = rounds.min(CHECKINS_LISTED);
     let stored = poll(Duration::from_secs(30), "the delivered runs", || {
         let stored = collector.checkins(slug).len() as u64;
-        (stored + lost(&stats) >= rounds).then_some(stored)
+        (stored + stats.dropped >= visible).then_some(stored)
     });
     println!("  runs {rounds}, stored {stored}");
-    assert!(stored <= rounds, "no run stored twice");
+    assert!(stored <= visible, "no run stored twice");
+    if stats.dropped == 0 {
+        assert_eq!(stored, visible, "every run delivered");
+    }
     let latest = &collector.checkins(slug)[0];
-    assert_eq!(latest["status"], "ok", "the last run after the restart: {latest}");
+    assert_eq!(
+        latest["status"], "ok",
+        "the last run after the restart: {latest}"
+    );
 
-    // 2. A tiny queue during the outage: overflow is dropped on the caller's thread and counted.
+    // 2. A tiny queue during the outage: what does not fit in the SDK's buffer (a hold of 4)
+    // is dropped and counted; the rest is delivered after the restart.
     collector.kill();
     let guard = watchpost::init(ClientOptions {
         dsn: Some(collector.dsn.clone()),
@@ -136,7 +171,10 @@ fn app_outlives_a_collector_outage() {
     let small = Phase::run(Duration::from_secs(3), &mut small_rounds);
     collector.restart_on_same_port();
     let tail = Phase::run(Duration::from_secs(1), &mut small_rounds);
-    assert!(guard.flush(Duration::from_secs(30)), "the SDK flushes after the restart");
+    assert!(
+        guard.flush(Duration::from_secs(30)),
+        "the SDK flushes after the restart"
+    );
     let stats = watchpost::stats();
     drop(guard);
     let produced = small_rounds * 2;
@@ -146,6 +184,9 @@ fn app_outlives_a_collector_outage() {
         "  check-ins produced {produced}: sent {}, dropped {}, failed {}, rate_limited {}",
         stats.sent, stats.dropped, stats.failed, stats.rate_limited
     );
-    assert!(stats.dropped > 0, "a full queue drops and counts: {stats:?}");
-    assert_eq!(stats.sent + lost(&stats), produced, "every check-in is accounted for");
+    assert!(
+        stats.dropped > 0,
+        "a full queue drops and counts: {stats:?}"
+    );
+    assert_delivered_or_dropped(&stats, produced);
 }

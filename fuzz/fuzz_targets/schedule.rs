@@ -5,7 +5,7 @@
 #![no_main]
 
 use chrono::{DateTime, Utc};
-use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use watchpost_collector::engine::{IntervalUnit, MonitorConfig, Schedule, parse_timezone};
 

@@ -87,8 +87,10 @@ impl JobSite {
 
 /// One run of a `#[monitored_job]` function.
 ///
-/// Ends exactly once: [`finish`](Self::finish) with the function's outcome, else on drop
-/// (`error` while panicking, `ok` otherwise), unless the panic hook already reported it.
+/// Ends exactly once: [`finish`](Self::finish) with the function's outcome, else on drop as
+/// `error`, unless the panic hook already reported it. Dropped unfinished means the job panicked
+/// or, for an async job, its future was dropped before it completed (cancelled: a `select!`, a
+/// timeout, a runtime shutting down); either way the run did not finish its work.
 #[must_use]
 pub struct JobRun {
     active: Option<ActiveRun>,
@@ -166,15 +168,14 @@ impl Drop for JobRun {
     }
 }
 
+/// A run dropped before [`JobRun::finish`]: a panic, or a cancelled async job. Both end as
+/// `error`: the job did not do its work, and `ok` would hide a timeout or a shutdown that keeps
+/// cutting it short. (Sending nothing and letting the server's `max_runtime` decide would report
+/// it late, and not at all for monitors without one.)
 #[cold]
 #[inline(never)]
 fn end_unfinished(active: &ActiveRun) {
-    let status = if std::thread::panicking() {
-        CheckInStatus::Error
-    } else {
-        CheckInStatus::Ok
-    };
-    active.end(status, || None);
+    active.end(CheckInStatus::Error, || None);
 }
 
 /// How a job function ended, as the macro sees its return value.
@@ -182,8 +183,9 @@ fn end_unfinished(active: &ActiveRun) {
 pub enum Outcome<'a> {
     /// Success (any non-`Result` value, or `Ok`).
     Ok,
-    /// `Err` of a type implementing `Error`: captured with its source chain.
-    Error(&'a (dyn Error + 'static)),
+    /// `Err` of a type implementing `Error`: captured with its source chain. The error may
+    /// borrow (`BadToken<'a>`, a generic `T::Err`): only its `source()`s must be `'static`.
+    Error(&'a (dyn Error + 'a)),
     /// `Err` of a type that is only `Debug`: captured as its `Debug` text.
     ErrorDebug(&'a dyn Debug),
 }
@@ -202,7 +204,8 @@ impl std::fmt::Debug for Outcome<'_> {
 /// picks the most specific of [`ViaError`], [`ViaAsRefError`], [`ViaDebug`], [`ViaAny`].
 pub struct Probe<'a, T: ?Sized>(pub &'a T);
 
-/// Most specific: `Result<T, E>` with `E: Error + 'static`.
+/// Most specific: `Result<T, E>` with `E: Error`, `'static` or not (method resolution ignores
+/// lifetimes, so a `'static` bound here would be picked for every `E: Error` and then fail).
 pub trait ViaError {
     /// The outcome.
     fn __watchpost_outcome(&self) -> Outcome<'_>;
@@ -227,7 +230,7 @@ pub trait ViaAny {
     fn __watchpost_outcome(&self) -> Outcome<'_>;
 }
 
-impl<T, E: Error + 'static> ViaError for &&&Probe<'_, Result<T, E>> {
+impl<T, E: Error> ViaError for &&&Probe<'_, Result<T, E>> {
     fn __watchpost_outcome(&self) -> Outcome<'_> {
         match self.0 {
             Ok(_) => Outcome::Ok,

@@ -26,18 +26,16 @@ pub(crate) fn new_event(level: Level) -> Event {
 }
 
 /// An `error` event whose exceptions are `err`'s source chain, oldest cause first.
-pub(crate) fn event_from_error(
-    err: &(dyn Error + 'static),
-    mechanism: &str,
-    handled: bool,
-) -> Event {
-    let mut values = Vec::new();
-    let mut next = Some(err);
+///
+/// `err` need not be `'static` (an error may borrow its input); its `source()`s always are.
+pub(crate) fn event_from_error(err: &(dyn Error + '_), mechanism: &str, handled: bool) -> Event {
+    let mut values = vec![exception_from_error(err, is_io_error_debug)];
+    let mut next = err.source();
     while let Some(e) = next {
         if values.len() == MAX_CHAIN {
             break;
         }
-        values.push(exception_from_error(e));
+        values.push(exception_from_error(e, |_| e.is::<std::io::Error>()));
         next = e.source();
     }
     values.reverse();
@@ -77,14 +75,15 @@ pub(crate) fn event_from_message(msg: &str, level: Level) -> Event {
     }
 }
 
-fn exception_from_error(e: &(dyn Error + 'static)) -> Exception {
+/// `is_io` tells from the error's `Debug` text (or otherwise) whether it is a `std::io::Error`.
+fn exception_from_error(e: &(dyn Error + '_), is_io: impl FnOnce(&str) -> bool) -> Exception {
     // A `dyn Error` does not know its type's name. Like sentry-rust, take it from the `Debug`
     // output (`NotFound`, `ParseIntError { .. }` -> `ParseIntError`), with a better name for the
     // errors whose `Debug` shows a private variant instead.
-    let (ty, module) = if e.is::<std::io::Error>() {
+    let debug = format!("{e:?}");
+    let (ty, module) = if is_io(&debug) {
         ("Error".to_owned(), Some("std::io".to_owned()))
     } else {
-        let debug = format!("{e:?}");
         (type_from_debug(&debug).unwrap_or("Error").to_owned(), None)
     };
     Exception {
@@ -93,6 +92,16 @@ fn exception_from_error(e: &(dyn Error + 'static)) -> Exception {
         module,
         ..Exception::default()
     }
+}
+
+/// Whether `debug` is how a `std::io::Error` prints itself, for an error that may not be
+/// `'static` and so cannot be downcast (the outermost one; its `source()`s can). The shapes are
+/// those of std's private representations: `Os { code: .. }`, `Kind(..)`, `Custom { kind: .. }`
+/// and `Error { kind: .., message: .. }`; a lookalike is at worst named `std::io::Error`.
+fn is_io_error_debug(debug: &str) -> bool {
+    ["Os { code: ", "Kind(", "Custom { kind: ", "Error { kind: "]
+        .iter()
+        .any(|shape| debug.starts_with(shape))
 }
 
 /// The leading identifier of a `Debug` rendering, if it looks like a type or variant name.
@@ -147,6 +156,52 @@ mod tests {
         assert_eq!(ex[1].value.as_deref(), Some("backup failed"));
         assert_eq!(ex[1].mechanism.as_ref().unwrap().ty, "watchpost.job");
         assert_eq!(event.level, Some(Level::Error));
+    }
+
+    #[test]
+    fn an_outermost_io_error_is_named_as_such_without_a_downcast() {
+        let errors = [
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+            std::io::Error::from_raw_os_error(2),
+            std::io::Error::other("disk"),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                Outer(std::io::Error::other("x")),
+            ),
+        ];
+        for err in &errors {
+            let event = event_from_error(err, MECHANISM_JOB, true);
+            let top = event.exceptions().last().unwrap();
+            assert_eq!(
+                (top.ty.as_deref(), top.module.as_deref()),
+                (Some("Error"), Some("std::io")),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_borrowing_error_is_captured_with_its_chain() {
+        #[derive(Debug)]
+        struct BadToken<'a>(&'a str, std::num::ParseIntError);
+        impl std::fmt::Display for BadToken<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "bad token `{}`", self.0)
+            }
+        }
+        impl Error for BadToken<'_> {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.1)
+            }
+        }
+        let input = String::from("x1");
+        let err = BadToken(&input, "x1".parse::<u8>().unwrap_err());
+        let event = event_from_error(&err, MECHANISM_JOB, true);
+        let ex = event.exceptions();
+        assert_eq!(ex.len(), 2);
+        assert_eq!(ex[0].ty.as_deref(), Some("ParseIntError"));
+        assert_eq!(ex[1].ty.as_deref(), Some("BadToken"));
+        assert_eq!(ex[1].value.as_deref(), Some("bad token `x1`"));
     }
 
     #[test]

@@ -66,12 +66,15 @@ pub struct Stats {
     pub queued: u64,
     /// Delivered: the server answered 2xx.
     pub sent: u64,
-    /// Dropped on the caller's thread because the queue was full (or the transport had stopped).
+    /// Dropped for want of room: on the caller's thread because the queue was full (or the
+    /// transport had stopped), or by the transport because its hold was full while the server
+    /// was unreachable (these were counted as `queued` first).
     pub dropped: u64,
     /// Dropped because the server rate-limited their category for longer than we could hold
     /// them (see the transport's rate-limit policy), or still held when the client shut down.
     pub rate_limited: u64,
-    /// Given up on: the server refused them (4xx other than 429) or every retry failed.
+    /// Given up on: the server refused them (4xx other than 429), or it was still unreachable
+    /// when the client shut down. Network errors and 5xx answers are retried until then.
     pub failed: u64,
 }
 

@@ -68,8 +68,9 @@ pub use crate::options::{ClientOptions, InitError};
 ///
 /// The event's exception list is the error's [`source()`](std::error::Error::source) chain,
 /// oldest cause first and `err` itself last, as Sentry expects. The event is built on the
-/// caller's thread (it borrows `err`); serializing and sending happen on the transport thread.
-pub fn capture_error(err: &(dyn std::error::Error + 'static)) -> Option<Uuid> {
+/// caller's thread (it borrows `err`, which need not be `'static`); serializing and sending
+/// happen on the transport thread.
+pub fn capture_error(err: &(dyn std::error::Error + '_)) -> Option<Uuid> {
     if !client::is_enabled() {
         return None;
     }

@@ -28,7 +28,8 @@ pub struct ClientOptions {
     pub server_name: Option<String>,
     /// Capacity of the queue between callers and the transport thread (in check-ins and events).
     /// When it is full, new reports are dropped and counted rather than blocking the caller. The
-    /// same number bounds how many reports are held back while the server rate-limits us.
+    /// same number bounds how many reports are held back while the server is unreachable (they
+    /// are sent once it is back) or rate-limits us.
     pub queue_size: usize,
     /// How long dropping the [`ClientGuard`](crate::ClientGuard) (and the panic hook) waits for
     /// queued reports to be sent.

@@ -396,6 +396,61 @@ fn async_panic_fails_only_the_run_that_panicked() {
     assert_eq!(ends("async_bystander"), [CheckInStatus::Ok]);
 }
 
+#[monitored_job]
+async fn slow_async_job(pause: Duration) -> Result<(), std::io::Error> {
+    tokio::time::sleep(pause).await;
+    Ok(())
+}
+
+#[test]
+fn a_cancelled_async_job_reports_error_once() {
+    let _serial = serial();
+    let server = Recorder::start();
+    let guard = init(&server);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // Dropped mid-way, while it sleeps: it never finished its work.
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(100),
+            slow_async_job(Duration::from_secs(10)),
+        )
+        .await;
+        assert!(cancelled.is_err(), "the timeout fired first");
+        // The same job left to finish still reports `ok`.
+        slow_async_job(Duration::from_millis(10)).await.unwrap();
+    });
+    drop(guard);
+
+    let check_ins = support::check_ins(&server.requests());
+    let summary: Vec<_> = check_ins
+        .iter()
+        .filter(|c| c.monitor_slug == "slow_async_job")
+        .map(|c| (c.status, c.check_in_id.unwrap()))
+        .collect();
+    assert_eq!(summary.len(), 4, "{summary:?}");
+    let (cancelled_id, finished_id) = (summary[0].1, summary[2].1);
+    assert_ne!(cancelled_id, finished_id);
+    assert_eq!(
+        summary,
+        [
+            (CheckInStatus::InProgress, cancelled_id),
+            (CheckInStatus::Error, cancelled_id),
+            (CheckInStatus::InProgress, finished_id),
+            (CheckInStatus::Ok, finished_id),
+        ]
+    );
+    assert_duration(&check_ins[1], 0.1);
+    assert_eq!(
+        support::events(&server.requests()),
+        [],
+        "a cancellation is no error event"
+    );
+}
+
 #[test]
 fn heartbeat_is_a_single_check_in() {
     let _serial = serial();

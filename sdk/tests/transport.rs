@@ -1,6 +1,6 @@
 //! How the transport behaves when the server does not simply say `200`: rate limits (`429` +
-//! `Retry-After`, `X-Sentry-Rate-Limits` per category), server errors, refusals, a server that
-//! never answers, and batching. Against a real loopback HTTP server with scripted answers.
+//! `Retry-After`, `X-Sentry-Rate-Limits` per category), server errors, refusals, an outage (no
+//! server, then one on the same port), a server that never answers, and batching. Against a real loopback HTTP server with scripted answers.
 
 mod support;
 
@@ -109,8 +109,10 @@ fn server_errors_are_retried_then_delivered() {
     let statuses: Vec<_> = requests.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [503, 502, 200]);
     assert!(
-        requests.iter().all(|r| r.body == requests[0].body),
-        "the same envelope each time"
+        requests
+            .iter()
+            .all(|r| r.check_ins() == requests[0].check_ins()),
+        "the same check-in each time (only the envelope's `sent_at` is new)"
     );
     let stats = watchpost::stats();
     assert_eq!((stats.sent, stats.failed), (1, 0));
@@ -134,24 +136,137 @@ fn a_refusal_is_final_and_counted_as_failed() {
     assert_eq!((stats.sent, stats.failed), (1, 1));
 }
 
-#[test]
-fn an_unreachable_server_is_retried_a_bounded_number_of_times() {
-    let _serial = serial();
-    // A port nothing listens on: bind, note the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// An address nothing listens on (yet): bind, note it, close.
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+}
+
+fn init_at(addr: std::net::SocketAddr, queue_size: usize) -> ClientGuard {
+    watchpost::init(ClientOptions {
+        dsn: Some(format!("http://{}@{addr}/42", support::KEY)),
+        queue_size,
+        debug: true,
+        ..Default::default()
+    })
+}
+
+/// Sends `n` heartbeats `outage-0`, `outage-1`, … spread over `over`.
+fn heartbeats_over(n: usize, over: Duration) -> Vec<String> {
+    let slugs: Vec<_> = (0..n).map(|i| format!("outage-{i}")).collect();
+    for slug in &slugs {
+        heartbeat(slug);
+        std::thread::sleep(over / n as u32);
+    }
+    slugs
+}
+
+#[test]
+fn reports_sent_during_an_outage_are_delivered_once_the_server_is_back() {
+    let _serial = serial();
+    let addr = free_addr();
+    let guard = init_at(addr, 1024);
+
+    let sent = heartbeats_over(60, Duration::from_secs(3));
+    let asked = Instant::now();
+    assert!(
+        !guard.flush(Duration::from_millis(300)),
+        "nothing can be delivered yet"
+    );
+    let waited = asked.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "flush kept its bound: {waited:?}"
+    );
+    let stats = watchpost::stats();
+    assert_eq!(
+        (stats.sent, stats.failed, stats.dropped),
+        (0, 0, 0),
+        "held: {stats:?}"
+    );
+
+    let server = Recorder::start_at(addr);
+    let up = Instant::now();
+    let requests = server.wait_for(Duration::from_secs(10), |r| slugs(r).len() >= sent.len());
+    let resumed = requests[0].at - up;
+    eprintln!("delivery resumed {resumed:?} after the server came back");
+    assert!(
+        resumed < Duration::from_millis(5500),
+        "the backoff is capped: {resumed:?}"
+    );
+    assert_eq!(slugs(&requests), sent, "everything held, in order");
+    assert!(guard.flush(Duration::from_secs(5)));
+    let stats = watchpost::stats();
+    assert_eq!(
+        (
+            stats.queued,
+            stats.sent,
+            stats.dropped,
+            stats.failed,
+            stats.rate_limited
+        ),
+        (60, 60, 0, 0, 0)
+    );
+}
+
+#[test]
+fn an_outage_longer_than_the_buffer_drops_the_overflow_and_counts_it() {
+    let _serial = serial();
+    let addr = free_addr();
+    let guard = init_at(addr, 4);
+
+    let produced = heartbeats_over(60, Duration::from_secs(3));
+    let server = Recorder::start_at(addr);
+    assert!(
+        guard.flush(Duration::from_secs(10)),
+        "delivered after the restart"
+    );
+
+    let stats = watchpost::stats();
+    let delivered = slugs(&server.requests());
+    eprintln!("{stats:?}");
+    assert!(stats.dropped > 0, "the overflow is counted: {stats:?}");
+    assert_eq!((stats.failed, stats.rate_limited), (0, 0));
+    assert_eq!(stats.sent, delivered.len() as u64);
+    assert_eq!(
+        stats.sent + stats.dropped,
+        produced.len() as u64,
+        "every check-in delivered or counted: {stats:?}"
+    );
+    let order: Vec<_> = delivered
+        .iter()
+        .map(|s| produced.iter().position(|p| p == s).unwrap())
+        .collect();
+    assert!(order.is_sorted(), "in order, no duplicates: {order:?}");
+    assert!(!order.windows(2).any(|w| w[0] == w[1]));
+}
+
+#[test]
+fn shutdown_during_an_outage_ends_at_its_bound() {
+    let _serial = serial();
     let guard = watchpost::init(ClientOptions {
-        dsn: Some(format!("http://{}@127.0.0.1:{port}/1", support::KEY)),
+        dsn: Some(format!("http://{}@{}/42", support::KEY, free_addr())),
+        shutdown_timeout: Duration::from_millis(300),
         ..Default::default()
     });
-
     heartbeat("nobody-home");
-    assert!(guard.flush(Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(200)); // tried and failed at least once
     let stats = watchpost::stats();
-    assert_eq!((stats.queued, stats.sent, stats.failed), (1, 0, 1));
+    assert_eq!(
+        (stats.queued, stats.sent, stats.failed),
+        (1, 0, 0),
+        "held, not failed"
+    );
+
+    let started = Instant::now();
+    drop(guard);
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_millis(250)..Duration::from_secs(2)).contains(&took),
+        "shutdown waited for its timeout, not longer: {took:?}"
+    );
 }
 
 #[test]

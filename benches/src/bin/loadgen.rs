@@ -15,7 +15,9 @@
 //!     --url http://127.0.0.1:8470 --dsn-key <key> --project 1 --rate 10000 --duration 30s
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -72,7 +74,7 @@ struct Tally {
     /// Latency of each acknowledged request, in microseconds.
     latencies_us: Vec<u32>,
     /// Non-2xx answers by status code.
-    rejected: Vec<(u16, u64)>,
+    rejected: BTreeMap<u16, u64>,
     /// Connection or protocol errors.
     errors: u64,
     /// Requests scheduled within the window but never sent because the server fell behind.
@@ -81,19 +83,10 @@ struct Tally {
 }
 
 impl Tally {
-    fn reject(&mut self, status: u16) {
-        match self.rejected.iter_mut().find(|(code, _)| *code == status) {
-            Some((_, n)) => *n += 1,
-            None => self.rejected.push((status, 1)),
-        }
-    }
-
     fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
         for (status, n) in other.rejected {
-            for _ in 0..n {
-                self.reject(status);
-            }
+            *self.rejected.entry(status).or_default() += n;
         }
         self.errors += other.errors;
         self.unsent += other.unsent;
@@ -130,12 +123,12 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let (tally, measured) = runtime.block_on(run(&args, target))?;
-    print!("{}", report(&args, &tally, measured));
+    print!("{}", report(&args, tally, measured));
     Ok(())
 }
 
 async fn run(args: &Args, target: Target) -> anyhow::Result<(Tally, Duration)> {
-    let target = std::sync::Arc::new(target);
+    let target = Arc::new(target);
     // Fail fast with a clear message when nothing listens, instead of N connection errors.
     TcpStream::connect(&target.authority)
         .await
@@ -155,7 +148,7 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<(Tally, Duration)> {
             measure_from,
             end,
         };
-        tasks.push(tokio::spawn(connection(plan, target.clone())));
+        tasks.push(tokio::spawn(connection(plan, Arc::clone(&target))));
     }
     let mut tally = Tally::default();
     for task in tasks {
@@ -175,7 +168,7 @@ struct Plan {
     end: Instant,
 }
 
-async fn connection(plan: Plan, target: std::sync::Arc<Target>) -> Tally {
+async fn connection(plan: Plan, target: Arc<Target>) -> Tally {
     let mut tally = Tally::default();
     // Each connection sends every `period`; offsets spread the connections evenly over a period.
     let period = (plan.rate > 0)
@@ -230,7 +223,7 @@ async fn connection(plan: Plan, target: std::sync::Arc<Target>) -> Tally {
             }
             Ok(status) => {
                 if counted {
-                    tally.reject(status);
+                    *tally.rejected.entry(status).or_default() += 1;
                 }
             }
             Err(err) => {
@@ -301,11 +294,11 @@ fn envelope(monitor: usize, id: Uuid, duration: Option<f64>) -> Bytes {
     Bytes::from(envelope)
 }
 
-fn report(args: &Args, tally: &Tally, measured: Duration) -> String {
-    let mut latencies = tally.latencies_us.clone();
-    latencies.sort_unstable();
+fn report(args: &Args, mut tally: Tally, measured: Duration) -> String {
+    tally.latencies_us.sort_unstable();
+    let latencies = &tally.latencies_us;
     let acked = latencies.len() as u64;
-    let rejected: u64 = tally.rejected.iter().map(|(_, n)| n).sum();
+    let rejected: u64 = tally.rejected.values().sum();
     let pct = |p: f64| -> f64 {
         if latencies.is_empty() {
             return f64::NAN;
@@ -351,7 +344,7 @@ fn report(args: &Args, tally: &Tally, measured: Duration) -> String {
     if rejected > 0 {
         let _ = writeln!(
             out,
-            "rejected {rejected}: {:?} (status, count)",
+            "rejected {rejected}: {:?} (status: count)",
             tally.rejected
         );
     }

@@ -25,24 +25,38 @@
 //!
 //! Everything waiting in the queue (up to [`MAX_BATCH`]) is taken at once: check-ins go out as one
 //! envelope with one `check_in` item each, every event as its own envelope (Sentry accepts one
-//! event per envelope). A network error or a `5xx` is retried with exponential backoff, up to
-//! [`MAX_ATTEMPTS`] tries, before the next envelope is sent, so order is kept; after the last try
-//! the items count as failed. Other `4xx` answers are final and count as failed at once.
+//! event per envelope). Check-ins keep their order, and so do events.
+//!
+//! # Outages
+//!
+//! A network error or a `5xx` means the server is down or unwell, not that the reports are bad:
+//! the envelope and everything after it are *held* in order on this thread, and the first of
+//! them is tried again with exponential backoff (100 ms doubling, at most 4 s, ±25 % jitter, so
+//! at most 5 s between tries) for as long as the process lives. Delivery resumes within those
+//! few seconds of the server coming back, oldest first. Meanwhile reports keep arriving through
+//! the bounded queue into the hold, which is bounded by the queue size; what does not fit is
+//! dropped and counted as `dropped` (as the queue's own overflow is, on the caller's thread). So
+//! an outage loses nothing until the hold is full, and every loss is counted. Only a refusal
+//! (a `4xx` other than `429`) is final: those items count as `failed` at once.
 //!
 //! # Rate limits
 //!
 //! `429` with `Retry-After`, and `X-Sentry-Rate-Limits` on any answer, limit a category
 //! (`monitor` for check-ins, `error` for events; empty categories mean all; a bare `429` means 60 s
 //! for all). Policy: items of a limited category, including those of the rejected envelope, are
-//! *held* in order on this thread and sent once the limit expires, so a short limit loses nothing.
-//! The hold is bounded by the queue size; items beyond it are dropped and counted as
-//! `rate_limited`, as are items still held when the client shuts down. Other categories keep
-//! flowing meanwhile.
+//! held in order, as in an outage, and sent once the limit expires, so a short limit loses
+//! nothing. The hold is the same, bounded by the queue size; items of a limited category beyond
+//! it are dropped and counted as `rate_limited`. Other categories keep flowing meanwhile.
 //!
-//! # Flush
+//! # Flush and shutdown
 //!
 //! `flush` enqueues a marker; it is acknowledged once everything queued before it was sent,
-//! failed, or held for a rate limit.
+//! refused, dropped, or held for a rate limit, i.e. not while the server is unreachable. The
+//! marker also makes the next retry due at once. The caller waits at most its timeout either
+//! way (then `flush` returns `false`), so shutdown (`ClientGuard`'s drop flushes within
+//! `shutdown_timeout`) still ends at its bound during an outage. When the transport then stops,
+//! what it still holds is counted as `rate_limited` if its category is limited, else as
+//! `failed` (the server was still unreachable).
 
 mod gzip;
 mod ratelimit;
@@ -50,7 +64,7 @@ mod ratelimit;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -64,10 +78,14 @@ use crate::record::Task;
 
 /// Most items taken from the queue, and put in one check-in envelope, at a time.
 pub(crate) const MAX_BATCH: usize = 100;
-/// Tries per envelope on network errors and `5xx` answers.
-pub(crate) const MAX_ATTEMPTS: u32 = 5;
-/// The first retry waits this long, each further one twice as long (with ±25 % jitter).
+/// After a network error or a `5xx`, the first retry waits this long, each further one twice as
+/// long up to [`BACKOFF_MAX`], all with ±25 % jitter: so at most 5 s pass between tries, and
+/// delivery resumes within that of the server coming back.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(4);
+/// Flush markers kept while the server is unreachable; older ones are let go (their callers
+/// have timed out, or see `false` at once).
+const MAX_FLUSHES: usize = 64;
 /// How long the idle transport sleeps before looking at the queue again: `POLL_MIN` after
 /// activity, doubling up to `POLL_MAX` while nothing comes. So a report waits at most `POLL_MAX`
 /// before it is sent (unless flushed), and an idle process wakes about once a second.
@@ -83,7 +101,7 @@ pub(crate) struct Config {
     pub(crate) release: Option<String>,
     pub(crate) server_name: Option<String>,
     pub(crate) debug: bool,
-    /// How many items may wait for a rate limit to expire.
+    /// How many items may wait for a rate limit to expire or for the server to come back.
     pub(crate) hold_capacity: usize,
 }
 
@@ -141,15 +159,25 @@ impl Pending {
     }
 }
 
-enum Control {
-    Flush(SyncSender<()>),
-    Shutdown,
-}
-
+/// How one envelope went.
 enum Delivery {
     Sent,
     RateLimited,
-    Failed,
+    /// Refused (a `4xx` other than `429`): final.
+    Refused,
+    /// No answer, or a `5xx`: the server is down or unwell; try again later.
+    Unreachable,
+}
+
+/// The server could not be reached (or answered `5xx`): held items wait until `at`.
+#[derive(Clone, Copy)]
+struct Outage {
+    /// Failed tries in a row.
+    attempts: u32,
+    /// When to try again.
+    at: Instant,
+    /// When the first of these tries failed.
+    since: Instant,
 }
 
 struct Worker {
@@ -160,7 +188,13 @@ struct Worker {
     url: String,
     auth: String,
     limits: RateLimits,
+    /// Items taken off the queue and not sent yet, in order within each category: waiting for a
+    /// rate limit to expire or for the server to come back (or just taken, until `pump`).
     held: VecDeque<Pending>,
+    /// Set while the server is unreachable.
+    outage: Option<Outage>,
+    /// Flushes waiting for the server to come back.
+    flushes: Vec<SyncSender<()>>,
     drops_reported: u64,
     gzip: Gzip,
     /// Reused for every envelope: the serialized form, then the compressed body.
@@ -192,6 +226,8 @@ impl Worker {
             http,
             limits: RateLimits::default(),
             held: VecDeque::new(),
+            outage: None,
+            flushes: Vec::new(),
             drops_reported: 0,
             gzip: Gzip::new(),
             json: Vec::new(),
@@ -202,62 +238,74 @@ impl Worker {
     fn run(mut self, queue: &Receiver<Task>) {
         let mut idle = POLL_MIN;
         loop {
-            let first = match queue.try_recv() {
-                Ok(task) => Some(task),
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    // Nothing queued: sleep without registering as a waiting receiver, so that
-                    // callers' `try_send`s never have to wake us (no syscall on their side).
-                    // `flush` and shutdown unpark us; held items wake us when their limit ends.
-                    let now = Instant::now();
-                    let mut wait = idle;
-                    if !self.held.is_empty() {
-                        wait = wait.min(self.release_time(now).saturating_duration_since(now));
+            // Take what is queued, up to a batch, stopping at a flush or shutdown marker so that
+            // it is answered for what was queued before it.
+            let mut taken = 0;
+            let mut stop = false;
+            while taken < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(Task::CheckIn(record)) => {
+                        let check_in = record.to_check_in(&self.config.environment);
+                        self.take(Pending::CheckIn(check_in));
                     }
-                    if !wait.is_zero() {
-                        std::thread::park_timeout(wait);
-                        idle = (idle * 2).min(POLL_MAX);
-                        continue;
+                    Ok(Task::Event(event)) => {
+                        let event = self.enrich(event);
+                        self.take(Pending::Event(event));
                     }
-                    None // held items are due: deliver them below
-                }
-            };
-            idle = POLL_MIN;
-            let mut batch = Vec::new();
-            let mut control = None;
-            let mut next = first;
-            while let Some(task) = next {
-                if matches!(task, Task::CheckIn(_) | Task::Event(_)) {
-                    self.counters.queued.fetch_add(1, Relaxed);
-                }
-                match task {
-                    Task::CheckIn(record) => {
-                        batch.push(Pending::CheckIn(
-                            record.to_check_in(&self.config.environment),
-                        ));
+                    Ok(Task::Flush(ack)) => {
+                        // A flush is worth a try now, even while backing off.
+                        if let Some(outage) = &mut self.outage {
+                            outage.at = Instant::now();
+                        }
+                        self.flushes.push(ack);
+                        break;
                     }
-                    Task::Event(event) => batch.push(Pending::Event(self.enrich(event))),
-                    Task::Flush(ack) => control = Some(Control::Flush(ack)),
-                    Task::Shutdown => control = Some(Control::Shutdown),
+                    Ok(Task::Shutdown) | Err(TryRecvError::Disconnected) => {
+                        stop = true;
+                        break;
+                    }
+                    Err(TryRecvError::Empty) => break,
                 }
-                if control.is_some() || batch.len() >= MAX_BATCH {
-                    break;
-                }
-                next = queue.try_recv().ok();
+                taken += 1;
             }
-            self.deliver(batch);
-            self.report_drops();
-            match control {
-                Some(Control::Flush(ack)) => {
+            self.pump();
+            if self.outage.is_none() {
+                // Everything queued before them was sent, refused, dropped or is waiting for a
+                // rate limit: acknowledge.
+                for ack in self.flushes.drain(..) {
                     let _ = ack.try_send(());
                 }
-                Some(Control::Shutdown) => break,
-                None => {}
+            } else if self.flushes.len() > MAX_FLUSHES {
+                // Callers long gone (a flush returns at its timeout): their markers say no more.
+                self.flushes.drain(..self.flushes.len() - MAX_FLUSHES);
+            }
+            self.report_drops();
+            if stop {
+                break;
+            }
+            if taken > 0 {
+                idle = POLL_MIN;
+                continue; // there may be more
+            }
+            // Nothing queued: sleep without registering as a waiting receiver, so that callers'
+            // `try_send`s never have to wake us (no syscall on their side). `flush` and shutdown
+            // unpark us; held items wake us when their limit ends or their retry is due.
+            let now = Instant::now();
+            let wait = match self.next_due(now) {
+                Some(due) => idle.min(due.saturating_duration_since(now)),
+                None => idle,
+            };
+            if !wait.is_zero() {
+                std::thread::park_timeout(wait);
+                idle = (idle * 2).min(POLL_MAX);
             }
         }
-        // Whatever still waits for a rate limit is lost now.
-        let held = self.held.len() as u64;
-        self.counters.rate_limited.fetch_add(held, Relaxed);
+        // Whatever is still held is lost now: counted as rate-limited if its category is, else
+        // as failed (the server was still unreachable).
+        let now = Instant::now();
+        for pending in std::mem::take(&mut self.held) {
+            self.count_lost(&pending, now, &self.counters.failed);
+        }
         self.report_drops();
     }
 
@@ -278,40 +326,107 @@ impl Worker {
         event
     }
 
-    /// When held items may go: the earliest expiry among the categories that hold items.
-    fn release_time(&self, now: Instant) -> Instant {
+    /// Takes an item off the queue: held for `pump`, unless it would have to wait (an outage or
+    /// a rate limit) and the hold is full, in which case it is dropped and counted.
+    fn take(&mut self, pending: Pending) {
+        self.counters.queued.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        let waits = self.outage.is_some() || self.limits.is_limited(pending.category(), now);
+        if waits && self.held.len() >= self.config.hold_capacity {
+            self.count_lost(&pending, now, &self.counters.dropped);
+        } else {
+            self.held.push_back(pending);
+        }
+    }
+
+    /// Counts an item given up on: `rate_limited` if its category is limited, else `otherwise`.
+    fn count_lost(&self, pending: &Pending, now: Instant, otherwise: &AtomicU64) {
+        if self.limits.is_limited(pending.category(), now) {
+            self.counters.rate_limited.fetch_add(1, Relaxed);
+        } else {
+            otherwise.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// When held items may next go: the retry after an outage, else the earliest expiry among
+    /// the limited categories that hold items. `None` when nothing is held.
+    fn next_due(&self, now: Instant) -> Option<Instant> {
+        if self.held.is_empty() {
+            return None;
+        }
+        if let Some(outage) = &self.outage {
+            return Some(outage.at);
+        }
         [Category::Monitor, Category::Error]
             .into_iter()
             .filter(|c| self.held.iter().any(|p| p.category() == *c))
             .map(|c| self.limits.limited_until(c, now))
             .min()
-            .unwrap_or(now)
     }
 
-    /// Sends held items (first, to keep order) and `new` ones, or holds them while limited.
-    fn deliver(&mut self, new: Vec<Pending>) {
-        let mut check_ins = Vec::new();
-        let mut events = Vec::new();
-        for pending in self.held.drain(..).chain(new) {
+    /// Sends what is held, in order: check-ins in envelopes of up to [`MAX_BATCH`], then each
+    /// event in its own. Items of a limited category stay held; at the first envelope the
+    /// server does not take (no answer or `5xx`), it and everything after it stay held and the
+    /// next try is scheduled with backoff.
+    fn pump(&mut self) {
+        if self.held.is_empty() || self.outage.is_some_and(|o| Instant::now() < o.at) {
+            return;
+        }
+        let mut check_ins = VecDeque::new();
+        let mut events = VecDeque::new();
+        for pending in self.held.drain(..) {
             match pending {
-                Pending::CheckIn(c) => check_ins.push(c),
-                Pending::Event(e) => events.push(e),
+                Pending::CheckIn(c) => check_ins.push_back(c),
+                Pending::Event(e) => events.push_back(e),
             }
         }
-        while !check_ins.is_empty() {
-            let rest = check_ins.split_off(check_ins.len().min(MAX_BATCH));
-            let chunk = std::mem::replace(&mut check_ins, rest);
+        let mut limited = Vec::new();
+        let mut unreachable = false;
+        while !check_ins.is_empty() && !unreachable {
+            if self.limits.is_limited(Category::Monitor, Instant::now()) {
+                limited.extend(check_ins.drain(..).map(Pending::CheckIn));
+                break;
+            }
+            let count = check_ins.len().min(MAX_BATCH);
             let mut envelope = self.envelope(None);
-            for check_in in &chunk {
+            for check_in in check_ins.range(..count) {
                 envelope.add_json_item("check_in", check_in);
             }
-            let items = chunk.into_iter().map(Pending::CheckIn).collect();
-            self.send(Category::Monitor, &envelope, items);
+            match self.send(Category::Monitor, &envelope, count) {
+                Delivery::Unreachable => unreachable = true,
+                Delivery::RateLimited => {} // held on the next turn of the loop
+                Delivery::Sent | Delivery::Refused => {
+                    check_ins.drain(..count);
+                }
+            }
         }
-        for event in events {
-            let mut envelope = self.envelope(Some(&event));
-            envelope.add_json_item("event", &*event);
-            self.send(Category::Error, &envelope, vec![Pending::Event(event)]);
+        while !events.is_empty() && !unreachable {
+            if self.limits.is_limited(Category::Error, Instant::now()) {
+                limited.extend(events.drain(..).map(Pending::Event));
+                break;
+            }
+            let mut envelope = self.envelope(events.front().map(|e| &**e));
+            if let Some(event) = events.front() {
+                envelope.add_json_item("event", &**event);
+            }
+            match self.send(Category::Error, &envelope, 1) {
+                Delivery::Unreachable => unreachable = true,
+                Delivery::RateLimited => {}
+                Delivery::Sent | Delivery::Refused => {
+                    events.pop_front();
+                }
+            }
+        }
+        self.held.extend(limited);
+        self.held
+            .extend(check_ins.into_iter().map(Pending::CheckIn));
+        self.held.extend(events.into_iter().map(Pending::Event));
+        // Items taken while the server seemed fine may exceed the hold: drop the newest.
+        let now = Instant::now();
+        while self.held.len() > self.config.hold_capacity {
+            if let Some(pending) = self.held.pop_back() {
+                self.count_lost(&pending, now, &self.counters.dropped);
+            }
         }
     }
 
@@ -335,11 +450,9 @@ impl Worker {
         }
     }
 
-    fn send(&mut self, category: Category, envelope: &Envelope, items: Vec<Pending>) {
-        if self.limits.is_limited(category, Instant::now()) {
-            self.hold(items);
-            return;
-        }
+    /// Sends one envelope of `count` items once; counts them if sent or refused, and keeps the
+    /// outage and rate-limit state up to date.
+    fn send(&mut self, category: Category, envelope: &Envelope, count: usize) -> Delivery {
         self.json.clear();
         envelope
             .write_to(&mut self.json)
@@ -350,12 +463,15 @@ impl Worker {
             Category::Monitor => "check-ins",
             Category::Error => "an event",
         };
-        let count = items.len() as u64;
-        let delivery = self.post_with_retries(&body, what);
+        let delivery = self.post_once(&body, what);
         self.body = body;
+        let count = count as u64;
         match delivery {
             Delivery::Sent => {
                 self.counters.sent.fetch_add(count, Relaxed);
+            }
+            Delivery::Refused => {
+                self.counters.failed.fetch_add(count, Relaxed);
             }
             Delivery::RateLimited => {
                 let now = Instant::now();
@@ -364,59 +480,63 @@ impl Worker {
                     // rather than retrying at once.
                     self.limits.update(429, None, None, now);
                 }
-                self.hold(items);
             }
-            Delivery::Failed => {
-                self.counters.failed.fetch_add(count, Relaxed);
-            }
+            Delivery::Unreachable => {}
         }
+        delivery
     }
 
-    fn hold(&mut self, items: Vec<Pending>) {
-        for item in items {
-            if self.held.len() < self.config.hold_capacity {
-                self.held.push_back(item);
-            } else {
-                self.counters.rate_limited.fetch_add(1, Relaxed);
-            }
-        }
-    }
-
-    fn post_with_retries(&mut self, body: &[u8], what: &str) -> Delivery {
-        for attempt in 1..=MAX_ATTEMPTS {
-            let failure = match self.post(body) {
-                Ok((status, retry_after, rate_limits)) => {
-                    self.limits.update(
-                        status,
-                        retry_after.as_deref(),
-                        rate_limits.as_deref(),
-                        Instant::now(),
-                    );
-                    match status {
-                        200..=299 => return Delivery::Sent,
-                        429 => {
-                            self.debug(format_args!("sending {what} was rate-limited (HTTP 429)"));
-                            return Delivery::RateLimited;
-                        }
-                        500..=599 => format!("HTTP {status}"),
-                        _ => {
-                            self.debug(format_args!(
-                                "sending {what} failed: HTTP {status}; not retrying"
-                            ));
-                            return Delivery::Failed;
-                        }
+    /// One POST of `body`; records an outage (or its end) and the rate limits the answer set.
+    fn post_once(&mut self, body: &[u8], what: &str) -> Delivery {
+        let failure = match self.post(body) {
+            Ok((status, retry_after, rate_limits)) => {
+                self.limits.update(
+                    status,
+                    retry_after.as_deref(),
+                    rate_limits.as_deref(),
+                    Instant::now(),
+                );
+                let delivery = match status {
+                    200..=299 => Delivery::Sent,
+                    429 => {
+                        self.debug(format_args!("sending {what} was rate-limited (HTTP 429)"));
+                        Delivery::RateLimited
                     }
+                    500..=599 => Delivery::Unreachable,
+                    _ => {
+                        self.debug(format_args!(
+                            "sending {what} failed: HTTP {status}; not retrying"
+                        ));
+                        Delivery::Refused
+                    }
+                };
+                if !matches!(delivery, Delivery::Unreachable) {
+                    if let Some(outage) = self.outage.take() {
+                        self.debug(format_args!(
+                            "the server answers again after {:.1?} and {} failed tries",
+                            outage.since.elapsed(),
+                            outage.attempts
+                        ));
+                    }
+                    return delivery;
                 }
-                Err(err) => err,
-            };
-            self.debug(format_args!(
-                "sending {what} failed (attempt {attempt} of {MAX_ATTEMPTS}): {failure}"
-            ));
-            if attempt < MAX_ATTEMPTS {
-                std::thread::sleep(backoff(attempt));
+                format!("HTTP {status}")
             }
-        }
-        Delivery::Failed
+            Err(err) => err,
+        };
+        let now = Instant::now();
+        let attempts = self.outage.map_or(0, |o| o.attempts) + 1;
+        let wait = backoff(attempts);
+        self.outage = Some(Outage {
+            attempts,
+            at: now + wait,
+            since: self.outage.map_or(now, |o| o.since),
+        });
+        self.debug(format_args!(
+            "sending {what} failed (try {attempts}): {failure}; holding it and what follows, \
+             next try in {wait:.1?}"
+        ));
+        Delivery::Unreachable
     }
 
     /// One POST; the status and the rate-limit headers, or why there was no answer.
@@ -469,9 +589,12 @@ impl Worker {
     }
 }
 
-/// `100 ms · 2^(attempt-1)`, ±25 % so that many clients do not retry in lockstep.
+/// `100 ms · 2^(attempt-1)`, at most [`BACKOFF_MAX`], ±25 % so that many clients do not retry
+/// in lockstep.
 fn backoff(attempt: u32) -> Duration {
-    let base = BACKOFF_BASE * 2u32.saturating_pow(attempt.saturating_sub(1));
+    let base = BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(BACKOFF_MAX);
     let jitter = 0.75 + (crate::rng::next_u64() >> 11) as f64 / (1u64 << 53) as f64 / 2.0;
     base.mul_f64(jitter)
 }

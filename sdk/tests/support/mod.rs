@@ -115,7 +115,12 @@ pub struct Recorder {
 impl Recorder {
     /// Starts a server on an ephemeral loopback port.
     pub fn start() -> Recorder {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        Recorder::start_at("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Starts a server on `addr` (a port that was free: the server was "down" until now).
+    pub fn start_at(addr: SocketAddr) -> Recorder {
+        let listener = TcpListener::bind(addr).expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),

@@ -1,8 +1,5 @@
-// FIXME: both functions should compile, as they do without the attribute. The probe picks
-// `ViaError` (`E: Error + 'static`) for every `E: Error`, because method resolution ignores
-// lifetimes, and the `'static` bound then fails. The fix belongs in `watchpost::__private`:
-// accept `E: Error` without `'static`, with `Outcome::Error(&'a (dyn Error + 'a))`. Then move
-// this file to `ui/pass/`.
+//! Errors that are not `'static` compile as they do without the attribute: one that borrows
+//! from the input, and a generic `T::Err: Error` (no `'static` bound).
 use std::error::Error;
 use std::fmt;
 
