@@ -1,7 +1,8 @@
 //! Inputs from the fuzz targets in `fuzz/`, kept as ordinary tests: each must be refused with a
 //! clean error (or accepted), never panic. A crash found by `scripts/fuzz.sh` lands here with its
-//! bytes inline, next to the fix. So far the runs found none; the cases below are the edges the
-//! targets were seeded with.
+//! bytes inline, next to the fix. The first runs found one bug (schedules evaluated at far-future
+//! instants panicked inside chrono, see the last test); the other cases are the edges the targets
+//! were seeded with.
 
 use watchpost::protocol::{ContentEncoding, DecodeError, Envelope, decode_body};
 use watchpost_collector::config::{Config, Overrides};
@@ -72,5 +73,28 @@ fn config_edges() {
     ] {
         let error = Config::parse(text, &Overrides::default(), &|_| None).unwrap_err();
         assert!(!error.to_string().is_empty(), "{text:?}");
+    }
+}
+
+/// Found by the `schedule` and `envelope` targets: evaluating a schedule at a far-future instant
+/// (here chrono's own maximum) converted it to the monitor's timezone past what chrono can
+/// represent and panicked inside chrono, from croner's walk and from interval stepping alike.
+/// Past the year-5000 horizon a schedule now simply has no next slot.
+#[test]
+fn far_future_instants_have_no_next_slot_instead_of_panicking() {
+    use chrono::{DateTime, Utc};
+    let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    let schedules = [
+        Schedule::crontab("0 3 * * *").unwrap(),
+        Schedule::interval(1, IntervalUnit::Day).unwrap(),
+        Schedule::interval(3, IntervalUnit::Year).unwrap(),
+        Schedule::interval(90, IntervalUnit::Second).unwrap(),
+    ];
+    for schedule in &schedules {
+        for at in [DateTime::<Utc>::MAX_UTC, "5000-01-01T00:00:00Z".parse().unwrap()] {
+            assert_eq!(schedule.next_after(tz, at), None, "{schedule} after {at}");
+        }
+        let ordinary: DateTime<Utc> = "2026-11-21T12:00:00Z".parse().unwrap();
+        assert!(schedule.next_after(tz, ordinary).unwrap() > ordinary, "{schedule}");
     }
 }

@@ -2,12 +2,55 @@
 //! DST transitions. Results are instants in UTC, which is what everything else compares.
 //! Pure functions of their arguments; never reads a clock.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
 use chrono::{
     DateTime, Days, LocalResult, Months, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
 
 use super::config::{IntervalUnit, MonitorConfig, Schedule, parse_crontab};
+use super::validate::ConfigError;
+
+/// A crontab expression, parsed and checked once.
+#[derive(Debug)]
+pub(super) struct ParsedCrontab {
+    /// The normalized expression (aliases expanded, whitespace collapsed).
+    pub(super) normalized: String,
+    /// croner's schedule for it.
+    pub(super) cron: croner::Cron,
+}
+
+/// How many distinct valid expressions the memo holds before it starts over. Real deployments
+/// use a handful of schedules; the cap only bounds memory against a client sending many.
+const CRONTAB_CACHE_CAP: usize = 4096;
+
+/// Process-wide memo of [`parse_crontab`] for valid expressions, keyed by the expression as
+/// given (normalized expressions, as stored, key themselves).
+///
+/// Memoization keeps the engine pure: the value for a key is a deterministic function of the
+/// key alone, so every call returns what an uncached parse would (same inputs, same outputs),
+/// with no I/O and no clock. Invalid expressions are not cached; they fail the same way each time.
+static CRONTAB_CACHE: LazyLock<parking_lot::Mutex<HashMap<String, Arc<ParsedCrontab>>>> =
+    LazyLock::new(|| parking_lot::Mutex::new(HashMap::new()));
+
+/// [`parse_crontab`] (including its never-matches check), parsed at most once per distinct
+/// valid expression while the memo holds it.
+pub(super) fn cached_crontab(expr: &str) -> Result<Arc<ParsedCrontab>, ConfigError> {
+    if let Some(hit) = CRONTAB_CACHE.lock().get(expr) {
+        return Ok(Arc::clone(hit));
+    }
+    // Parse outside the lock; a concurrent miss on the same expression parses twice, harmlessly.
+    let (normalized, cron) = parse_crontab(expr)?;
+    let parsed = Arc::new(ParsedCrontab { normalized, cron });
+    let mut cache = CRONTAB_CACHE.lock();
+    if cache.len() >= CRONTAB_CACHE_CAP {
+        cache.clear();
+    }
+    cache.insert(expr.to_owned(), Arc::clone(&parsed));
+    Ok(parsed)
+}
 
 impl Schedule {
     /// The first expected time strictly after `after`, evaluated in `tz`.
@@ -25,10 +68,14 @@ impl Schedule {
     ///
     /// `None` only if no such time exists before year 5000 or the arithmetic overflows.
     pub fn next_after(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if beyond_horizon(after) {
+            return None;
+        }
         match self {
             Schedule::Crontab(expr) => {
-                let (_, cron) = parse_crontab(expr).ok()?;
-                let next = cron
+                let parsed = cached_crontab(expr).ok()?;
+                let next = parsed
+                    .cron
                     .find_next_occurrence(&after.with_timezone(&tz), false)
                     .ok()?
                     .with_timezone(&Utc);
@@ -83,6 +130,9 @@ fn interval_slot(
     reference: DateTime<Utc>,
     k: u32,
 ) -> Option<DateTime<Utc>> {
+    if beyond_horizon(reference) {
+        return None;
+    }
     let n = u64::from(value) * u64::from(k);
     let elapsed = |secs_per_unit: u64| {
         let secs = i64::try_from(n.checked_mul(secs_per_unit)?).ok()?;
@@ -105,6 +155,13 @@ fn interval_slot(
             resolve_local(tz, stepped.with_second(0)?.with_nanosecond(0)?)
         }
     }
+}
+
+/// Whether `t` lies past year 5000, where no schedule is evaluated. Near chrono's own limit
+/// (year 262 143) converting to a timezone or walking a crontab panics inside chrono; the
+/// fuzzer found that with far-future instants, so the horizon is checked before any of it.
+fn beyond_horizon(t: DateTime<Utc>) -> bool {
+    chrono::Datelike::year(&t) >= 5000
 }
 
 /// Drops the part of `t` below `unit_secs` (1 or 60) seconds.
