@@ -1,7 +1,7 @@
 //! Inputs from the fuzz targets in `fuzz/`, kept as ordinary tests: each must be refused with a
 //! clean error (or accepted), never panic. A crash found by `scripts/fuzz.sh` lands here with its
 //! bytes inline, next to the fix. The first runs found one bug (schedules evaluated at far-future
-//! instants panicked inside chrono, see the last test); the other cases are the edges the targets
+//! or far-past instants panicked inside chrono, see the last test); the other cases are the edges the targets
 //! were seeded with.
 
 use watchpost::protocol::{ContentEncoding, DecodeError, Envelope, decode_body};
@@ -77,9 +77,9 @@ fn config_edges() {
 }
 
 /// Found by the `schedule` and `envelope` targets: evaluating a schedule at a far-future instant
-/// (here chrono's own maximum) converted it to the monitor's timezone past what chrono can
+/// (here chrono's own maximum and minimum) converted it to the monitor's timezone past what chrono can
 /// represent and panicked inside chrono, from croner's walk and from interval stepping alike.
-/// Past the year-5000 horizon a schedule now simply has no next slot.
+/// Outside the years 1 to 4999 a schedule now simply has no next slot.
 #[test]
 fn far_future_instants_have_no_next_slot_instead_of_panicking() {
     use chrono::{DateTime, Utc};
@@ -91,7 +91,11 @@ fn far_future_instants_have_no_next_slot_instead_of_panicking() {
         Schedule::interval(90, IntervalUnit::Second).unwrap(),
     ];
     for schedule in &schedules {
-        for at in [DateTime::<Utc>::MAX_UTC, "5000-01-01T00:00:00Z".parse().unwrap()] {
+        for at in [
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::<Utc>::MIN_UTC,
+            "5000-01-01T00:00:00Z".parse().unwrap(),
+        ] {
             assert_eq!(schedule.next_after(tz, at), None, "{schedule} after {at}");
         }
         let ordinary: DateTime<Utc> = "2026-11-21T12:00:00Z".parse().unwrap();

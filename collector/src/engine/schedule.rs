@@ -157,11 +157,12 @@ fn interval_slot(
     }
 }
 
-/// Whether `t` lies past year 5000, where no schedule is evaluated. Near chrono's own limit
-/// (year 262 143) converting to a timezone or walking a crontab panics inside chrono; the
-/// fuzzer found that with far-future instants, so the horizon is checked before any of it.
+/// Whether `t` lies outside the years 1 to 4999, where no schedule is evaluated. Near chrono's
+/// own limits (years ±262 143) converting to a timezone or walking a crontab panics inside
+/// chrono; the fuzzer found that with far-future and far-past instants, so the horizon is
+/// checked before any of it.
 fn beyond_horizon(t: DateTime<Utc>) -> bool {
-    chrono::Datelike::year(&t) >= 5000
+    !(1..5000).contains(&chrono::Datelike::year(&t))
 }
 
 /// Drops the part of `t` below `unit_secs` (1 or 60) seconds.
