@@ -146,6 +146,9 @@ pub struct Processor {
     deadlines: Arc<Deadlines>,
     locks: KeyLocks,
     retention: Retention,
+    /// When each monitor environment's check-ins and log entries are next pruned.
+    prune_checkins: PruneSchedule,
+    prune_logs: PruneSchedule,
     alerts: Arc<Planner>,
 }
 
@@ -162,6 +165,8 @@ impl Processor {
             store,
             deadlines,
             locks: KeyLocks::new(STRIPES),
+            prune_checkins: PruneSchedule::new(retention.checkins_per_monitor),
+            prune_logs: PruneSchedule::new(retention.checkins_per_monitor),
             retention,
             alerts,
         }
@@ -590,6 +595,9 @@ impl Processor {
         let seq = self.store.commit(writes, now)?;
         for monitor in &writes.monitors {
             self.deadlines.upsert_for(monitor);
+            if !self.prune_checkins.due(&monitor.key) {
+                continue;
+            }
             let open: Vec<Uuid> = monitor.open_runs.iter().map(|run| run.id).collect();
             // Retention is cleanup: a failure here loses nothing and must not fail the input.
             if let Err(error) =
@@ -600,9 +608,10 @@ impl Processor {
             }
         }
         for log in &writes.logs {
-            if let Err(error) =
-                self.store
-                    .prune_monitor(&log.key, self.retention.checkins_per_monitor, &[])
+            if self.prune_logs.due(&log.key)
+                && let Err(error) =
+                    self.store
+                        .prune_monitor(&log.key, self.retention.checkins_per_monitor, &[])
             {
                 tracing::warn!(%error, "log retention failed");
             }
@@ -628,6 +637,53 @@ impl Processor {
             Ok(result) => Ok(result?),
             Err(_) => Err(ProcessError::NotDurable(DURABLE_TIMEOUT)),
         }
+    }
+}
+
+/// Amortizes retention: `Store::prune_monitor` scans the newest `keep` keys of a monitor
+/// environment, so running it on every write cost a scan per check-in. A monitor environment is
+/// pruned on the first write this process makes to it (so a restart catches up) and then on
+/// every `every`-th write, `every` being a quarter of `keep`, at most 16 (1, i.e. every write,
+/// for `keep` < 8). A monitor environment may so hold up to `every - 1` check-ins (or log
+/// entries) beyond `keep` between prunes: at most 25 % over, and none once it is pruned again.
+#[derive(Debug)]
+struct PruneSchedule {
+    every: u32,
+    /// Writes since the last prune, per monitor environment. Bounded: cleared when it reaches
+    /// [`PruneSchedule::MAX_TRACKED`], which only makes the next writes prune early.
+    writes: parking_lot::Mutex<HashMap<MonitorKey, u32>>,
+}
+
+impl PruneSchedule {
+    const MAX_TRACKED: usize = 100_000;
+
+    fn new(keep: usize) -> PruneSchedule {
+        let every = u32::try_from(keep / 4).unwrap_or(u32::MAX).clamp(1, 16);
+        PruneSchedule {
+            every,
+            writes: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a write to `key`; whether this one should prune.
+    fn due(&self, key: &MonitorKey) -> bool {
+        if self.every == 1 {
+            return true;
+        }
+        let mut writes = self.writes.lock();
+        if let Some(n) = writes.get_mut(key) {
+            *n += 1;
+            if *n >= self.every {
+                *n = 0;
+                return true;
+            }
+            return false;
+        }
+        if writes.len() >= Self::MAX_TRACKED {
+            writes.clear();
+        }
+        writes.insert(key.clone(), 0);
+        true
     }
 }
 
@@ -786,6 +842,22 @@ mod tests {
             slug: slug.into(),
             environment: "production".into(),
         }
+    }
+
+    #[test]
+    fn retention_prunes_on_the_first_write_then_every_nth() {
+        let every_fourth = PruneSchedule::new(16);
+        let due: Vec<bool> = (0..9).map(|_| every_fourth.due(&key("a"))).collect();
+        assert_eq!(
+            due,
+            [true, false, false, false, true, false, false, false, true]
+        );
+        // Each monitor environment has its own count.
+        assert!(every_fourth.due(&key("b")));
+        // Small caps prune on every write; large ones at least every 16th.
+        let small = PruneSchedule::new(3);
+        assert!((0..5).all(|_| small.due(&key("a"))));
+        assert_eq!(PruneSchedule::new(100).every, 16);
     }
 
     #[tokio::test]

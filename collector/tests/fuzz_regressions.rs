@@ -99,6 +99,9 @@ fn far_future_instants_have_no_next_slot_instead_of_panicking() {
             assert_eq!(schedule.next_after(tz, at), None, "{schedule} after {at}");
         }
         let ordinary: DateTime<Utc> = "2026-11-21T12:00:00Z".parse().unwrap();
-        assert!(schedule.next_after(tz, ordinary).unwrap() > ordinary, "{schedule}");
+        assert!(
+            schedule.next_after(tz, ordinary).unwrap() > ordinary,
+            "{schedule}"
+        );
     }
 }

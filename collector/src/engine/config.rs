@@ -102,16 +102,10 @@ impl Schedule {
     /// `@monthly`, `@weekly`, `@daily`, `@hourly` (expanded as Sentry does). Seconds and year
     /// fields, `@reboot` and expressions that never match are rejected.
     pub fn crontab(expr: &str) -> Result<Schedule, ConfigError> {
-        let (normalized, cron) = parse_crontab(expr)?;
-        // Sentry checks the expression can be iterated; a day that never exists (`30 2`) would
-        // otherwise leave the monitor with no next check-in, silently.
-        let reference = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
-        if cron.find_next_occurrence(&reference, false).is_err() {
-            return Err(ConfigError::CrontabNeverMatches {
-                value: expr.to_owned(),
-            });
-        }
-        Ok(Schedule::Crontab(normalized))
+        // Parsed once per distinct expression (see `schedule::cached_crontab`), so validating
+        // an incoming `monitor_config` and decoding a stored one cost a map lookup.
+        let parsed = super::schedule::cached_crontab(expr)?;
+        Ok(Schedule::Crontab(parsed.normalized.clone()))
     }
 
     /// An interval of `value` `unit`s; `value` must be greater than 0 and the interval at most
@@ -437,7 +431,9 @@ impl From<Schedule> for ScheduleRepr {
 }
 
 /// Parses, for the crontab forms this module accepts, into the normalized expression and the
-/// croner schedule. Does not check that the expression ever matches.
+/// croner schedule, and checks that the expression ever matches: Sentry checks the expression
+/// can be iterated; a day that never exists (`30 2`) would otherwise leave the monitor with no
+/// next check-in, silently. Uncached; callers go through `schedule::cached_crontab`.
 pub(super) fn parse_crontab(expr: &str) -> Result<(String, croner::Cron), ConfigError> {
     let fields: Vec<&str> = expr.split_whitespace().collect();
     let normalized = match fields.as_slice() {
@@ -481,6 +477,12 @@ pub(super) fn parse_crontab(expr: &str) -> Result<(String, croner::Cron), Config
             value: expr.to_owned(),
             reason: e.to_string(),
         })?;
+    let reference = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    if cron.find_next_occurrence(&reference, false).is_err() {
+        return Err(ConfigError::CrontabNeverMatches {
+            value: expr.to_owned(),
+        });
+    }
     Ok((normalized, cron))
 }
 
