@@ -252,57 +252,9 @@ impl ChannelKind {
     }
 }
 
-/// The kinds of alert a rule can route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AlertKind {
-    /// `monitor.failed`.
-    MonitorFailed,
-    /// `monitor.recovered`.
-    MonitorRecovered,
-    /// `issue.first_seen`.
-    IssueFirstSeen,
-    /// `issue.regressed`.
-    IssueRegressed,
-    /// `issue.spike`.
-    IssueSpike,
-    /// `probe.down`.
-    ProbeDown,
-    /// `probe.up`.
-    ProbeUp,
-}
-
-impl AlertKind {
-    /// Every kind, in documentation order.
-    pub const ALL: [AlertKind; 7] = [
-        AlertKind::MonitorFailed,
-        AlertKind::MonitorRecovered,
-        AlertKind::IssueFirstSeen,
-        AlertKind::IssueRegressed,
-        AlertKind::IssueSpike,
-        AlertKind::ProbeDown,
-        AlertKind::ProbeUp,
-    ];
-
-    /// The dotted name: `monitor.failed`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::MonitorFailed => "monitor.failed",
-            AlertKind::MonitorRecovered => "monitor.recovered",
-            AlertKind::IssueFirstSeen => "issue.first_seen",
-            AlertKind::IssueRegressed => "issue.regressed",
-            AlertKind::IssueSpike => "issue.spike",
-            AlertKind::ProbeDown => "probe.down",
-            AlertKind::ProbeUp => "probe.up",
-        }
-    }
-
-    /// Parses a dotted name.
-    pub fn parse(name: &str) -> Option<AlertKind> {
-        AlertKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
-    }
-}
+/// The kinds of alert a rule can route: the engine's own enum, so config and alerts never
+/// disagree on a name.
+pub use crate::engine::alerting::AlertKind;
 
 /// `[[rules]]`.
 #[derive(Debug, Clone)]

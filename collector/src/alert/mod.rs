@@ -43,8 +43,8 @@ pub use slack::Slack;
 pub use telegram::Telegram;
 pub use webhook::Webhook;
 
-use crate::config::{self, Config};
-use crate::engine::alerting::{self, AlertKind, Rule};
+use crate::config::Config;
+use crate::engine::alerting::{self, Rule};
 use crate::engine::issues::SpikeRule;
 
 /// The routing rules of the config; the default rule (everything to `log`) when there are
@@ -58,7 +58,7 @@ pub fn rules_from_config(config: &Config) -> Vec<Rule> {
         .iter()
         .map(|rule| Rule {
             name: rule.name.clone(),
-            on: rule.on.iter().map(|&kind| alert_kind(kind)).collect(),
+            on: rule.on.clone(),
             channels: rule.channels.clone(),
         })
         .collect()
@@ -98,17 +98,4 @@ pub fn channels_from_config(
         channels.push(Channel::Log(Log::new(alerting::DEFAULT_CHANNEL)));
     }
     Ok(channels)
-}
-
-/// The engine's kind for the config's (the two enums name the same seven kinds).
-fn alert_kind(kind: config::AlertKind) -> AlertKind {
-    match kind {
-        config::AlertKind::MonitorFailed => AlertKind::MonitorFailed,
-        config::AlertKind::MonitorRecovered => AlertKind::MonitorRecovered,
-        config::AlertKind::IssueFirstSeen => AlertKind::IssueFirstSeen,
-        config::AlertKind::IssueRegressed => AlertKind::IssueRegressed,
-        config::AlertKind::IssueSpike => AlertKind::IssueSpike,
-        config::AlertKind::ProbeDown => AlertKind::ProbeDown,
-        config::AlertKind::ProbeUp => AlertKind::ProbeUp,
-    }
 }
