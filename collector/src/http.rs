@@ -119,17 +119,33 @@ impl From<crate::store::StoreError> for HttpError {
 }
 
 /// Reads a whole body of at most `limit` bytes; more is a 413.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(HttpError::too_large(format!(
-            "request body exceeds the limit of {limit} bytes"
-        ))),
-        Err(e) => Err(HttpError::bad_request(
-            "malformed",
-            format!("could not read the request body: {e}"),
-        )),
+pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, HttpError> {
+    let mut kept = BytesMut::new();
+    let mut seen = 0usize;
+    // A body over the limit is still read (and discarded) up to a few times the limit, so the
+    // client, which is usually still sending, gets the 413 instead of a connection reset it
+    // would retry blindly. Beyond that the connection is simply not read further.
+    let drain = limit.saturating_mul(4);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            HttpError::bad_request("malformed", format!("could not read the request body: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if seen > drain {
+            break;
+        }
     }
+    if seen > limit {
+        return Err(HttpError::too_large(format!(
+            "request body exceeds the limit of {limit} bytes"
+        )));
+    }
+    Ok(kept.freeze())
 }
 
 /// Reads the first `keep` bytes of a body and discards the rest up to `drain` bytes (beyond
