@@ -385,3 +385,158 @@ fn badges_need_their_key_and_reveal_nothing_without_it() {
     let revoked = collector.request(Method::GET, &svg).send().unwrap();
     assert_eq!(revoked.status(), StatusCode::NOT_FOUND);
 }
+
+/// The issue page (exception chain and frames, escaped text), the issues list's sparkline,
+/// the probes page and the alert deliveries page, all behind the login.
+#[test]
+fn issue_probe_and_alert_pages_show_what_happened_as_text() {
+    let collector = Collector::start(Some(
+        r#"
+[[channels]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+
+[[rules]]
+name = "new errors"
+on = ["issue.first_seen"]
+channels = ["hook"]
+
+[[probes]]
+name = "api"
+url = "http://127.0.0.1:9/health?token=s3cret"
+interval = "200ms"
+timeout = "200ms"
+"#,
+    ));
+    for path in ["/issues/0123abcd", "/probes", "/alerts"] {
+        let response = get(&collector, path, "");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(response.headers()[LOCATION], format!("/login?next={path}"));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let crash = json!({"event_id": "c0ffee00c0ffee00c0ffee00c0ffee11", "level": "error",
+        "platform": "python", "timestamp": now,
+        "exception": {"values": [{"type": "ValueError", "value": "bad <b>input</b>",
+            "module": "builtins",
+            "stacktrace": {"frames": [
+                {"function": "main", "module": "app", "filename": "app.py", "lineno": 3,
+                 "in_app": true},
+                {"function": "parse_config", "module": "app.config",
+                 "filename": "app/config.py", "lineno": 42, "in_app": true},
+                {"function": "loads", "module": "json", "filename": "json/__init__.py",
+                 "lineno": 346, "in_app": false}]}}]}});
+    let script = json!({"event_id": "c0ffee00c0ffee00c0ffee00c0ffee12", "level": "error",
+        "timestamp": now, "message": "<script>alert(1)</script> & \"quotes\""});
+    for event in [&crash, &script] {
+        let (status, body) = collector.post_envelope(envelope(&[("event", &event.to_string())]));
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let issues = collector.api_get("/api/v1/issues");
+    let id_of = |needle: &str| {
+        issues
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["title"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("an issue titled with {needle}: {issues}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (crash_id, script_id) = (id_of("ValueError"), id_of("alert(1)"));
+    let cookie = log_in(&collector);
+
+    let list = page(&collector, "/issues", &cookie);
+    assert!(list.contains("<svg class=\"spark\""), "{list}");
+    assert!(
+        list.contains(&format!("href=\"/issues/{crash_id}\"")),
+        "{list}"
+    );
+    assert!(
+        list.contains("href=\"/probes\""),
+        "probes are configured: {list}"
+    );
+    assert!(list.contains("href=\"/alerts\""), "{list}");
+    let overview = page(&collector, "/", &cookie);
+    assert!(overview.contains(&format!("href=\"/issues/{script_id}\"")));
+
+    let html = page(&collector, &format!("/issues/{crash_id}"), &cookie);
+    assert!(html.contains("ValueError"), "{html}");
+    assert!(html.contains("bad &lt;b&gt;input&lt;/b&gt;"), "{html}");
+    assert!(!html.contains("<b>input"), "{html}");
+    assert!(html.contains("parse_config"), "{html}");
+    assert!(html.contains("app/config.py"), "{html}");
+    assert!(
+        html.contains("<li class=\"app\">"),
+        "in-app frames stand out: {html}"
+    );
+    let (crashing, outer) = (html.find(">loads<").unwrap(), html.find(">main<").unwrap());
+    assert!(crashing < outer, "the crashing frame comes first");
+    assert!(html.contains("value=\"resolve\""), "{html}");
+    assert!(html.contains("<svg class=\"spark\""), "{html}");
+
+    let html = page(&collector, &format!("/issues/{script_id}"), &cookie);
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+    assert_eq!(
+        get(&collector, &format!("/issues/{}", "0".repeat(32)), &cookie).status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Resolving from the issue's page comes back to it.
+    let response = client()
+        .post(collector.url(&format!("/issues/{crash_id}")))
+        .header("Cookie", &cookie)
+        .form_body(&[
+            ("csrf", csrf(&html).as_str()),
+            ("action", "resolve"),
+            ("from", "issue"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()[LOCATION],
+        format!("/issues/{crash_id}").as_str()
+    );
+
+    let alerts = page(&collector, "/alerts", &cookie);
+    assert!(alerts.contains("issue.first_seen"), "{alerts}");
+    assert!(alerts.contains("hook"), "{alerts}");
+    assert!(alerts.contains("ValueError"), "{alerts}");
+    assert!(!alerts.contains("<script>"), "{alerts}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while collector
+        .api_get("/api/v1/probes/api/results")
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "the probe never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let probes = page(&collector, "/probes", &cookie);
+    assert!(probes.contains("api"), "{probes}");
+    assert!(probes.contains("127.0.0.1:9/health"), "{probes}");
+    assert!(
+        !probes.contains("s3cret"),
+        "the URL is shown redacted: {probes}"
+    );
+    assert!(probes.contains("<svg class=\"spark\""), "{probes}");
+}
+
+#[test]
+fn without_probes_the_nav_has_no_probes_link() {
+    let collector = Collector::start(None);
+    let cookie = log_in(&collector);
+    let html = page(&collector, "/alerts", &cookie);
+    assert!(!html.contains("href=\"/probes\""), "{html}");
+    assert!(html.contains("None yet."), "{html}");
+    let probes = page(&collector, "/probes", &cookie);
+    assert!(probes.contains("No probes are configured"), "{probes}");
+}

@@ -145,7 +145,10 @@ fn every_protected_route_refuses_a_missing_or_wrong_credential() {
         (Method::POST, "/monitors/1/guarded"),
         (Method::GET, "/incidents"),
         (Method::GET, "/issues"),
+        (Method::GET, "/issues/1"),
         (Method::POST, "/issues/1"),
+        (Method::GET, "/probes"),
+        (Method::GET, "/alerts"),
     ];
     for (method, path) in &dashboard {
         for cookie in [None, Some("watchpost_session=forged-session-id")] {

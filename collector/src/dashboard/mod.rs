@@ -47,6 +47,10 @@ const CHECKINS_SHOWN: usize = TIMELINE;
 const LOGS_SHOWN: usize = 20;
 /// Alert deliveries listed on the overview.
 const DELIVERIES_SHOWN: usize = 10;
+/// Alert deliveries listed on the alerts page.
+const DELIVERIES_LISTED: usize = 200;
+/// Checks drawn in a probe's latency sparkline.
+const PROBE_CHECKS_SHOWN: usize = 50;
 
 /// The dashboard's own state: sessions and badge keys.
 #[derive(Debug)]
@@ -89,7 +93,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/incidents", get(incidents))
         .route("/issues", get(issues))
-        .route("/issues/{id}", post(issue_action))
+        .route("/issues/{id}", get(issue).post(issue_action))
+        .route("/probes", get(probes))
+        .route("/alerts", get(alerts))
         .route("/badge/{project}/{file}", get(badge::badge))
         .layer(map_response(security_headers))
 }
@@ -119,6 +125,10 @@ impl FromRequestParts<AppState> for Viewer {
             .dashboard
             .sessions
             .find(&parts.headers)
+            .map(|mut viewer| {
+                viewer.probes = state.probes.configured().next().is_some();
+                viewer
+            })
             .ok_or_else(|| {
                 let next = safe_next(parts.uri.path()).unwrap_or("/");
                 Redirect::to(&format!("/login?next={next}")).into_response()
@@ -281,7 +291,7 @@ async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResult {
         monitors: monitor_rows(&state)?,
         open_incidents: state.store.incidents(true)?,
         issues: data::issues(&state)?,
-        probes: data::probes(&state)?,
+        probes: data::probes(&state, 0)?,
         deliveries: data::deliveries(&state, DELIVERIES_SHOWN)?,
         failed_deliveries: data::failed_deliveries(&state)?,
     };
@@ -447,14 +457,50 @@ async fn incidents(State(state): State<AppState>, viewer: Viewer) -> PageResult 
 }
 
 async fn issues(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    let issues = data::issues(&state)?;
-    page(pages::issues(&viewer, issues.as_deref(), Utc::now()))
+    let now = Utc::now();
+    let issues = data::issues_with_activity(&state, now)?;
+    page(pages::issues(&viewer, Some(&issues), now))
+}
+
+async fn issue(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UrlPath(id): UrlPath<String>,
+) -> PageResult {
+    let now = Utc::now();
+    let Some(detail) = data::issue_detail(&state, &id, now)? else {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "No such issue",
+            "There is no issue at this address.",
+        )
+        .for_viewer(&viewer));
+    };
+    page(pages::issue(&viewer, &detail, now))
+}
+
+async fn probes(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    let probes = data::probes(&state, PROBE_CHECKS_SHOWN)?;
+    page(pages::probes(&viewer, probes.as_deref(), Utc::now()))
+}
+
+async fn alerts(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    let deliveries = data::deliveries(&state, DELIVERIES_LISTED)?.unwrap_or_default();
+    page(pages::alerts(
+        &viewer,
+        &deliveries,
+        DELIVERIES_LISTED,
+        Utc::now(),
+    ))
 }
 
 #[derive(Deserialize)]
 struct IssueActionForm {
     csrf: String,
     action: String,
+    /// `issue` when the form is on the issue's own page, to return there.
+    #[serde(default)]
+    from: String,
 }
 
 /// Resolve, ignore or reopen an issue, through the processor like the API's `PATCH`.
@@ -483,7 +529,11 @@ async fn issue_action(
         .set_issue_status(&id, status)
         .await
         .map_err(|e| PageError::from(e).for_viewer(&viewer))?;
-    Ok(Redirect::to("/issues").into_response())
+    let back = match form.from.as_str() {
+        "issue" => pages::issue_url(&id),
+        _ => "/issues".to_owned(),
+    };
+    Ok(Redirect::to(&back).into_response())
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
-use super::data::{DeliveryRow, ProbeRow};
+use watchpost::protocol::{Event, Exception, Frame, LogEntry as EventLog, Message};
+
+use super::data::{Activity, DeliveryRow, IssueDetail, ProbeCheck, ProbeRow};
 use super::session::Viewer;
 use super::words;
 use crate::api::views::rfc3339;
@@ -75,6 +77,12 @@ details summary{cursor:pointer}
 border:1px solid var(--line);background:var(--bg);color:var(--fg)}
 svg.timeline{display:block;max-width:100%;height:auto;margin:.3rem 0 .6rem}
 time{white-space:nowrap}
+svg.spark{display:block;max-width:100%;height:auto}
+.exc{border:1px solid var(--line);border-radius:8px;padding:.6rem .8rem;margin:.8rem 0}
+.frames{list-style:none;padding:0;margin:.4rem 0 0}
+.frames li{padding:.2rem .5rem;border-left:3px solid transparent;font-size:.9rem}
+.frames li.app{border-left-color:var(--link);background:var(--card)}
+.frames li.app b{color:var(--link)}
 @media (max-width:640px){.wide{display:none}main{padding:.6rem}}
 "#;
 
@@ -153,6 +161,8 @@ pub(crate) fn layout(title: &str, viewer: Option<&Viewer>, body: &Markup) -> Mar
                             a href="/monitors" { "Monitors" }
                             a href="/incidents" { "Incidents" }
                             a href="/issues" { "Issues" }
+                            @if viewer.probes { a href="/probes" { "Probes" } }
+                            a href="/alerts" { "Alerts" }
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(viewer.csrf);
                                 button type="submit" { "Log out" }
@@ -218,6 +228,7 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
         issues
             .iter()
             .filter(|i| i.status == IssueStatus::Unresolved)
+            .map(|i| (i, None))
             .collect::<Vec<_>>()
     });
     let probes_down = o
@@ -259,9 +270,11 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
             @if let Some(probes) = &o.probes {
                 h2 { "Probes" }
                 (probe_table(probes, now))
+                p.dim { a href="/probes" { "All probes" } }
             }
             @if let Some(deliveries) = &o.deliveries {
                 h2 { "Recent alert deliveries" }
+                p.dim { a href="/alerts" { "All alert deliveries" } }
                 @if deliveries.is_empty() {
                     p.dim { "None yet." }
                 } @else {
@@ -515,7 +528,11 @@ pub(crate) fn incidents(viewer: &Viewer, incidents: &[Incident], now: DateTime<U
     )
 }
 
-pub(crate) fn issues(viewer: &Viewer, issues: Option<&[Issue]>, now: DateTime<Utc>) -> Markup {
+pub(crate) fn issues(
+    viewer: &Viewer,
+    issues: Option<&[(Issue, Activity)]>,
+    now: DateTime<Utc>,
+) -> Markup {
     layout(
         "Issues",
         Some(viewer),
@@ -524,30 +541,38 @@ pub(crate) fn issues(viewer: &Viewer, issues: Option<&[Issue]>, now: DateTime<Ut
             @match issues {
                 None => p.dim { "This collector does not group error events into issues yet." },
                 Some(issues) => {
-                    @let issues: Vec<&Issue> = issues.iter().collect();
-                    (issue_table(&issues, Some(&viewer.csrf), now))
+                    @let rows: Vec<(&Issue, Option<&Activity>)> =
+                        issues.iter().map(|(i, a)| (i, Some(a))).collect();
+                    (issue_table(&rows, Some(&viewer.csrf), now))
                 }
             }
         },
     )
 }
 
-/// Issues, with resolve / ignore buttons when `csrf` is given.
-fn issue_table(issues: &[&Issue], csrf: Option<&str>, now: DateTime<Utc>) -> Markup {
+/// Issues, with their activity when given, and resolve / ignore buttons when `csrf` is given.
+fn issue_table(
+    issues: &[(&Issue, Option<&Activity>)],
+    csrf: Option<&str>,
+    now: DateTime<Utc>,
+) -> Markup {
+    let activity = issues.iter().any(|(_, a)| a.is_some());
     html! {
         @if issues.is_empty() {
             p.dim { "None." }
         } @else {
             div.scroll { table {
                 thead { tr {
-                    th { "Issue" } th { "Status" } th { "Events" } th.wide { "First seen" }
+                    th { "Issue" } th { "Status" } th { "Events" }
+                    @if activity { th.wide { "Activity" } }
+                    th.wide { "First seen" }
                     th { "Last seen" }
                     @if csrf.is_some() { th { "Actions" } }
                 } }
-                tbody { @for issue in issues {
+                tbody { @for (issue, spark) in issues {
                     tr {
                         td {
-                            (issue.title)
+                            a href=(issue_url(&issue.id)) { (issue.title) }
                             br;
                             span.dim {
                                 (issue.level) " · " (issue.environment)
@@ -556,26 +581,306 @@ fn issue_table(issues: &[&Issue], csrf: Option<&str>, now: DateTime<Utc>) -> Mar
                         }
                         td { span class={ "pill " (issue.status.as_str()) } { (issue.status.as_str()) } }
                         td { (issue.count) }
+                        @if activity {
+                            td.wide { @if let Some(spark) = spark { (sparkline(spark)) } }
+                        }
                         td.wide { (at(issue.first_seen, now)) }
                         td { (at(issue.last_seen, now)) }
                         @if let Some(csrf) = csrf {
-                            td {
-                                form method="post" action={ "/issues/" (issue.id) } {
-                                    input type="hidden" name="csrf" value=(csrf);
-                                    @if issue.status == IssueStatus::Unresolved {
-                                        button type="submit" name="action" value="resolve" { "Resolve" }
-                                        " "
-                                        button type="submit" name="action" value="ignore" { "Ignore" }
-                                    } @else {
-                                        button type="submit" name="action" value="unresolve" { "Reopen" }
-                                    }
-                                }
-                            }
+                            td { (issue_actions(issue, csrf, false)) }
                         }
                     }
                 } }
             } }
         }
+    }
+}
+
+/// Resolve and ignore, or reopen; `own_page` when the form should come back to the issue.
+fn issue_actions(issue: &Issue, csrf: &str, own_page: bool) -> Markup {
+    html! {
+        form method="post" action=(issue_url(&issue.id)) {
+            input type="hidden" name="csrf" value=(csrf);
+            @if own_page { input type="hidden" name="from" value="issue"; }
+            @if issue.status == IssueStatus::Unresolved {
+                button type="submit" name="action" value="resolve" { "Resolve" }
+                " "
+                button type="submit" name="action" value="ignore" { "Ignore" }
+            } @else {
+                button type="submit" name="action" value="unresolve" { "Reopen" }
+            }
+        }
+    }
+}
+
+/// An issue's page: what it is, its actions, and the newest event's exceptions and frames.
+pub(crate) fn issue(viewer: &Viewer, detail: &IssueDetail, now: DateTime<Utc>) -> Markup {
+    let issue = &detail.issue;
+    layout(
+        &issue.title,
+        Some(viewer),
+        &html! {
+            h1 { (issue.title) }
+            p {
+                span class={ "pill " (issue.status.as_str()) } { (issue.status.as_str()) }
+                " " span.dim { (issue.level) " · " (issue.environment) " · project " (issue.project) }
+            }
+            div.actions { (issue_actions(issue, &viewer.csrf, true)) }
+            (sparkline(&detail.activity))
+            dl {
+                dt { "Culprit" }
+                dd { @match &issue.culprit { Some(c) => code { (c) }, None => span.dim { "—" } } }
+                dt { "Level" } dd { (issue.level) }
+                dt { "Status" } dd { (issue.status.as_str()) }
+                dt { "Events" } dd { (issue.count) }
+                dt { "First seen" } dd { (at(issue.first_seen, now)) }
+                dt { "Last seen" } dd { (at(issue.last_seen, now)) }
+            }
+            h2 { "Latest event" }
+            @match &detail.latest {
+                None => p.dim { "No event of this issue is kept." },
+                Some(event) => (event_body(event, now)),
+            }
+        },
+    )
+}
+
+/// An event's message and exception chain, the most recent exception and frame first.
+fn event_body(event: &Event, now: DateTime<Utc>) -> Markup {
+    let message = event_message(event);
+    let exceptions: Vec<&Exception> = event
+        .exception
+        .as_ref()
+        .map(|list| list.values.iter().rev().collect())
+        .unwrap_or_default();
+    html! {
+        p.dim {
+            code { (event.event_id.simple().to_string()) } " · " (at(event.timestamp.0, now))
+            @if let Some(release) = &event.release { " · release " code { (release) } }
+        }
+        @if let Some(message) = message { pre { (message) } }
+        @if exceptions.is_empty() && message.is_none() {
+            p.dim { "This event has neither a message nor an exception." }
+        }
+        @for (i, exception) in exceptions.iter().enumerate() {
+            @if i == 1 { p.dim { "Caused by (most recent first):" } }
+            (exception_block(exception))
+        }
+    }
+}
+
+/// The text of `message` (a string or a log entry), else of `logentry`.
+fn event_message(event: &Event) -> Option<&str> {
+    fn entry(e: &EventLog) -> Option<&str> {
+        e.formatted.as_deref().or(e.message.as_deref())
+    }
+    let from_message = match &event.message {
+        Some(Message::Text(text)) => Some(text.as_str()),
+        Some(Message::Entry(e)) => entry(e),
+        None => None,
+    };
+    from_message
+        .or_else(|| event.logentry.as_ref().and_then(entry))
+        .filter(|text| !text.is_empty())
+}
+
+fn exception_block(exception: &Exception) -> Markup {
+    let frames: Vec<&Frame> = exception
+        .stacktrace
+        .as_ref()
+        .map(|s| s.frames.iter().rev().collect())
+        .unwrap_or_default();
+    html! {
+        section.exc {
+            p {
+                b { (exception.ty.as_deref().unwrap_or("Error")) }
+                @if let Some(module) = &exception.module { " " span.dim { "in " (module) } }
+                @if let Some(mechanism) = &exception.mechanism {
+                    " " span.dim {
+                        "· " (mechanism.ty)
+                        @if mechanism.handled == Some(false) { " (unhandled)" }
+                    }
+                }
+            }
+            @if let Some(value) = &exception.value { pre { (value) } }
+            @if frames.is_empty() {
+                p.dim { "No stack trace." }
+            } @else {
+                p.dim { (frames.len()) " frame(s), most recent call first" }
+                ol.frames { @for frame in frames { (frame_line(frame)) } }
+            }
+        }
+    }
+}
+
+fn frame_line(frame: &Frame) -> Markup {
+    let in_app = frame.in_app == Some(true);
+    let place = frame
+        .filename
+        .as_deref()
+        .or(frame.abs_path.as_deref())
+        .or(frame.module.as_deref());
+    html! {
+        li class=[in_app.then_some("app")] {
+            b { (frame.function.as_deref().unwrap_or("?")) }
+            @if let Some(module) = &frame.module {
+                @if place != Some(module.as_str()) { " " span.dim { "in " (module) } }
+            }
+            @if let Some(place) = place {
+                " " span.dim {
+                    "at " code { (place) @if let Some(line) = frame.lineno { ":" (line) } }
+                }
+            }
+            @if in_app { " " span.dim { "(app)" } }
+        }
+    }
+}
+
+/// Events per bucket as bars, oldest on the left; a tooltip gives the span and the counts.
+fn sparkline(activity: &Activity) -> Markup {
+    const BAR: usize = 3;
+    const STEP: usize = 4;
+    const HEIGHT: u32 = 20;
+    let total: u32 = activity.buckets.iter().sum();
+    let max = activity.buckets.iter().copied().max().unwrap_or(0).max(1);
+    let width = activity.buckets.len() * STEP;
+    let label = format!(
+        "{}{total} event(s) since {}, at most {max} per {}, newest on the right",
+        if activity.truncated { "at least " } else { "" },
+        words::utc(activity.start),
+        words::span(std::time::Duration::from_secs(
+            u64::try_from(
+                (activity.end - activity.start).num_seconds()
+                    / i64::try_from(activity.buckets.len().max(1)).unwrap_or(1)
+            )
+            .unwrap_or(0)
+            .max(1)
+        )),
+    );
+    html! {
+        svg.spark xmlns="http://www.w3.org/2000/svg" width=(width) height=(HEIGHT)
+            viewBox={ "0 0 " (width) " " (HEIGHT) } role="img" aria-label=(label) {
+            title { (label) }
+            line x1="0" y1=(HEIGHT - 1) x2=(width) y2=(HEIGHT - 1) stroke="#8c959f" stroke-width="1";
+            @for (i, &n) in activity.buckets.iter().enumerate() {
+                @if n > 0 {
+                    @let h = (n * (HEIGHT - 2)).div_ceil(max).max(2);
+                    rect x=(i * STEP) y=(HEIGHT - 1 - h) width=(BAR) height=(h) fill="#0969da" {
+                        title { (n) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Latency of the recent checks as bars, oldest on the left; failed checks in red.
+fn latency_sparkline(checks: &[ProbeCheck]) -> Markup {
+    const BAR: usize = 3;
+    const STEP: usize = 4;
+    const HEIGHT: f64 = 20.0;
+    if checks.is_empty() {
+        return html! { span.dim { "no checks yet" } };
+    }
+    let max = checks.iter().map(|c| c.latency_ms).fold(1.0_f64, f64::max);
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    let width = checks.len() * STEP;
+    let label = format!(
+        "last {} checks, {failed} failed, slowest {max:.0} ms, newest on the right",
+        checks.len()
+    );
+    html! {
+        svg.spark xmlns="http://www.w3.org/2000/svg" width=(width) height=(HEIGHT)
+            viewBox={ "0 0 " (width) " " (HEIGHT) } role="img" aria-label=(label) {
+            title { (label) }
+            @for (i, c) in checks.iter().enumerate() {
+                @let h = (c.latency_ms.max(0.0) / max * (HEIGHT - 1.0)).max(2.0);
+                rect x=(i * STEP) y=(format!("{:.1}", HEIGHT - h)) width=(BAR)
+                    height=(format!("{h:.1}")) fill=(if c.ok { "#2da44e" } else { "#cf222e" }) {
+                    title {
+                        (words::utc(c.at)) " · " (format!("{:.0} ms", c.latency_ms))
+                        @if !c.ok { " · failed" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every configured probe with its URL, last answer and latency history.
+pub(crate) fn probes(viewer: &Viewer, probes: Option<&[ProbeRow]>, now: DateTime<Utc>) -> Markup {
+    layout(
+        "Probes",
+        Some(viewer),
+        &html! {
+            h1 { "Probes" }
+            @match probes {
+                None => p {
+                    "No probes are configured. Add "
+                    code { "[[probes]]" }
+                    " to the config file to check a URL periodically."
+                },
+                Some(probes) => div.scroll { table {
+                    thead { tr {
+                        th { "Probe" } th { "Status" } th { "Last answer" } th { "Checked" }
+                        th { "Latency" }
+                    } }
+                    tbody { @for p in probes {
+                        tr {
+                            td { b { (p.name) } br; code.dim { (p.url) } }
+                            td { (probe_status(p, now)) }
+                            td {
+                                @if let Some(code) = p.status_code { "HTTP " (code) }
+                                @if let Some(error) = &p.error { br; code { (error) } }
+                                @if p.status_code.is_none() && p.error.is_none() {
+                                    span.dim { "—" }
+                                }
+                            }
+                            td { (when(p.checked_at, now)) }
+                            td {
+                                @if let Some(ms) = p.latency_ms { (format!("{ms:.0} ms")) }
+                                (latency_sparkline(&p.history))
+                            }
+                        }
+                    } }
+                } },
+            }
+        },
+    )
+}
+
+/// The newest alert deliveries (at most `limit`).
+pub(crate) fn alerts(
+    viewer: &Viewer,
+    deliveries: &[DeliveryRow],
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Markup {
+    layout(
+        "Alerts",
+        Some(viewer),
+        &html! {
+            h1 { "Alert deliveries" }
+            @if deliveries.is_empty() {
+                p.dim {
+                    "None yet. Deliveries appear here once a rule sends an alert to a channel."
+                }
+            } @else {
+                p.dim { "The newest " (deliveries.len()) " (at most " (limit) "), newest first." }
+                (delivery_table(deliveries, now))
+            }
+        },
+    )
+}
+
+fn probe_status(p: &ProbeRow, now: DateTime<Utc>) -> Markup {
+    html! {
+        @match p.status {
+            ProbeStatus::Up => span.pill.ok { "up" },
+            ProbeStatus::Down => span.pill.error { "down" },
+            ProbeStatus::Pending => span.pill.pending { "pending" },
+        }
+        @if let Some(since) = p.since { " " span.dim { "since " (at(since, now)) } }
     }
 }
 
@@ -589,14 +894,7 @@ fn probe_table(probes: &[ProbeRow], now: DateTime<Utc>) -> Markup {
             tbody { @for p in probes {
                 tr {
                     td { (p.name) }
-                    td {
-                        @match p.status {
-                            ProbeStatus::Up => span.pill.ok { "up" },
-                            ProbeStatus::Down => span.pill.error { "down" },
-                            ProbeStatus::Pending => span.pill.pending { "pending" },
-                        }
-                        @if let Some(since) = p.since { " " span.dim { "since " (at(since, now)) } }
-                    }
+                    td { (probe_status(p, now)) }
                     td { @if let Some(ms) = p.latency_ms { (format!("{ms:.0} ms")) } }
                     td { (when(p.checked_at, now)) }
                     td.wide { @if let Some(error) = &p.error { code { (error) } } }
@@ -707,6 +1005,19 @@ fn when(time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
         Some(time) => at(time, now),
         None => html! { span.dim { "—" } },
     }
+}
+
+/// The dashboard path of an issue. Ids are hex; anything else is percent-encoded.
+pub(crate) fn issue_url(id: &str) -> String {
+    let mut url = String::from("/issues/");
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            url.push(char::from(b));
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
 }
 
 /// The dashboard path of a monitor. Slugs are `[a-z0-9_-]`, so they need no encoding.

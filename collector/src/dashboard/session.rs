@@ -47,6 +47,8 @@ pub struct Viewer {
     pub(crate) session: String,
     /// The CSRF token every form of this session must carry.
     pub(crate) csrf: String,
+    /// Whether probes are configured (the navigation links to them only then).
+    pub(crate) probes: bool,
 }
 
 impl Viewer {
@@ -63,6 +65,7 @@ impl Sessions {
         let viewer = Viewer {
             session: random_hex(),
             csrf: random_hex(),
+            probes: false,
         };
         let mut live = self.live.lock();
         live.retain(|_, s| !s.expired(now));
@@ -99,6 +102,7 @@ impl Sessions {
         Some(Viewer {
             session: id.to_owned(),
             csrf: session.csrf.clone(),
+            probes: false,
         })
     }
 

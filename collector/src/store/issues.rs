@@ -7,6 +7,8 @@
 
 use std::sync::atomic::Ordering;
 
+use chrono::{DateTime, Utc};
+
 use super::{Store, StoreError, decode, keys};
 use crate::engine::{Issue, IssueStatus};
 
@@ -51,6 +53,26 @@ impl Store {
             .collect()
     }
 
+    /// When the newest `limit` events of an issue were received, newest first. Reads keys only.
+    pub fn issue_event_times(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let mut times = Vec::new();
+        for key in self
+            .trees()
+            .events
+            .scan_prefix(keys::issue(id))
+            .keys()
+            .rev()
+            .take(limit)
+        {
+            times.extend(keys::timed_at(&key?));
+        }
+        Ok(times)
+    }
+
     /// Drops all but the newest `keep` events of an issue. Cleanup, not state: it need not be
     /// atomic with the write that made it necessary. Returns how many were removed.
     pub fn prune_issue_events(&self, id: &str, keep: usize) -> Result<usize, StoreError> {
@@ -77,7 +99,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+    use chrono::{TimeDelta, TimeZone};
     use uuid::Uuid;
     use watchpost::protocol::Event;
 
@@ -174,6 +196,12 @@ mod tests {
                 Uuid::from_u128(1).to_string()
             ]
         );
+        assert_eq!(
+            store.issue_event_times(&disk.id, 10).unwrap(),
+            [at(5), at(0)],
+            "receive times from the keys, newest first"
+        );
+        assert_eq!(store.issue_event_times(&disk.id, 1).unwrap(), [at(5)]);
         assert!(store.issue("nope").unwrap().is_none());
         assert!(
             store.issue_events(&disk.id[..4], 10).unwrap().is_empty(),

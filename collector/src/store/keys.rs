@@ -49,6 +49,14 @@ pub(super) fn timed_id(key: &[u8]) -> Option<Uuid> {
     Uuid::from_slice(&key[start..]).ok()
 }
 
+/// The time inside a [`timed`] key (the 8 bytes before the id).
+pub(super) fn timed_at(key: &[u8]) -> Option<DateTime<Utc>> {
+    let end = key.len().checked_sub(16)?;
+    let bytes: [u8; 8] = key.get(end.checked_sub(8)?..end)?.try_into().ok()?;
+    let micros = (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64;
+    DateTime::from_timestamp_micros(micros)
+}
+
 /// `len (u8) ++ issue id`: an issue, and the prefix of its events. Issue ids are 32 hex
 /// digits; the length prefix keeps a prefix scan exact for any string an API path carries.
 pub(super) fn issue(id: &str) -> Vec<u8> {
