@@ -25,8 +25,8 @@ BINARY, DURATION, PORT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 BASE = f"http://127.0.0.1:{PORT}"
 TOKEN = "soak-admin-token-0123456789abcdef"
 KEY = "0123456789abcdef0123456789abcdef"
-MONITORS = [f"soak-{i:02}" for i in range(40)]
-ISSUES = [f"SoakError{i}" for i in range(5)]
+MONITORS = [f"soak-{i:03}" for i in range(200)]
+ISSUES = [f"SoakError{i}" for i in range(100)]
 WORKERS = 4
 CONFIG = f"""
 [server]
@@ -51,7 +51,7 @@ dedup_window = "0s"
 
 [retention]
 checkins_per_monitor = 100000
-events = 10000000
+events_per_issue = 10000
 """
 
 lock = threading.Lock()
@@ -80,7 +80,7 @@ def envelope(items):
 
 def one_request(rng):
     slug = rng.choice(MONITORS)
-    status = "error" if rng.random() < 0.02 else "ok"
+    status = "error" if rng.random() < 0.005 else "ok"
     roll = rng.random()
     if roll < 0.6:
         rid = uuid.uuid4().hex
@@ -98,7 +98,8 @@ def one_request(rng):
         kind, record = "checkin", (rid.replace("-", ""), slug)
     else:
         event_id = uuid.uuid4().hex
-        body = envelope([("event", {"event_id": event_id, "level": "error",
+        body = envelope([("event", {"event_id": event_id, "level": "error", "platform": "python",
+                                    "timestamp": time.time(),
                                     "exception": {"values": [{"type": rng.choice(ISSUES),
                                                               "value": "soak"}]}})])
         code = post("/api/1/envelope/", body,
