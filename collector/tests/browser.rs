@@ -193,14 +193,20 @@ impl Browser {
     fn click_through(&self, css: &str) {
         let before = self.find("html");
         self.click(css);
+        // Mid-navigation the old document is gone and the new one may not have its root yet,
+        // so a failed lookup here means "not loaded yet", not a test failure.
         poll(Duration::from_secs(20), "the next page", || {
-            let now = self.find("html");
-            let ready = self.call(
+            let (found, now) = self.try_call(
+                Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": "html"})),
+            );
+            let (ok, ready) = self.try_call(
                 Method::POST,
                 "/execute/sync",
                 Some(json!({"script": "return document.readyState;", "args": []})),
             );
-            (now != before && ready == "complete").then_some(())
+            (found && ok && now[ELEMENT] != before.as_str() && ready == "complete").then_some(())
         });
     }
 
