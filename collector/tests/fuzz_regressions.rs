@@ -1,8 +1,9 @@
 //! Inputs from the fuzz targets in `fuzz/`, kept as ordinary tests: each must be refused with a
 //! clean error (or accepted), never panic. A crash found by `scripts/fuzz.sh` lands here with its
 //! bytes inline, next to the fix. The first runs found one bug (schedules evaluated at far-future
-//! or far-past instants panicked inside chrono, see the last test); the other cases are the edges the targets
-//! were seeded with.
+//! or far-past instants panicked inside chrono, see `far_future_instants_...`); the 10-minute
+//! runs found a second (a crontab field of only commas took seconds to refuse, see the last
+//! test); the other cases are the edges the targets were seeded with.
 
 use watchpost::protocol::{ContentEncoding, DecodeError, Envelope, decode_body};
 use watchpost_collector::config::{Config, Overrides};
@@ -104,4 +105,55 @@ fn far_future_instants_have_no_next_slot_instead_of_panicking() {
             "{schedule}"
         );
     }
+}
+
+/// Found by the `schedule` target (a timeout: one input ran past libFuzzer's 10 s) and the
+/// `envelope` target (a 12 s slow unit, through a check-in's `monitor_config`): croner skips
+/// empty elements of a comma-separated list, so a field of only commas parsed as a field that
+/// matches nothing, and the check that a crontab ever matches then walked croner's whole search
+/// range before refusing it, seconds of CPU for each request that sent one. Such a field is now
+/// refused before croner sees it.
+#[test]
+fn a_crontab_field_of_only_commas_is_refused_at_once() {
+    use std::time::{Duration, Instant};
+    use watchpost::protocol::CheckIn;
+    use watchpost_collector::engine::ConfigPatch;
+
+    let started = Instant::now();
+    // The `schedule` input (its crontab) and variants in the other fields.
+    for expr in [
+        ", 0 * * *",
+        "0 , * * *",
+        "0 0 ,, * *",
+        "0 0 * , *",
+        "0 0 * * ,",
+    ] {
+        let error = Schedule::crontab(expr).unwrap_err().to_string();
+        assert!(error.contains("lists no value"), "{expr:?}: {error}");
+    }
+    // The `envelope` input as found.
+    let bytes: &[u8] = b"{\"event*id\":\"9ec79c33ec)942ab8357178fcb2e04dc\"}\n\
+        {\"type\":\"event\"}\n\
+        {\"message\":\"boom\",\"level\":\"err\x00\x00\x01\ror\"}\n\
+        {\"type\":\"check_in\"}\n\
+        {\"monitor_slug\":\"job\",\"status\":\"in_progress\",\"monitor_config\":{\"schedule\":\
+        {\"type\":\"crontab\",\"value\":\"0 , * * *\"},\"timezone\":\"Europe/Berlin\",\
+        \"checkin_margin\":5,\"max_runtime\":\"90s\"}}\n";
+    envelope(bytes);
+    let parsed = Envelope::parse(bytes).expect("the input is an envelope");
+    let item = parsed
+        .items
+        .iter()
+        .find(|item| item.ty() == "check_in")
+        .expect("a check-in item");
+    let wire: CheckIn = item.json().expect("a check-in");
+    let config = wire.monitor_config.expect("a monitor_config");
+    let error = ConfigPatch::from_protocol(&config).unwrap_err().to_string();
+    assert!(error.contains("lists no value"), "{error}");
+    // Before the fix each of these took seconds even in a release build.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused in {:?}",
+        started.elapsed()
+    );
 }

@@ -468,6 +468,19 @@ pub(super) fn parse_crontab(expr: &str) -> Result<(String, croner::Cron), Config
             value: expr.to_owned(),
         });
     }
+    // croner skips empty list elements, so a field of only commas (`,`) parses as a field that
+    // lists no value at all. With it the never-matches check below walks croner's whole search
+    // range minute by minute or day by day: seconds of CPU for every request that sends it
+    // (found by the `schedule` and `envelope` fuzz targets).
+    if let Some(field) = normalized
+        .split(' ')
+        .find(|field| field.split(',').all(str::is_empty))
+    {
+        return Err(ConfigError::Crontab {
+            value: expr.to_owned(),
+            reason: format!("field `{field}` lists no value"),
+        });
+    }
     let cron = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Disallowed)
         .year(croner::parser::Year::Disallowed)
