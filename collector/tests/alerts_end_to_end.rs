@@ -176,8 +176,16 @@ channels = ["ops-webhook"]
     assert_eq!(monitor["config"]["failure_issue_threshold"], 1);
     assert!(time(&monitor["last_ok"]) < deadline);
 
-    // The delivery is visible, and counted.
-    let sent = deliveries(&collector, "channel=ops-webhook");
+    // The delivery is visible, and counted. The webhook has the alert before the dispatcher
+    // has read its answer and marked the delivery sent, so wait for that.
+    let sent = poll(
+        Duration::from_secs(5),
+        "the delivery to be marked sent",
+        || {
+            let sent = deliveries(&collector, "channel=ops-webhook");
+            (sent.len() != 1 || sent[0]["state"] == "sent").then_some(sent)
+        },
+    );
     assert_eq!(sent.len(), 1, "{sent:#?}");
     assert_eq!(sent[0]["state"], "sent");
     assert_eq!(sent[0]["kind"], "monitor.failed");
