@@ -8,13 +8,17 @@
 //! that transaction is durable the dispatcher is woken. A crash therefore loses an alert only
 //! together with its cause, and a cause is never stored without its alert.
 //!
-//! **Serialization per monitor.** Work on a monitor environment holds one of 256 striped tokio
+//! **Serialization per monitor.** Work on a monitor environment holds one of 4,096 striped tokio
 //! mutexes, picked by hashing its key, from loading its state to committing the result. Chosen
 //! over a single engine task because check-ins for different monitors then proceed in parallel
 //! (no global queue in front of the store), and over one mutex per key because stripes need no
 //! map that grows with every monitor ever seen and no cleanup; an input touching several
 //! monitors (an envelope) takes its stripes in ascending order, so it cannot deadlock. Two
 //! monitors sharing a stripe merely wait for each other for the microseconds a commit takes.
+//! Stripes are cheap (a few dozen bytes each), and collisions are not: with 256 stripes, 64
+//! concurrent envelopes of 10 check-ins each held most stripes at once and queued behind each
+//! other (loadgen `--batch 10`: 14,200 check-ins/s and p99 227 ms with 256 stripes, 16,400/s
+//! and p99 81 ms with 4,096, same machine, back to back).
 //! Issues take stripes of the same set, keyed by issue id: an envelope with check-ins and
 //! events locks all its stripes in one ascending pass.
 //!
@@ -44,7 +48,7 @@ use crate::engine::{
 use crate::store::{LogEntry, RawEvent, Seq, Store, StoreError, WriteSet};
 use crate::sweep::Deadlines;
 
-const STRIPES: usize = 256;
+const STRIPES: usize = 4096;
 /// How long a request waits for its write to become durable before giving up with a 503.
 const DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -102,6 +106,18 @@ pub struct Accepted {
     pub ids: Vec<Option<Uuid>>,
     /// Check-ins dropped without error (the monitor is disabled), with the reason.
     pub dropped: Vec<(usize, Rejection)>,
+}
+
+/// Due deadlines swept per transaction: large enough that a burst of overdue monitors costs a
+/// few commits instead of one each, small enough that the monitors' locks are held for a few
+/// milliseconds at most.
+const SWEEP_BATCH: usize = 256;
+
+/// What one batch of a sweep wrote.
+struct Swept {
+    seq: Option<Seq>,
+    report: SweepReport,
+    alerted: bool,
 }
 
 /// What a sweep recorded.
@@ -290,15 +306,7 @@ impl Processor {
         input: CheckInInput,
         now: DateTime<Utc>,
     ) -> Result<Result<Uuid, Rejection>, StoreError> {
-        let key = input.key.clone();
-        let monitor = match pending.monitors.get(&key) {
-            Some(state) => state.clone(),
-            None => {
-                let state = self.store.monitor(&key)?;
-                pending.monitors.insert(key.clone(), state.clone());
-                state
-            }
-        };
+        let monitor = self.monitor_state(pending, &input.key)?;
         let existing = match target_checkin_id(monitor.as_ref(), &input) {
             Some(id) => match pending.checkins.get(&id) {
                 Some(checkin) => Some(checkin.clone()),
@@ -315,6 +323,21 @@ impl Processor {
                 id
             }),
         )
+    }
+
+    /// A monitor environment as this input has left it so far, else as stored (remembered in
+    /// `pending`, so later inputs of the same batch build on it).
+    fn monitor_state(
+        &self,
+        pending: &mut Pending,
+        key: &MonitorKey,
+    ) -> Result<Option<MonitorEnv>, StoreError> {
+        if let Some(state) = pending.monitors.get(key) {
+            return Ok(state.clone());
+        }
+        let state = self.store.monitor(key)?;
+        pending.monitors.insert(key.clone(), state.clone());
+        Ok(state)
     }
 
     /// Records a `/ping/.../log` entry: no state changes, the monitor must exist.
@@ -344,8 +367,9 @@ impl Processor {
         Ok(true)
     }
 
-    /// Runs the missed and timeout sweeps for deadlines the index found due. A deadline whose
-    /// sweep fails is put back; the first error is returned after the rest were tried.
+    /// Runs the missed and timeout sweeps for deadlines the index found due, up to
+    /// [`SWEEP_BATCH`] deadlines per transaction. The deadlines of a batch that fails are put
+    /// back; the first error is returned after the other batches were tried.
     pub async fn sweep(
         &self,
         due: Vec<Deadline>,
@@ -355,24 +379,21 @@ impl Processor {
         let mut last_seq = None;
         let mut alerted = false;
         let mut first_error = None;
-        for deadline in due {
-            match self.sweep_one(&deadline, now).await {
-                Ok(Some((seq, status, alerts))) => {
-                    last_seq = Some(seq);
-                    alerted |= alerts;
-                    match status {
-                        CheckInStatus::Missed => report.missed += 1,
-                        CheckInStatus::Timeout => report.timeouts += 1,
-                        _ => {}
-                    }
+        for batch in due.chunks(SWEEP_BATCH) {
+            match self.sweep_batch(batch, now).await {
+                Ok(swept) => {
+                    report.missed += swept.report.missed;
+                    report.timeouts += swept.report.timeouts;
+                    last_seq = swept.seq.or(last_seq);
+                    alerted |= swept.alerted;
                 }
-                Ok(None) => {}
                 Err(error) => {
+                    self.deadlines.restore(batch);
                     first_error.get_or_insert(error);
                 }
             }
         }
-        // One durability wait for the whole batch of due deadlines.
+        // One durability wait for all the due deadlines.
         if let Some(seq) = last_seq {
             self.durable(seq).await?;
         }
@@ -382,45 +403,69 @@ impl Processor {
         first_error.map_or(Ok(report), Err)
     }
 
-    /// Sweeps one deadline; on a change, returns the write, the status recorded and whether
-    /// alerts were planned.
-    async fn sweep_one(
+    /// Sweeps a batch of due deadlines under their monitors' locks and commits what they
+    /// changed in one transaction. A monitor with several due deadlines (missed and a timeout)
+    /// sees the effect of the earlier ones.
+    async fn sweep_batch(
         &self,
-        deadline: &Deadline,
+        batch: &[Deadline],
         now: DateTime<Utc>,
-    ) -> Result<Option<(Seq, CheckInStatus, bool)>, ProcessError> {
-        let _guard = self.locks.lock(&deadline.key).await;
-        let Some(monitor) = self.store.monitor(&deadline.key)? else {
-            self.deadlines.remove(&deadline.key);
-            return Ok(None);
-        };
-        let transition = match deadline.kind {
-            DeadlineKind::Missed => sweep_missed(&monitor, now),
-            DeadlineKind::Timeout(id) => self
-                .run_checkin_for_timeout(&monitor, id)
-                .and_then(|checkin| sweep_timeout(&monitor, &checkin, now)),
-        };
-        let Some(transition) = transition else {
-            // Not due after all (a check-in moved it): restore the monitor's real deadlines.
-            self.deadlines.upsert_for(&monitor);
-            return Ok(None);
-        };
-        let status = transition.checkin.status;
+    ) -> Result<Swept, ProcessError> {
+        let stripes: Vec<usize> = batch.iter().map(|d| self.locks.stripe(&d.key)).collect();
+        let _guards = self.locks.lock_stripes(stripes).await;
         let mut pending = Pending::default();
-        pending.record(transition, &self.alerts, now);
-        let writes = pending.into_writes();
-        match self.apply(&writes, now) {
-            Ok(seq) => Ok(Some((seq, status, !writes.deliveries.is_empty()))),
-            Err(error) => {
+        let mut report = SweepReport::default();
+        for deadline in batch {
+            let key = &deadline.key;
+            let Some(monitor) = self.monitor_state(&mut pending, key)? else {
+                self.deadlines.remove(key);
+                continue;
+            };
+            let transition = match deadline.kind {
+                DeadlineKind::Missed => sweep_missed(&monitor, now),
+                DeadlineKind::Timeout(id) => self
+                    .run_checkin_for_timeout(&pending, &monitor, id)
+                    .and_then(|checkin| sweep_timeout(&monitor, &checkin, now)),
+            };
+            let Some(transition) = transition else {
+                // Not due after all (a check-in moved it): restore the monitor's real deadlines.
                 self.deadlines.upsert_for(&monitor);
-                Err(error.into())
+                continue;
+            };
+            match transition.checkin.status {
+                CheckInStatus::Missed => report.missed += 1,
+                CheckInStatus::Timeout => report.timeouts += 1,
+                _ => {}
             }
+            pending.record(transition, &self.alerts, now);
         }
+        let writes = pending.into_writes();
+        if writes.is_empty() {
+            return Ok(Swept {
+                seq: None,
+                report,
+                alerted: false,
+            });
+        }
+        let seq = self.apply(&writes, now)?;
+        Ok(Swept {
+            seq: Some(seq),
+            report,
+            alerted: !writes.deliveries.is_empty(),
+        })
     }
 
     /// The stored `in_progress` check-in of a run, or — if retention already dropped it — one
     /// rebuilt from the open run, so a run still times out.
-    fn run_checkin_for_timeout(&self, monitor: &MonitorEnv, id: Uuid) -> Option<CheckIn> {
+    fn run_checkin_for_timeout(
+        &self,
+        pending: &Pending,
+        monitor: &MonitorEnv,
+        id: Uuid,
+    ) -> Option<CheckIn> {
+        if let Some(checkin) = pending.checkins.get(&id) {
+            return Some(checkin.clone());
+        }
         let stored = match self.store.checkin(id) {
             Ok(stored) => stored.filter(|c| c.key == monitor.key),
             Err(error) => {
@@ -881,6 +926,92 @@ mod tests {
                 .expect("no deadlock")
                 .unwrap();
         }
+    }
+
+    /// A monitor with a missed deadline and a timed-out run in the same sweep: both recorded
+    /// in one batch, the second seeing the first's effect; a deadline of a monitor that no
+    /// longer exists is dropped without failing the sweep.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_sweep_batch_records_a_missed_check_in_and_a_timeout_of_the_same_monitor() {
+        use crate::engine::alerting::Links;
+        use crate::engine::{IntervalUnit, OpenRun, Schedule, deadlines_of};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let flusher = {
+            let store = store.clone();
+            tokio::spawn(async move { store.run_flusher(std::future::pending()).await })
+        };
+        let t0: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        let mut monitor = MonitorEnv::new(
+            key("job"),
+            MonitorConfig::new(Schedule::interval(1, IntervalUnit::Minute).unwrap()),
+        );
+        let run = CheckIn {
+            id: Uuid::from_u128(42),
+            key: key("job"),
+            status: CheckInStatus::InProgress,
+            duration_ms: None,
+            date_added: t0,
+            date_updated: t0,
+            expected_time: None,
+            timeout_at: Some(t0 + chrono::TimeDelta::minutes(30)),
+            log: None,
+        };
+        monitor.last_checkin = Some(t0);
+        monitor.next_checkin = Some(t0 + chrono::TimeDelta::minutes(1));
+        monitor.next_checkin_latest = Some(t0 + chrono::TimeDelta::minutes(2));
+        monitor.open_runs.push(OpenRun {
+            id: run.id,
+            started: t0,
+            timeout_at: t0 + chrono::TimeDelta::minutes(30),
+        });
+        let writes = WriteSet {
+            monitors: vec![monitor.clone()],
+            checkins: vec![run.clone()],
+            ..WriteSet::default()
+        };
+        store.commit(&writes, t0).unwrap();
+        let deadlines = Arc::new(Deadlines::load(&store).unwrap());
+        let processor = Processor::new(
+            store.clone(),
+            Arc::clone(&deadlines),
+            Retention::default(),
+            Arc::new(Planner::new(
+                Vec::new(),
+                Vec::new(),
+                Links::new("http://127.0.0.1:8470"),
+            )),
+        );
+        let mut due = deadlines_of(&monitor);
+        assert_eq!(due.len(), 2, "a missed and a timeout deadline");
+        let gone = MonitorEnv {
+            key: key("deleted"),
+            ..monitor.clone()
+        };
+        due.extend(deadlines_of(&gone));
+
+        let now = t0 + chrono::TimeDelta::minutes(31);
+        let report = processor.sweep(due, now).await.unwrap();
+        assert_eq!((report.missed, report.timeouts), (1, 1));
+        let stored = store.monitor(&key("job")).unwrap().unwrap();
+        assert!(stored.open_runs.is_empty(), "the run timed out");
+        assert!(stored.next_checkin_latest.unwrap() > now);
+        let statuses: Vec<CheckInStatus> = store
+            .checkins(&key("job"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.status)
+            .collect();
+        assert!(statuses.contains(&CheckInStatus::Missed));
+        assert_eq!(
+            store.checkin(run.id).unwrap().unwrap().status,
+            CheckInStatus::Timeout
+        );
+        // The index holds the monitor's new deadline and nothing of the deleted one.
+        assert_eq!(deadlines.len(), 1);
+        assert_eq!(deadlines.next_deadline(), stored.next_checkin_latest);
+        flusher.abort();
     }
 
     #[test]

@@ -60,6 +60,29 @@ impl Deadlines {
         }
     }
 
+    /// Puts back deadlines popped for a sweep that failed, next to those still indexed.
+    pub fn restore(&self, popped: &[Deadline]) {
+        let mut index = self.index.lock();
+        let before = index.next_deadline();
+        let mut keys: Vec<&MonitorKey> = popped.iter().map(|d| &d.key).collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let mut deadlines = index.deadlines_for(key);
+            for deadline in popped.iter().filter(|d| &d.key == key) {
+                if !deadlines.contains(deadline) {
+                    deadlines.push(deadline.clone());
+                }
+            }
+            index.replace(key, deadlines);
+        }
+        let after = index.next_deadline();
+        drop(index);
+        if after.is_some_and(|after| before.is_none_or(|before| after < before)) {
+            self.wake.notify_one();
+        }
+    }
+
     /// Forgets a deleted monitor environment.
     pub fn remove(&self, key: &MonitorKey) {
         self.index.lock().remove(key);
@@ -154,5 +177,35 @@ pub async fn run(
             () = deadlines.wake.notified() => {}
             () = &mut shutdown => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{IntervalUnit, MonitorConfig, Schedule, deadlines_of};
+
+    #[test]
+    fn deadlines_of_a_failed_sweep_are_put_back_once() {
+        let deadlines = Deadlines::default();
+        let t0: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        let mut monitor = MonitorEnv::new(
+            MonitorKey {
+                project: 1,
+                slug: "job".into(),
+                environment: "production".into(),
+            },
+            MonitorConfig::new(Schedule::interval(1, IntervalUnit::Minute).unwrap()),
+        );
+        monitor.next_checkin = Some(t0);
+        monitor.next_checkin_latest = Some(t0);
+        deadlines.upsert_for(&monitor);
+        let popped = deadlines.pop_due(t0);
+        assert_eq!(popped, deadlines_of(&monitor));
+        assert!(deadlines.is_empty());
+        deadlines.restore(&popped);
+        deadlines.restore(&popped);
+        assert_eq!(deadlines.len(), 1, "restoring twice does not duplicate");
+        assert_eq!(deadlines.pop_due(t0), popped, "due again at the next wake");
     }
 }

@@ -26,6 +26,7 @@
 //! acknowledged only after [`Store::wait_durable`] (group commit, see `durability.rs`). The
 //! alert deliveries a change causes are written in that same transaction (`outbox.rs`).
 
+mod cache;
 mod durability;
 mod issues;
 mod keys;
@@ -35,6 +36,7 @@ mod probes;
 mod space;
 mod upstream;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -217,6 +219,7 @@ struct Inner {
     db: sled::Db,
     trees: Trees,
     group: GroupCommit,
+    cache: cache::HotCache,
     events: AtomicUsize,
     outbox: OutboxCount,
     space: space::Space,
@@ -285,6 +288,7 @@ impl Store {
                 db,
                 trees,
                 group: GroupCommit::new(),
+                cache: cache::HotCache::default(),
                 events,
                 outbox,
                 space: space::Space::new(dir.to_owned()),
@@ -368,6 +372,9 @@ impl Store {
 
     /// One monitor environment.
     pub fn monitor(&self, key: &MonitorKey) -> Result<Option<MonitorEnv>, StoreError> {
+        if let Some(monitor) = self.inner.cache.monitor(key) {
+            return Ok(Some(monitor));
+        }
         self.trees()
             .monitors
             .get(keys::monitor(key))?
@@ -397,6 +404,9 @@ impl Store {
 
     /// A check-in by id, in whichever monitor environment it is.
     pub fn checkin(&self, id: Uuid) -> Result<Option<CheckIn>, StoreError> {
+        if let Some(run) = self.inner.cache.run(id) {
+            return Ok(Some(run));
+        }
         let Some(key) = self.trees().checkin_ids.get(id.as_bytes())? else {
             return Ok(None);
         };
@@ -472,11 +482,22 @@ impl Store {
             .iter()
             .map(|m| {
                 let deadlines = deadlines_of(m);
-                (
-                    keys::monitor(&m.key),
-                    encode(m),
-                    (!deadlines.is_empty()).then(|| encode(&deadlines)),
-                )
+                // Most check-ins leave the deadlines as they were (an `ok` in the same slot,
+                // a heartbeat of a run without a timeout change): skip rewriting them when the
+                // cached previous state says so. Unknown previous state: write.
+                let unchanged = self
+                    .inner
+                    .cache
+                    .monitor(&m.key)
+                    .is_some_and(|old| deadlines_of(&old) == deadlines);
+                let deadlines = if unchanged {
+                    DeadlineWrite::Keep
+                } else if deadlines.is_empty() {
+                    DeadlineWrite::Remove
+                } else {
+                    DeadlineWrite::Put(encode(&deadlines))
+                };
+                (keys::monitor(&m.key), encode(m), deadlines)
             })
             .collect();
         let checkins: Vec<_> = set
@@ -495,7 +516,12 @@ impl Store {
                 Effect::IncidentOpened { incident, .. }
                 | Effect::IncidentResolved { incident, .. } => incident,
             }))
-            .map(|i| (incident_key(i), encode(i)))
+            // The incident an effect opened is also the monitor's open incident: one write per
+            // key (the last mention, the effect's, wins; they are equal).
+            .map(|i| (incident_key(i), i))
+            .collect::<HashMap<_, _>>()
+            .into_iter()
+            .map(|(key, i)| (key, encode(i)))
             .collect();
         let issues: Vec<_> = set
             .issues
@@ -521,75 +547,107 @@ impl Store {
             })
             .collect();
 
+        // The transaction spans only the trees this write set touches: sled's per-transaction
+        // cost grows with the number of trees, and a plain check-in touches three or four of
+        // the eleven.
         let t = self.trees();
-        (
-            &t.monitors,
-            &t.checkins,
-            &t.checkin_ids,
-            &t.incidents,
-            &t.deadlines,
-            &t.outbox,
-            &t.outbox_pending,
-            &t.issues,
-            &t.events,
-            &t.ping_logs,
-            &t.upstream,
-        )
-            .transaction(
-                |(
-                    tx_monitors,
-                    tx_checkins,
-                    tx_ids,
-                    tx_incidents,
-                    tx_deadlines,
-                    tx_outbox,
-                    tx_pending,
-                    tx_issues,
-                    tx_events,
-                    tx_logs,
-                    tx_upstream,
-                )| {
-                    for (key, value, deadlines) in &monitors {
-                        tx_monitors.insert(key.as_slice(), value.as_slice())?;
-                        match deadlines {
-                            Some(deadlines) => {
-                                tx_deadlines.insert(key.as_slice(), deadlines.as_slice())?
-                            }
-                            None => tx_deadlines.remove(key.as_slice())?,
-                        };
-                    }
-                    for (id, key, value) in &checkins {
-                        if let Some(old) = tx_ids.get(id.as_bytes())?
-                            && old.as_ref() != key.as_slice()
-                        {
-                            tx_checkins.remove(old)?;
+        let mut span = TxSpan::default();
+        if !monitors.is_empty() {
+            span.add(TxTree::Monitors, &t.monitors);
+        }
+        if monitors
+            .iter()
+            .any(|(_, _, d)| !matches!(d, DeadlineWrite::Keep))
+        {
+            span.add(TxTree::Deadlines, &t.deadlines);
+        }
+        if !checkins.is_empty() {
+            span.add(TxTree::Checkins, &t.checkins);
+            span.add(TxTree::CheckinIds, &t.checkin_ids);
+        }
+        if !incidents.is_empty() {
+            span.add(TxTree::Incidents, &t.incidents);
+        }
+        if !set.deliveries.is_empty() {
+            span.add(TxTree::Outbox, &t.outbox);
+            span.add(TxTree::OutboxPending, &t.outbox_pending);
+        }
+        if !issues.is_empty() {
+            span.add(TxTree::Issues, &t.issues);
+        }
+        if !events.is_empty() {
+            span.add(TxTree::Events, &t.events);
+        }
+        if !logs.is_empty() {
+            span.add(TxTree::PingLogs, &t.ping_logs);
+        }
+        if !set.upstream.is_empty() {
+            span.add(TxTree::Upstream, &t.upstream);
+        }
+        if span.trees.is_empty() {
+            return Ok(self.inner.group.record_write());
+        }
+        span.trees
+            .as_slice()
+            .transaction(|view| {
+                let tx = |tree| span.view(view, tree);
+                for (key, value, deadlines) in &monitors {
+                    tx(TxTree::Monitors).insert(key.as_slice(), value.as_slice())?;
+                    match deadlines {
+                        DeadlineWrite::Keep => {}
+                        DeadlineWrite::Put(deadlines) => {
+                            tx(TxTree::Deadlines).insert(key.as_slice(), deadlines.as_slice())?;
                         }
-                        tx_checkins.insert(key.as_slice(), value.as_slice())?;
-                        tx_ids.insert(id.as_bytes(), key.as_slice())?;
+                        DeadlineWrite::Remove => {
+                            tx(TxTree::Deadlines).remove(key.as_slice())?;
+                        }
                     }
-                    for (key, value) in &incidents {
-                        tx_incidents.insert(key.as_slice(), value.as_slice())?;
+                }
+                for (id, key, value) in &checkins {
+                    let ids = tx(TxTree::CheckinIds);
+                    let old = ids.get(id.as_bytes())?;
+                    match old {
+                        // Same key (an `ok` closing its `in_progress`): the index is right.
+                        Some(old) if old.as_ref() == key.as_slice() => {}
+                        Some(old) => {
+                            tx(TxTree::Checkins).remove(old)?;
+                            ids.insert(id.as_bytes(), key.as_slice())?;
+                        }
+                        None => {
+                            ids.insert(id.as_bytes(), key.as_slice())?;
+                        }
                     }
-                    for delivery in &set.deliveries {
-                        outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
-                    }
-                    for (key, value) in &issues {
-                        tx_issues.insert(key.as_slice(), value.as_slice())?;
-                    }
-                    for (key, payload) in &events {
-                        tx_events.insert(key.as_slice(), *payload)?;
-                    }
-                    for (key, value) in &logs {
-                        tx_logs.insert(key.as_slice(), value.as_slice())?;
-                    }
-                    for envelope in &set.upstream {
-                        let id = tx_upstream.generate_id()?;
-                        tx_upstream.insert(&id.to_be_bytes(), envelope.as_slice())?;
-                    }
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                },
-            )
+                    tx(TxTree::Checkins).insert(key.as_slice(), value.as_slice())?;
+                }
+                for (key, value) in &incidents {
+                    tx(TxTree::Incidents).insert(key.as_slice(), value.as_slice())?;
+                }
+                for delivery in &set.deliveries {
+                    outbox::insert_new(
+                        tx(TxTree::Outbox),
+                        tx(TxTree::OutboxPending),
+                        delivery,
+                        now,
+                    )?;
+                }
+                for (key, value) in &issues {
+                    tx(TxTree::Issues).insert(key.as_slice(), value.as_slice())?;
+                }
+                for (key, payload) in &events {
+                    tx(TxTree::Events).insert(key.as_slice(), *payload)?;
+                }
+                for (key, value) in &logs {
+                    tx(TxTree::PingLogs).insert(key.as_slice(), value.as_slice())?;
+                }
+                for envelope in &set.upstream {
+                    let upstream = tx(TxTree::Upstream);
+                    let id = upstream.generate_id()?;
+                    upstream.insert(&id.to_be_bytes(), envelope.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
             .map_err(transaction_error)?;
+        self.inner.cache.committed(&set.monitors, &set.checkins);
         if !set.events.is_empty() {
             self.inner
                 .events
@@ -647,6 +705,9 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(transaction_error)?;
+        self.inner
+            .cache
+            .pruned(old_checkins.iter().map(|(_, id)| *id));
         self.inner.group.record_write();
         Ok(true)
     }
@@ -692,7 +753,62 @@ impl Store {
                 },
             )
             .map_err(transaction_error)?;
+        self.inner.cache.deleted(key);
         Ok(self.inner.group.record_write())
+    }
+}
+
+/// What a commit does to a monitor environment's persisted deadlines.
+enum DeadlineWrite {
+    /// They did not change.
+    Keep,
+    Put(Vec<u8>),
+    /// It has none (disabled, or nothing expected yet).
+    Remove,
+}
+
+/// The trees a commit can touch, in the order they are added to its transaction.
+#[derive(Clone, Copy)]
+enum TxTree {
+    Monitors,
+    Deadlines,
+    Checkins,
+    CheckinIds,
+    Incidents,
+    Outbox,
+    OutboxPending,
+    Issues,
+    Events,
+    PingLogs,
+    Upstream,
+}
+
+impl TxTree {
+    const COUNT: usize = TxTree::Upstream as usize + 1;
+}
+
+/// The trees of one commit's transaction and where each sits in it.
+#[derive(Default)]
+struct TxSpan<'t> {
+    trees: Vec<&'t sled::Tree>,
+    position: [Option<usize>; TxTree::COUNT],
+}
+
+impl<'t> TxSpan<'t> {
+    fn add(&mut self, which: TxTree, tree: &'t sled::Tree) {
+        self.position[which as usize] = Some(self.trees.len());
+        self.trees.push(tree);
+    }
+
+    /// The transactional view of `which`, which must have been added.
+    fn view<'v>(
+        &self,
+        view: &'v [sled::transaction::TransactionalTree],
+        which: TxTree,
+    ) -> &'v sled::transaction::TransactionalTree {
+        let position = self.position[which as usize]
+            .expect("a commit only writes to the trees it added to its transaction");
+        &view[position]
     }
 }
 

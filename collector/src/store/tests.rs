@@ -59,6 +59,26 @@ fn incident(slug: &str, resolved: bool) -> Incident {
     }
 }
 
+/// Opens a store that was just dropped. sled's I/O threads may still hold the dropped
+/// database (and its file lock) for a moment after the last handle is gone, so a lock
+/// conflict is retried for up to two seconds; any other outcome is returned at once.
+fn reopen(path: &std::path::Path) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match Store::open(path) {
+            Err(StoreError::Open {
+                source: sled::Error::Io(error),
+                ..
+            }) if error.kind() == std::io::ErrorKind::WouldBlock
+                && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -260,7 +280,7 @@ fn another_schema_version_is_refused() {
             .unwrap();
         store.flush_blocking().unwrap();
     }
-    let error = Store::open(dir.path()).unwrap_err();
+    let error = reopen(dir.path()).unwrap_err();
     assert!(matches!(error, StoreError::Schema { found: 7 }), "{error}");
 }
 
@@ -283,7 +303,7 @@ fn version_1_is_upgraded_keeping_monitors_and_dropping_its_effects_and_raw_event
         t.meta.insert(SCHEMA_KEY, &1u32.to_be_bytes()).unwrap();
         store.flush_blocking().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path()).unwrap();
     assert_eq!(store.monitor(&key("job")).unwrap(), Some(monitor("job")));
     assert!(store.trees().outbox.is_empty() && store.trees().events.is_empty());
     assert_eq!(store.stats().events, 0);
@@ -333,6 +353,107 @@ async fn waiters_share_one_flush_and_writes_survive_a_reopen() {
     flusher.await.unwrap();
     drop(store);
 
-    let reopened = Store::open(dir.path()).unwrap();
+    let reopened = reopen(dir.path()).unwrap();
     assert_eq!(reopened.checkins(&key("job"), 100).unwrap().len(), 10);
+}
+
+/// The hot cache answers `monitor` and `checkin` reads and lets a commit skip rewriting
+/// unchanged deadlines: what a fresh process reads from disk must still be exactly what the
+/// last commit said, through keep, change, removal and deletion.
+#[test]
+fn cached_reads_and_skipped_deadline_writes_match_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let reopened = |store: Store| {
+        store.flush_blocking().unwrap();
+        drop(store);
+        reopen(dir.path()).unwrap()
+    };
+    let persisted = |store: &Store| -> Vec<Deadline> {
+        store
+            .deadlines()
+            .unwrap()
+            .into_iter()
+            .flat_map(|(_, deadlines)| deadlines)
+            .collect()
+    };
+    let store = Store::open(dir.path()).unwrap();
+    let mut m = monitor("job");
+    let mut run = checkin("job", 1, 0);
+    run.status = CheckInStatus::InProgress;
+    m.open_runs.push(OpenRun {
+        id: run.id,
+        started: at(0),
+        timeout_at: at(1800),
+    });
+    let commit = |store: &Store, m: &MonitorEnv, checkins: Vec<CheckIn>| {
+        let set = WriteSet {
+            monitors: vec![m.clone()],
+            checkins,
+            ..WriteSet::default()
+        };
+        store.commit(&set, at(0)).unwrap();
+    };
+    commit(&store, &m, vec![run.clone()]);
+    assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
+    assert_eq!(persisted(&store), deadlines_of(&m));
+
+    // Same deadlines, other state (a heartbeat): the deadlines are not rewritten, and stay right.
+    m.last_checkin = Some(at(5));
+    commit(&store, &m, vec![]);
+    let store = reopened(store);
+    assert_eq!(store.monitor(&m.key).unwrap(), Some(m.clone()));
+    assert_eq!(persisted(&store), deadlines_of(&m));
+
+    // The run ends (cached again after the reopen): its timeout deadline goes, the ok is read
+    // back rather than the cached in_progress.
+    commit(&store, &m, vec![]);
+    m.open_runs.clear();
+    m.next_checkin_latest = Some(at(240));
+    let mut ok = run.clone();
+    ok.status = CheckInStatus::Ok;
+    commit(&store, &m, vec![ok.clone()]);
+    assert_eq!(store.checkin(run.id).unwrap(), Some(ok.clone()));
+    let store = reopened(store);
+    assert_eq!(persisted(&store), deadlines_of(&m));
+    assert_eq!(store.checkin(run.id).unwrap(), Some(ok));
+
+    // Disabled: no deadlines at all.
+    commit(&store, &m, vec![]);
+    m.disabled = true;
+    commit(&store, &m, vec![]);
+    assert!(persisted(&store).is_empty());
+    let store = reopened(store);
+    assert!(persisted(&store).is_empty());
+
+    // Deleted while cached: gone for readers, and a monitor re-created later starts afresh.
+    commit(&store, &m, vec![]);
+    let mut open = checkin("job", 2, 10);
+    open.status = CheckInStatus::InProgress;
+    commit(&store, &m, vec![open.clone()]);
+    store.delete_monitor(&m.key).unwrap();
+    assert_eq!(store.monitor(&m.key).unwrap(), None);
+    assert_eq!(store.checkin(open.id).unwrap(), None);
+    let fresh = monitor("job");
+    commit(&store, &fresh, vec![]);
+    assert_eq!(persisted(&store), deadlines_of(&fresh));
+}
+
+/// An `in_progress` check-in that is no longer protected as an open run can be pruned; the
+/// cache must not keep answering for it.
+#[test]
+fn a_pruned_run_is_not_answered_from_the_cache() {
+    let (_dir, store) = open();
+    let mut stale = checkin("job", 1, 0);
+    stale.status = CheckInStatus::InProgress;
+    let set = WriteSet {
+        checkins: [stale.clone()]
+            .into_iter()
+            .chain((2..6).map(|i| checkin("job", i, i as i64)))
+            .collect(),
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    assert_eq!(store.checkin(stale.id).unwrap(), Some(stale.clone()));
+    assert!(store.prune_monitor(&key("job"), 2, &[]).unwrap());
+    assert_eq!(store.checkin(stale.id).unwrap(), None);
 }
