@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures the collector's envelope ingest: idle RSS, throughput at max rate, latency at a fixed
-# rate. The figures in benches/README.md ("Collector ingest") come from this script.
+# rate, each with one check-in per envelope (Sentry SDKs) and with ten (the watchpost SDK batches). The figures in benches/README.md ("Collector ingest") come from this script.
 #
 #   scripts/bench-ingest.sh [DURATION] [RATE]      # defaults: 30s and 10000/s
 #
@@ -73,6 +73,17 @@ echo
 echo "== fixed rate: loadgen --rate $rate --connections 64 --duration $duration"
 c0="$(cpu)" n0="$(accepted)"
 loadgen --rate "$rate" --connections 64
+cost "$c0" "$n0"
+# The same with 10 check-ins per envelope, as the watchpost SDK's transport batches them.
+echo
+echo "== max rate, batched: loadgen --rate 0 --connections 64 --batch 10 --duration $duration"
+c0="$(cpu)" n0="$(accepted)"
+loadgen --rate 0 --connections 64 --batch 10
+cost "$c0" "$n0"
+echo
+echo "== fixed rate, batched: loadgen --rate $rate --connections 64 --batch 10 --duration $duration"
+c0="$(cpu)" n0="$(accepted)"
+loadgen --rate "$rate" --connections 64 --batch 10
 cost "$c0" "$n0"
 echo
 sleep 5

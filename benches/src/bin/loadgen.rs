@@ -5,6 +5,10 @@
 //! `check_in_id` for one of `--monitors` monitors, each carrying `monitor_config` as
 //! sentry-python does. Reports acknowledged (2xx) check-ins per second and latency percentiles.
 //!
+//! With `--batch N` each request carries N check-ins for N different monitors (opening N runs,
+//! then closing them), as the watchpost SDK's transport batches the check-ins queued while it
+//! was sending; throughput and `--rate` still count check-ins, latency is per request.
+//!
 //! At a fixed `--rate` the latency of a request is measured from the moment it was *scheduled*
 //! to be sent, not from when it was written, so a stalled server shows up in the percentiles
 //! instead of silently lowering the offered load (no coordinated omission). At `--rate 0` every
@@ -56,6 +60,9 @@ struct Args {
     /// Distinct monitor slugs the check-ins are spread over.
     #[arg(long, default_value_t = 1000)]
     monitors: usize,
+    /// Check-ins per envelope (1, as Sentry SDKs send them; more, as the watchpost SDK batches).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Runtime worker threads for the generator itself.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -73,6 +80,8 @@ struct Target {
 struct Tally {
     /// Latency of each acknowledged request, in microseconds.
     latencies_us: Vec<u32>,
+    /// Check-ins acknowledged (requests times `--batch`).
+    acked: u64,
     /// Non-2xx answers by status code.
     rejected: BTreeMap<u16, u64>,
     /// Connection or protocol errors.
@@ -85,6 +94,7 @@ struct Tally {
 impl Tally {
     fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
+        self.acked += other.acked;
         for (status, n) in other.rejected {
             *self.rejected.entry(status).or_default() += n;
         }
@@ -98,8 +108,11 @@ impl Tally {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.connections == 0 || args.monitors == 0 || args.threads == 0 {
-        bail!("--connections, --monitors and --threads must be at least 1");
+    if args.connections == 0 || args.monitors == 0 || args.threads == 0 || args.batch == 0 {
+        bail!("--connections, --monitors, --threads and --batch must be at least 1");
+    }
+    if args.batch > args.monitors {
+        bail!("--batch cannot exceed --monitors: one envelope's check-ins go to distinct monitors");
     }
     let rest = args
         .url
@@ -143,6 +156,7 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<(Tally, Duration)> {
             conn,
             connections: args.connections,
             monitors: args.monitors,
+            batch: args.batch,
             rate: args.rate,
             start,
             measure_from,
@@ -162,6 +176,7 @@ struct Plan {
     conn: usize,
     connections: usize,
     monitors: usize,
+    batch: usize,
     rate: u64,
     start: Instant,
     measure_from: Instant,
@@ -171,13 +186,15 @@ struct Plan {
 async fn connection(plan: Plan, target: Arc<Target>) -> Tally {
     let mut tally = Tally::default();
     // Each connection sends every `period`; offsets spread the connections evenly over a period.
-    let period = (plan.rate > 0)
-        .then(|| Duration::from_secs_f64(plan.connections as f64 / plan.rate as f64));
+    // `rate` counts check-ins, so a request of `batch` check-ins is sent `batch` times less often.
+    let period = (plan.rate > 0).then(|| {
+        Duration::from_secs_f64((plan.connections * plan.batch) as f64 / plan.rate as f64)
+    });
     let offset = period.map_or(Duration::ZERO, |p| {
         p * plan.conn as u32 / plan.connections as u32
     });
     let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
-    let mut run_id = Uuid::nil();
+    let mut runs: Vec<(usize, Uuid)> = Vec::with_capacity(plan.batch);
     let mut monitor = plan.conn % plan.monitors;
 
     for seq in 0u64.. {
@@ -198,16 +215,25 @@ async fn connection(plan: Plan, target: Arc<Target>) -> Tally {
             && Instant::now() >= plan.end
         {
             let left = (plan.end - scheduled).as_secs_f64() / p.as_secs_f64();
-            tally.unsent += left.ceil() as u64;
+            tally.unsent += left.ceil() as u64 * plan.batch as u64;
             break;
         }
-        // Even requests open a run on the next monitor, odd ones close it with the same id.
+        // Even requests open a run on each of the next `batch` monitors, odd ones close them
+        // with the same ids.
         let body = if seq % 2 == 0 {
-            run_id = Uuid::new_v4();
-            monitor = (monitor + plan.connections) % plan.monitors;
-            envelope(monitor, run_id, None)
+            runs.clear();
+            while runs.len() < plan.batch {
+                monitor = (monitor + plan.connections) % plan.monitors;
+                if runs.iter().any(|&(m, _)| m == monitor) {
+                    // The stride cycled back (connections and monitors share a factor): step on.
+                    monitor = (monitor + 1) % plan.monitors;
+                    continue;
+                }
+                runs.push((monitor, Uuid::new_v4()));
+            }
+            envelope(&runs, None)
         } else {
-            envelope(monitor, run_id, Some(0.25))
+            envelope(&runs, Some(0.25))
         };
         let counted = scheduled >= plan.measure_from;
 
@@ -219,17 +245,18 @@ async fn connection(plan: Plan, target: Arc<Target>) -> Tally {
                     tally
                         .latencies_us
                         .push(u32::try_from(us).unwrap_or(u32::MAX));
+                    tally.acked += plan.batch as u64;
                 }
             }
             Ok(status) => {
                 if counted {
-                    *tally.rejected.entry(status).or_default() += 1;
+                    *tally.rejected.entry(status).or_default() += plan.batch as u64;
                 }
             }
             Err(err) => {
                 sender = None;
                 if counted {
-                    tally.errors += 1;
+                    tally.errors += plan.batch as u64;
                     tally.first_error.get_or_insert_with(|| format!("{err:#}"));
                 }
             }
@@ -267,37 +294,44 @@ async fn send(
     Ok(status)
 }
 
-/// A sentry-python style envelope with one check-in: `in_progress` when `duration` is `None`,
-/// else `ok` with that duration in seconds. Both carry `monitor_config`, as sentry-python sends.
-fn envelope(monitor: usize, id: Uuid, duration: Option<f64>) -> Bytes {
+/// A sentry-python style envelope with one check-in item per `(monitor, run id)`:
+/// `in_progress` when `duration` is `None`, else `ok` with that duration in seconds. Each
+/// carries `monitor_config`, as sentry-python sends.
+fn envelope(runs: &[(usize, Uuid)], duration: Option<f64>) -> Bytes {
+    let mut envelope = String::with_capacity(16 + 360 * runs.len());
+    envelope.push_str("{}\n");
     let mut item = String::with_capacity(320);
-    let _ = write!(
-        item,
-        r#"{{"check_in_id":"{}","monitor_slug":"load-{monitor}","status":"{}","#,
-        id.simple(),
-        if duration.is_some() {
-            "ok"
-        } else {
-            "in_progress"
-        },
-    );
-    if let Some(seconds) = duration {
-        let _ = write!(item, r#""duration":{seconds},"#);
+    for &(monitor, id) in runs {
+        item.clear();
+        let _ = write!(
+            item,
+            r#"{{"check_in_id":"{}","monitor_slug":"load-{monitor}","status":"{}","#,
+            id.simple(),
+            if duration.is_some() {
+                "ok"
+            } else {
+                "in_progress"
+            },
+        );
+        if let Some(seconds) = duration {
+            let _ = write!(item, r#""duration":{seconds},"#);
+        }
+        item.push_str(
+            r#""environment":"production","monitor_config":{"schedule":{"type":"crontab","value":"*/5 * * * *"},"checkin_margin":5,"max_runtime":30}}"#,
+        );
+        let _ = write!(
+            envelope,
+            "{{\"type\":\"check_in\",\"length\":{}}}\n{item}\n",
+            item.len()
+        );
     }
-    item.push_str(
-        r#""environment":"production","monitor_config":{"schedule":{"type":"crontab","value":"*/5 * * * *"},"checkin_margin":5,"max_runtime":30}}"#,
-    );
-    let envelope = format!(
-        "{{}}\n{{\"type\":\"check_in\",\"length\":{}}}\n{item}\n",
-        item.len()
-    );
     Bytes::from(envelope)
 }
 
 fn report(args: &Args, mut tally: Tally, measured: Duration) -> String {
     tally.latencies_us.sort_unstable();
     let latencies = &tally.latencies_us;
-    let acked = latencies.len() as u64;
+    let acked = tally.acked;
     let rejected: u64 = tally.rejected.values().sum();
     let pct = |p: f64| -> f64 {
         if latencies.is_empty() {
@@ -314,9 +348,10 @@ fn report(args: &Args, mut tally: Tally, measured: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "offered {offered} over {} connections, {} monitors, measured {:.1}s (after {:.1}s warm-up)",
+        "offered {offered} over {} connections, {} monitors, {} check-in(s) per envelope, measured {:.1}s (after {:.1}s warm-up)",
         args.connections,
         args.monitors,
+        args.batch,
         measured.as_secs_f64(),
         args.warmup.as_secs_f64()
     );
@@ -367,7 +402,7 @@ mod tests {
     fn envelope_has_the_declared_length_and_parses_as_a_check_in() {
         let id = Uuid::new_v4();
         for duration in [None, Some(0.25)] {
-            let bytes = envelope(7, id, duration);
+            let bytes = envelope(&[(7, id)], duration);
             let text = std::str::from_utf8(&bytes).unwrap();
             let mut lines = text.lines();
             assert_eq!(lines.next(), Some("{}"));
@@ -379,6 +414,20 @@ mod tests {
             assert_eq!(checkin.check_in_id, Some(id));
             assert_eq!(checkin.duration, duration);
             assert!(checkin.monitor_config.is_some());
+        }
+    }
+
+    #[test]
+    fn a_batch_envelope_parses_with_one_check_in_per_run() {
+        let runs: Vec<_> = (0..5).map(|m| (m * 3, Uuid::new_v4())).collect();
+        let bytes = envelope(&runs, Some(1.0));
+        let parsed = watchpost::protocol::Envelope::parse(&bytes).unwrap();
+        assert_eq!(parsed.items.len(), runs.len());
+        for (item, (monitor, id)) in parsed.items.iter().zip(&runs) {
+            let checkin: watchpost::protocol::CheckIn =
+                serde_json::from_slice(&item.payload).unwrap();
+            assert_eq!(checkin.monitor_slug, format!("load-{monitor}"));
+            assert_eq!(checkin.check_in_id, Some(*id));
         }
     }
 }
