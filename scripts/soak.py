@@ -57,6 +57,7 @@ events_per_issue = 10000
 lock = threading.Lock()
 acked = {"checkin": {}, "event": {}}  # id -> slug / issue
 counts = {"sent": 0, "acked": 0, "refused": 0, "rejected": 0}
+rejections = {}  # (status, path) -> response bodies
 
 
 def post(path, body, headers):
@@ -65,6 +66,9 @@ def post(path, body, headers):
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status
     except urllib.error.HTTPError as error:
+        body = error.read()[:300].decode(errors="replace")
+        with lock:
+            rejections.setdefault((error.code, path.split("?")[0].rsplit("/", 1)[0]), []).append(body)
         return error.code
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return None
@@ -78,18 +82,36 @@ def envelope(items):
     return out
 
 
+def checkin_envelope(slug, status):
+    """One check-in with monitor_config (which creates the monitor); returns (id, status)."""
+    rid = uuid.uuid4().hex
+    config = {"schedule": {"type": "interval", "value": 1, "unit": "hour"},
+              "failure_issue_threshold": 1}
+    body = envelope([("check_in", {"check_in_id": rid, "monitor_slug": slug,
+                                   "status": status, "monitor_config": config})])
+    code = post("/api/1/envelope/", body,
+                {"X-Sentry-Auth": f"Sentry sentry_key={KEY}, sentry_version=7"})
+    return rid, code
+
+
+def create_monitors():
+    """Pings do not create monitors (a 404 says so), so every monitor checks in once first."""
+    for slug in MONITORS:
+        rid, code = checkin_envelope(slug, "ok")
+        if code is None or not 200 <= code < 300:
+            raise SystemExit(f"could not create monitor {slug}: {code}")
+        with lock:
+            counts["sent"] += 1
+            counts["acked"] += 1
+            acked["checkin"][rid] = slug
+
+
 def one_request(rng):
     slug = rng.choice(MONITORS)
     status = "error" if rng.random() < 0.005 else "ok"
     roll = rng.random()
     if roll < 0.6:
-        rid = uuid.uuid4().hex
-        config = {"schedule": {"type": "interval", "value": 1, "unit": "hour"},
-                  "failure_issue_threshold": 1}
-        body = envelope([("check_in", {"check_in_id": rid, "monitor_slug": slug,
-                                       "status": status, "monitor_config": config})])
-        code = post("/api/1/envelope/", body,
-                    {"X-Sentry-Auth": f"Sentry sentry_key={KEY}, sentry_version=7"})
+        rid, code = checkin_envelope(slug, status)
         kind, record = "checkin", (rid, slug)
     elif roll < 0.8:
         rid = str(uuid.uuid4())
@@ -154,6 +176,7 @@ def main():
     data_dir = os.path.join(work, "data")
     log = open(os.path.join(work, "collector.log"), "ab")
     process = start(data_dir, config_path, log)
+    create_monitors()
     stop = threading.Event()
     threads = [threading.Thread(target=worker, args=(stop, i)) for i in range(WORKERS)]
     for t in threads:
@@ -210,7 +233,7 @@ def verify(kills):
     failed_alerts = {}
     for d in deliveries:
         if d["kind"] == "monitor.failed":
-            for slug in set(re.findall(r"soak-\d\d", d["title"])):
+            for slug in set(re.findall(r"soak-\d{3}", d["title"])):
                 failed_alerts[slug] = failed_alerts.get(slug, 0) + 1
     incidents_per_monitor = {}
     for i in incidents:
@@ -227,6 +250,8 @@ def verify(kills):
           f"monitors with >1 open incident {len(doubly_open)}")
     print(f"monitor.failed deliveries {sum(failed_alerts.values())} of {len(deliveries)} listed; "
           f"monitors whose incident count != alert count {len(alert_mismatch)} {alert_mismatch}")
+    for (code, path), bodies in sorted(rejections.items()):
+        print(f"rejected {code} on {path}: {len(bodies)}, e.g. {bodies[0]!r}")
     if len(deliveries) >= 1000:
         print("note: /api/v1/alerts lists at most 1000; the alert check is partial")
     ok = not (missing_checkins or missing_events or duplicate_ids or doubly_open
