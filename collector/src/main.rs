@@ -9,6 +9,12 @@ use tracing_subscriber::EnvFilter;
 use watchpost_collector::config::{Config, Overrides};
 use watchpost_collector::server;
 
+/// mimalloc instead of glibc's malloc: the request path allocates and frees many small
+/// buffers on several threads, where glibc's arenas spent measurable time consolidating
+/// (`benches/README.md`, "Collector ingest").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Watchpost: cron-job check-ins, error reports, uptime probes and alerts in one binary.
 #[derive(Debug, Parser)]
 #[command(name = "watchpost", version, about)]

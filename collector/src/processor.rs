@@ -225,7 +225,7 @@ impl Processor {
             let mut writes = pending.into_writes();
             writes.upstream.extend(batch.forward);
             (
-                self.apply(&writes, now)?,
+                self.apply(&writes, now).await?,
                 accepted,
                 !writes.deliveries.is_empty(),
             )
@@ -292,7 +292,7 @@ impl Processor {
                 issues: vec![issue.clone()],
                 ..WriteSet::default()
             };
-            (self.apply(&writes, now)?, issue)
+            (self.apply(&writes, now).await?, issue)
         };
         self.durable(seq).await?;
         Ok(issue)
@@ -361,7 +361,7 @@ impl Processor {
                 logs: vec![entry],
                 ..WriteSet::default()
             };
-            self.apply(&writes, now)?
+            self.apply(&writes, now).await?
         };
         self.durable(seq).await?;
         Ok(true)
@@ -447,7 +447,7 @@ impl Processor {
                 alerted: false,
             });
         }
-        let seq = self.apply(&writes, now)?;
+        let seq = self.apply(&writes, now).await?;
         Ok(Swept {
             seq: Some(seq),
             report,
@@ -520,7 +520,7 @@ impl Processor {
                 monitors,
                 ..WriteSet::default()
             };
-            (self.apply(&writes, now)?, writes.monitors, created)
+            (self.apply(&writes, now).await?, writes.monitors, created)
         };
         self.durable(seq).await?;
         Ok((monitors, created))
@@ -559,7 +559,7 @@ impl Processor {
                 monitors,
                 ..WriteSet::default()
             };
-            (self.apply(&writes, now)?, writes.monitors)
+            (self.apply(&writes, now).await?, writes.monitors)
         };
         self.durable(seq).await?;
         Ok(monitors)
@@ -636,8 +636,8 @@ impl Processor {
     }
 
     /// Commits, re-indexes deadlines, applies retention. Called with the monitors' locks held.
-    fn apply(&self, writes: &WriteSet, now: DateTime<Utc>) -> Result<Seq, StoreError> {
-        let seq = self.store.commit(writes, now)?;
+    async fn apply(&self, writes: &WriteSet, now: DateTime<Utc>) -> Result<Seq, StoreError> {
+        let seq = self.store.commit_async(writes, now).await?;
         for monitor in &writes.monitors {
             self.deadlines.upsert_for(monitor);
             if !self.prune_checkins.due(&monitor.key) {

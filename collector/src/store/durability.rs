@@ -1,5 +1,7 @@
-//! Group commit: writers number their writes, one flusher task makes them durable with
-//! `spawn_blocking(db.flush)`, and every writer waiting meanwhile is released by that one fsync.
+//! Group commit: writers number their writes, the committer thread makes them durable with
+//! `db.flush()`, and every writer waiting meanwhile is released by that one fsync. The
+//! committer flushes after each group it writes; writes made outside it (sweeps, API edits,
+//! delivery bookkeeping) ask the flusher task, which passes the request to the committer.
 //! Never calls sled's `flush_async` (it deadlocks in 0.34) and never flushes from two places.
 
 use std::sync::Arc;
@@ -27,6 +29,9 @@ struct Flushed {
 pub(super) struct GroupCommit {
     /// Number of the last completed write. Incremented only after the write is in sled.
     written: AtomicU64,
+    /// Writes numbered up to here are covered by a flush the committer is about to do (or
+    /// has done): waiting for them needs no request.
+    flushing: AtomicU64,
     /// Wakes the flusher; a permit is kept if it is busy, so no request is lost.
     wake: Notify,
     flushed: watch::Sender<Flushed>,
@@ -38,6 +43,7 @@ impl GroupCommit {
     pub(super) fn new() -> GroupCommit {
         GroupCommit {
             written: AtomicU64::new(0),
+            flushing: AtomicU64::new(0),
             wake: Notify::new(),
             flushed: watch::Sender::new(Flushed::default()),
             flushes: AtomicU64::new(0),
@@ -53,7 +59,7 @@ impl GroupCommit {
     /// Waits until write `seq` is durable, sharing the flush with every other waiter.
     pub(super) async fn wait(&self, seq: Seq) -> Result<(), StoreError> {
         let mut rx = self.flushed.subscribe();
-        self.wake.notify_one();
+        let mut asked = false;
         loop {
             {
                 let flushed = rx.borrow_and_update();
@@ -66,10 +72,20 @@ impl GroupCommit {
                     return Err(StoreError::Flush(why.to_string()));
                 }
             }
+            // The committer flushes after every group it writes: only other writes need asking.
+            if !asked && seq > self.flushing.load(Ordering::Acquire) {
+                self.wake.notify_one();
+                asked = true;
+            }
             if rx.changed().await.is_err() {
                 return Err(StoreError::Closed);
             }
         }
+    }
+
+    /// Announces that the committer flushes everything up to `seq` next.
+    pub(super) fn will_flush(&self, seq: Seq) {
+        self.flushing.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// Asks for a flush without waiting for it: for writes nobody waits on that should still
@@ -83,30 +99,24 @@ impl GroupCommit {
         self.wake.notified().await;
     }
 
-    /// Flushes everything written so far, unless it already is durable.
-    pub(super) async fn flush(&self, db: &sled::Db) {
-        // Let the writers already runnable finish their commits first, so this fsync covers
-        // them too instead of leaving them to the next one: fewer flushes per write, and each
-        // flush costs a `sync_file_range` + `fsync` and thread wake-ups. No timer, no delay
-        // when nothing else is runnable.
-        tokio::task::yield_now().await;
+    /// Flushes everything written so far, unless it already is durable. Called only by the
+    /// committer thread, so there is one fsync at a time.
+    pub(super) fn flush(&self, db: &sled::Db) {
         let target = self.written.load(Ordering::Acquire);
         if target <= self.flushed.borrow().seq {
             return;
         }
-        let db = db.clone();
         let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || db.flush()).await;
+        let result = db.flush();
         self.flushes.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.last_flush_micros.store(micros, Ordering::Relaxed);
         match result {
-            Ok(Ok(_)) => self.flushed.send_modify(|f| {
+            Ok(_) => self.flushed.send_modify(|f| {
                 f.seq = f.seq.max(target);
                 f.failure = None;
             }),
-            Ok(Err(e)) => self.fail(target, &e.to_string()),
-            Err(e) => self.fail(target, &format!("flush task failed: {e}")),
+            Err(e) => self.fail(target, &e.to_string()),
         }
     }
 

@@ -11,7 +11,7 @@ use super::StoreError;
 pub(super) const RESERVE: u64 = 2 << 20;
 
 /// Watches one directory's file system.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Space {
     dir: PathBuf,
 }
