@@ -1,11 +1,11 @@
 //! The one path by which a monitor environment or an issue changes: check-ins and events from
 //! ingest, sweeps from the sweeper and edits from the API all load state, run the pure engine,
-//! commit one transaction, re-index deadlines, and acknowledge only once the write is durable.
+//! commit one atomic write set, re-index deadlines, and acknowledge only once the write is durable.
 //! Never decides rules itself.
 //!
 //! **Alerts.** Every effect the engine returns is turned into outbox deliveries by the
-//! [`Planner`] and written in the same transaction as the state change that caused it; once
-//! that transaction is durable the dispatcher is woken. A crash therefore loses an alert only
+//! [`Planner`] and written in the same atomic write as the state change that caused it; once
+//! that write is durable the dispatcher is woken. A crash therefore loses an alert only
 //! together with its cause, and a cause is never stored without its alert.
 //!
 //! **Serialization per monitor.** Work on a monitor environment holds one of 4,096 striped tokio
@@ -45,7 +45,7 @@ use crate::engine::{
     Issue, IssueStatus, MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition,
     process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
 };
-use crate::store::{LogEntry, RawEvent, Seq, Store, StoreError, WriteSet};
+use crate::store::{LogEntry, Prune, RawEvent, Seq, Store, StoreError, WriteSet};
 use crate::sweep::Deadlines;
 
 const STRIPES: usize = 4096;
@@ -84,7 +84,7 @@ pub struct Batch {
     pub checkins: Vec<CheckInInput>,
     /// Error events in order.
     pub events: Vec<EventInput>,
-    /// The envelope to relay upstream, queued in the same transaction (see `upstream.rs`).
+    /// The envelope to relay upstream, queued in the same write set (see `upstream.rs`).
     pub forward: Option<Vec<u8>>,
 }
 
@@ -108,7 +108,7 @@ pub struct Accepted {
     pub dropped: Vec<(usize, Rejection)>,
 }
 
-/// Due deadlines swept per transaction: large enough that a burst of overdue monitors costs a
+/// Due deadlines swept per write set: large enough that a burst of overdue monitors costs a
 /// few commits instead of one each, small enough that the monitors' locks are held for a few
 /// milliseconds at most.
 const SWEEP_BATCH: usize = 256;
@@ -225,7 +225,7 @@ impl Processor {
             let mut writes = pending.into_writes();
             writes.upstream.extend(batch.forward);
             (
-                self.apply(&writes, now).await?,
+                self.apply(&mut writes, now).await?,
                 accepted,
                 !writes.deliveries.is_empty(),
             )
@@ -288,11 +288,11 @@ impl Processor {
             };
             let now = Utc::now();
             set_status(&mut issue, status, now);
-            let writes = WriteSet {
+            let mut writes = WriteSet {
                 issues: vec![issue.clone()],
                 ..WriteSet::default()
             };
-            (self.apply(&writes, now).await?, issue)
+            (self.apply(&mut writes, now).await?, issue)
         };
         self.durable(seq).await?;
         Ok(issue)
@@ -357,18 +357,18 @@ impl Processor {
                 Some(_) => {}
             }
             let now = entry.received;
-            let writes = WriteSet {
+            let mut writes = WriteSet {
                 logs: vec![entry],
                 ..WriteSet::default()
             };
-            self.apply(&writes, now).await?
+            self.apply(&mut writes, now).await?
         };
         self.durable(seq).await?;
         Ok(true)
     }
 
     /// Runs the missed and timeout sweeps for deadlines the index found due, up to
-    /// [`SWEEP_BATCH`] deadlines per transaction. The deadlines of a batch that fails are put
+    /// [`SWEEP_BATCH`] deadlines per write set. The deadlines of a batch that fails are put
     /// back; the first error is returned after the other batches were tried.
     pub async fn sweep(
         &self,
@@ -404,7 +404,7 @@ impl Processor {
     }
 
     /// Sweeps a batch of due deadlines under their monitors' locks and commits what they
-    /// changed in one transaction. A monitor with several due deadlines (missed and a timeout)
+    /// changed in one write set. A monitor with several due deadlines (missed and a timeout)
     /// sees the effect of the earlier ones.
     async fn sweep_batch(
         &self,
@@ -439,7 +439,7 @@ impl Processor {
             }
             pending.record(transition, &self.alerts, now);
         }
-        let writes = pending.into_writes();
+        let mut writes = pending.into_writes();
         if writes.is_empty() {
             return Ok(Swept {
                 seq: None,
@@ -447,7 +447,7 @@ impl Processor {
                 alerted: false,
             });
         }
-        let seq = self.apply(&writes, now).await?;
+        let seq = self.apply(&mut writes, now).await?;
         Ok(Swept {
             seq: Some(seq),
             report,
@@ -516,11 +516,15 @@ impl Processor {
                 };
                 monitors.push(monitor);
             }
-            let writes = WriteSet {
+            let mut writes = WriteSet {
                 monitors,
                 ..WriteSet::default()
             };
-            (self.apply(&writes, now).await?, writes.monitors, created)
+            (
+                self.apply(&mut writes, now).await?,
+                writes.monitors,
+                created,
+            )
         };
         self.durable(seq).await?;
         Ok((monitors, created))
@@ -555,11 +559,11 @@ impl Processor {
                 }
                 monitors.push(monitor);
             }
-            let writes = WriteSet {
+            let mut writes = WriteSet {
                 monitors,
                 ..WriteSet::default()
             };
-            (self.apply(&writes, now).await?, writes.monitors)
+            (self.apply(&mut writes, now).await?, writes.monitors)
         };
         self.durable(seq).await?;
         Ok(monitors)
@@ -635,31 +639,30 @@ impl Processor {
         }
     }
 
-    /// Commits, re-indexes deadlines, applies retention. Called with the monitors' locks held.
-    async fn apply(&self, writes: &WriteSet, now: DateTime<Utc>) -> Result<Seq, StoreError> {
-        let seq = self.store.commit_async(writes, now).await?;
+    /// Commits with its retention, re-indexes deadlines. Called with the monitors' locks held.
+    async fn apply(&self, writes: &mut WriteSet, now: DateTime<Utc>) -> Result<Seq, StoreError> {
+        let keep = self.retention.checkins_per_monitor;
         for monitor in &writes.monitors {
-            self.deadlines.upsert_for(monitor);
-            if !self.prune_checkins.due(&monitor.key) {
-                continue;
-            }
-            let open: Vec<Uuid> = monitor.open_runs.iter().map(|run| run.id).collect();
-            // Retention is cleanup: a failure here loses nothing and must not fail the input.
-            if let Err(error) =
-                self.store
-                    .prune_monitor(&monitor.key, self.retention.checkins_per_monitor, &open)
-            {
-                tracing::warn!(%error, "check-in retention failed");
+            if self.prune_checkins.due(&monitor.key) {
+                writes.prune.push(Prune {
+                    key: monitor.key.clone(),
+                    keep,
+                    protect: monitor.open_runs.iter().map(|run| run.id).collect(),
+                });
             }
         }
         for log in &writes.logs {
-            if self.prune_logs.due(&log.key)
-                && let Err(error) =
-                    self.store
-                        .prune_monitor(&log.key, self.retention.checkins_per_monitor, &[])
-            {
-                tracing::warn!(%error, "log retention failed");
+            if self.prune_logs.due(&log.key) {
+                writes.prune.push(Prune {
+                    key: log.key.clone(),
+                    keep,
+                    protect: Vec::new(),
+                });
             }
+        }
+        let seq = self.store.commit_async(writes, now).await?;
+        for monitor in &writes.monitors {
+            self.deadlines.upsert_for(monitor);
         }
         for issue in &writes.issues {
             // Most issues never reach the cap: skip the scan until one has.
@@ -685,8 +688,8 @@ impl Processor {
     }
 }
 
-/// Amortizes retention: `Store::prune_monitor` scans the newest `keep` keys of a monitor
-/// environment, so running it on every write cost a scan per check-in. A monitor environment is
+/// Amortizes retention: a [`Prune`] scans the newest `keep` keys of a monitor environment, so
+/// running it on every write cost a scan per check-in. A monitor environment is
 /// pruned on the first write this process makes to it (so a restart catches up) and then on
 /// every `every`-th write, `every` being a quarter of `keep`, at most 16 (1, i.e. every write,
 /// for `keep` < 8). A monitor environment may so hold up to `every - 1` check-ins (or log

@@ -1,28 +1,25 @@
 //! The committer: one thread that writes the write sets of concurrent requests to sled
-//! together, one transaction per group, instead of one transaction per request.
+//! together, one group at a time, and flushes after each group.
 //!
-//! **Why.** In sled 0.34 every transaction starts by sealing the current log buffer and ends
-//! by sealing the one holding its batch manifest (`pin_log`, `seal_batch`): two buffer writes
-//! per transaction, each handed to sled's I/O thread pool, whose `notify_all` wakes all its
-//! threads. It also takes a process-wide write lock that every other sled operation then
-//! waits on. One transaction per check-in measured ~10 thread switches and ~145 µs of CPU per
-//! check-in (`benches/README.md`, "Collector ingest"); a transaction per group shares that
-//! cost among every request waiting meanwhile, and only this thread takes the write lock on
-//! the request path.
+//! **Why.** sled's fixed cost per atomic write is high: in 0.34 every transaction seals two log
+//! buffers and wakes all seven threads of sled's I/O pool for each, and takes a process-wide
+//! lock every other sled operation then waits on. One transaction per check-in measured ~10
+//! thread switches and ~145 µs of CPU per check-in; so did one flush per request. Here one
+//! group write (atomic without a transaction, see `redo.rs`) and one flush serve every request
+//! that queued meanwhile (`benches/README.md`, "Collector ingest").
 //!
 //! **How.** Requests encode their write set on their own thread ([`Prepared`]), send it here
 //! and wait. The thread takes the first waiting write set, then every other one already queued
-//! (up to [`MAX_GROUP`]), writes them in submission order in one transaction, numbers the
-//! group with one write sequence number, flushes, and answers every request. While it writes
-//! and flushes, the next group queues up: the busier the collector, the bigger the groups and
-//! the cheaper each write. Nothing waits for more work to arrive: a lone request is written and
-//! flushed at once, so grouping costs no latency. This thread is also the store's only
-//! flusher (requests for a flush from other writers arrive as [`Job::Flush`]).
+//! (up to [`MAX_GROUP`]), writes them in submission order, numbers the group with one write
+//! sequence number, answers every request, and flushes. While it writes and flushes, the next
+//! group queues up: the busier the collector, the bigger the groups and the cheaper each
+//! write. Nothing waits for more work to arrive: a lone request is written and flushed at
+//! once, so grouping costs no latency. This thread is also the store's only flusher (requests
+//! for a flush from other writers arrive as [`Job::Flush`]).
 //!
-//! **Atomicity.** Each write set is still all-or-nothing: it is written whole inside the
-//! group's transaction, which succeeds or fails as one. A failed group fails every request in
-//! it (the causes, a full disk or an I/O error, are not specific to one write set); nothing
-//! of it was written.
+//! **Atomicity.** Each write set is all-or-nothing: `redo.rs` makes a group whole after a
+//! crash. A group that fails fails every request in it (the causes, a full disk or an I/O
+//! error, are not specific to one write set).
 //!
 //! **Order.** Write sets of one monitor environment never meet in a group: the processor holds
 //! the monitor's lock until its commit is answered. Write sets of different monitors commute.
@@ -33,16 +30,17 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::durability::GroupCommit;
-use super::{Prepared, Seq, StoreError, Trees, space, write_group};
+use super::redo::Writer;
+use super::{Prepared, Seq, StoreError, Trees, space};
 
-/// Write sets per transaction at most: bounds how long one transaction holds sled's lock.
+/// Write sets per group at most: bounds how long one group keeps the others waiting.
 pub(super) const MAX_GROUP: usize = 256;
 
 type Reply = oneshot::Sender<Result<Seq, StoreError>>;
 
 enum Job {
     /// Write this, then flush.
-    Write(Prepared, Reply),
+    Write(Box<Prepared>, Reply),
     /// Flush what was written elsewhere; answer when done.
     Flush(oneshot::Sender<()>),
 }
@@ -59,6 +57,7 @@ impl Committer {
         trees: Trees,
         space: space::Space,
         group: Arc<GroupCommit>,
+        writer: Arc<parking_lot::Mutex<Writer>>,
     ) -> Committer {
         let (queue, mut jobs) = mpsc::unbounded_channel::<Job>();
         let thread = std::thread::Builder::new()
@@ -72,7 +71,7 @@ impl Committer {
                     while let Some(job) = next.take() {
                         match job {
                             Job::Write(prepared, reply) => {
-                                batch.push(prepared);
+                                batch.push(*prepared);
                                 replies.push(reply);
                             }
                             Job::Flush(done) => flushes.push(done),
@@ -84,7 +83,10 @@ impl Committer {
                     let written = if batch.is_empty() {
                         None
                     } else {
-                        Some(write_group(&trees, &space, &batch).map(|()| group.record_write()))
+                        let result = space
+                            .check()
+                            .and_then(|()| writer.lock().write_group(&db, &trees, &batch));
+                        Some(result.map(|()| group.record_write()))
                     };
                     // Answer before flushing, so the writers release their monitors' locks
                     // while the fsync runs; they wait for it in `wait_durable`, which knows
@@ -118,7 +120,7 @@ impl Committer {
     /// wait on (normally durable already).
     pub(super) async fn submit(&self, prepared: Prepared) -> Result<Seq, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Write(prepared, reply))?;
+        self.send(Job::Write(Box::new(prepared), reply))?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 

@@ -21,10 +21,13 @@
 //! | `upstream`    | sled-generated id u64 BE                     | raw envelope to relay (bytes)|
 //! | `probes`      | probe name                                   | `engine::probes::ProbeState` |
 //! | `probe_results` | name len u16 BE ++ name ++ ring slot u32 BE | `engine::probes::ProbeResult` |
+//! | `redo`        | slot in the group u32 BE                     | redo record (`redo.rs`)      |
+//! | `meta`        | `redo_done`                                  | last complete group, u64 BE  |
 //!
-//! Every state change goes through [`Store::commit`], one multi-tree transaction, and is
+//! Every state change goes through [`Store::commit_async`] (or [`Store::commit`]), written
+//! atomically with the other write sets of its group (`committer.rs`, `redo.rs`), and is
 //! acknowledged only after [`Store::wait_durable`] (group commit, see `durability.rs`). The
-//! alert deliveries a change causes are written in that same transaction (`outbox.rs`).
+//! alert deliveries a change causes are written in that same write set (`outbox.rs`).
 
 mod cache;
 mod committer;
@@ -34,6 +37,7 @@ mod keys;
 mod migrate;
 mod outbox;
 mod probes;
+mod redo;
 mod space;
 mod upstream;
 
@@ -112,6 +116,9 @@ pub enum StoreError {
     /// The flusher has stopped.
     #[error("the store is shutting down")]
     Closed,
+    /// The records that complete an interrupted group of writes are damaged (`redo.rs`).
+    #[error("the store's redo records are damaged: {0}")]
+    Redo(String),
 }
 
 /// A project and its public keys, as persisted for a config-less start.
@@ -170,6 +177,22 @@ pub struct WriteSet {
     pub logs: Vec<LogEntry>,
     /// Accepted envelopes for the upstream relay queue (see `upstream.rs`), raw.
     pub upstream: Vec<Vec<u8>>,
+    /// Retention to apply with this write (see [`Prune`]).
+    pub prune: Vec<Prune>,
+}
+
+/// Retention for one monitor environment, applied with a write: after the write, all but its
+/// newest `keep` check-ins and log entries are gone, sparing the check-ins in `protect` (open
+/// runs) and those the write itself stores. Part of the write's group, so it costs no
+/// transaction of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prune {
+    /// The monitor environment.
+    pub key: MonitorKey,
+    /// How many of each to keep.
+    pub keep: usize,
+    /// Check-ins never removed.
+    pub protect: Vec<Uuid>,
 }
 
 impl WriteSet {
@@ -183,6 +206,7 @@ impl WriteSet {
             && self.deliveries.is_empty()
             && self.logs.is_empty()
             && self.upstream.is_empty()
+            && self.prune.is_empty()
     }
 }
 
@@ -215,6 +239,8 @@ struct Trees {
     upstream: sled::Tree,
     probes: sled::Tree,
     probe_results: sled::Tree,
+    /// Redo records of the group being written (`redo.rs`).
+    redo: sled::Tree,
 }
 
 struct Inner {
@@ -223,6 +249,8 @@ struct Inner {
     db: sled::Db,
     trees: Trees,
     group: Arc<GroupCommit>,
+    /// Writes groups; shared with the committer thread.
+    writer: Arc<parking_lot::Mutex<redo::Writer>>,
     cache: cache::HotCache,
     events: AtomicUsize,
     outbox: OutboxCount,
@@ -268,6 +296,7 @@ impl Store {
             upstream: open("upstream")?,
             probes: open("probes")?,
             probe_results: open("probe_results")?,
+            redo: open("redo")?,
         };
         match trees.meta.get(SCHEMA_KEY)? {
             None => {
@@ -285,6 +314,8 @@ impl Store {
                 }
             }
         }
+        // Before anything reads or counts: a group a crash interrupted is completed first.
+        let writer = Arc::new(parking_lot::Mutex::new(redo::recover(&trees)?));
         let events = AtomicUsize::new(trees.events.len());
         let outbox = OutboxCount::new(trees.outbox.len());
         let group = Arc::new(GroupCommit::new());
@@ -296,7 +327,9 @@ impl Store {
                     trees.clone(),
                     space.clone(),
                     group.clone(),
+                    writer.clone(),
                 ),
+                writer,
                 db,
                 trees,
                 group,
@@ -494,11 +527,21 @@ impl Store {
     /// The caller serializes writers per monitor environment: what is written depends on the
     /// cached previous state of each monitor (see [`Prepared`]).
     pub fn commit(&self, set: &WriteSet, now: DateTime<Utc>) -> Result<Seq, StoreError> {
-        let prepared = self.prepare(set, now);
+        let prepared = self.prepare(set, now)?;
+        self.write_now(set, &prepared)
+    }
+
+    /// Writes what [`Store::prepare`] made of `set` on this thread, as a group of one.
+    fn write_now(&self, set: &WriteSet, prepared: &Prepared) -> Result<Seq, StoreError> {
         if !prepared.is_empty() {
-            write_group(&self.inner.trees, &self.inner.space, &[prepared])?;
+            self.inner.space.check()?;
+            self.inner.writer.lock().write_group(
+                &self.inner.db,
+                &self.inner.trees,
+                std::slice::from_ref(prepared),
+            )?;
         }
-        self.committed(set);
+        self.committed(set, &prepared.pruned);
         Ok(self.inner.group.record_write())
     }
 
@@ -511,18 +554,20 @@ impl Store {
         set: &WriteSet,
         now: DateTime<Utc>,
     ) -> Result<Seq, StoreError> {
-        let prepared = self.prepare(set, now);
+        let prepared = self.prepare(set, now)?;
+        let pruned = prepared.pruned.clone();
         let seq = if prepared.is_empty() {
             self.inner.group.record_write()
         } else {
             self.inner.committer.submit(prepared).await?
         };
-        self.committed(set);
+        self.committed(set, &pruned);
         Ok(seq)
     }
 
-    /// Encodes `set` for sled, deciding per monitor whether its deadlines need rewriting.
-    fn prepare(&self, set: &WriteSet, now: DateTime<Utc>) -> Prepared {
+    /// Encodes `set` for sled, deciding per monitor whether its deadlines need rewriting and
+    /// which old check-ins and log entries its retention removes.
+    fn prepare(&self, set: &WriteSet, now: DateTime<Utc>) -> Result<Prepared, StoreError> {
         let monitors = set
             .monitors
             .iter()
@@ -592,7 +637,20 @@ impl Store {
                 )
             })
             .collect();
-        Prepared {
+        let mut removes = Vec::new();
+        let mut pruned = Vec::new();
+        let mut seen = Vec::new();
+        for prune in &set.prune {
+            if seen.contains(&&prune.key) {
+                continue;
+            }
+            seen.push(&prune.key);
+            // Retention is cleanup: a failed scan loses nothing and must not fail the write.
+            if let Err(error) = self.retention(set, prune, &mut removes, &mut pruned) {
+                tracing::warn!(%error, "retention failed");
+            }
+        }
+        Ok(Prepared {
             monitors,
             checkins,
             incidents,
@@ -601,13 +659,58 @@ impl Store {
             events,
             logs,
             upstream: set.upstream.clone(),
+            removes,
+            pruned,
             now,
+        })
+    }
+
+    /// The removals `prune` makes: keys beyond the newest `keep` of its monitor environment's
+    /// check-ins (with their id index entries) and log entries. The caller holds the monitor's
+    /// lock, so nothing changes between this scan and the write.
+    fn retention(
+        &self,
+        set: &WriteSet,
+        prune: &Prune,
+        removes: &mut Vec<(redo::TreeId, Vec<u8>)>,
+        pruned: &mut Vec<Uuid>,
+    ) -> Result<(), StoreError> {
+        let t = self.trees();
+        let prefix = keys::monitor(&prune.key);
+        // What this write adds counts toward `keep`: after it, at most `keep` are left.
+        let mut added = 0;
+        for checkin in set.checkins.iter().filter(|c| c.key == prune.key) {
+            if t.checkin_ids.get(checkin.id.as_bytes())?.is_none() {
+                added += 1;
+            }
         }
+        let keep = prune.keep.saturating_sub(added);
+        for entry in t.checkins.scan_prefix(&prefix).keys().rev().skip(keep) {
+            let key = entry?;
+            let Some(id) = keys::timed_id(&key) else {
+                continue;
+            };
+            if prune.protect.contains(&id) || set.checkins.iter().any(|c| c.id == id) {
+                continue;
+            }
+            if t.checkin_ids.get(id.as_bytes())?.as_deref() == Some(&key[..]) {
+                removes.push((redo::TreeId::CheckinIds, id.as_bytes().to_vec()));
+            }
+            removes.push((redo::TreeId::Checkins, key.to_vec()));
+            pruned.push(id);
+        }
+        let added = set.logs.iter().filter(|l| l.key == prune.key).count();
+        let keep = prune.keep.saturating_sub(added);
+        for entry in t.ping_logs.scan_prefix(&prefix).keys().rev().skip(keep) {
+            removes.push((redo::TreeId::PingLogs, entry?.to_vec()));
+        }
+        Ok(())
     }
 
     /// Takes in what a successful write of `set` changed: caches and counters.
-    fn committed(&self, set: &WriteSet) {
+    fn committed(&self, set: &WriteSet, pruned: &[Uuid]) {
         self.inner.cache.committed(&set.monitors, &set.checkins);
+        self.inner.cache.pruned(pruned.iter().copied());
         if !set.events.is_empty() {
             self.inner
                 .events
@@ -617,58 +720,26 @@ impl Store {
     }
 
     /// Drops all but the newest `keep` check-ins and log entries of a monitor environment,
-    /// sparing the check-ins in `protect` (open runs). Cleanup, not state: it need not be
-    /// atomic with the write that made it necessary. Returns whether anything was removed.
+    /// sparing the check-ins in `protect` (open runs), now rather than with a write (see
+    /// [`Prune`]). Returns whether anything was removed.
     pub fn prune_monitor(
         &self,
         key: &MonitorKey,
         keep: usize,
         protect: &[Uuid],
     ) -> Result<bool, StoreError> {
-        let t = self.trees();
-        let prefix = keys::monitor(key);
-        let old_checkins: Vec<_> = t
-            .checkins
-            .scan_prefix(&prefix)
-            .keys()
-            .rev()
-            .skip(keep)
-            .filter_map(|k| match k {
-                Ok(k) => keys::timed_id(&k)
-                    .filter(|id| !protect.contains(id))
-                    .map(|id| Ok((k, id))),
-                Err(e) => Some(Err(e)),
-            })
-            .collect::<Result<_, _>>()?;
-        let old_logs: Vec<_> = t
-            .ping_logs
-            .scan_prefix(&prefix)
-            .keys()
-            .rev()
-            .skip(keep)
-            .collect::<Result<_, _>>()?;
-        if old_checkins.is_empty() && old_logs.is_empty() {
-            return Ok(false);
-        }
-        (&t.checkins, &t.checkin_ids, &t.ping_logs)
-            .transaction(|(tx_checkins, tx_ids, tx_logs)| {
-                for (key, id) in &old_checkins {
-                    tx_checkins.remove(key)?;
-                    if tx_ids.get(id.as_bytes())?.as_ref() == Some(key) {
-                        tx_ids.remove(id.as_bytes())?;
-                    }
-                }
-                for key in &old_logs {
-                    tx_logs.remove(key)?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(transaction_error)?;
-        self.inner
-            .cache
-            .pruned(old_checkins.iter().map(|(_, id)| *id));
-        self.inner.group.record_write();
-        Ok(true)
+        let set = WriteSet {
+            prune: vec![Prune {
+                key: key.clone(),
+                keep,
+                protect: protect.to_vec(),
+            }],
+            ..WriteSet::default()
+        };
+        let prepared = self.prepare(&set, DateTime::UNIX_EPOCH)?;
+        let removed = !prepared.removes.is_empty();
+        self.write_now(&set, &prepared)?;
+        Ok(removed)
     }
 
     /// Deletes a monitor environment with its check-ins, incidents, deadlines and log entries,
@@ -728,6 +799,10 @@ pub(crate) struct Prepared {
     events: Vec<(Vec<u8>, Vec<u8>)>,
     logs: Vec<(Vec<u8>, Vec<u8>)>,
     upstream: Vec<Vec<u8>>,
+    /// Keys retention removes, after the writes above.
+    removes: Vec<(redo::TreeId, Vec<u8>)>,
+    /// The check-ins among them.
+    pruned: Vec<Uuid>,
     /// When deliveries are created.
     now: DateTime<Utc>,
 }
@@ -742,131 +817,8 @@ impl Prepared {
             && self.events.is_empty()
             && self.logs.is_empty()
             && self.upstream.is_empty()
+            && self.removes.is_empty()
     }
-
-    /// Adds the trees this write touches to `span`.
-    fn touch<'t>(&self, trees: &'t Trees, span: &mut TxSpan<'t>) {
-        if !self.monitors.is_empty() {
-            span.add(TxTree::Monitors, &trees.monitors);
-        }
-        if self
-            .monitors
-            .iter()
-            .any(|(_, _, d)| !matches!(d, DeadlineWrite::Keep))
-        {
-            span.add(TxTree::Deadlines, &trees.deadlines);
-        }
-        if !self.checkins.is_empty() {
-            span.add(TxTree::Checkins, &trees.checkins);
-            span.add(TxTree::CheckinIds, &trees.checkin_ids);
-        }
-        if !self.incidents.is_empty() {
-            span.add(TxTree::Incidents, &trees.incidents);
-        }
-        if !self.deliveries.is_empty() {
-            span.add(TxTree::Outbox, &trees.outbox);
-            span.add(TxTree::OutboxPending, &trees.outbox_pending);
-        }
-        if !self.issues.is_empty() {
-            span.add(TxTree::Issues, &trees.issues);
-        }
-        if !self.events.is_empty() {
-            span.add(TxTree::Events, &trees.events);
-        }
-        if !self.logs.is_empty() {
-            span.add(TxTree::PingLogs, &trees.ping_logs);
-        }
-        if !self.upstream.is_empty() {
-            span.add(TxTree::Upstream, &trees.upstream);
-        }
-    }
-
-    /// Replays this write inside a transaction over (at least) the trees it touches.
-    fn write(
-        &self,
-        view: &[sled::transaction::TransactionalTree],
-        span: &TxSpan<'_>,
-    ) -> Result<(), ConflictableTransactionError<()>> {
-        let tx = |tree| span.view(view, tree);
-        for (key, value, deadlines) in &self.monitors {
-            tx(TxTree::Monitors).insert(key.as_slice(), value.as_slice())?;
-            match deadlines {
-                DeadlineWrite::Keep => {}
-                DeadlineWrite::Put(deadlines) => {
-                    tx(TxTree::Deadlines).insert(key.as_slice(), deadlines.as_slice())?;
-                }
-                DeadlineWrite::Remove => {
-                    tx(TxTree::Deadlines).remove(key.as_slice())?;
-                }
-            }
-        }
-        for (id, key, value) in &self.checkins {
-            let ids = tx(TxTree::CheckinIds);
-            let old = ids.get(id.as_bytes())?;
-            match old {
-                // Same key (an `ok` closing its `in_progress`): the index is right.
-                Some(old) if old.as_ref() == key.as_slice() => {}
-                Some(old) => {
-                    tx(TxTree::Checkins).remove(old)?;
-                    ids.insert(id.as_bytes(), key.as_slice())?;
-                }
-                None => {
-                    ids.insert(id.as_bytes(), key.as_slice())?;
-                }
-            }
-            tx(TxTree::Checkins).insert(key.as_slice(), value.as_slice())?;
-        }
-        for (key, value) in &self.incidents {
-            tx(TxTree::Incidents).insert(key.as_slice(), value.as_slice())?;
-        }
-        for delivery in &self.deliveries {
-            outbox::insert_new(
-                tx(TxTree::Outbox),
-                tx(TxTree::OutboxPending),
-                delivery,
-                self.now,
-            )?;
-        }
-        for (key, value) in &self.issues {
-            tx(TxTree::Issues).insert(key.as_slice(), value.as_slice())?;
-        }
-        for (key, payload) in &self.events {
-            tx(TxTree::Events).insert(key.as_slice(), payload.as_slice())?;
-        }
-        for (key, value) in &self.logs {
-            tx(TxTree::PingLogs).insert(key.as_slice(), value.as_slice())?;
-        }
-        for envelope in &self.upstream {
-            let upstream = tx(TxTree::Upstream);
-            let id = upstream.generate_id()?;
-            upstream.insert(&id.to_be_bytes(), envelope.as_slice())?;
-        }
-        Ok(())
-    }
-}
-
-/// Writes `group` in one transaction, in order (a later write set sees the earlier ones'
-/// writes). The transaction spans only the trees the group touches: sled's per-transaction
-/// cost grows with the number of trees, and a plain check-in touches three or four of the
-/// eleven.
-fn write_group(trees: &Trees, space: &space::Space, group: &[Prepared]) -> Result<(), StoreError> {
-    space.check()?;
-    let mut span = TxSpan::default();
-    for prepared in group {
-        prepared.touch(trees, &mut span);
-    }
-    if span.trees.is_empty() {
-        return Ok(());
-    }
-    span.trees
-        .as_slice()
-        .transaction(|view| {
-            for prepared in group {
-                prepared.write(view, &span)?;
-            }
-            Ok::<_, ConflictableTransactionError<()>>(())
-        })
-        .map_err(transaction_error)
 }
 
 /// What a commit does to a monitor environment's persisted deadlines.
@@ -876,54 +828,6 @@ enum DeadlineWrite {
     Put(Vec<u8>),
     /// It has none (disabled, or nothing expected yet).
     Remove,
-}
-
-/// The trees a commit can touch, in the order they are added to its transaction.
-#[derive(Clone, Copy)]
-enum TxTree {
-    Monitors,
-    Deadlines,
-    Checkins,
-    CheckinIds,
-    Incidents,
-    Outbox,
-    OutboxPending,
-    Issues,
-    Events,
-    PingLogs,
-    Upstream,
-}
-
-impl TxTree {
-    const COUNT: usize = TxTree::Upstream as usize + 1;
-}
-
-/// The trees of one commit's transaction and where each sits in it.
-#[derive(Default)]
-struct TxSpan<'t> {
-    trees: Vec<&'t sled::Tree>,
-    position: [Option<usize>; TxTree::COUNT],
-}
-
-impl<'t> TxSpan<'t> {
-    /// Adds `which` unless it is already in.
-    fn add(&mut self, which: TxTree, tree: &'t sled::Tree) {
-        if self.position[which as usize].is_none() {
-            self.position[which as usize] = Some(self.trees.len());
-            self.trees.push(tree);
-        }
-    }
-
-    /// The transactional view of `which`, which must have been added.
-    fn view<'v>(
-        &self,
-        view: &'v [sled::transaction::TransactionalTree],
-        which: TxTree,
-    ) -> &'v sled::transaction::TransactionalTree {
-        let position = self.position[which as usize]
-            .expect("a commit only writes to the trees it added to its transaction");
-        &view[position]
-    }
 }
 
 fn incident_key(incident: &Incident) -> Vec<u8> {

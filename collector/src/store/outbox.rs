@@ -5,8 +5,9 @@
 //! indexes the pending ones by `(channel, id)`, so a worker's read costs what its channel has
 //! pending, never the delivery history.
 //!
-//! New deliveries are written by [`insert_new`] inside the transaction of the state change
-//! that caused them, with ids drawn from sled's monotonic id generator in that transaction.
+//! New deliveries are written with the state change that caused them, atomically: by
+//! [`insert_new`] inside a transaction (probes), or as the writes [`new_entry`] describes in
+//! the group of the change (`redo.rs`), with ids drawn from sled's monotonic id generator.
 //! The writers of one subject are serialized (per-monitor and per-issue locks, one task per
 //! probe), so a subject's deliveries get increasing ids in commit order, which is the order
 //! the dispatcher's dedup relies on; deliveries about different subjects committed at the
@@ -75,11 +76,22 @@ pub(super) fn insert_new(
     delivery: &NewDelivery,
     now: DateTime<Utc>,
 ) -> Result<(), UnabortableTransactionError> {
-    let id = outbox.generate_id()?;
-    let entry = OutboxEntry::new(id, delivery.clone(), now);
-    outbox.insert(&id.to_be_bytes(), encode(&entry))?;
-    pending.insert(keys::pending(&entry.channel, id), &[][..])?;
+    let (id, entry, pending_key) = new_entry(outbox.generate_id()?, delivery, now);
+    outbox.insert(&id, entry)?;
+    pending.insert(pending_key, &[][..])?;
     Ok(())
+}
+
+/// The writes that add `delivery` as new pending entry `id`: its `outbox` key and value and
+/// its `outbox_pending` key (the value is empty).
+pub(super) fn new_entry(
+    id: u64,
+    delivery: &NewDelivery,
+    now: DateTime<Utc>,
+) -> ([u8; 8], Vec<u8>, Vec<u8>) {
+    let entry = OutboxEntry::new(id, delivery.clone(), now);
+    let pending = keys::pending(&entry.channel, id);
+    (id.to_be_bytes(), encode(&entry), pending)
 }
 
 impl Store {

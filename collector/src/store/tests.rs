@@ -85,9 +85,8 @@ fn open() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-#[test]
-fn a_commit_is_read_back_whole() {
-    let (_dir, store) = open();
+/// A write set touching every tree a commit writes.
+fn everything() -> (WriteSet, MonitorEnv) {
     let mut m = monitor("job");
     m.open_incident = Some(incident("job", false));
     let set = WriteSet {
@@ -128,15 +127,19 @@ fn a_commit_is_read_back_whole() {
         upstream: vec![b"{}\n".to_vec()],
         ..WriteSet::default()
     };
-    store.commit(&set, at(0)).unwrap();
-    assert_eq!(store.monitor(&key("job")).unwrap(), Some(m));
+    (set, m)
+}
+
+/// Asserts that all of [`everything`] is stored, once.
+fn assert_everything(store: &Store, m: &MonitorEnv) {
+    assert_eq!(store.monitor(&key("job")).unwrap().as_ref(), Some(m));
     assert_eq!(
         store.checkin(Uuid::from_u128(1)).unwrap(),
         Some(checkin("job", 1, 0))
     );
     assert_eq!(store.checkins(&key("job"), 10).unwrap().len(), 1);
     assert_eq!(store.incidents(true).unwrap(), vec![incident("job", false)]);
-    let pending = crate::alert::Outbox::pending(&store, "log", 10).unwrap();
+    let pending = crate::alert::Outbox::pending(store, "log", 10).unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].created_at, at(0));
     assert_eq!(
@@ -144,10 +147,100 @@ fn a_commit_is_read_back_whole() {
         vec![b"{}".to_vec()]
     );
     assert_eq!(store.logs(&key("job"), 10).unwrap()[0].body, "hello");
+    assert_eq!(store.upstream_oldest(10).unwrap().len(), 1);
     let deadlines = store.deadlines().unwrap();
     assert_eq!(deadlines.len(), 1);
     assert_eq!(deadlines[0].1[0].kind, DeadlineKind::Missed);
     assert_eq!(deadlines[0].1[0].at, at(120));
+}
+
+#[test]
+fn a_commit_is_read_back_whole() {
+    let (_dir, store) = open();
+    let (set, m) = everything();
+    store.commit(&set, at(0)).unwrap();
+    assert_everything(&store, &m);
+}
+
+#[test]
+fn a_group_a_crash_cut_short_is_completed_on_open() {
+    let (set, m) = everything();
+    // The write set makes 11 writes; cut before the first, in the middle and before the last.
+    for cut in [0, 1, 5, 10] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let prepared = store.prepare(&set, at(0)).unwrap();
+            store
+                .inner
+                .writer
+                .lock()
+                .write_group_cut(
+                    &store.inner.db,
+                    &store.inner.trees,
+                    std::slice::from_ref(&prepared),
+                    cut,
+                )
+                .unwrap();
+            store.flush_blocking().unwrap();
+        }
+        let store = reopen(dir.path()).unwrap();
+        assert_everything(&store, &m);
+        // Completed once: opening again replays nothing more.
+        drop(store);
+        let store = reopen(dir.path()).unwrap();
+        assert_everything(&store, &m);
+    }
+}
+
+#[test]
+fn a_complete_group_is_never_replayed_over_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut later = monitor("b");
+    later.seq = 7;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        // Two write sets in one group (redo slots 0 and 1), then one alone (slot 0 again):
+        // slot 1 keeps a record of the first group.
+        let first = [
+            store
+                .prepare(
+                    &WriteSet {
+                        monitors: vec![monitor("a")],
+                        ..WriteSet::default()
+                    },
+                    at(0),
+                )
+                .unwrap(),
+            store
+                .prepare(
+                    &WriteSet {
+                        monitors: vec![monitor("b")],
+                        ..WriteSet::default()
+                    },
+                    at(0),
+                )
+                .unwrap(),
+        ];
+        let mut writer = store.inner.writer.lock();
+        writer
+            .write_group(&store.inner.db, &store.inner.trees, &first)
+            .unwrap();
+        drop(writer);
+        store
+            .commit(
+                &WriteSet {
+                    monitors: vec![later.clone()],
+                    ..WriteSet::default()
+                },
+                at(1),
+            )
+            .unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let store = reopen(dir.path()).unwrap();
+    assert_eq!(store.monitor(&key("b")).unwrap(), Some(later));
+    assert_eq!(store.monitor(&key("a")).unwrap(), Some(monitor("a")));
 }
 
 #[test]
@@ -456,4 +549,41 @@ fn a_pruned_run_is_not_answered_from_the_cache() {
     assert_eq!(store.checkin(stale.id).unwrap(), Some(stale.clone()));
     assert!(store.prune_monitor(&key("job"), 2, &[]).unwrap());
     assert_eq!(store.checkin(stale.id).unwrap(), None);
+}
+
+#[test]
+fn retention_with_a_write_counts_what_the_write_adds() {
+    let (_dir, store) = open();
+    let checkins: Vec<CheckIn> = (0..5).map(|n| checkin("job", n, n as i64)).collect();
+    store
+        .commit(
+            &WriteSet {
+                checkins,
+                ..WriteSet::default()
+            },
+            at(0),
+        )
+        .unwrap();
+    // A new check-in and an update of the newest one, with retention to 3, sparing id 0.
+    let set = WriteSet {
+        monitors: vec![monitor("job")],
+        checkins: vec![checkin("job", 9, 9), checkin("job", 4, 4)],
+        prune: vec![Prune {
+            key: key("job"),
+            keep: 3,
+            protect: vec![Uuid::from_u128(0)],
+        }],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(9)).unwrap();
+    let ids: Vec<u128> = store
+        .checkins(&key("job"), 10)
+        .unwrap()
+        .iter()
+        .map(|c| c.id.as_u128())
+        .collect();
+    assert_eq!(ids, vec![9, 4, 3, 0], "the newest 3 and the protected run");
+    assert_eq!(store.checkin(Uuid::from_u128(1)).unwrap(), None);
+    assert_eq!(store.checkin(Uuid::from_u128(2)).unwrap(), None);
+    assert!(store.checkin(Uuid::from_u128(0)).unwrap().is_some());
 }

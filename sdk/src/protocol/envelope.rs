@@ -262,29 +262,33 @@ pub fn decode_body(
     encoding: ContentEncoding,
     limit: usize,
 ) -> Result<Vec<u8>, DecodeError> {
-    fn read_bounded(
-        reader: impl Read,
+    /// Decodes twice: first only counting (into `io::sink`, stopping one byte past the
+    /// limit), then into a buffer of exactly that size. A bomb so costs CPU for at most
+    /// `limit + 1` bytes and no memory; a good body costs one exact allocation instead of a
+    /// doubling `Vec` whose discarded halves the allocator may keep resident.
+    fn read_bounded<R: Read>(
+        reader: impl Fn() -> R,
         encoding: &'static str,
         limit: usize,
     ) -> Result<Vec<u8>, DecodeError> {
-        let mut out = Vec::new();
-        reader
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| DecodeError::Corrupt {
-                encoding,
-                reason: e.to_string(),
-            })?;
-        if out.len() > limit {
+        let corrupt = |e: std::io::Error| DecodeError::Corrupt {
+            encoding,
+            reason: e.to_string(),
+        };
+        let len = std::io::copy(&mut reader().take(limit as u64 + 1), &mut std::io::sink())
+            .map_err(corrupt)?;
+        if len > limit as u64 {
             return Err(DecodeError::TooLarge { limit });
         }
+        let mut out = Vec::with_capacity(len as usize);
+        reader().take(len).read_to_end(&mut out).map_err(corrupt)?;
         Ok(out)
     }
     match encoding {
         ContentEncoding::Identity if body.len() > limit => Err(DecodeError::TooLarge { limit }),
         ContentEncoding::Identity => Ok(body.to_vec()),
         ContentEncoding::Gzip => {
-            read_bounded(flate2::read::MultiGzDecoder::new(body), "gzip", limit)
+            read_bounded(|| flate2::read::MultiGzDecoder::new(body), "gzip", limit)
         }
         ContentEncoding::Deflate => {
             // RFC 9110 says zlib-wrapped; some clients send raw deflate. A zlib stream starts
@@ -293,9 +297,9 @@ pub fn decode_body(
                 && body[0] & 0x0f == 8
                 && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0;
             if zlib {
-                read_bounded(flate2::read::ZlibDecoder::new(body), "deflate", limit)
+                read_bounded(|| flate2::read::ZlibDecoder::new(body), "deflate", limit)
             } else {
-                read_bounded(flate2::read::DeflateDecoder::new(body), "deflate", limit)
+                read_bounded(|| flate2::read::DeflateDecoder::new(body), "deflate", limit)
             }
         }
     }

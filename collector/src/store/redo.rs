@@ -1,0 +1,372 @@
+//! How a group of write sets reaches sled atomically without a sled transaction.
+//!
+//! **Why not a transaction.** In sled 0.34 every transaction seals two log buffers and wakes
+//! sled's whole I/O thread pool for each, and takes a process-wide lock every other sled
+//! operation then waits on; with one transaction per group that was still a quarter of the
+//! collector's CPU at full load (`benches/README.md`, "Collector ingest"). Plain inserts do
+//! none of that.
+//!
+//! **How atomicity is kept.** A group is written as:
+//!
+//! 1. one *redo record* per write set in the `redo` tree (slot = its position in the group):
+//!    the group's number and every put and remove the write set makes, as raw keys and values;
+//! 2. those puts and removes, as plain sled inserts and removes, in order;
+//! 3. the group's number under `redo_done` in `meta`.
+//!
+//! sled recovers a prefix of its one log. So after a crash, either `redo_done` holds the
+//! group's number and every write before it survived, or it does not and the group may be
+//! cut anywhere in step 2, but then every redo record of the group survived (they precede
+//! every write they describe). [`recover`] replays, on open, the redo records numbered above
+//! `redo_done`: puts and removes of final values, so replaying a write that did survive
+//! changes nothing. At most one group is ever incomplete: a group starts only after the
+//! previous one wrote its `redo_done`.
+//!
+//! Nothing here decides durability: the group is acknowledged only after the flush that
+//! follows it (`committer.rs`), as before.
+//!
+//! **Other writers.** Writes made outside a group (retention, deliveries marked sent, probe
+//! state) touch a key of a group only after the group was answered, so after its `redo_done`;
+//! if such a write survives a crash, so did `redo_done`, and no replay can undo it.
+
+use super::{DeadlineWrite, Prepared, StoreError, Trees, outbox};
+
+/// Key in `meta` of the number of the last group whose writes were all made.
+const DONE_KEY: &[u8] = b"redo_done";
+
+/// The trees a group writes to; the number is the tree's tag in redo records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum TreeId {
+    Monitors = 0,
+    Deadlines = 1,
+    Checkins = 2,
+    CheckinIds = 3,
+    Incidents = 4,
+    Outbox = 5,
+    OutboxPending = 6,
+    Issues = 7,
+    Events = 8,
+    PingLogs = 9,
+    Upstream = 10,
+}
+
+impl TreeId {
+    const ALL: [TreeId; 11] = [
+        TreeId::Monitors,
+        TreeId::Deadlines,
+        TreeId::Checkins,
+        TreeId::CheckinIds,
+        TreeId::Incidents,
+        TreeId::Outbox,
+        TreeId::OutboxPending,
+        TreeId::Issues,
+        TreeId::Events,
+        TreeId::PingLogs,
+        TreeId::Upstream,
+    ];
+
+    fn tree(self, trees: &Trees) -> &sled::Tree {
+        match self {
+            TreeId::Monitors => &trees.monitors,
+            TreeId::Deadlines => &trees.deadlines,
+            TreeId::Checkins => &trees.checkins,
+            TreeId::CheckinIds => &trees.checkin_ids,
+            TreeId::Incidents => &trees.incidents,
+            TreeId::Outbox => &trees.outbox,
+            TreeId::OutboxPending => &trees.outbox_pending,
+            TreeId::Issues => &trees.issues,
+            TreeId::Events => &trees.events,
+            TreeId::PingLogs => &trees.ping_logs,
+            TreeId::Upstream => &trees.upstream,
+        }
+    }
+}
+
+/// One raw write: `value` put under `key`, or the key removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Op {
+    tree: TreeId,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+impl Op {
+    fn put(tree: TreeId, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Op {
+        Op {
+            tree,
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+
+    fn remove(tree: TreeId, key: impl Into<Vec<u8>>) -> Op {
+        Op {
+            tree,
+            key: key.into(),
+            value: None,
+        }
+    }
+
+    fn apply(&self, trees: &Trees) -> Result<(), sled::Error> {
+        let tree = self.tree.tree(trees);
+        match &self.value {
+            Some(value) => tree.insert(self.key.as_slice(), value.as_slice()).map(drop),
+            None => tree.remove(self.key.as_slice()).map(drop),
+        }
+    }
+}
+
+/// The single writer of groups: the committer thread, or a caller of `Store::commit`, one at
+/// a time (the store keeps it behind a mutex).
+#[derive(Debug)]
+pub(super) struct Writer {
+    /// Number of the next group.
+    next: u64,
+}
+
+impl Writer {
+    /// Writes `group`: redo records, the writes, the group's `redo_done`. Reads sled for what
+    /// the writes depend on (a check-in's previous index entry, new outbox ids), which the
+    /// write sets of one group never share (their monitors and issues are distinct).
+    pub(super) fn write_group(
+        &mut self,
+        db: &sled::Db,
+        trees: &Trees,
+        group: &[Prepared],
+    ) -> Result<(), StoreError> {
+        self.write(db, trees, group, None)
+    }
+
+    /// [`Writer::write_group`] as a crash would leave it: the redo records and the first `cut`
+    /// writes only.
+    #[cfg(test)]
+    pub(super) fn write_group_cut(
+        &mut self,
+        db: &sled::Db,
+        trees: &Trees,
+        group: &[Prepared],
+        cut: usize,
+    ) -> Result<(), StoreError> {
+        self.write(db, trees, group, Some(cut))
+    }
+
+    fn write(
+        &mut self,
+        db: &sled::Db,
+        trees: &Trees,
+        group: &[Prepared],
+        cut: Option<usize>,
+    ) -> Result<(), StoreError> {
+        let number = self.next;
+        let sets = group
+            .iter()
+            .map(|prepared| resolve(db, trees, prepared))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (slot, ops) in sets.iter().enumerate() {
+            let slot = u32::try_from(slot).expect("groups are small");
+            trees
+                .redo
+                .insert(slot.to_be_bytes(), encode_record(number, ops))?;
+        }
+        for op in sets.iter().flatten().take(cut.unwrap_or(usize::MAX)) {
+            op.apply(trees)?;
+        }
+        if cut.is_some() {
+            return Ok(());
+        }
+        trees.meta.insert(DONE_KEY, &number.to_be_bytes())?;
+        self.next = number + 1;
+        Ok(())
+    }
+}
+
+/// The raw writes of one write set, in the order they are made.
+fn resolve(db: &sled::Db, trees: &Trees, set: &Prepared) -> Result<Vec<Op>, StoreError> {
+    let mut ops = Vec::with_capacity(set.monitors.len() * 2 + set.checkins.len() * 2);
+    for (key, value, deadlines) in &set.monitors {
+        ops.push(Op::put(TreeId::Monitors, key.as_slice(), value.as_slice()));
+        match deadlines {
+            DeadlineWrite::Keep => {}
+            DeadlineWrite::Put(deadlines) => {
+                ops.push(Op::put(
+                    TreeId::Deadlines,
+                    key.as_slice(),
+                    deadlines.as_slice(),
+                ));
+            }
+            DeadlineWrite::Remove => ops.push(Op::remove(TreeId::Deadlines, key.as_slice())),
+        }
+    }
+    for (id, key, value) in &set.checkins {
+        match trees.checkin_ids.get(id.as_bytes())? {
+            // Same key (an `ok` closing its `in_progress`): the index is right.
+            Some(old) if old.as_ref() == key.as_slice() => {}
+            Some(old) => {
+                ops.push(Op::remove(TreeId::Checkins, old.as_ref()));
+                ops.push(Op::put(TreeId::CheckinIds, id.as_bytes(), key.as_slice()));
+            }
+            None => ops.push(Op::put(TreeId::CheckinIds, id.as_bytes(), key.as_slice())),
+        }
+        ops.push(Op::put(TreeId::Checkins, key.as_slice(), value.as_slice()));
+    }
+    for (key, value) in &set.incidents {
+        ops.push(Op::put(TreeId::Incidents, key.as_slice(), value.as_slice()));
+    }
+    for delivery in &set.deliveries {
+        let (id, entry, pending) = outbox::new_entry(db.generate_id()?, delivery, set.now);
+        ops.push(Op::put(TreeId::Outbox, id, entry));
+        ops.push(Op::put(TreeId::OutboxPending, pending, Vec::new()));
+    }
+    for (key, value) in &set.issues {
+        ops.push(Op::put(TreeId::Issues, key.as_slice(), value.as_slice()));
+    }
+    for (key, payload) in &set.events {
+        ops.push(Op::put(TreeId::Events, key.as_slice(), payload.as_slice()));
+    }
+    for (key, value) in &set.logs {
+        ops.push(Op::put(TreeId::PingLogs, key.as_slice(), value.as_slice()));
+    }
+    for envelope in &set.upstream {
+        let id = db.generate_id()?.to_be_bytes();
+        ops.push(Op::put(TreeId::Upstream, id, envelope.as_slice()));
+    }
+    for (tree, key) in &set.removes {
+        ops.push(Op::remove(*tree, key.as_slice()));
+    }
+    Ok(ops)
+}
+
+/// Completes the group a crash cut short, if any; returns the writer that numbers the next.
+/// Called on open, before anything else writes.
+pub(super) fn recover(trees: &Trees) -> Result<Writer, StoreError> {
+    let done = match trees.meta.get(DONE_KEY)? {
+        Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| corrupt("`redo_done` is not 8 bytes"))?,
+        None => 0,
+    };
+    let mut replay = Vec::new();
+    let mut last = done;
+    for entry in trees.redo.iter() {
+        let (_, record) = entry?;
+        let (number, ops) = decode_record(&record)?;
+        // Older slots of earlier, complete groups linger until overwritten: skip them.
+        if number > done {
+            last = last.max(number);
+            replay.push((number, ops));
+        }
+    }
+    // Only the last group can be incomplete; anything else above `done` is a bug or damage.
+    if let Some((number, _)) = replay.iter().find(|(number, _)| *number != last) {
+        return Err(corrupt(&format!(
+            "redo records of groups {number} and {last} are both incomplete"
+        )));
+    }
+    if !replay.is_empty() {
+        tracing::warn!(
+            group = last,
+            write_sets = replay.len(),
+            "completing the group of writes a crash interrupted"
+        );
+        for op in replay.iter().flat_map(|(_, ops)| ops) {
+            op.apply(trees)?;
+        }
+        trees.meta.insert(DONE_KEY, &last.to_be_bytes())?;
+    }
+    trees.redo.clear()?;
+    Ok(Writer { next: last + 1 })
+}
+
+fn corrupt(why: &str) -> StoreError {
+    StoreError::Redo(why.to_owned())
+}
+
+/// `number` (u64 BE), then per op: tree tag (u8), key length (u32 BE), key, then either
+/// `0xff` for a remove or `0x00`, value length (u32 BE), value.
+fn encode_record(number: u64, ops: &[Op]) -> Vec<u8> {
+    let size: usize = ops
+        .iter()
+        .map(|op| 10 + op.key.len() + op.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut out = Vec::with_capacity(8 + size);
+    out.extend_from_slice(&number.to_be_bytes());
+    for op in ops {
+        out.push(op.tree as u8);
+        put_bytes(&mut out, &op.key);
+        match &op.value {
+            None => out.push(0xff),
+            Some(value) => {
+                out.push(0);
+                put_bytes(&mut out, value);
+            }
+        }
+    }
+    out
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).expect("keys and values are far below 4 GiB");
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn decode_record(mut record: &[u8]) -> Result<(u64, Vec<Op>), StoreError> {
+    let number = u64::from_be_bytes(take::<8>(&mut record)?);
+    let mut ops = Vec::new();
+    while !record.is_empty() {
+        let [tag] = take::<1>(&mut record)?;
+        let tree = *TreeId::ALL
+            .get(usize::from(tag))
+            .ok_or_else(|| corrupt("redo record names an unknown tree"))?;
+        let key = take_bytes(&mut record)?;
+        let value = match take::<1>(&mut record)? {
+            [0xff] => None,
+            [0] => Some(take_bytes(&mut record)?),
+            _ => return Err(corrupt("redo record has a bad op marker")),
+        };
+        ops.push(Op { tree, key, value });
+    }
+    Ok((number, ops))
+}
+
+fn take<const N: usize>(record: &mut &[u8]) -> Result<[u8; N], StoreError> {
+    let (head, rest) = record
+        .split_first_chunk::<N>()
+        .ok_or_else(|| corrupt("redo record is truncated"))?;
+    *record = rest;
+    Ok(*head)
+}
+
+fn take_bytes(record: &mut &[u8]) -> Result<Vec<u8>, StoreError> {
+    let len = u32::from_be_bytes(take::<4>(record)?) as usize;
+    if record.len() < len {
+        return Err(corrupt("redo record is truncated"));
+    }
+    let (bytes, rest) = record.split_at(len);
+    *record = rest;
+    Ok(bytes.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let ops = vec![
+            Op::put(TreeId::Monitors, b"m".to_vec(), b"{}".to_vec()),
+            Op::remove(TreeId::Deadlines, b"m".to_vec()),
+            Op::put(TreeId::OutboxPending, b"p".to_vec(), Vec::new()),
+            Op::put(TreeId::Upstream, 7u64.to_be_bytes(), vec![0xff; 300]),
+        ];
+        let record = encode_record(42, &ops);
+        assert_eq!(decode_record(&record).unwrap(), (42, ops));
+        // Every truncation is refused, never misread.
+        for len in 0..record.len() {
+            if let Ok((_, ops)) = decode_record(&record[..len]) {
+                // A cut exactly between two ops decodes the ops before it; anything else fails.
+                assert!(ops.len() < 4, "cut at {len} decoded everything");
+            }
+        }
+    }
+}
