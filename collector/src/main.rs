@@ -11,7 +11,9 @@ use watchpost_collector::server;
 
 /// mimalloc instead of glibc's malloc: the request path allocates and frees many small
 /// buffers on several threads, where glibc's arenas spent measurable time consolidating
-/// (`benches/README.md`, "Collector ingest").
+/// (`benches/README.md`, "Collector ingest"). Built with `no_thp`: with transparent huge
+/// pages, mimalloc's eagerly committed first arena made 45 MB resident at idle (60 MB instead
+/// of 15 MB); without, the same throughput.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
