@@ -450,6 +450,52 @@ async fn waiters_share_one_flush_and_writes_survive_a_reopen() {
     assert_eq!(reopened.checkins(&key("job"), 100).unwrap().len(), 10);
 }
 
+/// Concurrent requests go through the committer: every write set is stored whole, and each
+/// becomes durable by the committer's own flush after its group (no flusher task runs here),
+/// groups sharing flushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_are_grouped_and_flushed_by_the_committer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let writers: Vec<_> = (0..200u128)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let slug = format!("job-{n}");
+                let set = WriteSet {
+                    monitors: vec![monitor(&slug)],
+                    checkins: vec![checkin(&slug, n, 0)],
+                    ..WriteSet::default()
+                };
+                let seq = store.commit_async(&set, at(0)).await.unwrap();
+                tokio::time::timeout(std::time::Duration::from_secs(10), store.wait_durable(seq))
+                    .await
+                    .expect("durable without asking the flusher")
+                    .unwrap();
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let flushes = store.stats().flushes;
+    assert!(
+        (1..200).contains(&flushes),
+        "200 concurrent writes, {flushes} flushes"
+    );
+    drop(store);
+
+    let reopened = reopen(dir.path()).unwrap();
+    assert_eq!(reopened.monitors(Some(1)).unwrap().len(), 200);
+    for n in 0..200u128 {
+        let slug = format!("job-{n}");
+        assert_eq!(
+            reopened.checkin(Uuid::from_u128(n)).unwrap(),
+            Some(checkin(&slug, n, 0)),
+        );
+    }
+}
+
 /// The hot cache answers `monitor` and `checkin` reads and lets a commit skip rewriting
 /// unchanged deadlines: what a fresh process reads from disk must still be exactly what the
 /// last commit said, through keep, change, removal and deletion.
