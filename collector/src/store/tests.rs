@@ -66,10 +66,12 @@ fn reopen(path: &std::path::Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match Store::open(path) {
+            // sled reports the lock conflict either as `WouldBlock` or wrapped in an `Other`.
             Err(StoreError::Open {
                 source: sled::Error::Io(error),
                 ..
-            }) if error.kind() == std::io::ErrorKind::WouldBlock
+            }) if (error.kind() == std::io::ErrorKind::WouldBlock
+                || error.to_string().contains("could not acquire lock"))
                 && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
@@ -632,4 +634,34 @@ fn retention_with_a_write_counts_what_the_write_adds() {
     assert_eq!(store.checkin(Uuid::from_u128(1)).unwrap(), None);
     assert_eq!(store.checkin(Uuid::from_u128(2)).unwrap(), None);
     assert!(store.checkin(Uuid::from_u128(0)).unwrap().is_some());
+}
+
+#[test]
+fn a_large_write_set_is_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let monitors: Vec<MonitorEnv> = (0..300).map(|n| monitor(&format!("job-{n}"))).collect();
+    let checkins: Vec<CheckIn> = (0..300u128)
+        .map(|n| checkin(&format!("job-{n}"), n, 0))
+        .collect();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let set = WriteSet {
+            monitors: monitors.clone(),
+            checkins,
+            ..WriteSet::default()
+        };
+        // Over the size at which it is one transaction of its own rather than redo records.
+        assert!(store.prepare(&set, at(0)).unwrap().monitors.len() == 300);
+        store.commit(&set, at(0)).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let store = reopen(dir.path()).unwrap();
+    assert_eq!(store.monitors(Some(1)).unwrap().len(), 300);
+    assert_eq!(store.deadlines().unwrap().len(), 300);
+    for n in 0..300u128 {
+        assert_eq!(
+            store.checkin(Uuid::from_u128(n)).unwrap(),
+            Some(checkin(&format!("job-{n}"), n, 0))
+        );
+    }
 }
