@@ -421,7 +421,7 @@ mod tests {
         let records = encode_records(42, &ops);
         assert_eq!(records.len(), 1);
         let record = &records[0];
-        assert_eq!(decode_record(record).unwrap(), (42, ops.clone()));
+        assert_eq!(decode_record(record).unwrap(), (42, ops));
         // Every truncation is refused, never misread.
         for len in 0..record.len() {
             if let Ok((_, ops)) = decode_record(&record[..len]) {

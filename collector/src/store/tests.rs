@@ -646,7 +646,7 @@ fn a_large_write_set_is_written_whole() {
     {
         let store = Store::open(dir.path()).unwrap();
         let set = WriteSet {
-            monitors: monitors.clone(),
+            monitors,
             checkins,
             ..WriteSet::default()
         };
