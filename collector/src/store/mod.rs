@@ -639,15 +639,28 @@ impl Store {
             .collect();
         let mut removes = Vec::new();
         let mut pruned = Vec::new();
-        let mut seen = Vec::new();
-        for prune in &set.prune {
-            if seen.contains(&&prune.key) {
-                continue;
-            }
-            seen.push(&prune.key);
-            // Retention is cleanup: a failed scan loses nothing and must not fail the write.
-            if let Err(error) = self.retention(set, prune, &mut removes, &mut pruned) {
-                tracing::warn!(%error, "retention failed");
+        if !set.prune.is_empty() {
+            // Indexed once: a sweep's write set prunes hundreds of monitors.
+            let written = Written {
+                checkins: set.checkins.iter().fold(HashMap::new(), |mut by, c| {
+                    by.entry(&c.key).or_insert_with(Vec::new).push(c.id);
+                    by
+                }),
+                ids: set.checkins.iter().map(|c| c.id).collect(),
+                logs: set.logs.iter().fold(HashMap::new(), |mut by, l| {
+                    *by.entry(&l.key).or_insert(0) += 1;
+                    by
+                }),
+            };
+            let mut seen = std::collections::HashSet::new();
+            for prune in &set.prune {
+                if !seen.insert(&prune.key) {
+                    continue;
+                }
+                // Retention is cleanup: a failed scan loses nothing and must not fail the write.
+                if let Err(error) = self.retention(&written, prune, &mut removes, &mut pruned) {
+                    tracing::warn!(%error, "retention failed");
+                }
             }
         }
         Ok(Prepared {
@@ -670,7 +683,7 @@ impl Store {
     /// lock, so nothing changes between this scan and the write.
     fn retention(
         &self,
-        set: &WriteSet,
+        written: &Written<'_>,
         prune: &Prune,
         removes: &mut Vec<(redo::TreeId, Vec<u8>)>,
         pruned: &mut Vec<Uuid>,
@@ -679,8 +692,8 @@ impl Store {
         let prefix = keys::monitor(&prune.key);
         // What this write adds counts toward `keep`: after it, at most `keep` are left.
         let mut added = 0;
-        for checkin in set.checkins.iter().filter(|c| c.key == prune.key) {
-            if t.checkin_ids.get(checkin.id.as_bytes())?.is_none() {
+        for id in written.checkins.get(&prune.key).into_iter().flatten() {
+            if t.checkin_ids.get(id.as_bytes())?.is_none() {
                 added += 1;
             }
         }
@@ -690,7 +703,7 @@ impl Store {
             let Some(id) = keys::timed_id(&key) else {
                 continue;
             };
-            if prune.protect.contains(&id) || set.checkins.iter().any(|c| c.id == id) {
+            if prune.protect.contains(&id) || written.ids.contains(&id) {
                 continue;
             }
             if t.checkin_ids.get(id.as_bytes())?.as_deref() == Some(&key[..]) {
@@ -699,7 +712,7 @@ impl Store {
             removes.push((redo::TreeId::Checkins, key.to_vec()));
             pruned.push(id);
         }
-        let added = set.logs.iter().filter(|l| l.key == prune.key).count();
+        let added = written.logs.get(&prune.key).copied().unwrap_or(0);
         let keep = prune.keep.saturating_sub(added);
         for entry in t.ping_logs.scan_prefix(&prefix).keys().rev().skip(keep) {
             removes.push((redo::TreeId::PingLogs, entry?.to_vec()));
@@ -819,6 +832,16 @@ impl Prepared {
             && self.upstream.is_empty()
             && self.removes.is_empty()
     }
+}
+
+/// What a write set stores, indexed for its retention.
+struct Written<'a> {
+    /// New or updated check-in ids, per monitor environment.
+    checkins: HashMap<&'a MonitorKey, Vec<Uuid>>,
+    /// All of them.
+    ids: std::collections::HashSet<Uuid>,
+    /// Log entries per monitor environment.
+    logs: HashMap<&'a MonitorKey, usize>,
 }
 
 /// What a commit does to a monitor environment's persisted deadlines.

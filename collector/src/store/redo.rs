@@ -205,15 +205,24 @@ fn size(ops: &[Op]) -> usize {
         .sum()
 }
 
-/// Makes `ops` in one sled transaction over every tree a group writes.
+/// Makes `ops` in one sled transaction over the trees they touch (sled's cost per transaction
+/// grows with the number of trees in it).
 fn apply_in_transaction(trees: &Trees, ops: &[Op]) -> Result<(), StoreError> {
     use sled::Transactional;
     use sled::transaction::{ConflictableTransactionError, TransactionError};
-    let all: Vec<&sled::Tree> = TreeId::ALL.iter().map(|id| id.tree(trees)).collect();
-    all.as_slice()
+    let mut position = [usize::MAX; TreeId::ALL.len()];
+    let mut touched: Vec<&sled::Tree> = Vec::new();
+    for op in ops {
+        if position[op.tree as usize] == usize::MAX {
+            position[op.tree as usize] = touched.len();
+            touched.push(op.tree.tree(trees));
+        }
+    }
+    touched
+        .as_slice()
         .transaction(|view| {
             for op in ops {
-                let tree = &view[op.tree as usize];
+                let tree = &view[position[op.tree as usize]];
                 match &op.value {
                     Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
                     None => tree.remove(op.key.as_slice())?,
