@@ -546,8 +546,8 @@ impl Store {
     }
 
     /// [`Store::commit`] for the request path: the write set is encoded on the caller's
-    /// thread, then written by the committer thread in one transaction together with every
-    /// other write set submitted meanwhile (see `committer.rs`). Same result, same atomicity
+    /// thread, then written by the committer thread in one group together with every other
+    /// write set submitted meanwhile (see `committer.rs`). Same result, same atomicity
     /// for `set`; far cheaper per write under concurrent load.
     pub async fn commit_async(
         &self,
@@ -801,9 +801,9 @@ impl Store {
     }
 }
 
-/// A [`WriteSet`] encoded for sled: every key and value it writes, computed outside the
-/// transaction (whose closure sled may retry) and outside the committer thread.
-pub(crate) struct Prepared {
+/// A [`WriteSet`] encoded for sled: every key and value it writes, computed on the caller's
+/// thread rather than on the committer thread, which every write waits for.
+struct Prepared {
     monitors: Vec<(Vec<u8>, Vec<u8>, DeadlineWrite)>,
     checkins: Vec<(Uuid, Vec<u8>, Vec<u8>)>,
     incidents: Vec<(Vec<u8>, Vec<u8>)>,
@@ -874,6 +874,7 @@ impl StoreError {
                 available: *available,
             },
             StoreError::Closed => StoreError::Closed,
+            StoreError::Redo(why) => StoreError::Redo(why.clone()),
             other => StoreError::Flush(other.to_string()),
         }
     }

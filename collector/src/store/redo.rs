@@ -22,9 +22,6 @@
 //! changes nothing. At most one group is ever incomplete: a group starts only after the
 //! previous one wrote its `redo_done`.
 //!
-//! A write set larger than 64 KiB (a sweep of hundreds of monitors) is the exception: it is
-//! written as one sled transaction of its own, atomic by itself, before the group's records.
-//!
 //! Nothing here decides durability: the group is acknowledged only after the flush that
 //! follows it (`committer.rs`), as before.
 //!
@@ -162,20 +159,10 @@ impl Writer {
         cut: Option<usize>,
     ) -> Result<(), StoreError> {
         let number = self.next;
-        let resolved = group
+        let sets = group
             .iter()
             .map(|prepared| resolve(db, trees, prepared))
             .collect::<Result<Vec<_>, _>>()?;
-        // A large write set (a sweep of hundreds of monitors) is one sled transaction of its
-        // own: atomic by itself, and its redo records would double a large write for nothing
-        // (measured: a 256-monitor sweep 73 ms as a transaction, 110-127 ms with redo records).
-        // Write sets of one group are independent, so the order between the two kinds is free.
-        let (large, sets): (Vec<Vec<Op>>, Vec<Vec<Op>>) = resolved
-            .into_iter()
-            .partition(|ops| cut.is_none() && size(ops) > LARGE_WRITE_SET);
-        for ops in &large {
-            apply_in_transaction(trees, ops)?;
-        }
         let mut slot: u32 = 0;
         for ops in &sets {
             for record in encode_records(number, ops) {
@@ -193,48 +180,6 @@ impl Writer {
         self.next = number + 1;
         Ok(())
     }
-}
-
-/// Bytes of keys and values above which a write set is written as a sled transaction rather
-/// than with redo records.
-const LARGE_WRITE_SET: usize = 64 * 1024;
-
-fn size(ops: &[Op]) -> usize {
-    ops.iter()
-        .map(|op| op.key.len() + op.value.as_ref().map_or(0, Vec::len))
-        .sum()
-}
-
-/// Makes `ops` in one sled transaction over the trees they touch (sled's cost per transaction
-/// grows with the number of trees in it).
-fn apply_in_transaction(trees: &Trees, ops: &[Op]) -> Result<(), StoreError> {
-    use sled::Transactional;
-    use sled::transaction::{ConflictableTransactionError, TransactionError};
-    let mut position = [usize::MAX; TreeId::ALL.len()];
-    let mut touched: Vec<&sled::Tree> = Vec::new();
-    for op in ops {
-        if position[op.tree as usize] == usize::MAX {
-            position[op.tree as usize] = touched.len();
-            touched.push(op.tree.tree(trees));
-        }
-    }
-    touched
-        .as_slice()
-        .transaction(|view| {
-            for op in ops {
-                let tree = &view[position[op.tree as usize]];
-                match &op.value {
-                    Some(value) => tree.insert(op.key.as_slice(), value.as_slice())?,
-                    None => tree.remove(op.key.as_slice())?,
-                };
-            }
-            Ok::<_, ConflictableTransactionError<()>>(())
-        })
-        .map_err(|error| match error {
-            TransactionError::Storage(e) => StoreError::Sled(e),
-            // The closure never aborts.
-            TransactionError::Abort(()) => StoreError::Redo("transaction aborted".into()),
-        })
 }
 
 /// The raw writes of one write set, in the order they are made.
@@ -339,8 +284,8 @@ fn corrupt(why: &str) -> StoreError {
 }
 
 /// Redo records are cut at about this size: sled 0.34 writes a value over 128 KiB (a quarter
-/// of its 512 KiB log segment) as a separate blob file, which a sweep's write set of 256
-/// monitors would otherwise be, at several times the cost of inline records.
+/// of its 512 KiB log segment) as a separate blob file, which the record of a sweep's write
+/// set of 256 monitors (~750 KB) would otherwise be.
 const RECORD_SIZE: usize = 32 * 1024;
 
 /// The redo records of one write set's `ops`, in order, each at most about [`RECORD_SIZE`]

@@ -650,7 +650,7 @@ fn a_large_write_set_is_written_whole() {
             checkins,
             ..WriteSet::default()
         };
-        // Over the size at which it is one transaction of its own rather than redo records.
+        // Hundreds of KB of writes: cut into several redo records, none a sled blob.
         assert!(store.prepare(&set, at(0)).unwrap().monitors.len() == 300);
         store.commit(&set, at(0)).unwrap();
         store.flush_blocking().unwrap();
