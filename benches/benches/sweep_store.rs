@@ -12,7 +12,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use watchpost_collector::alert::Planner;
 use watchpost_collector::config::Retention;
-use watchpost_collector::engine::alerting::Links;
 use watchpost_collector::engine::{
     Deadline, DeadlineKind, MonitorConfig, MonitorEnv, MonitorKey, Schedule, deadlines_of,
 };
@@ -81,11 +80,7 @@ fn sweep(c: &mut Criterion) {
     store.flush_blocking().unwrap();
     let deadlines = Arc::new(Deadlines::load(&store).unwrap());
     assert_eq!(deadlines.len() as u64, MONITORS);
-    let planner = Arc::new(Planner::new(
-        Vec::new(),
-        Vec::new(),
-        Links::new("http://127.0.0.1:8470"),
-    ));
+    let planner = Arc::new(Planner::default_rule());
     let processor = Processor::new(
         store.clone(),
         Arc::clone(&deadlines),

@@ -936,7 +936,6 @@ mod tests {
     /// longer exists is dropped without failing the sweep.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_sweep_batch_records_a_missed_check_in_and_a_timeout_of_the_same_monitor() {
-        use crate::engine::alerting::Links;
         use crate::engine::{IntervalUnit, OpenRun, Schedule, deadlines_of};
 
         let dir = tempfile::tempdir().unwrap();
@@ -980,11 +979,7 @@ mod tests {
             store.clone(),
             Arc::clone(&deadlines),
             Retention::default(),
-            Arc::new(Planner::new(
-                Vec::new(),
-                Vec::new(),
-                Links::new("http://127.0.0.1:8470"),
-            )),
+            Arc::new(Planner::default_rule()),
         );
         let mut due = deadlines_of(&monitor);
         assert_eq!(due.len(), 2, "a missed and a timeout deadline");

@@ -21,7 +21,6 @@ use tokio::task::JoinHandle;
 use watchpost_collector::alert::Planner;
 use watchpost_collector::config::{Retention, Secret, Watchdog, WatchdogMethod};
 use watchpost_collector::engine::IncidentKind;
-use watchpost_collector::engine::alerting::Links;
 use watchpost_collector::engine::probes::ProbeResult;
 use watchpost_collector::health::{HealthSources, Heartbeat};
 use watchpost_collector::metrics::Metrics;
@@ -512,11 +511,7 @@ async fn the_watchdog_beats_only_while_the_collector_is_healthy() {
         store.clone(),
         Arc::clone(&deadlines),
         Retention::default(),
-        Arc::new(Planner::new(
-            Vec::new(),
-            Vec::new(),
-            Links::new("http://127.0.0.1:8470"),
-        )),
+        Arc::new(Planner::default_rule()),
     ));
     let metrics = Arc::new(Metrics::default());
     let start_sweeper = || {

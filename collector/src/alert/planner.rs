@@ -38,6 +38,16 @@ impl Planner {
         }
     }
 
+    /// The default rule only (everything to `log`), no spike rules, links to a collector on
+    /// the default address: what a config without `[[rules]]` plans, for tests and benches.
+    pub fn default_rule() -> Planner {
+        Planner::new(
+            Vec::new(),
+            Vec::new(),
+            Links::new(&format!("http://{}", crate::config::DEFAULT_LISTEN)),
+        )
+    }
+
     /// The `[[rules]]` of the config, with dashboard links under `public_url`.
     pub fn from_config(config: &Config, public_url: &str) -> Planner {
         Planner::new(

@@ -199,7 +199,7 @@ mod tests {
     use super::*;
     use crate::alert::{NewDelivery, Planner};
     use crate::engine::IncidentKind;
-    use crate::engine::alerting::{AlertKind, Links, Payload};
+    use crate::engine::alerting::{AlertKind, Payload};
     use crate::engine::probes::{
         Check, Expectation, Observation, ProbeRules, ProbeStatus, record_check, retire,
     };
@@ -215,7 +215,7 @@ mod tests {
 
     /// Plans with the default rule (everything to `log`).
     fn planner() -> Planner {
-        Planner::new(Vec::new(), Vec::new(), Links::new("http://127.0.0.1:8470"))
+        Planner::default_rule()
     }
 
     fn deliveries(effects: &[ProbeEffect], now: DateTime<Utc>) -> Vec<NewDelivery> {
