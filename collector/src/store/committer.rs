@@ -1,25 +1,28 @@
 //! The committer: one thread that writes the write sets of concurrent requests to sled
-//! together, one group at a time, and flushes after each group.
+//! together, one group at a time, and a flush thread that makes them durable behind it.
 //!
 //! **Why.** sled's fixed cost per atomic write is high: in 0.34 every transaction seals two log
-//! buffers and wakes all seven threads of sled's I/O pool for each, and takes a process-wide
-//! lock every other sled operation then waits on. One transaction per check-in measured ~10
-//! thread switches and ~145 µs of CPU per check-in; so did one flush per request. Here one
-//! group write (atomic without a transaction, see `redo.rs`) and one flush serve every request
-//! that queued meanwhile (`benches/README.md`, "Collector ingest").
+//! buffers and hands each to sled's I/O pool, and takes a process-wide lock every other sled
+//! operation then waits on. One transaction per check-in measured ~10 thread switches and
+//! ~145 µs of CPU per check-in; so did one flush per request. Here one group write (atomic
+//! without a transaction, see `redo.rs`) and one flush serve every request that queued
+//! meanwhile (`benches/README.md`, "Collector ingest").
 //!
 //! **How.** Requests encode their write set on their own thread ([`Prepared`]), send it here
 //! and wait. The thread takes the first waiting write set, then every other one already queued
 //! (up to [`MAX_GROUP`]), writes them in submission order, numbers the group with one write
-//! sequence number, answers every request, and flushes. While it writes and flushes, the next
-//! group queues up: the busier the collector, the bigger the groups and the cheaper each
-//! write. Nothing waits for more work to arrive: a lone request is written and flushed at
-//! once, so grouping costs no latency. This thread is also the store's only flusher (requests
-//! for a flush from other writers arrive as [`Job::Flush`]).
+//! sequence number, asks the flush thread for a flush and answers every request, which then
+//! waits for that flush in `wait_durable`. The committer does not wait for the fsync: it
+//! writes the next group while the flush thread flushes the last, and the next flush covers
+//! every group written meanwhile. The busier the collector, the bigger the groups and the
+//! flushes, and the cheaper each write. Nothing waits for more work to arrive: a lone request
+//! is written and flushed at once, so grouping costs no latency. The flush thread is the
+//! store's only flusher (requests for a flush from other writers arrive as [`Job::Flush`]).
 //!
 //! **Atomicity.** Each write set is all-or-nothing: `redo.rs` makes a group whole after a
-//! crash. A group that fails fails every request in it (the causes, a full disk or an I/O
-//! error, are not specific to one write set).
+//! crash. A flush may land while a group is half written; a crash then leaves at most that
+//! one group cut, which is what `redo.rs` completes. A group that fails fails every request
+//! in it (the causes, a full disk or an I/O error, are not specific to one write set).
 //!
 //! **Order.** Write sets of one monitor environment never meet in a group: the processor holds
 //! the monitor's lock until its commit is answered. Write sets of different monitors commute.
@@ -39,16 +42,18 @@ pub(super) const MAX_GROUP: usize = 256;
 type Reply = oneshot::Sender<Result<Seq, StoreError>>;
 
 enum Job {
-    /// Write this, then flush.
+    /// Write this; the flush thread makes it durable.
     Write(Box<Prepared>, Reply),
     /// Flush what was written elsewhere; answer when done.
     Flush(oneshot::Sender<()>),
 }
 
-/// The handle the store keeps; dropping it stops the thread and waits for it.
+/// The handle the store keeps; dropping it stops both threads and waits for them.
 pub(super) struct Committer {
     queue: Option<mpsc::UnboundedSender<Job>>,
     thread: Option<JoinHandle<()>>,
+    flusher: Arc<Flushes>,
+    flush_thread: Option<JoinHandle<()>>,
 }
 
 impl Committer {
@@ -59,65 +64,70 @@ impl Committer {
         group: Arc<GroupCommit>,
         writer: Arc<parking_lot::Mutex<Writer>>,
     ) -> Committer {
+        let flusher = Arc::new(Flushes::default());
+        let flush_thread = {
+            let (db, group, flusher) = (db.clone(), group.clone(), flusher.clone());
+            std::thread::Builder::new()
+                .name("watchpost-flush".into())
+                .spawn(move || flusher.run(&db, &group))
+                .expect("spawn the store's flush thread")
+        };
         let (queue, mut jobs) = mpsc::unbounded_channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("watchpost-commit".into())
-            .spawn(move || {
-                let mut batch = Vec::with_capacity(MAX_GROUP);
-                let mut replies = Vec::with_capacity(MAX_GROUP);
-                let mut flushes = Vec::new();
-                while let Some(first) = jobs.blocking_recv() {
-                    let mut next = Some(first);
-                    while let Some(job) = next.take() {
-                        match job {
-                            Job::Write(prepared, reply) => {
-                                batch.push(*prepared);
-                                replies.push(reply);
+        let thread = {
+            let flusher = flusher.clone();
+            std::thread::Builder::new()
+                .name("watchpost-commit".into())
+                .spawn(move || {
+                    let mut batch = Vec::with_capacity(MAX_GROUP);
+                    let mut replies = Vec::with_capacity(MAX_GROUP);
+                    while let Some(first) = jobs.blocking_recv() {
+                        let mut next = Some(first);
+                        while let Some(job) = next.take() {
+                            match job {
+                                Job::Write(prepared, reply) => {
+                                    batch.push(*prepared);
+                                    replies.push(reply);
+                                }
+                                Job::Flush(done) => flusher.want(Some(done)),
                             }
-                            Job::Flush(done) => flushes.push(done),
+                            if batch.len() < MAX_GROUP {
+                                next = jobs.try_recv().ok();
+                            }
                         }
-                        if batch.len() < MAX_GROUP {
-                            next = jobs.try_recv().ok();
+                        if batch.is_empty() {
+                            continue;
                         }
-                    }
-                    let written = if batch.is_empty() {
-                        None
-                    } else {
                         let result = space
                             .check()
-                            .and_then(|()| writer.lock().write_group(&db, &trees, &batch));
-                        Some(result.map(|()| group.record_write()))
-                    };
-                    // Answer before flushing, so the writers release their monitors' locks
-                    // while the fsync runs; they wait for it in `wait_durable`, which knows
-                    // this flush is coming and does not ask for another. A failed flush is
-                    // recorded in `group` and reported there.
-                    if let Some(result) = written {
+                            .and_then(|()| writer.lock().write_group(&db, &trees, &batch))
+                            .map(|()| group.record_write());
+                        // Announced before the writers hear back, so that they wait in
+                        // `wait_durable` for the flush asked for below and do not ask for
+                        // another. A failed flush is recorded in `group` and reported there.
                         if let Ok(seq) = result {
                             group.will_flush(seq);
+                            flusher.want(None);
                         }
                         for reply in replies.drain(..) {
                             // A request that stopped waiting (its client went away) is fine:
                             // its write happened or failed like the others'.
                             let _ = reply.send(result.as_ref().copied().map_err(StoreError::again));
                         }
+                        batch.clear();
                     }
-                    group.flush(&db);
-                    for done in flushes.drain(..) {
-                        let _ = done.send(());
-                    }
-                    batch.clear();
-                }
-            })
-            .expect("spawn the store's committer thread");
+                })
+                .expect("spawn the store's committer thread")
+        };
         Committer {
             queue: Some(queue),
             thread: Some(thread),
+            flusher,
+            flush_thread: Some(flush_thread),
         }
     }
 
-    /// Writes `prepared` with whatever else is waiting and flushes; the sequence number to
-    /// wait on (normally durable already).
+    /// Writes `prepared` with whatever else is waiting; the sequence number to wait on for
+    /// its durability (the flush is already asked for).
     pub(super) async fn submit(&self, prepared: Prepared) -> Result<Seq, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Write(Box::new(prepared), reply))?;
@@ -140,12 +150,72 @@ impl Committer {
     }
 }
 
+/// The flush thread's to-do list: whether a flush is wanted and who waits for it to end.
+#[derive(Default)]
+struct Flushes {
+    state: parking_lot::Mutex<FlushState>,
+    ready: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct FlushState {
+    /// Something was written (or a flush asked for) since the last flush started.
+    wanted: bool,
+    /// Told when the next flush has ended.
+    waiting: Vec<oneshot::Sender<()>>,
+    /// Stop once nothing is wanted any more.
+    stop: bool,
+}
+
+impl Flushes {
+    /// Asks for a flush that starts after this call; `done` is told when it has ended.
+    fn want(&self, done: Option<oneshot::Sender<()>>) {
+        let mut state = self.state.lock();
+        state.wanted = true;
+        state.waiting.extend(done);
+        drop(state);
+        self.ready.notify_one();
+    }
+
+    fn stop(&self) {
+        self.state.lock().stop = true;
+        self.ready.notify_one();
+    }
+
+    /// One flush at a time, each covering everything written before it started, for as long
+    /// as flushes are wanted; requests that arrive during a flush share the next one.
+    fn run(&self, db: &sled::Db, group: &GroupCommit) {
+        loop {
+            let waiting = {
+                let mut state = self.state.lock();
+                while !state.wanted && !state.stop {
+                    self.ready.wait(&mut state);
+                }
+                if !state.wanted {
+                    return;
+                }
+                state.wanted = false;
+                std::mem::take(&mut state.waiting)
+            };
+            group.flush(db);
+            for done in waiting {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
 impl Drop for Committer {
     fn drop(&mut self) {
         // Closing the queue ends the thread once it has answered what was queued; joining it
         // releases its handles on sled before the database itself is dropped.
         self.queue.take();
         if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // Then the flush thread, after the flush of the last group.
+        self.flusher.stop();
+        if let Some(thread) = self.flush_thread.take() {
             let _ = thread.join();
         }
     }

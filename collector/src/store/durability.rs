@@ -1,8 +1,8 @@
-//! Group commit: writers number their writes, the committer thread makes them durable with
-//! `db.flush()`, and every writer waiting meanwhile is released by that one fsync. The
-//! committer flushes after each group it writes; writes made outside it (sweeps, API edits,
-//! delivery bookkeeping) ask the flusher task, which passes the request to the committer.
-//! Never calls sled's `flush_async` (it deadlocks in 0.34) and never flushes from two places.
+//! Group commit: writers number their writes, the committer's flush thread makes them durable
+//! with `db.flush()`, and every writer waiting meanwhile is released by that one fsync. The
+//! committer asks for a flush after each group it writes; writes made outside it (sweeps, API
+//! edits, delivery bookkeeping) ask the flusher task, which passes the request on. Never calls
+//! sled's `flush_async` (it deadlocks in 0.34) and never flushes from two places.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +29,8 @@ struct Flushed {
 pub(super) struct GroupCommit {
     /// Number of the last completed write. Incremented only after the write is in sled.
     written: AtomicU64,
-    /// Writes numbered up to here are covered by a flush the committer is about to do (or
-    /// has done): waiting for them needs no request.
+    /// Writes numbered up to here are covered by a flush the committer has asked for (or
+    /// one already done): waiting for them needs no request.
     flushing: AtomicU64,
     /// Wakes the flusher; a permit is kept if it is busy, so no request is lost.
     wake: Notify,
@@ -72,7 +72,7 @@ impl GroupCommit {
                     return Err(StoreError::Flush(why.to_string()));
                 }
             }
-            // The committer flushes after every group it writes: only other writes need asking.
+            // The committer asks for a flush after every group: only other writes need asking.
             if !asked && seq > self.flushing.load(Ordering::Acquire) {
                 self.wake.notify_one();
                 asked = true;
@@ -83,7 +83,7 @@ impl GroupCommit {
         }
     }
 
-    /// Announces that the committer flushes everything up to `seq` next.
+    /// Announces that a flush covering everything up to `seq` has been asked for.
     pub(super) fn will_flush(&self, seq: Seq) {
         self.flushing.fetch_max(seq, Ordering::AcqRel);
     }
@@ -100,7 +100,7 @@ impl GroupCommit {
     }
 
     /// Flushes everything written so far, unless it already is durable. Called only by the
-    /// committer thread, so there is one fsync at a time.
+    /// committer's flush thread, so there is one fsync at a time.
     pub(super) fn flush(&self, db: &sled::Db) {
         let target = self.written.load(Ordering::Acquire);
         if target <= self.flushed.borrow().seq {
