@@ -80,11 +80,6 @@ impl DeadlineIndex {
     /// Replaces the deadlines of `key` with `deadlines` (e.g. entries loaded from the store).
     /// Entries whose `key` differs from `key` are ignored.
     pub fn replace(&mut self, key: &MonitorKey, deadlines: Vec<Deadline>) {
-        let shared = match self.by_key.get_key_value(key) {
-            Some((shared, _)) => Arc::clone(shared),
-            None => Arc::new(key.clone()),
-        };
-        self.remove(key);
         let mut mine: Vec<(DateTime<Utc>, DeadlineKind)> = deadlines
             .into_iter()
             .filter(|d| &d.key == key)
@@ -93,10 +88,29 @@ impl DeadlineIndex {
         mine.sort_unstable();
         mine.dedup();
         if mine.is_empty() {
+            self.remove(key);
             return;
         }
-        for &(at, kind) in &mine {
-            self.by_time.insert((at, Arc::clone(&shared), kind));
+        // Only the entries that changed move in the ordered set: a check-in usually moves one
+        // deadline (a run's timeout added or gone) and keeps the others.
+        let Some((shared, old)) = self.by_key.get_key_value(key) else {
+            let shared = Arc::new(key.clone());
+            for &(at, kind) in &mine {
+                self.by_time.insert((at, Arc::clone(&shared), kind));
+            }
+            self.by_key.insert(shared, mine);
+            return;
+        };
+        if *old == mine {
+            return;
+        }
+        let shared = Arc::clone(shared);
+        for entry in old.iter().filter(|entry| !mine.contains(entry)) {
+            self.by_time
+                .remove(&(entry.0, Arc::clone(&shared), entry.1));
+        }
+        for entry in mine.iter().filter(|entry| !old.contains(entry)) {
+            self.by_time.insert((entry.0, Arc::clone(&shared), entry.1));
         }
         self.by_key.insert(shared, mine);
     }
