@@ -310,7 +310,15 @@ impl Processor {
         let existing = match target_checkin_id(monitor.as_ref(), &input) {
             Some(id) => match pending.checkins.get(&id) {
                 Some(checkin) => Some(checkin.clone()),
-                None => self.store.checkin(id)?,
+                None => {
+                    let stored = self.store.checkin(id)?;
+                    if stored.is_none() {
+                        // Under the monitor's lock until the commit: the store need not look
+                        // again.
+                        pending.unstored.push(id);
+                    }
+                    stored
+                }
             },
             None => None,
         };
@@ -647,6 +655,7 @@ impl Processor {
                 writes.prune.push(Prune {
                     key: monitor.key.clone(),
                     keep,
+                    checkins: true,
                     protect: monitor.open_runs.iter().map(|run| run.id).collect(),
                 });
             }
@@ -656,6 +665,7 @@ impl Processor {
                 writes.prune.push(Prune {
                     key: log.key.clone(),
                     keep,
+                    checkins: false,
                     protect: Vec::new(),
                 });
             }
@@ -782,6 +792,8 @@ struct Pending {
     changed_issues: Vec<String>,
     events: Vec<RawEvent>,
     deliveries: Vec<NewDelivery>,
+    /// Check-in ids looked up and found not stored (see [`WriteSet::unstored`]).
+    unstored: Vec<Uuid>,
 }
 
 impl Pending {
@@ -824,6 +836,7 @@ impl Pending {
                 .collect(),
             events: self.events,
             deliveries: self.deliveries,
+            unstored: self.unstored,
             ..WriteSet::default()
         }
     }

@@ -9,6 +9,9 @@
 //! newer by the microseconds between the transaction and the update), and no reader can put
 //! back a stale value it read before a concurrent commit. The writers of one monitor
 //! environment are serialized by the processor, so two commits of the same key never race.
+//! The check-in counts retention keeps follow the same rule, and a failed commit (which may
+//! have applied part of its group until the store is reopened) forgets them all, so the next
+//! prune counts again rather than trusting a count that may be too high.
 //!
 //! **Bounds.** Each map holds at most [`CAPACITY`] entries; when full it is cleared, which
 //! only sends the next reads to sled. Open runs leave the cache when they are closed, timed
@@ -20,6 +23,7 @@ use std::hash::Hash;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+use super::Count;
 use crate::engine::{CheckIn, CheckInStatus, MonitorEnv, MonitorKey};
 
 /// Entries per map: 16,384 monitor environments (~10 MB) and as many open runs.
@@ -30,6 +34,8 @@ pub(super) struct HotCache {
     monitors: Bounded<MonitorKey, MonitorEnv>,
     /// Check-ins whose status is `in_progress`, by id.
     runs: Bounded<Uuid, CheckIn>,
+    /// How many check-ins each monitor environment holds, once retention has counted them.
+    counts: Bounded<MonitorKey, usize>,
 }
 
 impl HotCache {
@@ -62,8 +68,43 @@ impl HotCache {
         }
     }
 
+    /// How many check-ins `key` holds, if known.
+    pub(super) fn count(&self, key: &MonitorKey) -> Option<usize> {
+        self.counts.get(key)
+    }
+
+    /// Takes in how a successful commit changed the number of check-ins. An `Added` for a
+    /// monitor environment whose count is not known leaves it unknown.
+    pub(super) fn counted(&self, counts: &[(MonitorKey, Count)]) {
+        if counts.is_empty() {
+            return;
+        }
+        let mut map = self.counts.0.lock();
+        for (key, count) in counts {
+            match *count {
+                Count::Exact(n) => {
+                    if map.len() >= CAPACITY && !map.contains_key(key) {
+                        map.clear();
+                    }
+                    map.insert(key.clone(), n);
+                }
+                Count::Added(n) => {
+                    if let Some(stored) = map.get_mut(key) {
+                        *stored += n;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets every check-in count (after a failed commit).
+    pub(super) fn forget_counts(&self) {
+        self.counts.0.lock().clear();
+    }
+
     /// Forgets a deleted monitor environment and its open runs.
     pub(super) fn deleted(&self, key: &MonitorKey) {
+        self.counts.remove(key);
         self.monitors.remove(key);
         self.runs.0.lock().retain(|_, run| run.key != *key);
     }

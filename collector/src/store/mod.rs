@@ -179,18 +179,24 @@ pub struct WriteSet {
     pub upstream: Vec<Vec<u8>>,
     /// Retention to apply with this write (see [`Prune`]).
     pub prune: Vec<Prune>,
+    /// Ids among `checkins` the caller looked up and found not stored, holding the monitor's
+    /// lock since: the store skips their index lookup. A hint; empty is always correct.
+    pub unstored: Vec<Uuid>,
 }
 
 /// Retention for one monitor environment, applied with a write: after the write, all but its
-/// newest `keep` check-ins and log entries are gone, sparing the check-ins in `protect` (open
-/// runs) and those the write itself stores. Part of the write's group, so it costs no
-/// transaction of its own.
+/// newest `keep` log entries and (if `checkins`) check-ins are gone, sparing the check-ins in
+/// `protect` (open runs) and those the write itself stores. Part of the write's group, so it
+/// costs no transaction of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prune {
     /// The monitor environment.
     pub key: MonitorKey,
     /// How many of each to keep.
     pub keep: usize,
+    /// Whether check-ins are pruned too, not only log entries. A writer that does not know the
+    /// monitor's open runs (a ping's log entry) prunes only logs, so it never drops a run.
+    pub checkins: bool,
     /// Check-ins never removed.
     pub protect: Vec<Uuid>,
 }
@@ -348,8 +354,8 @@ impl Store {
     // ---- group commit -------------------------------------------------------------------
 
     /// The flusher: passes requests for a flush (from writes made outside the committer) to
-    /// the committer, which does one fsync at a time, each covering every write made before it
-    /// started. Returns (after a final flush) when `shutdown` resolves.
+    /// the committer's flush thread, which does one fsync at a time, each covering every write
+    /// made before it started. Returns (after a final flush) when `shutdown` resolves.
     pub async fn run_flusher(&self, shutdown: impl Future<Output = ()>) {
         let group = &self.inner.group;
         let committer = &self.inner.committer;
@@ -535,13 +541,17 @@ impl Store {
     fn write_now(&self, set: &WriteSet, prepared: &Prepared) -> Result<Seq, StoreError> {
         if !prepared.is_empty() {
             self.inner.space.check()?;
-            self.inner.writer.lock().write_group(
+            let written = self.inner.writer.lock().write_group(
                 &self.inner.db,
                 &self.inner.trees,
                 std::slice::from_ref(prepared),
-            )?;
+            );
+            if written.is_err() {
+                self.inner.cache.forget_counts();
+            }
+            written?;
         }
-        self.committed(set, &prepared.pruned);
+        self.committed(set, &prepared.pruned, &prepared.counts);
         Ok(self.inner.group.record_write())
     }
 
@@ -556,12 +566,17 @@ impl Store {
     ) -> Result<Seq, StoreError> {
         let prepared = self.prepare(set, now)?;
         let pruned = prepared.pruned.clone();
+        let counts = prepared.counts.clone();
         let seq = if prepared.is_empty() {
             self.inner.group.record_write()
         } else {
-            self.inner.committer.submit(prepared).await?
+            let submitted = self.inner.committer.submit(prepared).await;
+            if submitted.is_err() {
+                self.inner.cache.forget_counts();
+            }
+            submitted?
         };
-        self.committed(set, &pruned);
+        self.committed(set, &pruned, &counts);
         Ok(seq)
     }
 
@@ -591,14 +606,21 @@ impl Store {
                 (keys::monitor(&m.key), encode(m), deadlines)
             })
             .collect();
-        let checkins = set
-            .checkins
-            .iter()
-            .map(|c| {
-                let key = keys::timed(&keys::monitor(&c.key), c.date_added, c.id);
-                (c.id, key, encode(c))
-            })
-            .collect();
+        let mut added: HashMap<&MonitorKey, usize> = HashMap::new();
+        let mut checkins = Vec::with_capacity(set.checkins.len());
+        for c in &set.checkins {
+            let key = keys::timed(&keys::monitor(&c.key), c.date_added, c.id);
+            let previous = self.stored_key(c.id, &set.unstored)?;
+            if previous.is_none() {
+                *added.entry(&c.key).or_default() += 1;
+            }
+            checkins.push(PreparedCheckIn {
+                id: c.id,
+                value: encode(c),
+                key,
+                previous,
+            });
+        }
         let incidents = set
             .monitors
             .iter()
@@ -639,13 +661,19 @@ impl Store {
             .collect();
         let mut removes = Vec::new();
         let mut pruned = Vec::new();
+        let mut counts = Vec::new();
         if !set.prune.is_empty() {
             // Indexed once: a sweep's write set prunes hundreds of monitors.
             let written = Written {
-                checkins: set.checkins.iter().fold(HashMap::new(), |mut by, c| {
-                    by.entry(&c.key).or_insert_with(Vec::new).push(c.id);
+                added: &added,
+                keys: {
+                    let mut by: HashMap<&MonitorKey, Vec<Vec<u8>>> = HashMap::new();
+                    for (c, prepared) in set.checkins.iter().zip(&checkins) {
+                        by.entry(&c.key).or_default().push(prepared.key.clone());
+                    }
+                    by.values_mut().for_each(|keys| keys.sort());
                     by
-                }),
+                },
                 ids: set.checkins.iter().map(|c| c.id).collect(),
                 logs: set.logs.iter().fold(HashMap::new(), |mut by, l| {
                     *by.entry(&l.key).or_insert(0) += 1;
@@ -658,11 +686,20 @@ impl Store {
                     continue;
                 }
                 // Retention is cleanup: a failed scan loses nothing and must not fail the write.
-                if let Err(error) = self.retention(&written, prune, &mut removes, &mut pruned) {
-                    tracing::warn!(%error, "retention failed");
+                match self.retention(&written, prune, &mut removes, &mut pruned) {
+                    Ok(Some(count)) => counts.push((prune.key.clone(), Count::Exact(count))),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "retention failed"),
                 }
             }
         }
+        let exact: std::collections::HashSet<&MonitorKey> = counts.iter().map(|(k, _)| k).collect();
+        let also: Vec<_> = added
+            .iter()
+            .filter(|(key, _)| !exact.contains(**key))
+            .map(|(key, n)| ((*key).clone(), Count::Added(*n)))
+            .collect();
+        counts.extend(also);
         Ok(Prepared {
             monitors,
             checkins,
@@ -674,36 +711,92 @@ impl Store {
             upstream: set.upstream.clone(),
             removes,
             pruned,
+            counts,
             now,
         })
     }
 
+    /// Where check-in `id` is stored now (its `checkins` key), if it is. The caller holds the
+    /// lock of the check-in's monitor environment.
+    fn stored_key(&self, id: Uuid, unstored: &[Uuid]) -> Result<Option<Vec<u8>>, StoreError> {
+        if unstored.contains(&id) {
+            return Ok(None);
+        }
+        // An open run in the cache is exactly what sled holds (see `cache.rs`).
+        if let Some(run) = self.inner.cache.run(id) {
+            return Ok(Some(keys::timed(
+                &keys::monitor(&run.key),
+                run.date_added,
+                run.id,
+            )));
+        }
+        Ok(self
+            .trees()
+            .checkin_ids
+            .get(id.as_bytes())?
+            .map(|key| key.to_vec()))
+    }
+
     /// The removals `prune` makes: keys beyond the newest `keep` of its monitor environment's
-    /// check-ins (with their id index entries) and log entries. The caller holds the monitor's
-    /// lock, so nothing changes between this scan and the write.
+    /// check-ins (with their id index entries) and log entries. Returns how many check-ins the
+    /// monitor environment holds after the write, if it pruned them. The caller holds the
+    /// monitor's lock, so nothing changes between this scan and the write.
+    ///
+    /// The check-ins are counted (once per monitor environment; the count is then kept in the
+    /// cache), so a prune reads only the oldest keys it removes, not the newest `keep` it
+    /// skips: the key order is oldest first.
     fn retention(
         &self,
         written: &Written<'_>,
         prune: &Prune,
         removes: &mut Vec<(redo::TreeId, Vec<u8>)>,
         pruned: &mut Vec<Uuid>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<usize>, StoreError> {
         let t = self.trees();
         let prefix = keys::monitor(&prune.key);
-        // What this write adds counts toward `keep`: after it, at most `keep` are left.
-        let mut added = 0;
-        for id in written.checkins.get(&prune.key).into_iter().flatten() {
-            if t.checkin_ids.get(id.as_bytes())?.is_none() {
-                added += 1;
-            }
-        }
+        let added = written.logs.get(&prune.key).copied().unwrap_or(0);
         let keep = prune.keep.saturating_sub(added);
-        for entry in t.checkins.scan_prefix(&prefix).keys().rev().skip(keep) {
+        for entry in t.ping_logs.scan_prefix(&prefix).keys().rev().skip(keep) {
+            removes.push((redo::TreeId::PingLogs, entry?.to_vec()));
+        }
+        if !prune.checkins {
+            return Ok(None);
+        }
+        let stored = match self.inner.cache.count(&prune.key) {
+            Some(stored) => stored,
+            None => t
+                .checkins
+                .scan_prefix(&prefix)
+                .keys()
+                .try_fold(0, |n, key| key.map(|_| n + 1))?,
+        };
+        // After the write it holds `total`; the oldest `total - keep` are beyond the newest
+        // `keep`. What this write adds or rewrites is never among those removed.
+        let total = stored + written.added.get(&prune.key).copied().unwrap_or(0);
+        // An entry goes if its place among the entries after the write, oldest first, is below
+        // `total - keep`. The entries this write stores are never removed, and their place is
+        // their new key (a rewritten check-in may move), not the stored one.
+        let limit = total.saturating_sub(prune.keep);
+        let mine: &[Vec<u8>] = written.keys.get(&prune.key).map_or(&[], Vec::as_slice);
+        let (mut place, mut below) = (0, 0);
+        let mut removed = 0;
+        for entry in t.checkins.scan_prefix(&prefix).keys() {
             let key = entry?;
-            let Some(id) = keys::timed_id(&key) else {
+            let id = keys::timed_id(&key);
+            if id.is_some_and(|id| written.ids.contains(&id)) {
+                continue;
+            }
+            while below < mine.len() && mine[below].as_slice() < &key[..] {
+                below += 1;
+            }
+            if place + below >= limit {
+                break;
+            }
+            place += 1;
+            let Some(id) = id else {
                 continue;
             };
-            if prune.protect.contains(&id) || written.ids.contains(&id) {
+            if prune.protect.contains(&id) {
                 continue;
             }
             if t.checkin_ids.get(id.as_bytes())?.as_deref() == Some(&key[..]) {
@@ -711,19 +804,16 @@ impl Store {
             }
             removes.push((redo::TreeId::Checkins, key.to_vec()));
             pruned.push(id);
+            removed += 1;
         }
-        let added = written.logs.get(&prune.key).copied().unwrap_or(0);
-        let keep = prune.keep.saturating_sub(added);
-        for entry in t.ping_logs.scan_prefix(&prefix).keys().rev().skip(keep) {
-            removes.push((redo::TreeId::PingLogs, entry?.to_vec()));
-        }
-        Ok(())
+        Ok(Some(total - removed))
     }
 
     /// Takes in what a successful write of `set` changed: caches and counters.
-    fn committed(&self, set: &WriteSet, pruned: &[Uuid]) {
+    fn committed(&self, set: &WriteSet, pruned: &[Uuid], counts: &[(MonitorKey, Count)]) {
         self.inner.cache.committed(&set.monitors, &set.checkins);
         self.inner.cache.pruned(pruned.iter().copied());
+        self.inner.cache.counted(counts);
         if !set.events.is_empty() {
             self.inner
                 .events
@@ -745,6 +835,7 @@ impl Store {
             prune: vec![Prune {
                 key: key.clone(),
                 keep,
+                checkins: true,
                 protect: protect.to_vec(),
             }],
             ..WriteSet::default()
@@ -805,7 +896,7 @@ impl Store {
 /// thread rather than on the committer thread, which every write waits for.
 struct Prepared {
     monitors: Vec<(Vec<u8>, Vec<u8>, DeadlineWrite)>,
-    checkins: Vec<(Uuid, Vec<u8>, Vec<u8>)>,
+    checkins: Vec<PreparedCheckIn>,
     incidents: Vec<(Vec<u8>, Vec<u8>)>,
     deliveries: Vec<NewDelivery>,
     issues: Vec<(Vec<u8>, Vec<u8>)>,
@@ -816,8 +907,30 @@ struct Prepared {
     removes: Vec<(redo::TreeId, Vec<u8>)>,
     /// The check-ins among them.
     pruned: Vec<Uuid>,
+    /// How the write changes the number of check-ins of the monitor environments it touches.
+    counts: Vec<(MonitorKey, Count)>,
     /// When deliveries are created.
     now: DateTime<Utc>,
+}
+
+/// A check-in as the committer writes it.
+struct PreparedCheckIn {
+    id: Uuid,
+    /// Its `checkins` key.
+    key: Vec<u8>,
+    value: Vec<u8>,
+    /// Its `checkins` key before this write, if it was stored (its time, hence its key, may
+    /// change).
+    previous: Option<Vec<u8>>,
+}
+
+/// What a write does to the number of check-ins a monitor environment holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Count {
+    /// It holds exactly this many after the write (counted by retention).
+    Exact(usize),
+    /// It holds this many more.
+    Added(usize),
 }
 
 impl Prepared {
@@ -836,9 +949,11 @@ impl Prepared {
 
 /// What a write set stores, indexed for its retention.
 struct Written<'a> {
-    /// New or updated check-in ids, per monitor environment.
-    checkins: HashMap<&'a MonitorKey, Vec<Uuid>>,
-    /// All of them.
+    /// Check-ins the write adds (not stored before), per monitor environment.
+    added: &'a HashMap<&'a MonitorKey, usize>,
+    /// The keys of every check-in it adds or rewrites, per monitor environment, sorted.
+    keys: HashMap<&'a MonitorKey, Vec<Vec<u8>>>,
+    /// Ids of every check-in it adds or rewrites.
     ids: std::collections::HashSet<Uuid>,
     /// Log entries per monitor environment.
     logs: HashMap<&'a MonitorKey, usize>,

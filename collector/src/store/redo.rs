@@ -8,9 +8,10 @@
 //!
 //! **How atomicity is kept.** A group is written as:
 //!
-//! 1. *redo records* in the `redo` tree (key = position in the group), one or more per write
-//!    set: the group's number and every put and remove the write set makes, as raw keys and
-//!    values;
+//! 1. *redo records* in the `redo` tree (key = position in the group): the group's number and
+//!    every put and remove its write sets make, in order, as raw keys and values, cut into
+//!    records of about [`RECORD_SIZE`] (one record for a typical group of check-ins, so one
+//!    extra insert per group rather than per write set);
 //! 2. those puts and removes, as plain sled inserts and removes, in order;
 //! 3. the group's number under `redo_done` in `meta`.
 //!
@@ -28,6 +29,8 @@
 //! **Other writers.** Writes made outside a group (retention, deliveries marked sent, probe
 //! state) touch a key of a group only after the group was answered, so after its `redo_done`;
 //! if such a write survives a crash, so did `redo_done`, and no replay can undo it.
+
+use std::borrow::Cow;
 
 use super::{DeadlineWrite, Prepared, StoreError, Trees, outbox};
 
@@ -83,16 +86,17 @@ impl TreeId {
     }
 }
 
-/// One raw write: `value` put under `key`, or the key removed.
+/// One raw write: `value` put under `key`, or the key removed. Borrows what the write set
+/// already encoded; owns what it decoded or computed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Op {
+struct Op<'a> {
     tree: TreeId,
-    key: Vec<u8>,
-    value: Option<Vec<u8>>,
+    key: Cow<'a, [u8]>,
+    value: Option<Cow<'a, [u8]>>,
 }
 
-impl Op {
-    fn put(tree: TreeId, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Op {
+impl<'a> Op<'a> {
+    fn put(tree: TreeId, key: impl Into<Cow<'a, [u8]>>, value: impl Into<Cow<'a, [u8]>>) -> Self {
         Op {
             tree,
             key: key.into(),
@@ -100,7 +104,7 @@ impl Op {
         }
     }
 
-    fn remove(tree: TreeId, key: impl Into<Vec<u8>>) -> Op {
+    fn remove(tree: TreeId, key: impl Into<Cow<'a, [u8]>>) -> Self {
         Op {
             tree,
             key: key.into(),
@@ -111,8 +115,8 @@ impl Op {
     fn apply(&self, trees: &Trees) -> Result<(), sled::Error> {
         let tree = self.tree.tree(trees);
         match &self.value {
-            Some(value) => tree.insert(self.key.as_slice(), value.as_slice()).map(drop),
-            None => tree.remove(self.key.as_slice()).map(drop),
+            Some(value) => tree.insert(&*self.key, &**value).map(drop),
+            None => tree.remove(&*self.key).map(drop),
         }
     }
 }
@@ -126,9 +130,9 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Writes `group`: redo records, the writes, the group's `redo_done`. Reads sled for what
-    /// the writes depend on (a check-in's previous index entry, new outbox ids), which the
-    /// write sets of one group never share (their monitors and issues are distinct).
+    /// Writes `group`: redo records, the writes, the group's `redo_done`. Draws new outbox and
+    /// upstream ids from sled; everything else the writes depend on (a check-in's previous
+    /// key) was read when the write set was prepared, under its monitor's lock.
     pub(super) fn write_group(
         &mut self,
         db: &sled::Db,
@@ -159,18 +163,14 @@ impl Writer {
         cut: Option<usize>,
     ) -> Result<(), StoreError> {
         let number = self.next;
-        let sets = group
-            .iter()
-            .map(|prepared| resolve(db, trees, prepared))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut slot: u32 = 0;
-        for ops in &sets {
-            for record in encode_records(number, ops) {
-                trees.redo.insert(slot.to_be_bytes(), record)?;
-                slot += 1;
-            }
+        let mut ops = Vec::new();
+        for prepared in group {
+            resolve(db, prepared, &mut ops)?;
         }
-        for op in sets.iter().flatten().take(cut.unwrap_or(usize::MAX)) {
+        for (slot, record) in (0u32..).zip(encode_records(number, &ops)) {
+            trees.redo.insert(slot.to_be_bytes(), record)?;
+        }
+        for op in ops.iter().take(cut.unwrap_or(usize::MAX)) {
             op.apply(trees)?;
         }
         if cut.is_some() {
@@ -182,9 +182,8 @@ impl Writer {
     }
 }
 
-/// The raw writes of one write set, in the order they are made.
-fn resolve(db: &sled::Db, trees: &Trees, set: &Prepared) -> Result<Vec<Op>, StoreError> {
-    let mut ops = Vec::with_capacity(set.monitors.len() * 2 + set.checkins.len() * 2);
+/// Appends the raw writes of one write set to `ops`, in the order they are made.
+fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Result<(), StoreError> {
     for (key, value, deadlines) in &set.monitors {
         ops.push(Op::put(TreeId::Monitors, key.as_slice(), value.as_slice()));
         match deadlines {
@@ -199,24 +198,25 @@ fn resolve(db: &sled::Db, trees: &Trees, set: &Prepared) -> Result<Vec<Op>, Stor
             DeadlineWrite::Remove => ops.push(Op::remove(TreeId::Deadlines, key.as_slice())),
         }
     }
-    for (id, key, value) in &set.checkins {
-        match trees.checkin_ids.get(id.as_bytes())? {
+    for checkin in &set.checkins {
+        let (key, id) = (checkin.key.as_slice(), &checkin.id.as_bytes()[..]);
+        match &checkin.previous {
             // Same key (an `ok` closing its `in_progress`): the index is right.
-            Some(old) if old.as_ref() == key.as_slice() => {}
+            Some(old) if old.as_slice() == key => {}
             Some(old) => {
-                ops.push(Op::remove(TreeId::Checkins, old.as_ref()));
-                ops.push(Op::put(TreeId::CheckinIds, id.as_bytes(), key.as_slice()));
+                ops.push(Op::remove(TreeId::Checkins, old.as_slice()));
+                ops.push(Op::put(TreeId::CheckinIds, id, key));
             }
-            None => ops.push(Op::put(TreeId::CheckinIds, id.as_bytes(), key.as_slice())),
+            None => ops.push(Op::put(TreeId::CheckinIds, id, key)),
         }
-        ops.push(Op::put(TreeId::Checkins, key.as_slice(), value.as_slice()));
+        ops.push(Op::put(TreeId::Checkins, key, checkin.value.as_slice()));
     }
     for (key, value) in &set.incidents {
         ops.push(Op::put(TreeId::Incidents, key.as_slice(), value.as_slice()));
     }
     for delivery in &set.deliveries {
         let (id, entry, pending) = outbox::new_entry(db.generate_id()?, delivery, set.now);
-        ops.push(Op::put(TreeId::Outbox, id, entry));
+        ops.push(Op::put(TreeId::Outbox, id.to_vec(), entry));
         ops.push(Op::put(TreeId::OutboxPending, pending, Vec::new()));
     }
     for (key, value) in &set.issues {
@@ -230,12 +230,12 @@ fn resolve(db: &sled::Db, trees: &Trees, set: &Prepared) -> Result<Vec<Op>, Stor
     }
     for envelope in &set.upstream {
         let id = db.generate_id()?.to_be_bytes();
-        ops.push(Op::put(TreeId::Upstream, id, envelope.as_slice()));
+        ops.push(Op::put(TreeId::Upstream, id.to_vec(), envelope.as_slice()));
     }
     for (tree, key) in &set.removes {
         ops.push(Op::remove(*tree, key.as_slice()));
     }
-    Ok(ops)
+    Ok(())
 }
 
 /// Completes the group a crash cut short, if any; returns the writer that numbers the next.
@@ -291,7 +291,7 @@ const RECORD_SIZE: usize = 32 * 1024;
 /// The redo records of one write set's `ops`, in order, each at most about [`RECORD_SIZE`]
 /// (one op is never split): `number` (u64 BE), then per op: tree tag (u8), key length
 /// (u32 BE), key, then either `0xff` for a remove or `0x00`, value length (u32 BE), value.
-fn encode_records(number: u64, ops: &[Op]) -> Vec<Vec<u8>> {
+fn encode_records(number: u64, ops: &[Op<'_>]) -> Vec<Vec<u8>> {
     let mut records = Vec::new();
     let mut out = Vec::new();
     for op in ops {
@@ -323,7 +323,7 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn decode_record(mut record: &[u8]) -> Result<(u64, Vec<Op>), StoreError> {
+fn decode_record(mut record: &[u8]) -> Result<(u64, Vec<Op<'static>>), StoreError> {
     let number = u64::from_be_bytes(take::<8>(&mut record)?);
     let mut ops = Vec::new();
     while !record.is_empty() {
@@ -337,7 +337,11 @@ fn decode_record(mut record: &[u8]) -> Result<(u64, Vec<Op>), StoreError> {
             [0] => Some(take_bytes(&mut record)?),
             _ => return Err(corrupt("redo record has a bad op marker")),
         };
-        ops.push(Op { tree, key, value });
+        ops.push(Op {
+            tree,
+            key: key.into(),
+            value: value.map(Cow::Owned),
+        });
     }
     Ok((number, ops))
 }
@@ -370,7 +374,11 @@ mod tests {
             Op::put(TreeId::Monitors, b"m".to_vec(), b"{}".to_vec()),
             Op::remove(TreeId::Deadlines, b"m".to_vec()),
             Op::put(TreeId::OutboxPending, b"p".to_vec(), Vec::new()),
-            Op::put(TreeId::Upstream, 7u64.to_be_bytes(), vec![0xff; 300]),
+            Op::put(
+                TreeId::Upstream,
+                7u64.to_be_bytes().to_vec(),
+                vec![0xff; 300],
+            ),
         ];
         let records = encode_records(42, &ops);
         assert_eq!(records.len(), 1);
@@ -387,13 +395,19 @@ mod tests {
 
     #[test]
     fn a_large_write_set_is_cut_into_records_replayed_in_order() {
-        let ops: Vec<Op> = (0..100u32)
-            .map(|n| Op::put(TreeId::Checkins, n.to_be_bytes(), vec![n as u8; 1000]))
+        let ops: Vec<Op<'_>> = (0..100u32)
+            .map(|n| {
+                Op::put(
+                    TreeId::Checkins,
+                    n.to_be_bytes().to_vec(),
+                    vec![n as u8; 1000],
+                )
+            })
             .collect();
         let records = encode_records(7, &ops);
         assert!(records.len() >= 3, "{} records", records.len());
         assert!(records.iter().all(|r| r.len() < RECORD_SIZE + 1100));
-        let decoded: Vec<Op> = records
+        let decoded: Vec<Op<'_>> = records
             .iter()
             .flat_map(|r| {
                 let (number, ops) = decode_record(r).unwrap();
