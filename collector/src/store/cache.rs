@@ -23,7 +23,7 @@ use std::hash::Hash;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use super::Count;
+use super::{Count, Counts};
 use crate::engine::{CheckIn, CheckInStatus, MonitorEnv, MonitorKey};
 
 /// Entries per map: 16,384 monitor environments (~10 MB) and as many open runs.
@@ -75,12 +75,16 @@ impl HotCache {
 
     /// Takes in how a successful commit changed the number of check-ins. An `Added` for a
     /// monitor environment whose count is not known leaves it unknown.
-    pub(super) fn counted(&self, counts: &[(MonitorKey, Count)]) {
-        if counts.is_empty() {
+    pub(super) fn counted(&self, counts: &Counts) {
+        if counts.forget_all {
+            self.forget_counts();
+            return;
+        }
+        if counts.changes.is_empty() {
             return;
         }
         let mut map = self.counts.0.lock();
-        for (key, count) in counts {
+        for (key, count) in &counts.changes {
             match *count {
                 Count::Exact(n) => {
                     if map.len() >= CAPACITY && !map.contains_key(key) {
@@ -92,6 +96,9 @@ impl HotCache {
                     if let Some(stored) = map.get_mut(key) {
                         *stored += n;
                     }
+                }
+                Count::Unknown => {
+                    map.remove(key);
                 }
             }
         }

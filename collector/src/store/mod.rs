@@ -607,12 +607,18 @@ impl Store {
             })
             .collect();
         let mut added: HashMap<&MonitorKey, usize> = HashMap::new();
+        let mut counts = Counts::default();
         let mut checkins = Vec::with_capacity(set.checkins.len());
         for c in &set.checkins {
-            let key = keys::timed(&keys::monitor(&c.key), c.date_added, c.id);
+            let prefix = keys::monitor(&c.key);
+            let key = keys::timed(&prefix, c.date_added, c.id);
             let previous = self.stored_key(c.id, &set.unstored)?;
-            if previous.is_none() {
-                *added.entry(&c.key).or_default() += 1;
+            match &previous {
+                None => *added.entry(&c.key).or_default() += 1,
+                // An id reused from another monitor environment moves the check-in here; that
+                // one's count is not known by key.
+                Some(old) if !old.starts_with(&prefix) => counts.forget_all = true,
+                Some(_) => {}
             }
             checkins.push(PreparedCheckIn {
                 id: c.id,
@@ -661,7 +667,6 @@ impl Store {
             .collect();
         let mut removes = Vec::new();
         let mut pruned = Vec::new();
-        let mut counts = Vec::new();
         if !set.prune.is_empty() {
             // Indexed once: a sweep's write set prunes hundreds of monitors.
             let written = Written {
@@ -687,19 +692,21 @@ impl Store {
                 }
                 // Retention is cleanup: a failed scan loses nothing and must not fail the write.
                 match self.retention(&written, prune, &mut removes, &mut pruned) {
-                    Ok(Some(count)) => counts.push((prune.key.clone(), Count::Exact(count))),
+                    Ok(Some(count)) => counts.set(&prune.key, Count::Exact(count)),
                     Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "retention failed"),
+                    Err(error) => {
+                        // It may have planned some removals: the count is no longer known.
+                        counts.set(&prune.key, Count::Unknown);
+                        tracing::warn!(%error, "retention failed");
+                    }
                 }
             }
         }
-        let exact: std::collections::HashSet<&MonitorKey> = counts.iter().map(|(k, _)| k).collect();
-        let also: Vec<_> = added
-            .iter()
-            .filter(|(key, _)| !exact.contains(**key))
-            .map(|(key, n)| ((*key).clone(), Count::Added(*n)))
-            .collect();
-        counts.extend(also);
+        for (key, n) in added {
+            if !counts.changes.iter().any(|(counted, _)| counted == key) {
+                counts.set(key, Count::Added(n));
+            }
+        }
         Ok(Prepared {
             monitors,
             checkins,
@@ -810,7 +817,7 @@ impl Store {
     }
 
     /// Takes in what a successful write of `set` changed: caches and counters.
-    fn committed(&self, set: &WriteSet, pruned: &[Uuid], counts: &[(MonitorKey, Count)]) {
+    fn committed(&self, set: &WriteSet, pruned: &[Uuid], counts: &Counts) {
         self.inner.cache.committed(&set.monitors, &set.checkins);
         self.inner.cache.pruned(pruned.iter().copied());
         self.inner.cache.counted(counts);
@@ -908,7 +915,7 @@ struct Prepared {
     /// The check-ins among them.
     pruned: Vec<Uuid>,
     /// How the write changes the number of check-ins of the monitor environments it touches.
-    counts: Vec<(MonitorKey, Count)>,
+    counts: Counts,
     /// When deliveries are created.
     now: DateTime<Utc>,
 }
@@ -931,6 +938,23 @@ pub(super) enum Count {
     Exact(usize),
     /// It holds this many more.
     Added(usize),
+    /// Not known any more (retention failed part way).
+    Unknown,
+}
+
+/// What a write does to the check-in counts the cache keeps.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Counts {
+    /// Per monitor environment, at most one each.
+    pub(super) changes: Vec<(MonitorKey, Count)>,
+    /// A check-in moved in from another monitor environment: forget every count.
+    pub(super) forget_all: bool,
+}
+
+impl Counts {
+    fn set(&mut self, key: &MonitorKey, count: Count) {
+        self.changes.push((key.clone(), count));
+    }
 }
 
 impl Prepared {

@@ -791,3 +791,44 @@ fn a_log_only_prune_keeps_every_checkin() {
         .collect();
     assert_eq!(logs, vec![105, 104]);
 }
+
+/// A check-in id reused under another monitor environment moves the check-in there; the count
+/// retention kept for the first one is then forgotten, not trusted, so its next prune still
+/// keeps exactly `keep`.
+#[test]
+fn a_checkin_moved_to_another_monitor_does_not_leave_a_stale_count() {
+    let (_dir, store) = open();
+    let prune = |slug: &str, keep| Prune {
+        key: key(slug),
+        keep,
+        checkins: true,
+        protect: Vec::new(),
+    };
+    let set = WriteSet {
+        checkins: (0..5).map(|n| checkin("a", n, n as i64)).collect(),
+        prune: vec![prune("a", 10)],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    let moved = WriteSet {
+        checkins: vec![checkin("b", 4, 4)],
+        ..WriteSet::default()
+    };
+    store.commit(&moved, at(5)).unwrap();
+    assert_eq!(store.checkins(&key("a"), 100).unwrap().len(), 4);
+    let more = WriteSet {
+        checkins: (10..16).map(|n| checkin("a", n, n as i64)).collect(),
+        prune: vec![prune("a", 8)],
+        ..WriteSet::default()
+    };
+    store.commit(&more, at(20)).unwrap();
+    let mut ids: Vec<u128> = store
+        .checkins(&key("a"), 100)
+        .unwrap()
+        .iter()
+        .map(|c| c.id.as_u128())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![2, 3, 10, 11, 12, 13, 14, 15]);
+    assert_eq!(store.checkins(&key("b"), 100).unwrap().len(), 1);
+}
