@@ -141,10 +141,9 @@ fn app_outlives_a_collector_outage() {
         );
     }
     // A run is stored if either of its two check-ins arrived; each dropped check-in can cost at
-    // most one run. When the outage overfills the hold, the runs of the first seconds after the
-    // restart are dropped too: the hold stays full until the transport's next try, up to 5 s
-    // later (docs/reliability.md, "Outages"). The API lists at most the newest 1000 runs (a 60 s
-    // outage makes more).
+    // most one run. When the outage overfills the hold, its oldest check-ins make room for the
+    // newest, so the runs after the restart are never the ones lost (docs/reliability.md,
+    // "Outages"). The API lists at most the newest 1000 runs (a 60 s outage makes more).
     let visible = rounds.min(CHECKINS_LISTED);
     let stored = poll(Duration::from_secs(30), "the delivered runs", || {
         let stored = collector.checkins(slug).len() as u64;

@@ -29,7 +29,8 @@ pub struct ClientOptions {
     /// Capacity of the queue between callers and the transport thread (in check-ins and events).
     /// When it is full, new reports are dropped and counted rather than blocking the caller. The
     /// same number bounds how many reports are held back while the server is unreachable (they
-    /// are sent once it is back) or rate-limits us.
+    /// are sent once it is back) or rate-limits us; beyond it the oldest held ones are dropped
+    /// and counted, so the newest reach the server.
     pub queue_size: usize,
     /// How long dropping the [`ClientGuard`](crate::ClientGuard) (and the panic hook) waits for
     /// queued reports to be sent.

@@ -212,7 +212,7 @@ fn reports_sent_during_an_outage_are_delivered_once_the_server_is_back() {
 }
 
 #[test]
-fn an_outage_longer_than_the_buffer_drops_the_overflow_and_counts_it() {
+fn an_outage_longer_than_the_buffer_drops_the_oldest_and_counts_them() {
     let _serial = serial();
     let addr = free_addr();
     let guard = init_at(addr, 4);
@@ -241,6 +241,16 @@ fn an_outage_longer_than_the_buffer_drops_the_overflow_and_counts_it() {
         .collect();
     assert!(order.is_sorted(), "in order, no duplicates: {order:?}");
     assert!(!order.windows(2).any(|w| w[0] == w[1]));
+    // The oldest made room: the newest heartbeats of the outage are the ones delivered.
+    assert_eq!(
+        delivered.last(),
+        produced.last(),
+        "the newest survives the overflow: {delivered:?}"
+    );
+    assert!(
+        order[0] >= produced.len() - 4,
+        "only the newest fit in the hold of 4: {order:?}"
+    );
 }
 
 #[test]

@@ -34,9 +34,13 @@
 //! them is tried again with exponential backoff (100 ms doubling, at most 4 s, ±25 % jitter, so
 //! at most 5 s between tries) for as long as the process lives. Delivery resumes within those
 //! few seconds of the server coming back, oldest first. Meanwhile reports keep arriving through
-//! the bounded queue into the hold, which is bounded by the queue size; what does not fit is
-//! dropped and counted as `dropped` (as the queue's own overflow is, on the caller's thread). So
-//! an outage loses nothing until the hold is full, and every loss is counted. Only a refusal
+//! the bounded queue into the hold, which is bounded by the queue size; when it is full, the
+//! oldest held report makes room for the new one and is counted as `dropped` (as the queue's own
+//! overflow is, on the caller's thread). So an outage loses nothing until the hold is full, every
+//! loss is counted, and what is lost is the oldest: the server learns the current state first,
+//! no run's `in_progress` survives without its `ok` (a false timeout), and reports made after
+//! the server is back push old ones out rather than being lost while the transport has not yet
+//! noticed it is back. Only a refusal
 //! (a `4xx` other than `429`) is final: those items count as `failed` at once.
 //!
 //! # Rate limits
@@ -45,8 +49,9 @@
 //! (`monitor` for check-ins, `error` for events; empty categories mean all; a bare `429` means 60 s
 //! for all). Policy: items of a limited category, including those of the rejected envelope, are
 //! held in order, as in an outage, and sent once the limit expires, so a short limit loses
-//! nothing. The hold is the same, bounded by the queue size; items of a limited category beyond
-//! it are dropped and counted as `rate_limited`. Other categories keep flowing meanwhile.
+//! nothing. The hold is the same, bounded by the queue size; beyond it the oldest held items
+//! are dropped, counted as `rate_limited` if their category is limited. Other categories keep
+//! flowing meanwhile.
 //!
 //! # Flush and shutdown
 //!
@@ -326,16 +331,25 @@ impl Worker {
         event
     }
 
-    /// Takes an item off the queue: held for `pump`, unless it would have to wait (an outage or
-    /// a rate limit) and the hold is full, in which case it is dropped and counted.
+    /// Takes an item off the queue and holds it for `pump`. If it would have to wait (an outage
+    /// or a rate limit) and the hold is full, the oldest held item makes room and is counted.
     fn take(&mut self, pending: Pending) {
         self.counters.queued.fetch_add(1, Relaxed);
         let now = Instant::now();
         let waits = self.outage.is_some() || self.limits.is_limited(pending.category(), now);
         if waits && self.held.len() >= self.config.hold_capacity {
-            self.count_lost(&pending, now, &self.counters.dropped);
-        } else {
-            self.held.push_back(pending);
+            self.drop_oldest(now);
+        }
+        self.held.push_back(pending);
+    }
+
+    /// Drops the oldest held item, counting it. The oldest, not the newest: after an outage the
+    /// server learns the jobs' current state first, a run's `in_progress` is never kept while its
+    /// later `ok` is dropped (which would end as a false timeout), and reports made after the
+    /// server is back push out old ones instead of being lost to a hold still full of them.
+    fn drop_oldest(&mut self, now: Instant) {
+        if let Some(oldest) = self.held.pop_front() {
+            self.count_lost(&oldest, now, &self.counters.dropped);
         }
     }
 
@@ -421,12 +435,10 @@ impl Worker {
         self.held
             .extend(check_ins.into_iter().map(Pending::CheckIn));
         self.held.extend(events.into_iter().map(Pending::Event));
-        // Items taken while the server seemed fine may exceed the hold: drop the newest.
+        // Items taken while the server seemed fine may exceed the hold: drop the oldest.
         let now = Instant::now();
         while self.held.len() > self.config.hold_capacity {
-            if let Some(pending) = self.held.pop_back() {
-                self.count_lost(&pending, now, &self.counters.dropped);
-            }
+            self.drop_oldest(now);
         }
     }
 
