@@ -286,7 +286,7 @@ fn corrupt(why: &str) -> StoreError {
 /// Redo records are cut at about this size: sled 0.34 writes a value over 128 KiB (a quarter
 /// of its 512 KiB log segment) as a separate blob file, which the record of a sweep's write
 /// set of 256 monitors (~750 KB) would otherwise be.
-const RECORD_SIZE: usize = 32 * 1024;
+pub(super) const RECORD_SIZE: usize = 32 * 1024;
 
 /// The redo records of one write set's `ops`, in order, each at most about [`RECORD_SIZE`]
 /// (one op is never split): `number` (u64 BE), then per op: tree tag (u8), key length

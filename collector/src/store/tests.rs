@@ -202,27 +202,20 @@ fn a_complete_group_is_never_replayed_over_later_writes() {
     later.seq = 7;
     {
         let store = Store::open(dir.path()).unwrap();
-        // Two write sets in one group (redo slots 0 and 1), then one alone (slot 0 again):
-        // slot 1 keeps a record of the first group.
+        // A group whose redo records fill slots 0 and 1 (the first write set carries more than
+        // a record's worth of bytes, so `b`'s ops start the second record), then a group of one
+        // record (slot 0 again): slot 1 keeps a record of the first group.
+        let prepared = |set: WriteSet| store.prepare(&set, at(0)).unwrap();
         let first = [
-            store
-                .prepare(
-                    &WriteSet {
-                        monitors: vec![monitor("a")],
-                        ..WriteSet::default()
-                    },
-                    at(0),
-                )
-                .unwrap(),
-            store
-                .prepare(
-                    &WriteSet {
-                        monitors: vec![monitor("b")],
-                        ..WriteSet::default()
-                    },
-                    at(0),
-                )
-                .unwrap(),
+            prepared(WriteSet {
+                monitors: vec![monitor("a")],
+                upstream: vec![vec![b'x'; super::redo::RECORD_SIZE + 1]],
+                ..WriteSet::default()
+            }),
+            prepared(WriteSet {
+                monitors: vec![monitor("b")],
+                ..WriteSet::default()
+            }),
         ];
         let mut writer = store.inner.writer.lock();
         writer
