@@ -3,7 +3,7 @@
 //! `missed` check-in, the monitor and the incident, re-index, and wait until durable (one
 //! fsync for the batch). `engine.rs` measures the pure part against an index of 1,000,000; the
 //! store part costs per *due* monitor (sled lookups are B-tree lookups), which is what this
-//! bench shows.
+//! bench shows. A second bench times the deadline index rebuilt from that store at startup.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,6 +111,13 @@ fn sweep(c: &mut Criterion) {
                 }
             }
             total
+        })
+    });
+    // What a restart adds: the deadline index rebuilt from the 100,000 stored monitors.
+    c.bench_function("startup/deadline_index_of_100k", |b| {
+        b.iter(|| {
+            let loaded = Deadlines::load(&store).unwrap();
+            assert_eq!(loaded.len() as u64, MONITORS);
         })
     });
     let _ = stop.send(());

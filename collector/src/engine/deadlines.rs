@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::model::{MonitorEnv, MonitorKey};
+use super::model::{MonitorEnv, MonitorKey, OpenRun};
 
 /// What is due at a deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -36,17 +36,53 @@ pub struct Deadline {
 /// The deadlines a monitor environment has now: missed at `next_checkin_latest` (once it has
 /// checked in) and a timeout at each open run's `timeout_at`. None while disabled.
 pub fn deadlines_of(monitor: &MonitorEnv) -> Vec<Deadline> {
-    if monitor.disabled {
+    deadlines_from(
+        &monitor.key,
+        monitor.disabled,
+        monitor.next_checkin_latest,
+        &monitor.open_runs,
+    )
+}
+
+/// The fields of a stored [`MonitorEnv`] its deadlines derive from. Decoding only these skips
+/// the rest of the record, for the index rebuilt from every monitor at startup.
+#[derive(Debug, Deserialize)]
+pub struct DeadlineSource {
+    key: MonitorKey,
+    disabled: bool,
+    next_checkin_latest: Option<DateTime<Utc>>,
+    open_runs: Vec<OpenRun>,
+}
+
+impl DeadlineSource {
+    /// [`deadlines_of`] the monitor environment this was decoded from.
+    pub fn deadlines(&self) -> Vec<Deadline> {
+        deadlines_from(
+            &self.key,
+            self.disabled,
+            self.next_checkin_latest,
+            &self.open_runs,
+        )
+    }
+}
+
+fn deadlines_from(
+    key: &MonitorKey,
+    disabled: bool,
+    next_checkin_latest: Option<DateTime<Utc>>,
+    open_runs: &[OpenRun],
+) -> Vec<Deadline> {
+    if disabled {
         return Vec::new();
     }
-    let missed = monitor.next_checkin_latest.map(|at| Deadline {
+    let missed = next_checkin_latest.map(|at| Deadline {
         at,
-        key: monitor.key.clone(),
+        key: key.clone(),
         kind: DeadlineKind::Missed,
     });
-    let timeouts = monitor.open_runs.iter().map(|run| Deadline {
+    let timeouts = open_runs.iter().map(|run| Deadline {
         at: run.timeout_at,
-        key: monitor.key.clone(),
+        key: key.clone(),
         kind: DeadlineKind::Timeout(run.id),
     });
     missed.into_iter().chain(timeouts).collect()

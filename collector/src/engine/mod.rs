@@ -43,7 +43,7 @@ pub use config::{
     ConfigPatch, DEFAULT_CHECKIN_MARGIN, DEFAULT_MAX_RUNTIME, DEFAULT_TIMEZONE, IntervalUnit,
     MonitorConfig, Schedule,
 };
-pub use deadlines::{Deadline, DeadlineIndex, DeadlineKind, deadlines_of};
+pub use deadlines::{Deadline, DeadlineIndex, DeadlineKind, DeadlineSource, deadlines_of};
 pub use issues::{Issue, IssueEffect, IssueStatus, SpikeRule};
 pub use model::{
     CheckIn, CheckInInput, CheckInStatus, Effect, FailureCounts, Incident, IncidentKind,

@@ -12,7 +12,6 @@
 //! | `checkins`    | monitor key ++ date_added ++ id              | `engine::CheckIn`            |
 //! | `checkin_ids` | check-in id (16 bytes)                       | its `checkins` key (raw)     |
 //! | `incidents`   | monitor key ++ opened_at ++ id               | `engine::Incident`           |
-//! | `deadlines`   | monitor key                                  | `Vec<engine::Deadline>`      |
 //! | `outbox`      | sled-generated id u64 BE                     | `alert::OutboxEntry`         |
 //! | `outbox_pending` | channel (u16 BE len ++ name) ++ id u64 BE | empty: index of pending deliveries |
 //! | `issues`      | issue id (u8 len ++ 32 hex digits)           | `engine::Issue`              |
@@ -60,12 +59,12 @@ pub use upstream::QueuedEnvelope;
 
 use crate::alert::NewDelivery;
 use crate::engine::{
-    CheckIn, Deadline, Effect, Incident, Issue, MonitorEnv, MonitorKey, deadlines_of,
+    CheckIn, Deadline, DeadlineSource, Effect, Incident, Issue, MonitorEnv, MonitorKey,
 };
 use outbox::OutboxCount;
 
 /// The layout version this build reads and writes (`migrate.rs` upgrades older ones).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const HEALTH_KEY: &[u8] = b"healthz";
 
@@ -236,7 +235,6 @@ struct Trees {
     checkins: sled::Tree,
     checkin_ids: sled::Tree,
     incidents: sled::Tree,
-    deadlines: sled::Tree,
     outbox: sled::Tree,
     outbox_pending: sled::Tree,
     issues: sled::Tree,
@@ -293,7 +291,6 @@ impl Store {
             checkins: open("checkins")?,
             checkin_ids: open("checkin_ids")?,
             incidents: open("incidents")?,
-            deadlines: open("deadlines")?,
             outbox: open("outbox")?,
             outbox_pending: open("outbox_pending")?,
             issues: open("issues")?,
@@ -315,7 +312,11 @@ impl Store {
                 let found = <[u8; 4]>::try_from(found.as_ref()).map_or(0, u32::from_be_bytes);
                 match found {
                     SCHEMA_VERSION => {}
-                    1 => migrate::from_v1(&db, &trees)?,
+                    1 => {
+                        migrate::from_v1(&db, &trees)?;
+                        migrate::from_v2(&db, &trees)?;
+                    }
+                    2 => migrate::from_v2(&db, &trees)?,
                     _ => return Err(StoreError::Schema { found }),
                 }
             }
@@ -511,11 +512,15 @@ impl Store {
         Ok(incidents)
     }
 
-    /// Every persisted deadline, to rebuild the in-memory index at startup.
+    /// Every deadline of every monitor environment, to rebuild the in-memory index at startup.
+    /// Deadlines are derived from the monitor records, which are written anyway (see
+    /// `deadlines_of`), rather than kept in a tree of their own: that tree cost one more sled
+    /// write per check-in (`ARCHITECTURE.md`, "Store").
     pub fn deadlines(&self) -> Result<Vec<(MonitorKey, Vec<Deadline>)>, StoreError> {
         let mut all = Vec::new();
-        for value in self.trees().deadlines.iter().values() {
-            let deadlines: Vec<Deadline> = decode("deadlines", &value?)?;
+        for value in self.trees().monitors.iter().values() {
+            let source: DeadlineSource = decode("monitors", &value?)?;
+            let deadlines = source.deadlines();
             if let Some(first) = deadlines.first() {
                 all.push((first.key.clone(), deadlines));
             }
@@ -525,7 +530,7 @@ impl Store {
 
     // ---- writes -------------------------------------------------------------------------
 
-    /// Writes `set` in one transaction: each monitor with its deadlines and open incident,
+    /// Writes `set` atomically: each monitor with its open incident,
     /// each check-in with its id index entry, each effect's incident, issues with their
     /// events, alert deliveries (new outbox entries, created at `now`), log entries and
     /// envelopes to relay. Returns the sequence number to pass to [`Store::wait_durable`].
@@ -580,31 +585,12 @@ impl Store {
         Ok(seq)
     }
 
-    /// Encodes `set` for sled, deciding per monitor whether its deadlines need rewriting and
-    /// which old check-ins and log entries its retention removes.
+    /// Encodes `set` for sled, deciding which old check-ins and log entries its retention removes.
     fn prepare(&self, set: &WriteSet, now: DateTime<Utc>) -> Result<Prepared, StoreError> {
         let monitors = set
             .monitors
             .iter()
-            .map(|m| {
-                let deadlines = deadlines_of(m);
-                // Most check-ins leave the deadlines as they were (an `ok` in the same slot,
-                // a heartbeat of a run without a timeout change): skip rewriting them when the
-                // cached previous state says so. Unknown previous state: write.
-                let unchanged = self
-                    .inner
-                    .cache
-                    .monitor(&m.key)
-                    .is_some_and(|old| deadlines_of(&old) == deadlines);
-                let deadlines = if unchanged {
-                    DeadlineWrite::Keep
-                } else if deadlines.is_empty() {
-                    DeadlineWrite::Remove
-                } else {
-                    DeadlineWrite::Put(encode(&deadlines))
-                };
-                (keys::monitor(&m.key), encode(m), deadlines)
-            })
+            .map(|m| (keys::monitor(&m.key), encode(m)))
             .collect();
         let mut added: HashMap<&MonitorKey, usize> = HashMap::new();
         let mut counts = Counts::default();
@@ -866,16 +852,14 @@ impl Store {
         let logs = collect(&t.ping_logs)?;
         (
             &t.monitors,
-            &t.deadlines,
             &t.checkins,
             &t.checkin_ids,
             &t.incidents,
             &t.ping_logs,
         )
             .transaction(
-                |(tx_monitors, tx_deadlines, tx_checkins, tx_ids, tx_incidents, tx_logs)| {
+                |(tx_monitors, tx_checkins, tx_ids, tx_incidents, tx_logs)| {
                     tx_monitors.remove(prefix.as_slice())?;
-                    tx_deadlines.remove(prefix.as_slice())?;
                     for key in &checkins {
                         tx_checkins.remove(key)?;
                         if let Some(id) = keys::timed_id(key)
@@ -902,7 +886,7 @@ impl Store {
 /// A [`WriteSet`] encoded for sled: every key and value it writes, computed on the caller's
 /// thread rather than on the committer thread, which every write waits for.
 struct Prepared {
-    monitors: Vec<(Vec<u8>, Vec<u8>, DeadlineWrite)>,
+    monitors: Vec<(Vec<u8>, Vec<u8>)>,
     checkins: Vec<PreparedCheckIn>,
     incidents: Vec<(Vec<u8>, Vec<u8>)>,
     deliveries: Vec<NewDelivery>,
@@ -981,15 +965,6 @@ struct Written<'a> {
     ids: std::collections::HashSet<Uuid>,
     /// Log entries per monitor environment.
     logs: HashMap<&'a MonitorKey, usize>,
-}
-
-/// What a commit does to a monitor environment's persisted deadlines.
-enum DeadlineWrite {
-    /// They did not change.
-    Keep,
-    Put(Vec<u8>),
-    /// It has none (disabled, or nothing expected yet).
-    Remove,
 }
 
 fn incident_key(incident: &Incident) -> Vec<u8> {

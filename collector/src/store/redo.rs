@@ -32,17 +32,21 @@
 
 use std::borrow::Cow;
 
-use super::{DeadlineWrite, Prepared, StoreError, Trees, outbox};
+use super::{Prepared, StoreError, Trees, outbox};
+
+/// The tag of schema version 2's `deadlines` tree, which a group cut short by a crash before
+/// the upgrade to version 3 may still name; its writes are skipped on replay.
+const LEGACY_DEADLINES: u8 = 1;
 
 /// Key in `meta` of the number of the last group whose writes were all made.
 const DONE_KEY: &[u8] = b"redo_done";
 
-/// The trees a group writes to; the number is the tree's tag in redo records.
+/// The trees a group writes to; the number is the tree's tag in redo records. Tag 1 was the
+/// `deadlines` tree of schema version 2 ([`LEGACY_DEADLINES`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(super) enum TreeId {
     Monitors = 0,
-    Deadlines = 1,
     Checkins = 2,
     CheckinIds = 3,
     Incidents = 4,
@@ -55,9 +59,8 @@ pub(super) enum TreeId {
 }
 
 impl TreeId {
-    const ALL: [TreeId; 11] = [
+    const ALL: [TreeId; 10] = [
         TreeId::Monitors,
-        TreeId::Deadlines,
         TreeId::Checkins,
         TreeId::CheckinIds,
         TreeId::Incidents,
@@ -72,7 +75,6 @@ impl TreeId {
     fn tree(self, trees: &Trees) -> &sled::Tree {
         match self {
             TreeId::Monitors => &trees.monitors,
-            TreeId::Deadlines => &trees.deadlines,
             TreeId::Checkins => &trees.checkins,
             TreeId::CheckinIds => &trees.checkin_ids,
             TreeId::Incidents => &trees.incidents,
@@ -184,19 +186,8 @@ impl Writer {
 
 /// Appends the raw writes of one write set to `ops`, in the order they are made.
 fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Result<(), StoreError> {
-    for (key, value, deadlines) in &set.monitors {
+    for (key, value) in &set.monitors {
         ops.push(Op::put(TreeId::Monitors, key.as_slice(), value.as_slice()));
-        match deadlines {
-            DeadlineWrite::Keep => {}
-            DeadlineWrite::Put(deadlines) => {
-                ops.push(Op::put(
-                    TreeId::Deadlines,
-                    key.as_slice(),
-                    deadlines.as_slice(),
-                ));
-            }
-            DeadlineWrite::Remove => ops.push(Op::remove(TreeId::Deadlines, key.as_slice())),
-        }
     }
     for checkin in &set.checkins {
         let (key, id) = (checkin.key.as_slice(), &checkin.id.as_bytes()[..]);
@@ -328,15 +319,20 @@ fn decode_record(mut record: &[u8]) -> Result<(u64, Vec<Op<'static>>), StoreErro
     let mut ops = Vec::new();
     while !record.is_empty() {
         let [tag] = take::<1>(&mut record)?;
-        let tree = *TreeId::ALL
-            .get(usize::from(tag))
-            .ok_or_else(|| corrupt("redo record names an unknown tree"))?;
         let key = take_bytes(&mut record)?;
         let value = match take::<1>(&mut record)? {
             [0xff] => None,
             [0] => Some(take_bytes(&mut record)?),
             _ => return Err(corrupt("redo record has a bad op marker")),
         };
+        if tag == LEGACY_DEADLINES {
+            // Derived from the monitor record the same group writes: nothing to replay.
+            continue;
+        }
+        let tree = *TreeId::ALL
+            .iter()
+            .find(|tree| **tree as u8 == tag)
+            .ok_or_else(|| corrupt("redo record names an unknown tree"))?;
         ops.push(Op {
             tree,
             key: key.into(),
@@ -372,7 +368,7 @@ mod tests {
     fn records_round_trip() {
         let ops = vec![
             Op::put(TreeId::Monitors, b"m".to_vec(), b"{}".to_vec()),
-            Op::remove(TreeId::Deadlines, b"m".to_vec()),
+            Op::remove(TreeId::CheckinIds, b"m".to_vec()),
             Op::put(TreeId::OutboxPending, b"p".to_vec(), Vec::new()),
             Op::put(
                 TreeId::Upstream,
@@ -391,6 +387,31 @@ mod tests {
                 assert!(ops.len() < 4, "cut at {len} decoded everything");
             }
         }
+    }
+
+    #[test]
+    fn a_schema_2_deadlines_write_is_skipped_and_the_rest_replayed() {
+        let monitor = Op::put(TreeId::Monitors, b"m".to_vec(), b"{}".to_vec());
+        let checkin = Op::put(TreeId::Checkins, b"c".to_vec(), b"{}".to_vec());
+        // Version 2 wrote the monitor, then its deadlines under tag 1, then the check-in.
+        let mut record = encode_records(9, std::slice::from_ref(&monitor)).remove(0);
+        record.push(LEGACY_DEADLINES);
+        put_bytes(&mut record, b"m");
+        record.push(0);
+        put_bytes(&mut record, b"[]");
+        record.push(LEGACY_DEADLINES);
+        put_bytes(&mut record, b"n");
+        record.push(0xff);
+        record.extend_from_slice(&encode_records(9, std::slice::from_ref(&checkin))[0][8..]);
+        assert_eq!(decode_record(&record).unwrap(), (9, vec![monitor, checkin]));
+        // Any other unknown tag is damage.
+        let mut bad = encode_records(9, &[])
+            .pop()
+            .unwrap_or_else(|| 9u64.to_be_bytes().to_vec());
+        bad.push(200);
+        put_bytes(&mut bad, b"k");
+        bad.push(0xff);
+        assert!(decode_record(&bad).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@ use crate::alert::NewDelivery;
 use crate::engine::alerting::{Links, Payload, monitor_alert};
 use crate::engine::{
     CheckInStatus, DeadlineKind, FailureCounts, IncidentKind, IncidentReason, IntervalUnit,
-    MonitorConfig, OpenRun, Schedule,
+    MonitorConfig, OpenRun, Schedule, deadlines_of,
 };
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -62,7 +62,7 @@ fn incident(slug: &str, resolved: bool) -> Incident {
 /// Opens a store that was just dropped. sled's I/O threads may still hold the dropped
 /// database (and its file lock) for a moment after the last handle is gone, so a lock
 /// conflict is retried for up to two seconds; any other outcome is returned at once.
-fn reopen(path: &std::path::Path) -> Result<Store, StoreError> {
+pub(super) fn reopen(path: &std::path::Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match Store::open(path) {
@@ -399,6 +399,46 @@ fn version_1_is_upgraded_keeping_monitors_and_dropping_its_effects_and_raw_event
     assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
 }
 
+#[test]
+fn version_2_is_upgraded_completing_its_cut_group_and_deriving_the_deadlines() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.trees();
+        // Version 2's deadlines tree, with an entry for a monitor that no longer exists.
+        let legacy = store.inner.db.open_tree("deadlines").unwrap();
+        legacy.insert(b"gone", &b"[]"[..]).unwrap();
+        // A group a crash cut short: its redo record survived, none of its writes did. Version
+        // 2 wrote the monitor, then its deadlines under tag 1.
+        let number = t.meta.get(b"redo_done").unwrap().map_or(0, |done| {
+            u64::from_be_bytes(done.as_ref().try_into().unwrap())
+        }) + 1;
+        let mut record = number.to_be_bytes().to_vec();
+        let monitor_key = keys::monitor(&key("job"));
+        for (tag, value) in [(0u8, encode(&monitor("job"))), (1, b"[]".to_vec())] {
+            record.push(tag);
+            record.extend_from_slice(&(monitor_key.len() as u32).to_be_bytes());
+            record.extend_from_slice(&monitor_key);
+            record.push(0);
+            record.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            record.extend_from_slice(&value);
+        }
+        t.redo.insert(0u32.to_be_bytes(), record).unwrap();
+        t.meta.insert(SCHEMA_KEY, &2u32.to_be_bytes()).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let store = reopen(dir.path()).unwrap();
+    assert_eq!(store.monitor(&key("job")).unwrap(), Some(monitor("job")));
+    let names = store.inner.db.tree_names();
+    assert!(!names.iter().any(|name| name.as_ref() == b"deadlines"));
+    assert_eq!(
+        store.deadlines().unwrap(),
+        vec![(key("job"), deadlines_of(&monitor("job")))]
+    );
+    let version = store.trees().meta.get(SCHEMA_KEY).unwrap().unwrap();
+    assert_eq!(version.as_ref(), 3u32.to_be_bytes());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_share_one_flush_and_writes_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -491,11 +531,11 @@ async fn concurrent_commits_are_grouped_and_flushed_by_the_committer() {
     }
 }
 
-/// The hot cache answers `monitor` and `checkin` reads and lets a commit skip rewriting
-/// unchanged deadlines: what a fresh process reads from disk must still be exactly what the
-/// last commit said, through keep, change, removal and deletion.
+/// The hot cache answers `monitor` and `checkin` reads, and the deadlines a fresh process
+/// derives from the stored monitors must be exactly what the last commit said, through keep,
+/// change, removal and deletion.
 #[test]
-fn cached_reads_and_skipped_deadline_writes_match_the_disk() {
+fn cached_reads_and_derived_deadlines_match_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let reopened = |store: Store| {
         store.flush_blocking().unwrap();
@@ -531,7 +571,7 @@ fn cached_reads_and_skipped_deadline_writes_match_the_disk() {
     assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
     assert_eq!(persisted(&store), deadlines_of(&m));
 
-    // Same deadlines, other state (a heartbeat): the deadlines are not rewritten, and stay right.
+    // Same deadlines, other state (a heartbeat): they stay right.
     m.last_checkin = Some(at(5));
     commit(&store, &m, vec![]);
     let store = reopened(store);
