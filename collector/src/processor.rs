@@ -481,19 +481,7 @@ impl Processor {
                 None
             }
         };
-        stored.or_else(|| {
-            monitor.open_run(id).map(|run| CheckIn {
-                id,
-                key: monitor.key.clone(),
-                status: CheckInStatus::InProgress,
-                duration_ms: None,
-                date_added: run.started,
-                date_updated: run.started,
-                expected_time: None,
-                timeout_at: Some(run.timeout_at),
-                log: None,
-            })
-        })
+        stored.or_else(|| monitor.open_run(id).map(|run| run.checkin(&monitor.key)))
     }
 
     /// `PUT`: creates the monitor environment(s) with `config`, or replaces their config.
@@ -976,11 +964,9 @@ mod tests {
         monitor.last_checkin = Some(t0);
         monitor.next_checkin = Some(t0 + chrono::TimeDelta::minutes(1));
         monitor.next_checkin_latest = Some(t0 + chrono::TimeDelta::minutes(2));
-        monitor.open_runs.push(OpenRun {
-            id: run.id,
-            started: t0,
-            timeout_at: t0 + chrono::TimeDelta::minutes(30),
-        });
+        monitor
+            .open_runs
+            .push(OpenRun::of(&run, t0 + chrono::TimeDelta::minutes(30)));
         let writes = WriteSet {
             monitors: vec![monitor.clone()],
             checkins: vec![run.clone()],

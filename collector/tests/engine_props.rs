@@ -136,6 +136,12 @@ impl World {
         };
         prop_assert_eq!(after.status, expected);
         prop_assert!(after.open_runs.len() <= MAX_OPEN_RUNS);
+        // The store keeps an open run's `in_progress` check-in only in the monitor record:
+        // the run says everything the check-in says.
+        if let Some(run) = after.open_run(t.checkin.id) {
+            prop_assert_eq!(t.checkin.status, CheckInStatus::InProgress);
+            prop_assert_eq!(&run.checkin(&after.key), &t.checkin);
+        }
         // A new check-in never takes the id of another stored one.
         if let Some(stored) = self.checkins.get(&t.checkin.id) {
             prop_assert_eq!(&stored.date_added, &t.checkin.date_added, "id collision");

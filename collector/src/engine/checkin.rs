@@ -194,15 +194,9 @@ fn create(
         if monitor.open_runs.len() >= MAX_OPEN_RUNS {
             return Err(Rejection::TooManyOpenRuns(key));
         }
-        let timeout_at = timeout_after(now, monitor.config.max_runtime);
-        monitor.open_runs.push(OpenRun {
-            id,
-            started: now,
-            timeout_at,
-        });
-        Some(timeout_at)
+        Some(timeout_after(now, monitor.config.max_runtime))
     };
-    Ok(CheckIn {
+    let checkin = CheckIn {
         id,
         key,
         status,
@@ -212,7 +206,11 @@ fn create(
         expected_time: monitor.next_checkin,
         timeout_at,
         log,
-    })
+    };
+    if let Some(timeout_at) = timeout_at {
+        monitor.open_runs.push(OpenRun::of(&checkin, timeout_at));
+    }
+    Ok(checkin)
 }
 
 /// A check-in for a stored one (same id).
@@ -242,15 +240,11 @@ fn update(monitor: &mut MonitorEnv, mut stored: CheckIn, run: Run) -> Result<Upd
             let timeout_at = timeout_after(now, monitor.config.max_runtime).min(cap);
             stored.timeout_at = Some(timeout_at);
             let runs = &mut monitor.open_runs;
-            if let Some(open) = runs.iter_mut().find(|r| r.id == stored.id) {
-                open.timeout_at = timeout_at;
+            if runs.iter().any(|r| r.id == stored.id) {
+                // Brought up to date with the heartbeat below.
             } else if runs.len() < MAX_OPEN_RUNS {
                 // Forgotten (e.g. the monitor was re-enabled): track the run again.
-                runs.push(OpenRun {
-                    id: stored.id,
-                    started: stored.date_added,
-                    timeout_at,
-                });
+                runs.push(OpenRun::of(&stored, timeout_at));
             } else {
                 return Err(Rejection::TooManyOpenRuns(monitor.key.clone()));
             }
@@ -281,6 +275,13 @@ fn update(monitor: &mut MonitorEnv, mut stored: CheckIn, run: Run) -> Result<Upd
     stored.date_updated = now;
     if log.is_some() {
         stored.log = log;
+    }
+    if let (Some(run), Some(timeout_at)) = (
+        monitor.open_runs.iter_mut().find(|r| r.id == stored.id),
+        stored.timeout_at,
+    ) {
+        // The run holds its check-in as of this heartbeat.
+        *run = OpenRun::of(&stored, timeout_at);
     }
     Ok(Updated::Changed(stored, counts))
 }

@@ -39,15 +39,54 @@ pub enum MonitorStatus {
     Disabled,
 }
 
-/// A run that sent `in_progress` and has not finished or timed out yet.
+/// A run that sent `in_progress` and has not finished or timed out yet: everything its
+/// `in_progress` check-in says ([`OpenRun::checkin`]), so the store keeps that check-in in the
+/// monitor record while the run is open instead of writing a record of its own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenRun {
     /// The run's check-in id.
     pub id: Uuid,
-    /// When its first `in_progress` arrived.
+    /// When its first `in_progress` arrived (the check-in's `date_added`).
     pub started: DateTime<Utc>,
     /// When it times out unless a heartbeat or a terminal check-in arrives first.
     pub timeout_at: DateTime<Utc>,
+    /// When its last `in_progress` (the start or a heartbeat) arrived.
+    pub date_updated: DateTime<Utc>,
+    /// The check-in's `expected_time`.
+    #[serde(default)]
+    pub expected_time: Option<DateTime<Utc>>,
+    /// The check-in's log (a ping's body).
+    #[serde(default)]
+    pub log: Option<String>,
+}
+
+impl OpenRun {
+    /// The run of an `in_progress` check-in that will time out at `timeout_at`.
+    pub fn of(checkin: &CheckIn, timeout_at: DateTime<Utc>) -> OpenRun {
+        OpenRun {
+            id: checkin.id,
+            started: checkin.date_added,
+            timeout_at,
+            date_updated: checkin.date_updated,
+            expected_time: checkin.expected_time,
+            log: checkin.log.clone(),
+        }
+    }
+
+    /// The run's `in_progress` check-in, as of its last heartbeat.
+    pub fn checkin(&self, key: &MonitorKey) -> CheckIn {
+        CheckIn {
+            id: self.id,
+            key: key.clone(),
+            status: CheckInStatus::InProgress,
+            duration_ms: None,
+            date_added: self.started,
+            date_updated: self.date_updated,
+            expected_time: self.expected_time,
+            timeout_at: Some(self.timeout_at),
+            log: self.log.clone(),
+        }
+    }
 }
 
 /// Failed check-ins by kind.

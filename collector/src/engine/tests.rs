@@ -1340,6 +1340,9 @@ fn deadline_index() {
         id: id(9),
         started: at("00:00"),
         timeout_at: at("00:30"),
+        date_updated: at("00:00"),
+        expected_time: None,
+        log: None,
     });
     let mut index = DeadlineIndex::new();
     for m in &monitors {

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{Count, Counts};
-use crate::engine::{CheckIn, CheckInStatus, MonitorEnv, MonitorKey};
+use crate::engine::{CheckIn, CheckInStatus, MonitorEnv, MonitorKey, OpenRun};
 
 /// Entries per map: 16,384 monitor environments (~10 MB) and as many open runs.
 pub(super) const CAPACITY: usize = 16_384;
@@ -41,6 +41,11 @@ pub(super) struct HotCache {
 impl HotCache {
     pub(super) fn monitor(&self, key: &MonitorKey) -> Option<MonitorEnv> {
         self.monitors.get(key)
+    }
+
+    /// The open runs of a cached monitor environment.
+    pub(super) fn open_runs(&self, key: &MonitorKey) -> Option<Vec<OpenRun>> {
+        self.monitors.0.lock().get(key).map(|m| m.open_runs.clone())
     }
 
     pub(super) fn run(&self, id: Uuid) -> Option<CheckIn> {
@@ -94,7 +99,7 @@ impl HotCache {
                 }
                 Count::Added(n) => {
                     if let Some(stored) = map.get_mut(key) {
-                        *stored += n;
+                        *stored = stored.saturating_add_signed(n);
                     }
                 }
                 Count::Unknown => {

@@ -1,6 +1,9 @@
 //! Upgrades of older store layouts, run by [`Store::open`](super::Store::open) before anything
 //! else reads the trees. Each step is written once for one version and never changed.
 
+use serde_json::Value;
+use uuid::Uuid;
+
 use super::{SCHEMA_KEY, StoreError, Trees};
 
 /// Version 1 → 2: the outbox holds deliveries instead of engine effects, and events are filed
@@ -28,16 +31,80 @@ pub(super) fn from_v1(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Version 2 → 3: the `deadlines` tree is gone; the deadline index is rebuilt from the monitor
-/// records, which hold everything it derives from.
+/// Version 2 → 3: the `deadlines` tree is gone, and an open run's `in_progress` check-in is
+/// held by its monitor record instead of a check-in record.
 ///
-/// Version 2 kept each monitor environment's deadlines in a tree of their own, one more sled
-/// write per check-in. A group of writes a crash cut short is still completed after this step
-/// (its deadline writes are skipped, `redo.rs`), so the tree is simply dropped.
+/// Version 2 kept each monitor environment's deadlines in a tree of their own, and wrote every
+/// `in_progress` check-in as a record; both cost a sled write per check-in. The deadline index
+/// is rebuilt from the monitor records now, so that tree is dropped. Each open run takes the
+/// fields of its check-in record (`date_updated`, `expected_time`, `log`; from `started` if
+/// retention had dropped the record), then the record goes; its id index entry stays. Each
+/// monitor is rewritten before its records are removed, so an upgrade cut short runs again to
+/// the same result. A group of writes a crash cut short is still completed after this step
+/// (its deadline writes are skipped, `redo.rs`).
 pub(super) fn from_v2(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    let mut moved = 0usize;
+    for entry in trees.monitors.iter() {
+        let (key, value) = entry?;
+        let mut monitor: Value =
+            serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt {
+                tree: "monitors",
+                source,
+            })?;
+        let Some(runs) = monitor.get_mut("open_runs").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        if runs.is_empty() {
+            continue;
+        }
+        let mut records = Vec::new();
+        for run in runs.iter_mut() {
+            let record = match run.get("id").and_then(Value::as_str).map(Uuid::parse_str) {
+                Some(Ok(id)) => match trees.checkin_ids.get(id.as_bytes())? {
+                    Some(at) => trees.checkins.get(&at)?.map(|record| (at, record)),
+                    None => None,
+                },
+                _ => None,
+            };
+            let fields: Option<Value> = record
+                .as_ref()
+                .and_then(|(_, record)| serde_json::from_slice(record).ok());
+            let Some(run) = run.as_object_mut() else {
+                continue;
+            };
+            let filled = [
+                ("date_updated", Some("started")),
+                ("expected_time", None),
+                ("log", None),
+            ];
+            for (field, fallback) in filled {
+                let value = fields
+                    .as_ref()
+                    .and_then(|f| f.get(field))
+                    .or_else(|| run.get(field))
+                    .or_else(|| fallback.and_then(|f| run.get(f)))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                run.insert(field.to_owned(), value);
+            }
+            if let Some((at, _)) = record {
+                records.push(at);
+            }
+        }
+        let value = serde_json::to_vec(&monitor).expect("a JSON value always serializes");
+        trees.monitors.insert(&key, value)?;
+        for at in records {
+            trees.checkins.remove(at)?;
+            moved += 1;
+        }
+    }
     db.drop_tree("deadlines")?;
     trees.meta.insert(SCHEMA_KEY, &3u32.to_be_bytes())?;
     db.flush()?;
-    tracing::info!("store upgraded from schema version 2 to 3: the deadlines tree was dropped");
+    tracing::info!(
+        moved_in_progress = moved,
+        "store upgraded from schema version 2 to 3: the deadlines tree was dropped and open \
+         runs' in_progress check-ins moved into their monitor records"
+    );
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! | `meta`        | `schema_version`                             | u32 BE                       |
 //! | `meta`        | `project/` ++ id u64 BE                      | [`ProjectRecord`]            |
 //! | `monitors`    | monitor key (project, slug, environment)     | `engine::MonitorEnv`         |
-//! | `checkins`    | monitor key ++ date_added ++ id              | `engine::CheckIn`            |
+//! | `checkins`    | monitor key ++ date_added ++ id              | `engine::CheckIn` (*)        |
 //! | `checkin_ids` | check-in id (16 bytes)                       | its `checkins` key (raw)     |
 //! | `incidents`   | monitor key ++ opened_at ++ id               | `engine::Incident`           |
 //! | `outbox`      | sled-generated id u64 BE                     | `alert::OutboxEntry`         |
@@ -22,6 +22,11 @@
 //! | `probe_results` | name len u16 BE ++ name ++ ring slot u32 BE | `engine::probes::ProbeResult` |
 //! | `redo`        | slot in the group u32 BE                     | redo record (`redo.rs`)      |
 //! | `meta`        | `redo_done`                                  | last complete group, u64 BE  |
+//!
+//! (*) Except the `in_progress` check-in of a run that is still open: the monitor record holds
+//! it (`engine::OpenRun`), so a run's start and heartbeats write only the monitor, and its
+//! record is written when the run ends (or when a re-enable makes the monitor forget it). Its
+//! id index entry is written at the start and already names the key the record will have.
 //!
 //! Every state change goes through [`Store::commit_async`] (or [`Store::commit`]), written
 //! atomically with the other write sets of its group (`committer.rs`, `redo.rs`), and is
@@ -59,7 +64,8 @@ pub use upstream::QueuedEnvelope;
 
 use crate::alert::NewDelivery;
 use crate::engine::{
-    CheckIn, Deadline, DeadlineSource, Effect, Incident, Issue, MonitorEnv, MonitorKey,
+    CheckIn, CheckInStatus, Deadline, DeadlineSource, Effect, Incident, Issue, MonitorEnv,
+    MonitorKey, OpenRun,
 };
 use outbox::OutboxCount;
 
@@ -468,23 +474,45 @@ impl Store {
         let Some(key) = self.trees().checkin_ids.get(id.as_bytes())? else {
             return Ok(None);
         };
-        self.trees()
-            .checkins
-            .get(key)?
-            .map(|v| decode("checkins", &v))
-            .transpose()
+        if let Some(value) = self.trees().checkins.get(&key)? {
+            return decode("checkins", &value).map(Some);
+        }
+        // No record: an open run, held by its monitor, whose key prefixes the check-in's.
+        let Some(monitor) = key
+            .len()
+            .checked_sub(24)
+            .map(|end| self.trees().monitors.get(&key[..end]))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        let monitor: MonitorEnv = decode("monitors", &monitor)?;
+        Ok(monitor.open_run(id).map(|run| run.checkin(&monitor.key)))
     }
 
-    /// The newest `limit` check-ins of a monitor environment, newest first.
+    /// The newest `limit` check-ins of a monitor environment, newest first: its records and
+    /// the `in_progress` check-ins of its open runs (held by the monitor record), in key order.
     pub fn checkins(&self, key: &MonitorKey, limit: usize) -> Result<Vec<CheckIn>, StoreError> {
-        self.trees()
+        let runs = match self.monitor(key)? {
+            Some(monitor) => monitor.open_runs,
+            None => Vec::new(),
+        };
+        let mut checkins: Vec<CheckIn> = runs.iter().map(|run| run.checkin(key)).collect();
+        for value in self
+            .trees()
             .checkins
             .scan_prefix(keys::monitor(key))
             .values()
             .rev()
             .take(limit)
-            .map(|v| decode("checkins", &v?))
-            .collect()
+        {
+            checkins.push(decode("checkins", &value?)?);
+        }
+        // The order of the keys: time, then id.
+        checkins.sort_by_key(|c| std::cmp::Reverse((c.date_added, c.id)));
+        checkins.truncate(limit);
+        Ok(checkins)
     }
 
     /// The newest `limit` ping log entries of a monitor environment, newest first.
@@ -594,24 +622,66 @@ impl Store {
             .collect();
         let mut added: HashMap<&MonitorKey, usize> = HashMap::new();
         let mut counts = Counts::default();
+        // Open runs keep their `in_progress` check-in in the monitor record, not in a check-in
+        // record of their own: which runs were open before this write, and which are after.
+        let mut was_open: HashMap<(&MonitorKey, Uuid), OpenRun> = HashMap::new();
+        for m in &set.monitors {
+            for run in self.open_runs(&m.key)? {
+                was_open.insert((&m.key, run.id), run);
+            }
+        }
+        let is_open: std::collections::HashSet<(&MonitorKey, Uuid)> = set
+            .monitors
+            .iter()
+            .flat_map(|m| m.open_runs.iter().map(move |run| (&m.key, run.id)))
+            .collect();
+        // Check-in records this write removes without a replacement, per monitor environment.
+        let mut dropped: HashMap<&MonitorKey, usize> = HashMap::new();
         let mut checkins = Vec::with_capacity(set.checkins.len());
+        let mut owners = Vec::with_capacity(set.checkins.len());
         for c in &set.checkins {
             let prefix = keys::monitor(&c.key);
             let key = keys::timed(&prefix, c.date_added, c.id);
             let previous = self.stored_key(c.id, &set.unstored)?;
+            // A run that was open had no record; anything else stored had one.
+            let had_record = previous.is_some() && !was_open.contains_key(&(&c.key, c.id));
+            let record =
+                !(c.status == CheckInStatus::InProgress && is_open.contains(&(&c.key, c.id)));
             match &previous {
-                None => *added.entry(&c.key).or_default() += 1,
                 // An id reused from another monitor environment moves the check-in here; that
                 // one's count is not known by key.
                 Some(old) if !old.starts_with(&prefix) => counts.forget_all = true,
-                Some(_) => {}
+                _ if record && !had_record => *added.entry(&c.key).or_default() += 1,
+                _ if !record && had_record => *dropped.entry(&c.key).or_default() += 1,
+                _ => {}
             }
             checkins.push(PreparedCheckIn {
                 id: c.id,
-                value: encode(c),
+                value: record.then(|| encode(c)),
                 key,
                 previous,
+                had_record,
             });
+            owners.push(&c.key);
+        }
+        // A run that stopped being open without a check-in in this write (the monitor was
+        // re-enabled, which forgets its runs) gets the record it no longer has in the monitor.
+        let written_ids: std::collections::HashSet<Uuid> =
+            set.checkins.iter().map(|c| c.id).collect();
+        for ((monitor, id), run) in &was_open {
+            if is_open.contains(&(*monitor, *id)) || written_ids.contains(id) {
+                continue;
+            }
+            let key = keys::timed(&keys::monitor(monitor), run.started, *id);
+            checkins.push(PreparedCheckIn {
+                id: *id,
+                value: Some(encode(&run.checkin(monitor))),
+                previous: Some(key.clone()),
+                key,
+                had_record: false,
+            });
+            owners.push(*monitor);
+            *added.entry(*monitor).or_default() += 1;
         }
         let incidents = set
             .monitors
@@ -659,13 +729,16 @@ impl Store {
                 added: &added,
                 keys: {
                     let mut by: HashMap<&MonitorKey, Vec<Vec<u8>>> = HashMap::new();
-                    for (c, prepared) in set.checkins.iter().zip(&checkins) {
-                        by.entry(&c.key).or_default().push(prepared.key.clone());
+                    for (owner, prepared) in owners.iter().zip(&checkins) {
+                        if prepared.value.is_some() {
+                            by.entry(*owner).or_default().push(prepared.key.clone());
+                        }
                     }
                     by.values_mut().for_each(|keys| keys.sort());
                     by
                 },
-                ids: set.checkins.iter().map(|c| c.id).collect(),
+                ids: checkins.iter().map(|c| c.id).collect(),
+                dropped: &dropped,
                 logs: set.logs.iter().fold(HashMap::new(), |mut by, l| {
                     *by.entry(&l.key).or_insert(0) += 1;
                     by
@@ -688,10 +761,13 @@ impl Store {
                 }
             }
         }
-        for (key, n) in added {
-            if !counts.changes.iter().any(|(counted, _)| counted == key) {
-                counts.set(key, Count::Added(n));
+        for key in added.keys().chain(dropped.keys()) {
+            if counts.changes.iter().any(|(counted, _)| counted == *key) {
+                continue;
             }
+            let net = added.get(key).copied().unwrap_or(0) as isize
+                - dropped.get(key).copied().unwrap_or(0) as isize;
+            counts.set(key, Count::Added(net));
         }
         Ok(Prepared {
             monitors,
@@ -707,6 +783,21 @@ impl Store {
             counts,
             now,
         })
+    }
+
+    /// The open runs of a monitor environment as stored (none if it is not).
+    fn open_runs(&self, key: &MonitorKey) -> Result<Vec<OpenRun>, StoreError> {
+        if let Some(runs) = self.inner.cache.open_runs(key) {
+            return Ok(runs);
+        }
+        #[derive(Deserialize)]
+        struct Runs {
+            open_runs: Vec<OpenRun>,
+        }
+        match self.trees().monitors.get(keys::monitor(key))? {
+            Some(value) => Ok(decode::<Runs>("monitors", &value)?.open_runs),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Where check-in `id` is stored now (its `checkins` key), if it is. The caller holds the
@@ -765,7 +856,8 @@ impl Store {
         };
         // After the write it holds `total`; the oldest `total - keep` are beyond the newest
         // `keep`. What this write adds or rewrites is never among those removed.
-        let total = stored + written.added.get(&prune.key).copied().unwrap_or(0);
+        let total = (stored + written.added.get(&prune.key).copied().unwrap_or(0))
+            .saturating_sub(written.dropped.get(&prune.key).copied().unwrap_or(0));
         // An entry goes if its place among the entries after the write, oldest first, is below
         // `total - keep`. The entries this write stores are never removed, and their place is
         // their new key (a rewritten check-in may move), not the stored one.
@@ -847,7 +939,11 @@ impl Store {
         let collect = |tree: &sled::Tree| -> Result<Vec<sled::IVec>, sled::Error> {
             tree.scan_prefix(&prefix).keys().collect()
         };
-        let checkins = collect(&t.checkins)?;
+        let mut checkins = collect(&t.checkins)?;
+        // Open runs have no record, only an id index entry: remove it too.
+        for run in self.open_runs(key)? {
+            checkins.push(keys::timed(&prefix, run.started, run.id).into());
+        }
         let incidents = collect(&t.incidents)?;
         let logs = collect(&t.ping_logs)?;
         (
@@ -909,10 +1005,15 @@ struct PreparedCheckIn {
     id: Uuid,
     /// Its `checkins` key.
     key: Vec<u8>,
-    value: Vec<u8>,
+    /// Its record, or `None` for the `in_progress` check-in of a run that is open after the
+    /// write: the monitor record holds that one ([`OpenRun`]), and its id index entry points
+    /// at the key the record will have.
+    value: Option<Vec<u8>>,
     /// Its `checkins` key before this write, if it was stored (its time, hence its key, may
     /// change).
     previous: Option<Vec<u8>>,
+    /// Whether a record was stored under `previous` (not so for an open run).
+    had_record: bool,
 }
 
 /// What a write does to the number of check-ins a monitor environment holds.
@@ -920,8 +1021,9 @@ struct PreparedCheckIn {
 pub(super) enum Count {
     /// It holds exactly this many after the write (counted by retention).
     Exact(usize),
-    /// It holds this many more.
-    Added(usize),
+    /// It holds this many more (or fewer: a run open again after a re-enable drops its
+    /// record).
+    Added(isize),
     /// Not known any more (retention failed part way).
     Unknown,
 }
@@ -957,8 +1059,10 @@ impl Prepared {
 
 /// What a write set stores, indexed for its retention.
 struct Written<'a> {
-    /// Check-ins the write adds (not stored before), per monitor environment.
+    /// Check-in records the write adds (none stored before), per monitor environment.
     added: &'a HashMap<&'a MonitorKey, usize>,
+    /// Check-in records it removes because their run is open again (held by the monitor).
+    dropped: &'a HashMap<&'a MonitorKey, usize>,
     /// The keys of every check-in it adds or rewrites, per monitor environment, sorted.
     keys: HashMap<&'a MonitorKey, Vec<Vec<u8>>>,
     /// Ids of every check-in it adds or rewrites.

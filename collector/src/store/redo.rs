@@ -192,15 +192,24 @@ fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Resul
     for checkin in &set.checkins {
         let (key, id) = (checkin.key.as_slice(), &checkin.id.as_bytes()[..]);
         match &checkin.previous {
-            // Same key (an `ok` closing its `in_progress`): the index is right.
-            Some(old) if old.as_slice() == key => {}
+            // Same key (an `ok` closing its `in_progress`): the index is right, and a record
+            // there is replaced, unless the run is open again (its monitor holds it now).
+            Some(old) if old.as_slice() == key => {
+                if checkin.had_record && checkin.value.is_none() {
+                    ops.push(Op::remove(TreeId::Checkins, old.as_slice()));
+                }
+            }
             Some(old) => {
-                ops.push(Op::remove(TreeId::Checkins, old.as_slice()));
+                if checkin.had_record {
+                    ops.push(Op::remove(TreeId::Checkins, old.as_slice()));
+                }
                 ops.push(Op::put(TreeId::CheckinIds, id, key));
             }
             None => ops.push(Op::put(TreeId::CheckinIds, id, key)),
         }
-        ops.push(Op::put(TreeId::Checkins, key, checkin.value.as_slice()));
+        if let Some(value) = &checkin.value {
+            ops.push(Op::put(TreeId::Checkins, key, value.as_slice()));
+        }
     }
     for (key, value) in &set.incidents {
         ops.push(Op::put(TreeId::Incidents, key.as_slice(), value.as_slice()));

@@ -313,14 +313,15 @@ fn retention_keeps_the_newest_and_open_runs() {
 fn delete_removes_a_monitor_and_its_history() {
     let (_dir, store) = open();
     let mut m = monitor("job");
-    m.open_runs.push(OpenRun {
-        id: Uuid::from_u128(1),
-        started: at(0),
-        timeout_at: at(1800),
-    });
+    let mut run = checkin("job", 1, 0);
+    run.status = CheckInStatus::InProgress;
+    run.duration_ms = None;
+    run.timeout_at = Some(at(1800));
+    m.open_runs.push(OpenRun::of(&run, at(1800)));
     let set = WriteSet {
         monitors: vec![m, monitor("job-2")],
-        checkins: vec![checkin("job", 1, 0)],
+        // The open run's check-in is held by the monitor; the other is a record.
+        checkins: vec![run, checkin("job", 2, 5)],
         effects: vec![Effect::IncidentOpened {
             incident: incident("job", false),
             notify: true,
@@ -328,9 +329,13 @@ fn delete_removes_a_monitor_and_its_history() {
         ..WriteSet::default()
     };
     store.commit(&set, at(0)).unwrap();
+    assert_eq!(store.trees().checkins.len(), 1);
+    assert_eq!(store.trees().checkin_ids.len(), 2);
     store.delete_monitor(&key("job")).unwrap();
     assert_eq!(store.monitor(&key("job")).unwrap(), None);
     assert_eq!(store.checkin(Uuid::from_u128(1)).unwrap(), None);
+    assert_eq!(store.checkin(Uuid::from_u128(2)).unwrap(), None);
+    assert!(store.trees().checkins.is_empty() && store.trees().checkin_ids.is_empty());
     assert!(store.incidents(false).unwrap().is_empty());
     let remaining: Vec<_> = store
         .deadlines()
@@ -339,6 +344,155 @@ fn delete_removes_a_monitor_and_its_history() {
         .map(|(k, _)| k)
         .collect();
     assert_eq!(remaining, vec![key("job-2")]);
+}
+
+/// Records of one monitor environment in the `checkins` tree.
+fn records(store: &Store, slug: &str) -> usize {
+    store
+        .trees()
+        .checkins
+        .scan_prefix(keys::monitor(&key(slug)))
+        .count()
+}
+
+#[test]
+fn an_open_runs_check_in_is_held_by_its_monitor_until_the_run_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (mut m, mut run) = running();
+    let commit = |store: &Store, m: &MonitorEnv, checkins: Vec<CheckIn>| {
+        let set = WriteSet {
+            monitors: vec![m.clone()],
+            checkins,
+            ..WriteSet::default()
+        };
+        store.commit(&set, at(0)).unwrap();
+    };
+    let reopened = |store: Store| {
+        store.flush_blocking().unwrap();
+        drop(store);
+        reopen(dir.path()).unwrap()
+    };
+    commit(&store, &m, vec![run.clone()]);
+    // One write less per run: no record, only the id index entry.
+    assert_eq!(records(&store, "running"), 0);
+    assert!(
+        store
+            .trees()
+            .checkin_ids
+            .contains_key(run.id.as_bytes())
+            .unwrap()
+    );
+    // Read back without the cache: from the monitor record.
+    let store = reopened(store);
+    assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
+    assert_eq!(store.checkins(&m.key, 10).unwrap(), vec![run.clone()]);
+
+    // A heartbeat rewrites only the monitor, and is what is read back.
+    run.date_updated = at(600);
+    run.timeout_at = Some(at(2400));
+    m.open_runs = vec![OpenRun::of(&run, at(2400))];
+    commit(&store, &m, vec![run.clone()]);
+    assert_eq!(records(&store, "running"), 0);
+    let store = reopened(store);
+    assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
+
+    // Older records and the open run list in key order, newest first.
+    let older = checkin("running", 5, 1);
+    commit(&store, &m, vec![older.clone()]);
+    assert_eq!(
+        store.checkins(&m.key, 10).unwrap(),
+        vec![run.clone(), older.clone()]
+    );
+    assert_eq!(store.checkins(&m.key, 1).unwrap(), vec![run.clone()]);
+
+    // The run ends: its record is written under the same key, the index is unchanged.
+    let mut ok = run.clone();
+    ok.status = CheckInStatus::Ok;
+    ok.duration_ms = Some(1000);
+    ok.timeout_at = None;
+    m.open_runs.clear();
+    commit(&store, &m, vec![ok.clone()]);
+    assert_eq!(records(&store, "running"), 2);
+    let store = reopened(store);
+    assert_eq!(store.checkin(run.id).unwrap(), Some(ok.clone()));
+    assert_eq!(store.checkins(&m.key, 10).unwrap(), vec![ok, older]);
+}
+
+#[test]
+fn a_run_a_re_enable_forgets_gets_its_record_and_drops_it_when_open_again() {
+    let (_dir, store) = open();
+    let (mut m, run) = running();
+    let prune = |keep| Prune {
+        key: m.key.clone(),
+        keep,
+        checkins: true,
+        protect: Vec::new(),
+    };
+    // Two finished runs, counted by a prune that keeps them.
+    let set = WriteSet {
+        monitors: vec![m.clone()],
+        checkins: vec![
+            run.clone(),
+            checkin("running", 1, 1),
+            checkin("running", 2, 2),
+        ],
+        prune: vec![prune(10)],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    assert_eq!(records(&store, "running"), 2);
+    assert_eq!(store.inner.cache.count(&m.key), Some(2));
+
+    // Re-enabled: the monitor forgets the run, and the run's check-in becomes a record.
+    m.open_runs.clear();
+    let set = WriteSet {
+        monitors: vec![m.clone()],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    assert_eq!(records(&store, "running"), 3);
+    assert_eq!(store.inner.cache.count(&m.key), Some(3));
+    assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
+
+    // A heartbeat tracks it again: the monitor holds it, the record goes, and the count
+    // follows, with and without a prune in the same write.
+    m.open_runs.push(OpenRun::of(&run, at(1810)));
+    let set = WriteSet {
+        monitors: vec![m.clone()],
+        checkins: vec![run.clone()],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    assert_eq!(records(&store, "running"), 2);
+    assert_eq!(store.inner.cache.count(&m.key), Some(2));
+    assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
+    m.open_runs.clear();
+    store
+        .commit(
+            &WriteSet {
+                monitors: vec![m.clone()],
+                ..WriteSet::default()
+            },
+            at(0),
+        )
+        .unwrap();
+    m.open_runs.push(OpenRun::of(&run, at(1810)));
+    let set = WriteSet {
+        monitors: vec![m.clone()],
+        checkins: vec![run.clone()],
+        prune: vec![prune(1)],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    // Of the two finished ones the newest stays; the open run is not a record and not pruned.
+    assert_eq!(records(&store, "running"), 1);
+    assert_eq!(store.inner.cache.count(&m.key), Some(1));
+    assert_eq!(
+        store.checkin(Uuid::from_u128(2)).unwrap(),
+        Some(checkin("running", 2, 2))
+    );
+    assert_eq!(store.checkin(run.id).unwrap(), Some(run));
 }
 
 #[test]
@@ -399,6 +553,21 @@ fn version_1_is_upgraded_keeping_monitors_and_dropping_its_effects_and_raw_event
     assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
 }
 
+/// A monitor environment with one open run, and the run's `in_progress` check-in (with a log
+/// and an expected time, which the run must hold too).
+fn running() -> (MonitorEnv, CheckIn) {
+    let mut m = monitor("running");
+    let mut run = checkin("running", 77, 10);
+    run.status = CheckInStatus::InProgress;
+    run.duration_ms = None;
+    run.date_updated = at(20);
+    run.expected_time = Some(at(0));
+    run.timeout_at = Some(at(1810));
+    run.log = Some("started".into());
+    m.open_runs.push(OpenRun::of(&run, at(1810)));
+    (m, run)
+}
+
 #[test]
 fn version_2_is_upgraded_completing_its_cut_group_and_deriving_the_deadlines() {
     let dir = tempfile::tempdir().unwrap();
@@ -424,16 +593,48 @@ fn version_2_is_upgraded_completing_its_cut_group_and_deriving_the_deadlines() {
             record.extend_from_slice(&value);
         }
         t.redo.insert(0u32.to_be_bytes(), record).unwrap();
+        // A monitor with an open run as version 2 kept it: the run without the check-in's
+        // fields, its `in_progress` check-in as a record with its id index entry.
+        let (running, run) = running();
+        let mut v2 = serde_json::to_value(&running).unwrap();
+        for field in ["date_updated", "expected_time", "log"] {
+            v2["open_runs"][0].as_object_mut().unwrap().remove(field);
+        }
+        let at = keys::timed(&keys::monitor(&running.key), run.date_added, run.id);
+        t.monitors
+            .insert(
+                keys::monitor(&running.key),
+                serde_json::to_vec(&v2).unwrap(),
+            )
+            .unwrap();
+        t.checkins.insert(&at, encode(&run)).unwrap();
+        t.checkin_ids.insert(run.id.as_bytes(), at).unwrap();
         t.meta.insert(SCHEMA_KEY, &2u32.to_be_bytes()).unwrap();
         store.flush_blocking().unwrap();
     }
     let store = reopen(dir.path()).unwrap();
     assert_eq!(store.monitor(&key("job")).unwrap(), Some(monitor("job")));
+    // The run holds its check-in now; the record is gone, the index entry stays.
+    let (running, run) = running();
+    assert_eq!(store.monitor(&running.key).unwrap(), Some(running.clone()));
+    assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
+    assert_eq!(store.checkins(&running.key, 10).unwrap(), vec![run.clone()]);
+    assert!(store.trees().checkins.is_empty());
+    assert!(
+        store
+            .trees()
+            .checkin_ids
+            .contains_key(run.id.as_bytes())
+            .unwrap()
+    );
     let names = store.inner.db.tree_names();
     assert!(!names.iter().any(|name| name.as_ref() == b"deadlines"));
     assert_eq!(
         store.deadlines().unwrap(),
-        vec![(key("job"), deadlines_of(&monitor("job")))]
+        vec![
+            (key("job"), deadlines_of(&monitor("job"))),
+            (running.key.clone(), deadlines_of(&running))
+        ]
     );
     let version = store.trees().meta.get(SCHEMA_KEY).unwrap().unwrap();
     assert_eq!(version.as_ref(), 3u32.to_be_bytes());
@@ -554,11 +755,7 @@ fn cached_reads_and_derived_deadlines_match_the_disk() {
     let mut m = monitor("job");
     let mut run = checkin("job", 1, 0);
     run.status = CheckInStatus::InProgress;
-    m.open_runs.push(OpenRun {
-        id: run.id,
-        started: at(0),
-        timeout_at: at(1800),
-    });
+    m.open_runs.push(OpenRun::of(&run, at(1800)));
     let commit = |store: &Store, m: &MonitorEnv, checkins: Vec<CheckIn>| {
         let set = WriteSet {
             monitors: vec![m.clone()],
