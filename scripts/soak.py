@@ -2,7 +2,9 @@
 """Crash soak: mixed load against a collector that is SIGKILLed and restarted every 20-40 s.
 
 The generator records every request the collector acknowledged (2xx) and, at the end, checks
-through the management API that each acknowledged check-in and event is stored, that every
+through the management API that each acknowledged check-in and event is stored (a run that
+sent `in_progress`, heartbeats and a finish is stored with at least the last status
+acknowledged: finished if its finish was), that every
 incident opened has its monitor.failed delivery in the outbox (GET /api/v1/alerts), and that
 no monitor has more than one open incident or a duplicated incident id. Run by scripts/soak.sh.
 """
@@ -56,6 +58,9 @@ events_per_issue = 10000
 
 lock = threading.Lock()
 acked = {"checkin": {}, "event": {}}  # id -> slug / issue
+# Runs (in_progress, heartbeats, then ok or error): id -> whether a finish was acknowledged.
+runs_finished = {}
+open_runs = {}  # slug -> id of a run whose in_progress was acknowledged and not yet finished
 counts = {"sent": 0, "acked": 0, "refused": 0, "rejected": 0}
 rejections = {}  # (status, path) -> response bodies
 
@@ -82,9 +87,9 @@ def envelope(items):
     return out
 
 
-def checkin_envelope(slug, status):
+def checkin_envelope(slug, status, rid=None):
     """One check-in with monitor_config (which creates the monitor); returns (id, status)."""
-    rid = uuid.uuid4().hex
+    rid = rid or uuid.uuid4().hex
     config = {"schedule": {"type": "interval", "value": 1, "unit": "hour"},
               "failure_issue_threshold": 1}
     body = envelope([("check_in", {"check_in_id": rid, "monitor_slug": slug,
@@ -110,6 +115,9 @@ def one_request(rng):
     slug = rng.choice(MONITORS)
     status = "error" if rng.random() < 0.005 else "ok"
     roll = rng.random()
+    if roll < 0.2:
+        one_run_step(rng, slug, status)
+        return
     if roll < 0.6:
         rid, code = checkin_envelope(slug, status)
         kind, record = "checkin", (rid, slug)
@@ -136,6 +144,31 @@ def one_request(rng):
             acked[kind][record[0]] = record[1]
         else:
             counts["rejected"] += 1
+
+
+def one_run_step(rng, slug, status):
+    """Starts a run on `slug`, or takes an open one: a heartbeat, or its finish."""
+    with lock:
+        rid = open_runs.pop(slug, None)
+    finish = rid is not None and rng.random() < 0.7
+    send = status if finish else "in_progress"
+    rid, code = checkin_envelope(slug, send, rid)
+    with lock:
+        counts["sent"] += 1
+        if code is None:
+            counts["refused"] += 1
+        elif 200 <= code < 300:
+            counts["acked"] += 1
+            acked["checkin"][rid] = slug
+            runs_finished[rid] = runs_finished.get(rid, False) or finish
+        else:
+            counts["rejected"] += 1
+            rejections.setdefault((code, "run"), []).append(send)
+        # Unless its finish was acknowledged, the run stays open (a refused start may have
+        # landed before the kill: it is then left to time out, never checked).
+        if not finish or code is None or not 200 <= code < 300:
+            if rid in runs_finished:
+                open_runs[slug] = rid
 
 
 def worker(stop, seed):
@@ -210,10 +243,16 @@ def main():
 
 
 def verify(kills):
-    stored_checkins = set()
+    stored_checkins = {}
     for slug in MONITORS:
         for row in json.loads(api(f"/api/v1/monitors/1/{slug}/checkins?limit=1000")):
-            stored_checkins.add(row["id"].replace("-", ""))
+            stored_checkins[row["id"].replace("-", "")] = row["status"]
+    # A run is stored finished if its finish was acknowledged; else in progress or finished
+    # (a finish whose answer was lost may have landed).
+    wrong_runs = [i for i, finished in runs_finished.items() if i in stored_checkins and
+                  (stored_checkins[i] not in ("ok", "error") if finished
+                   else stored_checkins[i] not in ("in_progress", "ok", "error"))]
+    still_open = sum(1 for s in stored_checkins.values() if s == "in_progress")
     stored_events = set()
     for issue in json.loads(api("/api/v1/issues")):
         text = api(f"/api/v1/issues/{issue['id']}/events?limit=1000")
@@ -245,6 +284,9 @@ def verify(kills):
     print(f"requests {counts['sent']}: acknowledged {counts['acked']}, refused while down "
           f"{counts['refused']}, rejected {counts['rejected']}")
     print(f"check-ins acknowledged {len(acked['checkin'])}, missing {len(missing_checkins)}")
+    print(f"runs acknowledged {len(runs_finished)} ({sum(runs_finished.values())} finished), "
+          f"in progress at the end {still_open}, stored with a status behind the acknowledged "
+          f"one {len(wrong_runs)}")
     print(f"events acknowledged {len(acked['event'])}, missing {len(missing_events)}")
     print(f"incidents {len(incidents)}, duplicate ids {duplicate_ids}, "
           f"monitors with >1 open incident {len(doubly_open)}")
@@ -254,7 +296,7 @@ def verify(kills):
         print(f"rejected {code} on {path}: {len(bodies)}, e.g. {bodies[0]!r}")
     if len(deliveries) >= 1000:
         print("note: /api/v1/alerts lists at most 1000; the alert check is partial")
-    ok = not (missing_checkins or missing_events or duplicate_ids or doubly_open
+    ok = not (missing_checkins or missing_events or duplicate_ids or doubly_open or wrong_runs
               or alert_mismatch or counts["rejected"])
     print("SOAK PASSED" if ok else "SOAK FAILED")
     if missing_checkins[:5] or missing_events[:5]:
