@@ -46,10 +46,14 @@ pub(super) fn from_v2(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     let mut moved = 0usize;
     for entry in trees.monitors.iter() {
         let (key, value) = entry?;
+        if value.first() != Some(&b'{') {
+            // In the compact encoding, so written by schema 3 (`codec.rs`): nothing to move.
+            continue;
+        }
         let mut monitor: Value =
             serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt {
                 tree: "monitors",
-                source,
+                source: source.into(),
             })?;
         let Some(runs) = monitor.get_mut("open_runs").and_then(Value::as_array_mut) else {
             continue;

@@ -2,7 +2,8 @@
 //! It stores what it is given, atomically, and never decides anything: no engine rules, no
 //! clock reads beyond what the caller passes in.
 //!
-//! Layout (values are JSON unless noted; keys are described in `keys.rs`):
+//! Layout (values are JSON unless noted; keys are described in `keys.rs`; monitor states and
+//! check-ins in the compact encoding of `codec.rs`, or JSON if written before it):
 //!
 //! | tree          | key                                          | value                        |
 //! |---------------|----------------------------------------------|------------------------------|
@@ -34,6 +35,7 @@
 //! alert deliveries a change causes are written in that same write set (`outbox.rs`).
 
 mod cache;
+mod codec;
 mod committer;
 mod durability;
 mod issues;
@@ -57,6 +59,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
+pub use codec::CodecError;
 use durability::GroupCommit;
 pub use durability::Seq;
 pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
@@ -65,7 +68,7 @@ pub use upstream::QueuedEnvelope;
 use crate::alert::NewDelivery;
 use crate::engine::{
     CheckIn, CheckInStatus, Deadline, DeadlineSource, Effect, Incident, Issue, MonitorEnv,
-    MonitorKey, OpenRun,
+    MonitorKey, OpenRun, deadlines_of,
 };
 use outbox::OutboxCount;
 
@@ -96,7 +99,7 @@ pub enum StoreError {
         /// The tree it is in.
         tree: &'static str,
         /// What the decoder said.
-        source: serde_json::Error,
+        source: codec::CodecError,
     },
     /// The data dir was written by a different layout version.
     #[error(
@@ -442,7 +445,7 @@ impl Store {
         self.trees()
             .monitors
             .get(keys::monitor(key))?
-            .map(|v| decode("monitors", &v))
+            .map(|v| decode_monitor(&v))
             .transpose()
     }
 
@@ -453,7 +456,7 @@ impl Store {
             Some(id) => self.trees().monitors.scan_prefix(id.to_be_bytes()),
             None => self.trees().monitors.iter(),
         };
-        iter.values().map(|v| decode("monitors", &v?)).collect()
+        iter.values().map(|v| decode_monitor(&v?)).collect()
     }
 
     /// Every environment of one monitor.
@@ -462,7 +465,7 @@ impl Store {
             .monitors
             .scan_prefix(keys::monitor_prefix(project, slug))
             .values()
-            .map(|v| decode("monitors", &v?))
+            .map(|v| decode_monitor(&v?))
             .collect()
     }
 
@@ -475,7 +478,7 @@ impl Store {
             return Ok(None);
         };
         if let Some(value) = self.trees().checkins.get(&key)? {
-            return decode("checkins", &value).map(Some);
+            return decode_checkin(&value).map(Some);
         }
         // No record: an open run, held by its monitor, whose key prefixes the check-in's.
         let Some(monitor) = key
@@ -487,7 +490,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let monitor: MonitorEnv = decode("monitors", &monitor)?;
+        let monitor = decode_monitor(&monitor)?;
         Ok(monitor.open_run(id).map(|run| run.checkin(&monitor.key)))
     }
 
@@ -507,7 +510,7 @@ impl Store {
             .rev()
             .take(limit)
         {
-            checkins.push(decode("checkins", &value?)?);
+            checkins.push(decode_checkin(&value?)?);
         }
         // The order of the keys: time, then id.
         checkins.sort_by_key(|c| std::cmp::Reverse((c.date_added, c.id)));
@@ -547,8 +550,13 @@ impl Store {
     pub fn deadlines(&self) -> Result<Vec<(MonitorKey, Vec<Deadline>)>, StoreError> {
         let mut all = Vec::new();
         for value in self.trees().monitors.iter().values() {
-            let source: DeadlineSource = decode("monitors", &value?)?;
-            let deadlines = source.deadlines();
+            let value = value?;
+            let deadlines = if value.first() == Some(&b'{') {
+                // Written as JSON (before the compact encoding): only these fields.
+                decode::<DeadlineSource>("monitors", &value)?.deadlines()
+            } else {
+                deadlines_of(&decode_monitor(&value)?)
+            };
             if let Some(first) = deadlines.first() {
                 all.push((first.key.clone(), deadlines));
             }
@@ -618,7 +626,7 @@ impl Store {
         let monitors = set
             .monitors
             .iter()
-            .map(|m| (keys::monitor(&m.key), encode(m)))
+            .map(|m| (keys::monitor(&m.key), codec::encode_monitor(m)))
             .collect();
         let mut added: HashMap<&MonitorKey, usize> = HashMap::new();
         let mut counts = Counts::default();
@@ -657,7 +665,7 @@ impl Store {
             }
             checkins.push(PreparedCheckIn {
                 id: c.id,
-                value: record.then(|| encode(c)),
+                value: record.then(|| codec::encode_checkin(c)),
                 key,
                 previous,
                 had_record,
@@ -675,7 +683,7 @@ impl Store {
             let key = keys::timed(&keys::monitor(monitor), run.started, *id);
             checkins.push(PreparedCheckIn {
                 id: *id,
-                value: Some(encode(&run.checkin(monitor))),
+                value: Some(codec::encode_checkin(&run.checkin(monitor))),
                 previous: Some(key.clone()),
                 key,
                 had_record: false,
@@ -790,12 +798,8 @@ impl Store {
         if let Some(runs) = self.inner.cache.open_runs(key) {
             return Ok(runs);
         }
-        #[derive(Deserialize)]
-        struct Runs {
-            open_runs: Vec<OpenRun>,
-        }
         match self.trees().monitors.get(keys::monitor(key))? {
-            Some(value) => Ok(decode::<Runs>("monitors", &value)?.open_runs),
+            Some(value) => Ok(decode_monitor(&value)?.open_runs),
             None => Ok(Vec::new()),
         }
     }
@@ -1108,7 +1112,26 @@ impl StoreError {
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        tree,
+        source: source.into(),
+    })
+}
+
+/// A record of the `monitors` tree (`codec.rs`).
+fn decode_monitor(bytes: &[u8]) -> Result<MonitorEnv, StoreError> {
+    codec::decode_monitor(bytes).map_err(|source| StoreError::Corrupt {
+        tree: "monitors",
+        source,
+    })
+}
+
+/// A record of the `checkins` tree (`codec.rs`).
+fn decode_checkin(bytes: &[u8]) -> Result<CheckIn, StoreError> {
+    codec::decode_checkin(bytes).map_err(|source| StoreError::Corrupt {
+        tree: "checkins",
+        source,
+    })
 }
 
 fn transaction_error(error: TransactionError<()>) -> StoreError {
