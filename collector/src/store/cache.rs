@@ -1,6 +1,6 @@
 //! Write-through caches of the records every check-in reads: the monitor environment's state
 //! and the `in_progress` check-in a terminal check-in closes. Reading them from sled cost a
-//! tree lookup and a JSON decode per check-in; here they are a map lookup and a clone.
+//! tree lookup and a decode per check-in; here they are a map lookup and a clone.
 //!
 //! **Coherence.** An entry is only ever put in by [`Store::commit`](super::Store::commit)
 //! *after* its transaction succeeded, and removed by `delete_monitor` and retention (an
