@@ -628,69 +628,14 @@ impl Store {
             .iter()
             .map(|m| (keys::monitor(&m.key), codec::encode_monitor(m)))
             .collect();
-        let mut added: HashMap<&MonitorKey, usize> = HashMap::new();
         let mut counts = Counts::default();
-        // Open runs keep their `in_progress` check-in in the monitor record, not in a check-in
-        // record of their own: which runs were open before this write, and which are after.
-        let mut was_open: HashMap<(&MonitorKey, Uuid), OpenRun> = HashMap::new();
-        for m in &set.monitors {
-            for run in self.open_runs(&m.key)? {
-                was_open.insert((&m.key, run.id), run);
-            }
-        }
-        let is_open: std::collections::HashSet<(&MonitorKey, Uuid)> = set
-            .monitors
-            .iter()
-            .flat_map(|m| m.open_runs.iter().map(move |run| (&m.key, run.id)))
-            .collect();
-        // Check-in records this write removes without a replacement, per monitor environment.
-        let mut dropped: HashMap<&MonitorKey, usize> = HashMap::new();
-        let mut checkins = Vec::with_capacity(set.checkins.len());
-        let mut owners = Vec::with_capacity(set.checkins.len());
-        for c in &set.checkins {
-            let prefix = keys::monitor(&c.key);
-            let key = keys::timed(&prefix, c.date_added, c.id);
-            let previous = self.stored_key(c.id, &set.unstored)?;
-            // A run that was open had no record; anything else stored had one.
-            let had_record = previous.is_some() && !was_open.contains_key(&(&c.key, c.id));
-            let record =
-                !(c.status == CheckInStatus::InProgress && is_open.contains(&(&c.key, c.id)));
-            match &previous {
-                // An id reused from another monitor environment moves the check-in here; that
-                // one's count is not known by key.
-                Some(old) if !old.starts_with(&prefix) => counts.forget_all = true,
-                _ if record && !had_record => *added.entry(&c.key).or_default() += 1,
-                _ if !record && had_record => *dropped.entry(&c.key).or_default() += 1,
-                _ => {}
-            }
-            checkins.push(PreparedCheckIn {
-                id: c.id,
-                value: record.then(|| codec::encode_checkin(c)),
-                key,
-                previous,
-                had_record,
-            });
-            owners.push(&c.key);
-        }
-        // A run that stopped being open without a check-in in this write (the monitor was
-        // re-enabled, which forgets its runs) gets the record it no longer has in the monitor.
-        let written_ids: std::collections::HashSet<Uuid> =
-            set.checkins.iter().map(|c| c.id).collect();
-        for ((monitor, id), run) in &was_open {
-            if is_open.contains(&(*monitor, *id)) || written_ids.contains(id) {
-                continue;
-            }
-            let key = keys::timed(&keys::monitor(monitor), run.started, *id);
-            checkins.push(PreparedCheckIn {
-                id: *id,
-                value: Some(codec::encode_checkin(&run.checkin(monitor))),
-                previous: Some(key.clone()),
-                key,
-                had_record: false,
-            });
-            owners.push(*monitor);
-            *added.entry(*monitor).or_default() += 1;
-        }
+        let PreparedCheckIns {
+            checkins,
+            owners,
+            net,
+            forget_all,
+        } = self.prepare_checkins(set)?;
+        counts.forget_all = forget_all;
         let incidents = set
             .monitors
             .iter()
@@ -734,7 +679,7 @@ impl Store {
         if !set.prune.is_empty() {
             // Indexed once: a sweep's write set prunes hundreds of monitors.
             let written = Written {
-                added: &added,
+                net: &net,
                 keys: {
                     let mut by: HashMap<&MonitorKey, Vec<Vec<u8>>> = HashMap::new();
                     for (owner, prepared) in owners.iter().zip(&checkins) {
@@ -746,7 +691,6 @@ impl Store {
                     by
                 },
                 ids: checkins.iter().map(|c| c.id).collect(),
-                dropped: &dropped,
                 logs: set.logs.iter().fold(HashMap::new(), |mut by, l| {
                     *by.entry(&l.key).or_insert(0) += 1;
                     by
@@ -769,13 +713,10 @@ impl Store {
                 }
             }
         }
-        for key in added.keys().chain(dropped.keys()) {
-            if counts.changes.iter().any(|(counted, _)| counted == *key) {
-                continue;
+        for (key, n) in net {
+            if !counts.changes.iter().any(|(counted, _)| counted == key) {
+                counts.set(key, Count::Added(n));
             }
-            let net = added.get(key).copied().unwrap_or(0) as isize
-                - dropped.get(key).copied().unwrap_or(0) as isize;
-            counts.set(key, Count::Added(net));
         }
         Ok(Prepared {
             monitors,
@@ -791,6 +732,73 @@ impl Store {
             counts,
             now,
         })
+    }
+
+    /// The check-ins of `set` as the committer writes them. Open runs keep their `in_progress`
+    /// check-in in the monitor record, not in a check-in record of their own; a run that stops
+    /// being open without a check-in in this write (a re-enable forgets the monitor's runs)
+    /// gets its record here.
+    fn prepare_checkins<'a>(&self, set: &'a WriteSet) -> Result<PreparedCheckIns<'a>, StoreError> {
+        // Which runs were open before this write, and which are after.
+        let mut was_open: HashMap<(&MonitorKey, Uuid), OpenRun> = HashMap::new();
+        for m in &set.monitors {
+            for run in self.open_runs(&m.key)? {
+                was_open.insert((&m.key, run.id), run);
+            }
+        }
+        let is_open: std::collections::HashSet<(&MonitorKey, Uuid)> = set
+            .monitors
+            .iter()
+            .flat_map(|m| m.open_runs.iter().map(move |run| (&m.key, run.id)))
+            .collect();
+        let mut out = PreparedCheckIns {
+            checkins: Vec::with_capacity(set.checkins.len()),
+            owners: Vec::with_capacity(set.checkins.len()),
+            net: HashMap::new(),
+            forget_all: false,
+        };
+        for c in &set.checkins {
+            let prefix = keys::monitor(&c.key);
+            let key = keys::timed(&prefix, c.date_added, c.id);
+            let previous = self.stored_key(c.id, &set.unstored)?;
+            // A run that was open had no record; anything else stored had one.
+            let had_record = previous.is_some() && !was_open.contains_key(&(&c.key, c.id));
+            let record =
+                !(c.status == CheckInStatus::InProgress && is_open.contains(&(&c.key, c.id)));
+            match &previous {
+                // An id reused from another monitor environment moves the check-in here; that
+                // one's count is not known by key.
+                Some(old) if !old.starts_with(&prefix) => out.forget_all = true,
+                _ if record && !had_record => *out.net.entry(&c.key).or_default() += 1,
+                _ if !record && had_record => *out.net.entry(&c.key).or_default() -= 1,
+                _ => {}
+            }
+            out.checkins.push(PreparedCheckIn {
+                id: c.id,
+                value: record.then(|| codec::encode_checkin(c)),
+                key,
+                previous,
+                had_record,
+            });
+            out.owners.push(&c.key);
+        }
+        let written: std::collections::HashSet<Uuid> = set.checkins.iter().map(|c| c.id).collect();
+        for ((monitor, id), run) in &was_open {
+            if is_open.contains(&(*monitor, *id)) || written.contains(id) {
+                continue;
+            }
+            let key = keys::timed(&keys::monitor(monitor), run.started, *id);
+            out.checkins.push(PreparedCheckIn {
+                id: *id,
+                value: Some(codec::encode_checkin(&run.checkin(monitor))),
+                previous: Some(key.clone()),
+                key,
+                had_record: false,
+            });
+            out.owners.push(*monitor);
+            *out.net.entry(*monitor).or_default() += 1;
+        }
+        Ok(out)
     }
 
     /// The open runs of a monitor environment as stored (none if it is not).
@@ -860,8 +868,8 @@ impl Store {
         };
         // After the write it holds `total`; the oldest `total - keep` are beyond the newest
         // `keep`. What this write adds or rewrites is never among those removed.
-        let total = (stored + written.added.get(&prune.key).copied().unwrap_or(0))
-            .saturating_sub(written.dropped.get(&prune.key).copied().unwrap_or(0));
+        let net = written.net.get(&prune.key).copied().unwrap_or(0);
+        let total = stored.saturating_add_signed(net);
         // An entry goes if its place among the entries after the write, oldest first, is below
         // `total - keep`. The entries this write stores are never removed, and their place is
         // their new key (a rewritten check-in may move), not the stored one.
@@ -1020,6 +1028,18 @@ struct PreparedCheckIn {
     had_record: bool,
 }
 
+/// The check-ins of a write set, prepared ([`Store::prepare_checkins`]).
+struct PreparedCheckIns<'a> {
+    checkins: Vec<PreparedCheckIn>,
+    /// The monitor environment of each, in the same order.
+    owners: Vec<&'a MonitorKey>,
+    /// Check-in records added less records removed without a replacement, per monitor
+    /// environment.
+    net: HashMap<&'a MonitorKey, isize>,
+    /// A check-in moved in from another monitor environment (see [`Counts::forget_all`]).
+    forget_all: bool,
+}
+
 /// What a write does to the number of check-ins a monitor environment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Count {
@@ -1063,10 +1083,9 @@ impl Prepared {
 
 /// What a write set stores, indexed for its retention.
 struct Written<'a> {
-    /// Check-in records the write adds (none stored before), per monitor environment.
-    added: &'a HashMap<&'a MonitorKey, usize>,
-    /// Check-in records it removes because their run is open again (held by the monitor).
-    dropped: &'a HashMap<&'a MonitorKey, usize>,
+    /// Check-in records the write adds (none stored before) less those it removes because
+    /// their run is open again (held by the monitor), per monitor environment.
+    net: &'a HashMap<&'a MonitorKey, isize>,
     /// The keys of every check-in it adds or rewrites, per monitor environment, sorted.
     keys: HashMap<&'a MonitorKey, Vec<Vec<u8>>>,
     /// Ids of every check-in it adds or rewrites.

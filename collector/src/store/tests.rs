@@ -346,6 +346,23 @@ fn delete_removes_a_monitor_and_its_history() {
     assert_eq!(remaining, vec![key("job-2")]);
 }
 
+/// Commits the state `m` with `checkins`, at `at(0)`.
+fn commit_state(store: &Store, m: &MonitorEnv, checkins: Vec<CheckIn>) {
+    let set = WriteSet {
+        monitors: vec![m.clone()],
+        checkins,
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+}
+
+/// `store` flushed and dropped, and its directory opened again (nothing cached).
+fn reopened(store: Store, dir: &std::path::Path) -> Store {
+    store.flush_blocking().unwrap();
+    drop(store);
+    reopen(dir).unwrap()
+}
+
 /// Records of one monitor environment in the `checkins` tree.
 fn records(store: &Store, slug: &str) -> usize {
     store
@@ -360,20 +377,7 @@ fn an_open_runs_check_in_is_held_by_its_monitor_until_the_run_ends() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let (mut m, mut run) = running();
-    let commit = |store: &Store, m: &MonitorEnv, checkins: Vec<CheckIn>| {
-        let set = WriteSet {
-            monitors: vec![m.clone()],
-            checkins,
-            ..WriteSet::default()
-        };
-        store.commit(&set, at(0)).unwrap();
-    };
-    let reopened = |store: Store| {
-        store.flush_blocking().unwrap();
-        drop(store);
-        reopen(dir.path()).unwrap()
-    };
-    commit(&store, &m, vec![run.clone()]);
+    commit_state(&store, &m, vec![run.clone()]);
     // One write less per run: no record, only the id index entry.
     assert_eq!(records(&store, "running"), 0);
     assert!(
@@ -384,7 +388,7 @@ fn an_open_runs_check_in_is_held_by_its_monitor_until_the_run_ends() {
             .unwrap()
     );
     // Read back without the cache: from the monitor record.
-    let store = reopened(store);
+    let store = reopened(store, dir.path());
     assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
     assert_eq!(store.checkins(&m.key, 10).unwrap(), vec![run.clone()]);
 
@@ -392,14 +396,14 @@ fn an_open_runs_check_in_is_held_by_its_monitor_until_the_run_ends() {
     run.date_updated = at(600);
     run.timeout_at = Some(at(2400));
     m.open_runs = vec![OpenRun::of(&run, at(2400))];
-    commit(&store, &m, vec![run.clone()]);
+    commit_state(&store, &m, vec![run.clone()]);
     assert_eq!(records(&store, "running"), 0);
-    let store = reopened(store);
+    let store = reopened(store, dir.path());
     assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
 
     // Older records and the open run list in key order, newest first.
     let older = checkin("running", 5, 1);
-    commit(&store, &m, vec![older.clone()]);
+    commit_state(&store, &m, vec![older.clone()]);
     assert_eq!(
         store.checkins(&m.key, 10).unwrap(),
         vec![run.clone(), older.clone()]
@@ -412,9 +416,9 @@ fn an_open_runs_check_in_is_held_by_its_monitor_until_the_run_ends() {
     ok.duration_ms = Some(1000);
     ok.timeout_at = None;
     m.open_runs.clear();
-    commit(&store, &m, vec![ok.clone()]);
+    commit_state(&store, &m, vec![ok.clone()]);
     assert_eq!(records(&store, "running"), 2);
-    let store = reopened(store);
+    let store = reopened(store, dir.path());
     assert_eq!(store.checkin(run.id).unwrap(), Some(ok.clone()));
     assert_eq!(store.checkins(&m.key, 10).unwrap(), vec![ok, older]);
 }
@@ -446,11 +450,7 @@ fn a_run_a_re_enable_forgets_gets_its_record_and_drops_it_when_open_again() {
 
     // Re-enabled: the monitor forgets the run, and the run's check-in becomes a record.
     m.open_runs.clear();
-    let set = WriteSet {
-        monitors: vec![m.clone()],
-        ..WriteSet::default()
-    };
-    store.commit(&set, at(0)).unwrap();
+    commit_state(&store, &m, vec![]);
     assert_eq!(records(&store, "running"), 3);
     assert_eq!(store.inner.cache.count(&m.key), Some(3));
     assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
@@ -458,25 +458,12 @@ fn a_run_a_re_enable_forgets_gets_its_record_and_drops_it_when_open_again() {
     // A heartbeat tracks it again: the monitor holds it, the record goes, and the count
     // follows, with and without a prune in the same write.
     m.open_runs.push(OpenRun::of(&run, at(1810)));
-    let set = WriteSet {
-        monitors: vec![m.clone()],
-        checkins: vec![run.clone()],
-        ..WriteSet::default()
-    };
-    store.commit(&set, at(0)).unwrap();
+    commit_state(&store, &m, vec![run.clone()]);
     assert_eq!(records(&store, "running"), 2);
     assert_eq!(store.inner.cache.count(&m.key), Some(2));
     assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
     m.open_runs.clear();
-    store
-        .commit(
-            &WriteSet {
-                monitors: vec![m.clone()],
-                ..WriteSet::default()
-            },
-            at(0),
-        )
-        .unwrap();
+    commit_state(&store, &m, vec![]);
     m.open_runs.push(OpenRun::of(&run, at(1810)));
     let set = WriteSet {
         monitors: vec![m.clone()],
@@ -738,11 +725,6 @@ async fn concurrent_commits_are_grouped_and_flushed_by_the_committer() {
 #[test]
 fn cached_reads_and_derived_deadlines_match_the_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let reopened = |store: Store| {
-        store.flush_blocking().unwrap();
-        drop(store);
-        reopen(dir.path()).unwrap()
-    };
     let persisted = |store: &Store| -> Vec<Deadline> {
         store
             .deadlines()
@@ -756,56 +738,48 @@ fn cached_reads_and_derived_deadlines_match_the_disk() {
     let mut run = checkin("job", 1, 0);
     run.status = CheckInStatus::InProgress;
     m.open_runs.push(OpenRun::of(&run, at(1800)));
-    let commit = |store: &Store, m: &MonitorEnv, checkins: Vec<CheckIn>| {
-        let set = WriteSet {
-            monitors: vec![m.clone()],
-            checkins,
-            ..WriteSet::default()
-        };
-        store.commit(&set, at(0)).unwrap();
-    };
-    commit(&store, &m, vec![run.clone()]);
+    commit_state(&store, &m, vec![run.clone()]);
     assert_eq!(store.checkin(run.id).unwrap(), Some(run.clone()));
     assert_eq!(persisted(&store), deadlines_of(&m));
 
     // Same deadlines, other state (a heartbeat): they stay right.
     m.last_checkin = Some(at(5));
-    commit(&store, &m, vec![]);
-    let store = reopened(store);
+    commit_state(&store, &m, vec![]);
+    let store = reopened(store, dir.path());
     assert_eq!(store.monitor(&m.key).unwrap(), Some(m.clone()));
     assert_eq!(persisted(&store), deadlines_of(&m));
 
     // The run ends (cached again after the reopen): its timeout deadline goes, the ok is read
     // back rather than the cached in_progress.
-    commit(&store, &m, vec![]);
+    commit_state(&store, &m, vec![]);
     m.open_runs.clear();
     m.next_checkin_latest = Some(at(240));
     let mut ok = run.clone();
     ok.status = CheckInStatus::Ok;
-    commit(&store, &m, vec![ok.clone()]);
+    commit_state(&store, &m, vec![ok.clone()]);
     assert_eq!(store.checkin(run.id).unwrap(), Some(ok.clone()));
-    let store = reopened(store);
+    let store = reopened(store, dir.path());
     assert_eq!(persisted(&store), deadlines_of(&m));
     assert_eq!(store.checkin(run.id).unwrap(), Some(ok));
 
     // Disabled: no deadlines at all.
-    commit(&store, &m, vec![]);
+    commit_state(&store, &m, vec![]);
     m.disabled = true;
-    commit(&store, &m, vec![]);
+    commit_state(&store, &m, vec![]);
     assert!(persisted(&store).is_empty());
-    let store = reopened(store);
+    let store = reopened(store, dir.path());
     assert!(persisted(&store).is_empty());
 
     // Deleted while cached: gone for readers, and a monitor re-created later starts afresh.
-    commit(&store, &m, vec![]);
+    commit_state(&store, &m, vec![]);
     let mut open = checkin("job", 2, 10);
     open.status = CheckInStatus::InProgress;
-    commit(&store, &m, vec![open.clone()]);
+    commit_state(&store, &m, vec![open.clone()]);
     store.delete_monitor(&m.key).unwrap();
     assert_eq!(store.monitor(&m.key).unwrap(), None);
     assert_eq!(store.checkin(open.id).unwrap(), None);
     let fresh = monitor("job");
-    commit(&store, &fresh, vec![]);
+    commit_state(&store, &fresh, vec![]);
     assert_eq!(persisted(&store), deadlines_of(&fresh));
 }
 
