@@ -106,9 +106,21 @@ def create_monitors():
         if code is None or not 200 <= code < 300:
             raise SystemExit(f"could not create monitor {slug}: {code}")
         with lock:
-            counts["sent"] += 1
-            counts["acked"] += 1
-            acked["checkin"][rid] = slug
+            tally(code, "checkin", rid, slug)
+
+
+def tally(code, kind, key, owner):
+    """Counts one request by its answer (the caller holds `lock`); whether it was acknowledged."""
+    counts["sent"] += 1
+    if code is None:
+        counts["refused"] += 1
+        return False
+    if 200 <= code < 300:
+        counts["acked"] += 1
+        acked[kind][key] = owner
+        return True
+    counts["rejected"] += 1
+    return False
 
 
 def one_request(rng):
@@ -136,14 +148,7 @@ def one_request(rng):
                     {"X-Sentry-Auth": f"Sentry sentry_key={KEY}, sentry_version=7"})
         kind, record = "event", (event_id, None)
     with lock:
-        counts["sent"] += 1
-        if code is None:
-            counts["refused"] += 1
-        elif 200 <= code < 300:
-            counts["acked"] += 1
-            acked[kind][record[0]] = record[1]
-        else:
-            counts["rejected"] += 1
+        tally(code, kind, *record)
 
 
 def one_run_step(rng, slug, status):
@@ -154,21 +159,13 @@ def one_run_step(rng, slug, status):
     send = status if finish else "in_progress"
     rid, code = checkin_envelope(slug, send, rid)
     with lock:
-        counts["sent"] += 1
-        if code is None:
-            counts["refused"] += 1
-        elif 200 <= code < 300:
-            counts["acked"] += 1
-            acked["checkin"][rid] = slug
+        acknowledged = tally(code, "checkin", rid, slug)
+        if acknowledged:
             runs_finished[rid] = runs_finished.get(rid, False) or finish
-        else:
-            counts["rejected"] += 1
-            rejections.setdefault((code, "run"), []).append(send)
         # Unless its finish was acknowledged, the run stays open (a refused start may have
         # landed before the kill: it is then left to time out, never checked).
-        if not finish or code is None or not 200 <= code < 300:
-            if rid in runs_finished:
-                open_runs[slug] = rid
+        if not (finish and acknowledged) and rid in runs_finished:
+            open_runs[slug] = rid
 
 
 def worker(stop, seed):
