@@ -239,14 +239,14 @@ fn update(monitor: &mut MonitorEnv, mut stored: CheckIn, run: Run) -> Result<Upd
             let cap = timeout_after(stored.date_added, MAX_CONFIG_DURATION);
             let timeout_at = timeout_after(now, monitor.config.max_runtime).min(cap);
             stored.timeout_at = Some(timeout_at);
+            // A tracked run is brought up to date with the heartbeat below.
             let runs = &mut monitor.open_runs;
-            if runs.iter().any(|r| r.id == stored.id) {
-                // Brought up to date with the heartbeat below.
-            } else if runs.len() < MAX_OPEN_RUNS {
+            if !runs.iter().any(|r| r.id == stored.id) {
+                if runs.len() >= MAX_OPEN_RUNS {
+                    return Err(Rejection::TooManyOpenRuns(monitor.key.clone()));
+                }
                 // Forgotten (e.g. the monitor was re-enabled): track the run again.
                 runs.push(OpenRun::of(&stored, timeout_at));
-            } else {
-                return Err(Rejection::TooManyOpenRuns(monitor.key.clone()));
             }
             false
         }
