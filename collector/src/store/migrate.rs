@@ -40,8 +40,9 @@ pub(super) fn from_v1(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
 /// fields of its check-in record (`date_updated`, `expected_time`, `log`; from `started` if
 /// retention had dropped the record), then the record goes; its id index entry stays. Each
 /// monitor is rewritten before its records are removed, so an upgrade cut short runs again to
-/// the same result. A group of writes a crash cut short is still completed after this step
-/// (its deadline writes are skipped, `redo.rs`).
+/// the same result. A group of writes a crash cut short was completed before this step (its
+/// deadline writes skipped, `redo.rs`), so its monitors and records are upgraded with the
+/// rest.
 pub(super) fn from_v2(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     let mut moved = 0usize;
     for entry in trees.monitors.iter() {

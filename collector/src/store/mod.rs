@@ -310,28 +310,33 @@ impl Store {
             probe_results: open("probe_results")?,
             redo: open("redo")?,
         };
-        match trees.meta.get(SCHEMA_KEY)? {
+        let found = trees
+            .meta
+            .get(SCHEMA_KEY)?
+            .map(|found| <[u8; 4]>::try_from(found.as_ref()).map_or(0, u32::from_be_bytes));
+        if let Some(found) = found
+            && !(1..=SCHEMA_VERSION).contains(&found)
+        {
+            return Err(StoreError::Schema { found });
+        }
+        // Before anything reads, counts or upgrades: a group a crash interrupted is completed
+        // first, in the layout it was written in (redo records hold raw writes; a schema 2
+        // group's deadline writes are skipped), so the upgrade below sees it whole.
+        let writer = Arc::new(parking_lot::Mutex::new(redo::recover(&trees)?));
+        match found {
             None => {
                 trees
                     .meta
                     .insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
                 db.flush()?;
             }
-            Some(found) => {
-                let found = <[u8; 4]>::try_from(found.as_ref()).map_or(0, u32::from_be_bytes);
-                match found {
-                    SCHEMA_VERSION => {}
-                    1 => {
-                        migrate::from_v1(&db, &trees)?;
-                        migrate::from_v2(&db, &trees)?;
-                    }
-                    2 => migrate::from_v2(&db, &trees)?,
-                    _ => return Err(StoreError::Schema { found }),
-                }
+            Some(1) => {
+                migrate::from_v1(&db, &trees)?;
+                migrate::from_v2(&db, &trees)?;
             }
+            Some(2) => migrate::from_v2(&db, &trees)?,
+            Some(_) => {}
         }
-        // Before anything reads or counts: a group a crash interrupted is completed first.
-        let writer = Arc::new(parking_lot::Mutex::new(redo::recover(&trees)?));
         let events = AtomicUsize::new(trees.events.len());
         let outbox = OutboxCount::new(trees.outbox.len());
         let group = Arc::new(GroupCommit::new());

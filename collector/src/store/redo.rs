@@ -35,7 +35,8 @@ use std::borrow::Cow;
 use super::{Prepared, StoreError, Trees, outbox};
 
 /// The tag of schema version 2's `deadlines` tree, which a group cut short by a crash before
-/// the upgrade to version 3 may still name; its writes are skipped on replay.
+/// the upgrade to version 3 may still name; its writes are skipped on replay (deadlines derive
+/// from the monitor records since, and the upgrade drops the tree).
 const LEGACY_DEADLINES: u8 = 1;
 
 /// Key in `meta` of the number of the last group whose writes were all made.

@@ -565,37 +565,40 @@ fn version_2_is_upgraded_completing_its_cut_group_and_deriving_the_deadlines() {
         let legacy = store.inner.db.open_tree("deadlines").unwrap();
         legacy.insert(b"gone", &b"[]"[..]).unwrap();
         // A group a crash cut short: its redo record survived, none of its writes did. Version
-        // 2 wrote the monitor, then its deadlines under tag 1.
+        // 2 wrote each monitor, then its deadlines under tag 1; a monitor with an open run as
+        // version 2 kept it (the run without the check-in's fields), its `in_progress`
+        // check-in as a record, and that record's id index entry.
         let number = t.meta.get(b"redo_done").unwrap().map_or(0, |done| {
             u64::from_be_bytes(done.as_ref().try_into().unwrap())
         }) + 1;
-        let mut record = number.to_be_bytes().to_vec();
-        let monitor_key = keys::monitor(&key("job"));
-        for (tag, value) in [(0u8, encode(&monitor("job"))), (1, b"[]".to_vec())] {
-            record.push(tag);
-            record.extend_from_slice(&(monitor_key.len() as u32).to_be_bytes());
-            record.extend_from_slice(&monitor_key);
-            record.push(0);
-            record.extend_from_slice(&(value.len() as u32).to_be_bytes());
-            record.extend_from_slice(&value);
-        }
-        t.redo.insert(0u32.to_be_bytes(), record).unwrap();
-        // A monitor with an open run as version 2 kept it: the run without the check-in's
-        // fields, its `in_progress` check-in as a record with its id index entry.
         let (running, run) = running();
         let mut v2 = serde_json::to_value(&running).unwrap();
         for field in ["date_updated", "expected_time", "log"] {
             v2["open_runs"][0].as_object_mut().unwrap().remove(field);
         }
         let at = keys::timed(&keys::monitor(&running.key), run.date_added, run.id);
-        t.monitors
-            .insert(
+        let writes: [(u8, Vec<u8>, Vec<u8>); 6] = [
+            (0, keys::monitor(&key("job")), encode(&monitor("job"))),
+            (1, keys::monitor(&key("job")), b"[]".to_vec()),
+            (
+                0,
                 keys::monitor(&running.key),
                 serde_json::to_vec(&v2).unwrap(),
-            )
-            .unwrap();
-        t.checkins.insert(&at, encode(&run)).unwrap();
-        t.checkin_ids.insert(run.id.as_bytes(), at).unwrap();
+            ),
+            (1, keys::monitor(&running.key), b"[]".to_vec()),
+            (2, at.clone(), encode(&run)),
+            (3, run.id.as_bytes().to_vec(), at),
+        ];
+        let mut record = number.to_be_bytes().to_vec();
+        for (tag, key, value) in writes {
+            record.push(tag);
+            record.extend_from_slice(&(key.len() as u32).to_be_bytes());
+            record.extend_from_slice(&key);
+            record.push(0);
+            record.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            record.extend_from_slice(&value);
+        }
+        t.redo.insert(0u32.to_be_bytes(), record).unwrap();
         t.meta.insert(SCHEMA_KEY, &2u32.to_be_bytes()).unwrap();
         store.flush_blocking().unwrap();
     }
