@@ -158,11 +158,19 @@ pub(super) fn decode_checkin(bytes: &[u8]) -> Result<CheckIn, CodecError> {
 /// The body of a compact record; `None` for JSON (left to serde, which refuses anything else
 /// that does not start like a JSON document).
 fn compact(bytes: &[u8]) -> Option<Result<&[u8], CodecError>> {
+    if is_json(bytes) {
+        return None;
+    }
     match bytes.split_first() {
         Some((&COMPACT, body)) => Some(Ok(body)),
-        Some((b'{', _)) => None,
         _ => Some(Err(CodecError::Compact("unknown record format"))),
     }
+}
+
+/// Whether a record was written as JSON (before this encoding, or by the upgrade from
+/// schema 2): a JSON object starts with `{`, which is never a format byte.
+pub(super) fn is_json(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&b'{')
 }
 
 struct Writer(Vec<u8>);

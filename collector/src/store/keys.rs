@@ -49,6 +49,11 @@ pub(super) fn timed_id(key: &[u8]) -> Option<Uuid> {
     Uuid::from_slice(&key[start..]).ok()
 }
 
+/// The prefix of a [`timed`] key: what comes before its time and id.
+pub(super) fn timed_prefix(key: &[u8]) -> Option<&[u8]> {
+    key.get(..key.len().checked_sub(24)?)
+}
+
 /// The time inside a [`timed`] key (the 8 bytes before the id).
 pub(super) fn timed_at(key: &[u8]) -> Option<DateTime<Utc>> {
     let end = key.len().checked_sub(16)?;

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{SCHEMA_KEY, StoreError, Trees};
+use super::{SCHEMA_KEY, StoreError, Trees, codec};
 
 /// Version 1 → 2: the outbox holds deliveries instead of engine effects, and events are filed
 /// under their issue instead of their project.
@@ -47,7 +47,7 @@ pub(super) fn from_v2(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     let mut moved = 0usize;
     for entry in trees.monitors.iter() {
         let (key, value) = entry?;
-        if value.first() != Some(&b'{') {
+        if !codec::is_json(&value) {
             // In the compact encoding, so written by schema 3 (`codec.rs`): nothing to move.
             continue;
         }

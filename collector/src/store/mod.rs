@@ -486,10 +486,8 @@ impl Store {
             return decode_checkin(&value).map(Some);
         }
         // No record: an open run, held by its monitor, whose key prefixes the check-in's.
-        let Some(monitor) = key
-            .len()
-            .checked_sub(24)
-            .map(|end| self.trees().monitors.get(&key[..end]))
+        let Some(monitor) = keys::timed_prefix(&key)
+            .map(|prefix| self.trees().monitors.get(prefix))
             .transpose()?
             .flatten()
         else {
@@ -556,7 +554,7 @@ impl Store {
         let mut all = Vec::new();
         for value in self.trees().monitors.iter().values() {
             let value = value?;
-            let deadlines = if value.first() == Some(&b'{') {
+            let deadlines = if codec::is_json(&value) {
                 // Written as JSON (before the compact encoding): only these fields.
                 decode::<DeadlineSource>("monitors", &value)?.deadlines()
             } else {
