@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use uuid::Uuid;
 use watchpost_collector::engine::{
     CheckInInput, CheckInStatus, ConfigPatch, Deadline, DeadlineIndex, DeadlineKind, MonitorConfig,
-    MonitorEnv, MonitorKey, Schedule, process_checkin, sweep_missed,
+    MonitorEnv, MonitorKey, Outages, Schedule, process_checkin, sweep_missed,
 };
 
 const MONITORS: u64 = 1_000_000;
@@ -151,7 +151,7 @@ fn sweep(c: &mut Criterion) {
                 let due = index.pop_due(now);
                 for deadline in &due {
                     let monitor = &due_monitors[&deadline.key];
-                    let transition = sweep_missed(monitor, now).expect("due");
+                    let transition = sweep_missed(monitor, now, &Outages::default()).expect("due");
                     index.upsert_for(&transition.monitor);
                     black_box(transition);
                 }

@@ -30,6 +30,8 @@ pub const DEFAULT_EVENTS_PER_ISSUE: usize = 100;
 pub const DEFAULT_UPSTREAM_BACKLOG: usize = 10_000;
 /// Results kept per probe unless `retention.probe_results` says otherwise.
 pub const DEFAULT_PROBE_RESULTS: usize = 1000;
+/// Most `[server] outage_grace` may be.
+const MAX_OUTAGE_GRACE: Duration = Duration::from_secs(86_400);
 /// Ingest requests per second per project key unless `limits.ingest_per_second` says otherwise.
 pub const DEFAULT_INGEST_PER_SECOND: u32 = 1000;
 /// Ingest requests a key may send at once unless `limits.ingest_burst` says otherwise.
@@ -162,6 +164,9 @@ pub struct Server {
     pub admin_token: Option<ProvidedToken>,
     /// Base URL for links in alerts and the printed DSN (no trailing slash).
     pub public_url: Option<String>,
+    /// The least grace a deadline gets when it fell in or shortly after a window in which the
+    /// collector was not watching (`engine::outage`); a monitor's own margin, when longer, wins.
+    pub outage_grace: Duration,
 }
 
 /// An admin token supplied from outside the data dir.
@@ -435,6 +440,7 @@ struct RawServer {
     data_dir: Option<PathBuf>,
     admin_token: Option<String>,
     public_url: Option<String>,
+    outage_grace: Option<RawDuration>,
 }
 
 #[derive(Deserialize)]
@@ -806,11 +812,24 @@ impl Validator<'_> {
                     .map(|u| u.expose().trim_end_matches('/').to_owned())
             })
             .transpose()?;
+        let outage_grace = duration_or(
+            "server.outage_grace",
+            raw.outage_grace,
+            crate::engine::DEFAULT_OUTAGE_GRACE,
+            Duration::ZERO,
+        )?;
+        if outage_grace > MAX_OUTAGE_GRACE {
+            return Err(Error::at(
+                "server.outage_grace",
+                "must be at most 1 day; it delays the detection of every job that stops during an outage of the collector",
+            ));
+        }
         Ok(Server {
             listen,
             data_dir,
             admin_token,
             public_url,
+            outage_grace,
         })
     }
 

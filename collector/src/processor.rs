@@ -45,6 +45,7 @@ use crate::engine::{
     Issue, IssueStatus, MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition,
     process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
 };
+use crate::liveness::Liveness;
 use crate::store::{LogEntry, Prune, RawEvent, Seq, Store, StoreError, WriteSet};
 use crate::sweep::Deadlines;
 
@@ -127,6 +128,9 @@ pub struct SweepReport {
     pub missed: u64,
     /// Runs turned into `timeout`.
     pub timeouts: u64,
+    /// Deadlines near an outage of the collector given a grace (`unknown` slots recorded, a
+    /// run's timeout moved).
+    pub deferred: u64,
 }
 
 /// Which environments an API edit applies to.
@@ -166,6 +170,8 @@ pub struct Processor {
     prune_checkins: PruneSchedule,
     prune_logs: PruneSchedule,
     alerts: Arc<Planner>,
+    /// The collector's own outages: fed by every write's outcome, read by the sweeps.
+    liveness: Arc<Liveness>,
 }
 
 impl Processor {
@@ -185,7 +191,14 @@ impl Processor {
             prune_logs: PruneSchedule::new(retention.checkins_per_monitor),
             retention,
             alerts,
+            liveness: Arc::new(Liveness::none()),
         }
+    }
+
+    /// Sweeps with the grace rules for these outages, and reports every write's outcome to it.
+    pub fn watching(mut self, liveness: Arc<Liveness>) -> Processor {
+        self.liveness = liveness;
+        self
     }
 
     /// Applies a request's check-ins and events atomically: every check-in and event is run
@@ -392,6 +405,7 @@ impl Processor {
                 Ok(swept) => {
                     report.missed += swept.report.missed;
                     report.timeouts += swept.report.timeouts;
+                    report.deferred += swept.report.deferred;
                     last_seq = swept.seq.or(last_seq);
                     alerted |= swept.alerted;
                 }
@@ -421,6 +435,7 @@ impl Processor {
     ) -> Result<Swept, ProcessError> {
         let stripes: Vec<usize> = batch.iter().map(|d| self.locks.stripe(&d.key)).collect();
         let _guards = self.locks.lock_stripes(stripes).await;
+        let outages = self.liveness.outages();
         let mut pending = Pending::default();
         let mut report = SweepReport::default();
         for deadline in batch {
@@ -430,10 +445,10 @@ impl Processor {
                 continue;
             };
             let transition = match deadline.kind {
-                DeadlineKind::Missed => sweep_missed(&monitor, now),
+                DeadlineKind::Missed => sweep_missed(&monitor, now, &outages),
                 DeadlineKind::Timeout(id) => self
                     .run_checkin_for_timeout(&pending, &monitor, id)
-                    .and_then(|checkin| sweep_timeout(&monitor, &checkin, now)),
+                    .and_then(|checkin| sweep_timeout(&monitor, &checkin, now, &outages)),
             };
             let Some(transition) = transition else {
                 // Not due after all (a check-in moved it): restore the monitor's real deadlines.
@@ -443,7 +458,7 @@ impl Processor {
             match transition.checkin.status {
                 CheckInStatus::Missed => report.missed += 1,
                 CheckInStatus::Timeout => report.timeouts += 1,
-                _ => {}
+                _ => report.deferred += 1,
             }
             pending.record(transition, &self.alerts, now);
         }
@@ -658,7 +673,13 @@ impl Processor {
                 });
             }
         }
-        let seq = self.store.commit_async(writes, now).await?;
+        let seq = match self.store.commit_async(writes, now).await {
+            Ok(seq) => seq,
+            Err(error) => {
+                self.liveness.refused(now);
+                return Err(error);
+            }
+        };
         for monitor in &writes.monitors {
             self.deadlines.upsert_for(monitor);
         }
@@ -679,10 +700,16 @@ impl Processor {
     }
 
     async fn durable(&self, seq: Seq) -> Result<(), ProcessError> {
-        match tokio::time::timeout(DURABLE_TIMEOUT, self.store.wait_durable(seq)).await {
-            Ok(result) => Ok(result?),
+        let result = match tokio::time::timeout(DURABLE_TIMEOUT, self.store.wait_durable(seq)).await
+        {
+            Ok(result) => result.map_err(ProcessError::from),
             Err(_) => Err(ProcessError::NotDurable(DURABLE_TIMEOUT)),
+        };
+        match &result {
+            Ok(()) => self.liveness.accepted(Utc::now()),
+            Err(_) => self.liveness.refused(Utc::now()),
         }
+        result
     }
 }
 
@@ -788,18 +815,21 @@ impl Pending {
     /// Takes in a monitor transition, planning its effects' alerts with the monitor as the
     /// transition left it.
     fn record(&mut self, transition: Transition, alerts: &Planner, now: DateTime<Utc>) {
+        let outage = transition.outage.as_ref();
         for effect in &transition.effects {
             self.deliveries
-                .extend(alerts.monitor(effect, &transition.monitor, now));
+                .extend(alerts.monitor(effect, &transition.monitor, outage, now));
         }
         let key = transition.monitor.key.clone();
         if !self.changed_monitors.contains(&key) {
             self.changed_monitors.push(key.clone());
         }
         self.monitors.insert(key, Some(transition.monitor));
-        let id = transition.checkin.id;
-        if self.checkins.insert(id, transition.checkin).is_none() {
-            self.changed_checkins.push(id);
+        for checkin in transition.earlier.into_iter().chain([transition.checkin]) {
+            let id = checkin.id;
+            if self.checkins.insert(id, checkin).is_none() {
+                self.changed_checkins.push(id);
+            }
         }
         self.effects.extend(transition.effects);
     }

@@ -23,6 +23,7 @@ use crate::config::{Config, Secret};
 use crate::health::{HealthSources, Heartbeat};
 use crate::ingest::auth::ProjectKeys;
 use crate::ingest::ratelimit::RateLimiter;
+use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::probe::Probes;
 use crate::processor::{ProcessError, Processor};
@@ -197,13 +198,24 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
     });
 
+    // Before the first sweep: the window this process was not running, if the gap since the
+    // last liveness mark is one, so deadlines that fell in it get their grace.
+    let liveness = Arc::new(Liveness::start(
+        &store,
+        config.server.outage_grace,
+        chrono::Utc::now(),
+    )?);
+    let marker = tokio::spawn(Arc::clone(&liveness).run(until_stopped(stopped.clone())));
     let deadlines = Arc::new(Deadlines::load(&store)?);
-    let processor = Arc::new(Processor::new(
-        store.clone(),
-        Arc::clone(&deadlines),
-        config.retention.clone(),
-        Arc::clone(&planner),
-    ));
+    let processor = Arc::new(
+        Processor::new(
+            store.clone(),
+            Arc::clone(&deadlines),
+            config.retention.clone(),
+            Arc::clone(&planner),
+        )
+        .watching(liveness),
+    );
     processor
         .apply_specs(&config.monitors)
         .await
@@ -281,6 +293,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         && let Err(error) = watchdog.await
     {
         tracing::error!(%error, "watchdog task failed");
+    }
+    if let Err(error) = marker.await {
+        tracing::error!(%error, "liveness task failed");
     }
     if let Err(error) = flusher.await {
         tracing::error!(%error, "flusher task failed");

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use uuid::Uuid;
 use watchpost_collector::engine::{
     CheckIn, CheckInInput, CheckInStatus, DeadlineIndex, DeadlineKind, Effect, IntervalUnit,
-    MAX_OPEN_RUNS, MonitorConfig, MonitorEnv, MonitorKey, MonitorStatus, Schedule, Transition,
-    deadlines_of, process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
+    MAX_OPEN_RUNS, MonitorConfig, MonitorEnv, MonitorKey, MonitorStatus, Outages, Schedule,
+    Transition, deadlines_of, process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
 };
 
 #[derive(Clone, Debug)]
@@ -173,10 +173,15 @@ impl World {
             Op::Sweep => {
                 for deadline in self.index.pop_due(now) {
                     let t = match deadline.kind {
-                        DeadlineKind::Missed => sweep_missed(&self.monitor, now),
-                        DeadlineKind::Timeout(id) => {
-                            sweep_timeout(&self.monitor, &self.checkins[&id], now)
+                        DeadlineKind::Missed => {
+                            sweep_missed(&self.monitor, now, &Outages::default())
                         }
+                        DeadlineKind::Timeout(id) => sweep_timeout(
+                            &self.monitor,
+                            &self.checkins[&id],
+                            now,
+                            &Outages::default(),
+                        ),
                     };
                     match t {
                         Some(t) => self.apply(t, now)?,

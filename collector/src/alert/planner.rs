@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::engine::alerting::{self, Links, Rule};
 use crate::engine::issues::{IssueEffect, SpikeRule};
 use crate::engine::probes::ProbeEffect;
-use crate::engine::{Effect, Issue, MonitorEnv};
+use crate::engine::{Effect, Issue, MonitorEnv, Outage};
 
 /// The rules and links alerts are planned with, and the dispatcher to wake. Shared by the
 /// processor and the prober.
@@ -69,14 +69,16 @@ impl Planner {
     }
 
     /// The deliveries of a monitor effect; `monitor` is the environment's state after the
-    /// transition that caused it. None when the effect is not announced (muted).
+    /// transition that caused it, `outage` the collector's outage its deadline fell near. None
+    /// when the effect is not announced (muted).
     pub fn monitor(
         &self,
         effect: &Effect,
         monitor: &MonitorEnv,
+        outage: Option<&Outage>,
         now: DateTime<Utc>,
     ) -> Vec<NewDelivery> {
-        alerting::monitor_alert(effect, monitor, &self.links, now)
+        alerting::monitor_alert(effect, monitor, outage, &self.links, now)
             .map(|alert| plan(&self.rules, &alert, None))
             .unwrap_or_default()
     }

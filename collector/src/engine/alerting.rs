@@ -22,6 +22,7 @@ use watchpost::protocol::Level;
 
 use super::issues::{Issue, IssueEffect};
 use super::model::{Effect, Incident, IncidentReason, MonitorEnv, MonitorKey, MonitorStatus};
+use super::outage::Outage;
 
 /// The name of the rule used when no `[[rules]]` are configured.
 pub const DEFAULT_RULE: &str = "default";
@@ -148,6 +149,12 @@ pub struct MonitorSubject {
     /// The last `ok` check-in, if any.
     #[serde(with = "rfc3339_opt")]
     pub last_ok: Option<DateTime<Utc>>,
+    /// When the deadline of this failure fell in or shortly after a window in which the
+    /// collector itself was not watching (down, or refusing writes): that window, so the
+    /// person knows the failure was decided after a grace (a Watchpost extension; absent
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_outage: Option<Outage>,
 }
 
 /// `issue` of an alert.
@@ -455,10 +462,12 @@ impl Links {
 
 /// The alert for an engine effect, or `None` when it must not be announced (`notify: false`:
 /// the monitor is muted, or the opening was not announced). `monitor` is the monitor
-/// environment's state after the transition; `now` the time of the transition.
+/// environment's state after the transition; `outage` the collector's outage its deadline fell
+/// near, if any; `now` the time of the transition.
 pub fn monitor_alert(
     effect: &Effect,
     monitor: &MonitorEnv,
+    outage: Option<&Outage>,
     links: &Links,
     now: DateTime<Utc>,
 ) -> Option<Alert> {
@@ -480,11 +489,17 @@ pub fn monitor_alert(
             || "no successful check-in yet".to_owned(),
             |t| format!("last successful check-in {}", when(t)),
         );
+        let outage = outage.map_or_else(String::new, |outage| {
+            format!(
+                " Note: {}; this deadline fell then or shortly after, and no check-in arrived within the grace that followed.",
+                outage.describe()
+            )
+        });
         (
             Severity::Critical,
             format!("{name} is failing"),
             format!(
-                "{}. Failing since {}; {last_ok}. Project {}.",
+                "{}. Failing since {}; {last_ok}. Project {}.{outage}",
                 incident.summary(),
                 when(incident.starting_timestamp),
                 key.project
@@ -524,6 +539,7 @@ pub fn monitor_alert(
             reason: incident.reason,
             config: monitor_config_json(monitor),
             last_ok: monitor.last_ok,
+            collector_outage: outage.copied().filter(|_| kind == AlertKind::MonitorFailed),
         }),
     })
 }
@@ -1120,7 +1136,7 @@ mod tests {
             incident,
             notify: true,
         };
-        let alert = monitor_alert(&effect, &monitor, &links(), t(5, 0)).unwrap();
+        let alert = monitor_alert(&effect, &monitor, None, &links(), t(5, 0)).unwrap();
         let want = json!({
             "kind": "monitor.failed",
             "severity": "critical",
@@ -1164,7 +1180,7 @@ mod tests {
             incident: incident.clone(),
             notify: true,
         };
-        let alert = monitor_alert(&resolved, &monitor, &links(), t(35, 0)).unwrap();
+        let alert = monitor_alert(&resolved, &monitor, None, &links(), t(35, 0)).unwrap();
         assert_eq!(alert.kind, AlertKind::MonitorRecovered);
         assert_eq!(alert.severity, Severity::Info);
         assert_eq!(
@@ -1180,7 +1196,10 @@ mod tests {
             incident,
             notify: false,
         };
-        assert_eq!(monitor_alert(&muted, &monitor, &links(), t(5, 0)), None);
+        assert_eq!(
+            monitor_alert(&muted, &monitor, None, &links(), t(5, 0)),
+            None
+        );
     }
 
     #[test]

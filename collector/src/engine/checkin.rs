@@ -97,8 +97,10 @@ pub fn process_checkin(
                 return Ok(Transition {
                     monitor,
                     checkin,
+                    earlier: Vec::new(),
                     effects: Vec::new(),
                     unchanged: !config_changed,
+                    outage: None,
                 });
             }
         },
@@ -117,8 +119,10 @@ pub fn process_checkin(
     Ok(Transition {
         monitor,
         checkin,
+        earlier: Vec::new(),
         effects,
         unchanged: false,
+        outage: None,
     })
 }
 

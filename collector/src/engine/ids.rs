@@ -1,6 +1,9 @@
 //! Deterministic ids for the check-ins and incidents the engine creates, so the engine needs no
 //! randomness: an FNV-1a 128 hash of (monitor key, sequence number, purpose), stamped as a
 //! version-8 UUID. Unique per monitor environment because the sequence number never repeats.
+//! The check-in of a slot the collector could not watch is named by the slot instead
+//! ([`slot_id`]), so recording that slot again (or its `missed` at the end of the grace)
+//! replaces its record rather than adding one.
 
 use uuid::{Builder, Uuid};
 
@@ -12,6 +15,7 @@ pub(super) enum Purpose {
     CheckIn,
     Missed,
     Incident,
+    Slot,
 }
 
 /// Derives a fresh id for `monitor` and advances its sequence number.
@@ -23,6 +27,18 @@ pub(super) fn next_id(monitor: &mut MonitorEnv, purpose: Purpose) -> Uuid {
     hash.write_str(&monitor.key.environment);
     hash.write(&monitor.seq.to_le_bytes());
     hash.write(&[purpose as u8]);
+    Builder::from_custom_bytes(hash.finish().to_be_bytes()).into_uuid()
+}
+
+/// The id of the check-in recorded for `monitor`'s slot at `slot` after an outage of the
+/// collector: the same for the same slot, whatever happened in between.
+pub(super) fn slot_id(monitor: &MonitorEnv, slot: chrono::DateTime<chrono::Utc>) -> Uuid {
+    let mut hash = Fnv128::new();
+    hash.write(&monitor.key.project.to_le_bytes());
+    hash.write_str(&monitor.key.slug);
+    hash.write_str(&monitor.key.environment);
+    hash.write(&slot.timestamp_micros().to_le_bytes());
+    hash.write(&[Purpose::Slot as u8]);
     Builder::from_custom_bytes(hash.finish().to_be_bytes()).into_uuid()
 }
 

@@ -29,6 +29,7 @@ mod ids;
 mod incident;
 pub mod issues;
 mod model;
+pub mod outage;
 pub mod probes;
 mod schedule;
 mod sweep;
@@ -50,6 +51,7 @@ pub use model::{
     IncidentReason, MAX_OPEN_RUNS, MonitorEnv, MonitorKey, MonitorStatus, OpenRun, Rejection,
     Streak, Transition,
 };
+pub use outage::{DEFAULT_OUTAGE_GRACE, Outage, OutageKind, Outages};
 pub use sweep::{sweep_missed, sweep_timeout};
 pub use validate::{
     ConfigError, DEFAULT_ENVIRONMENT, MAX_CHECKIN_DURATION_MS, MAX_CONFIG_DURATION,

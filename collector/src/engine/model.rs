@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::config::{ConfigPatch, MonitorConfig};
+use super::outage::Outage;
 use super::validate::{self, ConfigError};
 
 /// Most runs a monitor environment may have `in_progress` at once. A further `in_progress` is
@@ -268,11 +269,19 @@ pub struct Transition {
     pub monitor: MonitorEnv,
     /// The check-in to insert or replace (by `id`).
     pub checkin: CheckIn,
+    /// Check-ins to store before `checkin`, oldest first: the `unknown` slots of an outage of
+    /// the collector (see [`super::outage`]). Usually empty.
+    #[serde(default)]
+    pub earlier: Vec<CheckIn>,
     /// Effects, in order; write them to the outbox with the state change.
     pub effects: Vec<Effect>,
     /// `true` when the input was accepted but changed nothing (an `in_progress` for a run that
     /// already finished): the caller may skip the write.
     pub unchanged: bool,
+    /// The collector's outage this transition's deadline fell in or near, if any: its alert
+    /// says when the collector was not watching.
+    #[serde(default)]
+    pub outage: Option<Outage>,
 }
 
 /// A check-in as the engine receives it, after ingest has parsed and normalized the wire form.

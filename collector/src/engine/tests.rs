@@ -641,6 +641,8 @@ struct Sim {
     monitor: Option<MonitorEnv>,
     checkins: HashMap<Uuid, CheckIn>,
     index: DeadlineIndex,
+    /// The collector's outages the sweeps know of.
+    outages: Outages,
     trace: String,
 }
 
@@ -654,6 +656,7 @@ impl Sim {
             monitor,
             checkins: HashMap::new(),
             index,
+            outages: Outages::default(),
             trace: String::new(),
         }
     }
@@ -725,8 +728,14 @@ impl Sim {
         for deadline in due {
             let monitor = self.monitor.clone().unwrap();
             let transition = match deadline.kind {
-                DeadlineKind::Missed => sweep_missed(&monitor, now),
-                DeadlineKind::Timeout(run) => sweep_timeout(&monitor, &self.checkins[&run], now),
+                DeadlineKind::Missed => sweep_missed(&monitor, now, &self.outages),
+                DeadlineKind::Timeout(run) => {
+                    let checkin =
+                        self.checkins.get(&run).cloned().unwrap_or_else(|| {
+                            monitor.open_run(run).unwrap().checkin(&monitor.key)
+                        });
+                    sweep_timeout(&monitor, &checkin, now, &self.outages)
+                }
             };
             match transition {
                 Some(t) => self.apply(&format!("{} sweep", show(now)), t),
@@ -737,7 +746,20 @@ impl Sim {
 
     fn apply(&mut self, label: &str, t: Transition) {
         let c = &t.checkin;
-        let mut line = format!("{label} => {}", c.status.as_str());
+        let mut line = format!("{label} => ");
+        for earlier in &t.earlier {
+            write!(
+                line,
+                "{} {}, ",
+                earlier.status.as_str(),
+                show(earlier.date_added)
+            )
+            .unwrap();
+        }
+        line.push_str(c.status.as_str());
+        if c.status == CheckInStatus::Unknown {
+            write!(line, " {}", show(c.date_added)).unwrap();
+        }
         if let Some(ms) = c.duration_ms {
             write!(line, " {ms}ms").unwrap();
         }
@@ -771,7 +793,13 @@ impl Sim {
                 line.push_str(" (silent)");
             }
         }
+        if let Some(outage) = &t.outage {
+            write!(line, " | near outage {}", show(outage.from)).unwrap();
+        }
         writeln!(self.trace, "{line}").unwrap();
+        for earlier in t.earlier {
+            self.checkins.insert(earlier.id, earlier);
+        }
         self.checkins.insert(t.checkin.id, t.checkin);
         self.index.upsert_for(&t.monitor);
         self.monitor = Some(t.monitor);
@@ -794,6 +822,11 @@ fn state(m: &MonitorEnv) -> String {
         status.as_str().unwrap(),
         show_opt(m.next_checkin)
     );
+    if let (Some(next), Some(latest)) = (m.next_checkin, m.next_checkin_latest)
+        && latest != m.config.latest_for(next)
+    {
+        write!(s, " until={}", show(latest)).unwrap();
+    }
     if !m.open_runs.is_empty() {
         let runs: Vec<String> = m.open_runs.iter().map(|r| show(r.timeout_at)).collect();
         write!(s, " runs={}", runs.join(",")).unwrap();
@@ -1239,7 +1272,7 @@ fn restart_catch_up_reports_one_miss() {
 fn never_missed_before_first_checkin() {
     let fresh = hourly(&json!({}));
     assert!(deadlines_of(&fresh).is_empty());
-    assert!(sweep_missed(&fresh, at("2030-01-01 00:00")).is_none());
+    assert!(sweep_missed(&fresh, at("2030-01-01 00:00"), &Outages::default()).is_none());
     assert_eq!(fresh.status, MonitorStatus::Active);
 }
 
@@ -1410,4 +1443,223 @@ fn ids_are_deterministic_and_distinct() {
     let (b1, _) = run("staging");
     assert_ne!(a1, b1);
     assert_eq!(a1.get_version_num(), 8);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The collector's own outages (`outage.rs`): grace rules, with explicit times
+
+/// A window in which the collector was down (`to: None`: still refusing writes).
+fn down(from: &str, to: &str) -> Outage {
+    Outage {
+        from: at(from),
+        to: Some(at(to)),
+        kind: OutageKind::Down,
+    }
+}
+
+/// [`check`] with the sweeps knowing `windows` and a grace floor of `floor_minutes`.
+fn check_outages(
+    windows: &[Outage],
+    floor_minutes: u64,
+    start: Option<MonitorEnv>,
+    steps: &[Step],
+    expected: &str,
+) -> Sim {
+    let mut sim = Sim::new(start);
+    sim.outages = Outages::new(windows.to_vec(), Duration::from_secs(60 * floor_minutes));
+    let trace = sim.run(steps).trim().to_owned();
+    let expected: Vec<&str> = expected.trim().lines().map(str::trim).collect();
+    assert_eq!(trace, expected.join("\n"), "\n--- got:\n{trace}\n");
+    sim
+}
+
+#[test]
+fn a_deadline_before_the_outage_is_missed_as_usual() {
+    check_outages(&[down("02:10", "02:30")], 10, Some(hourly(&json!({}))), &[
+        Ci("01:00", 0, Ok_, None),
+        Sweep("02:31"),
+    ], "
+        01:00 ok => ok | ok next=02:00
+        02:31 sweep => missed (expected 02:00) | error next=03:00 | OPENED missed_checkin \"A missed check-in was detected\"
+    ");
+}
+
+#[test]
+fn a_deadline_inside_the_outage_waits_for_the_grace_and_a_late_check_in_counts() {
+    // Deadline 02:05 fell in the window; the grace is the floor (10 min > the 5 min margin),
+    // so the job has until 02:30 and checks in at 02:22: no missed, no incident.
+    check_outages(&[down("02:03", "02:20")], 10, Some(hourly(&json!({}))), &[
+        Ci("01:00", 0, Ok_, None),
+        Sweep("02:20"),
+        Ci("02:22", 0, Ok_, None),
+        Sweep("02:31"),
+        Sweep("03:05"),
+    ], "
+        01:00 ok => ok | ok next=02:00
+        02:20 sweep => unknown 02:00 | ok next=02:00 until=02:30 | near outage 02:03
+        02:22 ok => ok | ok next=03:00
+        02:31 sweep => nothing due
+        03:05 sweep => missed (expected 03:00) | error next=04:00 | OPENED missed_checkin \"A missed check-in was detected\"
+    ");
+}
+
+#[test]
+fn a_job_that_stopped_is_missed_once_at_the_end_of_the_grace_and_the_missed_replaces_the_unknown() {
+    let sim = check_outages(&[down("02:03", "02:20")], 10, Some(hourly(&json!({}))), &[
+        Ci("01:00", 0, Ok_, None),
+        Sweep("02:20"),
+        Sweep("02:29"),
+        Sweep("02:30"),
+    ], "
+        01:00 ok => ok | ok next=02:00
+        02:20 sweep => unknown 02:00 | ok next=02:00 until=02:30 | near outage 02:03
+        02:29 sweep => nothing due
+        02:30 sweep => missed (expected 02:00) | error next=03:00 | OPENED missed_checkin \"A missed check-in was detected\" | near outage 02:03
+    ");
+    let statuses: Vec<&str> = {
+        let mut all: Vec<&CheckIn> = sim.checkins.values().collect();
+        all.sort_by_key(|c| c.date_added);
+        all.iter().map(|c| c.status.as_str()).collect()
+    };
+    assert_eq!(statuses, ["ok", "missed"], "one record for the 02:00 slot");
+}
+
+#[test]
+fn a_deadline_within_the_grace_after_the_outage_waits_too() {
+    // Down 01:50–02:02; the 02:05 deadline is 3 min after it, within the 5 min margin (the
+    // floor is 0 here, so the margin is the grace): the job has until 02:07.
+    check_outages(&[down("01:50", "02:02")], 0, Some(hourly(&json!({}))), &[
+        Ci("01:00", 0, Ok_, None),
+        Sweep("02:05"),
+        Sweep("02:07"),
+    ], "
+        01:00 ok => ok | ok next=02:00
+        02:05 sweep => unknown 02:00 | ok next=02:00 until=02:07 | near outage 01:50
+        02:07 sweep => missed (expected 02:00) | error next=03:00 | OPENED missed_checkin \"A missed check-in was detected\" | near outage 01:50
+    ");
+    // Later than the grace after the window: the usual rule.
+    check_outages(&[down("01:50", "01:55")], 0, Some(hourly(&json!({}))), &[
+        Ci("01:00", 0, Ok_, None),
+        Sweep("02:05"),
+    ], "
+        01:00 ok => ok | ok next=02:00
+        02:05 sweep => missed (expected 02:00) | error next=03:00 | OPENED missed_checkin \"A missed check-in was detected\"
+    ");
+}
+
+#[test]
+fn the_slots_of_a_long_outage_are_unknown_and_the_newest_decides() {
+    check_outages(&[down("02:03", "05:10")], 10, Some(hourly(&json!({}))), &[
+        Ci("01:00", 0, Ok_, None),
+        Sweep("05:10"),
+        Sweep("05:20"),
+    ], "
+        01:00 ok => ok | ok next=02:00
+        05:10 sweep => unknown 02:00, unknown 03:00, unknown 04:00, unknown 05:00 | ok next=05:00 until=05:20 | near outage 02:03
+        05:20 sweep => missed (expected 05:00) | error next=06:00 | OPENED missed_checkin \"A missed check-in was detected\" | near outage 02:03
+    ");
+}
+
+#[test]
+fn a_restart_inside_the_grace_extends_it_without_recording_a_slot_twice() {
+    let sim = check_outages(
+        &[down("02:03", "02:20"), down("02:25", "02:40")],
+        10,
+        Some(hourly(&json!({}))),
+        &[
+            Ci("01:00", 0, Ok_, None),
+            Sweep("02:20"),
+            Sweep("02:40"),
+            Ci("02:45", 0, Ok_, None),
+        ],
+        "
+        01:00 ok => ok | ok next=02:00
+        02:20 sweep => unknown 02:00 | ok next=02:00 until=02:30 | near outage 02:03
+        02:40 sweep => unknown 02:00 | ok next=02:00 until=02:50 | near outage 02:25
+        02:45 ok => ok | ok next=03:00
+    ",
+    );
+    assert_eq!(sim.checkins.len(), 3, "ok, unknown 02:00 once, ok");
+}
+
+#[test]
+fn an_open_refusal_window_defers_until_writes_are_accepted_and_a_grace_passed() {
+    let refusing = Outage {
+        from: at("02:03"),
+        to: None,
+        kind: OutageKind::Refusing,
+    };
+    check_outages(
+        &[refusing],
+        10,
+        Some(hourly(&json!({}))),
+        &[Ci("01:00", 0, Ok_, None), Sweep("02:06")],
+        "
+        01:00 ok => ok | ok next=02:00
+        02:06 sweep => unknown 02:00 | ok next=02:00 until=02:16 | near outage 02:03
+    ",
+    );
+}
+
+#[test]
+fn a_timeout_inside_the_outage_waits_for_the_grace() {
+    // The run started at 01:00 times out at 01:30, inside the window: it gets until 01:50.
+    check_outages(
+        &[down("01:20", "01:40")],
+        10,
+        Some(hourly(&json!({}))),
+        &[
+            Ci("01:00", 1, Start, None),
+            Sweep("01:40"),
+            Ci("01:45", 1, Ok_, None),
+        ],
+        "
+        01:00 in_progress#1 => in_progress (timeout 01:30) | ok next=02:00 runs=01:30
+        01:40 sweep => in_progress (timeout 01:50) | ok next=02:00 runs=01:50 | near outage 01:20
+        01:45 ok#1 => ok 2700000ms | ok next=02:00
+    ",
+    );
+    check_outages(&[down("01:20", "01:40")], 10, Some(hourly(&json!({}))), &[
+        Ci("01:00", 1, Start, None),
+        Sweep("01:40"),
+        Sweep("01:50"),
+    ], "
+        01:00 in_progress#1 => in_progress (timeout 01:30) | ok next=02:00 runs=01:30
+        01:40 sweep => in_progress (timeout 01:50) | ok next=02:00 runs=01:50 | near outage 01:20
+        01:50 sweep => timeout | error next=02:00 | OPENED timeout \"A timeout check-in was detected\" | near outage 01:20
+    ");
+}
+
+#[test]
+fn unknown_slots_are_no_failures_for_the_thresholds() {
+    // Threshold 2: an error, then an outage. Had the unknown counted as a failure the incident
+    // would open at the start of the grace; it opens with the missed at its end, counting the
+    // error and the missed only.
+    let monitor = hourly(&json!({"failure_issue_threshold": 2}));
+    check_outages(&[down("02:03", "02:20")], 10, Some(monitor), &[
+        Ci("01:00", 0, Err_, None),
+        Sweep("02:20"),
+        Sweep("02:30"),
+    ], "
+        01:00 error => error | ok next=02:00
+        02:20 sweep => unknown 02:00 | ok next=02:00 until=02:30 | near outage 02:03
+        02:30 sweep => missed (expected 02:00) | error next=03:00 | OPENED missed_checkin \"2 failed check-ins detected (1 missed, 1 error)\" | near outage 02:03
+    ");
+    // An ok within the grace ends the run of failures as usual; the unknown broke nothing.
+    let monitor = hourly(&json!({"failure_issue_threshold": 2}));
+    check_outages(
+        &[down("02:03", "02:20")],
+        10,
+        Some(monitor),
+        &[
+            Ci("01:00", 0, Err_, None),
+            Sweep("02:20"),
+            Ci("02:25", 0, Err_, None),
+        ],
+        "
+        01:00 error => error | ok next=02:00
+        02:20 sweep => unknown 02:00 | ok next=02:00 until=02:30 | near outage 02:03
+        02:25 error => error | error next=03:00 | OPENED error \"2 error check-ins detected\"
+    ",
+    );
 }

@@ -23,6 +23,8 @@
 //! | `probe_results` | name len u16 BE ++ name ++ ring slot u32 BE | `engine::probes::ProbeResult` |
 //! | `redo`        | slot in the group u32 BE                     | redo record (`redo.rs`)      |
 //! | `meta`        | `redo_done`                                  | last complete group, u64 BE  |
+//! | `meta`        | `alive`                                      | liveness mark (`liveness.rs`)|
+//! | `meta`        | `outages`                                    | `Vec<engine::Outage>`        |
 //!
 //! (*) Except the `in_progress` check-in of a run that is still open: the monitor record holds
 //! it (`engine::OpenRun`), so a run's start and heartbeats write only the monitor, and its
@@ -40,6 +42,7 @@ mod committer;
 mod durability;
 mod issues;
 mod keys;
+mod liveness;
 mod migrate;
 mod outbox;
 mod probes;
@@ -1167,4 +1170,4 @@ fn transaction_error(error: TransactionError<()>) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -62,7 +62,7 @@ fn incident(slug: &str, resolved: bool) -> Incident {
 /// Opens a store that was just dropped. sled's I/O threads may still hold the dropped
 /// database (and its file lock) for a moment after the last handle is gone, so a lock
 /// conflict is retried for up to two seconds; any other outcome is returned at once.
-pub(super) fn reopen(path: &std::path::Path) -> Result<Store, StoreError> {
+pub(crate) fn reopen(path: &std::path::Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match Store::open(path) {
@@ -114,6 +114,7 @@ fn everything() -> (WriteSet, MonitorEnv) {
                         notify: true,
                     },
                     &m,
+                    None,
                     &Links::new("http://127.0.0.1:8470"),
                     at(0),
                 )

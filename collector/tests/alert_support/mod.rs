@@ -415,7 +415,7 @@ pub fn monitor_alert(slug: &str, recovered: bool) -> Alert {
             t(3, 5, 0),
         )
     };
-    alerting::monitor_alert(&effect, &monitor, &links(), now).expect("announced")
+    alerting::monitor_alert(&effect, &monitor, None, &links(), now).expect("announced")
 }
 
 /// A `probe.down` (or `probe.up`) alert for probe `name`.
