@@ -93,14 +93,22 @@ impl Liveness {
             });
         }
         prune(&mut windows, now);
-        store.mark_alive(now, Some(&windows))?;
-        Ok(Liveness {
+        let liveness = Liveness {
             store: Some(store.clone()),
             floor,
             windows: Mutex::new(windows),
             refusing: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
-        })
+        };
+        // A store that takes no writes (a full disk) still lets the collector start, serve
+        // reads and answer `503`: that is a refusal from the start.
+        let saved = store.mark_alive(now, Some(&liveness.windows.lock().clone()));
+        if let Err(error) = saved {
+            tracing::error!(%error, "cannot write the liveness mark at start");
+            liveness.dirty.store(true, Ordering::Release);
+            liveness.refused(now);
+        }
+        Ok(liveness)
     }
 
     /// What the sweeps need to know: the windows (an open one ends `now`) and the floor.

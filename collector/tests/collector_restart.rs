@@ -186,7 +186,10 @@ fn no_false_alarms_after(kill: bool) {
     assert!(
         alerts.is_empty(),
         "no job failed, yet: {:?}\n{}",
-        alerts.iter().map(|(_, a)| a["message"].clone()).collect::<Vec<_>>(),
+        alerts
+            .iter()
+            .map(|(_, a)| a["message"].clone())
+            .collect::<Vec<_>>(),
         collector.stderr()
     );
     for job in 0..JOBS {
@@ -207,7 +210,10 @@ fn no_false_alarms_after(kill: bool) {
         assert!(unknown.len() >= 2, "{slug}: {statuses:?}");
         for slot in unknown {
             assert!(
-                slot["log"].as_str().unwrap().contains("the collector was down from"),
+                slot["log"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the collector was down from"),
                 "{slot}"
             );
         }
@@ -246,7 +252,10 @@ fn a_job_that_stopped_during_the_outage_is_reported_once_at_the_end_of_the_grace
     assert_eq!(outage["kind"], "down", "{alert}");
     let (from, to) = (time(&outage["from"]), time(&outage["to"]));
     let down = (to - from).num_milliseconds();
-    assert!((19_000..=25_000).contains(&down), "down for {down} ms: {alert}");
+    assert!(
+        (19_000..=25_000).contains(&down),
+        "down for {down} ms: {alert}"
+    );
     let after_restart = arrived(&seen) - to;
     assert!(
         after_restart >= TimeDelta::seconds(GRACE_SECS)
@@ -268,7 +277,11 @@ fn a_job_that_stopped_during_the_outage_is_reported_once_at_the_end_of_the_grace
     let after_outage: Vec<&Value> = checkins
         .iter()
         .filter(|c| c["status"] == "missed")
-        .filter(|c| c["log"].as_str().is_some_and(|log| log.contains("was down from")))
+        .filter(|c| {
+            c["log"]
+                .as_str()
+                .is_some_and(|log| log.contains("was down from"))
+        })
         .collect();
     assert_eq!(after_outage.len(), 1, "{checkins:?}");
     assert!(

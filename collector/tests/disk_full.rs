@@ -1,6 +1,8 @@
 //! A full disk (PRODUCT.md §3.8, §3.10): the data dir on a small tmpfs, filled up. Ingest must
 //! answer 503 with a JSON error (so SDKs retry), never acknowledge what it could not keep, keep
-//! the store readable across a restart, and recover by itself once space returns.
+//! the store readable across a restart, and recover by itself once space returns. A job whose
+//! deadline fell while writes were refused is not reported missed for it: the collector could
+//! not have recorded its check-in (`engine/outage.rs`).
 //!
 //! Mounting needs root (or CAP_SYS_ADMIN). Without it this test fails, loudly: a disk-full test
 //! that passes without filling a disk proves nothing.
@@ -14,6 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use serde_json::json;
 use support::{Collector, checkin, envelope, interval, poll};
 
 const SLUG: &str = "nightly";
@@ -85,9 +88,18 @@ fn a_full_disk_is_a_503_and_nothing_acknowledged_is_lost() {
     let root = tempfile::tempdir().expect("temp dir");
     let mount = Tmpfs::mount(&root.path().join("data"), "8m");
     // Keep every check-in so the counts below are exact.
-    let config = "[retention]\ncheckins_per_monitor = 100000\n";
+    let config = "[server]\noutage_grace = \"20s\"\n[retention]\ncheckins_per_monitor = 100000\n";
     let mut c = Collector::start_in(root, Some(config), &[]);
     let filler = mount.path.join("filler");
+
+    // A job due every 2 s (margin 1 s) whose deadlines fall while the disk is full.
+    let tick = json!({"schedule": {"type": "interval", "value": 2, "unit": "second"},
+                      "checkin_margin": "1s", "failure_issue_threshold": 1});
+    let (status, reply) = c.post_envelope(envelope(&[(
+        "check_in",
+        &checkin("tick", "ok", None, Some(tick)),
+    )]));
+    assert_eq!(status, StatusCode::OK, "{reply}");
 
     let mut acknowledged = 0usize;
     for _ in 0..5 {
@@ -116,6 +128,9 @@ fn a_full_disk_is_a_503_and_nothing_acknowledged_is_lost() {
     // Reads still work while writes cannot.
     assert!(c.checkins(SLUG).len() >= acknowledged.min(LISTED));
 
+    // Full for longer than the tick job's deadline (its sweep is refused too).
+    std::thread::sleep(Duration::from_secs(4));
+
     // Space returns: the next check-in gets through without a restart.
     std::fs::remove_file(&filler).expect("remove filler");
     poll(Duration::from_secs(30), "ingest to recover", || {
@@ -127,6 +142,35 @@ fn a_full_disk_is_a_503_and_nothing_acknowledged_is_lost() {
         }
     });
     acknowledged += 1;
+
+    // The sweep the full disk refused runs once writes are accepted again: the tick job's
+    // slots in the refusal are `unknown`, not `missed`, and it has the grace to check in.
+    let unknown = poll(
+        Duration::from_secs(10),
+        "the refused slots as unknown",
+        || {
+            c.checkins("tick")
+                .into_iter()
+                .find(|t| t["status"] == "unknown")
+        },
+    );
+    assert!(
+        unknown["log"]
+            .as_str()
+            .is_some_and(|log| log.contains("refused writes")),
+        "{unknown}"
+    );
+    let (status, reply) = c.post_envelope(envelope(&[(
+        "check_in",
+        &checkin("tick", "ok", None, None),
+    )]));
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let ticks = c.checkins("tick");
+    let statuses: Vec<&str> = ticks
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert!(!statuses.contains(&"missed"), "{ticks:?}");
 
     // Everything acknowledged survives a hard kill and a restart; the store opens cleanly.
     c.restart();
