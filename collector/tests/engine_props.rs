@@ -1,6 +1,7 @@
-//! Property tests of the engine's invariants over random sequences of check-ins, sweeps, mutes
-//! and disables at non-decreasing times, driven through the public API the way the IO side
-//! drives it (deadline index, check-ins stored by id).
+//! Property tests of the engine's invariants over random sequences of check-ins, sweeps, mutes,
+//! disables and outages of the collector itself at non-decreasing times, driven through the
+//! public API the way the IO side drives it (deadline index, check-ins stored by id, the
+//! outage windows handed to the sweeps).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,8 +11,9 @@ use proptest::prelude::*;
 use uuid::Uuid;
 use watchpost_collector::engine::{
     CheckIn, CheckInInput, CheckInStatus, DeadlineIndex, DeadlineKind, Effect, IntervalUnit,
-    MAX_OPEN_RUNS, MonitorConfig, MonitorEnv, MonitorKey, MonitorStatus, Outages, Schedule,
-    Transition, deadlines_of, process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
+    MAX_OPEN_RUNS, MonitorConfig, MonitorEnv, MonitorKey, MonitorStatus, Outage, OutageKind,
+    Outages, Schedule, Transition, deadlines_of, process_checkin, sweep_missed, sweep_timeout,
+    target_checkin_id,
 };
 
 #[derive(Clone, Debug)]
@@ -23,6 +25,9 @@ enum Op {
     Sweep,
     Mute(bool),
     Disable(bool),
+    /// The collector is down for this many seconds: nothing happens meanwhile, and the window
+    /// is known to every sweep after it.
+    Outage(i64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -37,6 +42,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Op::Sweep),
         1 => any::<bool>().prop_map(Op::Mute),
         1 => any::<bool>().prop_map(Op::Disable),
+        1 => prop_oneof![0i64..120, 0i64..7200].prop_map(Op::Outage),
     ]
 }
 
@@ -82,6 +88,8 @@ struct World {
     /// Incidents opened and resolved, by id, from effects alone.
     opened: Vec<Uuid>,
     resolved: Vec<Uuid>,
+    /// The collector's outages so far, and the grace floor.
+    outages: Outages,
 }
 
 impl World {
@@ -142,13 +150,39 @@ impl World {
             prop_assert_eq!(t.checkin.status, CheckInStatus::InProgress);
             prop_assert_eq!(&run.checkin(&after.key), &t.checkin);
         }
-        // A new check-in never takes the id of another stored one.
-        if let Some(stored) = self.checkins.get(&t.checkin.id) {
-            prop_assert_eq!(&stored.date_added, &t.checkin.date_added, "id collision");
+        // An `unknown` slot changes no threshold and opens nothing.
+        if t.checkin.status == CheckInStatus::Unknown {
+            prop_assert_eq!(&before.streak, &after.streak);
+            prop_assert!(t.effects.is_empty());
         }
         self.index.upsert_for(&t.monitor);
-        self.checkins.insert(t.checkin.id, t.checkin);
+        // A new check-in never takes the id of another stored one (an `unknown` slot recorded
+        // again, or its `missed`, keeps the slot's id and time).
+        for checkin in t.earlier.into_iter().chain([t.checkin]) {
+            if let Some(stored) = self.checkins.get(&checkin.id) {
+                prop_assert_eq!(&stored.date_added, &checkin.date_added, "id collision");
+            }
+            self.checkins.insert(checkin.id, checkin);
+        }
         self.monitor = t.monitor;
+        Ok(())
+    }
+
+    /// A `missed` or `timeout` decided by a sweep at `now` for `deadline`: never before the end
+    /// of the grace of an outage the deadline fell in or near.
+    fn check_grace(
+        &self,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), TestCaseError> {
+        let grace = self.outages.grace(&self.monitor.config);
+        for window in &self.outages.windows {
+            let until = window.end(now) + grace;
+            prop_assert!(
+                deadline < window.from || deadline > until || now >= until,
+                "deadline {deadline} near the outage {window:?} decided at {now}, before {until}"
+            );
+        }
         Ok(())
     }
 
@@ -173,18 +207,21 @@ impl World {
             Op::Sweep => {
                 for deadline in self.index.pop_due(now) {
                     let t = match deadline.kind {
-                        DeadlineKind::Missed => {
-                            sweep_missed(&self.monitor, now, &Outages::default())
+                        DeadlineKind::Missed => sweep_missed(&self.monitor, now, &self.outages),
+                        DeadlineKind::Timeout(id) => {
+                            sweep_timeout(&self.monitor, &self.checkins[&id], now, &self.outages)
                         }
-                        DeadlineKind::Timeout(id) => sweep_timeout(
-                            &self.monitor,
-                            &self.checkins[&id],
-                            now,
-                            &Outages::default(),
-                        ),
                     };
                     match t {
-                        Some(t) => self.apply(t, now)?,
+                        Some(t) => {
+                            if matches!(
+                                t.checkin.status,
+                                CheckInStatus::Missed | CheckInStatus::Timeout
+                            ) {
+                                self.check_grace(deadline.at, now)?;
+                            }
+                            self.apply(t, now)?;
+                        }
                         None => self.index.upsert_for(&self.monitor),
                     }
                 }
@@ -196,6 +233,7 @@ impl World {
                 );
             }
             Op::Mute(muted) => self.monitor.set_muted(*muted),
+            Op::Outage(_) => {}
             Op::Disable(disabled) => {
                 let before = self.monitor.clone();
                 self.monitor.set_disabled(*disabled, now);
@@ -220,6 +258,7 @@ proptest! {
     #[test]
     fn engine_invariants(
         config in config(),
+        floor in prop_oneof![Just(0u64), 1u64..600],
         ops in proptest::collection::vec((gap(), op()), 1..80),
     ) {
         let key = MonitorKey { project: 1, slug: "job".into(), environment: "production".into() };
@@ -230,10 +269,16 @@ proptest! {
             checkins: HashMap::new(),
             opened: Vec::new(),
             resolved: Vec::new(),
+            outages: Outages::new(Vec::new(), Duration::from_secs(floor)),
         };
         let mut now: DateTime<Utc> = "2026-03-27T23:00:00Z".parse().unwrap();
         for (gap, op) in &ops {
             now += TimeDelta::seconds(*gap);
+            if let Op::Outage(down) = op {
+                let from = now;
+                now += TimeDelta::seconds(*down);
+                world.outages.windows.push(Outage { from, to: Some(now), kind: OutageKind::Down });
+            }
             world.step(op, now)?;
         }
         // Every resolution closed an incident that was opened, each once.
