@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod probe;
 pub mod processor;
+pub mod redirect;
 pub mod run_cmd;
 pub mod server;
 pub mod store;
