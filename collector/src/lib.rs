@@ -18,6 +18,7 @@ pub mod liveness;
 pub mod metrics;
 pub mod probe;
 pub mod processor;
+pub mod redirect;
 pub mod run_cmd;
 pub mod server;
 pub mod store;

@@ -87,6 +87,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     match runtime.block_on(server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Exit code 1 (docs/cli.md): a start that failed (a damaged or locked store, a port in
+        // use) or a server that stopped on an error. The message names what to fix.
         Err(error) => {
             eprintln!("watchpost: {error}");
             ExitCode::FAILURE

@@ -6,7 +6,8 @@
 //! queues it in the store's `upstream` tree *in the same transaction* as the state change: an
 //! acknowledged envelope is durably queued, with no window. A forwarder task relays the queue
 //! oldest first, removes what the upstream took, and backs off (with jitter, honouring
-//! `Retry-After`) while it is unreachable. The queue is bounded: beyond `max_backlog` the oldest
+//! `Retry-After`) while it is unreachable or answers with a redirect, which it never follows
+//! (`crate::redirect`). The queue is bounded: beyond `max_backlog` the oldest
 //! envelopes are dropped and counted.
 //!
 //! It must never slow or fail ingest: the only work on the request path is one more insert in a
@@ -203,6 +204,7 @@ impl Upstream {
         let client = match reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(crate::redirect::policy())
             .user_agent(CLIENT)
             .build()
         {
@@ -336,6 +338,15 @@ impl Inner {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        // Not followed (the request carries the DSN's key): kept and retried like an
+        // unreachable upstream, with a reason naming where it pointed.
+        if let Some(why) = crate::redirect::refused(
+            status,
+            response.headers().get(reqwest::header::LOCATION),
+            &self.dsn.envelope_url(),
+        ) {
+            return Outcome::Retry { why, retry_after };
+        }
         match status {
             StatusCode::TOO_MANY_REQUESTS
             | StatusCode::REQUEST_TIMEOUT

@@ -6,7 +6,9 @@
 //!
 //! *Must never* send a heartbeat while unhealthy, catch up on missed heartbeats (a burst after a
 //! stall would hide the stall), or show the URL anywhere: whoever has it can keep the switch
-//! quiet, so it is a secret like a token.
+//! quiet, so it is a secret like a token. For the same reason it follows no redirect (which
+//! would hand the URL to another host as `Referer`): a `3xx` is logged as a failure naming the
+//! new location, and the next interval tries again.
 
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ pub async fn run(config: Watchdog, health: HealthSources, shutdown: impl Future<
     let timeout = config.interval.min(MAX_REQUEST_TIME);
     let client = match reqwest::Client::builder()
         .timeout(timeout)
+        .redirect(crate::redirect::policy())
         .user_agent(concat!("watchpost/", env!("CARGO_PKG_VERSION")))
         .build()
     {
@@ -57,7 +60,15 @@ pub async fn run(config: Watchdog, health: HealthSources, shutdown: impl Future<
             };
             match sent {
                 Ok(response) if response.status().is_success() => Outcome::Sent,
-                Ok(response) => Outcome::Failed(format!("HTTP {}", response.status())),
+                // Not followed: the URL is a secret (`crate::redirect`).
+                Ok(response) => Outcome::Failed(
+                    crate::redirect::refused(
+                        response.status(),
+                        response.headers().get(reqwest::header::LOCATION),
+                        config.url.expose(),
+                    )
+                    .unwrap_or_else(|| format!("HTTP {}", response.status())),
+                ),
                 Err(error) => Outcome::Failed(reason(&error)),
             }
         } else {

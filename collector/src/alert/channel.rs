@@ -298,13 +298,13 @@ impl Channel {
     }
 }
 
-/// The HTTP client the channels share: a per-request timeout, no redirects (a redirected POST
-/// would silently turn into a GET; the status is reported instead).
+/// The HTTP client the channels share: a per-request timeout, no redirects (the URLs carry
+/// secrets, and a redirected POST would silently turn into a GET; `crate::redirect`).
 pub fn http_client(options: &ChannelOptions) -> Result<reqwest::Client, ChannelError> {
     reqwest::Client::builder()
         .timeout(options.timeout)
         .connect_timeout(options.timeout)
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(crate::redirect::policy())
         .user_agent(concat!("watchpost/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(ChannelError::Http)
@@ -315,6 +315,8 @@ pub(super) struct Reply {
     pub(super) status: StatusCode,
     pub(super) retry_after: Option<Duration>,
     pub(super) body: String,
+    /// For a `3xx`: the reason naming where it pointed (`crate::redirect::refused`).
+    pub(super) redirect: Option<String>,
 }
 
 /// Most bytes of a response body kept for classification and error messages.
@@ -338,12 +340,18 @@ pub(super) async fn post_json(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, Utc::now()));
+    let redirect = crate::redirect::refused(
+        status,
+        response.headers().get(reqwest::header::LOCATION),
+        url,
+    );
     let bytes = response.bytes().await.unwrap_or_default();
     let body = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY)]).into_owned();
     Ok(Reply {
         status,
         retry_after,
         body,
+        redirect,
     })
 }
 
@@ -379,8 +387,8 @@ pub(super) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Durat
     Some((at.with_timezone(&Utc) - now).to_std().unwrap_or_default())
 }
 
-/// The usual reading of an HTTP status for a JSON POST: 2xx sent; 408, 425, 429 and 5xx
-/// retried (honouring `Retry-After`); other statuses permanent.
+/// The usual reading of an HTTP status for a JSON POST: 2xx sent; 3xx (not followed), 408,
+/// 425, 429 and 5xx retried (honouring `Retry-After`); other statuses permanent.
 pub(super) fn classify(reply: &Reply) -> Delivery {
     let status = reply.status;
     if status.is_success() {
@@ -389,7 +397,8 @@ pub(super) fn classify(reply: &Reply) -> Delivery {
     let reason = describe(reply);
     let transient = status.is_server_error()
         || matches!(status.as_u16(), 408 | 425 | 429)
-        || status.is_informational();
+        || status.is_informational()
+        || status.is_redirection();
     if transient {
         Delivery::Retry {
             after: reply.retry_after,
@@ -400,8 +409,11 @@ pub(super) fn classify(reply: &Reply) -> Delivery {
     }
 }
 
-/// `HTTP 500 Internal Server Error: <start of the body>`.
+/// `HTTP 500 Internal Server Error: <start of the body>`; for a redirect, where it pointed.
 pub(super) fn describe(reply: &Reply) -> String {
+    if let Some(redirect) = &reply.redirect {
+        return redirect.clone();
+    }
     let body: String = reply
         .body
         .chars()
@@ -433,10 +445,18 @@ mod tests {
     use super::*;
 
     fn reply(status: u16, retry_after: Option<u64>) -> Reply {
+        let status = StatusCode::from_u16(status).unwrap();
         Reply {
-            status: StatusCode::from_u16(status).unwrap(),
+            status,
             retry_after: retry_after.map(Duration::from_secs),
             body: String::new(),
+            redirect: crate::redirect::refused(
+                status,
+                Some(&reqwest::header::HeaderValue::from_static(
+                    "https://new.example/hook",
+                )),
+                "https://old.example/hook",
+            ),
         }
     }
 
@@ -457,7 +477,8 @@ mod tests {
             (reply(408, None), retry(None, 408)),
             (reply(404, None), permanent(404)),
             (reply(401, None), permanent(401)),
-            (reply(301, None), permanent(301)),
+            (reply(301, None), retry(None, 301)),
+            (reply(307, Some(5)), retry(Some(5), 307)),
         ];
         for (reply, want) in cases {
             assert_eq!(classify(&reply), want, "{}", reply.status);

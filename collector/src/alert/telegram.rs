@@ -135,10 +135,14 @@ impl Telegram {
                 }
                 // Another 400 is a message Telegram will never take (e.g. bad HTML).
                 400 => Delivery::Permanent { reason },
-                s if s >= 500 || reply.status.is_success() => Delivery::Retry {
-                    after: reply.retry_after,
-                    reason,
-                },
+                // A redirect is not followed (the URL holds the bot token); its reason names
+                // the new location.
+                s if s >= 500 || reply.status.is_success() || reply.status.is_redirection() => {
+                    Delivery::Retry {
+                        after: reply.retry_after,
+                        reason,
+                    }
+                }
                 _ => Delivery::Permanent { reason },
             };
         }

@@ -75,6 +75,12 @@ use crate::engine::{
 };
 use outbox::OutboxCount;
 
+/// How long [`Store::open`] waits for sled to open and recover the database before it judges
+/// the file damaged. A sound store opens in well under a second per hundred megabytes (sled
+/// replays only the log written since its last snapshot); this bound is for a recovery stuck
+/// on damage, which would otherwise keep `serve` from ever listening, without a log line.
+pub const OPEN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The layout version this build reads and writes (`migrate.rs` upgrades older ones).
 pub const SCHEMA_VERSION: u32 = 3;
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -83,15 +89,40 @@ const HEALTH_KEY: &[u8] = b"healthz";
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled could not open the database.
+    /// sled could not open the database for a reason other than damage or a held lock
+    /// (permissions, a missing or read-only file system).
     #[error(
-        "cannot open the store in {path}: {source} (is another watchpost using this data dir?)"
+        "cannot open the store in {path}: {source}; check that the user running watchpost \
+         can read and write this directory and everything in it"
     )]
     Open {
         /// The database directory.
         path: PathBuf,
         /// What sled said.
         source: sled::Error,
+    },
+    /// Another process holds the database's lock: sled reported the lock as taken.
+    #[error(
+        "cannot open the store in {path}: its lock is held by another process (is another \
+         watchpost using this data dir?); stop that process, or give this one its own \
+         --data-dir"
+    )]
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// The database's files do not read back as a sled database: sled reported corruption,
+    /// failed while recovering, or did not finish recovering within [`OPEN_DEADLINE`].
+    #[error(
+        "the store file {file} is damaged ({detail}); watchpost cannot start on it. Restore \
+         the data dir from a backup, or move the data dir aside (keep it for inspection) to \
+         start with an empty store"
+    )]
+    Damaged {
+        /// sled's log file, `db` in the database directory.
+        file: PathBuf,
+        /// What went wrong, in a few words.
+        detail: String,
     },
     /// A read or write failed.
     #[error("store I/O error: {0}")]
@@ -288,14 +319,87 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) the database in `dir`. sled's own periodic flush is off: durability
     /// comes from the group-commit flusher, which must be running ([`Store::run_flusher`]).
+    ///
+    /// Runs on a thread of its own, so that a damaged file ends in an error naming it rather
+    /// than in a stuck or crashed process: sled 0.34 answers some damage (a zeroed region in
+    /// its log) with a panic during recovery, which is caught here, and an open still not done
+    /// after [`OPEN_DEADLINE`] is given up as damaged (the thread is left behind: the caller is
+    /// expected to exit).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let file = dir.join("db").join("db");
+        let (done, result) = std::sync::mpsc::channel();
+        let opener = std::thread::Builder::new()
+            .name("watchpost-open".to_owned())
+            .spawn({
+                let dir = dir.to_owned();
+                move || {
+                    let _ = done.send(Store::open_here(&dir));
+                }
+            })
+            .map_err(|error| StoreError::Open {
+                path: dir.join("db"),
+                source: error.into(),
+            })?;
+        match result.recv_timeout(OPEN_DEADLINE) {
+            Ok(opened) => opened,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let panic = opener.join().err();
+                let what = panic
+                    .as_deref()
+                    .and_then(|p| {
+                        p.downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| p.downcast_ref::<&str>().copied())
+                    })
+                    .unwrap_or("no reason given");
+                Err(StoreError::Damaged {
+                    file,
+                    detail: format!("sled crashed while recovering it: {what}"),
+                })
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Damaged {
+                file,
+                detail: format!(
+                    "sled's recovery did not finish within {} s",
+                    OPEN_DEADLINE.as_secs()
+                ),
+            }),
+        }
+    }
+
+    /// [`Store::open`] on the calling thread, with sled's errors told apart: a held lock, a
+    /// damaged file, anything else.
+    fn open_here(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("db");
+        let file = path.join("db");
+        let damaged = |error: StoreError| match error {
+            StoreError::Sled(sled::Error::Corruption { .. }) => StoreError::Damaged {
+                file: file.clone(),
+                detail: "sled found a corrupt record".to_owned(),
+            },
+            other => other,
+        };
         let db = sled::Config::new()
             .path(&path)
             .flush_every_ms(None)
             .cache_capacity(128 << 20)
             .open()
-            .map_err(|source| StoreError::Open { path, source })?;
+            .map_err(|source| match source {
+                sled::Error::Io(ref error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked { path: path.clone() }
+                }
+                sled::Error::Corruption { .. } => damaged(StoreError::Sled(source)),
+                source => StoreError::Open {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+        Store::open_db(dir, db).map_err(damaged)
+    }
+
+    /// The rest of [`Store::open`] once sled has opened: trees, schema check, redo recovery,
+    /// upgrades, counts, the committer.
+    fn open_db(dir: &Path, db: sled::Db) -> Result<Store, StoreError> {
         let open = |name: &str| db.open_tree(name);
         let trees = Trees {
             meta: open("meta")?,

@@ -66,14 +66,7 @@ pub(crate) fn reopen(path: &std::path::Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match Store::open(path) {
-            // sled reports the lock conflict either as `WouldBlock` or wrapped in an `Other`.
-            Err(StoreError::Open {
-                source: sled::Error::Io(error),
-                ..
-            }) if (error.kind() == std::io::ErrorKind::WouldBlock
-                || error.to_string().contains("could not acquire lock"))
-                && std::time::Instant::now() < deadline =>
-            {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             other => return other,

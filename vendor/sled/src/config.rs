@@ -596,8 +596,11 @@ impl Config {
             };
 
             if let Err(e) = try_lock {
+                // watchpost: keep the OS error's kind (`WouldBlock` when another
+                // process holds the lock) so callers can tell a held lock from
+                // other I/O errors without parsing the message.
                 return Err(Error::Io(io::Error::new(
-                    ErrorKind::Other,
+                    e.kind(),
                     format!(
                         "could not acquire lock on {:?}: {:?}",
                         self.db_path().to_string_lossy(),
