@@ -18,6 +18,13 @@ use crate::probe::{ProberHealth, Probes};
 use crate::store::Store;
 use crate::sweep::Deadlines;
 
+/// A store write or flush under way this long makes the collector `degraded`. A group write
+/// takes milliseconds and an fsync rarely more than a second even on a busy disk; 5 s under
+/// way means sled is stuck (it blocks without end when it cannot open a file) and every
+/// write queued behind it will time out, so the watchdog must stop vouching for the
+/// collector and an orchestrator should restart it.
+pub const STORE_STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Liveness of a long-running task, as the task itself reports it.
 #[derive(Debug, Default)]
 pub struct Heartbeat {
@@ -150,7 +157,7 @@ impl HealthSources {
     /// Judges the collector's health at `now`. Writes one small record to prove the store
     /// takes writes.
     pub fn check(&self, now: DateTime<Utc>) -> Health {
-        let store = self.store.check_writable(now);
+        let store = self.store.check_writable(now, STORE_STALLED_AFTER);
         let sweeper = SweeperHealth {
             alive: self.deadlines.sweeper_alive(now),
             last_wake: self.deadlines.last_wake().map(rfc3339),
