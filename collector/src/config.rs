@@ -162,7 +162,18 @@ pub struct Server {
     pub admin_token: Option<ProvidedToken>,
     /// Base URL for links in alerts and the printed DSN (no trailing slash).
     pub public_url: Option<String>,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection is kept (`listener.rs`).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: Duration,
 }
+
+/// `server.header_timeout` unless configured: long enough for a slow mobile link to send a
+/// few kilobytes of headers, short enough that idle or stalled connections do not pile up.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// `server.body_timeout` unless configured: a 1 MiB envelope at 20 KB/s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An admin token supplied from outside the data dir.
 #[derive(Debug, Clone)]
@@ -435,6 +446,8 @@ struct RawServer {
     data_dir: Option<PathBuf>,
     admin_token: Option<String>,
     public_url: Option<String>,
+    header_timeout: Option<RawDuration>,
+    body_timeout: Option<RawDuration>,
 }
 
 #[derive(Deserialize)]
@@ -806,11 +819,25 @@ impl Validator<'_> {
                     .map(|u| u.expose().trim_end_matches('/').to_owned())
             })
             .transpose()?;
+        let header_timeout = duration_or(
+            "server.header_timeout",
+            raw.header_timeout,
+            DEFAULT_HEADER_TIMEOUT,
+            Duration::from_secs(1),
+        )?;
+        let body_timeout = duration_or(
+            "server.body_timeout",
+            raw.body_timeout,
+            DEFAULT_BODY_TIMEOUT,
+            Duration::from_secs(1),
+        )?;
         Ok(Server {
             listen,
             data_dir,
             admin_token,
             public_url,
+            header_timeout,
+            body_timeout,
         })
     }
 

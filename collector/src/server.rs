@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use rand::Rng;
@@ -29,7 +30,7 @@ use crate::processor::{ProcessError, Processor};
 use crate::store::{ProjectRecord, Store, StoreError};
 use crate::sweep::{self, Deadlines};
 use crate::upstream::Upstream;
-use crate::{api, dashboard, http, ingest, watchdog};
+use crate::{api, dashboard, http, ingest, listener, watchdog};
 
 /// File in the data dir that keeps a generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin_token";
@@ -73,10 +74,16 @@ pub enum ServerError {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// The HTTP server failed.
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
 }
+
+/// How long SIGTERM may take, from the signal to the exit: long enough for requests in flight
+/// (each bounded by the store's 5 s + 5 s deadlines) and a final flush, short enough for an
+/// orchestrator's default grace period (Kubernetes: 30 s, systemd: 90 s).
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+/// The part of [`SHUTDOWN_BOUND`] requests in flight get to finish.
+const CONNECTION_GRACE: Duration = Duration::from_secs(4);
+/// The part the tasks get to stop and the store to flush, after the requests.
+const FINAL_WORK: Duration = Duration::from_secs(5);
 
 /// What handlers share.
 #[derive(Debug)]
@@ -139,6 +146,19 @@ pub fn router(state: AppState) -> Router {
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let data_dir = config.server.data_dir.clone();
     create_data_dir(&data_dir)?;
+    // Before the store opens anything: sled, the connections and the outbound clients share
+    // these descriptors, and running out of them once stuck sled for good.
+    let nofile = listener::raise_nofile();
+    let limits = listener::Limits {
+        max_connections: listener::connection_cap(nofile),
+        header_timeout: config.server.header_timeout,
+        body_timeout: config.server.body_timeout,
+    };
+    tracing::info!(
+        open_files = nofile,
+        max_connections = limits.max_connections,
+        "connection limit"
+    );
     let store = Store::open(&data_dir)?;
     let projects = settle_projects(&config, &store)?;
     let (admin_token, token_line) = settle_admin_token(&config, &data_dir)?;
@@ -257,36 +277,66 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         health,
         rate_limits: RateLimiter::new(config.limits),
     });
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(ServerError::Serve);
+    let drained = listener::serve(
+        listener,
+        router(state),
+        limits,
+        shutdown_signal(),
+        CONNECTION_GRACE,
+    )
+    .await;
 
     tracing::info!("shutting down");
     let _ = stop.send(true);
-    if let Err(error) = sweeper.await {
-        tracing::error!(%error, "sweeper task failed");
+    let finished = tokio::time::timeout(FINAL_WORK, async {
+        if let Err(error) = sweeper.await {
+            tracing::error!(%error, "sweeper task failed");
+        }
+        if let Err(error) = forwarder.await {
+            tracing::error!(%error, "upstream forwarder task failed");
+        }
+        if let Err(error) = prober.await {
+            tracing::error!(%error, "prober task failed");
+        }
+        // After every producer of deliveries, before the final flush that keeps its last saves.
+        if let Err(error) = dispatcher.await {
+            tracing::error!(%error, "alert dispatcher task failed");
+        }
+        if let Some(watchdog) = watchdog
+            && let Err(error) = watchdog.await
+        {
+            tracing::error!(%error, "watchdog task failed");
+        }
+        if let Err(error) = flusher.await {
+            tracing::error!(%error, "flusher task failed");
+        }
+        store.flush_within(FINAL_WORK).await
+    })
+    .await;
+    match finished {
+        Ok(Ok(())) => {
+            if !drained {
+                tracing::warn!("shut down with requests cut short; none of them was acknowledged");
+            }
+            Ok(())
+        }
+        Ok(Err(error)) if !matches!(error, StoreError::Stalled { .. }) => Err(error.into()),
+        Ok(Err(_)) | Err(_) => exit_stuck(),
     }
-    if let Err(error) = forwarder.await {
-        tracing::error!(%error, "upstream forwarder task failed");
-    }
-    if let Err(error) = prober.await {
-        tracing::error!(%error, "prober task failed");
-    }
-    // After every producer of deliveries, before the final flush that keeps its last saves.
-    if let Err(error) = dispatcher.await {
-        tracing::error!(%error, "alert dispatcher task failed");
-    }
-    if let Some(watchdog) = watchdog
-        && let Err(error) = watchdog.await
-    {
-        tracing::error!(%error, "watchdog task failed");
-    }
-    if let Err(error) = flusher.await {
-        tracing::error!(%error, "flusher task failed");
-    }
-    store.flush_blocking()?;
-    served
+}
+
+/// Ends the process now, when shutdown did not finish within [`SHUTDOWN_BOUND`]: returning
+/// would drop the store, whose destructors (ours and sled's) wait for the very write or flush
+/// that is stuck. `std::process::exit` runs no destructors.
+fn exit_stuck() -> ! {
+    tracing::error!(
+        bound_seconds = SHUTDOWN_BOUND.as_secs(),
+        "shutdown did not finish in time (the store's final flush, or a task waiting on the \
+         store, is stuck); exiting without it. Nothing acknowledged is lost: a write is \
+         acknowledged only once it is durable. Deliveries marked sent since the last flush \
+         may go out again."
+    );
+    std::process::exit(1);
 }
 
 /// Creates the data dir readable only by its owner; warns when an existing one is not.
