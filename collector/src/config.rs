@@ -167,6 +167,9 @@ pub struct Server {
     pub header_timeout: Duration,
     /// How long a client may take to send a request's body.
     pub body_timeout: Duration,
+    /// Connections served at once, if configured; otherwise derived from the open-file limit
+    /// (`listener::connection_cap`).
+    pub max_connections: Option<usize>,
 }
 
 /// `server.header_timeout` unless configured: long enough for a slow mobile link to send a
@@ -448,6 +451,7 @@ struct RawServer {
     public_url: Option<String>,
     header_timeout: Option<RawDuration>,
     body_timeout: Option<RawDuration>,
+    max_connections: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -831,6 +835,10 @@ impl Validator<'_> {
             DEFAULT_BODY_TIMEOUT,
             Duration::from_secs(1),
         )?;
+        let max_connections = raw
+            .max_connections
+            .map(|n| count_or("server.max_connections", Some(n), 0, 1..=1_000_000))
+            .transpose()?;
         Ok(Server {
             listen,
             data_dir,
@@ -838,6 +846,7 @@ impl Validator<'_> {
             public_url,
             header_timeout,
             body_timeout,
+            max_connections,
         })
     }
 

@@ -10,8 +10,9 @@
 //!   and [`connection_cap`] keeps connections below it, with headroom for the store, the
 //!   outbound clients (alerts, probes, upstream, watchdog) and the runtime.
 //! - Connections: each holds a permit of a semaphore of `max_connections` permits, taken
-//!   *before* `accept`, so an excess connection waits in the kernel's accept backlog, costing
-//!   the process no descriptor, instead of being accepted and dropped.
+//!   *before* `accept`, so an excess connection waits in the kernel's accept backlog
+//!   ([`ACCEPT_BACKLOG`]), costing the process no descriptor, instead of being accepted and
+//!   dropped.
 //! - Request heads: hyper's `header_read_timeout`, which also bounds an idle keep-alive
 //!   connection (hyper starts it whenever it waits for the next request's head), and
 //!   `max_buf_size`, the bytes of a request head buffered per connection (more is refused).
@@ -60,6 +61,25 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
+}
+
+/// Connections the kernel completes and queues for `accept` while every permit is taken
+/// (std's and tokio's `bind` ask for 128): a burst of clients waits there, costing the
+/// process nothing, rather than having its connection attempts dropped and retried a second
+/// or more later.
+pub const ACCEPT_BACKLOG: u32 = 1024;
+
+/// Binds `addr` for [`serve`], with [`ACCEPT_BACKLOG`] and, like `std`, `SO_REUSEADDR`, so a
+/// restart does not wait for the last run's connections in `TIME_WAIT`.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 /// Raises the soft limit on open files to the hard limit (the most an unprivileged process

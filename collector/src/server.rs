@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use axum::Router;
 use rand::Rng;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::alert::{
@@ -149,8 +148,19 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // Before the store opens anything: sled, the connections and the outbound clients share
     // these descriptors, and running out of them once stuck sled for good.
     let nofile = listener::raise_nofile();
+    let cap = listener::connection_cap(nofile);
+    let max_connections = config.server.max_connections.unwrap_or(cap);
+    if max_connections > cap {
+        tracing::warn!(
+            max_connections,
+            open_files = nofile,
+            "server.max_connections is above the {cap} connections the open-file limit leaves \
+             room for beside the store; clients holding connections can use up the file \
+             descriptors and make writes fail"
+        );
+    }
     let limits = listener::Limits {
-        max_connections: listener::connection_cap(nofile),
+        max_connections,
         header_timeout: config.server.header_timeout,
         body_timeout: config.server.body_timeout,
     };
@@ -164,12 +174,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let (admin_token, token_line) = settle_admin_token(&config, &data_dir)?;
     // Bound before anything starts: alert links need the real address (`--listen :0`).
     let listen = config.server.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let listener = listener::bind(listen).map_err(|source| ServerError::Bind {
+        addr: listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: listen,
         source,

@@ -89,6 +89,20 @@ fn blob_files(data_dir: &Path) -> usize {
     std::fs::read_dir(data_dir.join("data/db/blobs")).map_or(0, Iterator::count)
 }
 
+/// Opens idle connections to `collector` until opening one fails (its accept backlog is
+/// full), at most `most`; how many were opened, and how long that took.
+fn hold_connections(collector: &Collector, most: usize) -> (Vec<TcpStream>, (usize, Duration)) {
+    let target = addr(collector).parse().expect("a socket address");
+    let opening = Instant::now();
+    let held: Vec<TcpStream> = (0..most)
+        .map_while(|_| TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok())
+        .collect();
+    let opened = (held.len(), opening.elapsed());
+    // Time for the collector to accept what it will.
+    std::thread::sleep(Duration::from_millis(500));
+    (held, opened)
+}
+
 /// An error event of about 130 KB, as a Python SDK would send one with a large `extra`.
 fn large_event() -> String {
     json!({
@@ -107,7 +121,8 @@ fn large_event() -> String {
 /// that file and every later write hang, while `/healthz` said `ok`.
 ///
 /// Here the collector may open only 256 files (soft and hard limit, so raising the soft
-/// limit cannot help) and the test holds 400 idle connections, more than it may open. With
+/// limit cannot help) and the test opens idle connections until opening one fails, at most
+/// 400, more than the collector may open files. With
 /// the connection cap, the collector serves at most 128 of them at once and leaves the rest
 /// in the accept backlog, and the header timeout closes idle ones, so:
 /// - it never runs out of descriptors (the peak stays below the limit, no accept fails),
@@ -136,11 +151,7 @@ fn out_of_descriptors_the_collector_stays_writable_or_says_so() {
         }
         peak
     });
-    let target = addr(&collector);
-    let held: Vec<TcpStream> = (0..HELD)
-        .map(|_| TcpStream::connect(&target).expect("connect (the backlog holds the rest)"))
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    let (held, opened) = hold_connections(&collector, HELD);
 
     let started = Instant::now();
     let event = large_event();
@@ -149,7 +160,8 @@ fn out_of_descriptors_the_collector_stays_writable_or_says_so() {
     assert_eq!(
         status,
         StatusCode::OK,
-        "the event sent during the attack: {body}"
+        "the event sent during the attack ({opened:?} connections opened): {body}\n{}",
+        collector.stderr()
     );
     assert!(
         blob_files(collector.data_dir()) > blobs_before,
@@ -201,8 +213,9 @@ fn out_of_descriptors_the_collector_stays_writable_or_says_so() {
     );
     assert!(exit.success(), "{exit}");
     eprintln!(
-        "nofile {NOFILE}, {HELD} idle connections held: event answered in {event_latency:?}, \
-         peak {peak} open files, {verdict} {recovered:?} after release, SIGTERM took {shutdown:?}"
+        "nofile {NOFILE}, {} idle connections held (opened in {:?}): event answered in {event_latency:?}, \
+         peak {peak} open files, {verdict} {recovered:?} after release, SIGTERM took {shutdown:?}",
+        opened.0, opened.1
     );
 }
 
@@ -281,4 +294,101 @@ fn a_body_that_does_not_arrive_in_time_is_a_408() {
         "answered after {answered:?}"
     );
     eprintln!("a stalled body answered 408 after {answered:?}");
+}
+
+/// What this proves: should the collector run out of descriptors all the same (here the
+/// connection cap is lifted with `server.max_connections`, as the defaults never would), it
+/// is never wedged *silently*. The large event then makes sled fail to open its blob file, as
+/// on main, and sled's flush thread stays stuck after the connections are released. Every
+/// write is still answered, with a `503 ... retry later` within the store's 5 s + 5 s bounds,
+/// never a hang; within 30 s writes work or `/healthz` is not `ok` (so the `[watchdog]` stops
+/// vouching for the collector and an orchestrator restarts it); and SIGTERM ends the process
+/// within 10 s, saying, if the final flush is what is stuck, that nothing acknowledged is lost.
+///
+/// Without the deadlines the ping hangs and `/healthz` says `ok`; without the shutdown bound
+/// SIGTERM waits for the stuck flush for good.
+#[test]
+fn when_descriptors_run_out_anyway_the_collector_says_so_and_still_stops() {
+    const NOFILE: u64 = 256;
+    const REQUEST_BOUND: Duration = Duration::from_secs(12);
+    let mut collector = Collector::start_with_nofile(
+        // Idle connections kept until the test lets them go.
+        Some("[server]\nheader_timeout = \"10m\"\nmax_connections = 4096\n"),
+        NOFILE,
+    );
+    create_monitor(&collector, "backup");
+    let (held, opened) = hold_connections(&collector, 400);
+
+    let started = Instant::now();
+    let event = large_event();
+    let (status, body) = collector.post_envelope(envelope(&[("event", &event)]));
+    let event_latency = started.elapsed();
+    assert!(
+        status == StatusCode::OK
+            || (status == StatusCode::SERVICE_UNAVAILABLE
+                && body["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("retry later"))),
+        "{status} {body}"
+    );
+    assert!(
+        event_latency < REQUEST_BOUND,
+        "answered after {event_latency:?}"
+    );
+
+    drop(held);
+    let released = Instant::now();
+    let key = collector.key.clone();
+    let mut slowest = Duration::ZERO;
+    let verdict = poll(
+        Duration::from_secs(30),
+        "writes to work or /healthz to say so",
+        || {
+            let pinged = Instant::now();
+            let ping = collector
+                .request(Method::GET, &format!("/ping/{key}/backup"))
+                .send()
+                .expect("a ping is answered, not left hanging");
+            slowest = slowest.max(pinged.elapsed());
+            let status = ping.status();
+            let text = ping.text().unwrap_or_default();
+            if status == StatusCode::OK {
+                return Some(("writes work".to_owned(), text));
+            }
+            assert!(
+                status == StatusCode::SERVICE_UNAVAILABLE && text.contains("retry later"),
+                "{status} {text}"
+            );
+            let health = collector.request(Method::GET, "/healthz").send().ok()?;
+            (health.status() != StatusCode::OK).then(|| {
+                (
+                    "/healthz is not ok".to_owned(),
+                    health.text().unwrap_or_default(),
+                )
+            })
+        },
+    );
+    let said_so = released.elapsed();
+    assert!(slowest < REQUEST_BOUND, "a ping took {slowest:?}");
+
+    let terminating = Instant::now();
+    let exit = collector.terminate();
+    let shutdown = terminating.elapsed();
+    assert!(
+        shutdown < Duration::from_secs(10),
+        "SIGTERM took {shutdown:?}"
+    );
+    if !exit.success() {
+        assert!(
+            collector.stderr().contains("Nothing acknowledged is lost"),
+            "{exit} without saying why:\n{}",
+            collector.stderr()
+        );
+    }
+    eprintln!(
+        "nofile {NOFILE}, no cap, {} idle connections held (opened in {:?}): event {status} \
+         in {event_latency:?}; {} {said_so:?} after release ({}); slowest ping {slowest:?}; \
+         SIGTERM took {shutdown:?}, {exit}",
+        opened.0, opened.1, verdict.0, verdict.1
+    );
 }
