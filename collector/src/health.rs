@@ -98,7 +98,7 @@ pub struct HealthSources {
 pub struct Health {
     /// `ok` or `degraded`.
     pub status: &'static str,
-    /// Whether a write goes through and the last flush succeeded.
+    /// Whether the store takes writes (see [`StoreHealth`]).
     pub store: StoreHealth,
     /// The deadline sweeper.
     pub sweeper: SweeperHealth,
@@ -113,7 +113,8 @@ pub struct Health {
 /// `store` in [`Health`].
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreHealth {
-    /// A write went through and the last flush succeeded.
+    /// The last write and flush succeeded, none has been under way for
+    /// [`STORE_STALLED_AFTER`], and a small write went through.
     pub writable: bool,
     /// Why not.
     pub error: Option<String>,

@@ -415,9 +415,12 @@ impl Store {
     }
 
     /// [`Store::flush_blocking`] for shutdown, given up after `deadline` with
-    /// [`StoreError::Stalled`]. sled cannot be interrupted, so the flush runs on a thread of
-    /// its own that is left behind if it never returns; the caller then exits the process.
+    /// [`StoreError::Stalled`]; also `Stalled` if the committer's write or flush is still under
+    /// way then, since dropping the store waits for it. sled cannot be interrupted, so the
+    /// flush runs on a thread of its own that is left behind if it never returns; the caller
+    /// then exits the process without dropping the store.
     pub async fn flush_within(&self, deadline: std::time::Duration) -> Result<(), StoreError> {
+        let started = tokio::time::Instant::now();
         let (done, answer) = tokio::sync::oneshot::channel();
         let db = self.inner.db.clone();
         std::thread::Builder::new()
@@ -427,13 +430,25 @@ impl Store {
             })
             .map_err(|e| StoreError::Flush(format!("cannot start the final flush: {e}")))?;
         match tokio::time::timeout(deadline, answer).await {
-            Ok(Ok(flushed)) => Ok(flushed?),
-            Ok(Err(_)) => Err(StoreError::Closed),
-            Err(_) => Err(StoreError::Stalled {
-                what: "flush",
-                waited: deadline,
-            }),
+            Ok(Ok(flushed)) => flushed?,
+            Ok(Err(_)) => return Err(StoreError::Closed),
+            Err(_) => {
+                return Err(StoreError::Stalled {
+                    what: "flush",
+                    waited: deadline,
+                });
+            }
         }
+        while let Some(stall) = self.inner.group.stalled(std::time::Duration::ZERO) {
+            if started.elapsed() >= deadline {
+                return Err(StoreError::Stalled {
+                    what: stall.what,
+                    waited: stall.for_,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 
     /// Checks that the store takes writes: the last flush and the last group write
