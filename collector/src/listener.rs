@@ -15,7 +15,8 @@
 //!   dropped.
 //! - Request heads: hyper's `header_read_timeout`, which also bounds an idle keep-alive
 //!   connection (hyper starts it whenever it waits for the next request's head), and
-//!   `max_buf_size`, the bytes of a request head buffered per connection (more is refused).
+//!   `max_header_size` with `max_buf_size`, the bytes of a request head buffered per
+//!   connection (more is a `431`).
 //! - Bodies: each request body is a [`TimedBody`] with a deadline; the body readers of
 //!   `http.rs` answer its [`BodyTimedOut`] with a `408` and a sentence.
 //! - Shutdown: on the signal, stop accepting, let in-flight requests finish for at most
@@ -129,6 +130,9 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // Both: the buffer may hold a whole oversized head at once, which parses; the header
+        // size is then what refuses it (`431`).
+        .max_header_size(MAX_HEADER_BYTES)
         .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
