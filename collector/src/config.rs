@@ -167,7 +167,21 @@ pub struct Server {
     /// The least grace a deadline gets when it fell in or shortly after a window in which the
     /// collector was not watching (`engine::outage`); a monitor's own margin, when longer, wins.
     pub outage_grace: Duration,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection is kept (`listener.rs`).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_timeout: Duration,
+    /// Connections served at once, if configured; otherwise derived from the open-file limit
+    /// (`listener::connection_cap`).
+    pub max_connections: Option<usize>,
 }
+
+/// `server.header_timeout` unless configured: long enough for a slow mobile link to send a
+/// few kilobytes of headers, short enough that idle or stalled connections do not pile up.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// `server.body_timeout` unless configured: a 1 MiB envelope at 20 KB/s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An admin token supplied from outside the data dir.
 #[derive(Debug, Clone)]
@@ -441,6 +455,9 @@ struct RawServer {
     admin_token: Option<String>,
     public_url: Option<String>,
     outage_grace: Option<RawDuration>,
+    header_timeout: Option<RawDuration>,
+    body_timeout: Option<RawDuration>,
+    max_connections: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -824,12 +841,31 @@ impl Validator<'_> {
                 "must be at most 1 day; it delays the detection of every job that stops during an outage of the collector",
             ));
         }
+        let header_timeout = duration_or(
+            "server.header_timeout",
+            raw.header_timeout,
+            DEFAULT_HEADER_TIMEOUT,
+            Duration::from_secs(1),
+        )?;
+        let body_timeout = duration_or(
+            "server.body_timeout",
+            raw.body_timeout,
+            DEFAULT_BODY_TIMEOUT,
+            Duration::from_secs(1),
+        )?;
+        let max_connections = raw
+            .max_connections
+            .map(|n| count_or("server.max_connections", Some(n), 0, 1..=1_000_000))
+            .transpose()?;
         Ok(Server {
             listen,
             data_dir,
             admin_token,
             public_url,
             outage_grace,
+            header_timeout,
+            body_timeout,
+            max_connections,
         })
     }
 

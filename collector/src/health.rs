@@ -18,6 +18,13 @@ use crate::probe::{ProberHealth, Probes};
 use crate::store::Store;
 use crate::sweep::Deadlines;
 
+/// A store write or flush under way this long makes the collector `degraded`. A group write
+/// takes milliseconds and an fsync rarely more than a second even on a busy disk; 5 s under
+/// way means sled is stuck (it blocks without end when it cannot open a file) and every
+/// write queued behind it will time out, so the watchdog must stop vouching for the
+/// collector and an orchestrator should restart it.
+pub const STORE_STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Liveness of a long-running task, as the task itself reports it.
 #[derive(Debug, Default)]
 pub struct Heartbeat {
@@ -91,7 +98,7 @@ pub struct HealthSources {
 pub struct Health {
     /// `ok` or `degraded`.
     pub status: &'static str,
-    /// Whether a write goes through and the last flush succeeded.
+    /// Whether the store takes writes (see [`StoreHealth`]).
     pub store: StoreHealth,
     /// The deadline sweeper.
     pub sweeper: SweeperHealth,
@@ -106,7 +113,8 @@ pub struct Health {
 /// `store` in [`Health`].
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreHealth {
-    /// A write went through and the last flush succeeded.
+    /// The last write and flush succeeded, none has been under way for
+    /// [`STORE_STALLED_AFTER`], and a small write went through.
     pub writable: bool,
     /// Why not.
     pub error: Option<String>,
@@ -150,7 +158,7 @@ impl HealthSources {
     /// Judges the collector's health at `now`. Writes one small record to prove the store
     /// takes writes.
     pub fn check(&self, now: DateTime<Utc>) -> Health {
-        let store = self.store.check_writable(now);
+        let store = self.store.check_writable(now, STORE_STALLED_AFTER);
         let sweeper = SweeperHealth {
             alive: self.deadlines.sweeper_alive(now),
             last_wake: self.deadlines.last_wake().map(rfc3339),

@@ -64,6 +64,18 @@ impl HttpError {
         HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
     }
 
+    /// 408: the request body did not arrive within `server.body_timeout`.
+    pub fn body_timeout(limit: std::time::Duration) -> HttpError {
+        HttpError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s; nothing was stored. Send it again on a faster link, or in smaller requests",
+                limit.as_secs()
+            ),
+        )
+    }
+
     /// 503: the collector cannot do its job right now (store not writable).
     pub fn unavailable(message: impl Into<String>) -> HttpError {
         HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
@@ -103,9 +115,11 @@ impl From<crate::store::StoreError> for HttpError {
     fn from(error: crate::store::StoreError) -> Self {
         use crate::store::StoreError;
         match error {
-            StoreError::Flush(_) | StoreError::Closed => HttpError::unavailable(format!(
-                "the collector could not store this durably ({error}); retry later"
-            )),
+            StoreError::Flush(_) | StoreError::Closed | StoreError::Stalled { .. } => {
+                HttpError::unavailable(format!(
+                    "the collector could not store this durably ({error}); retry later"
+                ))
+            }
             // A full disk and friends: nothing was stored, and a retry later may succeed.
             ref e if e.is_retryable() => {
                 tracing::error!(error = %e, "store write failed");
@@ -127,8 +141,11 @@ pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, HttpError>
     // would retry blindly. Beyond that the connection is simply not read further.
     let drain = limit.saturating_mul(4);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            HttpError::bad_request("malformed", format!("could not read the request body: {e}"))
+        let frame = frame.map_err(|e| match crate::listener::body_timed_out(&e) {
+            Some(limit) => HttpError::body_timeout(limit),
+            None => {
+                HttpError::bad_request("malformed", format!("could not read the request body: {e}"))
+            }
         })?;
         let Ok(data) = frame.into_data() else {
             continue;
@@ -150,7 +167,7 @@ pub async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, HttpError>
 
 /// Reads the first `keep` bytes of a body and discards the rest up to `drain` bytes (beyond
 /// that the connection is simply not read further). Truncates, never rejects: a ping whose
-/// log is too long still counts.
+/// log is too long, or arrives too slowly (`server.body_timeout`), still counts.
 pub async fn read_truncated(mut body: Body, keep: usize, drain: usize) -> Bytes {
     let mut kept = BytesMut::new();
     let mut seen = 0usize;

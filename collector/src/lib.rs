@@ -14,6 +14,7 @@ pub mod engine;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod listener;
 pub mod liveness;
 pub mod metrics;
 pub mod probe;

@@ -50,8 +50,11 @@ use crate::store::{LogEntry, Prune, RawEvent, Seq, Store, StoreError, WriteSet};
 use crate::sweep::Deadlines;
 
 const STRIPES: usize = 4096;
-/// How long a request waits for its write to become durable before giving up with a 503.
-const DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request waits for its write to become durable before giving up with a 503. An
+/// fsync takes milliseconds to a second; 5 s means the flush is stuck. With the store's own
+/// 5 s bound on the write before it, a request spends at most 10 s on the store, inside the
+/// 30 s timeouts of common HTTP clients: the client gets `503 ... retry later`, not a hang.
+const DURABLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why an input was not applied. Nothing was written when this is returned.
 #[derive(Debug, thiserror::Error)]

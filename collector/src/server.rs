@@ -9,10 +9,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use rand::Rng;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::alert::{
@@ -30,7 +30,7 @@ use crate::processor::{ProcessError, Processor};
 use crate::store::{ProjectRecord, Store, StoreError};
 use crate::sweep::{self, Deadlines};
 use crate::upstream::Upstream;
-use crate::{api, dashboard, http, ingest, watchdog};
+use crate::{api, dashboard, http, ingest, listener, watchdog};
 
 /// File in the data dir that keeps a generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin_token";
@@ -74,10 +74,23 @@ pub enum ServerError {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// The HTTP server failed.
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
 }
+
+/// How long SIGTERM may take, from the signal to the exit: long enough for most requests in
+/// flight, the tasks' last rounds and a final flush (milliseconds when the store is well),
+/// short enough for an orchestrator's default grace period (Kubernetes: 30 s, systemd: 90 s).
+/// The sum of the three parts below, plus a second of margin.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+/// The part of [`SHUTDOWN_BOUND`] requests in flight get to finish.
+const CONNECTION_GRACE: Duration = Duration::from_secs(4);
+/// The part the background tasks get to stop, after the requests.
+const TASKS_GRACE: Duration = Duration::from_secs(3);
+/// The part the final flush gets, after the tasks; the remaining second is margin.
+const FINAL_FLUSH: Duration = Duration::from_secs(2);
+const _: () = assert!(
+    CONNECTION_GRACE.as_secs() + TASKS_GRACE.as_secs() + FINAL_FLUSH.as_secs()
+        < SHUTDOWN_BOUND.as_secs()
+);
 
 /// What handlers share.
 #[derive(Debug)]
@@ -140,17 +153,39 @@ pub fn router(state: AppState) -> Router {
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let data_dir = config.server.data_dir.clone();
     create_data_dir(&data_dir)?;
+    // Before the store opens anything: sled, the connections and the outbound clients share
+    // these descriptors, and running out of them once stuck sled for good.
+    let nofile = listener::raise_nofile();
+    let cap = listener::connection_cap(nofile);
+    let max_connections = config.server.max_connections.unwrap_or(cap);
+    if max_connections > cap {
+        tracing::warn!(
+            max_connections,
+            open_files = nofile,
+            "server.max_connections is above the {cap} connections the open-file limit leaves \
+             room for beside the store; clients holding connections can use up the file \
+             descriptors and make writes fail"
+        );
+    }
+    let limits = listener::Limits {
+        max_connections,
+        header_timeout: config.server.header_timeout,
+        body_timeout: config.server.body_timeout,
+    };
+    tracing::info!(
+        open_files = nofile,
+        max_connections = limits.max_connections,
+        "connection limit"
+    );
     let store = Store::open(&data_dir)?;
     let projects = settle_projects(&config, &store)?;
     let (admin_token, token_line) = settle_admin_token(&config, &data_dir)?;
     // Bound before anything starts: alert links need the real address (`--listen :0`).
     let listen = config.server.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let listener = listener::bind(listen).map_err(|source| ServerError::Bind {
+        addr: listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: listen,
         source,
@@ -269,39 +304,76 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         health,
         rate_limits: RateLimiter::new(config.limits),
     });
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(ServerError::Serve);
+    let drained = listener::serve(
+        listener,
+        router(state),
+        limits,
+        shutdown_signal(),
+        CONNECTION_GRACE,
+    )
+    .await;
 
     tracing::info!("shutting down");
     let _ = stop.send(true);
-    if let Err(error) = sweeper.await {
-        tracing::error!(%error, "sweeper task failed");
+    let tasks_stopped = tokio::time::timeout(TASKS_GRACE, async {
+        if let Err(error) = sweeper.await {
+            tracing::error!(%error, "sweeper task failed");
+        }
+        if let Err(error) = forwarder.await {
+            tracing::error!(%error, "upstream forwarder task failed");
+        }
+        if let Err(error) = prober.await {
+            tracing::error!(%error, "prober task failed");
+        }
+        // After every producer of deliveries, before the final flush that keeps its last saves.
+        if let Err(error) = dispatcher.await {
+            tracing::error!(%error, "alert dispatcher task failed");
+        }
+        if let Some(watchdog) = watchdog
+            && let Err(error) = watchdog.await
+        {
+            tracing::error!(%error, "watchdog task failed");
+        }
+        // Its last liveness mark, so the next start measures the gap from here.
+        if let Err(error) = marker.await {
+            tracing::error!(%error, "liveness task failed");
+        }
+        if let Err(error) = flusher.await {
+            tracing::error!(%error, "flusher task failed");
+        }
+    })
+    .await
+    .is_ok();
+    if !tasks_stopped {
+        // One waits on a destination or on the store; the final flush is tried all the same.
+        tracing::warn!(
+            "background tasks did not stop within {} s; flushing without them",
+            TASKS_GRACE.as_secs()
+        );
     }
-    if let Err(error) = forwarder.await {
-        tracing::error!(%error, "upstream forwarder task failed");
+    match store.flush_within(FINAL_FLUSH).await {
+        Ok(()) => {
+            if !drained {
+                tracing::warn!("shut down with requests cut short; none of them was acknowledged");
+            }
+            Ok(())
+        }
+        Err(StoreError::Stalled { .. }) => exit_stuck(),
+        Err(error) => Err(error.into()),
     }
-    if let Err(error) = prober.await {
-        tracing::error!(%error, "prober task failed");
-    }
-    // After every producer of deliveries, before the final flush that keeps its last saves.
-    if let Err(error) = dispatcher.await {
-        tracing::error!(%error, "alert dispatcher task failed");
-    }
-    if let Some(watchdog) = watchdog
-        && let Err(error) = watchdog.await
-    {
-        tracing::error!(%error, "watchdog task failed");
-    }
-    if let Err(error) = marker.await {
-        tracing::error!(%error, "liveness task failed");
-    }
-    if let Err(error) = flusher.await {
-        tracing::error!(%error, "flusher task failed");
-    }
-    store.flush_blocking()?;
-    served
+}
+
+/// Ends the process now, when the final flush did not finish within its bound: returning
+/// would drop the store, whose destructors (ours and sled's) wait for the very write or flush
+/// that is stuck. `std::process::exit` runs no destructors.
+fn exit_stuck() -> ! {
+    tracing::error!(
+        bound_seconds = SHUTDOWN_BOUND.as_secs(),
+        "shutdown: the store's final flush did not finish in time (sled is stuck); exiting \
+         without it. Nothing acknowledged is lost: a write is acknowledged only once it is \
+         durable. Deliveries marked sent since the last flush may go out again."
+    );
+    std::process::exit(1);
 }
 
 /// Creates the data dir readable only by its owner; warns when an existing one is not.

@@ -29,6 +29,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -84,6 +85,10 @@ impl Committer {
                         let mut next = Some(first);
                         while let Some(job) = next.take() {
                             match job {
+                                // A request that gave up waiting (its deadline passed while
+                                // an earlier group was stuck) was answered `503 retry later`:
+                                // writing it now would store what the client will send again.
+                                Job::Write(_, reply) if reply.is_closed() => {}
                                 Job::Write(prepared, reply) => {
                                     batch.push(*prepared);
                                     replies.push(reply);
@@ -97,9 +102,12 @@ impl Committer {
                         if batch.is_empty() {
                             continue;
                         }
-                        let result = space
-                            .check()
-                            .and_then(|()| writer.lock().write_group(&db, &trees, &batch))
+                        let result = group
+                            .writing(|| {
+                                space
+                                    .check()
+                                    .and_then(|()| writer.lock().write_group(&db, &trees, &batch))
+                            })
                             .map(|()| group.record_write());
                         // Announced before the writers hear back, so that they wait in
                         // `wait_durable` for the flush asked for below and do not ask for
@@ -127,18 +135,36 @@ impl Committer {
     }
 
     /// Writes `prepared` with whatever else is waiting; the sequence number to wait on for
-    /// its durability (the flush is already asked for).
-    pub(super) async fn submit(&self, prepared: Prepared) -> Result<Seq, StoreError> {
+    /// its durability (the flush is already asked for). Gives up after `deadline` with
+    /// [`StoreError::Stalled`]: a write set still queued then is never written; one whose
+    /// group had already started may still land (like a write that was not confirmed durable).
+    pub(super) async fn submit(
+        &self,
+        prepared: Prepared,
+        deadline: Duration,
+    ) -> Result<Seq, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Write(Box::new(prepared), reply))?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        match tokio::time::timeout(deadline, answer).await {
+            Ok(answer) => answer.map_err(|_| StoreError::Closed)?,
+            Err(_) => Err(StoreError::Stalled {
+                what: "write",
+                waited: deadline,
+            }),
+        }
     }
 
-    /// Flushes everything written so far.
-    pub(super) async fn flush(&self) -> Result<(), StoreError> {
+    /// Flushes everything written so far; [`StoreError::Stalled`] after `deadline`.
+    pub(super) async fn flush(&self, deadline: Duration) -> Result<(), StoreError> {
         let (done, answer) = oneshot::channel();
         self.send(Job::Flush(done))?;
-        answer.await.map_err(|_| StoreError::Closed)
+        match tokio::time::timeout(deadline, answer).await {
+            Ok(answer) => answer.map_err(|_| StoreError::Closed),
+            Err(_) => Err(StoreError::Stalled {
+                what: "flush",
+                waited: deadline,
+            }),
+        }
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -220,3 +246,10 @@ impl Drop for Committer {
         }
     }
 }
+
+/// How long a request waits for the committer to write its write set. A group normally takes
+/// milliseconds (256 write sets at most); 5 s means the committer is stuck inside sled, and
+/// together with the processor's 5 s wait for durability it bounds a request's store time
+/// at 10 s, well inside the 30 s timeouts of common HTTP clients, so the client sees a `503
+/// ... retry later` rather than its own timeout.
+pub(super) const WRITE_DEADLINE: Duration = Duration::from_secs(5);

@@ -3,10 +3,16 @@
 //! committer asks for a flush after each group it writes; writes made outside it (sweeps, API
 //! edits, delivery bookkeeping) ask the flusher task, which passes the request on. Never calls
 //! sled's `flush_async` (it deadlocks in 0.34) and never flushes from two places.
+//!
+//! It also keeps what health needs to tell a store that is stuck from one that is merely idle:
+//! when the group write and the flush now under way started ([`GroupCommit::stalled`]), and
+//! whether the last group write failed. sled can block without end inside a write or a flush
+//! (it did when it could not open a file with the process out of descriptors); nothing can
+//! interrupt it, so the collector must at least stop claiming to be healthy.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
@@ -37,6 +43,25 @@ pub(super) struct GroupCommit {
     flushed: watch::Sender<Flushed>,
     flushes: AtomicU64,
     last_flush_micros: AtomicU64,
+    /// What [`GroupCommit::since`] counts from.
+    origin: Instant,
+    /// When the group write under way started, in microseconds after `origin` plus one; 0
+    /// while none is.
+    writing_since: AtomicU64,
+    /// Likewise for the flush under way.
+    flushing_since: AtomicU64,
+    /// Why the last group write failed; `None` once one succeeded.
+    write_failure: parking_lot::Mutex<Option<Arc<str>>>,
+}
+
+/// A write or flush of the store that has been under way for a while (see
+/// [`GroupCommit::stalled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stall {
+    /// `write` or `flush`.
+    pub(super) what: &'static str,
+    /// How long it has been under way.
+    pub(super) for_: Duration,
 }
 
 impl GroupCommit {
@@ -48,7 +73,56 @@ impl GroupCommit {
             flushed: watch::Sender::new(Flushed::default()),
             flushes: AtomicU64::new(0),
             last_flush_micros: AtomicU64::new(0),
+            origin: Instant::now(),
+            writing_since: AtomicU64::new(0),
+            flushing_since: AtomicU64::new(0),
+            write_failure: parking_lot::Mutex::new(None),
         }
+    }
+
+    /// Now, as stored in `writing_since` / `flushing_since` (never 0, which means idle).
+    fn since(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_micros())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
+    /// Runs `write` (a group write of the committer thread), noting when it started so that
+    /// [`GroupCommit::stalled`] sees it if it never returns, and whether it failed.
+    pub(super) fn writing<T>(
+        &self,
+        write: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.writing_since.store(self.since(), Ordering::Release);
+        let result = write();
+        self.writing_since.store(0, Ordering::Release);
+        *self.write_failure.lock() = result.as_ref().err().map(|e| Arc::from(e.to_string()));
+        result
+    }
+
+    /// The oldest write or flush under way, if it started at least `after` ago.
+    pub(super) fn stalled(&self, after: Duration) -> Option<Stall> {
+        let now = self.since();
+        [
+            ("write", self.writing_since.load(Ordering::Acquire)),
+            ("flush", self.flushing_since.load(Ordering::Acquire)),
+        ]
+        .into_iter()
+        .filter(|(_, since)| *since != 0)
+        .map(|(what, since)| Stall {
+            what,
+            for_: Duration::from_micros(now.saturating_sub(since)),
+        })
+        .filter(|stall| stall.for_ >= after)
+        .max_by_key(|stall| stall.for_)
+    }
+
+    /// Why the last group write failed, unless a later one succeeded.
+    pub(super) fn write_failure(&self) -> Option<String> {
+        self.write_failure
+            .lock()
+            .as_ref()
+            .map(|why| why.to_string())
     }
 
     /// Numbers a write that has just completed.
@@ -107,7 +181,9 @@ impl GroupCommit {
             return;
         }
         let started = Instant::now();
+        self.flushing_since.store(self.since(), Ordering::Release);
         let result = db.flush();
+        self.flushing_since.store(0, Ordering::Release);
         self.flushes.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.last_flush_micros.store(micros, Ordering::Relaxed);

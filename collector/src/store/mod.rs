@@ -158,6 +158,18 @@ pub enum StoreError {
     /// The flusher has stopped.
     #[error("the store is shutting down")]
     Closed,
+    /// A write or flush did not finish in time: sled is stuck (seen when the process ran out
+    /// of file descriptors) or the disk does not answer. Only a restart is known to cure it.
+    #[error(
+        "the store's {what} has not finished after {} s; it may be stuck (out of file descriptors, or a hanging disk)",
+        waited.as_secs()
+    )]
+    Stalled {
+        /// `write` or `flush`.
+        what: &'static str,
+        /// How long it has been waited for.
+        waited: std::time::Duration,
+    },
     /// The records that complete an interrupted group of writes are damaged (`redo.rs`).
     #[error("the store's redo records are damaged: {0}")]
     Redo(String),
@@ -485,14 +497,17 @@ impl Store {
         loop {
             tokio::select! {
                 () = group.requested() => {
-                    if committer.flush().await.is_err() {
-                        break;
+                    match committer.flush(committer::WRITE_DEADLINE).await {
+                        Ok(()) => {}
+                        // Health reports the stuck flush; the next request asks again.
+                        Err(StoreError::Stalled { .. }) => {}
+                        Err(_) => break,
                     }
                 }
                 () = &mut shutdown => break,
             }
         }
-        let _ = committer.flush().await;
+        let _ = committer.flush(committer::WRITE_DEADLINE).await;
     }
 
     /// Waits until write `seq` (from [`Store::commit`]) is on disk.
@@ -506,10 +521,64 @@ impl Store {
         Ok(())
     }
 
-    /// Checks that a write goes through and the last flush succeeded.
-    pub fn check_writable(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// [`Store::flush_blocking`] for shutdown, given up after `deadline` with
+    /// [`StoreError::Stalled`]; also `Stalled` if the committer's write or flush is still under
+    /// way then, since dropping the store waits for it. sled cannot be interrupted, so the
+    /// flush runs on a thread of its own that is left behind if it never returns; the caller
+    /// then exits the process without dropping the store.
+    pub async fn flush_within(&self, deadline: std::time::Duration) -> Result<(), StoreError> {
+        let started = tokio::time::Instant::now();
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let db = self.inner.db.clone();
+        std::thread::Builder::new()
+            .name("watchpost-final-flush".into())
+            .spawn(move || {
+                let _ = done.send(db.flush().map(drop));
+            })
+            .map_err(|e| StoreError::Flush(format!("cannot start the final flush: {e}")))?;
+        match tokio::time::timeout(deadline, answer).await {
+            Ok(Ok(flushed)) => flushed?,
+            Ok(Err(_)) => return Err(StoreError::Closed),
+            Err(_) => {
+                return Err(StoreError::Stalled {
+                    what: "flush",
+                    waited: deadline,
+                });
+            }
+        }
+        while let Some(stall) = self.inner.group.stalled(std::time::Duration::ZERO) {
+            if started.elapsed() >= deadline {
+                return Err(StoreError::Stalled {
+                    what: stall.what,
+                    waited: stall.for_,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Checks that the store takes writes: the last flush and the last group write
+    /// succeeded, no write or flush has been under way for `stalled_after` or more (sled
+    /// blocks without end when it cannot open a file, and every later write queues behind
+    /// it), there is free space, and a small write goes through. The last is only a write to
+    /// sled's memory; the first three are what tell a stuck store from a healthy one.
+    pub fn check_writable(
+        &self,
+        now: DateTime<Utc>,
+        stalled_after: std::time::Duration,
+    ) -> Result<(), StoreError> {
         if let Some(why) = self.inner.group.failure() {
             return Err(StoreError::Flush(why));
+        }
+        if let Some(stall) = self.inner.group.stalled(stalled_after) {
+            return Err(StoreError::Stalled {
+                what: stall.what,
+                waited: stall.for_,
+            });
+        }
+        if let Some(why) = self.inner.group.write_failure() {
+            return Err(StoreError::Flush(format!("the last write failed: {why}")));
         }
         self.inner.space.check()?;
         self.trees().meta.insert(HEALTH_KEY, &keys::time(now))?;
@@ -721,7 +790,11 @@ impl Store {
         let seq = if prepared.is_empty() {
             self.inner.group.record_write()
         } else {
-            let submitted = self.inner.committer.submit(prepared).await;
+            let submitted = self
+                .inner
+                .committer
+                .submit(prepared, committer::WRITE_DEADLINE)
+                .await;
             if submitted.is_err() {
                 self.inner.cache.forget_counts();
             }

@@ -1033,3 +1033,79 @@ fn a_checkin_moved_to_another_monitor_does_not_leave_a_stale_count() {
     assert_eq!(ids, vec![2, 3, 10, 11, 12, 13, 14, 15]);
     assert_eq!(store.checkins(&key("b"), 100).unwrap().len(), 1);
 }
+
+/// A group write stuck inside sled is answered and reported, never waited on. Here the
+/// committer thread blocks on the writer's lock, which the test holds, exactly where a write
+/// stuck in sled blocks (sled did when the process was out of file descriptors): the
+/// request waiting on it, and one queued behind it, get `Stalled` after the write deadline
+/// instead of hanging; `check_writable` (what `/healthz` judges the store by) reports the
+/// stall; the queued write set, given up on before its group started, is never written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_write_is_answered_and_reported_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let set = |slug: &str, id: u128| WriteSet {
+        monitors: vec![monitor(slug)],
+        checkins: vec![checkin(slug, id, 0)],
+        ..WriteSet::default()
+    };
+    let (stuck, queued) = (set("stuck", 1), set("queued", 2));
+    // Held on a thread of its own, as sled would hold the committer: not across our awaits.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let store = store.clone();
+        move || {
+            let _held = store.inner.writer.lock();
+            locked.send(()).unwrap();
+            let _ = released.recv();
+        }
+    });
+    is_locked.recv().unwrap();
+    let started = std::time::Instant::now();
+    let (first, second) = tokio::join!(store.commit_async(&stuck, at(0)), async {
+        // After the committer has taken the first write set and blocked on it.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        store.commit_async(&queued, at(0)).await
+    });
+    let waited = started.elapsed();
+    for result in [first, second] {
+        assert!(
+            matches!(result, Err(StoreError::Stalled { what: "write", .. })),
+            "{result:?}"
+        );
+    }
+    assert!(
+        waited >= committer::WRITE_DEADLINE && waited < committer::WRITE_DEADLINE * 2,
+        "answered after {waited:?}"
+    );
+    let second = std::time::Duration::from_secs(1);
+    let verdict = store.check_writable(at(0), second);
+    assert!(
+        matches!(verdict, Err(StoreError::Stalled { what: "write", waited }) if waited >= committer::WRITE_DEADLINE),
+        "{verdict:?}"
+    );
+    // Only the stall makes it unwritable: with a longer patience it passes.
+    store
+        .check_writable(at(0), std::time::Duration::from_secs(3600))
+        .unwrap();
+
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.check_writable(at(0), second).is_err() {
+        assert!(std::time::Instant::now() < deadline, "still stalled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let stored = |slug: &str| {
+        store
+            .trees()
+            .monitors
+            .get(keys::monitor(&key(slug)))
+            .unwrap()
+            .is_some()
+    };
+    // The first group had started: it lands, as a write not confirmed durable may.
+    assert!(stored("stuck"));
+    assert!(!stored("queued"), "a write set given up on was written");
+}

@@ -30,6 +30,9 @@ pub struct Collector {
     env: Vec<(String, String)>,
     /// `--listen`: an ephemeral port until [`Collector::restart_on_same_port`].
     listen: String,
+    /// Soft and hard `RLIMIT_NOFILE` of the child, set with `prlimit` (our code forbids the
+    /// `unsafe` a `pre_exec` would need); the harness's own limit when `None`.
+    nofile: Option<u64>,
     stderr: Arc<Mutex<String>>,
     client: Client,
     /// `http://127.0.0.1:PORT`.
@@ -58,6 +61,21 @@ impl Collector {
     /// Starts a collector whose data dir is `data_dir/data`, which the caller may have prepared
     /// (a small tmpfs mounted there, say).
     pub fn start_in(data_dir: TempDir, config: Option<&str>, env: &[(&str, &str)]) -> Collector {
+        Collector::start_limited(data_dir, config, env, None)
+    }
+
+    /// Starts a collector allowed at most `nofile` open files (soft and hard limit alike).
+    pub fn start_with_nofile(config: Option<&str>, nofile: u64) -> Collector {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        Collector::start_limited(data_dir, config, &[], Some(nofile))
+    }
+
+    fn start_limited(
+        data_dir: TempDir,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Collector {
         let config = config.map(|text| {
             let dir = tempfile::tempdir().expect("temp dir");
             let path = dir.path().join("watchpost.toml");
@@ -73,6 +91,7 @@ impl Collector {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             listen: "127.0.0.1:0".to_owned(),
+            nofile,
             stderr: Arc::default(),
             client: Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -94,7 +113,19 @@ impl Collector {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_watchpost"));
+        let binary = env!("CARGO_BIN_EXE_watchpost");
+        // `prlimit` sets its own limits and then executes the binary: same process id.
+        let mut command = match self.nofile {
+            Some(n) => {
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command.arg("serve").arg("--listen").arg(&self.listen);
         command
             .arg("--data-dir")
