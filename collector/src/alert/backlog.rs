@@ -8,14 +8,16 @@
 //! its life (once when learned, once when its page comes), whatever the backlog.
 //!
 //! Two lanes:
-//! - the **page**: the oldest pending entries, in id order, at most `batch`;
+//! - the **page**: the oldest pending entries, in id order, at most `batch`; sent oldest first;
 //! - the **fresh lane**: entries learned during a storm about a subject (monitor, probe,
-//!   issue) that has nothing older pending on the channel, or only entries in this lane. They
-//!   go before the page, so a new failure is not queued behind thousands of alerts about
-//!   other subjects, while one subject's alerts stay in order: an entry enters the lane only
-//!   if every older entry about its subject is in it, and the lane is sent in id order. The
-//!   lane holds at most `batch` entries (memory stays bounded); past that, entries wait in
-//!   order like the rest.
+//!   issue) that has nothing older pending on the channel, or only entries in this lane. It
+//!   goes before the page, newest subject first, so an alert raised after a storm began is
+//!   next, not queued behind thousands of alerts about other subjects (the storm's own late
+//!   arrivals are new subjects too; newest first keeps them from standing in front of it).
+//!   One subject's alerts stay in order: an entry enters the lane only if every older entry
+//!   about its subject is in it, and the lane sends a subject's entries oldest first. The lane
+//!   holds at most `batch` entries (memory stays bounded): when full, its oldest subject goes
+//!   back to waiting in id order with the page, all of its entries together.
 //!
 //! For that, the view knows the subject of every pending entry of the channel (`subjects`, a
 //! set of `(subject, id)`: exact, and idempotent when an entry is seen twice).
@@ -98,11 +100,12 @@ impl Backlog {
             let caught_up = self.page_end >= self.tail;
             self.tail = Some(entry.id);
             let key = subject(&entry);
-            let fresh = storm && self.fresh.len() < self.batch && self.may_go_first(&entry);
+            let fresh = storm && self.may_go_first(&entry);
             if let Some(key) = key {
                 self.subjects.insert((key, entry.id));
             }
             if fresh {
+                self.make_room();
                 if caught_up {
                     self.page_end = Some(entry.id);
                 }
@@ -125,6 +128,31 @@ impl Backlog {
         self.subjects
             .range(older)
             .all(|(_, id)| self.fresh.contains_key(id))
+    }
+
+    /// Sends the fresh lane's oldest subject back to wait with the page while the lane is
+    /// full. Its entries join the page if the page has read past them, or the page reads them
+    /// when it gets there; either way after the older entries, like any entry in id order.
+    fn make_room(&mut self) {
+        while self.fresh.len() >= self.batch {
+            let Some(oldest) = self.fresh.values().next().and_then(subject) else {
+                // Only alerts enter the lane; a digest cannot be there.
+                return;
+            };
+            let ids: Vec<u64> = self
+                .subjects
+                .range((oldest.clone(), 0)..=(oldest, u64::MAX))
+                .map(|(_, id)| *id)
+                .filter(|id| self.fresh.contains_key(id))
+                .collect();
+            for id in ids {
+                if let Some(entry) = self.fresh.remove(&id)
+                    && self.page_end.is_some_and(|end| id <= end)
+                {
+                    self.page.insert(id, entry);
+                }
+            }
+        }
     }
 
     /// The startup pass: every pending entry once, for the subjects; the first page kept.
@@ -191,11 +219,22 @@ impl Backlog {
         self.page.insert(entry.id, entry);
     }
 
-    /// The entry to try next: the oldest ready one of the fresh lane, else of the page.
+    /// The entry to try next: from the fresh lane, the newest ready entry that is the oldest
+    /// of its subject there; else the oldest ready entry of the page.
     pub(super) fn next(&self, now: DateTime<Utc>) -> Option<&OutboxEntry> {
-        let mut fresh = self.fresh.values().filter(|e| ready(e, now));
-        fresh
-            .next()
+        let first_of_subject = |entry: &&OutboxEntry| {
+            subject(entry).is_some_and(|key| {
+                !self
+                    .subjects
+                    .range((key.clone(), 0)..(key, entry.id))
+                    .any(|(_, id)| self.fresh.contains_key(id))
+            })
+        };
+        self.fresh
+            .values()
+            .rev()
+            .filter(|e| ready(e, now))
+            .find(first_of_subject)
             .or_else(|| self.page.values().find(|e| ready(e, now)))
     }
 
@@ -333,6 +372,43 @@ mod tests {
         assert!(failed < recovered, "{rest:?}");
         assert_eq!(recovered, 48, "the recovery came last: {rest:?}");
         assert_eq!(store.pending_count("hook"), 0);
+    }
+
+    #[test]
+    fn the_newest_subject_goes_first_and_a_full_lane_sends_its_oldest_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit(
+            &store,
+            (0..10)
+                .map(|i| delivery(&format!("old-{i}"), true))
+                .collect(),
+        );
+        let mut backlog = Backlog::new("hook", 4);
+        backlog.learn(&store, true).unwrap();
+        // Late arrivals of the storm, then the alert that matters.
+        commit(
+            &store,
+            (0..5)
+                .map(|i| delivery(&format!("late-{i}"), true))
+                .collect(),
+        );
+        commit(&store, vec![delivery("real", true)]);
+        while backlog.learn(&store, true).unwrap() {}
+        assert_eq!(backlog.fresh_len(), 4, "the lane holds at most a batch");
+        let mut order = Vec::new();
+        while backlog.next(at()).is_some() {
+            order.push(send_next(&store, &mut backlog));
+            backlog.refill(&store, store.pending_count("hook")).unwrap();
+        }
+        let want: Vec<String> = ["real", "late-4", "late-3", "late-2"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain((0..10).map(|i| format!("old-{i}")))
+            .chain(["late-0".to_owned(), "late-1".to_owned()])
+            .map(|s| format!("probe/{s}"))
+            .collect();
+        assert_eq!(order, want);
     }
 
     #[test]
