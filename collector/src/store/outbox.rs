@@ -18,8 +18,9 @@
 //! same moment may interleave.
 //!
 //! Finished deliveries (sent, failed, suppressed) are kept for `GET /api/v1/alerts` until more
-//! than [`DELIVERIES_KEPT`] are stored; then the oldest finished ones go. A pending delivery is
-//! never removed.
+//! than [`DELIVERIES_KEPT`] of them are stored; then the oldest finished ones go. A pending
+//! delivery is never removed, nor counted against that limit: counting it made every save
+//! during a backlog of more than that many prune, and each prune decode the whole backlog.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,8 +35,8 @@ use sled::transaction::{
 use super::{Store, StoreError, decode, encode, keys, transaction_error};
 use crate::alert::{DeliveryState, NewDelivery, Outbox, OutboxEntry, OutboxError};
 
-/// Deliveries kept, finished ones included. Past this (plus a tenth, so pruning is amortized)
-/// the oldest finished ones are removed.
+/// Finished deliveries kept. Past this (plus a tenth, so pruning is amortized) the oldest
+/// finished ones are removed.
 pub const DELIVERIES_KEPT: usize = 10_000;
 
 /// Bookkeeping: how many deliveries the `outbox` tree holds (for pruning, one pruner at a
@@ -94,6 +95,12 @@ impl OutboxCount {
 
     fn pending(&self, channel: &str) -> usize {
         self.pending.lock().get(channel).copied().unwrap_or(0)
+    }
+
+    /// Finished deliveries stored: all stored minus all pending.
+    fn finished(&self) -> usize {
+        let pending: usize = self.pending.lock().values().sum();
+        self.stored.load(Ordering::Relaxed).saturating_sub(pending)
     }
 }
 
@@ -168,14 +175,17 @@ impl Store {
         self.trees().outbox_pending.len()
     }
 
-    /// Removes the oldest finished deliveries beyond `keep`. Cleanup, not state: it runs
-    /// outside any transaction, one pruner at a time. Returns how many went.
+    /// Removes the oldest finished deliveries beyond `keep` finished ones. Cleanup, not
+    /// state: it runs outside any transaction, one pruner at a time. Returns how many went.
+    ///
+    /// It reads from the oldest and skips pending entries, so its cost is what it removes
+    /// plus the pending entries older than those; it runs once per `keep / 10` finished.
     fn prune_deliveries(&self, keep: usize) -> Result<usize, StoreError> {
         let count = &self.inner.outbox;
         let Some(_pruning) = count.pruning.try_lock() else {
             return Ok(0);
         };
-        let mut excess = count.stored.load(Ordering::Relaxed).saturating_sub(keep);
+        let mut excess = count.finished().saturating_sub(keep);
         let mut finished = Vec::new();
         for item in self.trees().outbox.iter() {
             if excess == 0 {
@@ -239,8 +249,7 @@ impl Store {
         // Nobody waits for this write, but a delivery marked sent should reach the disk soon:
         // after a crash an unflushed `sent` is pending again and goes out a second time.
         self.inner.group.request();
-        let stored = self.inner.outbox.stored.load(Ordering::Relaxed);
-        if stored > DELIVERIES_KEPT + DELIVERIES_KEPT / 10 {
+        if self.inner.outbox.finished() > DELIVERIES_KEPT + DELIVERIES_KEPT / 10 {
             self.prune_deliveries(DELIVERIES_KEPT)?;
         }
         Ok(())
@@ -408,14 +417,17 @@ mod tests {
             })
             .collect();
         store.save(&finished).unwrap();
-        assert_eq!(store.prune_deliveries(3).unwrap(), 3);
+        assert_eq!(store.prune_deliveries(3).unwrap(), 2, "5 finished, 3 kept");
         let left: Vec<u64> = store
             .deliveries(&DeliveryFilter::default(), 10)
             .unwrap()
             .iter()
             .map(|e| e.id)
             .collect();
-        assert_eq!(left, [pending[5].id, pending[4].id, pending[0].id]);
+        assert_eq!(
+            left,
+            [pending[5].id, pending[4].id, pending[3].id, pending[0].id]
+        );
         assert_eq!(store.prune_deliveries(3).unwrap(), 0);
     }
 
