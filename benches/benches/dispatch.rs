@@ -7,9 +7,10 @@
 //! with an empty body, nothing more, so the figure is the dispatcher's own work (take the
 //! next entry, format the JSON, one `POST` on a kept-alive loopback connection, record the
 //! outcome in sled) plus the cheapest send there is. The server answers only as many
-//! requests as the bench allows: a sample allows `iters`, times until they are answered, and
-//! then the dispatcher waits on its next send while the bench tops the backlog up again
-//! (untimed), so every sample runs at the same backlog.
+//! requests as the bench allows: the bench adds 10 deliveries to the backlog (untimed), lets
+//! 10 through and times until they are answered, and so on for the `iters` criterion asks;
+//! between chunks the dispatcher waits on its next send. So every delivery is made with
+//! between N and N + 10 pending, N being 10 or 100,000.
 //!
 //! All deliveries are about one subject (a flapping probe) with dedup off: none can go ahead
 //! of the backlog (its older alerts are always pending), so every delivery takes the in-order
@@ -31,6 +32,8 @@ use watchpost_collector::engine::alerting::{Links, Payload, ProbeChange, probe_a
 use watchpost_collector::store::{Store, WriteSet};
 
 const CHANNEL: &str = "hook";
+/// Deliveries let through at a time (see [`Rig::deliver`]).
+const CHUNK: u64 = 10;
 
 fn delivery() -> NewDelivery {
     let change = ProbeChange {
@@ -187,18 +190,26 @@ impl Rig {
         rig
     }
 
-    /// Lets `n` deliveries through and returns how long they took; then tops the backlog up.
+    /// Lets `n` deliveries through, [`CHUNK`] at a time, and returns how long they took. Each
+    /// chunk is added to the backlog first (untimed), so the backlog stays within `CHUNK` of
+    /// its size whatever `n` criterion asks for.
     fn deliver(&self, runtime: &Runtime, n: u64) -> Duration {
         let mut answered = self.answered.clone();
-        let target = *answered.borrow() + n;
-        let start = Instant::now();
-        self.permits.add_permits(usize::try_from(n).unwrap());
-        runtime
-            .block_on(answered.wait_for(|&done| done >= target))
-            .unwrap();
-        let took = start.elapsed();
-        fill(&self.store, n);
-        took
+        let mut total = Duration::ZERO;
+        let mut left = n;
+        while left > 0 {
+            let chunk = left.min(CHUNK);
+            fill(&self.store, chunk);
+            let target = *answered.borrow() + chunk;
+            let start = Instant::now();
+            self.permits.add_permits(usize::try_from(chunk).unwrap());
+            runtime
+                .block_on(answered.wait_for(|&done| done >= target))
+                .unwrap();
+            total += start.elapsed();
+            left -= chunk;
+        }
+        total
     }
 }
 
