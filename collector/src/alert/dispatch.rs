@@ -373,7 +373,7 @@ impl Worker {
             if ready.len() > limit.max(1) {
                 let entries = collapse(&ready);
                 tracing::info!(channel = %name, entries = ready.len(), "backlog collapsed into a digest");
-                return self.save(entries);
+                return self.save(&entries);
             }
         }
         let Some(head) = self.backlog.next(now) else {
@@ -413,7 +413,7 @@ impl Worker {
                     Verdict::Defer { until } => {
                         entry.deferred = true;
                         entry.next_attempt_at = until;
-                        return self.save(vec![entry]);
+                        return self.save(&[entry]);
                     }
                 }
             }
@@ -487,7 +487,7 @@ impl Worker {
                 entry.last_error = Some(reason);
             }
         }
-        self.save(vec![entry])
+        self.save(&[entry])
     }
 
     /// What the channel sends in about a minute: its pace's capacity, bounded by how fast
@@ -517,16 +517,16 @@ impl Worker {
         entry.state = DeliveryState::Suppressed;
         entry.deferred = false;
         entry.last_error = Some(why.to_owned());
-        self.save(vec![entry])
+        self.save(&[entry])
     }
 
     /// Saves through the outbox, then into the worker's view. On failure the entries stay as
     /// they were in the store and the view (a sent one may be sent again: at least once) and
     /// the worker pauses rather than spin.
-    fn save(&mut self, entries: Vec<OutboxEntry>) -> Step {
-        match self.outbox.save(&entries) {
+    fn save(&mut self, entries: &[OutboxEntry]) -> Step {
+        match self.outbox.save(entries) {
             Ok(()) => {
-                self.backlog.saved(&entries);
+                self.backlog.saved(entries);
                 Step::Again
             }
             Err(err) => {
