@@ -113,6 +113,14 @@ dedup_window = "0s"
         last.saturating_duration_since(hook_down_until)
     );
     assert_eq!(delivered, expected, "each alert once, in order");
+    // The retry backoff is capped at 30 s: the first delivery after the destination is back
+    // comes within that (plus a moment to send), however long the outage was.
+    let first = hook.accepted().first().unwrap().at;
+    assert!(
+        first.saturating_duration_since(hook_down_until) <= Duration::from_secs(31),
+        "first delivery {:?} after the destination returned",
+        first.saturating_duration_since(hook_down_until)
+    );
     poll(Duration::from_secs(10), "the outbox to drain", || {
         let pending = collector.api_get("/api/v1/alerts?state=pending&limit=1000");
         pending.as_array().unwrap().is_empty().then_some(())

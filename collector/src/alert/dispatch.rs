@@ -1,17 +1,26 @@
-//! The dispatcher: one worker per channel delivers that channel's outbox entries, in order, at
-//! least once.
+//! The dispatcher: one worker per channel delivers that channel's outbox entries, in order per
+//! subject, at least once.
 //!
-//! Each worker loops: read the channel's pending entries; collapse the backlog into one digest
-//! when it is larger than the channel's pace can send in a minute; take the oldest entry that
-//! is not deferred; wait while it is in backoff (so later alerts never overtake it); ask the
+//! Each worker keeps its channel's pending entries in a [`Backlog`] (loaded from the outbox
+//! once, then following it), so a delivery costs a few map operations and one save whatever
+//! the backlog. It loops: learn what was added to the outbox; collapse the backlog into a
+//! digest when it is larger than the channel's pace can send in a minute; take the next entry
+//! (an alert about a subject new to a storm first, see [`Backlog`], else the oldest that is
+//! not deferred); wait while it is in backoff (so later alerts never overtake it); ask the
 //! [`Deduper`]; wait for the destination's [`Pacer`]; send; record the outcome through the
 //! [`Outbox`]. A channel that is down therefore only delays itself.
 //!
+//! A *storm* is a backlog larger than what the channel sends in about a minute: its pace's
+//! capacity, or, for a channel without a pace (webhook, Alertmanager, log), sixty seconds over
+//! the time its destination has recently taken to answer. Channels that digest collapse a
+//! storm; the others send alerts about subjects new to it ahead of it.
+//!
 //! The dispatcher never drops an alert: transient failures are retried with capped, jittered
-//! exponential backoff (a provider's `retry_after` wins), only permanent errors (and, if
-//! configured, an age limit) fail an entry, and dedup/digest mark entries `suppressed` only
-//! when what they say reaches the person in another message. It knows no storage: the
-//! [`Outbox`] trait is implemented over sled by the store.
+//! exponential backoff (a provider's `retry_after` wins, up to
+//! [`DispatchOptions::max_retry_after`]), only permanent errors (and, if configured, an age
+//! limit) fail an entry, and dedup/digest mark entries `suppressed` only when what they say
+//! reaches the person in another message. It knows no storage: the [`Outbox`] trait is
+//! implemented over sled by the store.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use super::backlog::Backlog;
 use super::channel::{Channel, ChannelOptions, Delivery};
 use super::pace::{Backoff, Pacer};
 use crate::engine::alerting::{self, Alert, Deduper, Digest, Payload, Rule, Verdict};
@@ -116,10 +126,23 @@ impl OutboxEntry {
 pub struct OutboxError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Durable storage of deliveries. The store implements it over sled; entries are written
-/// there in the same batch as the state change that caused them.
+/// there in the same batch as the state change that caused them. Reads are pages: their cost
+/// is bounded by `limit` (and a seek), never by how much the channel has pending.
 pub trait Outbox: Send + Sync {
     /// `channel`'s entries in state [`DeliveryState::Pending`], in id order, at most `limit`.
     fn pending(&self, channel: &str, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError>;
+
+    /// Like [`Outbox::pending`], but only entries with an id above `after` (`None`: from the
+    /// first).
+    fn pending_after(
+        &self,
+        channel: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, OutboxError>;
+
+    /// How many entries `channel` has pending, from a counter (no scan).
+    fn pending_count(&self, channel: &str) -> usize;
 
     /// Replaces these entries (by id), all of them or none (one batch).
     fn save(&self, entries: &[OutboxEntry]) -> Result<(), OutboxError>;
@@ -142,9 +165,13 @@ pub fn plan(rules: &[Rule], alert: &Alert, spike_rule: Option<&str>) -> Vec<NewD
 pub struct DispatchOptions {
     /// Backoff after a failed attempt (when the destination named no wait).
     pub backoff: Backoff,
+    /// The longest a destination's own `retry_after` / `Retry-After` is honoured: a provider
+    /// asking for an hour would otherwise silence the channel for that hour; asked too early,
+    /// it answers with a new wait, which costs one request.
+    pub max_retry_after: Duration,
     /// `[alerts] dedup_window`; zero disables dedup.
     pub dedup_window: Duration,
-    /// Pending entries read per round.
+    /// Pending entries read at a time, and held in memory per lane of a worker's [`Backlog`].
     pub batch: usize,
     /// Collapse a backlog larger than this into a digest; `None`: what the channel's pace
     /// sends in a minute. Only channels that [`Channel::digests`].
@@ -161,6 +188,7 @@ impl Default for DispatchOptions {
     fn default() -> Self {
         DispatchOptions {
             backoff: Backoff::default(),
+            max_retry_after: Duration::from_secs(300),
             dedup_window: alerting::DEFAULT_DEDUP_WINDOW,
             batch: 1000,
             digest_backlog: None,
@@ -251,6 +279,8 @@ impl Dispatcher {
                 pacers: Arc::clone(&self.pacers),
                 deduper: Deduper::new(self.options.dedup_window),
                 rng: StdRng::from_os_rng(),
+                backlog: Backlog::new(channel.name(), self.options.batch),
+                answer_time: None,
             };
             tasks.spawn(worker.run(stop_rx.clone()));
         }
@@ -278,6 +308,10 @@ struct Worker {
     pacers: Arc<Mutex<HashMap<String, Pacer>>>,
     deduper: Deduper,
     rng: StdRng,
+    backlog: Backlog,
+    /// How long the destination has recently taken to answer (a moving average), for the
+    /// storm threshold of a channel without a pace.
+    answer_time: Option<Duration>,
 }
 
 impl Worker {
@@ -315,37 +349,46 @@ impl Worker {
         let now = Utc::now();
         let instant = Instant::now();
         let name = self.channel.name().to_owned();
-        let pending = match self.outbox.pending(&name, self.options.batch) {
-            Ok(pending) => pending,
+        let pending = self.outbox.pending_count(&name);
+        let storm = !self.channel.digests() && self.minute().is_some_and(|n| pending > n);
+        let more = match self
+            .backlog
+            .learn(&*self.outbox, storm)
+            .and_then(|more| self.backlog.refill(&*self.outbox, pending).map(|()| more))
+        {
+            Ok(more) => more,
             Err(err) => {
                 tracing::error!(channel = %name, error = %err, "cannot read the outbox");
                 return Step::Wait(Some(instant + STORE_RETRY));
             }
         };
-        let ready: Vec<&OutboxEntry> = pending
-            .iter()
-            .filter(|e| !(e.deferred && e.next_attempt_at > now))
-            .collect();
         let backlog_limit = self
             .options
             .digest_backlog
             .or_else(|| self.pace.per_minute().map(|n| n as usize));
         if let Some(limit) = backlog_limit
             && self.channel.digests()
-            && ready.len() > limit.max(1)
         {
-            return self.collapse(&ready);
+            let ready = self.backlog.ready_page(now);
+            if ready.len() > limit.max(1) {
+                let entries = collapse(&ready);
+                tracing::info!(channel = %name, entries = ready.len(), "backlog collapsed into a digest");
+                return self.save(&entries);
+            }
         }
-        let Some(head) = ready.first() else {
+        let Some(head) = self.backlog.next(now) else {
+            if more {
+                return Step::Again;
+            }
             // Only deferred entries: wake up for the first of them.
-            let next = pending.iter().map(|e| e.next_attempt_at).min();
+            let next = self.backlog.first_deferred();
             return Step::Wait(next.map(|at| instant_at(at, now, instant)));
         };
         if head.next_attempt_at > now {
             // In backoff: later entries wait behind it, so they are delivered in order.
             return Step::Wait(Some(instant_at(head.next_attempt_at, now, instant)));
         }
-        let mut entry = (*head).clone();
+        let mut entry = head.clone();
         let payload = match &entry.payload {
             Payload::Alert(alert) if entry.rule != DIGEST_RULE => {
                 self.deduper.prune(now);
@@ -392,7 +435,9 @@ impl Worker {
         if ready_at > instant {
             return Step::Wait(Some(ready_at));
         }
+        let sending = Instant::now();
         let outcome = self.channel.send(&payload).await;
+        self.answered(sending.elapsed());
         let now = Utc::now();
         entry.attempts = entry.attempts.saturating_add(1);
         match outcome {
@@ -407,7 +452,7 @@ impl Worker {
                 tracing::debug!(channel = %name, id = entry.id, attempts = entry.attempts, "alert delivered");
             }
             Delivery::Retry { after, reason } => {
-                let delay = match after {
+                let delay = match after.map(|a| a.min(self.options.max_retry_after)) {
                     Some(after) => {
                         if let Some(pacer) = self.pacers.lock().get_mut(&self.destination) {
                             pacer.hold_until(Instant::now() + after);
@@ -445,6 +490,28 @@ impl Worker {
         self.save(&[entry])
     }
 
+    /// What the channel sends in about a minute: its pace's capacity, bounded by how fast
+    /// its destination has been answering; `None` while neither says.
+    fn minute(&self) -> Option<usize> {
+        let paced = self.pace.per_minute().map(|n| n as usize);
+        let measured = self.answer_time.map(|t| {
+            let nanos = t.as_nanos().max(1);
+            usize::try_from(Duration::from_secs(60).as_nanos() / nanos).unwrap_or(usize::MAX)
+        });
+        match (paced, measured) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Folds one answer's time into the moving average (a fifth of the weight each).
+    fn answered(&mut self, took: Duration) {
+        self.answer_time = Some(match self.answer_time {
+            Some(average) => (average * 4 + took) / 5,
+            None => took,
+        });
+    }
+
     /// Marks an entry suppressed (dedup) and moves on.
     fn finish_unsent(&mut self, mut entry: OutboxEntry, why: &str) -> Step {
         entry.state = DeliveryState::Suppressed;
@@ -453,41 +520,42 @@ impl Worker {
         self.save(&[entry])
     }
 
-    /// Collapses `ready` (oldest first) into one digest in the place of the oldest, which
-    /// keeps its attempts and backoff; the others are marked merged.
-    fn collapse(&mut self, ready: &[&OutboxEntry]) -> Step {
-        let Some(digest) = Digest::collect(ready.iter().map(|e| &e.payload)) else {
-            return Step::Again;
-        };
-        let mut head = ready[0].clone();
-        let total = digest.total;
-        head.payload = Payload::Digest(digest);
-        head.rule = DIGEST_RULE.to_owned();
-        head.deferred = false;
-        let mut entries = vec![head];
-        let head_id = entries[0].id;
-        for part in &ready[1..] {
-            let mut part = (*part).clone();
-            part.state = DeliveryState::Suppressed;
-            part.deferred = false;
-            part.last_error = Some(format!("merged into digest #{head_id}"));
-            entries.push(part);
-        }
-        tracing::info!(channel = %self.channel.name(), entries = ready.len(), alerts = total, "backlog collapsed into a digest");
-        self.save(&entries)
-    }
-
-    /// Saves through the outbox. On failure the entries stay as they were in the store (a
-    /// sent one may be sent again: at least once) and the worker pauses rather than spin.
-    fn save(&self, entries: &[OutboxEntry]) -> Step {
+    /// Saves through the outbox, then into the worker's view. On failure the entries stay as
+    /// they were in the store and the view (a sent one may be sent again: at least once) and
+    /// the worker pauses rather than spin.
+    fn save(&mut self, entries: &[OutboxEntry]) -> Step {
         match self.outbox.save(entries) {
-            Ok(()) => Step::Again,
+            Ok(()) => {
+                self.backlog.saved(entries);
+                Step::Again
+            }
             Err(err) => {
                 tracing::error!(channel = %self.channel.name(), error = %err, "cannot update the outbox");
                 Step::Wait(Some(Instant::now() + STORE_RETRY))
             }
         }
     }
+}
+
+/// Collapses `ready` (oldest first, at least two) into one digest in the place of the oldest,
+/// which keeps its attempts and backoff; the others are marked merged. Returns what to save.
+fn collapse(ready: &[&OutboxEntry]) -> Vec<OutboxEntry> {
+    let mut head = ready[0].clone();
+    if let Some(digest) = Digest::collect(ready.iter().map(|e| &e.payload)) {
+        head.payload = Payload::Digest(digest);
+    }
+    head.rule = DIGEST_RULE.to_owned();
+    head.deferred = false;
+    let head_id = head.id;
+    let mut entries = vec![head];
+    for part in &ready[1..] {
+        let mut part = (*part).clone();
+        part.state = DeliveryState::Suppressed;
+        part.deferred = false;
+        part.last_error = Some(format!("merged into digest #{head_id}"));
+        entries.push(part);
+    }
+    entries
 }
 
 /// The instant corresponding to `at`, given that `now` is `instant`.

@@ -32,9 +32,24 @@ impl<O: Outbox> MeteredOutbox<O> {
 
 impl<O: Outbox> Outbox for MeteredOutbox<O> {
     fn pending(&self, channel: &str, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError> {
-        // Every worker reads at least once per poll interval, so this beats while it runs.
+        // A worker's page read from the oldest: a beat too.
         self.heartbeat.beat(Utc::now());
         self.outbox.pending(channel, limit)
+    }
+
+    fn pending_after(
+        &self,
+        channel: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, OutboxError> {
+        // Workers read here every step and at least once per poll interval: a beat.
+        self.heartbeat.beat(Utc::now());
+        self.outbox.pending_after(channel, after, limit)
+    }
+
+    fn pending_count(&self, channel: &str) -> usize {
+        self.outbox.pending_count(channel)
     }
 
     fn save(&self, entries: &[OutboxEntry]) -> Result<(), OutboxError> {

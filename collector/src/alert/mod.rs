@@ -18,6 +18,7 @@
 //!   durable [`Planner::wake`] wakes the workers.
 
 mod alertmanager;
+mod backlog;
 mod channel;
 pub mod dispatch;
 mod email;

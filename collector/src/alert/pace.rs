@@ -138,11 +138,13 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
-    /// 1 s doubling up to 5 min.
+    /// 1 s doubling up to 30 s: a destination back from an outage gets its first retry
+    /// within 30 s, so the alerts held for it are not held minutes longer than the outage.
+    /// Thirty seconds between attempts per channel is still no load on a destination.
     fn default() -> Self {
         Backoff {
             base: Duration::from_secs(1),
-            cap: Duration::from_secs(300),
+            cap: Duration::from_secs(30),
         }
     }
 }
@@ -225,6 +227,17 @@ mod tests {
         for (pace, want) in cases {
             assert_eq!(pace.per_minute(), want, "{pace:?}");
         }
+    }
+
+    #[test]
+    fn the_default_backoff_retries_within_thirty_seconds_however_long_the_outage() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.bound(1), S);
+        assert_eq!(backoff.bound(5), 16 * S);
+        assert_eq!(backoff.bound(6), 30 * S);
+        assert_eq!(backoff.bound(1000), 30 * S);
+        let mut rng = StdRng::seed_from_u64(3);
+        assert!((0..1000).all(|_| backoff.delay(40, &mut rng) <= 30 * S));
     }
 
     #[test]

@@ -457,7 +457,7 @@ impl Store {
             Some(_) => {}
         }
         let events = AtomicUsize::new(trees.events.len());
-        let outbox = OutboxCount::new(trees.outbox.len());
+        let outbox = OutboxCount::load(trees.outbox.len(), &trees.outbox_pending)?;
         let group = Arc::new(GroupCommit::new());
         let space = space::Space::new(dir.to_owned());
         Ok(Store {
@@ -1099,7 +1099,7 @@ impl Store {
                 .events
                 .fetch_add(set.events.len(), Ordering::Relaxed);
         }
-        self.inner.outbox.added(set.deliveries.len());
+        self.inner.outbox.added(&set.deliveries);
     }
 
     /// Drops all but the newest `keep` check-ins and log entries of a monitor environment,

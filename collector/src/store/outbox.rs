@@ -2,8 +2,12 @@
 //! it is given them; never decides what to alert or when to send.
 //!
 //! Two trees: `outbox` holds every delivery by id, pending and finished; `outbox_pending`
-//! indexes the pending ones by `(channel, id)`, so a worker's read costs what its channel has
-//! pending, never the delivery history.
+//! indexes the pending ones by `(channel, id)`, so a worker reads a bounded page of its
+//! channel (from the oldest, or after an id it has seen) at the cost of a seek, never the
+//! delivery history nor the rest of the backlog. How many a channel has pending is a counter
+//! in memory ([`OutboxCount`]): counted once from the index at open, then kept exact by every
+//! write that adds or finishes a pending delivery, so neither the dispatcher nor `/metrics`
+//! scans a backlog to count it.
 //!
 //! New deliveries are written with the state change that caused them, atomically: by
 //! [`insert_new`] inside a transaction (probes), or as the writes [`new_entry`] describes in
@@ -14,10 +18,11 @@
 //! same moment may interleave.
 //!
 //! Finished deliveries (sent, failed, suppressed) are kept for `GET /api/v1/alerts` until more
-//! than [`DELIVERIES_KEPT`] are stored; then the oldest finished ones go. A pending delivery is
-//! never removed.
+//! than [`DELIVERIES_KEPT`] of them are stored; then the oldest finished ones go. A pending
+//! delivery is never removed, nor counted against that limit: counting it made every save
+//! during a backlog of more than that many prune, and each prune decode the whole backlog.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -30,31 +35,72 @@ use sled::transaction::{
 use super::{Store, StoreError, decode, encode, keys, transaction_error};
 use crate::alert::{DeliveryState, NewDelivery, Outbox, OutboxEntry, OutboxError};
 
-/// Deliveries kept, finished ones included. Past this (plus a tenth, so pruning is amortized)
-/// the oldest finished ones are removed.
+/// Finished deliveries kept. Past this (plus a tenth, so pruning is amortized) the oldest
+/// finished ones are removed.
 pub const DELIVERIES_KEPT: usize = 10_000;
 
-/// Bookkeeping for pruning: how many deliveries the `outbox` tree holds, and one pruner at a
-/// time.
+/// Bookkeeping: how many deliveries the `outbox` tree holds (for pruning, one pruner at a
+/// time), and how many each channel has pending.
 #[derive(Debug)]
 pub(super) struct OutboxCount {
     stored: AtomicUsize,
     pruning: Mutex<()>,
+    /// Pending deliveries per channel; a channel with none has no entry. Changed only after
+    /// the write that changed the index succeeded, by the delta that write made.
+    pending: Mutex<HashMap<String, usize>>,
 }
 
 impl OutboxCount {
-    pub(super) fn new(stored: usize) -> OutboxCount {
-        OutboxCount {
+    /// The counts of a store just opened: `stored` deliveries, and the pending ones counted
+    /// from the `outbox_pending` index (keys only, once).
+    pub(super) fn load(stored: usize, index: &sled::Tree) -> Result<OutboxCount, StoreError> {
+        let mut pending: HashMap<String, usize> = HashMap::new();
+        for key in index.iter().keys() {
+            let key = key?;
+            if let Some(channel) = keys::pending_channel(&key) {
+                *pending.entry(channel.to_owned()).or_default() += 1;
+            }
+        }
+        Ok(OutboxCount {
             stored: AtomicUsize::new(stored),
             pruning: Mutex::new(()),
+            pending: Mutex::new(pending),
+        })
+    }
+
+    /// Counts deliveries written (pending) by a committed write.
+    pub(super) fn added(&self, deliveries: &[NewDelivery]) {
+        if deliveries.is_empty() {
+            return;
+        }
+        self.stored.fetch_add(deliveries.len(), Ordering::Relaxed);
+        let mut pending = self.pending.lock();
+        for delivery in deliveries {
+            *pending.entry(delivery.channel.clone()).or_default() += 1;
         }
     }
 
-    /// Counts deliveries written by a committed transaction.
-    pub(super) fn added(&self, n: usize) {
-        if n > 0 {
-            self.stored.fetch_add(n, Ordering::Relaxed);
+    /// Applies what a committed save changed in the index: `+1` for an entry that became
+    /// pending, `-1` for one that left it.
+    fn changed(&self, deltas: &HashMap<&str, isize>) {
+        let mut pending = self.pending.lock();
+        for (&channel, &delta) in deltas {
+            let count = pending.entry(channel.to_owned()).or_default();
+            *count = count.saturating_add_signed(delta);
+            if *count == 0 {
+                pending.remove(channel);
+            }
         }
+    }
+
+    fn pending(&self, channel: &str) -> usize {
+        self.pending.lock().get(channel).copied().unwrap_or(0)
+    }
+
+    /// Finished deliveries stored: all stored minus all pending.
+    fn finished(&self) -> usize {
+        let pending: usize = self.pending.lock().values().sum();
+        self.stored.load(Ordering::Relaxed).saturating_sub(pending)
     }
 }
 
@@ -118,16 +164,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Pending deliveries per channel (channels with none are absent).
+    /// Pending deliveries per channel (channels with none are absent), from the counters.
     pub fn outbox_pending(&self) -> Result<BTreeMap<String, usize>, StoreError> {
-        let mut counts = BTreeMap::new();
-        for key in self.trees().outbox_pending.iter().keys() {
-            let key = key?;
-            if let Some(channel) = keys::pending_channel(&key) {
-                *counts.entry(channel.to_owned()).or_default() += 1;
-            }
-        }
-        Ok(counts)
+        let pending = self.inner.outbox.pending.lock();
+        Ok(pending.iter().map(|(c, n)| (c.clone(), *n)).collect())
     }
 
     /// Pending deliveries, all channels together.
@@ -135,14 +175,17 @@ impl Store {
         self.trees().outbox_pending.len()
     }
 
-    /// Removes the oldest finished deliveries beyond `keep`. Cleanup, not state: it runs
-    /// outside any transaction, one pruner at a time. Returns how many went.
+    /// Removes the oldest finished deliveries beyond `keep` finished ones. Cleanup, not
+    /// state: it runs outside any transaction, one pruner at a time. Returns how many went.
+    ///
+    /// It reads from the oldest and skips pending entries, so its cost is what it removes
+    /// plus the pending entries older than those; it runs once per `keep / 10` finished.
     fn prune_deliveries(&self, keep: usize) -> Result<usize, StoreError> {
         let count = &self.inner.outbox;
         let Some(_pruning) = count.pruning.try_lock() else {
             return Ok(0);
         };
-        let mut excess = count.stored.load(Ordering::Relaxed).saturating_sub(keep);
+        let mut excess = count.finished().saturating_sub(keep);
         let mut finished = Vec::new();
         for item in self.trees().outbox.iter() {
             if excess == 0 {
@@ -178,25 +221,35 @@ impl Store {
             })
             .collect();
         let t = self.trees();
-        (&t.outbox, &t.outbox_pending)
+        let deltas = (&t.outbox, &t.outbox_pending)
             .transaction(|(tx_outbox, tx_pending)| {
-                for (id, pending_key, value, pending) in &writes {
+                // What this run changed in the index (a conflict reruns the closure, so the
+                // tally starts over with it).
+                let mut deltas: HashMap<&str, isize> = HashMap::new();
+                for ((id, pending_key, value, pending), entry) in writes.iter().zip(entries) {
                     tx_outbox.insert(&id[..], value.as_slice())?;
-                    if *pending {
-                        tx_pending.insert(pending_key.as_slice(), &[][..])?;
+                    let delta = if *pending {
+                        isize::from(
+                            tx_pending
+                                .insert(pending_key.as_slice(), &[][..])?
+                                .is_none(),
+                        )
                     } else {
-                        tx_pending.remove(pending_key.as_slice())?;
+                        -isize::from(tx_pending.remove(pending_key.as_slice())?.is_some())
+                    };
+                    if delta != 0 {
+                        *deltas.entry(entry.channel.as_str()).or_default() += delta;
                     }
                 }
-                Ok::<_, ConflictableTransactionError<()>>(())
+                Ok::<_, ConflictableTransactionError<()>>(deltas)
             })
             .map_err(transaction_error)?;
+        self.inner.outbox.changed(&deltas);
         self.inner.group.record_write();
         // Nobody waits for this write, but a delivery marked sent should reach the disk soon:
         // after a crash an unflushed `sent` is pending again and goes out a second time.
         self.inner.group.request();
-        let stored = self.inner.outbox.stored.load(Ordering::Relaxed);
-        if stored > DELIVERIES_KEPT + DELIVERIES_KEPT / 10 {
+        if self.inner.outbox.finished() > DELIVERIES_KEPT + DELIVERIES_KEPT / 10 {
             self.prune_deliveries(DELIVERIES_KEPT)?;
         }
         Ok(())
@@ -224,6 +277,43 @@ impl Outbox for Store {
             }
         }
         Ok(entries)
+    }
+
+    fn pending_after(
+        &self,
+        channel: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, OutboxError> {
+        let Some(from) = after.map_or(Some(0), |after| after.checked_add(1)) else {
+            return Ok(Vec::new());
+        };
+        let t = self.trees();
+        let prefix = keys::channel(channel);
+        let mut entries = Vec::new();
+        for key in t
+            .outbox_pending
+            .range(keys::pending(channel, from)..)
+            .keys()
+            .take(limit)
+        {
+            let key = key.map_err(outbox_error)?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let Some(id) = keys::pending_id(&key) else {
+                continue;
+            };
+            // As in `pending`: an index key without its entry would be a bug.
+            if let Some(value) = t.outbox.get(id.to_be_bytes()).map_err(outbox_error)? {
+                entries.push(decode("outbox", &value).map_err(outbox_error)?);
+            }
+        }
+        Ok(entries)
+    }
+
+    fn pending_count(&self, channel: &str) -> usize {
+        self.inner.outbox.pending(channel)
     }
 
     fn save(&self, entries: &[OutboxEntry]) -> Result<(), OutboxError> {
@@ -327,15 +417,87 @@ mod tests {
             })
             .collect();
         store.save(&finished).unwrap();
-        assert_eq!(store.prune_deliveries(3).unwrap(), 3);
+        assert_eq!(store.prune_deliveries(3).unwrap(), 2, "5 finished, 3 kept");
         let left: Vec<u64> = store
             .deliveries(&DeliveryFilter::default(), 10)
             .unwrap()
             .iter()
             .map(|e| e.id)
             .collect();
-        assert_eq!(left, [pending[5].id, pending[4].id, pending[0].id]);
+        assert_eq!(
+            left,
+            [pending[5].id, pending[4].id, pending[3].id, pending[0].id]
+        );
         assert_eq!(store.prune_deliveries(3).unwrap(), 0);
+    }
+
+    #[test]
+    fn pending_counts_stay_exact_through_commits_saves_and_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit(
+                &store,
+                (0..5).map(|i| delivery("hook", &i.to_string())).collect(),
+            );
+            commit(&store, vec![delivery("tg", "a")]);
+            assert_eq!(
+                (store.pending_count("hook"), store.pending_count("tg")),
+                (5, 1)
+            );
+            assert_eq!(store.pending_count("nowhere"), 0);
+
+            let hook = store.pending("hook", 10).unwrap();
+            let mut sent = hook[0].clone();
+            sent.state = DeliveryState::Sent;
+            let mut retry = hook[1].clone();
+            retry.attempts = 1;
+            store.save(&[sent.clone(), retry]).unwrap();
+            assert_eq!(store.pending_count("hook"), 4, "a retry stays pending");
+            // Saving a finished entry again (a save retried after an error) counts nothing.
+            store.save(&[sent]).unwrap();
+            assert_eq!(store.pending_count("hook"), 4);
+
+            let tg = store.pending("tg", 10).unwrap();
+            let suppressed = OutboxEntry {
+                state: DeliveryState::Suppressed,
+                ..tg[0].clone()
+            };
+            store.save(&[suppressed]).unwrap();
+            assert_eq!(store.pending_count("tg"), 0);
+            assert_eq!(
+                store.outbox_pending().unwrap(),
+                BTreeMap::from([("hook".to_owned(), 4)]),
+                "a channel with nothing pending is absent"
+            );
+            // Pages after an id: bounded, in order, only this channel.
+            let after = store.pending_after("hook", Some(hook[1].id), 2).unwrap();
+            let ids: Vec<u64> = after.iter().map(|e| e.id).collect();
+            assert_eq!(ids, [hook[2].id, hook[3].id]);
+            assert!(
+                store
+                    .pending_after("hook", Some(hook[4].id), 10)
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .pending_after("hook", Some(u64::MAX), 10)
+                    .unwrap()
+                    .is_empty()
+            );
+            assert_eq!(
+                store.pending_after("hook", None, 10).unwrap()[0].id,
+                hook[1].id
+            );
+            store.flush_blocking().unwrap();
+        }
+        let store = crate::store::tests::reopen(dir.path()).unwrap();
+        assert_eq!(
+            (store.pending_count("hook"), store.pending_count("tg")),
+            (4, 0)
+        );
+        assert_eq!(store.pending("hook", 10).unwrap().len(), 4);
     }
 
     #[test]

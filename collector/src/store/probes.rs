@@ -89,7 +89,7 @@ impl Store {
                 },
             )
             .map_err(transaction_error)?;
-        self.inner.outbox.added(deliveries.len());
+        self.inner.outbox.added(deliveries);
         Ok(self.inner.group.record_write())
     }
 
@@ -156,7 +156,7 @@ impl Store {
                 },
             )
             .map_err(transaction_error)?;
-        self.inner.outbox.added(deliveries.len());
+        self.inner.outbox.added(deliveries);
         Ok(self.inner.group.record_write())
     }
 }

@@ -94,6 +94,33 @@ impl Outbox for MemoryOutbox {
             .collect())
     }
 
+    fn pending_after(
+        &self,
+        channel: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, OutboxError> {
+        Ok(self
+            .state
+            .lock()
+            .1
+            .range(after.map_or(0, |a| a.saturating_add(1))..)
+            .map(|(_, e)| e)
+            .filter(|e| e.channel == channel && e.state == DeliveryState::Pending)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn pending_count(&self, channel: &str) -> usize {
+        self.state
+            .lock()
+            .1
+            .values()
+            .filter(|e| e.channel == channel && e.state == DeliveryState::Pending)
+            .count()
+    }
+
     fn save(&self, entries: &[OutboxEntry]) -> Result<(), OutboxError> {
         let mut state = self.state.lock();
         for entry in entries {
@@ -442,6 +469,7 @@ pub fn fast_options() -> DispatchOptions {
             base: Duration::from_millis(20),
             cap: Duration::from_millis(100),
         },
+        max_retry_after: Duration::from_secs(300),
         dedup_window: Duration::ZERO,
         batch: 1000,
         digest_backlog: None,
