@@ -13,22 +13,12 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use alert_support::{Fake, Seen, ok_json, reserve_port, status};
+use alert_support::{Fake, Seen, arrived, ok_json, reserve_port, runtime, status, time};
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use support::{Collector, checkin, envelope, poll, sentry_auth};
-use tokio::runtime::Runtime;
-
-/// Runs the fakes.
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn keys(value: &Value) -> BTreeSet<&str> {
     value
@@ -37,17 +27,6 @@ fn keys(value: &Value) -> BTreeSet<&str> {
         .keys()
         .map(String::as_str)
         .collect()
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().expect("a time"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
-
-/// The wall-clock time a fake received a request.
-fn arrived(seen: &Seen) -> DateTime<Utc> {
-    Utc::now() - chrono::TimeDelta::from_std(seen.at.elapsed()).unwrap()
 }
 
 /// A value of `/metrics`, e.g. `watchpost_alerts_sent_total{channel="hook"}`.

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use alert_support::{Fake, Seen, status};
-use chrono::{DateTime, TimeDelta, Utc};
+use alert_support::{Fake, Seen, arrived, runtime, status, time};
+use chrono::TimeDelta;
 use reqwest::blocking::Client;
 use serde_json::Value;
 use support::{Collector, poll};
@@ -108,24 +108,6 @@ impl Drop for Jobs {
             let _ = thread.join();
         }
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().unwrap_or_else(|| panic!("a time: {value}")))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
-
-fn arrived(seen: &Seen) -> DateTime<Utc> {
-    Utc::now() - TimeDelta::from_std(seen.at.elapsed()).unwrap()
 }
 
 /// The `monitor.failed` alerts the webhook received, each checked for the §3.5 shape.
@@ -288,4 +270,41 @@ fn a_job_that_stopped_during_the_outage_is_reported_once_at_the_end_of_the_grace
         time(&after_outage[0]["date_added"]) < to,
         "the missed slot is one the outage hid: {checkins:?}"
     );
+}
+
+/// The liveness mark reaches the disk on an idle collector too (no check-in, no sweep): after
+/// a SIGKILL the next start measures the gap from the last second before the kill, not from
+/// the last write that happened to be flushed.
+#[test]
+fn an_idle_collector_knows_how_long_it_was_down_after_a_sigkill() {
+    let mut collector = Collector::start(None);
+    thread::sleep(Duration::from_secs(4));
+    collector.kill();
+    thread::sleep(Duration::from_secs(5));
+    collector.restart();
+    let stderr = without_colours(&collector.stderr());
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("the collector was not running"))
+        .unwrap_or_else(|| panic!("no outage logged at start:\n{stderr}"));
+    let seconds: i64 = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("seconds="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no seconds= in {line}"));
+    assert!((5..=7).contains(&seconds), "down for 5 s, logged {seconds} s: {line}");
+}
+
+/// `text` without the terminal colour codes the log may carry.
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

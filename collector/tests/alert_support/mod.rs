@@ -139,6 +139,27 @@ pub async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> b
     }
 }
 
+/// A runtime for the fakes of a synchronous test (the collector runs as its own process).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// An RFC 3339 time from an alert's JSON.
+pub fn time(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().unwrap_or_else(|| panic!("a time: {value}")))
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
+}
+
+/// The wall-clock time a fake received a request.
+pub fn arrived(seen: &Seen) -> DateTime<Utc> {
+    Utc::now() - chrono::TimeDelta::from_std(seen.at.elapsed()).unwrap()
+}
+
 /// A free loopback port: nothing listens there until a test starts a server on it, so until
 /// then connections are refused.
 pub fn reserve_port() -> SocketAddr {
