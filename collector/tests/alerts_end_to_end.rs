@@ -13,8 +13,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use alert_support::{Fake, Seen, arrived, ok_json, reserve_port, runtime, status, time};
-use chrono::{DateTime, Utc};
+use alert_support::{Fake, arrived, ok_json, reserve_port, runtime, status, time};
+use chrono::Utc;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
