@@ -725,11 +725,12 @@ impl Processor {
                 }
             }
             for key in &keys {
+                // Forgotten first: the delete's durability wait then covers it.
+                self.store.set_managed(key, false)?;
+                self.census.set_managed(key, false);
                 last = Some(self.store.delete_monitor(key)?);
                 self.deadlines.remove(key);
                 self.census.remove_monitor(key);
-                self.store.set_managed(key, false)?;
-                self.census.set_managed(key, false);
             }
         }
         if let Some(seq) = last {

@@ -4,8 +4,9 @@
 //!
 //! All of it lives in `meta`, JSON, written outside the committer's groups: none of it is
 //! written per accepted check-in. A refusal is one insert (and one remove of the record it
-//! pushes out of its project's last 100); flushed by the next group's flush, so a crash may
-//! lose the last second of them, which only a person reading them would notice. An origin is
+//! pushes out of its project's last 100) and a request to the flusher, not waited for: a
+//! crash may lose the refusals of the last few milliseconds, which only a person reading
+//! them would notice. An origin is
 //! written *before* the commit that creates or changes the monitor: sled recovers a prefix of
 //! its log, so a monitor that survives a crash never lost its origin.
 
@@ -51,11 +52,15 @@ fn origin_key(key: &MonitorKey) -> Vec<u8> {
 }
 
 impl Store {
-    /// Keeps a refusal.
+    /// Keeps a refusal, and asks the flusher for a flush: nothing else may be written for a
+    /// while after a refused request, and a refusal should survive a crash shortly after.
     pub fn save_refusal(&self, refusal: &RefusalRecord) -> Result<(), StoreError> {
         self.trees()
             .meta
             .insert(refusal_key(refusal.project, refusal.id), encode(refusal))?;
+        // Counted as a write, else the flush thread finds nothing new to flush.
+        self.inner.group.record_write();
+        self.inner.group.request();
         Ok(())
     }
 
@@ -76,7 +81,8 @@ impl Store {
     }
 
     /// Records whether a person set this monitor environment's config (`managed`) or a
-    /// check-in did (no record).
+    /// check-in did (no record). Counted as a write, so the durability wait of the commit
+    /// that follows covers it.
     pub fn set_managed(&self, key: &MonitorKey, managed: bool) -> Result<(), StoreError> {
         let meta = &self.trees().meta;
         if managed {
@@ -84,6 +90,7 @@ impl Store {
         } else {
             meta.remove(origin_key(key))?;
         }
+        self.inner.group.record_write();
         Ok(())
     }
 
