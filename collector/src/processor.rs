@@ -321,7 +321,11 @@ impl Processor {
         let mut stored = self.pending_or_stored_issue(pending, &issue_id)?;
         let caps = self.caps.of(input.project);
         let mut overflowed = false;
-        if stored.is_none() && !held.issue(&caps, input.project) {
+        // The overflow issue itself is not counted (as `Census::load` does not).
+        if stored.is_none()
+            && issue_id != overflow_issue_id(input.project)
+            && !held.issue(&caps, input.project)
+        {
             overflowed = true;
             if !pending.overflowed.contains(&input.project) {
                 pending.overflowed.push(input.project);

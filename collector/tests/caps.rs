@@ -311,4 +311,44 @@ sentry_sdk.flush()
         ),
         1
     );
+
+    // The dashboard shows it too, escaped.
+    let page = dashboard_page(&collector, "/refusals");
+    assert!(page.contains("<td>declared"), "{page}");
+    assert!(
+        page.contains("upsert = &quot;create_update&quot; lets check-ins change only monitors"),
+        "{page}"
+    );
+}
+
+/// A dashboard page, after logging in with the admin token.
+fn dashboard_page(collector: &Collector, path: &str) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let token: String = collector
+        .token
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let login = client
+        .post(collector.url("/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&next=%2F"))
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let response = client
+        .get(collector.url(path))
+        .header("Cookie", cookie)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().unwrap()
 }

@@ -7,8 +7,6 @@
 //! Pure like the rest of the engine: the processor passes in the counts it maintains and the
 //! monitor's origin, and acts on the verdict.
 
-use serde::Serialize;
-
 use super::issues::Issue;
 use super::model::MonitorKey;
 
@@ -50,8 +48,7 @@ impl Default for Caps {
 }
 
 /// What a check-in's `monitor_config` may do (`upsert` in the config file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Upsert {
     /// Check-ins never create or change monitors; `monitor_config` of an existing monitor is
     /// ignored (and the refusal recorded), a check-in for an unknown one is refused.
