@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::caps::CapsConfig;
+use crate::engine::caps::{Caps, Upsert};
 use crate::engine::probes::JsonExpectation;
 use crate::engine::{ConfigError as MonitorConfigError, ConfigPatch, MonitorConfig, MonitorKey};
 
@@ -123,6 +125,8 @@ pub struct Config {
     pub upstream: Option<Upstream>,
     /// `[limits]` (Watchpost extension to §3.1).
     pub limits: Limits,
+    /// `[caps]` and the overrides in `[[projects]]` (Watchpost extension to §3.1).
+    pub caps: CapsConfig,
 }
 
 /// `[limits]`: per-key ingest rate limiting (a token bucket per project key).
@@ -445,6 +449,8 @@ struct RawConfig {
     upstream: Option<RawUpstream>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    caps: RawCaps,
 }
 
 #[derive(Deserialize, Default)]
@@ -466,6 +472,10 @@ struct RawProject {
     id: u64,
     name: Option<String>,
     keys: Vec<String>,
+    monitors_per_project: Option<u64>,
+    environments_per_monitor: Option<u64>,
+    issues_per_project: Option<u64>,
+    upsert: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -569,6 +579,16 @@ struct RawLimits {
     ingest_burst: Option<u64>,
 }
 
+/// `[caps]`, or the same keys in one `[[projects]]` entry.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCaps {
+    monitors_per_project: Option<u64>,
+    environments_per_monitor: Option<u64>,
+    issues_per_project: Option<u64>,
+    upsert: Option<String>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRetention {
@@ -606,7 +626,11 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn config(&self, raw: RawConfig) -> Result<Config, Error> {
         let server = self.server(raw.server)?;
-        let projects = self.projects(raw.projects)?;
+        let mut caps = CapsConfig {
+            default: self::caps("caps", &raw.caps, &Caps::default())?,
+            projects: HashMap::new(),
+        };
+        let projects = self.projects(raw.projects, &mut caps)?;
         let channels = raw
             .channels
             .into_iter()
@@ -725,6 +749,7 @@ impl Validator<'_> {
             retention,
             upstream,
             limits,
+            caps,
         })
     }
 
@@ -869,7 +894,13 @@ impl Validator<'_> {
         })
     }
 
-    fn projects(&self, raw: Vec<RawProject>) -> Result<Vec<Project>, Error> {
+    /// The projects; the caps a project sets (each unset one from `[caps]`) go to
+    /// `default_caps.projects`.
+    fn projects(
+        &self,
+        raw: Vec<RawProject>,
+        default_caps: &mut CapsConfig,
+    ) -> Result<Vec<Project>, Error> {
         let mut ids = HashMap::new();
         let mut keys: HashMap<String, u64> = HashMap::new();
         let mut projects = Vec::with_capacity(raw.len());
@@ -914,6 +945,16 @@ impl Validator<'_> {
                     ));
                 }
                 project_keys.push(Secret::new(key));
+            }
+            let own = RawCaps {
+                monitors_per_project: p.monitors_per_project,
+                environments_per_monitor: p.environments_per_monitor,
+                issues_per_project: p.issues_per_project,
+                upsert: p.upsert,
+            };
+            let own = caps(&path, &own, &default_caps.default)?;
+            if own != default_caps.default {
+                default_caps.projects.insert(p.id, own);
             }
             projects.push(Project {
                 id: p.id,
@@ -1435,6 +1476,49 @@ fn limits(raw: &RawLimits) -> Result<Limits, Error> {
     })
 }
 
+/// Caps from `[caps]` (`path` = `caps`) or a `[[projects]]` entry, each unset field taken
+/// from `default`.
+fn caps(path: &str, raw: &RawCaps, default: &Caps) -> Result<Caps, Error> {
+    let cap = |field: &str, raw: Option<u64>, default: u32| {
+        count_or(
+            &format!("{path}.{field}"),
+            raw,
+            default as usize,
+            1..=u32::MAX as usize,
+        )
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    let upsert = match &raw.upsert {
+        None => default.upsert,
+        Some(value) => Upsert::parse(value).ok_or_else(|| {
+            Error::at(
+                format!("{path}.upsert"),
+                format!(
+                    "`{value}` is not a policy; use \"none\", \"create\", \"create_update\" or \"create_update_any\""
+                ),
+            )
+        })?,
+    };
+    Ok(Caps {
+        monitors_per_project: cap(
+            "monitors_per_project",
+            raw.monitors_per_project,
+            default.monitors_per_project,
+        )?,
+        environments_per_monitor: cap(
+            "environments_per_monitor",
+            raw.environments_per_monitor,
+            default.environments_per_monitor,
+        )?,
+        issues_per_project: cap(
+            "issues_per_project",
+            raw.issues_per_project,
+            default.issues_per_project,
+        )?,
+        upsert,
+    })
+}
+
 fn count_or(
     path: &str,
     raw: Option<u64>,
@@ -1487,6 +1571,44 @@ mod tests {
         assert_eq!(config.retention.checkins_per_monitor, 100);
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.limits.ingest_burst, 2000);
+    }
+
+    #[test]
+    fn caps_default_to_sentry_like_values_and_a_project_overrides_what_it_sets() {
+        let config = parse("").unwrap();
+        assert_eq!(config.caps.of(1), Caps::default());
+        assert_eq!(config.caps.of(1).upsert, Upsert::CreateUpdate);
+        let text = format!(
+            "[caps]\nmonitors_per_project = 20\nupsert = \"create\"\n\
+             [[projects]]\nid = 1\nkeys = [\"{KEY}\"]\n\
+             [[projects]]\nid = 2\nkeys = [\"{}\"]\nupsert = \"none\"\nissues_per_project = 5\n",
+            "b".repeat(32)
+        );
+        let config = parse(&text).unwrap();
+        let one = config.caps.of(1);
+        assert_eq!((one.monitors_per_project, one.upsert), (20, Upsert::Create));
+        let two = config.caps.of(2);
+        assert_eq!(
+            (two.monitors_per_project, two.issues_per_project, two.upsert),
+            (20, 5, Upsert::None)
+        );
+        assert_eq!(
+            two.environments_per_monitor,
+            crate::engine::caps::DEFAULT_ENVIRONMENTS_PER_MONITOR
+        );
+        for (text, expected) in [
+            (
+                "[caps]\nupsert = \"update\"\n",
+                "caps.upsert: `update` is not a policy",
+            ),
+            (
+                "[caps]\nmonitors_per_project = 0\n",
+                "caps.monitors_per_project: 0 is out of range",
+            ),
+        ] {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod dashboard;

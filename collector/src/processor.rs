@@ -38,8 +38,10 @@ use uuid::Uuid;
 use watchpost::protocol::Event;
 
 use crate::alert::{NewDelivery, Planner};
+use crate::caps::{CapsConfig, Census, Held, RefusalLog};
 use crate::config::{MonitorSpec, Retention};
-use crate::engine::issues::{event_issue_id, process_event, set_status};
+use crate::engine::caps::{OVERFLOW_FINGERPRINT, Origin, Refused, may_update};
+use crate::engine::issues::{event_issue_id, issue_id, process_event, set_status};
 use crate::engine::{
     CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind, Effect,
     Issue, IssueStatus, MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition,
@@ -66,6 +68,15 @@ pub enum ProcessError {
         index: usize,
         /// Why.
         rejection: Rejection,
+    },
+    /// Check-in number `index` would pass a cap or break the project's upsert policy: the
+    /// whole input is refused (and the refusal kept for people to see).
+    #[error("{refused}")]
+    Refused {
+        /// Position among the input's check-ins.
+        index: usize,
+        /// Which cap or rule.
+        refused: Refused,
     },
     /// An API edit names a monitor (environment) or an issue that does not exist.
     #[error("{0}")]
@@ -175,6 +186,11 @@ pub struct Processor {
     alerts: Arc<Planner>,
     /// The collector's own outages: fed by every write's outcome, read by the sweeps.
     liveness: Arc<Liveness>,
+    /// Caps and upsert policy per project (`engine::caps`), and the counts they are checked
+    /// against.
+    caps: CapsConfig,
+    census: Census,
+    refusals: Arc<RefusalLog>,
 }
 
 impl Processor {
@@ -195,7 +211,24 @@ impl Processor {
             retention,
             alerts,
             liveness: Arc::new(Liveness::none()),
+            caps: CapsConfig::default(),
+            census: Census::default(),
+            refusals: Arc::new(RefusalLog::in_memory()),
         }
+    }
+
+    /// Checks check-ins and events against `caps`, counting what the store holds now, and
+    /// keeps refusals in the store.
+    pub fn with_caps(mut self, caps: CapsConfig) -> Result<Processor, StoreError> {
+        self.census = Census::load(&self.store)?;
+        self.refusals = Arc::new(RefusalLog::load(&self.store, Utc::now())?);
+        self.caps = caps;
+        Ok(self)
+    }
+
+    /// The refusal log, for the API, the dashboard and `/metrics`.
+    pub fn refusals(&self) -> &Arc<RefusalLog> {
+        &self.refusals
     }
 
     /// Sweeps with the grace rules for these outages, and reports every write's outcome to it.
@@ -215,36 +248,53 @@ impl Processor {
             .iter()
             .map(|e| event_issue_id(e.project, &e.event))
             .collect();
+        // An event past the issues cap goes to its project's overflow issue, decided under
+        // the locks: that issue's stripe is taken too.
+        let overflow_ids: Vec<String> = batch
+            .events
+            .iter()
+            .map(|e| overflow_issue_id(e.project))
+            .collect();
         let (seq, accepted, alerted) = {
             let stripes = batch
                 .checkins
                 .iter()
                 .map(|c| self.locks.stripe(&c.key))
-                .chain(issue_ids.iter().map(|id| self.locks.stripe(id)));
+                .chain(issue_ids.iter().map(|id| self.locks.stripe(id)))
+                .chain(overflow_ids.iter().map(|id| self.locks.stripe(id)));
             let _guards = self.locks.lock_stripes(stripes).await;
             let now = Utc::now();
             let mut pending = Pending::default();
+            let mut held = Held::new(&self.census);
             let mut accepted = Accepted::default();
             for (index, input) in batch.checkins.into_iter().enumerate() {
-                match self.run_checkin(&mut pending, input, now)? {
-                    Ok(id) => accepted.ids.push(Some(id)),
-                    Err(Rejection::Disabled(key)) => {
+                match self.run_checkin(&mut pending, &mut held, input, now)? {
+                    Ok(Ok(id)) => accepted.ids.push(Some(id)),
+                    Ok(Err(Rejection::Disabled(key))) => {
                         accepted.ids.push(None);
                         accepted.dropped.push((index, Rejection::Disabled(key)));
                     }
-                    Err(rejection) => return Err(ProcessError::Rejected { index, rejection }),
+                    Ok(Err(rejection)) => {
+                        return Err(ProcessError::Rejected { index, rejection });
+                    }
+                    Err(refused) => {
+                        self.refusals.record(&refused, now);
+                        return Err(ProcessError::Refused { index, refused });
+                    }
                 }
             }
             for (input, id) in batch.events.into_iter().zip(issue_ids) {
-                self.run_event(&mut pending, input, id, now)?;
+                self.run_event(&mut pending, &mut held, input, id, now)?;
             }
+            let refused = std::mem::take(&mut pending.refused);
             let mut writes = pending.into_writes();
             writes.upstream.extend(batch.forward);
-            (
-                self.apply(&mut writes, now).await?,
-                accepted,
-                !writes.deliveries.is_empty(),
-            )
+            let seq = self.apply(&mut writes, now).await?;
+            held.keep();
+            for refused in &refused {
+                self.refusals.record(refused, now);
+            }
+            (seq, accepted, !writes.deliveries.is_empty())
         };
         self.durable(seq).await?;
         if alerted {
@@ -255,24 +305,53 @@ impl Processor {
 
     /// Folds one event into its issue (the pending state, else the stored one) and plans the
     /// alerts it causes.
+    ///
+    /// An event whose issue does not exist yet opens it only while the project is under
+    /// `caps.issues_per_project`; past it, the event is counted against the project's overflow
+    /// issue (its fingerprint replaced, its payload kept as sent) and the first such event of
+    /// the input is kept as a refusal, so people see why no new issue appeared.
     fn run_event(
         &self,
         pending: &mut Pending,
-        input: EventInput,
-        issue_id: String,
+        held: &mut Held<'_>,
+        mut input: EventInput,
+        mut issue_id: String,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let stored = match pending.issues.get(&issue_id) {
-            Some(issue) => Some(issue.clone()),
-            None => self.store.issue(&issue_id)?,
-        };
-        let (issue, effects) = process_event(
+        let mut stored = self.pending_or_stored_issue(pending, &issue_id)?;
+        let caps = self.caps.of(input.project);
+        let mut overflowed = false;
+        // The overflow issue itself is not counted (as `Census::load` does not).
+        if stored.is_none()
+            && issue_id != overflow_issue_id(input.project)
+            && !held.issue(&caps, input.project)
+        {
+            overflowed = true;
+            if !pending.overflowed.contains(&input.project) {
+                pending.overflowed.push(input.project);
+                pending.refused.push(Refused::IssuesPerProject {
+                    project: input.project,
+                    limit: caps.issues_per_project,
+                });
+            }
+            input.event.fingerprint = Some(vec![OVERFLOW_FINGERPRINT.to_owned()]);
+            issue_id = overflow_issue_id(input.project);
+            stored = self.pending_or_stored_issue(pending, &issue_id)?;
+        }
+        let new = stored.is_none();
+        let (mut issue, effects) = process_event(
             stored,
             &input.event,
             input.project,
             now,
             self.alerts.spike_rules(),
         );
+        if overflowed && new {
+            issue.title = format!(
+                "Events over the cap of {} issues of project {} (caps.issues_per_project)",
+                caps.issues_per_project, input.project
+            );
+        }
         for effect in &effects {
             pending
                 .deliveries
@@ -288,6 +367,18 @@ impl Processor {
             pending.changed_issues.push(issue_id);
         }
         Ok(())
+    }
+
+    /// An issue as this input has left it so far, else as stored.
+    fn pending_or_stored_issue(
+        &self,
+        pending: &Pending,
+        id: &str,
+    ) -> Result<Option<Issue>, StoreError> {
+        match pending.issues.get(id) {
+            Some(issue) => Ok(Some(issue.clone())),
+            None => self.store.issue(id),
+        }
     }
 
     /// Resolves, ignores or reopens an issue by hand (no alert: the person doing it knows).
@@ -315,14 +406,49 @@ impl Processor {
     }
 
     /// Runs one check-in against the pending state; the outer `Result` is a store failure,
-    /// the inner one the engine's verdict.
+    /// the middle one a cap or the upsert policy, the inner one the engine's verdict.
+    ///
+    /// Caps and policy first: a check-in that would create a monitor environment reserves it
+    /// in `held` (or is refused); one whose `monitor_config` the policy does not let change
+    /// the monitor is run without it, and a real change is kept as a refusal once written.
     fn run_checkin(
         &self,
         pending: &mut Pending,
-        input: CheckInInput,
+        held: &mut Held<'_>,
+        mut input: CheckInInput,
         now: DateTime<Utc>,
-    ) -> Result<Result<Uuid, Rejection>, StoreError> {
+    ) -> Result<Result<Result<Uuid, Rejection>, Refused>, StoreError> {
         let monitor = self.monitor_state(pending, &input.key)?;
+        let caps = self.caps.of(input.key.project);
+        match (&monitor, &input.config) {
+            (None, Some(_)) => {
+                if let Err(refused) = held.monitor(&caps, &input.key) {
+                    return Ok(Err(refused));
+                }
+            }
+            (Some(monitor), Some(patch)) => {
+                let origin = if self.census.is_managed(&monitor.key) {
+                    Origin::Managed
+                } else {
+                    Origin::CheckIn
+                };
+                if let Err(why) = may_update(caps.upsert, origin) {
+                    // Only a change is refused: SDKs send the same config with every
+                    // check-in, and that is no attempt to reconfigure.
+                    if patch
+                        .apply_to(&monitor.config)
+                        .map_or(true, |config| config != monitor.config)
+                    {
+                        pending.refused.push(Refused::ConfigChange {
+                            key: monitor.key.clone(),
+                            why,
+                        });
+                    }
+                    input.config = None;
+                }
+            }
+            _ => {}
+        }
         let existing = match target_checkin_id(monitor.as_ref(), &input) {
             Some(id) => match pending.checkins.get(&id) {
                 Some(checkin) => Some(checkin.clone()),
@@ -338,15 +464,15 @@ impl Processor {
             },
             None => None,
         };
-        Ok(
-            process_checkin(monitor, existing, input, now).map(|transition| {
+        Ok(Ok(process_checkin(monitor, existing, input, now).map(
+            |transition| {
                 let id = transition.checkin.id;
                 if !transition.unchanged {
                     pending.record(transition, &self.alerts, now);
                 }
                 id
-            }),
-        )
+            },
+        )))
     }
 
     /// A monitor environment as this input has left it so far, else as stored (remembered in
@@ -503,7 +629,10 @@ impl Processor {
     }
 
     /// `PUT`: creates the monitor environment(s) with `config`, or replaces their config.
-    /// Returns the environments and whether any was created.
+    /// Returns the environments and whether any was created. A person set their config: they
+    /// are marked managed (kept from check-ins under `upsert = "create_update"`), before the
+    /// commit so that a monitor that survives a crash has its mark. Counted against the caps,
+    /// never refused by them: the caps bound what the public key can do.
     pub async fn put(
         &self,
         target: Target,
@@ -515,7 +644,9 @@ impl Processor {
             let now = Utc::now();
             let mut monitors = Vec::with_capacity(keys.len());
             let mut created = false;
+            let mut new_keys = Vec::new();
             for key in &keys {
+                self.mark_managed(key)?;
                 let monitor = match self.store.monitor(key)? {
                     Some(mut monitor) => {
                         if monitor.config != config {
@@ -525,6 +656,7 @@ impl Processor {
                     }
                     None => {
                         created = true;
+                        new_keys.push(key);
                         MonitorEnv::new(key.clone(), config.clone())
                     }
                 };
@@ -534,11 +666,11 @@ impl Processor {
                 monitors,
                 ..WriteSet::default()
             };
-            (
-                self.apply(&mut writes, now).await?,
-                writes.monitors,
-                created,
-            )
+            let seq = self.apply(&mut writes, now).await?;
+            for key in new_keys {
+                self.census.add_monitor(key);
+            }
+            (seq, writes.monitors, created)
         };
         self.durable(seq).await?;
         Ok((monitors, created))
@@ -561,6 +693,8 @@ impl Processor {
                 };
                 let config = patch.config.apply_to(&monitor.config)?;
                 if config != monitor.config {
+                    // A person changed it: check-ins no longer may (see `put`).
+                    self.mark_managed(key)?;
                     monitor.apply_config(config, now);
                 }
                 if let Some(muted) = patch.muted {
@@ -595,8 +729,12 @@ impl Processor {
                 }
             }
             for key in &keys {
+                // Forgotten first: the delete's durability wait then covers it.
+                self.store.set_managed(key, false)?;
+                self.census.set_managed(key, false);
                 last = Some(self.store.delete_monitor(key)?);
                 self.deadlines.remove(key);
+                self.census.remove_monitor(key);
             }
         }
         if let Some(seq) = last {
@@ -610,6 +748,8 @@ impl Processor {
     pub async fn apply_specs(&self, specs: &[MonitorSpec]) -> Result<usize, ProcessError> {
         let mut changed = 0;
         for spec in specs {
+            // Declared by a person, whether or not it changes now.
+            self.mark_managed(&spec.key)?;
             let (monitors, created) = match self.store.monitor(&spec.key)? {
                 Some(monitor) if monitor.config == spec.config => continue,
                 _ => {
@@ -628,6 +768,15 @@ impl Processor {
             );
         }
         Ok(changed)
+    }
+
+    /// Marks a monitor environment as configured by a person, in the store and the census.
+    fn mark_managed(&self, key: &MonitorKey) -> Result<(), StoreError> {
+        if !self.census.is_managed(key) {
+            self.store.set_managed(key, true)?;
+            self.census.set_managed(key, true);
+        }
+        Ok(())
     }
 
     fn resolve(&self, target: &Target, create: bool) -> Result<Vec<MonitorKey>, ProcessError> {
@@ -763,6 +912,11 @@ impl PruneSchedule {
     }
 }
 
+/// The id of a project's overflow issue (`engine::caps::OVERFLOW_FINGERPRINT`).
+fn overflow_issue_id(project: u64) -> String {
+    issue_id(project, &[OVERFLOW_FINGERPRINT.to_owned()])
+}
+
 fn not_found(key: &MonitorKey) -> ProcessError {
     ProcessError::NotFound(format!(
         "monitor `{}` has no environment `{}` in project {}",
@@ -812,6 +966,11 @@ struct Pending {
     deliveries: Vec<NewDelivery>,
     /// Check-in ids looked up and found not stored (see [`WriteSet::unstored`]).
     unstored: Vec<Uuid>,
+    /// Refusals that do not stop the input (config changes, issues past the cap), kept once
+    /// the write went through.
+    refused: Vec<Refused>,
+    /// Projects whose events went to the overflow issue in this input.
+    overflowed: Vec<u64>,
 }
 
 impl Pending {

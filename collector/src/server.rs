@@ -249,7 +249,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             config.retention.clone(),
             Arc::clone(&planner),
         )
-        .watching(liveness),
+        .watching(liveness)
+        .with_caps(config.caps.clone())?,
     );
     processor
         .apply_specs(&config.monitors)

@@ -41,6 +41,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, H
     let mut text = state.metrics.render(&snapshot);
     state.upstream.write_metrics(&mut text);
     state.probes.write_metrics(&mut text);
+    state.processor.refusals().write_metrics(&mut text);
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -151,9 +151,9 @@ pub(super) async fn patch(
                 HttpError::unavailable(format!("{error}; retry later"))
             }
             // A status change is neither a check-in nor a config: not reachable.
-            error @ (ProcessError::Rejected { .. } | ProcessError::InvalidConfig(_)) => {
-                HttpError::internal(&error)
-            }
+            error @ (ProcessError::Rejected { .. }
+            | ProcessError::Refused { .. }
+            | ProcessError::InvalidConfig(_)) => HttpError::internal(&error),
         })?;
     Ok(Json(IssueView::from(&issue)).into_response())
 }

@@ -7,6 +7,7 @@ mod health;
 mod issues;
 mod monitors;
 mod probes;
+mod refusals;
 pub mod views;
 
 use axum::extract::{Request, State};
@@ -46,6 +47,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/issues/{id}", patch(issues::patch))
         .route("/api/v1/issues/{id}/events", get(issues::events))
         .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/refusals", get(refusals::list))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(health::healthz))

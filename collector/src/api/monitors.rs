@@ -31,6 +31,7 @@ fn api_error(error: ProcessError) -> HttpError {
         ProcessError::NotFound(message) => HttpError::not_found(message),
         ProcessError::InvalidConfig(e) => bad(e.to_string()),
         ProcessError::Rejected { rejection, .. } => bad(rejection.to_string()),
+        ProcessError::Refused { refused, .. } => HttpError::forbidden(refused.to_string()),
         ProcessError::Store(e) => e.into(),
         ProcessError::NotDurable(_) => HttpError::unavailable(format!("{error}; retry later")),
     }

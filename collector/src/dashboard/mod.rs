@@ -96,6 +96,7 @@ pub fn routes() -> Router<AppState> {
         .route("/issues/{id}", get(issue).post(issue_action))
         .route("/probes", get(probes))
         .route("/alerts", get(alerts))
+        .route("/refusals", get(refusals))
         .route("/badge/{project}/{file}", get(badge::badge))
         .layer(map_response(security_headers))
 }
@@ -184,9 +185,9 @@ impl From<ProcessError> for PageError {
     fn from(error: ProcessError) -> PageError {
         let status = match &error {
             ProcessError::NotFound(_) => StatusCode::NOT_FOUND,
-            ProcessError::Rejected { .. } | ProcessError::InvalidConfig(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ProcessError::Rejected { .. }
+            | ProcessError::Refused { .. }
+            | ProcessError::InvalidConfig(_) => StatusCode::BAD_REQUEST,
             ProcessError::Store(_) | ProcessError::NotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         PageError::new(status, "That did not work", error.to_string())
@@ -492,6 +493,12 @@ async fn alerts(State(state): State<AppState>, viewer: Viewer) -> PageResult {
         DELIVERIES_LISTED,
         Utc::now(),
     ))
+}
+
+async fn refusals(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    let now = Utc::now();
+    let refusals = state.processor.refusals().list(None, now);
+    page(pages::refusals(&viewer, &refusals, now))
 }
 
 #[derive(Deserialize)]

@@ -21,7 +21,7 @@ use crate::engine::{
     CheckIn, CheckInStatus, Incident, IncidentKind, IncidentReason, Issue, IssueStatus, MonitorEnv,
     MonitorStatus,
 };
-use crate::store::LogEntry;
+use crate::store::{LogEntry, RefusalRecord};
 
 /// Check-ins drawn in a timeline.
 pub(crate) const TIMELINE: usize = 50;
@@ -163,6 +163,7 @@ pub(crate) fn layout(title: &str, viewer: Option<&Viewer>, body: &Markup) -> Mar
                             a href="/issues" { "Issues" }
                             @if viewer.probes { a href="/probes" { "Probes" } }
                             a href="/alerts" { "Alerts" }
+                            a href="/refusals" { "Refusals" }
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(viewer.csrf);
                                 button type="submit" { "Log out" }
@@ -868,6 +869,44 @@ pub(crate) fn alerts(
             } @else {
                 p.dim { "The newest " (deliveries.len()) " (at most " (limit) "), newest first." }
                 (delivery_table(deliveries, now))
+            }
+        },
+    )
+}
+
+/// What the caps and the upsert policy refused in the last week (at most 100 per project),
+/// newest first: the sentence each sender was given, escaped like everything SDKs sent.
+pub(crate) fn refusals(viewer: &Viewer, refusals: &[RefusalRecord], now: DateTime<Utc>) -> Markup {
+    layout(
+        "Refusals",
+        Some(viewer),
+        &html! {
+            h1 { "Refusals" }
+            @if refusals.is_empty() {
+                p.dim {
+                    "None in the last week. Check-ins, events and monitor_config changes refused \
+                     by a cap or the upsert policy appear here."
+                }
+            } @else {
+                p.dim { "The last week's, at most 100 per project, newest first." }
+                div.scroll { table {
+                    thead { tr {
+                        th { "When" } th { "Project" } th { "Monitor" } th { "Reason" }
+                        th.wide { "What the sender was told" }
+                    } }
+                    tbody { @for r in refusals {
+                        tr {
+                            td { (at(r.at, now)) }
+                            td { (r.project) }
+                            td {
+                                @if let Some(slug) = &r.slug { (slug) }
+                                @if let Some(env) = &r.environment { br; span.dim { (env) } }
+                            }
+                            td { code { (r.reason) } }
+                            td.wide { (r.message) }
+                        }
+                    } }
+                } }
             }
         },
     )

@@ -22,6 +22,7 @@
 //! `docs/` by the lead.
 
 pub mod alerting;
+pub mod caps;
 mod checkin;
 mod config;
 pub mod deadlines;

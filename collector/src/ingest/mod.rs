@@ -103,6 +103,14 @@ fn process_error(error: ProcessError, context: impl Fn(usize) -> String) -> Http
             let (status, reason) = rejection_status(&rejection);
             HttpError::new(status, reason, format!("{}{rejection}", context(index)))
         }
+        // 403, not 429: a cap is not lifted by waiting, so a client must not retry (Sentry's
+        // SDKs back off and resend after a 429, and ours holds nothing after a 4xx other
+        // than 429); a person has to act, as the sentence says.
+        ProcessError::Refused { index, refused } => HttpError::new(
+            StatusCode::FORBIDDEN,
+            refused.reason(),
+            format!("{}{refused}", context(index)),
+        ),
         ProcessError::NotFound(message) => HttpError::not_found(message),
         ProcessError::InvalidConfig(e) => HttpError::bad_request("invalid_config", e.to_string()),
         ProcessError::Store(e) => e.into(),

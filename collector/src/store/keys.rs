@@ -26,6 +26,21 @@ pub(super) fn monitor(key: &MonitorKey) -> Vec<u8> {
     out
 }
 
+/// The monitor environment of a [`monitor`] key.
+pub(super) fn parse_monitor(key: &[u8]) -> Option<MonitorKey> {
+    let project = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+    let slug_len = usize::from(*key.get(8)?);
+    let slug = std::str::from_utf8(key.get(9..9 + slug_len)?).ok()?;
+    let rest = key.get(9 + slug_len..)?;
+    let env_len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
+    let environment = std::str::from_utf8(rest.get(2..)?).ok()?;
+    (environment.len() == env_len).then(|| MonitorKey {
+        project,
+        slug: slug.to_owned(),
+        environment: environment.to_owned(),
+    })
+}
+
 /// A time as 8 bytes that sort like the time: microseconds since the epoch with the sign bit
 /// flipped, big-endian.
 pub(super) fn time(at: DateTime<Utc>) -> [u8; 8] {
@@ -128,6 +143,18 @@ mod tests {
         assert!(!env_long.starts_with(&short));
         assert!(short.starts_with(&monitor_prefix(1, "job")));
         assert!(!long.starts_with(&monitor_prefix(1, "job")));
+    }
+
+    #[test]
+    fn a_monitor_key_parses_back() {
+        for k in [
+            key("job", "prod"),
+            key("a", ""),
+            key(&"s".repeat(50), "staging-eu"),
+        ] {
+            assert_eq!(parse_monitor(&monitor(&k)), Some(k));
+        }
+        assert_eq!(parse_monitor(&monitor_prefix(1, "job")), None);
     }
 
     #[test]

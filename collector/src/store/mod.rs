@@ -47,6 +47,7 @@ mod migrate;
 mod outbox;
 mod probes;
 mod redo;
+mod refusals;
 mod space;
 mod upstream;
 
@@ -66,6 +67,7 @@ pub use codec::CodecError;
 use durability::GroupCommit;
 pub use durability::Seq;
 pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
+pub use refusals::RefusalRecord;
 pub use upstream::QueuedEnvelope;
 
 use crate::alert::NewDelivery;
