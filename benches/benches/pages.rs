@@ -37,7 +37,7 @@ fn monitor(n: u64) -> MonitorEnv {
         key,
         MonitorConfig::new(Schedule::interval(1, IntervalUnit::Day).unwrap()),
     );
-    monitor.status = if n % 100 == 0 {
+    monitor.status = if n.is_multiple_of(100) {
         MonitorStatus::Error
     } else {
         MonitorStatus::Ok
