@@ -102,7 +102,11 @@ pub(super) fn scan<T>(
         // A cursor outside the prefix (another filter's) clamps to it.
         Cursor::After(key) if key.as_slice() >= prefix => (Bound::Excluded(key.clone()), upper),
         Cursor::After(_) => (lower, upper),
-        Cursor::Before(key) => (lower, Bound::Excluded(key.clone())),
+        // Likewise: never past the prefix's end.
+        Cursor::Before(key) => match &upper {
+            Bound::Excluded(end) if key > end => (lower, upper),
+            _ => (lower, Bound::Excluded(key.clone())),
+        },
     };
     if let (Bound::Excluded(start) | Bound::Included(start), Bound::Excluded(end)) = &range
         && start >= end
@@ -228,6 +232,17 @@ mod tests {
         .unwrap();
         assert!(page.items.is_empty());
         assert_eq!(page.next, Some(Cursor::After(b"p/0029".to_vec())));
+    }
+
+    #[test]
+    fn a_cursor_from_outside_the_prefix_stays_inside_it() {
+        let (_dir, tree) = tree_of(5);
+        let ahead = read(&tree, &Cursor::Before(b"r".to_vec()), 10);
+        assert_eq!(ahead.items, (0..5).collect::<Vec<_>>());
+        let behind = read(&tree, &Cursor::After(b"a".to_vec()), 10);
+        assert_eq!(behind.items, (0..5).collect::<Vec<_>>());
+        let past = read(&tree, &Cursor::After(b"r".to_vec()), 10);
+        assert!(past.items.is_empty() && past.next.is_none());
     }
 
     #[test]
