@@ -14,7 +14,7 @@ use std::thread;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Collector, checkin, envelope};
+use support::{Collector, checkin, envelope, interval};
 
 /// `watchpost <args>` in `cwd` with only the given environment of ours.
 fn watchpost_in(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
@@ -451,4 +451,25 @@ fn issues_commands_speak_the_contract() {
         seen.iter()
             .all(|s| s.authorization == "Bearer 0123456789abcdef0123")
     );
+}
+
+#[test]
+fn monitors_list_follows_the_api_pages_to_the_end() {
+    let cli = Cli::start();
+    // More than two pages of the API's default 100.
+    let payloads: Vec<String> = (0..250)
+        .map(|n| checkin(&format!("job-{n:03}"), "ok", None, Some(interval(1, "day"))))
+        .collect();
+    let items: Vec<(&str, &str)> = payloads.iter().map(|p| ("check_in", p.as_str())).collect();
+    let (status, body) = cli.collector.post_envelope(envelope(&items));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = cli.json(&["monitors", "list"]);
+    let slugs: std::collections::BTreeSet<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(list.as_array().unwrap().len(), 250);
+    assert_eq!(slugs.len(), 250);
 }

@@ -13,6 +13,7 @@ use chrono::Utc;
 use crate::http::HttpError;
 use crate::metrics::Snapshot;
 use crate::server::AppState;
+use crate::store::STATUSES;
 
 /// `GET /healthz`: 200 when the store takes writes and the sweeper, the alert dispatcher and
 /// every probe task run, else 503. The verdict is `crate::health`'s, the one the watchdog heeds.
@@ -26,12 +27,15 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Response {
     (status, Json(health)).into_response()
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`. The monitor gauges come from the store's counters (`store/tally.rs`), so a
+/// scrape costs the same whatever the number of monitors: it used to decode every monitor record
+/// on a tokio worker (0.25–0.38 s at 200,000 monitors; eight scrapers stalled pings).
 pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, HttpError> {
-    let mut monitors = BTreeMap::new();
-    for monitor in state.store.monitors(None)? {
-        *monitors.entry(monitor.status).or_insert(0) += 1;
-    }
+    let counts = state.store.monitor_counts()?;
+    let monitors: BTreeMap<_, _> = STATUSES
+        .iter()
+        .map(|status| (*status, counts.of(*status)))
+        .collect();
     let snapshot = Snapshot {
         monitors,
         deadlines: state.deadlines.len(),

@@ -6,6 +6,7 @@ mod alerts;
 mod health;
 mod issues;
 mod monitors;
+pub mod paging;
 mod probes;
 mod refusals;
 pub mod views;

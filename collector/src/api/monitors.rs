@@ -8,6 +8,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::paging::{page_request, page_response};
 use super::views::{CheckInView, IncidentView, LogView, MonitorView};
 use crate::engine::{ConfigPatch, MonitorEnv, MonitorKey, MonitorStatus, normalize_environment};
 use crate::http::{HttpError, query_pairs, query_value, read_body};
@@ -17,6 +18,13 @@ use crate::server::AppState;
 /// Default and largest `limit` for check-in and log listings.
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
+/// Default and largest page of monitor environments.
+const MONITORS_DEFAULT: usize = 100;
+const MONITORS_MAX: usize = 1000;
+/// With `environment` or `status`, a page examines at most this many records per row asked
+/// for, so a filter that matches little still reads a bounded amount; such a page may hold
+/// fewer rows than `limit` (even none) and still carry a cursor.
+const EXAMINE_PER_ROW: usize = 10;
 /// Largest JSON body for `PUT` and `PATCH`.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -77,7 +85,8 @@ fn monitors_response(status: StatusCode, monitors: &[MonitorEnv]) -> Response {
     (status, Json(views)).into_response()
 }
 
-/// `GET /api/v1/monitors?project=&environment=&status=`.
+/// `GET /api/v1/monitors?project=&environment=&status=&limit=&cursor=`: one page in key order
+/// (project, slug, environment), the next page's cursor in the headers (`paging.rs`).
 pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult {
     let query = query_pairs(&uri)?;
     let project = query_value(&query, "project")
@@ -96,14 +105,21 @@ pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult {
             )));
         }
     };
-    let mut monitors = state.store.monitors(project)?;
-    monitors.retain(|m| {
-        environment
-            .as_ref()
-            .is_none_or(|env| &m.key.environment == env)
-            && status.is_none_or(|status| m.status == status)
-    });
-    Ok(monitors_response(StatusCode::OK, &monitors))
+    let page = page_request(&query, MONITORS_DEFAULT, MONITORS_MAX)?;
+    let found = state.store.monitors_page(
+        project,
+        &page.cursor,
+        page.limit,
+        page.limit * EXAMINE_PER_ROW,
+        |m| {
+            environment
+                .as_ref()
+                .is_none_or(|env| &m.key.environment == env)
+                && status.is_none_or(|status| m.status == status)
+        },
+    )?;
+    let views: Vec<MonitorView<'_>> = found.items.iter().map(MonitorView::from).collect();
+    Ok(page_response(&uri, &query, &views, found.next.as_ref()))
 }
 
 /// The environments a request addresses: one (`?environment=`) or all; 404 if none exist.

@@ -77,6 +77,39 @@ impl Client {
         self.call(Method::GET, path, None).await
     }
 
+    /// Every page of a list (`path` without `cursor`): follows the `X-Next-Cursor` header the
+    /// API sends while more pages follow, and joins the arrays.
+    pub(super) async fn get_all(&self, path: &str) -> Result<Value, Failure> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let paged = match &cursor {
+                None => path.to_owned(),
+                Some(c) if path.contains('?') => format!("{path}&cursor={}", encode(c)),
+                Some(c) => format!("{path}?cursor={}", encode(c)),
+            };
+            let response = self
+                .http
+                .get(format!("{}{paged}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .map_err(|e| unreachable(&self.base, &e))?;
+            cursor = response
+                .headers()
+                .get("x-next-cursor")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            match answer(response, &format!("GET {path}")).await? {
+                Value::Array(items) => all.extend(items),
+                other => return Ok(other),
+            }
+            if cursor.is_none() {
+                return Ok(Value::Array(all));
+            }
+        }
+    }
+
     pub(super) async fn patch(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         self.call(Method::PATCH, path, Some(body)).await
     }

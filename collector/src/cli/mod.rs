@@ -288,7 +288,7 @@ async fn monitors(client: &Client, json: bool, action: MonitorsCommand) -> Resul
                     ("status", status),
                 ])
             );
-            let list = client.get(&path).await?;
+            let list = client.get_all(&path).await?;
             return Ok(if json {
                 pretty(&list)
             } else {

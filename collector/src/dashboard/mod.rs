@@ -34,12 +34,12 @@ use subtle::ConstantTimeEq;
 pub use badge::{BADGE_SECRET_FILE, BadgeKeys};
 pub use session::{Sessions, Viewer};
 
-use crate::engine::{IssueStatus, MonitorKey, normalize_environment};
+use crate::engine::{IssueStatus, MonitorEnv, MonitorKey, MonitorStatus, normalize_environment};
 use crate::http::{query_pairs, query_value};
 use crate::processor::{Patch, ProcessError, Target};
 use crate::server::AppState;
-use crate::store::StoreError;
-use pages::{EnvDetail, MonitorPage, MonitorRow, Overview, TIMELINE};
+use crate::store::{Cursor, StoreError};
+use pages::{EnvDetail, MonitorPage, MonitorRow, Overview, Pager, TIMELINE};
 
 /// Check-ins listed on a monitor's page per environment (the timeline shows [`TIMELINE`]).
 const CHECKINS_SHOWN: usize = TIMELINE;
@@ -49,6 +49,10 @@ const LOGS_SHOWN: usize = 20;
 const DELIVERIES_SHOWN: usize = 10;
 /// Alert deliveries listed on the alerts page.
 const DELIVERIES_LISTED: usize = 200;
+/// Monitor environments per page of `/monitors`.
+const MONITORS_PER_PAGE: usize = 50;
+/// Failing monitors listed on the overview.
+const FAILING_SHOWN: usize = 50;
 /// Checks drawn in a probe's latency sparkline.
 const PROBE_CHECKS_SHOWN: usize = 50;
 
@@ -275,10 +279,12 @@ async fn logout(
 
 // ---- pages ---------------------------------------------------------------------------------
 
-fn monitor_rows(state: &AppState) -> Result<Vec<MonitorRow>, StoreError> {
-    state
-        .store
-        .monitors(None)?
+/// Rows for monitor environments already read: each with its newest check-ins.
+fn monitor_rows(
+    state: &AppState,
+    monitors: impl IntoIterator<Item = MonitorEnv>,
+) -> Result<Vec<MonitorRow>, StoreError> {
+    monitors
         .into_iter()
         .map(|monitor| {
             let recent = state.store.checkins(&monitor.key, TIMELINE)?;
@@ -288,9 +294,25 @@ fn monitor_rows(state: &AppState) -> Result<Vec<MonitorRow>, StoreError> {
 }
 
 async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    let open_incidents = state.store.incidents(true)?;
+    // A failing monitor is one with an open incident, so the open incidents name them: read by
+    // key rather than found by scanning every monitor (500,000 of them took seconds).
+    let mut failing = Vec::new();
+    for incident in &open_incidents {
+        if failing.len() == FAILING_SHOWN {
+            break;
+        }
+        if let Some(monitor) = state.store.monitor(&incident.key)?
+            && monitor.status == MonitorStatus::Error
+            && !failing.iter().any(|m: &MonitorEnv| m.key == monitor.key)
+        {
+            failing.push(monitor);
+        }
+    }
     let overview = Overview {
-        monitors: monitor_rows(&state)?,
-        open_incidents: state.store.incidents(true)?,
+        counts: state.store.monitor_counts()?,
+        failing: monitor_rows(&state, failing)?,
+        open_incidents,
         issues: data::issues(&state)?,
         probes: data::probes(&state, 0)?,
         deliveries: data::deliveries(&state, DELIVERIES_SHOWN)?,
@@ -299,8 +321,38 @@ async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     page(pages::overview(&viewer, &overview, Utc::now()))
 }
 
-async fn monitors(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    page(pages::monitors(&viewer, &monitor_rows(&state)?, Utc::now()))
+/// `/monitors?cursor=`: one page of [`MONITORS_PER_PAGE`] in key order (project, slug,
+/// environment), read by a range scan from the cursor, with links to the pages either side and
+/// the total from the store's counters.
+async fn monitors(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> PageResult {
+    let query = query_pairs(&uri).map_err(|_| bad_page_link().for_viewer(&viewer))?;
+    let from = match query_value(&query, "cursor") {
+        None => Cursor::Start,
+        Some(raw) => Cursor::parse(raw).map_err(|_| bad_page_link().for_viewer(&viewer))?,
+    };
+    let found =
+        state
+            .store
+            .monitors_page(None, &from, MONITORS_PER_PAGE, MONITORS_PER_PAGE, |_| true)?;
+    let link = |cursor: &Cursor| match cursor {
+        Cursor::Start => "/monitors".to_owned(),
+        cursor => format!("/monitors?cursor={}", cursor.encode()),
+    };
+    let pager = Pager {
+        prev: found.prev.as_ref().map(link),
+        next: found.next.as_ref().map(link),
+    };
+    let total = state.store.monitor_counts()?.total();
+    let rows = monitor_rows(&state, found.items)?;
+    page(pages::monitors(&viewer, &rows, total, &pager, Utc::now()))
+}
+
+fn bad_page_link() -> PageError {
+    PageError::new(
+        StatusCode::BAD_REQUEST,
+        "Bad page link",
+        "This page link is damaged. Start again from the first page of monitors.",
+    )
 }
 
 /// Project and normalized slug from the path, or a 404 page.

@@ -21,7 +21,7 @@ use crate::engine::{
     CheckIn, CheckInStatus, Incident, IncidentKind, IncidentReason, Issue, IssueStatus, MonitorEnv,
     MonitorStatus,
 };
-use crate::store::{LogEntry, RefusalRecord};
+use crate::store::{LogEntry, MonitorCounts, RefusalRecord};
 
 /// Check-ins drawn in a timeline.
 pub(crate) const TIMELINE: usize = 50;
@@ -107,12 +107,22 @@ pub(crate) struct MonitorRow {
 /// What the overview shows.
 #[derive(Debug)]
 pub(crate) struct Overview {
-    pub(crate) monitors: Vec<MonitorRow>,
+    /// Monitor environments by status, from the store's counters.
+    pub(crate) counts: MonitorCounts,
+    /// Failing monitors (those with an open incident), at most a page of them.
+    pub(crate) failing: Vec<MonitorRow>,
     pub(crate) open_incidents: Vec<Incident>,
     pub(crate) issues: Option<Vec<Issue>>,
     pub(crate) probes: Option<Vec<ProbeRow>>,
     pub(crate) deliveries: Option<Vec<DeliveryRow>>,
     pub(crate) failed_deliveries: Option<usize>,
+}
+
+/// Links to the pages either side of a paged list.
+#[derive(Debug)]
+pub(crate) struct Pager {
+    pub(crate) prev: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 /// One environment on a monitor's page.
@@ -214,17 +224,8 @@ pub(crate) fn error(viewer: Option<&Viewer>, title: &str, message: &str) -> Mark
 }
 
 pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Markup {
-    let count = |status: MonitorStatus| {
-        o.monitors
-            .iter()
-            .filter(|m| m.monitor.status == status)
-            .count()
-    };
-    let failing: Vec<&MonitorRow> = o
-        .monitors
-        .iter()
-        .filter(|m| m.monitor.status == MonitorStatus::Error)
-        .collect();
+    let count = |status: MonitorStatus| usize::try_from(o.counts.of(status)).unwrap_or(usize::MAX);
+    let failing: Vec<&MonitorRow> = o.failing.iter().collect();
     let unresolved = o.issues.as_ref().map(|issues| {
         issues
             .iter()
@@ -261,6 +262,12 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
                 p.dim { "None. " a href="/monitors" { "All monitors" } }
             } @else {
                 (monitor_table(&failing, now))
+                @if count(MonitorStatus::Error) > failing.len() {
+                    p.dim {
+                        "The first " (failing.len()) " of " (count(MonitorStatus::Error))
+                        " failing; each has an open incident (below)."
+                    }
+                }
             }
             h2 { "Open incidents" }
             (incident_table(&o.open_incidents, now))
@@ -295,14 +302,23 @@ fn card(label: &str, n: usize, alarming: bool) -> Markup {
     html! { div class=(class) { b { (n) } (label) } }
 }
 
-pub(crate) fn monitors(viewer: &Viewer, rows: &[MonitorRow], now: DateTime<Utc>) -> Markup {
+pub(crate) fn monitors(
+    viewer: &Viewer,
+    rows: &[MonitorRow],
+    total: u64,
+    pager: &Pager,
+    now: DateTime<Utc>,
+) -> Markup {
     let rows: Vec<&MonitorRow> = rows.iter().collect();
     layout(
         "Monitors",
         Some(viewer),
         &html! {
             h1 { "Monitors" }
-            @if rows.is_empty() {
+            @if total > 0 {
+                p.dim { (total) " monitor environments, " (rows.len()) " on this page." }
+            }
+            @if rows.is_empty() && pager.prev.is_none() {
                 p {
                     "No monitors yet. A check-in with a "
                     code { "monitor_config" }
@@ -313,8 +329,21 @@ pub(crate) fn monitors(viewer: &Viewer, rows: &[MonitorRow], now: DateTime<Utc>)
             } @else {
                 (monitor_table(&rows, now))
             }
+            (pager_links(pager))
         },
     )
+}
+
+/// "Previous" and "Next" links, where there is such a page.
+fn pager_links(pager: &Pager) -> Markup {
+    html! {
+        @if pager.prev.is_some() || pager.next.is_some() {
+            nav.pager aria-label="pages" {
+                @if let Some(prev) = &pager.prev { a rel="prev" href=(prev) { "← Previous" } }
+                @if let Some(next) = &pager.next { a rel="next" href=(next) { "Next →" } }
+            }
+        }
+    }
 }
 
 fn monitor_table(rows: &[&MonitorRow], now: DateTime<Utc>) -> Markup {

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{Count, Counts};
-use crate::engine::{CheckIn, CheckInStatus, MonitorEnv, MonitorKey, OpenRun};
+use crate::engine::{CheckIn, CheckInStatus, MonitorEnv, MonitorKey, MonitorStatus, OpenRun};
 
 /// Entries per map: 16,384 monitor environments (~10 MB) and as many open runs.
 pub(super) const CAPACITY: usize = 16_384;
@@ -43,9 +43,13 @@ impl HotCache {
         self.monitors.get(key)
     }
 
-    /// The open runs of a cached monitor environment.
-    pub(super) fn open_runs(&self, key: &MonitorKey) -> Option<Vec<OpenRun>> {
-        self.monitors.0.lock().get(key).map(|m| m.open_runs.clone())
+    /// The status and open runs of a cached monitor environment.
+    pub(super) fn state(&self, key: &MonitorKey) -> Option<(MonitorStatus, Vec<OpenRun>)> {
+        self.monitors
+            .0
+            .lock()
+            .get(key)
+            .map(|m| (m.status, m.open_runs.clone()))
     }
 
     pub(super) fn run(&self, id: Uuid) -> Option<CheckIn> {

@@ -45,10 +45,12 @@ mod keys;
 mod liveness;
 mod migrate;
 mod outbox;
+mod page;
 mod probes;
 mod redo;
 mod refusals;
 mod space;
+mod tally;
 mod upstream;
 
 use std::collections::HashMap;
@@ -68,12 +70,14 @@ use durability::GroupCommit;
 pub use durability::Seq;
 pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
 pub use refusals::RefusalRecord;
+pub use page::{BadCursor, Cursor, Page};
+pub use tally::{MonitorCounts, STATUSES};
 pub use upstream::QueuedEnvelope;
 
 use crate::alert::NewDelivery;
 use crate::engine::{
     CheckIn, CheckInStatus, Deadline, DeadlineSource, Effect, Incident, Issue, MonitorEnv,
-    MonitorKey, OpenRun, deadlines_of,
+    MonitorKey, MonitorStatus, OpenRun, deadlines_of,
 };
 use outbox::OutboxCount;
 
@@ -316,6 +320,8 @@ struct Inner {
     events: AtomicUsize,
     outbox: OutboxCount,
     space: space::Space,
+    /// Monitor environments by status (`tally.rs`).
+    tally: tally::Tally,
 }
 
 /// The sled store. Cheap to clone.
@@ -459,6 +465,8 @@ impl Store {
             Some(_) => {}
         }
         let events = AtomicUsize::new(trees.events.len());
+        let tally = tally::Tally::default();
+        tally.reset(&count_monitors(&trees)?);
         let outbox = OutboxCount::load(trees.outbox.len(), &trees.outbox_pending)?;
         let group = Arc::new(GroupCommit::new());
         let space = space::Space::new(dir.to_owned());
@@ -479,6 +487,7 @@ impl Store {
                 events,
                 outbox,
                 space,
+                tally,
             }),
         })
     }
@@ -632,14 +641,42 @@ impl Store {
             .transpose()
     }
 
-    /// Every monitor environment, or those of one project, ordered by project, slug,
-    /// environment.
-    pub fn monitors(&self, project: Option<u64>) -> Result<Vec<MonitorEnv>, StoreError> {
-        let iter = match project {
-            Some(id) => self.trees().monitors.scan_prefix(id.to_be_bytes()),
-            None => self.trees().monitors.iter(),
-        };
-        iter.values().map(|v| decode_monitor(&v?)).collect()
+    /// One page of monitor environments (all, or one project's) in key order — project, slug,
+    /// environment — from `from`: a range scan from the cursor, never a scan and skip. At most
+    /// `limit` that `keep` accepts, after examining at most `examine` records, so a filter that
+    /// matches little still costs a bounded read per page (such a page may hold fewer than
+    /// `limit` and still have a next one).
+    pub fn monitors_page(
+        &self,
+        project: Option<u64>,
+        from: &Cursor,
+        limit: usize,
+        examine: usize,
+        keep: impl Fn(&MonitorEnv) -> bool,
+    ) -> Result<Page<MonitorEnv>, StoreError> {
+        let prefix = project
+            .map(|id| id.to_be_bytes().to_vec())
+            .unwrap_or_default();
+        page::scan(
+            &self.trees().monitors,
+            &prefix,
+            from,
+            limit,
+            examine,
+            |_, value| {
+                let monitor = decode_monitor(value)?;
+                Ok(keep(&monitor).then_some(monitor))
+            },
+        )
+    }
+
+    /// Monitor environments by status, from counters the writes maintain (`tally.rs`): no scan,
+    /// unless a failed write left them possibly wrong.
+    pub fn monitor_counts(&self) -> Result<MonitorCounts, StoreError> {
+        if self.inner.tally.is_stale() {
+            self.inner.tally.reset(&count_monitors(self.trees())?);
+        }
+        Ok(self.inner.tally.read())
     }
 
     /// Every environment of one monitor.
@@ -770,10 +807,11 @@ impl Store {
             );
             if written.is_err() {
                 self.inner.cache.forget_counts();
+                self.inner.tally.mark_stale();
             }
             written?;
         }
-        self.committed(set, &prepared.pruned, &prepared.counts);
+        self.committed(set, &prepared.pruned, &prepared.counts, &prepared.moves);
         Ok(self.inner.group.record_write())
     }
 
@@ -789,6 +827,7 @@ impl Store {
         let prepared = self.prepare(set, now)?;
         let pruned = prepared.pruned.clone();
         let counts = prepared.counts.clone();
+        let moves = prepared.moves.clone();
         let seq = if prepared.is_empty() {
             self.inner.group.record_write()
         } else {
@@ -799,10 +838,11 @@ impl Store {
                 .await;
             if submitted.is_err() {
                 self.inner.cache.forget_counts();
+                self.inner.tally.mark_stale();
             }
             submitted?
         };
-        self.committed(set, &pruned, &counts);
+        self.committed(set, &pruned, &counts, &moves);
         Ok(seq)
     }
 
@@ -819,6 +859,7 @@ impl Store {
             owners,
             net,
             forget_all,
+            moves,
         } = self.prepare_checkins(set)?;
         counts.forget_all = forget_all;
         let incidents = set
@@ -915,6 +956,7 @@ impl Store {
             removes,
             pruned,
             counts,
+            moves,
             now,
         })
     }
@@ -925,11 +967,19 @@ impl Store {
     /// gets its record here.
     fn prepare_checkins<'a>(&self, set: &'a WriteSet) -> Result<PreparedCheckIns<'a>, StoreError> {
         // Which runs were open before this write, and which are after.
+        // and how each monitor's status changes (for the tally), from one read of each.
         let mut was_open: HashMap<(&MonitorKey, Uuid), OpenRun> = HashMap::new();
+        let mut moves: HashMap<&MonitorKey, StatusMove> = HashMap::new();
         for m in &set.monitors {
-            for run in self.open_runs(&m.key)? {
+            let (before, runs) = match self.stored_state(&m.key)? {
+                Some((status, runs)) => (Some(status), runs),
+                None => (None, Vec::new()),
+            };
+            for run in runs {
                 was_open.insert((&m.key, run.id), run);
             }
+            // Listed twice, the last state is what is stored; `before` is the same for both.
+            moves.insert(&m.key, (before, m.status));
         }
         let is_open: std::collections::HashSet<(&MonitorKey, Uuid)> = set
             .monitors
@@ -941,6 +991,7 @@ impl Store {
             owners: Vec::with_capacity(set.checkins.len()),
             net: HashMap::new(),
             forget_all: false,
+            moves: moves.into_values().collect(),
         };
         for c in &set.checkins {
             let prefix = keys::monitor(&c.key);
@@ -988,12 +1039,26 @@ impl Store {
 
     /// The open runs of a monitor environment as stored (none if it is not).
     fn open_runs(&self, key: &MonitorKey) -> Result<Vec<OpenRun>, StoreError> {
-        if let Some(runs) = self.inner.cache.open_runs(key) {
-            return Ok(runs);
+        Ok(self
+            .stored_state(key)?
+            .map(|(_, runs)| runs)
+            .unwrap_or_default())
+    }
+
+    /// The stored status and open runs of a monitor environment, if it is stored.
+    fn stored_state(
+        &self,
+        key: &MonitorKey,
+    ) -> Result<Option<(MonitorStatus, Vec<OpenRun>)>, StoreError> {
+        if let Some(state) = self.inner.cache.state(key) {
+            return Ok(Some(state));
         }
         match self.trees().monitors.get(keys::monitor(key))? {
-            Some(value) => Ok(decode_monitor(&value)?.open_runs),
-            None => Ok(Vec::new()),
+            Some(value) => {
+                let monitor = decode_monitor(&value)?;
+                Ok(Some((monitor.status, monitor.open_runs)))
+            }
+            None => Ok(None),
         }
     }
 
@@ -1092,8 +1157,11 @@ impl Store {
     }
 
     /// Takes in what a successful write of `set` changed: caches and counters.
-    fn committed(&self, set: &WriteSet, pruned: &[Uuid], counts: &Counts) {
+    fn committed(&self, set: &WriteSet, pruned: &[Uuid], counts: &Counts, moves: &[StatusMove]) {
         self.inner.cache.committed(&set.monitors, &set.checkins);
+        for (before, after) in moves {
+            self.inner.tally.moved(*before, Some(*after));
+        }
         self.inner.cache.pruned(pruned.iter().copied());
         self.inner.cache.counted(counts);
         if !set.events.is_empty() {
@@ -1133,6 +1201,7 @@ impl Store {
     pub fn delete_monitor(&self, key: &MonitorKey) -> Result<Seq, StoreError> {
         let t = self.trees();
         let prefix = keys::monitor(key);
+        let before = self.stored_state(key)?.map(|(status, _)| status);
         let collect = |tree: &sled::Tree| -> Result<Vec<sled::IVec>, sled::Error> {
             tree.scan_prefix(&prefix).keys().collect()
         };
@@ -1172,6 +1241,7 @@ impl Store {
             )
             .map_err(transaction_error)?;
         self.inner.cache.deleted(key);
+        self.inner.tally.moved(before, None);
         Ok(self.inner.group.record_write())
     }
 }
@@ -1193,6 +1263,8 @@ struct Prepared {
     pruned: Vec<Uuid>,
     /// How the write changes the number of check-ins of the monitor environments it touches.
     counts: Counts,
+    /// How it changes the monitors' statuses (applied to the tally once written).
+    moves: Vec<StatusMove>,
     /// When deliveries are created.
     now: DateTime<Utc>,
 }
@@ -1223,6 +1295,21 @@ struct PreparedCheckIns<'a> {
     net: HashMap<&'a MonitorKey, isize>,
     /// A check-in moved in from another monitor environment (see [`Counts::forget_all`]).
     forget_all: bool,
+    /// Each written monitor's status before and after the write.
+    moves: Vec<StatusMove>,
+}
+
+/// A monitor environment's stored status before a write (`None`: new) and the one it writes.
+type StatusMove = (Option<MonitorStatus>, MonitorStatus);
+
+/// Monitor environments by status, counted by decoding every record (at open, or after a
+/// failed write made the tally stale).
+fn count_monitors(trees: &Trees) -> Result<MonitorCounts, StoreError> {
+    let mut counts = MonitorCounts::default();
+    for value in trees.monitors.iter().values() {
+        counts.add(decode_monitor(&value?)?.status);
+    }
+    Ok(counts)
 }
 
 /// What a write does to the number of check-ins a monitor environment holds.

@@ -26,6 +26,27 @@ fn monitor(slug: &str) -> MonitorEnv {
     m
 }
 
+/// Every monitor environment (of one project), page by page.
+fn all_monitors(store: &Store, project: Option<u64>) -> Vec<MonitorEnv> {
+    let mut all = Vec::new();
+    let mut from = Cursor::Start;
+    loop {
+        let page = store.monitors_page(project, &from, 7, 7, |_| true).unwrap();
+        all.extend(page.items);
+        match page.next {
+            Some(next) => from = next,
+            None => return all,
+        }
+    }
+}
+
+/// The tally, checked against a count of every record.
+fn assert_tally(store: &Store, expected: [u64; 4]) {
+    let counted = count_monitors(store.trees()).unwrap();
+    assert_eq!(store.monitor_counts().unwrap(), counted);
+    assert_eq!(counted.by_status, expected);
+}
+
 fn checkin(slug: &str, id: u128, secs: i64) -> CheckIn {
     CheckIn {
         id: Uuid::from_u128(id),
@@ -269,8 +290,8 @@ fn listings_are_newest_first_and_scoped_to_their_monitor() {
         .collect();
     assert_eq!(ids, vec![2, 1]);
     assert_eq!(store.monitor_envs(1, "job").unwrap().len(), 1);
-    assert_eq!(store.monitors(Some(1)).unwrap().len(), 2);
-    assert!(store.monitors(Some(2)).unwrap().is_empty());
+    assert_eq!(all_monitors(&store, Some(1)).len(), 2);
+    assert!(all_monitors(&store, Some(2)).is_empty());
 }
 
 #[test]
@@ -706,7 +727,7 @@ async fn concurrent_commits_are_grouped_and_flushed_by_the_committer() {
     drop(store);
 
     let reopened = reopen(dir.path()).unwrap();
-    assert_eq!(reopened.monitors(Some(1)).unwrap().len(), 200);
+    assert_eq!(all_monitors(&reopened, Some(1)).len(), 200);
     for n in 0..200u128 {
         let slug = format!("job-{n}");
         assert_eq!(
@@ -858,7 +879,7 @@ fn a_large_write_set_is_written_whole() {
         store.flush_blocking().unwrap();
     }
     let store = reopen(dir.path()).unwrap();
-    assert_eq!(store.monitors(Some(1)).unwrap().len(), 300);
+    assert_eq!(all_monitors(&store, Some(1)).len(), 300);
     assert_eq!(store.deadlines().unwrap().len(), 300);
     for n in 0..300u128 {
         assert_eq!(
@@ -1108,4 +1129,42 @@ async fn a_stuck_write_is_answered_and_reported_not_waited_on() {
     // The first group had started: it lands, as a write not confirmed durable may.
     assert!(stored("stuck"));
     assert!(!stored("queued"), "a write set given up on was written");
+}
+
+#[test]
+fn monitor_counts_follow_writes_and_deletions_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let set = WriteSet {
+            monitors: (0..5).map(|n| monitor(&format!("job-{n}"))).collect(),
+            ..WriteSet::default()
+        };
+        store.commit(&set, at(0)).unwrap();
+        assert_tally(&store, [5, 0, 0, 0]);
+        let mut ok = monitor("job-0");
+        ok.status = MonitorStatus::Ok;
+        let mut failing = monitor("job-1");
+        failing.status = MonitorStatus::Error;
+        // Written twice in one set: counted once.
+        let set = WriteSet {
+            monitors: vec![ok.clone(), failing.clone(), failing],
+            ..WriteSet::default()
+        };
+        store.commit(&set, at(1)).unwrap();
+        assert_tally(&store, [3, 1, 1, 0]);
+        // Rewriting an unchanged status changes nothing.
+        let set = WriteSet {
+            monitors: vec![ok],
+            ..WriteSet::default()
+        };
+        store.commit(&set, at(2)).unwrap();
+        assert_tally(&store, [3, 1, 1, 0]);
+        store.delete_monitor(&key("job-1")).unwrap();
+        store.delete_monitor(&key("job-4")).unwrap();
+        assert_tally(&store, [2, 1, 0, 0]);
+        store.flush_blocking().unwrap();
+    }
+    let store = reopen(dir.path()).unwrap();
+    assert_tally(&store, [2, 1, 0, 0]);
 }
