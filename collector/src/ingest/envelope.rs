@@ -121,11 +121,13 @@ async fn ingest(
             _ => {}
         }
     }
-    // Charged per item that got this far (at least one per request).
-    state
-        .rate_limits
-        .check_key(&key, batch.checkins.len() + batch.events.len())
-        .map_err(fail)?;
+    // Charged per item that got this far, at least one per request, except an envelope all
+    // of whose items a monitor's rate refused: the noisy monitor must not spend the key's
+    // budget, or it would starve the key's other monitors all the same.
+    let items = batch.checkins.len() + batch.events.len();
+    if items > 0 || refused.is_empty() {
+        state.rate_limits.check_key(&key, items).map_err(fail)?;
+    }
     if !batch.events.is_empty() {
         let bytes = batch.events.iter().map(|e| e.payload.len()).sum();
         if let Err(refusal) = state.rate_limits.check_event_bytes(project, bytes) {
