@@ -326,17 +326,29 @@ fn events_over_the_projects_hourly_byte_budget_are_refused_and_counted() {
 
     // An envelope with a check-in and an event: the check-in is stored, the event refused.
     let event = event(300_000);
-    let (status, reply) = post(
-        &client,
-        &c,
-        envelope(&[
+    let response = client
+        .post(c.url("/api/1/envelope/"))
+        .header("X-Sentry-Auth", sentry_auth(&c.key))
+        .body(envelope(&[
             (
                 "check_in",
                 &checkin("nightly", "ok", None, Some(interval(1, "day"))),
             ),
             ("event", &event),
-        ]),
+        ]))
+        .send()
+        .expect("envelope");
+    let limits = response
+        .headers()
+        .get("x-sentry-rate-limits")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        limits.ends_with(":error:key"),
+        "the 200 tells the SDK to hold back events: {limits:?}"
     );
+    let (status, reply) = json(response);
     assert_eq!(status, StatusCode::OK, "{reply}");
     assert_eq!(reply["refused"][0]["item"], 1, "{reply}");
     assert_eq!(c.checkins("nightly").len(), 1);

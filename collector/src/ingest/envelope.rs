@@ -41,7 +41,15 @@ pub(super) async fn handle(
     body: Body,
 ) -> Response {
     match ingest(&state, &project, &uri, &headers, body).await {
-        Ok(reply) => (StatusCode::OK, Json(reply)).into_response(),
+        Ok((reply, limits)) => {
+            let mut response = (StatusCode::OK, Json(reply)).into_response();
+            // Items a quota refused while the rest was stored: tell SDKs which categories to
+            // hold back, as Relay does on a 200.
+            if let Some(value) = limits.and_then(|limits| limits.parse().ok()) {
+                response.headers_mut().insert("x-sentry-rate-limits", value);
+            }
+            response
+        }
         Err((error, had_checkins)) => {
             if had_checkins {
                 state.metrics.checkin_rejected(error.reason);
@@ -51,14 +59,16 @@ pub(super) async fn handle(
     }
 }
 
-/// On error, also says whether the envelope's check-ins still need counting as rejected.
+/// The reply, and the `X-Sentry-Rate-Limits` value for items a quota refused from an envelope
+/// otherwise stored. On error, also says whether the envelope's check-ins still need counting
+/// as rejected.
 async fn ingest(
     state: &AppState,
     project: &str,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Value, (HttpError, bool)> {
+) -> Result<(Value, Option<String>), (HttpError, bool)> {
     let early = |e: HttpError| (e, true);
     let project = project_id(project).map_err(early)?;
     let query = query_pairs(uri).map_err(early)?;
@@ -179,8 +189,18 @@ async fn ingest(
             .map(|(index, refusal)| json!({ "item": index, "error": refusal.message }))
             .collect();
     }
+    let limits = (!refused.is_empty()).then(|| {
+        refused
+            .iter()
+            .filter_map(|(_, refusal)| {
+                let seconds = refusal.retry_after?;
+                Some(format!("{seconds}:{}:key", refusal.retry_categories))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
     if batch.checkins.is_empty() && batch.events.is_empty() && batch.forward.is_none() {
-        return Ok(reply);
+        return Ok((reply, limits));
     }
     let events = batch.events.len() as u64;
     let forwarded = batch.forward.is_some();
@@ -202,7 +222,7 @@ async fn ingest(
     if forwarded {
         state.upstream.queued();
     }
-    Ok(reply)
+    Ok((reply, limits))
 }
 
 /// Whether item `index` (of type `ty`) was refused: a check-in by its index, events all
