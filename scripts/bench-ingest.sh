@@ -23,11 +23,13 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/watchpost-bench.XXXXXX")"
 # Copies, so a concurrent build cannot swap the binaries mid-run.
 cp target/release/watchpost target/release/loadgen "$work/"
 
-# The per-key ingest rate limit (1 000/s by default) would measure itself, not the collector.
+# The per-key and per-monitor ingest rate limits (1 000/s, 120/min by default) would measure
+# themselves, not the collector.
 cat >"$work/watchpost.toml" <<'TOML'
 [limits]
 ingest_per_second = 1000000
 ingest_burst = 1000000
+monitor_checkins_per_minute = 1000000
 TOML
 "$work/watchpost" serve --config "$work/watchpost.toml" --listen "127.0.0.1:$port" \
     --data-dir "$work/data" >"$work/out" 2>"$work/err" &

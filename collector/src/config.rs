@@ -34,12 +34,25 @@ pub const DEFAULT_UPSTREAM_BACKLOG: usize = 10_000;
 pub const DEFAULT_PROBE_RESULTS: usize = 1000;
 /// Most `[server] outage_grace` may be.
 const MAX_OUTAGE_GRACE: Duration = Duration::from_secs(86_400);
-/// Ingest requests per second per project key unless `limits.ingest_per_second` says otherwise.
+/// Check-ins and events per second per project key unless `limits.ingest_per_second` says
+/// otherwise.
 pub const DEFAULT_INGEST_PER_SECOND: u32 = 1000;
-/// Ingest requests a key may send at once unless `limits.ingest_burst` says otherwise.
+/// Check-ins and events a key may send at once unless `limits.ingest_burst` says otherwise.
 pub const DEFAULT_INGEST_BURST: u32 = 2 * DEFAULT_INGEST_PER_SECOND;
 /// Highest `limits.ingest_per_second` and `limits.ingest_burst`.
 pub const MAX_INGEST_RATE: u32 = 1_000_000;
+/// Check-ins per minute per monitor environment unless `limits.monitor_checkins_per_minute`
+/// says otherwise: a monitor with a 1-second interval sends a start and a finish every second
+/// (120 a minute), so the default never refuses a schedule Watchpost accepts, while a client
+/// flooding one monitor is held to 1/500 of the key's default rate.
+pub const DEFAULT_MONITOR_CHECKINS_PER_MINUTE: u32 = 120;
+/// Bytes of events stored per project per hour unless `limits.event_bytes_per_hour` says
+/// otherwise: 100 MiB, room for ~2,000 typical 50 KB error events an hour, while a public
+/// key can add at most 2.4 GiB of events a day.
+pub const DEFAULT_EVENT_BYTES_PER_HOUR: u64 = 100 << 20;
+/// Decoded request bytes in flight (all requests together) unless
+/// `limits.decoded_bytes_in_flight` says otherwise.
+pub const DEFAULT_DECODED_BYTES_IN_FLIGHT: u64 = 256 << 20;
 /// Shortest probe interval: sub-second intervals serve tests and local setups.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -129,13 +142,21 @@ pub struct Config {
     pub caps: CapsConfig,
 }
 
-/// `[limits]`: per-key ingest rate limiting (a token bucket per project key).
+/// `[limits]`: what one public project key may cost the collector — items per second per key
+/// and per monitor environment, event bytes per project and hour — and the memory all
+/// requests together may hold decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Ingest requests per second each project key may sustain.
+    /// Check-ins and events per second each project key may sustain.
     pub ingest_per_second: u32,
-    /// Ingest requests a key may send at once after being idle.
+    /// Check-ins and events a key may send at once after being idle.
     pub ingest_burst: u32,
+    /// Check-ins per minute each monitor environment may sustain (and send at once).
+    pub monitor_checkins_per_minute: u32,
+    /// Bytes of event payloads each project may have stored per hour.
+    pub event_bytes_per_hour: u64,
+    /// Decoded request bytes all requests together may hold at once.
+    pub decoded_bytes_in_flight: u64,
 }
 
 impl Default for Limits {
@@ -143,6 +164,9 @@ impl Default for Limits {
         Limits {
             ingest_per_second: DEFAULT_INGEST_PER_SECOND,
             ingest_burst: DEFAULT_INGEST_BURST,
+            monitor_checkins_per_minute: DEFAULT_MONITOR_CHECKINS_PER_MINUTE,
+            event_bytes_per_hour: DEFAULT_EVENT_BYTES_PER_HOUR,
+            decoded_bytes_in_flight: DEFAULT_DECODED_BYTES_IN_FLIGHT,
         }
     }
 }
@@ -577,6 +601,9 @@ struct RawUpstream {
 struct RawLimits {
     ingest_per_second: Option<u64>,
     ingest_burst: Option<u64>,
+    monitor_checkins_per_minute: Option<u64>,
+    event_bytes_per_hour: Option<u64>,
+    decoded_bytes_in_flight: Option<u64>,
 }
 
 /// `[caps]`, or the same keys in one `[[projects]]` entry.
@@ -1470,9 +1497,31 @@ fn limits(raw: &RawLimits) -> Result<Limits, Error> {
             ),
         ));
     }
+    let monitor_checkins_per_minute = rate(
+        "limits.monitor_checkins_per_minute",
+        raw.monitor_checkins_per_minute,
+        DEFAULT_MONITOR_CHECKINS_PER_MINUTE,
+    )?;
+    // A byte budget below one event item (1 MiB) would refuse large events forever.
+    let event_bytes_per_hour = count_or(
+        "limits.event_bytes_per_hour",
+        raw.event_bytes_per_hour,
+        DEFAULT_EVENT_BYTES_PER_HOUR as usize,
+        1 << 20..=1 << 40,
+    )? as u64;
+    // Below 32 MiB one envelope (up to 20 MiB decoded) could not be decoded beside another.
+    let decoded_bytes_in_flight = count_or(
+        "limits.decoded_bytes_in_flight",
+        raw.decoded_bytes_in_flight,
+        DEFAULT_DECODED_BYTES_IN_FLIGHT as usize,
+        32 << 20..=1 << 40,
+    )? as u64;
     Ok(Limits {
         ingest_per_second,
         ingest_burst,
+        monitor_checkins_per_minute,
+        event_bytes_per_hour,
+        decoded_bytes_in_flight,
     })
 }
 
@@ -1804,6 +1853,9 @@ interval = "60s"
             ("[retention]\nprobe_results = 0\n".into(), "retention.probe_results: 0 is out of range"),
             ("[limits]\ningest_per_second = 0\n".into(), "limits.ingest_per_second: 0 is out of range"),
             ("[limits]\ningest_per_second = 10\ningest_burst = 5\n".into(), "limits.ingest_burst: 5 is below limits.ingest_per_second (10)"),
+            ("[limits]\nmonitor_checkins_per_minute = 0\n".into(), "limits.monitor_checkins_per_minute: 0 is out of range"),
+            ("[limits]\nevent_bytes_per_hour = 1000\n".into(), "limits.event_bytes_per_hour: 1000 is out of range"),
+            ("[limits]\ndecoded_bytes_in_flight = 1000\n".into(), "limits.decoded_bytes_in_flight: 1000 is out of range"),
             ("[watchdog]\ninterval = \"1m\"\n".into(), "watchdog: missing field `url`"),
             ("[watchdog]\nurl = \"https://hc/x\"\ninterval = \"0s\"\n".into(), "watchdog.interval: 0s is too short"),
             ("[retention]\ncheckins_per_monitor = 0\n".into(), "retention.checkins_per_monitor: 0 is out of range"),

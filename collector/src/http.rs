@@ -19,6 +19,9 @@ pub struct HttpError {
     pub reason: &'static str,
     /// Seconds to wait before retrying: sent as `Retry-After` and `X-Sentry-Rate-Limits`.
     pub retry_after: Option<u64>,
+    /// The `X-Sentry-Rate-Limits` categories the wait applies to (`;`-separated, Sentry's
+    /// names such as `monitor` or `error`); empty for every category.
+    pub retry_categories: &'static str,
 }
 
 impl HttpError {
@@ -29,13 +32,16 @@ impl HttpError {
             message: message.into(),
             reason,
             retry_after: None,
+            retry_categories: "",
         }
     }
 
-    /// Tells the client to wait `seconds` before sending again (all categories, this key).
+    /// Tells the client to wait `seconds` before sending items of `categories` again with this
+    /// key (`""`: every category), so an SDK pauses only what was limited.
     #[must_use]
-    pub fn retry_after(mut self, seconds: u64) -> HttpError {
+    pub fn retry_after(mut self, seconds: u64, categories: &'static str) -> HttpError {
         self.retry_after = Some(seconds);
+        self.retry_categories = categories;
         self
     }
 
@@ -103,7 +109,7 @@ impl IntoResponse for HttpError {
             let headers = response.headers_mut();
             headers.insert(axum::http::header::RETRY_AFTER, seconds.into());
             // `<seconds>:<categories>:<scope>`; no categories means every category.
-            if let Ok(value) = format!("{seconds}::key").parse() {
+            if let Ok(value) = format!("{seconds}:{}:key", self.retry_categories).parse() {
                 headers.insert("x-sentry-rate-limits", value);
             }
         }

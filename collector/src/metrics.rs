@@ -18,6 +18,8 @@ pub struct Metrics {
     checkins_accepted: AtomicU64,
     checkins_rejected: Mutex<BTreeMap<&'static str, u64>>,
     events_accepted: AtomicU64,
+    /// Events refused by a quota, by reason.
+    events_rejected: Mutex<BTreeMap<&'static str, u64>>,
     missed_recorded: AtomicU64,
     timeouts_recorded: AtomicU64,
     /// f64 bits.
@@ -53,6 +55,11 @@ impl Metrics {
     /// Counts events accepted.
     pub fn events_accepted(&self, n: u64) {
         self.events_accepted.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` events refused for `reason` (a quota such as `event_bytes`).
+    pub fn events_rejected(&self, reason: &'static str, n: u64) {
+        *self.events_rejected.lock().entry(reason).or_default() += n;
     }
 
     /// Counts what a sweep recorded.
@@ -134,6 +141,18 @@ impl Metrics {
             "counter",
             "Error events accepted.",
             &plain(self.events_accepted.load(Ordering::Relaxed).to_string()),
+        );
+        let events_rejected: Vec<_> = self
+            .events_rejected
+            .lock()
+            .iter()
+            .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), n.to_string()))
+            .collect();
+        metric(
+            "watchpost_events_rejected_total",
+            "counter",
+            "Error events refused by a quota, by reason.",
+            &events_rejected,
         );
         let statuses = [
             MonitorStatus::Active,

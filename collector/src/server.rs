@@ -22,6 +22,7 @@ use crate::alert::{
 use crate::config::{Config, Secret};
 use crate::health::{HealthSources, Heartbeat};
 use crate::ingest::auth::ProjectKeys;
+use crate::ingest::inflight::DecodeBudget;
 use crate::ingest::ratelimit::RateLimiter;
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
@@ -115,8 +116,10 @@ pub struct Shared {
     pub probes: Probes,
     /// What `/healthz` and the watchdog judge the collector's health from.
     pub health: HealthSources,
-    /// Per-key ingest token buckets (`[limits]`).
+    /// Ingest token buckets per key, monitor environment and project (`[limits]`).
     pub rate_limits: RateLimiter,
+    /// Decoded request bytes all requests may hold at once (`limits.decoded_bytes_in_flight`).
+    pub decode_budget: DecodeBudget,
 }
 
 /// Axum state: a cheap handle to [`Shared`].
@@ -304,6 +307,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         probes,
         health,
         rate_limits: RateLimiter::new(config.limits),
+        decode_budget: DecodeBudget::new(config.limits.decoded_bytes_in_flight),
     });
     let drained = listener::serve(
         listener,

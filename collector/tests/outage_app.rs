@@ -95,8 +95,12 @@ fn assert_delivered_or_dropped(stats: &Stats, produced: u64) {
 #[test]
 fn app_outlives_a_collector_outage() {
     let outage = Duration::from_secs(outage_secs());
-    // Keep every run (the default keeps the newest 100 per monitor).
-    let mut collector = Collector::start(Some("[retention]\ncheckins_per_monitor = 100000\n"));
+    // Keep every run (the default keeps the newest 100 per monitor). The job runs every 50 ms,
+    // 2,400 check-ins a minute on one monitor: far over the default per-monitor rate (120 a
+    // minute), which this test does not measure.
+    let mut collector = Collector::start(Some(
+        "[retention]\ncheckins_per_monitor = 100000\n[limits]\nmonitor_checkins_per_minute = 6000\n",
+    ));
     let slug = "outage-tick";
 
     // 1. The default queue: what fits is delivered, what does not is counted.

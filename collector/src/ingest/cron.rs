@@ -1,6 +1,6 @@
 //! Sentry's HTTP check-in endpoint: `GET|POST /api/{project_id}/cron/{slug}[/{key}][/]` with
 //! the check-in in the query string, or as a JSON body (which may carry `monitor_config`).
-//! Answers 202 like Relay.
+//! Answers 202 like Relay; a check-in over a rate limit gets a 429 instead (see `cron`).
 
 use axum::Json;
 use axum::body::Body;
@@ -67,12 +67,6 @@ async fn cron(
     let query = query_pairs(&request.uri)?;
     let key = auth::find_key(&request.headers, &query, path_key)?;
     auth::check_project(&state.keys, &key, project)?;
-    if state.rate_limits.check(&key).is_err() {
-        // Sentry answers a rate-limited cron check-in with 202 and drops it; so do we, and
-        // `/metrics` counts it.
-        state.metrics.checkin_rejected("rate_limited");
-        return Ok(json!({}));
-    }
 
     let json_body = request.method == Method::POST
         && request
@@ -92,6 +86,11 @@ async fn cron(
     };
     let input = checkin_input(project, &wire, None)
         .map_err(|message| HttpError::bad_request("invalid_checkin", message))?;
+    // Relay answers a rate-limited cron check-in 202 and drops it, which a curl in a crontab
+    // cannot tell from success and which then looks like missed jobs; we answer 429 with the
+    // reason. The monitor's own rate first, so its refused check-ins spend none of the key's.
+    state.rate_limits.check_monitor(&input.key)?;
+    state.rate_limits.check_key(&key, 1)?;
     let forward = state.upstream.forward_checkin(&wire);
     let forwarded = forward.is_some();
     let accepted = state

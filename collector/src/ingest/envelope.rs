@@ -8,8 +8,12 @@ use axum::extract::{Path, State};
 use axum::http::header::CONTENT_ENCODING;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::{Value, json};
-use watchpost::protocol::{self, ContentEncoding, DecodeError, Envelope, decode_body};
+use tokio::sync::OwnedSemaphorePermit;
+use watchpost::protocol::{
+    self, ContentEncoding, DecodeError, Envelope, decode_body_exact, decoded_len,
+};
 
 use super::{auth, checkin_input, process_error, project_id, query_pairs};
 use crate::engine::CheckInInput;
@@ -37,7 +41,15 @@ pub(super) async fn handle(
     body: Body,
 ) -> Response {
     match ingest(&state, &project, &uri, &headers, body).await {
-        Ok(reply) => (StatusCode::OK, Json(reply)).into_response(),
+        Ok((reply, limits)) => {
+            let mut response = (StatusCode::OK, Json(reply)).into_response();
+            // Items a quota refused while the rest was stored: tell SDKs which categories to
+            // hold back, as Relay does on a 200.
+            if let Some(value) = limits.and_then(|limits| limits.parse().ok()) {
+                response.headers_mut().insert("x-sentry-rate-limits", value);
+            }
+            response
+        }
         Err((error, had_checkins)) => {
             if had_checkins {
                 state.metrics.checkin_rejected(error.reason);
@@ -47,20 +59,21 @@ pub(super) async fn handle(
     }
 }
 
-/// On error, also says whether the envelope (may have) carried check-ins, for the metrics.
+/// The reply, and the `X-Sentry-Rate-Limits` value for items a quota refused from an envelope
+/// otherwise stored. On error, also says whether the envelope's check-ins still need counting
+/// as rejected.
 async fn ingest(
     state: &AppState,
     project: &str,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Value, (HttpError, bool)> {
+) -> Result<(Value, Option<String>), (HttpError, bool)> {
     let early = |e: HttpError| (e, true);
     let project = project_id(project).map_err(early)?;
     let query = query_pairs(uri).map_err(early)?;
     let key = auth::find_key(headers, &query, None).map_err(early)?;
     auth::check_project(&state.keys, &key, project).map_err(early)?;
-    state.rate_limits.check(&key).map_err(early)?;
 
     let encoding_header = headers
         .get(CONTENT_ENCODING)
@@ -76,13 +89,10 @@ async fn ingest(
         ))
     })?;
     let raw = read_body(body, MAX_BODY).await.map_err(early)?;
-    let decoded = decode_body(&raw, encoding, MAX_DECODED).map_err(|e| {
-        early(match e {
-            DecodeError::TooLarge { .. } => HttpError::too_large(e.to_string()),
-            DecodeError::Corrupt { .. } => HttpError::bad_request("malformed", e.to_string()),
-        })
-    })?;
-    let envelope = Envelope::parse(&decoded).map_err(|e| {
+    // Held until the answer: the decoded body and every copy made of it count against
+    // `limits.decoded_bytes_in_flight`.
+    let (decoded, _reservation) = decode(state, raw, encoding).await.map_err(early)?;
+    let mut envelope = Envelope::parse(&decoded).map_err(|e| {
         early(HttpError::bad_request(
             "malformed",
             format!("malformed envelope: {e}"),
@@ -97,18 +107,23 @@ async fn ingest(
 
     let had_checkins = envelope.items.iter().any(|item| item.ty() == "check_in");
     let fail = |e: HttpError| (e, had_checkins);
-    let mut batch = Batch {
-        forward: state.upstream.forward(&decoded),
-        ..Batch::default()
-    };
+    let mut batch = Batch::default();
     // Envelope item index of each check-in, to name it in a rejection.
     let mut positions = Vec::new();
+    // Items refused by a quota while the rest of the envelope goes on: (index, refusal).
+    let mut refused: Vec<(usize, HttpError)> = Vec::new();
     for (index, item) in envelope.items.iter().enumerate() {
         match item.ty() {
             "check_in" => {
                 let input = check_in(project, index, &item.payload).map_err(fail)?;
-                batch.checkins.push(input);
-                positions.push(index);
+                // Before the key's budget: a noisy monitor's refused check-ins spend none of it.
+                match state.rate_limits.check_monitor(&input.key) {
+                    Ok(()) => {
+                        batch.checkins.push(input);
+                        positions.push(index);
+                    }
+                    Err(refusal) => refused.push((index, refusal)),
+                }
             }
             "event" => batch
                 .events
@@ -116,12 +131,76 @@ async fn ingest(
             _ => {}
         }
     }
-    let reply = match envelope.headers.get("event_id") {
+    // Charged per item that got this far, at least one per request, except an envelope all
+    // of whose items a monitor's rate refused: the noisy monitor must not spend the key's
+    // budget, or it would starve the key's other monitors all the same.
+    let items = batch.checkins.len() + batch.events.len();
+    if items > 0 || refused.is_empty() {
+        state.rate_limits.check_key(&key, items).map_err(fail)?;
+    }
+    if !batch.events.is_empty() {
+        let bytes = batch.events.iter().map(|e| e.payload.len()).sum();
+        if let Err(refusal) = state.rate_limits.check_event_bytes(project, bytes) {
+            state
+                .metrics
+                .events_rejected(refusal.reason, batch.events.len() as u64);
+            let first = envelope
+                .items
+                .iter()
+                .position(|item| item.ty() == "event")
+                .unwrap_or_default();
+            refused.push((first, refusal));
+            batch.events.clear();
+        }
+    }
+    for (_, refusal) in &refused {
+        if refusal.reason != "event_bytes" {
+            state.metrics.checkin_rejected(refusal.reason);
+        }
+    }
+    // Nothing left of an envelope that carried something: the refusal is the answer.
+    if batch.checkins.is_empty()
+        && batch.events.is_empty()
+        && let Some((_, refusal)) = refused.first()
+    {
+        return Err((refusal.clone(), false));
+    }
+    if state.upstream.enabled() {
+        // The upstream gets what was accepted, not what a quota refused.
+        if refused.is_empty() {
+            batch.forward = state.upstream.forward(&decoded);
+        } else {
+            let mut index = 0;
+            envelope.items.retain(|item| {
+                let keep = !refused_item(&refused, index, item.ty());
+                index += 1;
+                keep
+            });
+            batch.forward = state.upstream.forward(&envelope.to_vec());
+        }
+    }
+    let mut reply = match envelope.headers.get("event_id") {
         Some(Value::String(id)) => json!({ "id": id }),
         _ => json!({}),
     };
+    if !refused.is_empty() {
+        reply["refused"] = refused
+            .iter()
+            .map(|(index, refusal)| json!({ "item": index, "error": refusal.message }))
+            .collect();
+    }
+    let limits = (!refused.is_empty()).then(|| {
+        refused
+            .iter()
+            .filter_map(|(_, refusal)| {
+                let seconds = refusal.retry_after?;
+                Some(format!("{seconds}:{}:key", refusal.retry_categories))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
     if batch.checkins.is_empty() && batch.events.is_empty() && batch.forward.is_none() {
-        return Ok(reply);
+        return Ok((reply, limits));
     }
     let events = batch.events.len() as u64;
     let forwarded = batch.forward.is_some();
@@ -143,7 +222,44 @@ async fn ingest(
     if forwarded {
         state.upstream.queued();
     }
-    Ok(reply)
+    Ok((reply, limits))
+}
+
+/// Whether item `index` (of type `ty`) was refused: a check-in by its index, events all
+/// together (the byte budget refuses an envelope's events as one).
+fn refused_item(refused: &[(usize, HttpError)], index: usize, ty: &str) -> bool {
+    refused.iter().any(|(at, refusal)| match ty {
+        "event" => refusal.reason == "event_bytes",
+        "check_in" => *at == index && refusal.reason != "event_bytes",
+        _ => false,
+    })
+}
+
+/// Measures the body decoded, reserves that much of the decode budget, then decodes it; both
+/// passes on the blocking pool, since 20 MiB of inflating would stall a runtime thread.
+async fn decode(
+    state: &AppState,
+    raw: Bytes,
+    encoding: ContentEncoding,
+) -> Result<(Vec<u8>, OwnedSemaphorePermit), HttpError> {
+    let decode_error = |e: DecodeError| match e {
+        DecodeError::TooLarge { .. } => HttpError::too_large(e.to_string()),
+        DecodeError::Corrupt { .. } => HttpError::bad_request("malformed", e.to_string()),
+    };
+    let measured = {
+        let raw = raw.clone();
+        tokio::task::spawn_blocking(move || decoded_len(&raw, encoding, MAX_DECODED))
+    };
+    let len = measured
+        .await
+        .map_err(|e| HttpError::internal(&e))?
+        .map_err(decode_error)?;
+    let reservation = state.decode_budget.reserve(len).await?;
+    let decoded = tokio::task::spawn_blocking(move || decode_body_exact(&raw, encoding, len))
+        .await
+        .map_err(|e| HttpError::internal(&e))?
+        .map_err(decode_error)?;
+    Ok((decoded, reservation))
 }
 
 fn check_in(project: u64, index: usize, payload: &[u8]) -> Result<CheckInInput, HttpError> {

@@ -5,6 +5,7 @@
 pub mod auth;
 mod cron;
 mod envelope;
+pub mod inflight;
 pub mod ping;
 pub mod ratelimit;
 

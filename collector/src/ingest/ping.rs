@@ -12,6 +12,7 @@ use uuid::Uuid;
 use watchpost::protocol::{self, CheckInStatus};
 
 use super::{auth, checkin_input, process_error, query_pairs, query_value};
+use crate::engine::MonitorKey;
 use crate::http::{HttpError, read_truncated, truncate_utf8};
 use crate::processor::Batch;
 use crate::server::AppState;
@@ -98,7 +99,6 @@ async fn ping(
     let query = query_pairs(&request.uri)?;
     let key = auth::find_key(&request.headers, &query, Some(key))?;
     let project = auth::project_for(&state.keys, &key)?;
-    state.rate_limits.check(&key)?;
     let action = parse_action(action)?;
     let rid = query_value(&query, "rid")
         .map(|raw| {
@@ -126,6 +126,7 @@ async fn ping(
             wire.environment = environment;
             let input = checkin_input(project, &wire, None)
                 .map_err(|message| HttpError::bad_request("invalid_checkin", message))?;
+            check_rates(state, &key, &input.key)?;
             let entry = LogEntry {
                 key: input.key,
                 id: Uuid::new_v4(),
@@ -148,6 +149,7 @@ async fn ping(
     wire.environment = environment;
     let input = checkin_input(project, &wire, log)
         .map_err(|message| HttpError::bad_request("invalid_checkin", message))?;
+    check_rates(state, &key, &input.key)?;
     let forward = state.upstream.forward_checkin(&wire);
     let forwarded = forward.is_some();
     let accepted = state
@@ -168,6 +170,13 @@ async fn ping(
         state.metrics.checkin_rejected("disabled");
     }
     Ok(())
+}
+
+/// The monitor environment's rate, then the key's: check-ins refused for one noisy monitor
+/// spend none of the key's budget.
+fn check_rates(state: &AppState, key: &str, monitor: &MonitorKey) -> Result<(), HttpError> {
+    state.rate_limits.check_monitor(monitor)?;
+    state.rate_limits.check_key(key, 1)
 }
 
 #[cfg(test)]

@@ -256,40 +256,59 @@ pub enum DecodeError {
     },
 }
 
-/// Decodes a request body, never producing more than `limit` bytes.
+/// Decodes a request body, never producing more than `limit` bytes: [`decoded_len`], then
+/// [`decode_body_exact`].
 pub fn decode_body(
     body: &[u8],
     encoding: ContentEncoding,
     limit: usize,
 ) -> Result<Vec<u8>, DecodeError> {
-    /// Decodes twice: first only counting (into `io::sink`, stopping one byte past the
-    /// limit), then into a buffer of exactly that size. A bomb so costs CPU for at most
-    /// `limit + 1` bytes and no memory; a good body costs one exact allocation instead of a
-    /// doubling `Vec` whose discarded halves the allocator may keep resident.
-    fn read_bounded<R: Read>(
-        reader: impl Fn() -> R,
-        encoding: &'static str,
-        limit: usize,
-    ) -> Result<Vec<u8>, DecodeError> {
-        let corrupt = |e: std::io::Error| DecodeError::Corrupt {
-            encoding,
-            reason: e.to_string(),
-        };
-        let len = std::io::copy(&mut reader().take(limit as u64 + 1), &mut std::io::sink())
-            .map_err(corrupt)?;
-        if len > limit as u64 {
-            return Err(DecodeError::TooLarge { limit });
-        }
-        let mut out = Vec::with_capacity(len as usize);
-        reader().take(len).read_to_end(&mut out).map_err(corrupt)?;
-        Ok(out)
+    let len = decoded_len(body, encoding, limit)?;
+    decode_body_exact(body, encoding, len)
+}
+
+/// How many bytes `body` decodes to, found by decoding into `io::sink` and stopping one byte
+/// past `limit`: a bomb costs CPU for at most `limit + 1` bytes and no memory. A server learns
+/// so what a body will cost before it allocates any of it (and can reserve that much first).
+pub fn decoded_len(
+    body: &[u8],
+    encoding: ContentEncoding,
+    limit: usize,
+) -> Result<usize, DecodeError> {
+    let len = match encoding {
+        ContentEncoding::Identity => body.len() as u64,
+        _ => std::io::copy(
+            &mut decoder(body, encoding).take(limit as u64 + 1),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| corrupt(encoding, &e))?,
+    };
+    if len > limit as u64 {
+        return Err(DecodeError::TooLarge { limit });
     }
+    Ok(len as usize)
+}
+
+/// Decodes at most `len` bytes of `body` (its [`decoded_len`]) into one exact allocation,
+/// instead of a doubling `Vec` whose discarded halves the allocator may keep resident.
+pub fn decode_body_exact(
+    body: &[u8],
+    encoding: ContentEncoding,
+    len: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity(len);
+    decoder(body, encoding)
+        .take(len as u64)
+        .read_to_end(&mut out)
+        .map_err(|e| corrupt(encoding, &e))?;
+    Ok(out)
+}
+
+/// A reader of `body` decoded.
+fn decoder(body: &[u8], encoding: ContentEncoding) -> Box<dyn Read + '_> {
     match encoding {
-        ContentEncoding::Identity if body.len() > limit => Err(DecodeError::TooLarge { limit }),
-        ContentEncoding::Identity => Ok(body.to_vec()),
-        ContentEncoding::Gzip => {
-            read_bounded(|| flate2::read::MultiGzDecoder::new(body), "gzip", limit)
-        }
+        ContentEncoding::Identity => Box::new(body),
+        ContentEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
         ContentEncoding::Deflate => {
             // RFC 9110 says zlib-wrapped; some clients send raw deflate. A zlib stream starts
             // with a header whose first byte has 8 in its low nibble and passes a checksum.
@@ -297,11 +316,22 @@ pub fn decode_body(
                 && body[0] & 0x0f == 8
                 && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0;
             if zlib {
-                read_bounded(|| flate2::read::ZlibDecoder::new(body), "deflate", limit)
+                Box::new(flate2::read::ZlibDecoder::new(body))
             } else {
-                read_bounded(|| flate2::read::DeflateDecoder::new(body), "deflate", limit)
+                Box::new(flate2::read::DeflateDecoder::new(body))
             }
         }
+    }
+}
+
+fn corrupt(encoding: ContentEncoding, error: &std::io::Error) -> DecodeError {
+    DecodeError::Corrupt {
+        encoding: match encoding {
+            ContentEncoding::Identity => "identity",
+            ContentEncoding::Gzip => "gzip",
+            ContentEncoding::Deflate => "deflate",
+        },
+        reason: error.to_string(),
     }
 }
 

@@ -19,7 +19,7 @@ pub use checkin::{
 pub use dsn::{Dsn, DsnError};
 pub use envelope::{
     ContentEncoding, DecodeError, Envelope, EnvelopeError, Item, ItemHeaders, decode_body,
-    gzip_encode,
+    decode_body_exact, decoded_len, gzip_encode,
 };
 pub use event::{
     Event, Exception, ExceptionList, Frame, Level, LogEntry, Mechanism, Message, Stacktrace,
