@@ -152,7 +152,11 @@ fn dashboard_link(html: &str, rel: &str) -> Option<String> {
 
 #[test]
 fn lists_pages_and_metrics_stay_bounded_at_100_000_monitors() {
-    let collector = Collector::start(None);
+    // 100,000 monitors through the public key: above the default cap of monitors per project
+    // and the key's default budget per second (`caps.rs` and `quotas.rs` test those).
+    let collector = Collector::start(Some(
+        "[caps]\nmonitors_per_project = 200000\n[limits]\ningest_per_second = 1000000\n",
+    ));
     let slugs: Vec<String> = (0..MONITORS).map(slug).collect();
     let setup = Instant::now();
     create(&collector, &slugs);
