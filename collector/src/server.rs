@@ -49,6 +49,20 @@ pub enum ServerError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The data dir exists and other users may read or enter it, which `serve` refuses unless
+    /// told otherwise: it holds the admin token, the badge key and every check-in.
+    #[error(
+        "data dir {path} is accessible to other users (mode {mode:04o}); make it private with \
+         `chmod 700 {path}`, or start with --allow-shared-data-dir (or `[server] \
+         allow_shared_data_dir = true`) if sharing it is intended",
+        path = .path.display()
+    )]
+    SharedDataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The admin token file could not be read or written, or is unusable.
     #[error("admin token file {path}: {problem}")]
     AdminToken {
@@ -152,7 +166,8 @@ pub fn router(state: AppState) -> Router {
 /// Runs the collector until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let data_dir = config.server.data_dir.clone();
-    create_data_dir(&data_dir)?;
+    private_files();
+    create_data_dir(&data_dir, config.server.allow_shared_data_dir)?;
     // Before the store opens anything: sled, the connections and the outbound clients share
     // these descriptors, and running out of them once stuck sled for good.
     let nofile = listener::raise_nofile();
@@ -286,8 +301,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 
     let upstream = Upstream::new(config.upstream.as_ref(), &store);
     let forwarder = tokio::spawn(upstream.clone().run(until_stopped(stopped.clone())));
-    let dashboard = dashboard::Dashboard::new(&data_dir, config.server.public_url.as_deref())
-        .map_err(ServerError::Dashboard)?;
+    let dashboard = dashboard::Dashboard::new(
+        &data_dir,
+        config.server.public_url.as_deref(),
+        links_base.as_str(),
+    )
+    .map_err(ServerError::Dashboard)?;
 
     print_startup(&startup_lines(&config, addr, &projects, &token_line));
 
@@ -376,8 +395,21 @@ fn exit_stuck() -> ! {
     std::process::exit(1);
 }
 
-/// Creates the data dir readable only by its owner; warns when an existing one is not.
-fn create_data_dir(path: &Path) -> Result<(), ServerError> {
+/// Makes every file and directory this process creates from now on private to its owner
+/// (`0600` / `0700`), whatever the umask it was started with. sled creates its files (the
+/// database, new log segments, blobs, the snapshot) with the process umask, and so would any
+/// file a later version adds; clearing the group and other bits of the umask covers all of
+/// them at once, where a `chmod` after the fact would have to chase each new file.
+fn private_files() {
+    use rustix::fs::Mode;
+    let previous = rustix::process::umask(Mode::from_raw_mode(0o077));
+    // Keep bits the operator masked beyond ours (e.g. `0o277`), never loosen them.
+    rustix::process::umask(previous | Mode::from_raw_mode(0o077));
+}
+
+/// Creates the data dir readable only by its owner; refuses an existing one that other users
+/// can reach unless `allow_shared` (`--allow-shared-data-dir`), where it only warns.
+fn create_data_dir(path: &Path, allow_shared: bool) -> Result<(), ServerError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let error = |source| ServerError::DataDir {
         path: path.to_owned(),
@@ -385,10 +417,18 @@ fn create_data_dir(path: &Path) -> Result<(), ServerError> {
     };
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
-            if meta.permissions().mode() & 0o077 != 0 {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                if !allow_shared {
+                    return Err(ServerError::SharedDataDir {
+                        path: path.to_owned(),
+                        mode,
+                    });
+                }
                 tracing::warn!(
                     path = %path.display(),
-                    "data dir is accessible to other users; consider chmod 700"
+                    mode = format!("{mode:04o}"),
+                    "data dir is accessible to other users (allowed by allow_shared_data_dir)"
                 );
             }
             Ok(())

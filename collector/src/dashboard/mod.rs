@@ -18,7 +18,7 @@ use std::path::Path;
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path as UrlPath, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HOST, REFERRER_POLICY, SET_COOKIE,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, SET_COOKIE,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::request::Parts;
@@ -59,18 +59,27 @@ pub struct Dashboard {
     badges: BadgeKeys,
     /// `Secure` cookies when the collector is reached over HTTPS (`server.public_url`).
     secure_cookies: bool,
-    /// Base of absolute URLs shown on pages (badges), when configured.
-    public_url: Option<String>,
+    /// Base of absolute URLs shown on pages (badges): `server.public_url`, else the listen
+    /// address. Never the request's `Host` header, which the client chooses: a page reached
+    /// with `Host: evil.example` would otherwise hand out badge URLs (with their keys) that
+    /// point elsewhere.
+    base_url: String,
 }
 
 impl Dashboard {
-    /// Loads (or creates) the badge secret in `data_dir`.
-    pub fn new(data_dir: &Path, public_url: Option<&str>) -> std::io::Result<Dashboard> {
+    /// Loads (or creates) the badge secret in `data_dir`. `base_url` is where the collector
+    /// is reached (`server.public_url` or the listen address); `public_url` says whether
+    /// that is HTTPS.
+    pub fn new(
+        data_dir: &Path,
+        public_url: Option<&str>,
+        base_url: &str,
+    ) -> std::io::Result<Dashboard> {
         Ok(Dashboard {
             sessions: Sessions::default(),
             badges: BadgeKeys::load_or_create(data_dir)?,
             secure_cookies: public_url.is_some_and(|url| url.starts_with("https://")),
-            public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
+            base_url: base_url.trim_end_matches('/').to_owned(),
         })
     }
 
@@ -320,7 +329,6 @@ async fn monitor(
     State(state): State<AppState>,
     viewer: Viewer,
     UrlPath((project, slug)): UrlPath<(String, String)>,
-    headers: HeaderMap,
     uri: Uri,
 ) -> PageResult {
     let (project, slug) = monitor_path(&project, &slug).map_err(|e| e.for_viewer(&viewer))?;
@@ -349,15 +357,7 @@ async fn monitor(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let base = state
-        .dashboard
-        .public_url
-        .clone()
-        .or_else(|| {
-            let host = headers.get(HOST)?.to_str().ok()?;
-            Some(format!("http://{host}"))
-        })
-        .unwrap_or_default();
+    let base = &state.dashboard.base_url;
     let key = state.dashboard.badge_key(project, &slug);
     let badge = |ext: &str| format!("{base}/badge/{project}/{slug}.{ext}?key={key}");
     let notice = query_pairs(&uri)
