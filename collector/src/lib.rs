@@ -24,5 +24,6 @@ pub mod run_cmd;
 pub mod server;
 pub mod store;
 pub mod sweep;
+pub mod throttle;
 pub mod upstream;
 pub mod watchdog;

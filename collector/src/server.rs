@@ -29,6 +29,7 @@ use crate::probe::Probes;
 use crate::processor::{ProcessError, Processor};
 use crate::store::{ProjectRecord, Store, StoreError};
 use crate::sweep::{self, Deadlines};
+use crate::throttle::AuthThrottle;
 use crate::upstream::Upstream;
 use crate::{api, dashboard, http, ingest, listener, watchdog};
 
@@ -131,6 +132,16 @@ pub struct Shared {
     pub health: HealthSources,
     /// Per-key ingest token buckets (`[limits]`).
     pub rate_limits: RateLimiter,
+    /// Wrong admin tokens per client address, for the login form and the API alike.
+    pub auth_throttle: AuthThrottle,
+}
+
+/// The TCP peer's address of a request (`listener::serve` attaches it); the unspecified
+/// address for a request that came another way (a router driven in a test).
+pub fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
 /// Axum state: a cheap handle to [`Shared`].
@@ -322,6 +333,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         probes,
         health,
         rate_limits: RateLimiter::new(config.limits),
+        auth_throttle: AuthThrottle::default(),
     });
     let drained = listener::serve(
         listener,

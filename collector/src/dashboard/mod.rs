@@ -18,11 +18,11 @@ use std::path::Path;
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path as UrlPath, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, SET_COOKIE,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, RETRY_AFTER, SET_COOKIE,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -37,8 +37,9 @@ pub use session::{Sessions, Viewer};
 use crate::engine::{IssueStatus, MonitorKey, normalize_environment};
 use crate::http::{query_pairs, query_value};
 use crate::processor::{Patch, ProcessError, Target};
-use crate::server::AppState;
+use crate::server::{AppState, client_ip};
 use crate::store::StoreError;
+use crate::throttle;
 use pages::{EnvDetail, MonitorPage, MonitorRow, Overview, TIMELINE};
 
 /// Check-ins listed on a monitor's page per environment (the timeline shows [`TIMELINE`]).
@@ -252,14 +253,32 @@ struct LoginForm {
     next: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+/// Checks the admin token; wrong ones count against the client's address like the API's
+/// (`throttle.rs`), and a locked-out address is refused before its token is compared.
+async fn login(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let next = safe_next(&form.next).unwrap_or("/");
+    let client = client_ip(&extensions);
+    if let Err(seconds) = state.auth_throttle.check(client) {
+        let page = pages::login(Some(&throttle::refusal(seconds)), next);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, seconds.to_string())],
+            page,
+        )
+            .into_response();
+    }
     let expected = state.admin_token.expose().as_bytes();
     if !bool::from(form.token.trim().as_bytes().ct_eq(expected)) {
         tracing::warn!("dashboard login with a wrong admin token");
+        state.auth_throttle.failed(client);
         let page = pages::login(Some("That is not the admin token."), next);
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
+    state.auth_throttle.succeeded(client);
     let viewer = state.dashboard.sessions.create();
     let cookie = session::set_cookie(&viewer, state.dashboard.secure_cookies);
     ([(SET_COOKIE, cookie)], Redirect::to(next)).into_response()
