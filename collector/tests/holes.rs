@@ -186,6 +186,31 @@ fn start(mut command: Command) -> Started {
     }
 }
 
+/// Runs `command` expecting it to exit by itself within `limit` (killed and failed if not);
+/// its exit code and stderr.
+fn exit_within(mut command: Command, limit: Duration) -> (Option<i32>, String) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watchpost");
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watchpost kept running instead of refusing to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
 /// Every path under `dir`, itself included, with its permission bits.
 fn modes(dir: &Path) -> Vec<(PathBuf, u32, bool)> {
     let meta = std::fs::symlink_metadata(dir).unwrap();
@@ -260,12 +285,8 @@ fn the_store_is_private_whatever_the_umask_and_a_shared_data_dir_is_refused() {
         .create(&shared)
         .unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = serve_under_umask_0(&shared, &[])
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = exit_within(serve_under_umask_0(&shared, &[]), Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("chmod 700 {}", shared.display()))
             && stderr.contains("--allow-shared-data-dir"),
