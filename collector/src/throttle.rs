@@ -251,7 +251,10 @@ mod tests {
             throttle.failed(IpAddr::V4(i.into()), now);
         }
         assert_eq!(throttle.clients.len(), MAX_CLIENTS);
-        assert!(!throttle.clients.contains_key(&first), "the oldest went first");
+        assert!(
+            !throttle.clients.contains_key(&first),
+            "the oldest went first"
+        );
     }
 
     #[test]

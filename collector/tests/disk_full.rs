@@ -33,7 +33,13 @@ impl Tmpfs {
         std::fs::create_dir_all(path).expect("mount point");
         let output = Command::new("mount")
             // Private like a data dir `serve` creates: it refuses one others can reach.
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(path)
             .output()
             .expect("run mount");

@@ -112,7 +112,10 @@ fn wrong_admin_tokens_lock_the_address_out_with_a_doubling_wait() {
     let doubled = login(&other, &collector, wrong);
     assert_eq!(doubled.status(), StatusCode::TOO_MANY_REQUESTS);
     let doubled_wait = retry_after(&doubled);
-    assert!(doubled_wait >= 2 && doubled_wait > wait - 1, "{doubled_wait} after {wait}");
+    assert!(
+        doubled_wait >= 2 && doubled_wait > wait - 1,
+        "{doubled_wait} after {wait}"
+    );
     // Waited out, the right token gets in and the count starts over: a wrong one is a 401.
     std::thread::sleep(Duration::from_secs(doubled_wait));
     assert_eq!(
@@ -387,7 +390,11 @@ fn environment_names_follow_sentrys_rule() {
             .body(envelope_with(bad))
             .send()
             .unwrap();
-        assert_error(response, StatusCode::BAD_REQUEST, "an environment name is 1 to 64");
+        assert_error(
+            response,
+            StatusCode::BAD_REQUEST,
+            "an environment name is 1 to 64",
+        );
         let response = cron(bad).send().unwrap();
         assert_error(response, StatusCode::BAD_REQUEST, "without spaces, `/`");
     }

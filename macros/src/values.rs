@@ -630,9 +630,14 @@ mod tests {
                 ),
                 ("a<b>", Ok("a<b>".into())),
                 (&"é".repeat(64), Ok("é".repeat(64))),
-                ("None", Err("invalid environment `None`: an environment name is 1 to 64 \
+                (
+                    "None",
+                    Err(
+                        "invalid environment `None`: an environment name is 1 to 64 \
                          characters without spaces, `/` or control characters, and not \
-                         `none`, `.` or `..`, e.g. `production` or `staging`")),
+                         `none`, `.` or `..`, e.g. `production` or `staging`",
+                    ),
+                ),
             ],
         );
     }
