@@ -89,6 +89,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--allow-shared-data-dir`: sets `server.allow_shared_data_dir` (a flag cannot unset it).
+    pub allow_shared_data_dir: bool,
 }
 
 /// A value that must never be printed: an admin token, a password, a bot token, a key.
@@ -187,6 +189,9 @@ pub struct Server {
     pub listen: SocketAddr,
     /// Directory of the sled store and the admin token file.
     pub data_dir: PathBuf,
+    /// Start even when the data dir is accessible to other users (only warn). Off by
+    /// default: the dir holds the admin token, the badge key and every check-in.
+    pub allow_shared_data_dir: bool,
     /// The admin token when the config or the environment supplies it; otherwise it is kept
     /// in the data dir.
     pub admin_token: Option<ProvidedToken>,
@@ -425,6 +430,7 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             config.server.data_dir = dir.clone();
         }
+        config.server.allow_shared_data_dir |= overrides.allow_shared_data_dir;
         Ok(config)
     }
 }
@@ -482,6 +488,7 @@ struct RawConfig {
 struct RawServer {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    allow_shared_data_dir: Option<bool>,
     admin_token: Option<String>,
     public_url: Option<String>,
     outage_grace: Option<RawDuration>,
@@ -912,6 +919,7 @@ impl Validator<'_> {
         Ok(Server {
             listen,
             data_dir,
+            allow_shared_data_dir: raw.allow_shared_data_dir.unwrap_or(false),
             admin_token,
             public_url,
             outage_grace,
@@ -1665,6 +1673,7 @@ mod tests {
         let overrides = Overrides {
             listen: Some("127.0.0.1:0".parse().unwrap()),
             data_dir: Some("/tmp/x".into()),
+            allow_shared_data_dir: true,
         };
         let config = Config::parse(
             "[server]\nlisten = \"0.0.0.0:1\"\ndata_dir = \"/var/lib/w\"\n",
@@ -1674,6 +1683,16 @@ mod tests {
         .unwrap();
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:0");
         assert_eq!(config.server.data_dir, PathBuf::from("/tmp/x"));
+        assert!(config.server.allow_shared_data_dir);
+        let from_file = Config::parse(
+            "[server]\nallow_shared_data_dir = true\n",
+            &Overrides::default(),
+            &env,
+        )
+        .unwrap();
+        assert!(from_file.server.allow_shared_data_dir);
+        let default = Config::parse("", &Overrides::default(), &env).unwrap();
+        assert!(!default.server.allow_shared_data_dir);
     }
 
     #[test]

@@ -25,5 +25,6 @@ pub mod run_cmd;
 pub mod server;
 pub mod store;
 pub mod sweep;
+pub mod throttle;
 pub mod upstream;
 pub mod watchdog;

@@ -29,6 +29,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -149,11 +150,11 @@ pub async fn serve(
                 permit.expect("the semaphore is never closed")
             }
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of descriptors (EMFILE) and the like: the connection stays in the
                     // backlog; try again shortly rather than spin.
@@ -174,9 +175,10 @@ pub async fn serve(
         let router = router.clone();
         let body_timeout = limits.body_timeout;
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            router
-                .clone()
-                .call(request.map(|body| TimedBody::new(body, body_timeout)))
+            let mut request = request.map(|body| TimedBody::new(body, body_timeout));
+            // The client's address, for what is judged per client (`throttle.rs`).
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().call(request)
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -47,6 +47,10 @@ struct ServeArgs {
     /// Directory for the store and the admin token (overrides server.data_dir).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Start even if the data dir is readable by other users (sets
+    /// server.allow_shared_data_dir); otherwise such a dir is refused.
+    #[arg(long)]
+    allow_shared_data_dir: bool,
 }
 
 /// Exit code for an unusable configuration (as for a command-line usage error).
@@ -64,6 +68,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let overrides = Overrides {
         listen: args.listen,
         data_dir: args.data_dir,
+        allow_shared_data_dir: args.allow_shared_data_dir,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

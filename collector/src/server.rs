@@ -30,6 +30,7 @@ use crate::probe::Probes;
 use crate::processor::{ProcessError, Processor};
 use crate::store::{ProjectRecord, Store, StoreError};
 use crate::sweep::{self, Deadlines};
+use crate::throttle::AuthThrottle;
 use crate::upstream::Upstream;
 use crate::{api, dashboard, http, ingest, listener, watchdog};
 
@@ -49,6 +50,20 @@ pub enum ServerError {
         path: PathBuf,
         /// What the OS said.
         source: std::io::Error,
+    },
+    /// The data dir exists and other users may read or enter it, which `serve` refuses unless
+    /// told otherwise: it holds the admin token, the badge key and every check-in.
+    #[error(
+        "data dir {path} is accessible to other users (mode {mode:04o}); make it private with \
+         `chmod 700 {path}`, or start with --allow-shared-data-dir (or `[server] \
+         allow_shared_data_dir = true`) if sharing it is intended",
+        path = .path.display()
+    )]
+    SharedDataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// The admin token file could not be read or written, or is unusable.
     #[error("admin token file {path}: {problem}")]
@@ -120,6 +135,16 @@ pub struct Shared {
     pub rate_limits: RateLimiter,
     /// Decoded request bytes all requests may hold at once (`limits.decoded_bytes_in_flight`).
     pub decode_budget: DecodeBudget,
+    /// Wrong admin tokens per client address, for the login form and the API alike.
+    pub auth_throttle: AuthThrottle,
+}
+
+/// The TCP peer's address of a request (`listener::serve` attaches it); the unspecified
+/// address for a request that came another way (a router driven in a test).
+pub fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
 /// Axum state: a cheap handle to [`Shared`].
@@ -155,7 +180,8 @@ pub fn router(state: AppState) -> Router {
 /// Runs the collector until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let data_dir = config.server.data_dir.clone();
-    create_data_dir(&data_dir)?;
+    private_files();
+    create_data_dir(&data_dir, config.server.allow_shared_data_dir)?;
     // Before the store opens anything: sled, the connections and the outbound clients share
     // these descriptors, and running out of them once stuck sled for good.
     let nofile = listener::raise_nofile();
@@ -290,8 +316,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 
     let upstream = Upstream::new(config.upstream.as_ref(), &store);
     let forwarder = tokio::spawn(upstream.clone().run(until_stopped(stopped.clone())));
-    let dashboard = dashboard::Dashboard::new(&data_dir, config.server.public_url.as_deref())
-        .map_err(ServerError::Dashboard)?;
+    let dashboard = dashboard::Dashboard::new(
+        &data_dir,
+        config.server.public_url.as_deref(),
+        links_base.as_str(),
+    )
+    .map_err(ServerError::Dashboard)?;
 
     print_startup(&startup_lines(&config, addr, &projects, &token_line));
 
@@ -308,6 +338,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         health,
         rate_limits: RateLimiter::new(config.limits),
         decode_budget: DecodeBudget::new(config.limits.decoded_bytes_in_flight),
+        auth_throttle: AuthThrottle::default(),
     });
     let drained = listener::serve(
         listener,
@@ -381,8 +412,21 @@ fn exit_stuck() -> ! {
     std::process::exit(1);
 }
 
-/// Creates the data dir readable only by its owner; warns when an existing one is not.
-fn create_data_dir(path: &Path) -> Result<(), ServerError> {
+/// Makes every file and directory this process creates from now on private to its owner
+/// (`0600` / `0700`), whatever the umask it was started with. sled creates its files (the
+/// database, new log segments, blobs, the snapshot) with the process umask, and so would any
+/// file a later version adds; clearing the group and other bits of the umask covers all of
+/// them at once, where a `chmod` after the fact would have to chase each new file.
+fn private_files() {
+    use rustix::fs::Mode;
+    let previous = rustix::process::umask(Mode::from_raw_mode(0o077));
+    // Keep bits the operator masked beyond ours (e.g. `0o277`), never loosen them.
+    rustix::process::umask(previous | Mode::from_raw_mode(0o077));
+}
+
+/// Creates the data dir readable only by its owner; refuses an existing one that other users
+/// can reach unless `allow_shared` (`--allow-shared-data-dir`), where it only warns.
+fn create_data_dir(path: &Path, allow_shared: bool) -> Result<(), ServerError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let error = |source| ServerError::DataDir {
         path: path.to_owned(),
@@ -390,10 +434,18 @@ fn create_data_dir(path: &Path) -> Result<(), ServerError> {
     };
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
-            if meta.permissions().mode() & 0o077 != 0 {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                if !allow_shared {
+                    return Err(ServerError::SharedDataDir {
+                        path: path.to_owned(),
+                        mode,
+                    });
+                }
                 tracing::warn!(
                     path = %path.display(),
-                    "data dir is accessible to other users; consider chmod 700"
+                    mode = format!("{mode:04o}"),
+                    "data dir is accessible to other users (allowed by allow_shared_data_dir)"
                 );
             }
             Ok(())

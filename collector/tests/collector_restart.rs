@@ -292,7 +292,10 @@ fn an_idle_collector_knows_how_long_it_was_down_after_a_sigkill() {
         .find_map(|field| field.strip_prefix("seconds="))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no seconds= in {line}"));
-    assert!((5..=7).contains(&seconds), "down for 5 s, logged {seconds} s: {line}");
+    assert!(
+        (5..=7).contains(&seconds),
+        "down for 5 s, logged {seconds} s: {line}"
+    );
 }
 
 /// `text` without the terminal colour codes the log may carry.

@@ -88,7 +88,10 @@ fn start(data: &Path) -> Start {
 
 /// Copies a directory tree (the store is a directory with a `blobs/` folder).
 fn copy_dir(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(to).unwrap();
+    // Private like the original: `serve` refuses a data dir other users can reach.
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let target = to.join(entry.file_name());

@@ -314,10 +314,14 @@ pub(crate) fn threshold(name: &str, digits: &str) -> Result<u64, String> {
         })
 }
 
-/// Checks an `environment` name by Sentry's rules.
+/// Checks an `environment` name by Sentry's rules, the collector's too
+/// (`watchpost_collector::engine::normalize_environment`): 1 to 64 characters, no whitespace,
+/// `/` or control characters, and not `none`, `.` or `..`.
 pub(crate) fn environment(text: &str) -> Result<String, String> {
+    let reserved = text.eq_ignore_ascii_case("none") || text == "." || text == "..";
     let valid = !text.is_empty()
-        && text.len() <= MAX_ENVIRONMENT_LEN
+        && text.chars().count() <= MAX_ENVIRONMENT_LEN
+        && !reserved
         && !text
             .chars()
             .any(|c| c == '/' || c.is_whitespace() || c.is_control());
@@ -325,8 +329,10 @@ pub(crate) fn environment(text: &str) -> Result<String, String> {
         return Ok(text.to_owned());
     }
     Err(format!(
-        "invalid environment `{text}`: an environment name is 1 to {MAX_ENVIRONMENT_LEN} \
-         characters without spaces or `/`, e.g. `production` or `staging`"
+        "invalid environment `{}`: an environment name is 1 to {MAX_ENVIRONMENT_LEN} \
+         characters without spaces, `/` or control characters, and not `none`, `.` or `..`, \
+         e.g. `production` or `staging`",
+        text.escape_debug()
     ))
 }
 
@@ -618,7 +624,18 @@ mod tests {
                     "eu/west",
                     Err(
                         "invalid environment `eu/west`: an environment name is 1 to 64 \
-                         characters without spaces or `/`, e.g. `production` or `staging`",
+                         characters without spaces, `/` or control characters, and not \
+                         `none`, `.` or `..`, e.g. `production` or `staging`",
+                    ),
+                ),
+                ("a<b>", Ok("a<b>".into())),
+                (&"é".repeat(64), Ok("é".repeat(64))),
+                (
+                    "None",
+                    Err(
+                        "invalid environment `None`: an environment name is 1 to 64 \
+                         characters without spaces, `/` or control characters, and not \
+                         `none`, `.` or `..`, e.g. `production` or `staging`",
                     ),
                 ),
             ],

@@ -12,6 +12,7 @@ mod refusals;
 pub mod views;
 
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -20,7 +21,8 @@ use axum::{Router, response::IntoResponse};
 use subtle::ConstantTimeEq;
 
 use crate::http::HttpError;
-use crate::server::AppState;
+use crate::server::{AppState, client_ip};
+use crate::throttle;
 
 /// Management routes (admin token required) and the open operational routes.
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -56,7 +58,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(management)
 }
 
-/// `Authorization: Bearer <admin token>`, compared in constant time.
+/// `Authorization: Bearer <admin token>`, compared in constant time. Wrong tokens count
+/// against the client's address (`throttle.rs`); a locked-out address gets `429` whatever it
+/// presents, so the lockout cannot be probed for the right token.
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
@@ -66,6 +70,18 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
             let (scheme, token) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
+    let client = client_ip(request.extensions());
+    if presented.is_some()
+        && let Err(seconds) = state.auth_throttle.check(client)
+    {
+        return HttpError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            throttle::refusal(seconds),
+        )
+        .retry_after(seconds, "")
+        .into_response();
+    }
     match presented {
         None => HttpError::unauthorized(
             "missing admin token: send `Authorization: Bearer <token>`; the token is printed at \
@@ -79,8 +95,12 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
                     .ct_eq(state.admin_token.expose().as_bytes()),
             ) =>
         {
+            state.auth_throttle.succeeded(client);
             next.run(request).await
         }
-        Some(_) => HttpError::unauthorized("wrong admin token").into_response(),
+        Some(_) => {
+            state.auth_throttle.failed(client);
+            HttpError::unauthorized("wrong admin token").into_response()
+        }
     }
 }

@@ -18,11 +18,11 @@ use std::path::Path;
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path as UrlPath, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HOST, REFERRER_POLICY, SET_COOKIE,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, RETRY_AFTER, SET_COOKIE,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -37,8 +37,9 @@ pub use session::{Sessions, Viewer};
 use crate::engine::{IssueStatus, MonitorEnv, MonitorKey, MonitorStatus, normalize_environment};
 use crate::http::{query_pairs, query_value};
 use crate::processor::{Patch, ProcessError, Target};
-use crate::server::AppState;
+use crate::server::{AppState, client_ip};
 use crate::store::{Cursor, StoreError};
+use crate::throttle;
 use pages::{EnvDetail, MonitorPage, MonitorRow, Overview, Pager, TIMELINE};
 
 /// Check-ins listed on a monitor's page per environment (the timeline shows [`TIMELINE`]).
@@ -63,18 +64,27 @@ pub struct Dashboard {
     badges: BadgeKeys,
     /// `Secure` cookies when the collector is reached over HTTPS (`server.public_url`).
     secure_cookies: bool,
-    /// Base of absolute URLs shown on pages (badges), when configured.
-    public_url: Option<String>,
+    /// Base of absolute URLs shown on pages (badges): `server.public_url`, else the listen
+    /// address. Never the request's `Host` header, which the client chooses: a page reached
+    /// with `Host: evil.example` would otherwise hand out badge URLs (with their keys) that
+    /// point elsewhere.
+    base_url: String,
 }
 
 impl Dashboard {
-    /// Loads (or creates) the badge secret in `data_dir`.
-    pub fn new(data_dir: &Path, public_url: Option<&str>) -> std::io::Result<Dashboard> {
+    /// Loads (or creates) the badge secret in `data_dir`. `base_url` is where the collector
+    /// is reached (`server.public_url` or the listen address); `public_url` says whether
+    /// that is HTTPS.
+    pub fn new(
+        data_dir: &Path,
+        public_url: Option<&str>,
+        base_url: &str,
+    ) -> std::io::Result<Dashboard> {
         Ok(Dashboard {
             sessions: Sessions::default(),
             badges: BadgeKeys::load_or_create(data_dir)?,
             secure_cookies: public_url.is_some_and(|url| url.starts_with("https://")),
-            public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
+            base_url: base_url.trim_end_matches('/').to_owned(),
         })
     }
 
@@ -248,14 +258,32 @@ struct LoginForm {
     next: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+/// Checks the admin token; wrong ones count against the client's address like the API's
+/// (`throttle.rs`), and a locked-out address is refused before its token is compared.
+async fn login(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let next = safe_next(&form.next).unwrap_or("/");
+    let client = client_ip(&extensions);
+    if let Err(seconds) = state.auth_throttle.check(client) {
+        let page = pages::login(Some(&throttle::refusal(seconds)), next);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, seconds.to_string())],
+            page,
+        )
+            .into_response();
+    }
     let expected = state.admin_token.expose().as_bytes();
     if !bool::from(form.token.trim().as_bytes().ct_eq(expected)) {
         tracing::warn!("dashboard login with a wrong admin token");
+        state.auth_throttle.failed(client);
         let page = pages::login(Some("That is not the admin token."), next);
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
+    state.auth_throttle.succeeded(client);
     let viewer = state.dashboard.sessions.create();
     let cookie = session::set_cookie(&viewer, state.dashboard.secure_cookies);
     ([(SET_COOKIE, cookie)], Redirect::to(next)).into_response()
@@ -373,7 +401,6 @@ async fn monitor(
     State(state): State<AppState>,
     viewer: Viewer,
     UrlPath((project, slug)): UrlPath<(String, String)>,
-    headers: HeaderMap,
     uri: Uri,
 ) -> PageResult {
     let (project, slug) = monitor_path(&project, &slug).map_err(|e| e.for_viewer(&viewer))?;
@@ -402,15 +429,7 @@ async fn monitor(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let base = state
-        .dashboard
-        .public_url
-        .clone()
-        .or_else(|| {
-            let host = headers.get(HOST)?.to_str().ok()?;
-            Some(format!("http://{host}"))
-        })
-        .unwrap_or_default();
+    let base = &state.dashboard.base_url;
     let key = state.dashboard.badge_key(project, &slug);
     let badge = |ext: &str| format!("{base}/badge/{project}/{slug}.{ext}?key={key}");
     let notice = query_pairs(&uri)

@@ -122,12 +122,21 @@ fn environment_validation() {
         (None, Ok("production")),
         (Some(""), Ok("production")),
         (Some("staging"), Ok("staging")),
-        (Some("Prod EU"), Ok("Prod EU")),
-        (Some(&"e".repeat(64)), Ok(&"e".repeat(64))),
+        (Some("eu-west_1.Prod"), Ok("eu-west_1.Prod")),
+        // Sentry forbids neither; pages and alerts escape them.
+        (Some("a<b>"), Ok("a<b>")),
+        (Some(&"é".repeat(64)), Ok(&"é".repeat(64))),
         (Some(&"e".repeat(65)), Err("longer than 64")),
         (Some("a/b"), Err("contains `/`")),
+        (Some("Prod EU"), Err("contains a space")),
+        (Some("a\tb"), Err("contains a space")),
+        (Some("a\u{a0}b"), Err("contains a space")),
         (Some("a\nb"), Err("line break")),
+        (Some("a\u{7f}b"), Err("control character")),
         (Some("None"), Err("reserved")),
+        (Some("none"), Err("reserved")),
+        (Some(".."), Err("reserved")),
+        (Some("."), Err("reserved")),
     ];
     for &(raw, expected) in cases {
         let got = normalize_environment(raw).map_err(|e| e.to_string());

@@ -130,7 +130,7 @@ pub enum ConfigError {
     },
     /// The environment name is unusable.
     #[error(
-        "environment `{value}` {problem}; an environment is at most 64 characters without `/` or line breaks"
+        "environment {value:?} {problem}; an environment name is 1 to 64 characters without spaces, `/` or control characters, and not `none`, `.` or `..` (e.g. `production` or `staging-eu`)"
     )]
     Environment {
         /// The name as given.
@@ -204,8 +204,11 @@ fn table_letter(table: &[u8], index: u32) -> Option<char> {
 
 /// Validates an environment name; `None` or an empty name means `"production"`.
 ///
-/// Accepts at most 64 characters with no `/`, `\n`, `\r` or form feed, and not the name `none`
-/// (Sentry's `Environment.is_valid_name`).
+/// Sentry's rule, as its SDK documentation states it: at most 64 characters, no spaces (any
+/// whitespace), `/` or control characters (line breaks, form feed, tab: `sentry-release-parser`'s
+/// `validate_environment`, which Relay applies), and not `none`, `.` or `..`. Sentry's own
+/// check lets a plain space through although its documentation forbids it; we follow the
+/// documentation, which is what SDK users are told, and so does `#[monitored_job]`.
 pub fn normalize_environment(raw: Option<&str>) -> Result<String, ConfigError> {
     let name = match raw {
         None | Some("") => return Ok(DEFAULT_ENVIRONMENT.to_owned()),
@@ -218,10 +221,16 @@ pub fn normalize_environment(raw: Option<&str>) -> Result<String, ConfigError> {
     if name.chars().count() > MAX_ENVIRONMENT_LEN {
         return Err(error("is longer than 64 characters"));
     }
-    if name.contains(['/', '\n', '\r', '\u{c}']) {
-        return Err(error("contains `/` or a line break"));
+    if name.contains('/') {
+        return Err(error("contains `/`"));
     }
-    if name.eq_ignore_ascii_case("none") {
+    if name.chars().any(char::is_whitespace) {
+        return Err(error("contains a space or a line break"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(error("contains a control character"));
+    }
+    if name.eq_ignore_ascii_case("none") || name == "." || name == ".." {
         return Err(error("is reserved"));
     }
     Ok(name.to_owned())

@@ -69,8 +69,8 @@ pub use codec::CodecError;
 use durability::GroupCommit;
 pub use durability::Seq;
 pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
-pub use refusals::RefusalRecord;
 pub use page::{BadCursor, Cursor, Page};
+pub use refusals::RefusalRecord;
 pub use tally::{MonitorCounts, STATUSES};
 pub use upstream::QueuedEnvelope;
 
