@@ -19,6 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 
 use crate::engine::MonitorKey;
+pub use crate::engine::caps::CapsConfig;
 use crate::engine::caps::{Caps, MonitorCounts, Refused, may_create, may_open_issue};
 use crate::store::{RefusalRecord, Store, StoreError};
 
@@ -26,22 +27,6 @@ use crate::store::{RefusalRecord, Store, StoreError};
 pub const KEPT_PER_PROJECT: usize = 100;
 /// How long a refusal is kept.
 pub const KEPT_FOR: TimeDelta = TimeDelta::days(7);
-
-/// The caps of every project: `[caps]`, with `upsert` overridden per `[[projects]]`.
-#[derive(Debug, Clone, Default)]
-pub struct CapsConfig {
-    /// Every project's caps unless overridden.
-    pub default: Caps,
-    /// Projects whose caps differ.
-    pub projects: HashMap<u64, Caps>,
-}
-
-impl CapsConfig {
-    /// The caps of `project`.
-    pub fn of(&self, project: u64) -> Caps {
-        self.projects.get(&project).copied().unwrap_or(self.default)
-    }
-}
 
 /// What the caps count, and which monitor environments a person configured.
 #[derive(Debug, Default)]

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::caps::CapsConfig;
-use crate::engine::caps::{Caps, Upsert};
+use crate::engine::caps::{Caps, CapsConfig, Upsert};
 use crate::engine::probes::JsonExpectation;
 use crate::engine::{ConfigError as MonitorConfigError, ConfigPatch, MonitorConfig, MonitorKey};
 

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::dispatch::{DeliveryState, Outbox, OutboxEntry, OutboxError};
+use super::outbox::{DeliveryState, Outbox, OutboxEntry, OutboxError};
 use crate::engine::alerting::Payload;
 
 /// The subject an entry is about: an alert's subject key; a digest has none (it stands for

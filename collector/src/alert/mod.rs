@@ -24,6 +24,7 @@ pub mod dispatch;
 mod email;
 pub mod format;
 mod metered;
+mod outbox;
 pub mod pace;
 mod planner;
 mod slack;

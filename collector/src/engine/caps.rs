@@ -261,6 +261,22 @@ pub fn is_overflow(issue: &Issue) -> bool {
     issue.fingerprint.len() == 1 && issue.fingerprint[0] == OVERFLOW_FINGERPRINT
 }
 
+/// The caps of every project: `[caps]`, with `upsert` overridden per `[[projects]]`.
+#[derive(Debug, Clone, Default)]
+pub struct CapsConfig {
+    /// Every project's caps unless overridden.
+    pub default: Caps,
+    /// Projects whose caps differ.
+    pub projects: std::collections::HashMap<u64, Caps>,
+}
+
+impl CapsConfig {
+    /// The caps of `project`.
+    pub fn of(&self, project: u64) -> Caps {
+        self.projects.get(&project).copied().unwrap_or(self.default)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

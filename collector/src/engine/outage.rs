@@ -81,11 +81,11 @@ impl Outage {
             OutageKind::Down => "was down",
             OutageKind::Refusing => "refused writes",
         };
-        let from = super::alerting::when(self.from);
+        let from = when(self.from);
         match self.to {
             Some(to) => format!(
                 "the collector {what} from {from} to {}",
-                super::alerting::when(to.max(self.from))
+                when(to.max(self.from))
             ),
             None => format!("the collector {what} since {from}"),
         }
@@ -136,4 +136,10 @@ impl Outages {
         self.near(deadline, grace, now)
             .filter(|(until, _)| now < *until)
     }
+}
+
+/// A time as alerts and logs show it (the same words as `alerting::when`, kept here so the
+/// rules do not depend on the alert policy).
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
