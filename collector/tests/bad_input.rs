@@ -9,7 +9,9 @@ use std::io::Write;
 use reqwest::blocking::RequestBuilder;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Collector, checkin, envelope, interval, json as response_json, sentry_auth};
+use support::{
+    Collector, checkin, envelope, interval, json as response_json, peak_rss_kb, sentry_auth,
+};
 
 /// The slug every bad case aims at; it must never come into existence.
 const VICTIM: &str = "victim";
@@ -95,16 +97,6 @@ fn gzip_bomb(decoded: usize) -> Vec<u8> {
         encoder.write_all(&zeros).expect("gzip");
     }
     encoder.finish().expect("gzip")
-}
-
-/// Peak resident memory of a process, from `/proc/<pid>/status`.
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status")
 }
 
 /// Everything a bad request could have left behind, minus the `alive` monitor that the

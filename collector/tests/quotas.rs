@@ -15,17 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::blocking::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Collector, checkin, envelope, interval, json, sentry_auth};
-
-/// Peak resident memory of a process in KiB, from `/proc/<pid>/status`.
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status")
-}
+use support::{Collector, checkin, envelope, interval, json, peak_rss_kb, sentry_auth};
 
 /// Bytes of every file under `dir`.
 fn disk_use(dir: &Path) -> u64 {

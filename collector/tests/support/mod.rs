@@ -424,6 +424,16 @@ pub fn interval(value: u64, unit: &str) -> Value {
     serde_json::json!({ "schedule": { "type": "interval", "value": value, "unit": unit } })
 }
 
+/// Peak resident memory of a process in KiB, from `/proc/<pid>/status`.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
 /// Calls `probe` every 25 ms until it returns `Some`, or panics after `within`.
 #[track_caller]
 pub fn poll<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
