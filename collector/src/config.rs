@@ -1,4 +1,4 @@
-//! The configuration file (TOML, PRODUCT.md §3.1) turned into a validated [`Config`].
+//! The configuration file (TOML, docs/configuration.md) turned into a validated [`Config`].
 //! All validation happens here, once: later code trusts a `Config`. Errors name the field path
 //! (`projects[0].keys[1]: ...`) so a person can fix the file; secrets never appear in messages.
 
@@ -1705,7 +1705,8 @@ mod tests {
         assert!(!format!("{token:?}").contains("s3cr3t"));
     }
 
-    /// The configuration in PRODUCT.md §3.1, verbatim apart from the env names it needs.
+    /// A configuration using every section, as the product was first specified, apart from the
+    /// env names it needs.
     const PRODUCT_EXAMPLE: &str = r#"
 [server]
 listen = "127.0.0.1:8470"

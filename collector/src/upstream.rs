@@ -1,4 +1,4 @@
-//! Upstream forwarding (PRODUCT.md §3.9): every envelope the collector accepts is relayed to a
+//! Upstream forwarding (docs/configuration.md, `[upstream]`): every envelope the collector accepts is relayed to a
 //! Sentry-compatible server (`[upstream] dsn`), so a team can keep alerting locally while
 //! Sentry or Relay does the heavy lifting.
 //!

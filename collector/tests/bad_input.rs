@@ -1,4 +1,4 @@
-//! Every class of bad input, through one table (PRODUCT.md §3.10): each case must get the right
+//! Every class of bad input, through one table (docs/reliability.md, "Bad input"): each case must get the right
 //! 4xx with a JSON `{"error": ...}` a person can act on, leave no state behind, keep the
 //! collector's memory bounded, and leave it serving the next good check-in.
 

@@ -319,7 +319,7 @@ struct Seen {
     body: String,
 }
 
-/// A stand-in for a collector that serves the issues API of PRODUCT.md §3.2.
+/// A stand-in for a collector that serves the issues API of docs/http-api.md
 fn issues_api() -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,4 +1,4 @@
-//! A full disk (PRODUCT.md §3.8, §3.10): the data dir on a small tmpfs, filled up. Ingest must
+//! A full disk (docs/reliability.md, "Disk full"): the data dir on a small tmpfs, filled up. Ingest must
 //! answer 503 with a JSON error (so SDKs retry), never acknowledge what it could not keep, keep
 //! the store readable across a restart, and recover by itself once space returns. A job whose
 //! deadline fell while writes were refused is not reported missed for it: the collector could

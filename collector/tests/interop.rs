@@ -4,7 +4,7 @@
 //! harness in `support/`), drives it with a client people actually use — the Python
 //! `sentry-sdk` 2.75.0, `sentry-cli monitors run` 3.8.2, our own `watchpost run`, `curl` pings
 //! and the `watchpost` SDK — and reads the monitor, its check-ins and incidents (and, for
-//! sentry-python's error events, the issues) back through the management API (PRODUCT.md §3.2).
+//! sentry-python's error events, the issues) back through the management API (docs/http-api.md).
 //! Waits poll the API with a deadline; nothing sleeps for a fixed time.
 
 mod support;

@@ -1,4 +1,4 @@
-//! Security (PRODUCT.md §3.10): every management, dashboard and badge route refuses a missing or
+//! Security (docs/reliability.md, "Security"): every management, dashboard and badge route refuses a missing or
 //! wrong credential; secrets from the config never show in logs, API responses, pages or
 //! `/metrics`, even while deliveries to them fail; loopback by default; private files; and
 //! per-key ingest rate limiting.

@@ -1,5 +1,5 @@
 //! `HealthLayer` through real HTTP: an axum app served on an ephemeral loopback port, asked with
-//! reqwest. The JSON shapes are the product contract (PRODUCT.md §2); timing bounds are the
+//! reqwest. The JSON shapes are the product contract (README.md, "Health route and uptime probes"); timing bounds are the
 //! layer's promises (a check gets its timeout and no more, checks run concurrently).
 #![cfg(feature = "tower")]
 

@@ -21,7 +21,7 @@ pub struct Pace {
     pub limit: Option<(u32, Duration)>,
 }
 
-/// The provider limits PRODUCT.md §3.5 names (reference/peers.md §6).
+/// The providers' documented rate limits (docs/alerts.md, "Pacing and storms").
 impl Pace {
     /// No limit: machine consumers (webhook, Alertmanager, stdout).
     pub const UNLIMITED: Pace = Pace {

@@ -1,4 +1,4 @@
-//! The `webhook` channel: POSTs the alert JSON of PRODUCT.md §3.5, exactly as
+//! The `webhook` channel: POSTs the alert JSON of docs/alerts.md, "Webhook JSON", exactly as
 //! [`Alert`](crate::engine::alerting::Alert) serializes, to one URL.
 //!
 //! The URL is a secret (webhook URLs usually carry a token): it is never logged, and `Debug`

@@ -1,6 +1,6 @@
 //! `/api/v1/issues...`: error issues with their counts and recent events, and the status
 //! change a person makes (resolve, ignore, reopen) through the processor. Field names are the
-//! contract of PRODUCT.md §3.2.
+//! contract of docs/http-api.md
 
 use axum::Json;
 use axum::body::Body;

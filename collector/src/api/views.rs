@@ -1,4 +1,4 @@
-//! The JSON shapes of the management API (PRODUCT.md §3.2, a contract): field names exactly as
+//! The JSON shapes of the management API (docs/http-api.md, a contract): field names exactly as
 //! documented, times as RFC 3339 UTC, durations in seconds. Pure conversions, no state.
 
 use std::time::Duration;

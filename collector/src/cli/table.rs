@@ -1,5 +1,4 @@
-//! Human output of the client commands: aligned columns read from the API's JSON (PRODUCT.md
-//! §3.2), with schedules and times in words. Tolerant: a missing field prints as `-`.
+//! Human output of the client commands: aligned columns read from the API's JSON (docs/cli.md), with schedules and times in words. Tolerant: a missing field prints as `-`.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! The HTML dashboard (PRODUCT.md §3.7): server-rendered pages at `/` behind a login with the
+//! The HTML dashboard (docs/http-api.md, "The dashboard"): server-rendered pages at `/` behind a login with the
 //! admin token, readable without JavaScript and on a phone, plus status badges for READMEs.
 //!
 //! It reads the store and changes monitors only through the processor, like the JSON API.

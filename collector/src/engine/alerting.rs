@@ -1,5 +1,4 @@
-//! Alert policy: what a person is told, and whom. Builds the [`Alert`] (the JSON of PRODUCT.md
-//! §3.5, a contract) from engine and issue effects, routes it through `[[rules]]` to channels,
+//! Alert policy: what a person is told, and whom. Builds the [`Alert`] (the JSON of docs/alerts.md, "Webhook JSON", a contract) from engine and issue effects, routes it through `[[rules]]` to channels,
 //! decides which repeats to hold back ([`Deduper`]) and collapses a backlog into a [`Digest`].
 //!
 //! *Architecture invariant:* pure like the rest of the engine: no I/O, no clock (time is the
@@ -89,7 +88,7 @@ pub enum Source {
     Probe,
 }
 
-/// An alert: exactly the JSON of PRODUCT.md §3.5. The `webhook` channel POSTs this.
+/// An alert: exactly the JSON of docs/alerts.md, "Webhook JSON" The `webhook` channel POSTs this.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// What happened.

@@ -8,7 +8,7 @@
 //! # Grouping
 //!
 //! An event's fingerprint is a list of strings; equal lists are one issue. In order of
-//! precedence (Sentry's, `reference/sentry_crons.md` §3.7):
+//! precedence (Sentry's):
 //!
 //! 1. The event's own `fingerprint`, where an entry `{{ default }}` expands to the default
 //!    grouping below (and `{{ transaction }}`, `{{ type }}`, `{{ message }}`, `{{ level }}`,

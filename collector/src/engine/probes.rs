@@ -1,4 +1,4 @@
-//! Uptime probes as a pure state machine (PRODUCT.md §3.6): each check's [`Observation`] is
+//! Uptime probes as a pure state machine (docs/configuration.md, `[[probes]]`): each check's [`Observation`] is
 //! judged against the probe's [`Expectation`], folded into consecutive failure and success
 //! counts, and `failure_threshold` failures in a row open the probe's incident (one
 //! `probe.down`) while `success_threshold` successes in a row resolve it (one `probe.up`).
