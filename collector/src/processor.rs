@@ -40,7 +40,7 @@ use watchpost::protocol::Event;
 use crate::alert::{NewDelivery, Planner};
 use crate::caps::{CapsConfig, Census, Held, RefusalLog};
 use crate::config::{MonitorSpec, Retention};
-use crate::engine::caps::{OVERFLOW_FINGERPRINT, Origin, Refused, may_update};
+use crate::engine::caps::{ConfigVerdict, OVERFLOW_FINGERPRINT, Origin, Refused, config_verdict};
 use crate::engine::issues::{event_issue_id, issue_id, process_event, set_status};
 use crate::engine::{
     CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind, Effect,
@@ -432,19 +432,16 @@ impl Processor {
                 } else {
                     Origin::CheckIn
                 };
-                if let Err(why) = may_update(caps.upsert, origin) {
-                    // Only a change is refused: SDKs send the same config with every
-                    // check-in, and that is no attempt to reconfigure.
-                    if patch
-                        .apply_to(&monitor.config)
-                        .map_or(true, |config| config != monitor.config)
-                    {
+                match config_verdict(caps.upsert, origin, patch, &monitor.config) {
+                    ConfigVerdict::Apply => {}
+                    ConfigVerdict::Ignore => input.config = None,
+                    ConfigVerdict::Refuse(why) => {
                         pending.refused.push(Refused::ConfigChange {
                             key: monitor.key.clone(),
                             why,
                         });
+                        input.config = None;
                     }
-                    input.config = None;
                 }
             }
             _ => {}

@@ -7,6 +7,7 @@
 //! Pure like the rest of the engine: the processor passes in the counts it maintains and the
 //! monitor's origin, and acts on the verdict.
 
+use super::config::{ConfigPatch, MonitorConfig};
 use super::issues::Issue;
 use super::model::MonitorKey;
 
@@ -250,6 +251,35 @@ pub fn may_update(upsert: Upsert, origin: Origin) -> Result<(), ConfigKept> {
     }
 }
 
+/// What becomes of a check-in's `monitor_config` for an existing monitor environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigVerdict {
+    /// Apply it (the engine's upsert does the rest).
+    Apply,
+    /// Drop it: the policy keeps the config, but it would change nothing (SDKs send the same
+    /// config with every check-in, which is no attempt to reconfigure).
+    Ignore,
+    /// Drop it and report the refused change.
+    Refuse(ConfigKept),
+}
+
+/// The verdict on `patch` for a monitor of `origin` configured as `current`, under `upsert`.
+/// A patch that does not validate counts as a change.
+pub fn config_verdict(
+    upsert: Upsert,
+    origin: Origin,
+    patch: &ConfigPatch,
+    current: &MonitorConfig,
+) -> ConfigVerdict {
+    match may_update(upsert, origin) {
+        Ok(()) => ConfigVerdict::Apply,
+        Err(why) => match patch.apply_to(current) {
+            Ok(config) if config == *current => ConfigVerdict::Ignore,
+            _ => ConfigVerdict::Refuse(why),
+        },
+    }
+}
+
 /// Whether an event with a fingerprint the project has no issue for yet gets its own issue
 /// (`true`) or is counted against the project's overflow issue, given how many the project has.
 pub fn may_open_issue(caps: &Caps, issues: u32) -> bool {
@@ -349,6 +379,30 @@ mod tests {
                 assert_eq!(may_update(policy, origin), Err(ConfigKept::Policy(policy)));
             }
         }
+    }
+
+    #[test]
+    fn a_kept_config_is_refused_only_when_the_check_in_would_change_it() {
+        use super::super::config::{IntervalUnit, Schedule};
+        let current = MonitorConfig::new(Schedule::interval(1, IntervalUnit::Hour).unwrap());
+        let same = ConfigPatch::from_json(&serde_json::json!({
+            "schedule": {"type": "interval", "value": 1, "unit": "hour"}
+        }))
+        .unwrap();
+        let yearly = ConfigPatch::from_json(&serde_json::json!({"schedule": "@yearly"})).unwrap();
+        let kept = (Upsert::CreateUpdate, Origin::Managed);
+        assert_eq!(
+            config_verdict(kept.0, kept.1, &same, &current),
+            ConfigVerdict::Ignore
+        );
+        assert_eq!(
+            config_verdict(kept.0, kept.1, &yearly, &current),
+            ConfigVerdict::Refuse(ConfigKept::Managed)
+        );
+        assert_eq!(
+            config_verdict(Upsert::CreateUpdate, Origin::CheckIn, &yearly, &current),
+            ConfigVerdict::Apply
+        );
     }
 
     #[test]
