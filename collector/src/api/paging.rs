@@ -14,6 +14,7 @@ use axum::http::{HeaderName, HeaderValue, Uri, header::LINK};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::engine::alerting::percent_encode;
 use crate::http::{HttpError, query_value};
 use crate::store::Cursor;
 
@@ -67,7 +68,7 @@ pub(super) fn page_response<T: Serialize>(
         let next = next.encode();
         let mut link = format!("<{}?", uri.path());
         for (name, value) in query.iter().filter(|(name, _)| name != "cursor") {
-            let _ = write!(link, "{}={}&", escape(name), escape(value));
+            let _ = write!(link, "{}={}&", percent_encode(name), percent_encode(value));
         }
         let _ = write!(link, "cursor={next}>; rel=\"next\"");
         let headers = response.headers_mut();
@@ -79,17 +80,4 @@ pub(super) fn page_response<T: Serialize>(
         }
     }
     response
-}
-
-/// Percent-encodes all but RFC 3986's unreserved characters.
-fn escape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for byte in raw.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
 }

@@ -22,6 +22,7 @@ use watchpost::protocol::Level;
 use super::issues::{Issue, IssueEffect};
 use super::model::{Effect, Incident, IncidentReason, MonitorEnv, MonitorKey, MonitorStatus};
 use super::outage::Outage;
+pub use super::outage::when;
 
 /// The name of the rule used when no `[[rules]]` are configured.
 pub const DEFAULT_RULE: &str = "default";
@@ -443,19 +444,19 @@ impl Links {
             "{}/monitors/{}/{}?environment={}",
             self.base,
             key.project,
-            encode(&key.slug),
-            encode(&key.environment)
+            percent_encode(&key.slug),
+            percent_encode(&key.environment)
         )
     }
 
     /// The dashboard page of an issue.
     pub fn issue(&self, id: &str) -> String {
-        format!("{}/issues/{}", self.base, encode(id))
+        format!("{}/issues/{}", self.base, percent_encode(id))
     }
 
     /// The dashboard page of a probe.
     pub fn probe(&self, name: &str) -> String {
-        format!("{}/probes/{}", self.base, encode(name))
+        format!("{}/probes/{}", self.base, percent_encode(name))
     }
 }
 
@@ -954,11 +955,6 @@ fn failing_for(incident: &Incident, now: DateTime<Utc>) -> TimeDelta {
     incident.resolved_at.unwrap_or(now) - incident.starting_timestamp
 }
 
-/// `2026-05-01 03:05:00 UTC`.
-pub fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
 /// `1h 5m`, `42s`, `3d 2h`: the two largest units.
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
@@ -998,7 +994,7 @@ fn lowercase_first(text: &str) -> String {
 }
 
 /// Percent-encodes a path segment or query value (RFC 3986 unreserved characters stay).
-fn encode(text: &str) -> String {
+pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

@@ -138,8 +138,7 @@ impl Outages {
     }
 }
 
-/// A time as alerts and logs show it (the same words as `alerting::when`, kept here so the
-/// rules do not depend on the alert policy).
-fn when(t: DateTime<Utc>) -> String {
+/// A time as people read it in alerts and check-in logs: `2026-05-01 03:00:00 UTC`.
+pub fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
