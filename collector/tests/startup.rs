@@ -185,10 +185,7 @@ fn a_store_file_with_a_zeroed_region_ends_serve_with_exit_1_and_the_remedy() {
                 );
                 assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
                 assert!(took < FAIL_WITHIN, "took {took:?}");
-                let message = stderr
-                    .lines()
-                    .find(|line| line.starts_with("watchpost: "))
-                    .unwrap_or_else(|| panic!("no `watchpost:` line in\n{stderr}"));
+                let message = error_line(&stderr);
                 assert!(
                     message.contains(&file.display().to_string()),
                     "the message names the file: {message}"
@@ -223,10 +220,7 @@ fn a_second_serve_on_a_data_dir_in_use_is_told_another_watchpost_holds_it() {
     };
     assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
     assert!(took < FAIL_WITHIN, "took {took:?}");
-    let message = stderr
-        .lines()
-        .find(|line| line.starts_with("watchpost: "))
-        .unwrap_or_else(|| panic!("no `watchpost:` line in\n{stderr}"));
+    let message = error_line(&stderr);
     assert!(
         message.contains("is another watchpost using this data dir?")
             && message.contains("its own --data-dir"),
@@ -235,4 +229,12 @@ fn a_second_serve_on_a_data_dir_in_use_is_told_another_watchpost_holds_it() {
     assert!(!message.contains("damaged"), "{message}");
     // The first collector was not disturbed.
     assert!(collector.api_get("/api/v1/monitors").is_array());
+}
+
+/// The line `serve` ends with when it cannot start: `watchpost: <what and what to do>`.
+fn error_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|line| line.starts_with("watchpost: "))
+        .unwrap_or_else(|| panic!("no `watchpost:` line in\n{stderr}"))
 }
