@@ -1,12 +1,12 @@
 //! `GET /api/v1/alerts`: alert deliveries, newest first, so a person can see what was sent,
 //! what is still trying (and why) and what failed for good. Reads only.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
+use super::paging::{page_request, page_response};
 use super::views::rfc3339;
 use crate::alert::{DeliveryState, OutboxEntry};
 use crate::engine::alerting::Payload;
@@ -17,6 +17,8 @@ use crate::store::DeliveryFilter;
 /// Default and largest `limit`.
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
+/// With `state` or `channel`, a page examines at most this many deliveries per row asked for.
+const EXAMINE_PER_ROW: usize = 10;
 
 /// A delivery: one alert (or digest) to one channel.
 #[derive(Debug, Serialize)]
@@ -59,7 +61,7 @@ impl<'a> From<&'a OutboxEntry> for DeliveryView<'a> {
     }
 }
 
-/// `GET /api/v1/alerts?state=&channel=&limit=`.
+/// `GET /api/v1/alerts?state=&channel=&limit=&cursor=`: deliveries, newest first.
 pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, HttpError> {
     let query = query_pairs(&uri)?;
     let bad = |message: String| HttpError::bad_request("bad_request", message);
@@ -74,23 +76,17 @@ pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> Result<Resp
             ))),
         })
         .transpose()?;
-    let limit = match query_value(&query, "limit") {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                bad(format!(
-                    "limit `{raw}` must be a number from 1 to {MAX_LIMIT}"
-                ))
-            })?,
-    };
+    let page = page_request(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
     let filter = DeliveryFilter {
         state: wanted,
         channel: query_value(&query, "channel"),
     };
-    let deliveries = state.store.deliveries(&filter, limit)?;
-    let views: Vec<DeliveryView<'_>> = deliveries.iter().map(DeliveryView::from).collect();
-    Ok(Json(views).into_response())
+    let found = state.store.deliveries_page(
+        &filter,
+        &page.cursor,
+        page.limit,
+        page.limit * EXAMINE_PER_ROW,
+    )?;
+    let views: Vec<DeliveryView<'_>> = found.items.iter().map(DeliveryView::from).collect();
+    Ok(page_response(&uri, &query, &views, found.next.as_ref()))
 }

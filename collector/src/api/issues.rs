@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use watchpost::protocol::Level;
 
+use super::paging::{page_request, page_response, with_next};
 use super::views::rfc3339;
 use crate::engine::{Issue, IssueStatus};
 use crate::http::{HttpError, query_pairs, query_value, read_body};
@@ -23,6 +24,8 @@ const MAX_ISSUES: usize = 1000;
 /// Default and largest `limit` of an issue's events.
 const DEFAULT_EVENTS: usize = 50;
 const MAX_EVENTS: usize = 1000;
+/// With `project` or `status`, a page examines at most this many issues per row asked for.
+const EXAMINE_PER_ROW: usize = 10;
 /// Largest `PATCH` body.
 const MAX_BODY: usize = 4096;
 
@@ -69,18 +72,7 @@ fn bad(message: impl Into<String>) -> HttpError {
     HttpError::bad_request("bad_request", message)
 }
 
-fn limit(query: &[(String, String)], default: usize, max: usize) -> Result<usize, HttpError> {
-    match query_value(query, "limit") {
-        None => Ok(default),
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| bad(format!("limit `{raw}` must be a number from 1 to {max}"))),
-    }
-}
-
-/// `GET /api/v1/issues?project=&status=&limit=`: most recently seen first.
+/// `GET /api/v1/issues?project=&status=&limit=&cursor=`: most recently seen first.
 pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult {
     let query = query_pairs(&uri)?;
     let project = query_value(&query, "project")
@@ -94,25 +86,40 @@ pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult {
     let status = query_value(&query, "status")
         .map(|raw| raw.parse::<IssueStatus>().map_err(|e| bad(e.to_string())))
         .transpose()?;
-    let limit = limit(&query, DEFAULT_ISSUES, MAX_ISSUES)?;
-    let issues = state.store.issues(project, status)?;
-    let views: Vec<IssueView<'_>> = issues.iter().take(limit).map(IssueView::from).collect();
-    Ok(Json(views).into_response())
+    let page = page_request(&query, DEFAULT_ISSUES, MAX_ISSUES)?;
+    let found = state.store.issues_page(
+        project,
+        status,
+        &page.cursor,
+        page.limit,
+        page.limit * EXAMINE_PER_ROW,
+    )?;
+    let views: Vec<IssueView<'_>> = found.items.iter().map(IssueView::from).collect();
+    Ok(page_response(&uri, &query, &views, found.next.as_ref()))
 }
 
-/// `GET /api/v1/issues/{id}/events?limit=`: the kept events, newest first, each exactly as
-/// the SDK sent it.
+/// `GET /api/v1/issues/{id}`: one issue.
+pub(super) async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let issue = state.store.issue(&id)?.ok_or_else(|| not_found(&id))?;
+    Ok(Json(IssueView::from(&issue)).into_response())
+}
+
+/// `GET /api/v1/issues/{id}/events?limit=&cursor=`: the kept events, newest first, each
+/// exactly as the SDK sent it.
 pub(super) async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
     uri: Uri,
 ) -> ApiResult {
     let query = query_pairs(&uri)?;
-    let limit = limit(&query, DEFAULT_EVENTS, MAX_EVENTS)?;
+    let page = page_request(&query, DEFAULT_EVENTS, MAX_EVENTS)?;
     if state.store.issue(&id)?.is_none() {
         return Err(not_found(&id));
     }
-    let events = state.store.issue_events(&id, limit)?;
+    let found = state
+        .store
+        .issue_events_page(&id, &page.cursor, page.limit)?;
+    let events = &found.items;
     // Each payload is the JSON object the SDK sent (it parsed on ingest): join them as they
     // are rather than re-encode them.
     let mut body = Vec::with_capacity(2 + events.iter().map(|e| e.len() + 1).sum::<usize>());
@@ -124,7 +131,8 @@ pub(super) async fn events(
         body.extend_from_slice(event.trim_ascii());
     }
     body.push(b']');
-    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+    let response = ([(CONTENT_TYPE, "application/json")], body).into_response();
+    Ok(with_next(response, &uri, &query, found.next.as_ref()))
 }
 
 /// `PATCH /api/v1/issues/{id}` with `{"status":"resolved"|"ignored"|"unresolved"}`.

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, patch};
+use axum::routing::get;
 use axum::{Router, response::IntoResponse};
 use subtle::ConstantTimeEq;
 
@@ -47,7 +47,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/probes", get(probes::list))
         .route("/api/v1/probes/{name}/results", get(probes::results))
         .route("/api/v1/issues", get(issues::list))
-        .route("/api/v1/issues/{id}", patch(issues::patch))
+        .route(
+            "/api/v1/issues/{id}",
+            get(issues::get_one).patch(issues::patch),
+        )
         .route("/api/v1/issues/{id}/events", get(issues::events))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/refusals", get(refusals::list))

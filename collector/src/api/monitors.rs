@@ -14,14 +14,15 @@ use crate::engine::{ConfigPatch, MonitorEnv, MonitorKey, MonitorStatus, normaliz
 use crate::http::{HttpError, query_pairs, query_value, read_body};
 use crate::processor::{Patch, ProcessError, Target};
 use crate::server::AppState;
+use crate::store::Cursor;
 
-/// Default and largest `limit` for check-in and log listings.
+/// Default and largest `limit` for check-ins, log entries and incidents.
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 /// Default and largest page of monitor environments.
 const MONITORS_DEFAULT: usize = 100;
 const MONITORS_MAX: usize = 1000;
-/// With `environment` or `status`, a page examines at most this many records per row asked
+/// With a filter (`environment` or `status` of monitors, `project` of incidents), a page examines at most this many records per row asked
 /// for, so a filter that matches little still reads a bounded amount; such a page may hold
 /// fewer rows than `limit` (even none) and still carry a cursor.
 const EXAMINE_PER_ROW: usize = 10;
@@ -63,21 +64,6 @@ fn environment_param(query: &[(String, String)]) -> Result<Option<String>, HttpE
     query_value(query, "environment")
         .map(|env| normalize_environment(Some(env)).map_err(|e| bad(e.to_string())))
         .transpose()
-}
-
-fn limit_param(query: &[(String, String)]) -> Result<usize, HttpError> {
-    match query_value(query, "limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                bad(format!(
-                    "limit `{raw}` must be a number from 1 to {MAX_LIMIT}"
-                ))
-            }),
-    }
 }
 
 fn monitors_response(status: StatusCode, monitors: &[MonitorEnv]) -> Response {
@@ -151,54 +137,67 @@ fn existing_envs(
     Ok(envs)
 }
 
-/// `GET /api/v1/monitors/{project}/{slug}`: every environment.
+/// `GET /api/v1/monitors/{project}/{slug}?limit=&cursor=`: its environments, in name order
+/// (at most `caps.environments_per_monitor`, so usually one page).
 pub(super) async fn get_one(
     State(state): State<AppState>,
     Path((project, slug)): Path<(String, String)>,
+    uri: Uri,
 ) -> ApiResult {
     let (project, slug) = monitor_path(&project, &slug)?;
-    let envs = existing_envs(&state, project, &slug, None)?;
-    Ok(monitors_response(StatusCode::OK, &envs))
+    let query = query_pairs(&uri)?;
+    let page = page_request(&query, MONITORS_DEFAULT, MONITORS_MAX)?;
+    let found = state
+        .store
+        .monitor_envs_page(project, &slug, &page.cursor, page.limit)?;
+    if found.items.is_empty() && page.cursor == Cursor::Start {
+        existing_envs(&state, project, &slug, None)?;
+    }
+    let views: Vec<MonitorView<'_>> = found.items.iter().map(MonitorView::from).collect();
+    Ok(page_response(&uri, &query, &views, found.next.as_ref()))
 }
 
-/// `GET /api/v1/monitors/{project}/{slug}/checkins?environment=&limit=`, newest first.
+/// The monitor environments a timeline (check-ins, log entries) reads: one or all.
+fn timeline_envs(
+    state: &AppState,
+    project: &str,
+    slug: &str,
+    query: &[(String, String)],
+) -> Result<Vec<MonitorKey>, HttpError> {
+    let (project, slug) = monitor_path(project, slug)?;
+    let environment = environment_param(query)?;
+    let envs = existing_envs(state, project, &slug, environment.as_deref())?;
+    Ok(envs.into_iter().map(|env| env.key).collect())
+}
+
+/// `GET /api/v1/monitors/{project}/{slug}/checkins?environment=&limit=&cursor=`, newest
+/// first, every environment merged by time unless one is named.
 pub(super) async fn checkins(
     State(state): State<AppState>,
     Path((project, slug)): Path<(String, String)>,
     uri: Uri,
 ) -> ApiResult {
-    let (project, slug) = monitor_path(&project, &slug)?;
     let query = query_pairs(&uri)?;
-    let environment = environment_param(&query)?;
-    let limit = limit_param(&query)?;
-    let mut checkins = Vec::new();
-    for env in existing_envs(&state, project, &slug, environment.as_deref())? {
-        checkins.extend(state.store.checkins(&env.key, limit)?);
-    }
-    checkins.sort_by(|a, b| b.date_added.cmp(&a.date_added).then(b.id.cmp(&a.id)));
-    checkins.truncate(limit);
-    let views: Vec<CheckInView<'_>> = checkins.iter().map(CheckInView::from).collect();
-    Ok(Json(views).into_response())
+    let envs = timeline_envs(&state, &project, &slug, &query)?;
+    let page = page_request(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let found = state.store.checkins_page(&envs, &page.cursor, page.limit)?;
+    let views: Vec<CheckInView<'_>> = found.items.iter().map(CheckInView::from).collect();
+    Ok(page_response(&uri, &query, &views, found.next.as_ref()))
 }
 
-/// `GET /api/v1/monitors/{project}/{slug}/logs?environment=&limit=`: `/ping/.../log` entries.
+/// `GET /api/v1/monitors/{project}/{slug}/logs?environment=&limit=&cursor=`: `/ping/.../log`
+/// entries, newest first.
 pub(super) async fn logs(
     State(state): State<AppState>,
     Path((project, slug)): Path<(String, String)>,
     uri: Uri,
 ) -> ApiResult {
-    let (project, slug) = monitor_path(&project, &slug)?;
     let query = query_pairs(&uri)?;
-    let environment = environment_param(&query)?;
-    let limit = limit_param(&query)?;
-    let mut logs = Vec::new();
-    for env in existing_envs(&state, project, &slug, environment.as_deref())? {
-        logs.extend(state.store.logs(&env.key, limit)?);
-    }
-    logs.sort_by_key(|log| std::cmp::Reverse(log.received));
-    logs.truncate(limit);
-    let views: Vec<LogView<'_>> = logs.iter().map(LogView::from).collect();
-    Ok(Json(views).into_response())
+    let envs = timeline_envs(&state, &project, &slug, &query)?;
+    let page = page_request(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let found = state.store.logs_page(&envs, &page.cursor, page.limit)?;
+    let views: Vec<LogView<'_>> = found.items.iter().map(LogView::from).collect();
+    Ok(page_response(&uri, &query, &views, found.next.as_ref()))
 }
 
 /// A JSON object body, with `environment` taken out.
@@ -306,7 +305,7 @@ pub(super) async fn delete(
     Ok(Json(json!({ "deleted": deleted })).into_response())
 }
 
-/// `GET /api/v1/incidents?open=true&project=`, newest first.
+/// `GET /api/v1/incidents?open=true&project=&limit=&cursor=`, newest first.
 pub(super) async fn incidents(State(state): State<AppState>, uri: Uri) -> ApiResult {
     let query = query_pairs(&uri)?;
     let open = match query_value(&query, "open") {
@@ -317,8 +316,14 @@ pub(super) async fn incidents(State(state): State<AppState>, uri: Uri) -> ApiRes
     let project = query_value(&query, "project")
         .map(project_param)
         .transpose()?;
-    let mut incidents = state.store.incidents(open)?;
-    incidents.retain(|i| project.is_none_or(|p| i.key.project == p));
-    let views: Vec<IncidentView<'_>> = incidents.iter().map(IncidentView::from).collect();
-    Ok(Json(views).into_response())
+    let page = page_request(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let found = state.store.incidents_page(
+        open,
+        project,
+        &page.cursor,
+        page.limit,
+        page.limit * EXAMINE_PER_ROW,
+    )?;
+    let views: Vec<IncidentView<'_>> = found.items.iter().map(IncidentView::from).collect();
+    Ok(page_response(&uri, &query, &views, found.next.as_ref()))
 }

@@ -63,7 +63,17 @@ pub(super) fn page_response<T: Serialize>(
     items: &[T],
     next: Option<&Cursor>,
 ) -> Response {
-    let mut response = Json(items).into_response();
+    with_next(Json(items).into_response(), uri, query, next)
+}
+
+/// `response` (a page, however its body was made) with the headers for `next` if there is a
+/// next page.
+pub(super) fn with_next(
+    mut response: Response,
+    uri: &Uri,
+    query: &[(String, String)],
+    next: Option<&Cursor>,
+) -> Response {
     if let Some(next) = next {
         let next = next.encode();
         let mut link = format!("<{}?", uri.path());

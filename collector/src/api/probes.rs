@@ -1,19 +1,18 @@
 //! `GET /api/v1/probes` and `GET /api/v1/probes/{name}/results`: the configured probes with
 //! their stored state, and a probe's recent checks. Reads only; URLs appear only redacted.
 
-use std::collections::HashMap;
-
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
+use super::paging::{page_request, page_response};
 use super::views::{IncidentView, rfc3339, seconds};
 use crate::config;
 use crate::engine::probes::{ProbeResult, ProbeRules, ProbeState, ProbeStatus};
-use crate::http::{HttpError, query_pairs, query_value};
+use crate::http::{HttpError, query_pairs};
 use crate::server::AppState;
+use crate::store::Cursor;
 
 /// Default and largest `limit` for result listings.
 const DEFAULT_LIMIT: usize = 50;
@@ -96,23 +95,46 @@ fn view<'a>(
     }
 }
 
-/// `GET /api/v1/probes`: every configured probe, in config order.
-pub(super) async fn list(State(state): State<AppState>) -> Result<Response, HttpError> {
-    let stored: HashMap<String, ProbeState> = state
-        .store
-        .probe_states()?
-        .into_iter()
-        .map(|s| (s.name.clone(), s))
+/// `GET /api/v1/probes?limit=&cursor=`: the configured probes, in config order. They are as
+/// many as the config names, so the page is cut from that list; the cursor names the last
+/// probe of the page before.
+pub(super) async fn list(State(state): State<AppState>, uri: Uri) -> Result<Response, HttpError> {
+    let query = query_pairs(&uri)?;
+    let page = page_request(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let configured: Vec<_> = state.probes.configured().collect();
+    let start = match &page.cursor {
+        Cursor::After(name) => configured
+            .iter()
+            .position(|(spec, _)| spec.name.as_bytes() == name.as_slice())
+            .map(|at| at + 1)
+            .ok_or_else(|| {
+                HttpError::bad_request(
+                    "bad_request",
+                    "the probe this cursor names is no longer configured: list again from the \
+                     first page (leave `cursor` out)",
+                )
+            })?,
+        _ => 0,
+    };
+    let shown = &configured[start.min(configured.len())..];
+    let shown = &shown[..page.limit.min(shown.len())];
+    let next = (start + shown.len() < configured.len())
+        .then(|| shown.last())
+        .flatten()
+        .map(|(spec, _)| Cursor::After(spec.name.as_bytes().to_vec()));
+    let stored = shown
+        .iter()
+        .map(|(spec, _)| state.store.probe_state(&spec.name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let views: Vec<ProbeView<'_>> = shown
+        .iter()
+        .zip(&stored)
+        .map(|((spec, rules), stored)| view(spec, rules, stored.as_ref()))
         .collect();
-    let views: Vec<ProbeView<'_>> = state
-        .probes
-        .configured()
-        .map(|(spec, rules)| view(spec, rules, stored.get(&spec.name)))
-        .collect();
-    Ok(Json(views).into_response())
+    Ok(page_response(&uri, &query, &views, next.as_ref()))
 }
 
-/// `GET /api/v1/probes/{name}/results?limit=`: the newest checks, newest first.
+/// `GET /api/v1/probes/{name}/results?limit=&cursor=`: the newest checks, newest first.
 pub(super) async fn results(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -124,19 +146,10 @@ pub(super) async fn results(
         )));
     }
     let query = query_pairs(&uri)?;
-    let limit = match query_value(&query, "limit") {
-        None => DEFAULT_LIMIT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n @ 1..=MAX_LIMIT) => n,
-            _ => {
-                return Err(HttpError::bad_request(
-                    "bad_request",
-                    format!("limit `{text}` must be a whole number from 1 to {MAX_LIMIT}"),
-                ));
-            }
-        },
-    };
-    let results = state.store.probe_results(&name, limit)?;
-    let views: Vec<ResultView<'_>> = results.iter().map(ResultView::from).collect();
-    Ok(Json(views).into_response())
+    let page = page_request(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let found = state
+        .store
+        .probe_results_page(&name, &page.cursor, page.limit)?;
+    let views: Vec<ResultView<'_>> = found.items.iter().map(ResultView::from).collect();
+    Ok(page_response(&uri, &query, &views, found.next.as_ref()))
 }

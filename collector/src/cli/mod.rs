@@ -373,14 +373,9 @@ async fn issues(client: &Client, json: bool, action: IssuesCommand) -> Result<St
             });
         }
         IssuesCommand::Show { id } => {
-            let list = client.get("/api/v1/issues").await?;
-            let issue = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|issue| issue["id"].as_str() == Some(id.as_str()))
-                .cloned()
-                .ok_or_else(|| Failure::new(Exit::NotFound, format!("no issue has id `{id}`")))?;
+            let issue = client
+                .get(&format!("/api/v1/issues/{}", client::encode(&id)))
+                .await?;
             let events = client
                 .get(&format!("/api/v1/issues/{}/events", client::encode(&id)))
                 .await?;

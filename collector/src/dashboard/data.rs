@@ -9,11 +9,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use watchpost::protocol::Event;
 
 use crate::alert::DeliveryState;
-use crate::engine::Issue;
 use crate::engine::alerting::Payload;
 use crate::engine::probes::{Outcome, ProbeStatus};
+use crate::engine::{Issue, IssueStatus};
 use crate::server::AppState;
-use crate::store::{DeliveryFilter, StoreError};
+use crate::store::{Cursor, DeliveryFilter, Page, StoreError};
 
 /// Most deliveries read when counting failed ones.
 const DELIVERIES_COUNTED: usize = 10_000;
@@ -102,9 +102,17 @@ pub struct DeliveryRow {
     pub created: DateTime<Utc>,
 }
 
-/// Every issue, most recently seen first.
-pub fn issues(state: &AppState) -> Result<Option<Vec<Issue>>, StoreError> {
-    state.store.issues(None, None).map(Some)
+/// The `limit` most recently seen unresolved issues, and whether there are more (examining at
+/// most ten times as many issues).
+pub fn unresolved_issues(state: &AppState, limit: usize) -> Result<(Vec<Issue>, bool), StoreError> {
+    let found = state.store.issues_page(
+        None,
+        Some(IssueStatus::Unresolved),
+        &Cursor::Start,
+        limit,
+        limit * 10,
+    )?;
+    Ok((found.items, found.next.is_some()))
 }
 
 /// An issue's activity: the receive times of its newest events (at most [`SPARK_EVENTS`],
@@ -157,14 +165,13 @@ fn activity(
     }
 }
 
-/// Every issue with its activity, most recently seen first.
-pub fn issues_with_activity(
+/// Issues with their activity.
+pub fn with_activity(
     state: &AppState,
+    issues: Vec<Issue>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(Issue, Activity)>, StoreError> {
-    state
-        .store
-        .issues(None, None)?
+    issues
         .into_iter()
         .map(|issue| {
             let activity = issue_activity(state, &issue, now)?;
@@ -243,10 +250,17 @@ pub fn probes(state: &AppState, history: usize) -> Result<Option<Vec<ProbeRow>>,
     Ok((!rows.is_empty()).then_some(rows))
 }
 
-/// The newest `limit` alert deliveries, newest first.
-pub fn deliveries(state: &AppState, limit: usize) -> Result<Option<Vec<DeliveryRow>>, StoreError> {
-    let entries = state.store.deliveries(&DeliveryFilter::default(), limit)?;
-    let rows = entries
+/// A page of alert deliveries, newest first.
+pub fn deliveries(
+    state: &AppState,
+    from: &Cursor,
+    limit: usize,
+) -> Result<Page<DeliveryRow>, StoreError> {
+    let found = state
+        .store
+        .deliveries_page(&DeliveryFilter::default(), from, limit, limit)?;
+    let rows = found
+        .items
         .into_iter()
         .map(|entry| {
             let (kind, title) = match &entry.payload {
@@ -264,18 +278,25 @@ pub fn deliveries(state: &AppState, limit: usize) -> Result<Option<Vec<DeliveryR
             }
         })
         .collect();
-    Ok(Some(rows))
+    Ok(Page {
+        items: rows,
+        next: found.next,
+        prev: found.prev,
+    })
 }
 
-/// How many deliveries failed for good.
+/// How many deliveries failed for good, among the newest [`DELIVERIES_COUNTED`] (the outbox
+/// keeps at most `DELIVERIES_KEPT` finished ones, so this is every one unless many are
+/// pending).
 pub fn failed_deliveries(state: &AppState) -> Result<Option<usize>, StoreError> {
     let filter = DeliveryFilter {
         state: Some(DeliveryState::Failed),
         channel: None,
     };
-    Ok(Some(
-        state.store.deliveries(&filter, DELIVERIES_COUNTED)?.len(),
-    ))
+    let failed = state
+        .store
+        .deliveries(&filter, DELIVERIES_COUNTED, DELIVERIES_COUNTED)?;
+    Ok(Some(failed.len()))
 }
 
 fn delivery_state(state: DeliveryState) -> &'static str {

@@ -38,7 +38,7 @@ use crate::engine::{IssueStatus, MonitorEnv, MonitorKey, MonitorStatus, normaliz
 use crate::http::{query_pairs, query_value};
 use crate::processor::{Patch, ProcessError, Target};
 use crate::server::{AppState, client_ip};
-use crate::store::{Cursor, StoreError};
+use crate::store::{Cursor, Page, StoreError};
 use crate::throttle;
 use pages::{EnvDetail, MonitorPage, MonitorRow, Overview, Pager, TIMELINE};
 
@@ -48,10 +48,14 @@ const CHECKINS_SHOWN: usize = TIMELINE;
 const LOGS_SHOWN: usize = 20;
 /// Alert deliveries listed on the overview.
 const DELIVERIES_SHOWN: usize = 10;
-/// Alert deliveries listed on the alerts page.
-const DELIVERIES_LISTED: usize = 200;
-/// Monitor environments per page of `/monitors`.
-const MONITORS_PER_PAGE: usize = 50;
+/// Rows per page of the paged lists (`/monitors`, `/incidents`, `/issues`, `/alerts`).
+const PER_PAGE: usize = 50;
+/// Environments per page of a monitor's page (each a section with its check-ins).
+const ENVS_PER_PAGE: usize = 20;
+/// Incidents listed per environment on a monitor's page.
+const INCIDENTS_SHOWN: usize = 20;
+/// Open incidents and unresolved issues listed on the overview.
+const OVERVIEW_SHOWN: usize = 50;
 /// Failing monitors listed on the overview.
 const FAILING_SHOWN: usize = 50;
 /// Checks drawn in a probe's latency sparkline.
@@ -322,11 +326,14 @@ fn monitor_rows(
 }
 
 async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    let open_incidents = state.store.incidents(true)?;
+    let open_incidents =
+        state
+            .store
+            .incidents_page(true, None, &Cursor::Start, OVERVIEW_SHOWN, OVERVIEW_SHOWN)?;
     // A failing monitor is one with an open incident, so the open incidents name them: read by
     // key rather than found by scanning every monitor (500,000 of them took seconds).
     let mut failing = Vec::new();
-    for incident in &open_incidents {
+    for incident in &open_incidents.items {
         if failing.len() == FAILING_SHOWN {
             break;
         }
@@ -340,47 +347,57 @@ async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     let overview = Overview {
         counts: state.store.monitor_counts()?,
         failing: monitor_rows(&state, failing)?,
-        open_incidents,
-        issues: data::issues(&state)?,
+        open_incidents: open_incidents.items,
+        more_open_incidents: open_incidents.next.is_some(),
+        unresolved: data::unresolved_issues(&state, OVERVIEW_SHOWN)?,
         probes: data::probes(&state, 0)?,
-        deliveries: data::deliveries(&state, DELIVERIES_SHOWN)?,
+        deliveries: Some(data::deliveries(&state, &Cursor::Start, DELIVERIES_SHOWN)?.items),
         failed_deliveries: data::failed_deliveries(&state)?,
     };
     page(pages::overview(&viewer, &overview, Utc::now()))
 }
 
-/// `/monitors?cursor=`: one page of [`MONITORS_PER_PAGE`] in key order (project, slug,
-/// environment), read by a range scan from the cursor, with links to the pages either side and
-/// the total from the store's counters.
+/// `/monitors?cursor=`: one page of [`PER_PAGE`] in key order (project, slug, environment),
+/// read by a range scan from the cursor, with links to the pages either side and the total
+/// from the store's counters.
 async fn monitors(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> PageResult {
-    let query = query_pairs(&uri).map_err(|_| bad_page_link().for_viewer(&viewer))?;
-    let from = match query_value(&query, "cursor") {
-        None => Cursor::Start,
-        Some(raw) => Cursor::parse(raw).map_err(|_| bad_page_link().for_viewer(&viewer))?,
-    };
-    let found =
-        state
-            .store
-            .monitors_page(None, &from, MONITORS_PER_PAGE, MONITORS_PER_PAGE, |_| true)?;
-    let link = |cursor: &Cursor| match cursor {
-        Cursor::Start => "/monitors".to_owned(),
-        cursor => format!("/monitors?cursor={}", cursor.encode()),
-    };
-    let pager = Pager {
-        prev: found.prev.as_ref().map(link),
-        next: found.next.as_ref().map(link),
-    };
+    let from = page_cursor(&uri, &viewer)?;
+    let found = state
+        .store
+        .monitors_page(None, &from, PER_PAGE, PER_PAGE, |_| true)?;
+    let pager = pager("/monitors", &found);
     let total = state.store.monitor_counts()?.total();
     let rows = monitor_rows(&state, found.items)?;
     page(pages::monitors(&viewer, &rows, total, &pager, Utc::now()))
 }
 
-fn bad_page_link() -> PageError {
-    PageError::new(
-        StatusCode::BAD_REQUEST,
-        "Bad page link",
-        "This page link is damaged. Start again from the first page of monitors.",
-    )
+/// The `cursor` of a paged page's address (the first page without one).
+fn page_cursor(uri: &Uri, viewer: &Viewer) -> Result<Cursor, PageError> {
+    let bad_link = || {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "Bad page link",
+            "This page link is damaged. Start again from the first page of the list.",
+        )
+        .for_viewer(viewer)
+    };
+    let query = query_pairs(uri).map_err(|_| bad_link())?;
+    match query_value(&query, "cursor") {
+        None => Ok(Cursor::Start),
+        Some(raw) => Cursor::parse(raw).map_err(|_| bad_link()),
+    }
+}
+
+/// Links to the pages either side of `found`, a page of the list at `path`.
+fn pager<T>(path: &str, found: &Page<T>) -> Pager {
+    let link = |cursor: &Cursor| match cursor {
+        Cursor::Start => path.to_owned(),
+        cursor => format!("{path}?cursor={}", cursor.encode()),
+    };
+    Pager {
+        prev: found.prev.as_ref().map(link),
+        next: found.next.as_ref().map(link),
+    }
 }
 
 /// Project and normalized slug from the path, or a 404 page.
@@ -404,8 +421,11 @@ async fn monitor(
     uri: Uri,
 ) -> PageResult {
     let (project, slug) = monitor_path(&project, &slug).map_err(|e| e.for_viewer(&viewer))?;
-    let envs = state.store.monitor_envs(project, &slug)?;
-    if envs.is_empty() {
+    let from = page_cursor(&uri, &viewer)?;
+    let found = state
+        .store
+        .monitor_envs_page(project, &slug, &from, ENVS_PER_PAGE)?;
+    if found.items.is_empty() && found.prev.is_none() {
         return Err(PageError::new(
             StatusCode::NOT_FOUND,
             "No such monitor",
@@ -413,18 +433,19 @@ async fn monitor(
         )
         .for_viewer(&viewer));
     }
-    let incidents = state.store.incidents(false)?;
-    let envs = envs
+    let pager = pager(&pages::monitor_url(project, &slug), &found);
+    let envs = found
+        .items
         .into_iter()
         .map(|monitor| {
+            let key = std::slice::from_ref(&monitor.key);
             Ok(EnvDetail {
                 checkins: state.store.checkins(&monitor.key, CHECKINS_SHOWN)?,
                 logs: state.store.logs(&monitor.key, LOGS_SHOWN)?,
-                incidents: incidents
-                    .iter()
-                    .filter(|i| i.key == monitor.key)
-                    .cloned()
-                    .collect(),
+                incidents: state
+                    .store
+                    .monitor_incidents_page(key, &Cursor::Start, INCIDENTS_SHOWN)?
+                    .items,
                 monitor,
             })
         })
@@ -441,6 +462,7 @@ async fn monitor(
         badge_json: badge("json"),
         slug,
         envs,
+        pager,
         notice,
     };
     page(pages::monitor(&viewer, &page_data, Utc::now()))
@@ -520,18 +542,36 @@ async fn monitor_action(
     Ok(Redirect::to(&back).into_response())
 }
 
-async fn incidents(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+/// `/incidents?cursor=`: every incident newest first, a page at a time from the time index,
+/// with the open ones (newest [`OVERVIEW_SHOWN`]) above on the first page.
+async fn incidents(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> PageResult {
+    let from = page_cursor(&uri, &viewer)?;
+    let all = state
+        .store
+        .incidents_page(false, None, &from, PER_PAGE, PER_PAGE)?;
+    let open = match from {
+        Cursor::Start => Some(state.store.incidents(true, OVERVIEW_SHOWN)?),
+        _ => None,
+    };
     page(pages::incidents(
         &viewer,
-        &state.store.incidents(false)?,
+        open.as_deref(),
+        &all.items,
+        &pager("/incidents", &all),
         Utc::now(),
     ))
 }
 
-async fn issues(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+/// `/issues?cursor=`: issues most recently seen first, a page at a time.
+async fn issues(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> PageResult {
     let now = Utc::now();
-    let issues = data::issues_with_activity(&state, now)?;
-    page(pages::issues(&viewer, Some(&issues), now))
+    let from = page_cursor(&uri, &viewer)?;
+    let found = state
+        .store
+        .issues_page(None, None, &from, PER_PAGE, PER_PAGE)?;
+    let pager = pager("/issues", &found);
+    let issues = data::with_activity(&state, found.items, now)?;
+    page(pages::issues(&viewer, Some(&issues), &pager, now))
 }
 
 async fn issue(
@@ -556,14 +596,12 @@ async fn probes(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     page(pages::probes(&viewer, probes.as_deref(), Utc::now()))
 }
 
-async fn alerts(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    let deliveries = data::deliveries(&state, DELIVERIES_LISTED)?.unwrap_or_default();
-    page(pages::alerts(
-        &viewer,
-        &deliveries,
-        DELIVERIES_LISTED,
-        Utc::now(),
-    ))
+/// `/alerts?cursor=`: alert deliveries newest first, a page at a time.
+async fn alerts(State(state): State<AppState>, viewer: Viewer, uri: Uri) -> PageResult {
+    let from = page_cursor(&uri, &viewer)?;
+    let found = data::deliveries(&state, &from, PER_PAGE)?;
+    let pager = pager("/alerts", &found);
+    page(pages::alerts(&viewer, &found.items, &pager, Utc::now()))
 }
 
 async fn refusals(State(state): State<AppState>, viewer: Viewer) -> PageResult {

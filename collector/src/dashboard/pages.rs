@@ -111,8 +111,11 @@ pub(crate) struct Overview {
     pub(crate) counts: MonitorCounts,
     /// Failing monitors (those with an open incident), at most a page of them.
     pub(crate) failing: Vec<MonitorRow>,
+    /// The newest open incidents, and whether there are more.
     pub(crate) open_incidents: Vec<Incident>,
-    pub(crate) issues: Option<Vec<Issue>>,
+    pub(crate) more_open_incidents: bool,
+    /// The most recently seen unresolved issues, and whether there are more.
+    pub(crate) unresolved: (Vec<Issue>, bool),
     pub(crate) probes: Option<Vec<ProbeRow>>,
     pub(crate) deliveries: Option<Vec<DeliveryRow>>,
     pub(crate) failed_deliveries: Option<usize>,
@@ -142,7 +145,9 @@ pub(crate) struct EnvDetail {
 pub(crate) struct MonitorPage {
     pub(crate) project: u64,
     pub(crate) slug: String,
+    /// A page of its environments.
     pub(crate) envs: Vec<EnvDetail>,
+    pub(crate) pager: Pager,
     /// Absolute badge URLs (with the key), SVG and JSON.
     pub(crate) badge_svg: String,
     pub(crate) badge_json: String,
@@ -226,13 +231,9 @@ pub(crate) fn error(viewer: Option<&Viewer>, title: &str, message: &str) -> Mark
 pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Markup {
     let count = |status: MonitorStatus| usize::try_from(o.counts.of(status)).unwrap_or(usize::MAX);
     let failing: Vec<&MonitorRow> = o.failing.iter().collect();
-    let unresolved = o.issues.as_ref().map(|issues| {
-        issues
-            .iter()
-            .filter(|i| i.status == IssueStatus::Unresolved)
-            .map(|i| (i, None))
-            .collect::<Vec<_>>()
-    });
+    let (unresolved, more_unresolved) = &o.unresolved;
+    let unresolved: Vec<(&Issue, Option<&Activity>)> =
+        unresolved.iter().map(|i| (i, None)).collect();
     let probes_down = o
         .probes
         .as_ref()
@@ -248,10 +249,8 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
                 (card("ok", count(MonitorStatus::Ok), false))
                 (card("waiting for a first check-in", count(MonitorStatus::Active), false))
                 (card("disabled", count(MonitorStatus::Disabled), false))
-                (card("open incidents", o.open_incidents.len(), true))
-                @if let Some(unresolved) = &unresolved {
-                    (card("unresolved issues", unresolved.len(), true))
-                }
+                (card_at_least("open incidents", o.open_incidents.len(), o.more_open_incidents))
+                (card_at_least("unresolved issues", unresolved.len(), *more_unresolved))
                 @if let Some(down) = probes_down { (card("probes down", down, true)) }
                 @if let Some(failed) = failed_deliveries {
                     (card("failed alert deliveries", failed, true))
@@ -271,9 +270,15 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
             }
             h2 { "Open incidents" }
             (incident_table(&o.open_incidents, now))
-            @if let Some(unresolved) = &unresolved {
-                h2 { "Unresolved issues" }
-                (issue_table(unresolved, None, now))
+            @if o.more_open_incidents {
+                p.dim { "The newest " (o.open_incidents.len()) ". " a href="/incidents" { "All incidents" } }
+            }
+            h2 { "Unresolved issues" }
+            (issue_table(&unresolved, None, now))
+            @if *more_unresolved {
+                p.dim {
+                    "The " (unresolved.len()) " seen most recently. " a href="/issues" { "All issues" }
+                }
             }
             @if let Some(probes) = &o.probes {
                 h2 { "Probes" }
@@ -300,6 +305,12 @@ fn card(label: &str, n: usize, alarming: bool) -> Markup {
         (_, false) => "card good",
     };
     html! { div class=(class) { b { (n) } (label) } }
+}
+
+/// An alarming card for a count read a page at a time: `n+` when there are more than `n`.
+fn card_at_least(label: &str, n: usize, more: bool) -> Markup {
+    let class = if n == 0 { "card" } else { "card bad" };
+    html! { div class=(class) { b { (n) @if more { "+" } } (label) } }
 }
 
 pub(crate) fn monitors(
@@ -443,6 +454,7 @@ pub(crate) fn monitor(viewer: &Viewer, page: &MonitorPage, now: DateTime<Utc>) -
                     (incident_table(&env.incidents, now))
                 }
             }
+            (pager_links(&page.pager))
             h2 { "Status badge" }
             p { img src=(page.badge_svg) alt={ (page.slug) " status" }; }
             p.dim {
@@ -534,26 +546,26 @@ fn incident_table(incidents: &[Incident], now: DateTime<Utc>) -> Markup {
     }
 }
 
-pub(crate) fn incidents(viewer: &Viewer, incidents: &[Incident], now: DateTime<Utc>) -> Markup {
-    let open: Vec<Incident> = incidents
-        .iter()
-        .filter(|i| i.resolved_at.is_none())
-        .cloned()
-        .collect();
-    let resolved: Vec<Incident> = incidents
-        .iter()
-        .filter(|i| i.resolved_at.is_some())
-        .cloned()
-        .collect();
+/// The open incidents (on the first page only) and a page of all incidents, newest first.
+pub(crate) fn incidents(
+    viewer: &Viewer,
+    open: Option<&[Incident]>,
+    all: &[Incident],
+    pager: &Pager,
+    now: DateTime<Utc>,
+) -> Markup {
     layout(
         "Incidents",
         Some(viewer),
         &html! {
             h1 { "Incidents" }
-            h2 { "Open" }
-            (incident_table(&open, now))
-            h2 { "Resolved" }
-            (incident_table(&resolved, now))
+            @if let Some(open) = open {
+                h2 { "Open" }
+                (incident_table(open, now))
+            }
+            h2 { "All, newest first" }
+            (incident_table(all, now))
+            (pager_links(pager))
         },
     )
 }
@@ -561,6 +573,7 @@ pub(crate) fn incidents(viewer: &Viewer, incidents: &[Incident], now: DateTime<U
 pub(crate) fn issues(
     viewer: &Viewer,
     issues: Option<&[(Issue, Activity)]>,
+    pager: &Pager,
     now: DateTime<Utc>,
 ) -> Markup {
     layout(
@@ -576,6 +589,7 @@ pub(crate) fn issues(
                     (issue_table(&rows, Some(&viewer.csrf), now))
                 }
             }
+            (pager_links(pager))
         },
     )
 }
@@ -879,11 +893,11 @@ pub(crate) fn probes(viewer: &Viewer, probes: Option<&[ProbeRow]>, now: DateTime
     )
 }
 
-/// The newest alert deliveries (at most `limit`).
+/// A page of alert deliveries, newest first.
 pub(crate) fn alerts(
     viewer: &Viewer,
     deliveries: &[DeliveryRow],
-    limit: usize,
+    pager: &Pager,
     now: DateTime<Utc>,
 ) -> Markup {
     layout(
@@ -891,14 +905,15 @@ pub(crate) fn alerts(
         Some(viewer),
         &html! {
             h1 { "Alert deliveries" }
-            @if deliveries.is_empty() {
+            @if deliveries.is_empty() && pager.prev.is_none() {
                 p.dim {
                     "None yet. Deliveries appear here once a rule sends an alert to a channel."
                 }
             } @else {
-                p.dim { "The newest " (deliveries.len()) " (at most " (limit) "), newest first." }
+                p.dim { "Newest first." }
                 (delivery_table(deliveries, now))
             }
+            (pager_links(pager))
         },
     )
 }

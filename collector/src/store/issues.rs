@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError, decode, keys};
+use super::{Cursor, Page, Store, StoreError, decode, keys, page};
 use crate::engine::{Issue, IssueStatus};
 
 impl Store {
@@ -22,35 +22,59 @@ impl Store {
             .transpose()
     }
 
-    /// Issues, of one project and in one status if given, most recently seen first.
-    pub fn issues(
+    /// A page of issues, of one project and in one status if given, most recently seen first,
+    /// read from the `issue_times` index. The filters examine at most `examine` records per
+    /// page (a page may then hold fewer than `limit` and still have a next one). The order is
+    /// by a time that changes: an issue seen again while a client walks the pages moves to the
+    /// first page, so the walk may miss it (it is newer than the cursor) or, never, list it
+    /// twice.
+    pub fn issues_page(
         &self,
         project: Option<u64>,
         status: Option<IssueStatus>,
-    ) -> Result<Vec<Issue>, StoreError> {
-        let mut issues = Vec::new();
-        for value in self.trees().issues.iter().values() {
-            let issue: Issue = decode("issues", &value?)?;
-            if project.is_none_or(|p| issue.project == p)
-                && status.is_none_or(|s| issue.status == s)
-            {
-                issues.push(issue);
-            }
-        }
-        issues.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.id.cmp(&b.id)));
-        Ok(issues)
+        from: &Cursor,
+        limit: usize,
+        examine: usize,
+    ) -> Result<Page<Issue>, StoreError> {
+        let issues = &self.trees().issues;
+        page::timeline(
+            &self.trees().issue_times,
+            vec![page::Lane::of(Vec::new())],
+            from,
+            limit,
+            examine,
+            |key, _| {
+                let Some(value) = issues.get(&key[8..])? else {
+                    return Ok(None);
+                };
+                let issue: Issue = decode("issues", &value)?;
+                let wanted = project.is_none_or(|p| issue.project == p)
+                    && status.is_none_or(|s| issue.status == s);
+                Ok(wanted.then_some(issue))
+            },
+        )
     }
 
     /// The newest `limit` events of an issue, newest first, as sent (JSON).
     pub fn issue_events(&self, id: &str, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.trees()
-            .events
-            .scan_prefix(keys::issue(id))
-            .values()
-            .rev()
-            .take(limit)
-            .map(|v| Ok(v?.to_vec()))
-            .collect()
+        Ok(self.issue_events_page(id, &Cursor::Start, limit)?.items)
+    }
+
+    /// A page of the events of an issue, newest first, as sent (JSON).
+    pub fn issue_events_page(
+        &self,
+        id: &str,
+        from: &Cursor,
+        limit: usize,
+    ) -> Result<Page<Vec<u8>>, StoreError> {
+        page::timeline(
+            &self.trees().events,
+            vec![page::Lane::of(keys::issue(id))],
+            from,
+            limit,
+            limit,
+            |_, v| Ok(Some(v.to_vec())),
+        )
     }
 
     /// When the newest `limit` events of an issue were received, newest first. Reads keys only.
@@ -159,24 +183,26 @@ mod tests {
         assert_eq!(store.issue(&disk.id).unwrap().as_ref(), Some(disk));
         assert_eq!(disk.count, 2);
 
-        let titles: Vec<String> = store
-            .issues(Some(1), None)
-            .unwrap()
-            .into_iter()
-            .map(|i| i.title)
-            .collect();
+        let issues = |project, status| {
+            store
+                .issues_page(project, status, &Cursor::Start, 100, 100)
+                .unwrap()
+                .items
+        };
+        let titles = |project| -> Vec<String> {
+            issues(project, None).into_iter().map(|i| i.title).collect()
+        };
         assert_eq!(
-            titles,
+            titles(Some(1)),
             ["disk full", "no route"],
             "most recently seen first"
         );
-        assert_eq!(store.issues(None, None).unwrap().len(), 3);
-        assert!(
-            store
-                .issues(None, Some(IssueStatus::Resolved))
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(issues(None, None).len(), 3);
+        assert!(issues(None, Some(IssueStatus::Resolved)).is_empty());
+        // Seen again, an issue moves to the front of the index, listed once.
+        ingest(&store, 1, &[(5, "no route", 7)]);
+        assert_eq!(titles(Some(1)), ["no route", "disk full"]);
+        assert_eq!(issues(None, None).len(), 3);
 
         let ids: Vec<String> = store
             .issue_events(&disk.id, 10)

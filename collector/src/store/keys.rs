@@ -77,6 +77,17 @@ pub(super) fn timed_at(key: &[u8]) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros)
 }
 
+/// The `time ++ id` end of a [`timed`] key: where a record falls among the others of its kind,
+/// whatever its prefix (the key of the time indexes, and the cursor of a timeline page).
+pub(super) fn timed_suffix(key: &[u8]) -> &[u8] {
+    &key[key.len().saturating_sub(24)..]
+}
+
+/// `time (last seen) ++ issue key`: an issue in the `issue_times` index.
+pub(super) fn issue_time(last_seen: DateTime<Utc>, id: &str) -> Vec<u8> {
+    [&time(last_seen)[..], &issue(id)].concat()
+}
+
 /// `len (u8) ++ issue id`: an issue, and the prefix of its events. Issue ids are 32 hex
 /// digits; the length prefix keeps a prefix scan exact for any string an API path carries.
 pub(super) fn issue(id: &str) -> Vec<u8> {

@@ -4,7 +4,8 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{SCHEMA_KEY, StoreError, Trees, codec};
+use super::{SCHEMA_KEY, StoreError, Trees, codec, keys};
+use crate::engine::{Incident, Issue};
 
 /// Version 1 → 2: the outbox holds deliveries instead of engine effects, and events are filed
 /// under their issue instead of their project.
@@ -110,6 +111,40 @@ pub(super) fn from_v2(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
         moved_in_progress = moved,
         "store upgraded from schema version 2 to 3: the deadlines tree was dropped and open \
          runs' in_progress check-ins moved into their monitor records"
+    );
+    Ok(())
+}
+
+/// Version 3 → 4: the `incident_times`, `open_incidents` and `issue_times` indexes, so that the lists of all
+/// incidents (newest first) and of all issues (most recently seen first) are read a page at a
+/// time from a cursor instead of sorted whole. Built from the records; a build cut short runs
+/// again to the same result (every write is a put of what the records say).
+pub(super) fn from_v3(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    let mut incidents = 0usize;
+    for entry in trees.incidents.iter() {
+        let (key, value) = entry?;
+        let incident: Incident = super::decode("incidents", &value)?;
+        let at = keys::timed_suffix(&key);
+        trees.incident_times.insert(at, key.as_ref())?;
+        if incident.resolved_at.is_none() {
+            trees.open_incidents.insert(at, key.as_ref())?;
+        }
+        incidents += 1;
+    }
+    let mut issues = 0usize;
+    for value in trees.issues.iter().values() {
+        let issue: Issue = super::decode("issues", &value?)?;
+        trees
+            .issue_times
+            .insert(keys::issue_time(issue.last_seen, &issue.id), &[][..])?;
+        issues += 1;
+    }
+    trees.meta.insert(SCHEMA_KEY, &4u32.to_be_bytes())?;
+    db.flush()?;
+    tracing::info!(
+        incidents,
+        issues,
+        "store upgraded from schema version 3 to 4: incidents and issues indexed by time"
     );
     Ok(())
 }

@@ -13,9 +13,12 @@
 //! | `checkins`    | monitor key ++ date_added ++ id              | `engine::CheckIn` (*)        |
 //! | `checkin_ids` | check-in id (16 bytes)                       | its `checkins` key (raw)     |
 //! | `incidents`   | monitor key ++ opened_at ++ id               | `engine::Incident`           |
+//! | `incident_times` | opened_at ++ id                           | its `incidents` key: index, newest first by a reverse scan |
+//! | `open_incidents` | opened_at ++ id                           | its `incidents` key, while it is open |
 //! | `outbox`      | sled-generated id u64 BE                     | `alert::OutboxEntry`         |
 //! | `outbox_pending` | channel (u16 BE len ++ name) ++ id u64 BE | empty: index of pending deliveries |
 //! | `issues`      | issue id (u8 len ++ 32 hex digits)           | `engine::Issue`              |
+//! | `issue_times` | last_seen ++ issue id key                    | empty: index, most recently seen first |
 //! | `events`      | issue id key ++ received ++ event id         | raw event payload (bytes)    |
 //! | `ping_logs`   | monitor key ++ received ++ id                | [`LogEntry`]                 |
 //! | `upstream`    | sled-generated id u64 BE                     | raw envelope to relay (bytes)|
@@ -88,7 +91,7 @@ use outbox::OutboxCount;
 pub const OPEN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The layout version this build reads and writes (`migrate.rs` upgrades older ones).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const HEALTH_KEY: &[u8] = b"healthz";
 
@@ -296,9 +299,15 @@ struct Trees {
     checkins: sled::Tree,
     checkin_ids: sled::Tree,
     incidents: sled::Tree,
+    /// Index of `incidents` by time (`opened_at ++ id` → incident key), for the list of all.
+    incident_times: sled::Tree,
+    /// The same, for open incidents only.
+    open_incidents: sled::Tree,
     outbox: sled::Tree,
     outbox_pending: sled::Tree,
     issues: sled::Tree,
+    /// Index of `issues` by when they were last seen (`last_seen ++ issue key`).
+    issue_times: sled::Tree,
     events: sled::Tree,
     ping_logs: sled::Tree,
     upstream: sled::Tree,
@@ -427,9 +436,12 @@ impl Store {
             checkins: open("checkins")?,
             checkin_ids: open("checkin_ids")?,
             incidents: open("incidents")?,
+            incident_times: open("incident_times")?,
+            open_incidents: open("open_incidents")?,
             outbox: open("outbox")?,
             outbox_pending: open("outbox_pending")?,
             issues: open("issues")?,
+            issue_times: open("issue_times")?,
             events: open("events")?,
             ping_logs: open("ping_logs")?,
             upstream: open("upstream")?,
@@ -460,8 +472,13 @@ impl Store {
             Some(1) => {
                 migrate::from_v1(&db, &trees)?;
                 migrate::from_v2(&db, &trees)?;
+                migrate::from_v3(&db, &trees)?;
             }
-            Some(2) => migrate::from_v2(&db, &trees)?,
+            Some(2) => {
+                migrate::from_v2(&db, &trees)?;
+                migrate::from_v3(&db, &trees)?;
+            }
+            Some(3) => migrate::from_v3(&db, &trees)?,
             Some(_) => {}
         }
         let events = AtomicUsize::new(trees.events.len());
@@ -712,53 +729,152 @@ impl Store {
         Ok(monitor.open_run(id).map(|run| run.checkin(&monitor.key)))
     }
 
-    /// The newest `limit` check-ins of a monitor environment, newest first: its records and
-    /// the `in_progress` check-ins of its open runs (held by the monitor record), in key order.
+    /// The newest `limit` check-ins of a monitor environment, newest first (the first page of
+    /// [`Store::checkins_page`]).
     pub fn checkins(&self, key: &MonitorKey, limit: usize) -> Result<Vec<CheckIn>, StoreError> {
-        let runs = match self.monitor(key)? {
-            Some(monitor) => monitor.open_runs,
-            None => Vec::new(),
-        };
-        let mut checkins: Vec<CheckIn> = runs.iter().map(|run| run.checkin(key)).collect();
-        for value in self
-            .trees()
-            .checkins
-            .scan_prefix(keys::monitor(key))
-            .values()
-            .rev()
-            .take(limit)
-        {
-            checkins.push(decode_checkin(&value?)?);
+        Ok(self
+            .checkins_page(std::slice::from_ref(key), &Cursor::Start, limit)?
+            .items)
+    }
+
+    /// A page of the check-ins of one or more environments of a monitor, newest first, merged
+    /// by time: their records and the `in_progress` check-ins of their open runs (held by the
+    /// monitor records), each where its key would be. The cursor names a time and id, so the
+    /// same cursor walks every environment (`page::timeline`); each environment reads at most
+    /// `limit + 1` records per page.
+    pub fn checkins_page(
+        &self,
+        envs: &[MonitorKey],
+        from: &Cursor,
+        limit: usize,
+    ) -> Result<Page<CheckIn>, StoreError> {
+        let mut lanes = Vec::with_capacity(envs.len());
+        for key in envs {
+            let held = self
+                .open_runs(key)?
+                .iter()
+                .map(|run| (keys::timed(&[], run.started, run.id), run.checkin(key)))
+                .collect();
+            lanes.push(page::Lane {
+                prefix: keys::monitor(key),
+                held,
+            });
         }
-        // The order of the keys: time, then id.
-        checkins.sort_by_key(|c| std::cmp::Reverse((c.date_added, c.id)));
-        checkins.truncate(limit);
-        Ok(checkins)
+        page::timeline(&self.trees().checkins, lanes, from, limit, limit, |_, v| {
+            decode_checkin(v).map(Some)
+        })
     }
 
     /// The newest `limit` ping log entries of a monitor environment, newest first.
     pub fn logs(&self, key: &MonitorKey, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
-        self.trees()
-            .ping_logs
-            .scan_prefix(keys::monitor(key))
-            .values()
-            .rev()
-            .take(limit)
-            .map(|v| decode("ping_logs", &v?))
-            .collect()
+        Ok(self
+            .logs_page(std::slice::from_ref(key), &Cursor::Start, limit)?
+            .items)
     }
 
-    /// Incidents, all or only open ones, newest first.
-    pub fn incidents(&self, open_only: bool) -> Result<Vec<Incident>, StoreError> {
-        let mut incidents = Vec::new();
-        for value in self.trees().incidents.iter().values() {
-            let incident: Incident = decode("incidents", &value?)?;
-            if !open_only || incident.resolved_at.is_none() {
-                incidents.push(incident);
-            }
-        }
-        incidents.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then(a.id.cmp(&b.id)));
-        Ok(incidents)
+    /// A page of the ping log entries of one or more environments of a monitor, newest first,
+    /// like [`Store::checkins_page`].
+    pub fn logs_page(
+        &self,
+        envs: &[MonitorKey],
+        from: &Cursor,
+        limit: usize,
+    ) -> Result<Page<LogEntry>, StoreError> {
+        let lanes = envs
+            .iter()
+            .map(|key| page::Lane::of(keys::monitor(key)))
+            .collect();
+        page::timeline(
+            &self.trees().ping_logs,
+            lanes,
+            from,
+            limit,
+            limit,
+            |_, v| decode("ping_logs", v).map(Some),
+        )
+    }
+
+    /// A page of incidents, newest first, read from the `incident_times` index (all) or the
+    /// `open_incidents` one (only open ones), of every project or one. The project filter
+    /// examines at most `examine` records per page (a page may then hold fewer than `limit`
+    /// and still have a next one).
+    pub fn incidents_page(
+        &self,
+        open_only: bool,
+        project: Option<u64>,
+        from: &Cursor,
+        limit: usize,
+        examine: usize,
+    ) -> Result<Page<Incident>, StoreError> {
+        let incidents = &self.trees().incidents;
+        let index = if open_only {
+            &self.trees().open_incidents
+        } else {
+            &self.trees().incident_times
+        };
+        page::timeline(
+            index,
+            vec![page::Lane::of(Vec::new())],
+            from,
+            limit,
+            examine,
+            |_, at| {
+                // An index entry whose record went (a monitor deleted since) is skipped.
+                let Some(value) = incidents.get(at)? else {
+                    return Ok(None);
+                };
+                let incident: Incident = decode("incidents", &value)?;
+                let wanted = (!open_only || incident.resolved_at.is_none())
+                    && project.is_none_or(|p| incident.key.project == p);
+                Ok(wanted.then_some(incident))
+            },
+        )
+    }
+
+    /// The newest `limit` incidents, all or only open ones.
+    pub fn incidents(&self, open_only: bool, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        Ok(self
+            .incidents_page(open_only, None, &Cursor::Start, limit, limit)?
+            .items)
+    }
+
+    /// A page of the incidents of one or more environments of a monitor, newest first.
+    pub fn monitor_incidents_page(
+        &self,
+        envs: &[MonitorKey],
+        from: &Cursor,
+        limit: usize,
+    ) -> Result<Page<Incident>, StoreError> {
+        let lanes = envs
+            .iter()
+            .map(|key| page::Lane::of(keys::monitor(key)))
+            .collect();
+        page::timeline(
+            &self.trees().incidents,
+            lanes,
+            from,
+            limit,
+            limit,
+            |_, v| decode("incidents", v).map(Some),
+        )
+    }
+
+    /// A page of the environments of one monitor, in key order.
+    pub fn monitor_envs_page(
+        &self,
+        project: u64,
+        slug: &str,
+        from: &Cursor,
+        limit: usize,
+    ) -> Result<Page<MonitorEnv>, StoreError> {
+        page::scan(
+            &self.trees().monitors,
+            &keys::monitor_prefix(project, slug),
+            from,
+            limit,
+            limit,
+            |_, value| decode_monitor(value).map(Some),
+        )
     }
 
     /// Every deadline of every monitor environment, to rebuild the in-memory index at startup.
@@ -874,14 +990,15 @@ impl Store {
             // key (the last mention, the effect's, wins; they are equal).
             .map(|i| (incident_key(i), i))
             .collect::<HashMap<_, _>>()
-            .into_iter()
-            .map(|(key, i)| (key, encode(i)))
+            .into_values()
+            .map(IncidentWrite::of)
             .collect();
         let issues = set
             .issues
             .iter()
             .map(|i| (keys::issue(&i.id), encode(i)))
             .collect();
+        let issue_times = self.issue_times(&set.issues)?;
         let events = set
             .events
             .iter()
@@ -950,6 +1067,7 @@ impl Store {
             incidents,
             deliveries: set.deliveries.clone(),
             issues,
+            issue_times,
             events,
             logs,
             upstream: set.upstream.clone(),
@@ -1043,6 +1161,31 @@ impl Store {
             .stored_state(key)?
             .map(|(_, runs)| runs)
             .unwrap_or_default())
+    }
+
+    /// The `issue_times` entries of the issues a write stores: each one's new entry, and the
+    /// entry of its stored state if that was seen at another time. The caller holds each
+    /// issue's lock, so the stored state is the one this write replaces.
+    fn issue_times(&self, issues: &[Issue]) -> Result<Vec<(Option<Vec<u8>>, Vec<u8>)>, StoreError> {
+        let mut out: Vec<(Option<Vec<u8>>, Vec<u8>)> = Vec::with_capacity(issues.len());
+        for issue in issues {
+            let new = keys::issue_time(issue.last_seen, &issue.id);
+            // Listed twice, the first mention's stored state is what the last one replaces.
+            if let Some(at) = out
+                .iter()
+                .position(|(_, key)| key.ends_with(&keys::issue(&issue.id)))
+            {
+                let (old, _) = out.remove(at);
+                out.push((old, new));
+                continue;
+            }
+            let old = self
+                .issue(&issue.id)?
+                .map(|stored| keys::issue_time(stored.last_seen, &stored.id))
+                .filter(|old| *old != new);
+            out.push((old, new));
+        }
+        Ok(out)
     }
 
     /// The stored status and open runs of a monitor environment, if it is stored.
@@ -1217,10 +1360,20 @@ impl Store {
             &t.checkins,
             &t.checkin_ids,
             &t.incidents,
+            &t.incident_times,
+            &t.open_incidents,
             &t.ping_logs,
         )
             .transaction(
-                |(tx_monitors, tx_checkins, tx_ids, tx_incidents, tx_logs)| {
+                |(
+                    tx_monitors,
+                    tx_checkins,
+                    tx_ids,
+                    tx_incidents,
+                    tx_incident_times,
+                    tx_open,
+                    tx_logs,
+                )| {
                     tx_monitors.remove(prefix.as_slice())?;
                     for key in &checkins {
                         tx_checkins.remove(key)?;
@@ -1232,6 +1385,8 @@ impl Store {
                     }
                     for key in &incidents {
                         tx_incidents.remove(key)?;
+                        tx_incident_times.remove(keys::timed_suffix(key))?;
+                        tx_open.remove(keys::timed_suffix(key))?;
                     }
                     for key in &logs {
                         tx_logs.remove(key)?;
@@ -1251,9 +1406,11 @@ impl Store {
 struct Prepared {
     monitors: Vec<(Vec<u8>, Vec<u8>)>,
     checkins: Vec<PreparedCheckIn>,
-    incidents: Vec<(Vec<u8>, Vec<u8>)>,
+    incidents: Vec<IncidentWrite>,
     deliveries: Vec<NewDelivery>,
     issues: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Each written issue's `issue_times` entry: the one it replaces (if it moved) and its own.
+    issue_times: Vec<(Option<Vec<u8>>, Vec<u8>)>,
     events: Vec<(Vec<u8>, Vec<u8>)>,
     logs: Vec<(Vec<u8>, Vec<u8>)>,
     upstream: Vec<Vec<u8>>,
@@ -1364,6 +1521,29 @@ struct Written<'a> {
     ids: std::collections::HashSet<Uuid>,
     /// Log entries per monitor environment.
     logs: HashMap<&'a MonitorKey, usize>,
+}
+
+/// An incident as written: its record under its key, indexed by time in `incident_times`, and
+/// in `open_incidents` while it is open.
+pub(super) struct IncidentWrite {
+    pub(super) key: Vec<u8>,
+    pub(super) value: Vec<u8>,
+    pub(super) open: bool,
+}
+
+impl IncidentWrite {
+    pub(super) fn of(incident: &Incident) -> IncidentWrite {
+        IncidentWrite {
+            key: incident_key(incident),
+            value: encode(incident),
+            open: incident.resolved_at.is_none(),
+        }
+    }
+
+    /// Its key in the time indexes.
+    pub(super) fn time_key(&self) -> &[u8] {
+        keys::timed_suffix(&self.key)
+    }
 }
 
 fn incident_key(incident: &Incident) -> Vec<u8> {

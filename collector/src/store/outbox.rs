@@ -32,7 +32,7 @@ use sled::transaction::{
     ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
 };
 
-use super::{Store, StoreError, decode, encode, keys, transaction_error};
+use super::{Cursor, Page, Store, StoreError, decode, encode, keys, page, transaction_error};
 use crate::alert::{DeliveryState, NewDelivery, Outbox, OutboxEntry, OutboxError};
 
 /// Finished deliveries kept. Past this (plus a tenth, so pruning is amortized) the oldest
@@ -141,27 +141,44 @@ pub(super) fn new_entry(
 }
 
 impl Store {
-    /// The newest `limit` deliveries matching `filter`, newest first.
+    /// The newest `limit` deliveries matching `filter`, newest first, examining at most
+    /// `examine` of them.
     pub fn deliveries(
         &self,
         filter: &DeliveryFilter<'_>,
         limit: usize,
+        examine: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut out = Vec::new();
-        for value in self.trees().outbox.iter().values().rev() {
-            if out.len() == limit {
-                break;
-            }
-            let entry: OutboxEntry = decode("outbox", &value?)?;
-            if filter.state.is_none_or(|state| entry.state == state)
-                && filter
-                    .channel
-                    .is_none_or(|channel| entry.channel == channel)
-            {
-                out.push(entry);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .deliveries_page(filter, &Cursor::Start, limit, examine)?
+            .items)
+    }
+
+    /// A page of the deliveries matching `filter`, newest first (by id, which sled hands out
+    /// in increasing order). The filter examines at most `examine` entries per page (a page
+    /// may then hold fewer than `limit` and still have a next one).
+    pub fn deliveries_page(
+        &self,
+        filter: &DeliveryFilter<'_>,
+        from: &Cursor,
+        limit: usize,
+        examine: usize,
+    ) -> Result<Page<OutboxEntry>, StoreError> {
+        page::timeline(
+            &self.trees().outbox,
+            vec![page::Lane::of(Vec::new())],
+            from,
+            limit,
+            examine,
+            |_, value| {
+                let entry: OutboxEntry = decode("outbox", value)?;
+                let wanted = filter.state.is_none_or(|state| entry.state == state)
+                    && filter
+                        .channel
+                        .is_none_or(|channel| entry.channel == channel);
+                Ok(wanted.then_some(entry))
+            },
+        )
     }
 
     /// Pending deliveries per channel (channels with none are absent), from the counters.
@@ -389,14 +406,16 @@ mod tests {
         assert_eq!(store.pending("tg", 10).unwrap(), vec![retry]);
         assert_eq!(store.outbox_backlog(), 2);
 
-        let all = store.deliveries(&DeliveryFilter::default(), 10).unwrap();
+        let all = store
+            .deliveries(&DeliveryFilter::default(), 10, 10)
+            .unwrap();
         assert_eq!(all.len(), 3);
         assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
         let filter = DeliveryFilter {
             state: Some(DeliveryState::Sent),
             channel: None,
         };
-        assert_eq!(store.deliveries(&filter, 10).unwrap(), vec![sent]);
+        assert_eq!(store.deliveries(&filter, 10, 10).unwrap(), vec![sent]);
     }
 
     #[test]
@@ -419,7 +438,7 @@ mod tests {
         store.save(&finished).unwrap();
         assert_eq!(store.prune_deliveries(3).unwrap(), 2, "5 finished, 3 kept");
         let left: Vec<u64> = store
-            .deliveries(&DeliveryFilter::default(), 10)
+            .deliveries(&DeliveryFilter::default(), 10, 10)
             .unwrap()
             .iter()
             .map(|e| e.id)

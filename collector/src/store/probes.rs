@@ -9,9 +9,14 @@
 
 use chrono::{DateTime, Utc};
 use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
+};
 
-use super::{Seq, Store, StoreError, decode, encode, incident_key, outbox, transaction_error};
+use super::{
+    Cursor, IncidentWrite, Page, Seq, Store, StoreError, decode, encode, keys, outbox, page,
+    transaction_error,
+};
 use crate::alert::NewDelivery;
 use crate::engine::Effect;
 use crate::engine::probes::{ProbeEffect, ProbeResult, ProbeState, ProbeTransition};
@@ -38,16 +43,29 @@ impl Store {
 
     /// The newest `limit` results of a probe, newest first.
     pub fn probe_results(&self, name: &str, limit: usize) -> Result<Vec<ProbeResult>, StoreError> {
-        let mut results = self
+        Ok(self.probe_results_page(name, &Cursor::Start, limit)?.items)
+    }
+
+    /// A page of a probe's results, newest first. They are a ring of at most
+    /// `retention.probe_results` slots in slot order, not time order, so the ring is read
+    /// whole and paged in memory: the cursor names a time and id, like every timeline.
+    pub fn probe_results_page(
+        &self,
+        name: &str,
+        from: &Cursor,
+        limit: usize,
+    ) -> Result<Page<ProbeResult>, StoreError> {
+        let results = self
             .trees()
             .probe_results
             .scan_prefix(results_prefix(name))
             .values()
-            .map(|v| decode::<ProbeResult>("probe_results", &v?))
-            .collect::<Result<Vec<_>, _>>()?;
-        results.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
-        results.truncate(limit);
-        Ok(results)
+            .map(|v| {
+                let result: ProbeResult = decode("probe_results", &v?)?;
+                Ok((keys::timed(&[], result.at, result.id), result))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(page::held_timeline(results, from, limit))
     }
 
     /// Writes one check's transition: state, result (into its ring slot of `keep`), each
@@ -72,16 +90,24 @@ impl Store {
             &t.probes,
             &t.probe_results,
             &t.incidents,
+            &t.incident_times,
+            &t.open_incidents,
             &t.outbox,
             &t.outbox_pending,
         )
             .transaction(
-                |(tx_probes, tx_results, tx_incidents, tx_outbox, tx_pending)| {
+                |(
+                    tx_probes,
+                    tx_results,
+                    tx_incidents,
+                    tx_times,
+                    tx_open,
+                    tx_outbox,
+                    tx_pending,
+                )| {
                     tx_probes.insert(state.name.as_bytes(), state_value.as_slice())?;
                     tx_results.insert(result_key.as_slice(), result_value.as_slice())?;
-                    for (key, incident) in &incidents {
-                        tx_incidents.insert(key.as_slice(), incident.as_slice())?;
-                    }
+                    write_incidents([tx_incidents, tx_times, tx_open], &incidents)?;
                     for delivery in deliveries {
                         outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
                     }
@@ -137,18 +163,26 @@ impl Store {
             &t.probes,
             &t.probe_results,
             &t.incidents,
+            &t.incident_times,
+            &t.open_incidents,
             &t.outbox,
             &t.outbox_pending,
         )
             .transaction(
-                |(tx_probes, tx_results, tx_incidents, tx_outbox, tx_pending)| {
+                |(
+                    tx_probes,
+                    tx_results,
+                    tx_incidents,
+                    tx_times,
+                    tx_open,
+                    tx_outbox,
+                    tx_pending,
+                )| {
                     tx_probes.remove(name.as_bytes())?;
                     for key in &results {
                         tx_results.remove(key)?;
                     }
-                    for (key, incident) in &incidents {
-                        tx_incidents.insert(key.as_slice(), incident.as_slice())?;
-                    }
+                    write_incidents([tx_incidents, tx_times, tx_open], &incidents)?;
                     for delivery in deliveries {
                         outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
                     }
@@ -161,14 +195,33 @@ impl Store {
     }
 }
 
+/// Writes `incidents` inside a transaction over the `incidents`, `incident_times` and
+/// `open_incidents` trees, as the committer does for monitors (`redo.rs`).
+fn write_incidents(
+    [records, times, open]: [&TransactionalTree; 3],
+    incidents: &[IncidentWrite],
+) -> Result<(), UnabortableTransactionError> {
+    for incident in incidents {
+        let (key, at) = (incident.key.as_slice(), incident.time_key());
+        records.insert(key, incident.value.as_slice())?;
+        times.insert(at, key)?;
+        if incident.open {
+            open.insert(at, key)?;
+        } else {
+            open.remove(at)?;
+        }
+    }
+    Ok(())
+}
+
 /// For each effect: the key and value of the incident it carries.
-fn incident_records(effects: &[ProbeEffect]) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn incident_records(effects: &[ProbeEffect]) -> Vec<IncidentWrite> {
     effects
         .iter()
         .map(|ProbeEffect { effect, .. }| {
             let (Effect::IncidentOpened { incident, .. }
             | Effect::IncidentResolved { incident, .. }) = effect;
-            (incident_key(incident), encode(incident))
+            IncidentWrite::of(incident)
         })
         .collect()
 }
@@ -228,7 +281,7 @@ mod tests {
     /// The kinds of the alerts in the outbox, oldest first.
     fn outbox_kinds(store: &Store) -> Vec<AlertKind> {
         let mut entries = store
-            .deliveries(&crate::store::DeliveryFilter::default(), 100)
+            .deliveries(&crate::store::DeliveryFilter::default(), 100, 100)
             .unwrap();
         entries.reverse();
         entries
@@ -271,7 +324,7 @@ mod tests {
         assert_eq!(store.probe_state("api").unwrap(), Some(state.clone()));
         assert_eq!(state.status, ProbeStatus::Up);
 
-        let incidents = store.incidents(false).unwrap();
+        let incidents = store.incidents(false, 1000).unwrap();
         assert_eq!(incidents.len(), 1, "{incidents:?}");
         assert_eq!(incidents[0].kind, IncidentKind::Probe);
         assert_eq!(incidents[0].key.slug, "api");
@@ -319,7 +372,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let state = run(&store, "gone", &[500, 500], 10);
-        assert_eq!(store.incidents(true).unwrap().len(), 1);
+        assert_eq!(store.incidents(true, 1000).unwrap().len(), 1);
         let now = Utc::now();
         let effect = retire(&state, &rules().url, now);
         let planned = deliveries(effect.as_slice(), now);
@@ -329,7 +382,7 @@ mod tests {
             .unwrap();
         assert!(store.probe_state("gone").unwrap().is_none());
         assert!(store.probe_results("gone", 10).unwrap().is_empty());
-        assert!(store.incidents(true).unwrap().is_empty());
+        assert!(store.incidents(true, 1000).unwrap().is_empty());
         assert!(matches!(
             effect.map(|e| e.effect),
             Some(Effect::IncidentResolved { notify: false, .. })

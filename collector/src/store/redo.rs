@@ -57,10 +57,13 @@ pub(super) enum TreeId {
     Events = 8,
     PingLogs = 9,
     Upstream = 10,
+    IncidentTimes = 11,
+    IssueTimes = 12,
+    OpenIncidents = 13,
 }
 
 impl TreeId {
-    const ALL: [TreeId; 10] = [
+    const ALL: [TreeId; 13] = [
         TreeId::Monitors,
         TreeId::Checkins,
         TreeId::CheckinIds,
@@ -71,6 +74,9 @@ impl TreeId {
         TreeId::Events,
         TreeId::PingLogs,
         TreeId::Upstream,
+        TreeId::IncidentTimes,
+        TreeId::IssueTimes,
+        TreeId::OpenIncidents,
     ];
 
     fn tree(self, trees: &Trees) -> &sled::Tree {
@@ -85,6 +91,9 @@ impl TreeId {
             TreeId::Events => &trees.events,
             TreeId::PingLogs => &trees.ping_logs,
             TreeId::Upstream => &trees.upstream,
+            TreeId::IncidentTimes => &trees.incident_times,
+            TreeId::IssueTimes => &trees.issue_times,
+            TreeId::OpenIncidents => &trees.open_incidents,
         }
     }
 }
@@ -212,8 +221,15 @@ fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Resul
             ops.push(Op::put(TreeId::Checkins, key, value.as_slice()));
         }
     }
-    for (key, value) in &set.incidents {
-        ops.push(Op::put(TreeId::Incidents, key.as_slice(), value.as_slice()));
+    for incident in &set.incidents {
+        let (key, at) = (incident.key.as_slice(), incident.time_key());
+        ops.push(Op::put(TreeId::Incidents, key, incident.value.as_slice()));
+        ops.push(Op::put(TreeId::IncidentTimes, at, key));
+        ops.push(if incident.open {
+            Op::put(TreeId::OpenIncidents, at, key)
+        } else {
+            Op::remove(TreeId::OpenIncidents, at)
+        });
     }
     for delivery in &set.deliveries {
         let (id, entry, pending) = outbox::new_entry(db.generate_id()?, delivery, set.now);
@@ -222,6 +238,12 @@ fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Resul
     }
     for (key, value) in &set.issues {
         ops.push(Op::put(TreeId::Issues, key.as_slice(), value.as_slice()));
+    }
+    for (old, new) in &set.issue_times {
+        if let Some(old) = old {
+            ops.push(Op::remove(TreeId::IssueTimes, old.as_slice()));
+        }
+        ops.push(Op::put(TreeId::IssueTimes, new.as_slice(), &[][..]));
     }
     for (key, payload) in &set.events {
         ops.push(Op::put(TreeId::Events, key.as_slice(), payload.as_slice()));

@@ -155,7 +155,10 @@ fn assert_everything(store: &Store, m: &MonitorEnv) {
         Some(checkin("job", 1, 0))
     );
     assert_eq!(store.checkins(&key("job"), 10).unwrap().len(), 1);
-    assert_eq!(store.incidents(true).unwrap(), vec![incident("job", false)]);
+    assert_eq!(
+        store.incidents(true, 1000).unwrap(),
+        vec![incident("job", false)]
+    );
     let pending = crate::alert::Outbox::pending(store, "log", 10).unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].created_at, at(0));
@@ -351,7 +354,7 @@ fn delete_removes_a_monitor_and_its_history() {
     assert_eq!(store.checkin(Uuid::from_u128(1)).unwrap(), None);
     assert_eq!(store.checkin(Uuid::from_u128(2)).unwrap(), None);
     assert!(store.trees().checkins.is_empty() && store.trees().checkin_ids.is_empty());
-    assert!(store.incidents(false).unwrap().is_empty());
+    assert!(store.incidents(false, 1000).unwrap().is_empty());
     let remaining: Vec<_> = store
         .deadlines()
         .unwrap()
@@ -508,8 +511,8 @@ fn resolved_incidents_are_not_open() {
         ..WriteSet::default()
     };
     store.commit(&set, at(0)).unwrap();
-    assert!(store.incidents(true).unwrap().is_empty());
-    assert_eq!(store.incidents(false).unwrap().len(), 1);
+    assert!(store.incidents(true, 1000).unwrap().is_empty());
+    assert_eq!(store.incidents(false, 1000).unwrap().len(), 1);
 }
 
 #[test]
@@ -642,7 +645,7 @@ fn version_2_is_upgraded_completing_its_cut_group_and_deriving_the_deadlines() {
         ]
     );
     let version = store.trees().meta.get(SCHEMA_KEY).unwrap().unwrap();
-    assert_eq!(version.as_ref(), 3u32.to_be_bytes());
+    assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1167,4 +1170,144 @@ fn monitor_counts_follow_writes_and_deletions_and_survive_a_reopen() {
     }
     let store = reopen(dir.path()).unwrap();
     assert_tally(&store, [2, 1, 0, 0]);
+}
+
+/// Incident `n` of monitor `slug`, opened at `n * 10` s, resolved at `n * 10 + 5` s if asked.
+fn incident_at(slug: &str, n: u32, resolved: bool) -> Incident {
+    let mut incident = incident(slug, false);
+    incident.id = Uuid::from_u128(u128::from(n) + 1000);
+    incident.opened_at = at(i64::from(n) * 10);
+    incident.resolved_at = resolved.then(|| at(i64::from(n) * 10 + 5));
+    incident
+}
+
+fn write_incidents(store: &Store, incidents: &[Incident]) {
+    let set = WriteSet {
+        effects: incidents
+            .iter()
+            .map(|incident| match incident.resolved_at {
+                None => Effect::IncidentOpened {
+                    incident: incident.clone(),
+                    notify: false,
+                },
+                Some(_) => Effect::IncidentResolved {
+                    incident: incident.clone(),
+                    notify: false,
+                },
+            })
+            .collect(),
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+}
+
+fn incident_ids(page: &Page<Incident>) -> Vec<u128> {
+    page.items.iter().map(|i| i.id.as_u128() - 1000).collect()
+}
+
+#[test]
+fn incidents_are_paged_newest_first_from_their_time_indexes() {
+    let (dir, store) = open();
+    // Incidents 0..6 of two monitors, interleaved in time; 1 and 4 resolved.
+    let all: Vec<Incident> = (0..6)
+        .map(|n| incident_at(if n % 2 == 0 { "a" } else { "b" }, n, n == 1 || n == 4))
+        .collect();
+    write_incidents(&store, &all);
+    let first = store
+        .incidents_page(false, None, &Cursor::Start, 4, 4)
+        .unwrap();
+    assert_eq!(incident_ids(&first), [5, 4, 3, 2]);
+    let second = store
+        .incidents_page(false, None, first.next.as_ref().unwrap(), 4, 4)
+        .unwrap();
+    assert_eq!(incident_ids(&second), [1, 0]);
+    assert!(second.next.is_none());
+    let open = store
+        .incidents_page(true, None, &Cursor::Start, 10, 10)
+        .unwrap();
+    assert_eq!(incident_ids(&open), [5, 3, 2, 0]);
+
+    // Resolving one takes it out of the open index; reopening keeps both indexes.
+    write_incidents(&store, &[incident_at("b", 3, true)]);
+    let store = reopened(store, dir.path());
+    assert_eq!(
+        incident_ids(
+            &store
+                .incidents_page(true, None, &Cursor::Start, 10, 10)
+                .unwrap()
+        ),
+        [5, 2, 0]
+    );
+    let of_a = store
+        .monitor_incidents_page(&[key("a")], &Cursor::Start, 10)
+        .unwrap();
+    assert_eq!(incident_ids(&of_a), [4, 2, 0]);
+
+    // Deleting a monitor takes its incidents out of both indexes.
+    store.delete_monitor(&key("b")).unwrap();
+    assert_eq!(
+        incident_ids(
+            &store
+                .incidents_page(false, None, &Cursor::Start, 10, 10)
+                .unwrap()
+        ),
+        [4, 2, 0]
+    );
+    assert_eq!(store.trees().incident_times.len(), 3);
+    assert_eq!(store.trees().open_incidents.len(), 2);
+}
+
+#[test]
+fn version_3_is_upgraded_by_indexing_incidents_and_issues_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        write_incidents(
+            &store,
+            &[incident_at("a", 0, false), incident_at("a", 1, true)],
+        );
+        let issue = Issue {
+            id: "a".repeat(32),
+            project: 1,
+            fingerprint: vec!["{{ default }}".into()],
+            title: "disk full".into(),
+            culprit: None,
+            level: watchpost::protocol::Level::Error,
+            status: crate::engine::IssueStatus::Unresolved,
+            first_seen: at(3),
+            last_seen: at(3),
+            count: 1,
+            environment: "production".into(),
+            release: None,
+            resolved_at: None,
+            spikes: Default::default(),
+        };
+        let set = WriteSet {
+            issues: vec![issue],
+            ..WriteSet::default()
+        };
+        store.commit(&set, at(3)).unwrap();
+        // What version 3 had: the records without their indexes.
+        let t = store.trees();
+        for index in [&t.incident_times, &t.open_incidents, &t.issue_times] {
+            index.clear().unwrap();
+        }
+        t.meta.insert(SCHEMA_KEY, &3u32.to_be_bytes()).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let store = reopen(dir.path()).unwrap();
+    let all = store
+        .incidents_page(false, None, &Cursor::Start, 10, 10)
+        .unwrap();
+    assert_eq!(incident_ids(&all), [1, 0]);
+    let open = store
+        .incidents_page(true, None, &Cursor::Start, 10, 10)
+        .unwrap();
+    assert_eq!(incident_ids(&open), [0]);
+    let issues = store
+        .issues_page(None, None, &Cursor::Start, 10, 10)
+        .unwrap();
+    assert_eq!(issues.items.len(), 1);
+    let version = store.trees().meta.get(SCHEMA_KEY).unwrap().unwrap();
+    assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
 }
