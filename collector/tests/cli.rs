@@ -367,6 +367,9 @@ fn issues_api() -> (String, Arc<Mutex<Vec<Seen>>>) {
                 ("GET", "/api/v1/issues" | "/api/v1/issues?project=1") => {
                     ("200 OK", json!([issue]))
                 }
+                ("GET", "/api/v1/issues/7d3c5a2b9e1f4c6a8b0d2e4f6a8c0e12") => {
+                    ("200 OK", issue.clone())
+                }
                 ("GET", "/api/v1/issues/7d3c5a2b9e1f4c6a8b0d2e4f6a8c0e12/events") => {
                     ("200 OK", json!([{"event_id": "a"}, {"event_id": "b"}]))
                 }
@@ -429,10 +432,11 @@ fn issues_commands_speak_the_contract() {
         stdout(run(&["issues", "ignore", id])).trim(),
         format!("issue {id} is ignored")
     );
+    // The API's own sentence for an unknown id, passed through.
     assert_exit(
         &run(&["issues", "show", "nope"]),
         3,
-        "no issue has id `nope`",
+        "no issue has this id",
     );
     assert_exit(
         &run(&["issues", "resolve", "nope"]),

@@ -306,3 +306,224 @@ fn lists_pages_and_metrics_stay_bounded_at_100_000_monitors() {
         view(&path);
     }
 }
+
+/// Every item of a list, by following `X-Next-Cursor` from `path` (which has a `?`), checking
+/// each page's size and time; with the number of pages read.
+fn walk(collector: &Collector, path: &str) -> (Vec<Value>, usize) {
+    let mut all = Vec::new();
+    let mut pages = 0;
+    let mut cursor = String::new();
+    loop {
+        let page = api(collector, &format!("{path}&cursor={cursor}"));
+        let items: Vec<Value> = serde_json::from_str(&page.body).unwrap();
+        all.extend(items);
+        pages += 1;
+        match next_cursor(&page) {
+            Some(next) => cursor = next,
+            None => return (all, pages),
+        }
+    }
+}
+
+/// `field` of each item, asserting that no two items share it.
+fn distinct(items: &[Value], field: &str) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    for item in items {
+        let value = item[field].to_string();
+        assert!(seen.insert(value.clone()), "{field} {value} listed twice");
+    }
+    seen
+}
+
+/// `field` (RFC 3339 times or numbers) never increases along `items`: newest first.
+fn assert_newest_first(items: &[Value], field: &str) {
+    let values: Vec<String> = items
+        .iter()
+        .map(|i| match &i[field] {
+            Value::Number(n) => format!("{:020}", n.as_u64().unwrap()),
+            other => other.as_str().unwrap().to_owned(),
+        })
+        .collect();
+    assert!(
+        values.windows(2).all(|w| w[0] >= w[1]),
+        "{field} is not newest first"
+    );
+}
+
+/// Event `n`, an exception of type `Boom<n / group>Error`: events `n` with the same quotient
+/// group into one issue.
+fn error_event(n: usize, group: usize) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    json!({
+        "event_id": format!("{n:032x}"),
+        "timestamp": now,
+        "level": "error",
+        "exception": { "values": [{ "type": format!("Boom{}Error", n / group), "value": "boom" }] },
+    })
+    .to_string()
+}
+
+fn post_items(collector: &Collector, kind: &str, payloads: &[String]) {
+    for batch in payloads.chunks(PER_ENVELOPE) {
+        let items: Vec<(&str, &str)> = batch.iter().map(|p| (kind, p.as_str())).collect();
+        let (status, body) = collector.post_envelope(envelope(&items));
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+/// Past the newest 1,000 nothing could be read before: check-ins, log entries, events, issues,
+/// incidents and deliveries are each walked by cursor to the end, every item exactly once,
+/// newest first; environments and probes page too; the dashboard's lists link their pages.
+#[test]
+fn every_list_is_walked_by_cursor_past_a_thousand() {
+    const MANY: usize = 1_100;
+    let collector = Collector::start(Some(
+        r#"
+[limits]
+ingest_per_second = 1000000
+monitor_checkins_per_minute = 1000000
+[retention]
+checkins_per_monitor = 5000
+events_per_issue = 5000
+
+[[probes]]
+name = "probe-a"
+url = "http://127.0.0.1:9/a"
+interval = "1h"
+[[probes]]
+name = "probe-b"
+url = "http://127.0.0.1:9/b"
+interval = "1h"
+[[probes]]
+name = "probe-c"
+url = "http://127.0.0.1:9/c"
+interval = "1h"
+"#,
+    ));
+    let config = interval(1, "day");
+
+    // One monitor, check-ins in two environments, and a run still open in a third.
+    for environment in ["production", "staging"] {
+        let payloads: Vec<String> = (0..MANY)
+            .map(|_| {
+                let mut c: Value =
+                    serde_json::from_str(&checkin("busy", "ok", None, Some(config.clone())))
+                        .unwrap();
+                c["environment"] = environment.into();
+                c.to_string()
+            })
+            .collect();
+        post_items(&collector, "check_in", &payloads);
+    }
+    let mut open: Value =
+        serde_json::from_str(&checkin("busy", "in_progress", None, Some(config.clone()))).unwrap();
+    open["environment"] = "canary".into();
+    post_items(&collector, "check_in", &[open.to_string()]);
+    let (checkins, pages) = walk(&collector, "/api/v1/monitors/1/busy/checkins?limit=1000");
+    assert_eq!(distinct(&checkins, "id").len(), 2 * MANY + 1);
+    assert_eq!(pages, 3);
+    assert_newest_first(&checkins, "date_added");
+    assert_eq!(checkins[0]["status"], "in_progress", "the open run is the newest");
+    let (staging, _) = walk(
+        &collector,
+        "/api/v1/monitors/1/busy/checkins?environment=staging&limit=500",
+    );
+    assert_eq!(distinct(&staging, "id").len(), MANY);
+    assert!(staging.iter().all(|c| c["environment"] == "staging"));
+    let (envs, pages) = walk(&collector, "/api/v1/monitors/1/busy?limit=2");
+    let names: Vec<&str> = envs
+        .iter()
+        .map(|e| e["environment"].as_str().unwrap())
+        .collect();
+    // In key order: names are length-prefixed, so shorter names first.
+    assert_eq!(names, ["canary", "staging", "production"]);
+    assert_eq!(pages, 2);
+
+    // Ping log entries.
+    for n in 0..MANY {
+        let response = collector
+            .request(
+                reqwest::Method::POST,
+                &format!("/ping/{}/busy/log", collector.key),
+            )
+            .body(format!("line {n}"))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let (logs, _) = walk(&collector, "/api/v1/monitors/1/busy/logs?limit=1000");
+    assert_eq!(distinct(&logs, "id").len(), MANY);
+    assert_newest_first(&logs, "date_added");
+
+    // Events of one issue, and issues.
+    let same: Vec<String> = (0..MANY).map(|n| error_event(n, MANY)).collect();
+    post_items(&collector, "event", &same);
+    let distinct_issues: Vec<String> = (MANY..2 * MANY).map(|n| error_event(n, 1)).collect();
+    post_items(&collector, "event", &distinct_issues);
+    let (issues, _) = walk(&collector, "/api/v1/issues?limit=1000");
+    assert_eq!(distinct(&issues, "id").len(), MANY + 1);
+    assert_newest_first(&issues, "last_seen");
+    let busy = issues
+        .iter()
+        .find(|i| i["count"] == MANY)
+        .expect("the issue of the same error");
+    let (events, pages) = walk(
+        &collector,
+        &format!(
+            "/api/v1/issues/{}/events?limit=1000",
+            busy["id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(distinct(&events, "event_id").len(), MANY);
+    assert_eq!(pages, 2);
+
+    // Incidents: one per failing monitor, all open; and their alert deliveries.
+    let failing: Vec<String> = (0..MANY)
+        .map(|n| checkin(&format!("fail-{n:04}"), "error", None, Some(config.clone())))
+        .collect();
+    post_items(&collector, "check_in", &failing);
+    let (incidents, _) = walk(&collector, "/api/v1/incidents?limit=1000");
+    assert_eq!(distinct(&incidents, "id").len(), MANY);
+    assert_newest_first(&incidents, "opened_at");
+    let (open, _) = walk(&collector, "/api/v1/incidents?open=true&limit=1000");
+    assert_eq!(open.len(), MANY);
+    let (elsewhere, _) = walk(&collector, "/api/v1/incidents?project=2&limit=1000");
+    assert!(elsewhere.is_empty());
+    let (deliveries, pages) = walk(&collector, "/api/v1/alerts?limit=1000");
+    distinct(&deliveries, "id");
+    assert_newest_first(&deliveries, "id");
+    assert!(deliveries.len() >= MANY && pages >= 2, "{}", deliveries.len());
+
+    // Probes, in config order, a page at a time.
+    let (probes, pages) = walk(&collector, "/api/v1/probes?limit=2");
+    let names: Vec<&str> = probes.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["probe-a", "probe-b", "probe-c"]);
+    assert_eq!(pages, 2);
+
+    // The dashboard's lists link their next pages, and the next page is another one.
+    let client = Client::builder()
+        .redirect(redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let cookie = log_in(&collector, &client);
+    let view = |path: &str| {
+        let page = timed(client.get(collector.url(path)).header("Cookie", &cookie));
+        assert_small(path, &page);
+        page.body
+    };
+    for list in ["/incidents", "/issues", "/alerts"] {
+        let first = view(list);
+        let next = dashboard_link(&first, "next").unwrap_or_else(|| panic!("{list}: no next"));
+        assert!(next.starts_with(&format!("{list}?cursor=")), "{next}");
+        let second = view(&next);
+        assert_ne!(first, second, "{list}");
+        let back = dashboard_link(&second, "prev").expect("a previous page");
+        assert!(view(&back).contains("rel=\"next\""), "{list}: back to a page with a next");
+    }
+    let overview = view("/");
+    assert!(overview.contains("<b>50+</b>open incidents"), "a page, not a count of all");
+}

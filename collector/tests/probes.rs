@@ -264,7 +264,7 @@ success_threshold = 2
     let store = Store::open(&collector.data_dir().join("data")).unwrap();
     let mut results: Vec<ProbeResult> = store.probe_results("api", 1000).unwrap();
     results.reverse();
-    let incidents = store.incidents(false).unwrap();
+    let incidents = store.incidents(false, 1000).unwrap();
     assert_eq!(incidents.len(), 1, "{incidents:#?}");
     let incident = &incidents[0];
     assert_eq!(incident.kind, IncidentKind::Probe);

@@ -137,8 +137,9 @@ fn existing_envs(
     Ok(envs)
 }
 
-/// `GET /api/v1/monitors/{project}/{slug}?limit=&cursor=`: its environments, in name order
-/// (at most `caps.environments_per_monitor`, so usually one page).
+/// `GET /api/v1/monitors/{project}/{slug}?limit=&cursor=`: its environments in key order
+/// (shorter names first, then by name; at most `caps.environments_per_monitor`, so usually
+/// one page).
 pub(super) async fn get_one(
     State(state): State<AppState>,
     Path((project, slug)): Path<(String, String)>,
