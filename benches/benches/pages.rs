@@ -8,6 +8,12 @@
 //!   (`Store::monitor_counts`) and the exposition text rendered.
 //! - `pages/status_scan_of_100k`: what `/metrics` did before, for comparison: every monitor
 //!   record read and decoded to count them by status.
+//! - `pages/incidents_page_deep_of_100k`: 50 incidents from a cursor half way through 100,000
+//!   (`Store::incidents_page`, a range scan of the `incident_times` index).
+//! - `pages/open_incidents_first_page_of_100k`: the 10 open incidents among 100,000 (the
+//!   overview's read, from the `open_incidents` index).
+//! - `pages/incidents_all_of_100k`: every incident read and sorted, what `GET
+//!   /api/v1/incidents` and the overview did before, for comparison.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +21,8 @@ use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use watchpost_collector::api::views::MonitorView;
 use watchpost_collector::engine::{
-    IntervalUnit, MonitorConfig, MonitorEnv, MonitorKey, MonitorStatus, Schedule,
+    Effect, FailureCounts, Incident, IncidentKind, IncidentReason, IntervalUnit, MonitorConfig,
+    MonitorEnv, MonitorKey, MonitorStatus, Schedule,
 };
 use watchpost_collector::metrics::{Metrics, Snapshot};
 use watchpost_collector::store::{Cursor, STATUSES, Store, WriteSet};
@@ -44,6 +51,79 @@ fn monitor(n: u64) -> MonitorEnv {
     };
     monitor.last_checkin = Some(now());
     monitor
+}
+
+/// Incident `n` of monitor `n`, opened `n` seconds after the epoch of the bench; open for
+/// every 10,000th, resolved otherwise.
+fn incident(n: u64) -> Incident {
+    let opened_at = now() - chrono::TimeDelta::seconds(MONITORS as i64 - n as i64);
+    Incident {
+        id: uuid::Uuid::from_u128(u128::from(n) + 1),
+        key: monitor(n).key,
+        kind: IncidentKind::Monitor,
+        opened_at,
+        resolved_at: (!n.is_multiple_of(10_000)).then_some(opened_at),
+        reason: IncidentReason::MissedCheckin,
+        starting_checkin: uuid::Uuid::from_u128(u128::from(n) + 1),
+        starting_timestamp: opened_at,
+        resolving_checkin: None,
+        failures: FailureCounts::default(),
+        notified: true,
+    }
+}
+
+fn incidents(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for chunk in (0..MONITORS).collect::<Vec<_>>().chunks(1_000) {
+        let set = WriteSet {
+            effects: chunk
+                .iter()
+                .map(|&n| Effect::IncidentResolved {
+                    incident: incident(n),
+                    notify: false,
+                })
+                .collect(),
+            ..WriteSet::default()
+        };
+        store.commit(&set, now()).unwrap();
+    }
+    store.flush_blocking().unwrap();
+    let mut middle = Cursor::Start;
+    for _ in 0..(MONITORS as usize / 2 / 1_000) {
+        middle = store
+            .incidents_page(false, None, &middle, 1_000, 1_000)
+            .unwrap()
+            .next
+            .unwrap();
+    }
+    group.bench_function("incidents_page_deep_of_100k", |b| {
+        b.iter(|| {
+            let page = store.incidents_page(false, None, &middle, 50, 50).unwrap();
+            assert!(page.items.len() == 50 && page.next.is_some());
+            page.items.len()
+        })
+    });
+    group.bench_function("open_incidents_first_page_of_100k", |b| {
+        b.iter(|| {
+            let page = store
+                .incidents_page(true, None, &Cursor::Start, 50, 50)
+                .unwrap();
+            assert!(page.items.len() == 10 && page.next.is_none());
+            page.items.len()
+        })
+    });
+    group.bench_function("incidents_all_of_100k", |b| {
+        b.iter(|| {
+            let mut all = store
+                .incidents_page(false, None, &Cursor::Start, 200_000, 200_000)
+                .unwrap()
+                .items;
+            all.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then(a.id.cmp(&b.id)));
+            assert_eq!(all.len(), MONITORS as usize);
+            all.len()
+        })
+    });
 }
 
 fn pages(c: &mut Criterion) {
@@ -115,6 +195,7 @@ fn pages(c: &mut Criterion) {
             render(by_status)
         })
     });
+    incidents(&mut group);
     group.finish();
 }
 

@@ -433,11 +433,7 @@ fn issues_commands_speak_the_contract() {
         format!("issue {id} is ignored")
     );
     // The API's own sentence for an unknown id, passed through.
-    assert_exit(
-        &run(&["issues", "show", "nope"]),
-        3,
-        "no issue has this id",
-    );
+    assert_exit(&run(&["issues", "show", "nope"]), 3, "no issue has this id");
     assert_exit(
         &run(&["issues", "resolve", "nope"]),
         3,

@@ -426,7 +426,10 @@ interval = "1h"
     assert_eq!(distinct(&checkins, "id").len(), 2 * MANY + 1);
     assert_eq!(pages, 3);
     assert_newest_first(&checkins, "date_added");
-    assert_eq!(checkins[0]["status"], "in_progress", "the open run is the newest");
+    assert_eq!(
+        checkins[0]["status"], "in_progress",
+        "the open run is the newest"
+    );
     let (staging, _) = walk(
         &collector,
         "/api/v1/monitors/1/busy/checkins?environment=staging&limit=500",
@@ -495,7 +498,11 @@ interval = "1h"
     let (deliveries, pages) = walk(&collector, "/api/v1/alerts?limit=1000");
     distinct(&deliveries, "id");
     assert_newest_first(&deliveries, "id");
-    assert!(deliveries.len() >= MANY && pages >= 2, "{}", deliveries.len());
+    assert!(
+        deliveries.len() >= MANY && pages >= 2,
+        "{}",
+        deliveries.len()
+    );
 
     // Probes, in config order, a page at a time.
     let (probes, pages) = walk(&collector, "/api/v1/probes?limit=2");
@@ -522,8 +529,14 @@ interval = "1h"
         let second = view(&next);
         assert_ne!(first, second, "{list}");
         let back = dashboard_link(&second, "prev").expect("a previous page");
-        assert!(view(&back).contains("rel=\"next\""), "{list}: back to a page with a next");
+        assert!(
+            view(&back).contains("rel=\"next\""),
+            "{list}: back to a page with a next"
+        );
     }
     let overview = view("/");
-    assert!(overview.contains("<b>50+</b>open incidents"), "a page, not a count of all");
+    assert!(
+        overview.contains("<b>50+</b>open incidents"),
+        "a page, not a count of all"
+    );
 }
