@@ -64,8 +64,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::TransactionError;
 use uuid::Uuid;
 
 pub use codec::CodecError;
@@ -78,6 +77,7 @@ pub use tally::{MonitorCounts, STATUSES};
 pub use upstream::QueuedEnvelope;
 
 use crate::alert::NewDelivery;
+use crate::engine::probes::{ProbeResult, ProbeState};
 use crate::engine::{
     CheckIn, CheckInStatus, Deadline, DeadlineSource, Effect, Incident, Issue, MonitorEnv,
     MonitorKey, MonitorStatus, OpenRun, deadlines_of,
@@ -245,6 +245,27 @@ pub struct WriteSet {
     /// Ids among `checkins` the caller looked up and found not stored, holding the monitor's
     /// lock since: the store skips their index lookup. A hint; empty is always correct.
     pub unstored: Vec<Uuid>,
+    /// Probe changes: a check's outcome, or a probe that left the config.
+    pub probes: Vec<ProbeWrite>,
+    /// Monitor environments to delete, with their check-ins, incidents and log entries. The
+    /// caller holds each one's lock.
+    pub deletes: Vec<MonitorKey>,
+}
+
+/// A change of a probe, written like every other change (`WriteSet::probes`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeWrite {
+    /// A check: the probe's new state, and the check's result in the ring slot its number
+    /// falls in (`(checks - 1) % keep`), replacing the oldest result.
+    Checked {
+        state: ProbeState,
+        result: ProbeResult,
+        keep: usize,
+    },
+    /// The probe left the config: its state and every result go.
+    Retired { name: String },
+    /// Result slots at or beyond `keep` go (`retention.probe_results` shrank).
+    Trimmed { name: String, keep: usize },
 }
 
 /// Retention for one monitor environment, applied with a write: after the write, all but its
@@ -276,6 +297,8 @@ impl WriteSet {
             && self.logs.is_empty()
             && self.upstream.is_empty()
             && self.prune.is_empty()
+            && self.probes.is_empty()
+            && self.deletes.is_empty()
     }
 }
 
@@ -927,7 +950,7 @@ impl Store {
             }
             written?;
         }
-        self.committed(set, &prepared.pruned, &prepared.counts, &prepared.moves);
+        self.committed(set, &prepared.committed());
         Ok(self.inner.group.record_write())
     }
 
@@ -941,9 +964,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Seq, StoreError> {
         let prepared = self.prepare(set, now)?;
-        let pruned = prepared.pruned.clone();
-        let counts = prepared.counts.clone();
-        let moves = prepared.moves.clone();
+        let committed = prepared.committed();
         let seq = if prepared.is_empty() {
             self.inner.group.record_write()
         } else {
@@ -958,7 +979,7 @@ impl Store {
             }
             submitted?
         };
-        self.committed(set, &pruned, &counts, &moves);
+        self.committed(set, &committed);
         Ok(seq)
     }
 
@@ -1061,6 +1082,8 @@ impl Store {
                 counts.set(key, Count::Added(n));
             }
         }
+        let puts = self.prepare_probes(&set.probes, &mut removes)?;
+        let deleted = self.prepare_deletes(&set.deletes, &mut removes)?;
         Ok(Prepared {
             monitors,
             checkins,
@@ -1071,12 +1094,62 @@ impl Store {
             events,
             logs,
             upstream: set.upstream.clone(),
+            puts,
             removes,
+            deleted,
             pruned,
             counts,
             moves,
             now,
         })
+    }
+
+    /// The removals that delete each monitor environment of `deletes` with everything kept
+    /// under it; returns each one with its stored status before. The caller holds their locks.
+    fn prepare_deletes(
+        &self,
+        deletes: &[MonitorKey],
+        removes: &mut Vec<(redo::TreeId, Vec<u8>)>,
+    ) -> Result<Vec<(MonitorKey, Option<MonitorStatus>)>, StoreError> {
+        use redo::TreeId;
+        let t = self.trees();
+        let keys_under = |tree: &sled::Tree, prefix: &[u8]| -> Result<Vec<Vec<u8>>, StoreError> {
+            Ok(tree
+                .scan_prefix(prefix)
+                .keys()
+                .map(|k| k.map(|k| k.to_vec()))
+                .collect::<Result<_, _>>()?)
+        };
+        let mut deleted = Vec::with_capacity(deletes.len());
+        for key in deletes {
+            let prefix = keys::monitor(key);
+            let before = self.stored_state(key)?;
+            let mut checkins = keys_under(&t.checkins, &prefix)?;
+            // Open runs have no record, only an id index entry: remove it too.
+            for run in before.iter().flat_map(|(_, runs)| runs) {
+                checkins.push(keys::timed(&prefix, run.started, run.id));
+            }
+            for at in checkins {
+                if let Some(id) = keys::timed_id(&at)
+                    && t.checkin_ids.get(id.as_bytes())?.as_deref() == Some(at.as_slice())
+                {
+                    removes.push((TreeId::CheckinIds, id.as_bytes().to_vec()));
+                }
+                removes.push((TreeId::Checkins, at));
+            }
+            for at in keys_under(&t.incidents, &prefix)? {
+                let time = keys::timed_suffix(&at).to_vec();
+                removes.push((TreeId::IncidentTimes, time.clone()));
+                removes.push((TreeId::OpenIncidents, time));
+                removes.push((TreeId::Incidents, at));
+            }
+            for at in keys_under(&t.ping_logs, &prefix)? {
+                removes.push((TreeId::PingLogs, at));
+            }
+            removes.push((TreeId::Monitors, prefix));
+            deleted.push((key.clone(), before.map(|(status, _)| status)));
+        }
+        Ok(deleted)
     }
 
     /// The check-ins of `set` as the committer writes them. Open runs keep their `in_progress`
@@ -1300,10 +1373,20 @@ impl Store {
     }
 
     /// Takes in what a successful write of `set` changed: caches and counters.
-    fn committed(&self, set: &WriteSet, pruned: &[Uuid], counts: &Counts, moves: &[StatusMove]) {
+    fn committed(&self, set: &WriteSet, prepared: &Committed) {
+        let Committed {
+            pruned,
+            counts,
+            moves,
+            deleted,
+        } = prepared;
         self.inner.cache.committed(&set.monitors, &set.checkins);
         for (before, after) in moves {
             self.inner.tally.moved(*before, Some(*after));
+        }
+        for (key, before) in deleted {
+            self.inner.cache.deleted(key);
+            self.inner.tally.moved(*before, None);
         }
         self.inner.cache.pruned(pruned.iter().copied());
         self.inner.cache.counted(counts);
@@ -1339,65 +1422,15 @@ impl Store {
         Ok(removed)
     }
 
-    /// Deletes a monitor environment with its check-ins, incidents, deadlines and log entries,
-    /// in one transaction.
+    /// Deletes a monitor environment with its check-ins, incidents, deadlines and log entries:
+    /// a write set of one deletion, written like every other change. The caller holds its lock.
     pub fn delete_monitor(&self, key: &MonitorKey) -> Result<Seq, StoreError> {
-        let t = self.trees();
-        let prefix = keys::monitor(key);
-        let before = self.stored_state(key)?.map(|(status, _)| status);
-        let collect = |tree: &sled::Tree| -> Result<Vec<sled::IVec>, sled::Error> {
-            tree.scan_prefix(&prefix).keys().collect()
+        let set = WriteSet {
+            deletes: vec![key.clone()],
+            ..WriteSet::default()
         };
-        let mut checkins = collect(&t.checkins)?;
-        // Open runs have no record, only an id index entry: remove it too.
-        for run in self.open_runs(key)? {
-            checkins.push(keys::timed(&prefix, run.started, run.id).into());
-        }
-        let incidents = collect(&t.incidents)?;
-        let logs = collect(&t.ping_logs)?;
-        (
-            &t.monitors,
-            &t.checkins,
-            &t.checkin_ids,
-            &t.incidents,
-            &t.incident_times,
-            &t.open_incidents,
-            &t.ping_logs,
-        )
-            .transaction(
-                |(
-                    tx_monitors,
-                    tx_checkins,
-                    tx_ids,
-                    tx_incidents,
-                    tx_incident_times,
-                    tx_open,
-                    tx_logs,
-                )| {
-                    tx_monitors.remove(prefix.as_slice())?;
-                    for key in &checkins {
-                        tx_checkins.remove(key)?;
-                        if let Some(id) = keys::timed_id(key)
-                            && tx_ids.get(id.as_bytes())?.as_ref() == Some(key)
-                        {
-                            tx_ids.remove(id.as_bytes())?;
-                        }
-                    }
-                    for key in &incidents {
-                        tx_incidents.remove(key)?;
-                        tx_incident_times.remove(keys::timed_suffix(key))?;
-                        tx_open.remove(keys::timed_suffix(key))?;
-                    }
-                    for key in &logs {
-                        tx_logs.remove(key)?;
-                    }
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                },
-            )
-            .map_err(transaction_error)?;
-        self.inner.cache.deleted(key);
-        self.inner.tally.moved(before, None);
-        Ok(self.inner.group.record_write())
+        // Nothing in a deletion is stamped with a time.
+        self.commit(&set, DateTime::UNIX_EPOCH)
     }
 }
 
@@ -1414,8 +1447,12 @@ struct Prepared {
     events: Vec<(Vec<u8>, Vec<u8>)>,
     logs: Vec<(Vec<u8>, Vec<u8>)>,
     upstream: Vec<Vec<u8>>,
-    /// Keys retention removes, after the writes above.
+    /// Other puts (probes), before the removals.
+    puts: Vec<(redo::TreeId, Vec<u8>, Vec<u8>)>,
+    /// Keys retention, deletes and retired probes remove, after the writes above.
     removes: Vec<(redo::TreeId, Vec<u8>)>,
+    /// Monitor environments deleted, with their status before (for the tally).
+    deleted: Vec<(MonitorKey, Option<MonitorStatus>)>,
     /// The check-ins among them.
     pruned: Vec<Uuid>,
     /// How the write changes the number of check-ins of the monitor environments it touches.
@@ -1496,7 +1533,25 @@ impl Counts {
     }
 }
 
+/// What a successful write changes besides sled: caches and counters ([`Store::committed`]).
+struct Committed {
+    pruned: Vec<Uuid>,
+    counts: Counts,
+    moves: Vec<StatusMove>,
+    deleted: Vec<(MonitorKey, Option<MonitorStatus>)>,
+}
+
 impl Prepared {
+    /// What [`Store::committed`] takes in once this is written.
+    fn committed(&self) -> Committed {
+        Committed {
+            pruned: self.pruned.clone(),
+            counts: self.counts.clone(),
+            moves: self.moves.clone(),
+            deleted: self.deleted.clone(),
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.monitors.is_empty()
             && self.checkins.is_empty()
@@ -1506,6 +1561,7 @@ impl Prepared {
             && self.events.is_empty()
             && self.logs.is_empty()
             && self.upstream.is_empty()
+            && self.puts.is_empty()
             && self.removes.is_empty()
     }
 }

@@ -9,9 +9,9 @@
 //! write that adds or finishes a pending delivery, so neither the dispatcher nor `/metrics`
 //! scans a backlog to count it.
 //!
-//! New deliveries are written with the state change that caused them, atomically: by
-//! [`insert_new`] inside a transaction (probes), or as the writes [`new_entry`] describes in
-//! the group of the change (`redo.rs`), with ids drawn from sled's monotonic id generator.
+//! New deliveries are written with the state change that caused them, atomically: as the
+//! writes [`new_entry`] describes in the group of the change (`redo.rs`), with ids drawn from
+//! sled's monotonic id generator.
 //! The writers of one subject are serialized (per-monitor and per-issue locks, one task per
 //! probe), so a subject's deliveries get increasing ids in commit order, which is the order
 //! the dispatcher's dedup relies on; deliveries about different subjects committed at the
@@ -28,9 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use sled::Transactional;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
-};
+use sled::transaction::ConflictableTransactionError;
 
 use super::{Cursor, Page, Store, StoreError, decode, encode, keys, page, transaction_error};
 use crate::alert::{DeliveryState, NewDelivery, Outbox, OutboxEntry, OutboxError};
@@ -111,21 +109,6 @@ pub struct DeliveryFilter<'a> {
     pub state: Option<DeliveryState>,
     /// Only deliveries to this channel.
     pub channel: Option<&'a str>,
-}
-
-/// Writes `delivery` as a new pending entry from inside a transaction over the `outbox` and
-/// `outbox_pending` trees. The caller counts it ([`OutboxCount::added`]) once the transaction
-/// has committed.
-pub(super) fn insert_new(
-    outbox: &TransactionalTree,
-    pending: &TransactionalTree,
-    delivery: &NewDelivery,
-    now: DateTime<Utc>,
-) -> Result<(), UnabortableTransactionError> {
-    let (id, entry, pending_key) = new_entry(outbox.generate_id()?, delivery, now);
-    outbox.insert(&id, entry)?;
-    pending.insert(pending_key, &[][..])?;
-    Ok(())
 }
 
 /// The writes that add `delivery` as new pending entry `id`: its `outbox` key and value and

@@ -1,6 +1,6 @@
-//! Probe state and results. A check's outcome is written in one transaction: the probe's
-//! state, its result, and — when a threshold was crossed — the incident and the alert's
-//! deliveries, so a `probe.down` / `probe.up` reaches the outbox exactly when the state that
+//! Probe state and results. A check's outcome is one write set (`WriteSet::probes`, written by
+//! the committer like every other change): the probe's state, its result, and — when a
+//! threshold was crossed — the incident and the alert's deliveries, so a `probe.down` / `probe.up` reaches the outbox exactly when the state that
 //! caused it is stored. Stores what the engine decided; never judges a check itself.
 //!
 //! Results are a ring per probe: check number `n` goes to slot `n % keep`, replacing the oldest
@@ -8,17 +8,12 @@
 //! prune pass on the hot path.
 
 use chrono::{DateTime, Utc};
-use sled::Transactional;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
-};
 
+use super::redo::TreeId;
 use super::{
-    Cursor, IncidentWrite, Page, Seq, Store, StoreError, decode, encode, keys, outbox, page,
-    transaction_error,
+    Cursor, Page, ProbeWrite, Seq, Store, StoreError, WriteSet, decode, encode, keys, page,
 };
 use crate::alert::NewDelivery;
-use crate::engine::Effect;
 use crate::engine::probes::{ProbeEffect, ProbeResult, ProbeState, ProbeTransition};
 
 impl Store {
@@ -69,8 +64,8 @@ impl Store {
     }
 
     /// Writes one check's transition: state, result (into its ring slot of `keep`), each
-    /// effect's incident, and `deliveries` (the alerts of those effects, created at `now`), in
-    /// one transaction.
+    /// effect's incident, and `deliveries` (the alerts of those effects, created at `now`), as
+    /// one write set.
     pub fn commit_probe(
         &self,
         transition: &ProbeTransition,
@@ -78,73 +73,42 @@ impl Store {
         keep: usize,
         now: DateTime<Utc>,
     ) -> Result<Seq, StoreError> {
-        let state = &transition.state;
-        let keep = keep.max(1) as u64;
-        let slot = (state.checks.saturating_sub(1) % keep) as u32;
-        let state_value = encode(state);
-        let result_key = result_key(&state.name, slot);
-        let result_value = encode(&transition.result);
-        let incidents = incident_records(&transition.effects);
-        let t = self.trees();
-        (
-            &t.probes,
-            &t.probe_results,
-            &t.incidents,
-            &t.incident_times,
-            &t.open_incidents,
-            &t.outbox,
-            &t.outbox_pending,
-        )
-            .transaction(
-                |(
-                    tx_probes,
-                    tx_results,
-                    tx_incidents,
-                    tx_times,
-                    tx_open,
-                    tx_outbox,
-                    tx_pending,
-                )| {
-                    tx_probes.insert(state.name.as_bytes(), state_value.as_slice())?;
-                    tx_results.insert(result_key.as_slice(), result_value.as_slice())?;
-                    write_incidents([tx_incidents, tx_times, tx_open], &incidents)?;
-                    for delivery in deliveries {
-                        outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
-                    }
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                },
-            )
-            .map_err(transaction_error)?;
-        self.inner.outbox.added(deliveries);
-        Ok(self.inner.group.record_write())
+        let set = WriteSet {
+            probes: vec![ProbeWrite::Checked {
+                state: transition.state.clone(),
+                result: transition.result.clone(),
+                keep,
+            }],
+            effects: transition
+                .effects
+                .iter()
+                .map(|e| e.effect.clone())
+                .collect(),
+            deliveries: deliveries.to_vec(),
+            ..WriteSet::default()
+        };
+        self.commit(&set, now)
     }
 
     /// Drops result slots at or beyond `keep` (left over when `retention.probe_results`
     /// shrank). Returns how many were removed.
     pub fn trim_probe_results(&self, name: &str, keep: usize) -> Result<usize, StoreError> {
-        let tree = &self.trees().probe_results;
-        let prefix = results_prefix(name);
-        let first_stale = result_key(name, u32::try_from(keep).unwrap_or(u32::MAX));
-        let mut stale = Vec::new();
-        for key in tree.range(first_stale..).keys() {
-            let key = key?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            stale.push(key);
-        }
-        for key in &stale {
-            tree.remove(key)?;
-        }
-        if !stale.is_empty() {
-            self.inner.group.record_write();
-        }
-        Ok(stale.len())
+        let set = WriteSet {
+            probes: vec![ProbeWrite::Trimmed {
+                name: name.to_owned(),
+                keep,
+            }],
+            ..WriteSet::default()
+        };
+        let prepared = self.prepare(&set, DateTime::UNIX_EPOCH)?;
+        let removed = prepared.removes.len();
+        self.write_now(&set, &prepared)?;
+        Ok(removed)
     }
 
     /// Forgets a probe that left the config: its state and results go, and its open incident,
     /// if `effect` resolves one, is stored resolved with `deliveries` (its alert's, if any),
-    /// all in one transaction.
+    /// as one write set.
     pub fn retire_probe(
         &self,
         name: &str,
@@ -152,78 +116,63 @@ impl Store {
         deliveries: &[NewDelivery],
         now: DateTime<Utc>,
     ) -> Result<Seq, StoreError> {
-        let t = self.trees();
-        let results: Vec<_> = t
-            .probe_results
-            .scan_prefix(results_prefix(name))
-            .keys()
-            .collect::<Result<_, _>>()?;
-        let incidents = incident_records(effect.map_or(&[][..], std::slice::from_ref));
-        (
-            &t.probes,
-            &t.probe_results,
-            &t.incidents,
-            &t.incident_times,
-            &t.open_incidents,
-            &t.outbox,
-            &t.outbox_pending,
-        )
-            .transaction(
-                |(
-                    tx_probes,
-                    tx_results,
-                    tx_incidents,
-                    tx_times,
-                    tx_open,
-                    tx_outbox,
-                    tx_pending,
-                )| {
-                    tx_probes.remove(name.as_bytes())?;
-                    for key in &results {
-                        tx_results.remove(key)?;
-                    }
-                    write_incidents([tx_incidents, tx_times, tx_open], &incidents)?;
-                    for delivery in deliveries {
-                        outbox::insert_new(tx_outbox, tx_pending, delivery, now)?;
-                    }
-                    Ok::<_, ConflictableTransactionError<()>>(())
-                },
-            )
-            .map_err(transaction_error)?;
-        self.inner.outbox.added(deliveries);
-        Ok(self.inner.group.record_write())
+        let set = WriteSet {
+            probes: vec![ProbeWrite::Retired {
+                name: name.to_owned(),
+            }],
+            effects: effect.iter().map(|e| e.effect.clone()).collect(),
+            deliveries: deliveries.to_vec(),
+            ..WriteSet::default()
+        };
+        self.commit(&set, now)
     }
-}
 
-/// Writes `incidents` inside a transaction over the `incidents`, `incident_times` and
-/// `open_incidents` trees, as the committer does for monitors (`redo.rs`).
-fn write_incidents(
-    [records, times, open]: [&TransactionalTree; 3],
-    incidents: &[IncidentWrite],
-) -> Result<(), UnabortableTransactionError> {
-    for incident in incidents {
-        let (key, at) = (incident.key.as_slice(), incident.time_key());
-        records.insert(key, incident.value.as_slice())?;
-        times.insert(at, key)?;
-        if incident.open {
-            open.insert(at, key)?;
-        } else {
-            open.remove(at)?;
+    /// The puts and removals of `probes` in a write set.
+    pub(super) fn prepare_probes(
+        &self,
+        probes: &[ProbeWrite],
+        removes: &mut Vec<(TreeId, Vec<u8>)>,
+    ) -> Result<Vec<(TreeId, Vec<u8>, Vec<u8>)>, StoreError> {
+        let tree = &self.trees().probe_results;
+        let mut puts = Vec::new();
+        for write in probes {
+            match write {
+                ProbeWrite::Checked {
+                    state,
+                    result,
+                    keep,
+                } => {
+                    let keep = (*keep).max(1) as u64;
+                    let slot = (state.checks.saturating_sub(1) % keep) as u32;
+                    puts.push((
+                        TreeId::Probes,
+                        state.name.as_bytes().to_vec(),
+                        encode(state),
+                    ));
+                    let at = result_key(&state.name, slot);
+                    puts.push((TreeId::ProbeResults, at, encode(result)));
+                }
+                ProbeWrite::Retired { name } => {
+                    removes.push((TreeId::Probes, name.as_bytes().to_vec()));
+                    for key in tree.scan_prefix(results_prefix(name)).keys() {
+                        removes.push((TreeId::ProbeResults, key?.to_vec()));
+                    }
+                }
+                ProbeWrite::Trimmed { name, keep } => {
+                    let prefix = results_prefix(name);
+                    let first_stale = result_key(name, u32::try_from(*keep).unwrap_or(u32::MAX));
+                    for key in tree.range(first_stale..).keys() {
+                        let key = key?;
+                        if !key.starts_with(&prefix) {
+                            break;
+                        }
+                        removes.push((TreeId::ProbeResults, key.to_vec()));
+                    }
+                }
+            }
         }
+        Ok(puts)
     }
-    Ok(())
-}
-
-/// For each effect: the key and value of the incident it carries.
-fn incident_records(effects: &[ProbeEffect]) -> Vec<IncidentWrite> {
-    effects
-        .iter()
-        .map(|ProbeEffect { effect, .. }| {
-            let (Effect::IncidentOpened { incident, .. }
-            | Effect::IncidentResolved { incident, .. }) = effect;
-            IncidentWrite::of(incident)
-        })
-        .collect()
 }
 
 /// `len (u16 BE) ++ name`: a probe's results, never spilling into a longer name's.
@@ -251,11 +200,11 @@ mod tests {
 
     use super::*;
     use crate::alert::{NewDelivery, Planner};
-    use crate::engine::IncidentKind;
     use crate::engine::alerting::{AlertKind, Payload};
     use crate::engine::probes::{
         Check, Expectation, Observation, ProbeRules, ProbeStatus, record_check, retire,
     };
+    use crate::engine::{Effect, IncidentKind};
 
     fn rules() -> ProbeRules {
         ProbeRules {

@@ -60,10 +60,12 @@ pub(super) enum TreeId {
     IncidentTimes = 11,
     IssueTimes = 12,
     OpenIncidents = 13,
+    Probes = 14,
+    ProbeResults = 15,
 }
 
 impl TreeId {
-    const ALL: [TreeId; 13] = [
+    const ALL: [TreeId; 15] = [
         TreeId::Monitors,
         TreeId::Checkins,
         TreeId::CheckinIds,
@@ -77,6 +79,8 @@ impl TreeId {
         TreeId::IncidentTimes,
         TreeId::IssueTimes,
         TreeId::OpenIncidents,
+        TreeId::Probes,
+        TreeId::ProbeResults,
     ];
 
     fn tree(self, trees: &Trees) -> &sled::Tree {
@@ -94,6 +98,8 @@ impl TreeId {
             TreeId::IncidentTimes => &trees.incident_times,
             TreeId::IssueTimes => &trees.issue_times,
             TreeId::OpenIncidents => &trees.open_incidents,
+            TreeId::Probes => &trees.probes,
+            TreeId::ProbeResults => &trees.probe_results,
         }
     }
 }
@@ -254,6 +260,9 @@ fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Resul
     for envelope in &set.upstream {
         let id = db.generate_id()?.to_be_bytes();
         ops.push(Op::put(TreeId::Upstream, id.to_vec(), envelope.as_slice()));
+    }
+    for (tree, key, value) in &set.puts {
+        ops.push(Op::put(*tree, key.as_slice(), value.as_slice()));
     }
     for (tree, key) in &set.removes {
         ops.push(Op::remove(*tree, key.as_slice()));

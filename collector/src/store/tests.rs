@@ -1311,3 +1311,95 @@ fn version_3_is_upgraded_by_indexing_incidents_and_issues_by_time() {
     let version = store.trees().meta.get(SCHEMA_KEY).unwrap().unwrap();
     assert_eq!(version.as_ref(), SCHEMA_VERSION.to_be_bytes());
 }
+
+/// `before` written whole, then `set` written as a group a crash cut after `cut` of its
+/// writes, then the store reopened.
+fn written_cut(before: &WriteSet, set: &WriteSet, cut: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.commit(before, at(0)).unwrap();
+        let prepared = store.prepare(set, at(0)).unwrap();
+        store
+            .inner
+            .writer
+            .lock()
+            .write_group_cut(
+                &store.inner.db,
+                &store.inner.trees,
+                std::slice::from_ref(&prepared),
+                cut,
+            )
+            .unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let store = reopen(dir.path()).unwrap();
+    (dir, store)
+}
+
+/// Probe checks and deletions are write sets like every other change: a crash in the middle of
+/// one is completed from its redo records, never left half written.
+#[test]
+fn a_probe_check_and_a_deletion_cut_by_a_crash_are_completed_on_open() {
+    use crate::engine::probes::{
+        Check, Expectation, Observation, ProbeRules, ProbeState, record_check,
+    };
+    let rules = ProbeRules {
+        url: "http://127.0.0.1:1/health".to_owned(),
+        failure_threshold: 1,
+        success_threshold: 1,
+        expect: Expectation::status(200),
+    };
+    let check = Check {
+        id: Uuid::from_u128(5),
+        started: at(0),
+        latency: std::time::Duration::from_millis(3),
+        observation: Observation::ConnectFailed("connection refused".into()),
+    };
+    let transition = record_check(&ProbeState::new("api"), &rules, &check, at(0));
+    assert_eq!(transition.effects.len(), 1, "the check opens an incident");
+    let probe = WriteSet {
+        probes: vec![ProbeWrite::Checked {
+            state: transition.state.clone(),
+            result: transition.result.clone(),
+            keep: 10,
+        }],
+        effects: transition
+            .effects
+            .iter()
+            .map(|e| e.effect.clone())
+            .collect(),
+        ..WriteSet::default()
+    };
+    // Incident, its two index entries, state, result: cut before the first, in the middle and
+    // before the last.
+    for cut in [0, 2, 4] {
+        let (_dir, store) = written_cut(&WriteSet::default(), &probe, cut);
+        assert_eq!(
+            store.probe_state("api").unwrap(),
+            Some(transition.state.clone())
+        );
+        assert_eq!(
+            store.probe_results("api", 10).unwrap(),
+            vec![transition.result.clone()]
+        );
+        assert_eq!(store.incidents(true, 10).unwrap().len(), 1, "cut {cut}");
+    }
+
+    let (everything, _) = everything();
+    let deletion = WriteSet {
+        deletes: vec![key("job")],
+        ..WriteSet::default()
+    };
+    // The monitor, its check-in with its id entry, its incident with its two index entries and
+    // its log entry: eight removals at least.
+    for cut in [0, 1, 4, 7] {
+        let (_dir, store) = written_cut(&everything, &deletion, cut);
+        assert_eq!(store.monitor(&key("job")).unwrap(), None, "cut {cut}");
+        assert_eq!(store.checkin(Uuid::from_u128(1)).unwrap(), None);
+        assert!(store.incidents(false, 10).unwrap().is_empty());
+        assert!(store.trees().incident_times.is_empty() && store.trees().open_incidents.is_empty());
+        assert!(store.logs(&key("job"), 10).unwrap().is_empty());
+        assert_tally(&store, [0, 0, 0, 0]);
+    }
+}
