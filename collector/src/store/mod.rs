@@ -258,8 +258,8 @@ pub enum ProbeWrite {
     /// A check: the probe's new state, and the check's result in the ring slot its number
     /// falls in (`(checks - 1) % keep`), replacing the oldest result.
     Checked {
-        state: ProbeState,
-        result: ProbeResult,
+        state: Box<ProbeState>,
+        result: Box<ProbeResult>,
         keep: usize,
     },
     /// The probe left the config: its state and every result go.
@@ -1239,8 +1239,8 @@ impl Store {
     /// The `issue_times` entries of the issues a write stores: each one's new entry, and the
     /// entry of its stored state if that was seen at another time. The caller holds each
     /// issue's lock, so the stored state is the one this write replaces.
-    fn issue_times(&self, issues: &[Issue]) -> Result<Vec<(Option<Vec<u8>>, Vec<u8>)>, StoreError> {
-        let mut out: Vec<(Option<Vec<u8>>, Vec<u8>)> = Vec::with_capacity(issues.len());
+    fn issue_times(&self, issues: &[Issue]) -> Result<Vec<IndexMove>, StoreError> {
+        let mut out: Vec<IndexMove> = Vec::with_capacity(issues.len());
         for issue in issues {
             let new = keys::issue_time(issue.last_seen, &issue.id);
             // Listed twice, the first mention's stored state is what the last one replaces.
@@ -1443,12 +1443,12 @@ struct Prepared {
     deliveries: Vec<NewDelivery>,
     issues: Vec<(Vec<u8>, Vec<u8>)>,
     /// Each written issue's `issue_times` entry: the one it replaces (if it moved) and its own.
-    issue_times: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    issue_times: Vec<IndexMove>,
     events: Vec<(Vec<u8>, Vec<u8>)>,
     logs: Vec<(Vec<u8>, Vec<u8>)>,
     upstream: Vec<Vec<u8>>,
     /// Other puts (probes), before the removals.
-    puts: Vec<(redo::TreeId, Vec<u8>, Vec<u8>)>,
+    puts: Vec<RawPut>,
     /// Keys retention, deletes and retired probes remove, after the writes above.
     removes: Vec<(redo::TreeId, Vec<u8>)>,
     /// Monitor environments deleted, with their status before (for the tally).
@@ -1532,6 +1532,12 @@ impl Counts {
         self.changes.push((key.clone(), count));
     }
 }
+
+/// A put of a value under a key of a tree, as the committer writes it.
+type RawPut = (redo::TreeId, Vec<u8>, Vec<u8>);
+
+/// An index entry that moves: the key it had (if any, and if different) and the key it gets.
+type IndexMove = (Option<Vec<u8>>, Vec<u8>);
 
 /// What a successful write changes besides sled: caches and counters ([`Store::committed`]).
 struct Committed {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::redo::TreeId;
 use super::{
-    Cursor, Page, ProbeWrite, Seq, Store, StoreError, WriteSet, decode, encode, keys, page,
+    Cursor, Page, ProbeWrite, RawPut, Seq, Store, StoreError, WriteSet, decode, encode, keys, page,
 };
 use crate::alert::NewDelivery;
 use crate::engine::probes::{ProbeEffect, ProbeResult, ProbeState, ProbeTransition};
@@ -75,8 +75,8 @@ impl Store {
     ) -> Result<Seq, StoreError> {
         let set = WriteSet {
             probes: vec![ProbeWrite::Checked {
-                state: transition.state.clone(),
-                result: transition.result.clone(),
+                state: Box::new(transition.state.clone()),
+                result: Box::new(transition.result.clone()),
                 keep,
             }],
             effects: transition
@@ -132,7 +132,7 @@ impl Store {
         &self,
         probes: &[ProbeWrite],
         removes: &mut Vec<(TreeId, Vec<u8>)>,
-    ) -> Result<Vec<(TreeId, Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<RawPut>, StoreError> {
         let tree = &self.trees().probe_results;
         let mut puts = Vec::new();
         for write in probes {

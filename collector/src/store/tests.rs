@@ -1360,8 +1360,8 @@ fn a_probe_check_and_a_deletion_cut_by_a_crash_are_completed_on_open() {
     assert_eq!(transition.effects.len(), 1, "the check opens an incident");
     let probe = WriteSet {
         probes: vec![ProbeWrite::Checked {
-            state: transition.state.clone(),
-            result: transition.result.clone(),
+            state: Box::new(transition.state.clone()),
+            result: Box::new(transition.result.clone()),
             keep: 10,
         }],
         effects: transition
