@@ -374,6 +374,38 @@ fn config_from_protocol() {
 }
 
 #[test]
+fn the_exact_values_our_sdk_sends_beside_sentrys_win() {
+    // What `watchpost::protocol::MonitorConfig::for_sentry` writes for a 90 s interval with
+    // a 30 s margin: Sentry reads 2 minutes and 1 minute, Watchpost the exact values.
+    let wire = watchpost::protocol::MonitorConfig::for_sentry(
+        watchpost::protocol::MonitorSchedule::Interval {
+            value: 90,
+            unit: watchpost::protocol::IntervalUnit::Second,
+        },
+        Some(Duration::from_secs(30)),
+        Some(Duration::from_secs(600)),
+    );
+    let sent: watchpost::protocol::MonitorConfig =
+        serde_json::from_str(&serde_json::to_string(&wire).unwrap()).unwrap();
+    let config = ConfigPatch::from_protocol(&sent)
+        .unwrap()
+        .to_config()
+        .unwrap();
+    assert_eq!(config.schedule, every(90, IntervalUnit::Second));
+    assert_eq!(config.checkin_margin, Duration::from_secs(30));
+    assert_eq!(config.max_runtime, Duration::from_secs(600));
+    // Without the member (Sentry's SDKs, or Relay forwarding ours), the standard fields count.
+    let mut sentry = sent;
+    sentry.exact = None;
+    let config = ConfigPatch::from_protocol(&sentry)
+        .unwrap()
+        .to_config()
+        .unwrap();
+    assert_eq!(config.schedule, every(2, IntervalUnit::Minute));
+    assert_eq!(config.checkin_margin, Duration::from_secs(60));
+}
+
+#[test]
 fn hand_built_config_is_validated() {
     let mut config = MonitorConfig::new(Schedule::Crontab("0 0 0 * * *".into()));
     assert!(matches!(
@@ -1341,7 +1373,7 @@ fn a_monitor_a_check_in_created_is_not_missed_before_it_checks_in_again() {
     .unwrap()
     .monitor;
     assert_eq!(created.next_checkin, Some(at("01:00")));
-    let fresh = MonitorEnv::new(key(), created.config.clone());
+    let fresh = MonitorEnv::new(key(), created.config);
     assert!(!fresh.is_armed());
     check(
         Some(fresh),
