@@ -258,6 +258,15 @@ failure_issue_threshold = 1
         assert_eq!(statuses, BTreeSet::from(["missed".to_owned()]), "{slug}");
     }
 
+    // Both deliveries marked sent before the kill, so none is (rightly) delivered again.
+    poll(
+        Duration::from_secs(10),
+        "the deliveries marked sent",
+        || {
+            let all = deliveries(&collector, "channel=ops-webhook");
+            (all.len() == 2 && all.iter().all(|d| d["state"] == "sent")).then_some(())
+        },
+    );
     // A restart applies `[[monitors]]` again: the armed deadline is kept, not re-armed, and
     // no slot is recorded twice (a slot the restart hid is `unknown`, replaced by its `missed`).
     collector.restart();
