@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the Python virtualenv the interop tests drive real Sentry clients from:
-# `target/venv` with the sentry-sdk and sentry-cli versions our fixtures were captured from.
+# `target/venv` with the sentry-sdk and sentry-cli versions our fixtures were captured from,
+# and Relay's normalizer (sentry-relay) the payload tests check our events against.
 #
 # Idempotent and safe to run from many processes at once (test binaries run in parallel): the
 # work happens under an exclusive flock, and a stamp file naming the pinned versions makes a
@@ -12,12 +13,16 @@ set -euo pipefail
 readonly SENTRY_SDK_VERSION=2.75.0
 readonly SENTRY_CLI_VERSION=3.8.2
 readonly AIOSMTPD_VERSION=1.4.6 # the SMTP server the email alert tests deliver to
+# Relay's own event normalizer (`sentry_relay.processing.StoreNormalizer`), which the SDK's
+# payload tests run our events through to show Sentry keeps them unchanged.
+readonly SENTRY_RELAY_VERSION=0.10.1
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${WATCHPOST_VENV:-$root/target/venv}"
 python="${PYTHON:-python3}"
 stamp="$venv/.watchpost-test-env"
 want="sentry-sdk==$SENTRY_SDK_VERSION sentry-cli==$SENTRY_CLI_VERSION aiosmtpd==$AIOSMTPD_VERSION"
+want="$want sentry-relay==$SENTRY_RELAY_VERSION"
 
 up_to_date() {
     [[ -x "$venv/bin/python" && -x "$venv/bin/sentry-cli" && -f "$stamp" ]] &&
@@ -54,11 +59,20 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     "sentry-sdk==$SENTRY_SDK_VERSION" "sentry-cli==$SENTRY_CLI_VERSION" "aiosmtpd==$AIOSMTPD_VERSION" >&2
 
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "sentry-relay==$SENTRY_RELAY_VERSION" >&2
+
 # Check what was installed rather than trusting pip's exit code alone.
 got_sdk="$("$venv/bin/python" -c 'import sentry_sdk; print(sentry_sdk.VERSION)')"
 got_cli="$("$venv/bin/sentry-cli" --version)"
 if [[ "$got_sdk" != "$SENTRY_SDK_VERSION" || "$got_cli" != *"$SENTRY_CLI_VERSION"* ]]; then
     echo "setup-test-env: expected sentry-sdk $SENTRY_SDK_VERSION and sentry-cli $SENTRY_CLI_VERSION, got '$got_sdk' and '$got_cli'" >&2
+    exit 1
+fi
+
+got_relay="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("sentry-relay"))')"
+if [[ "$got_relay" != "$SENTRY_RELAY_VERSION" ]]; then
+    echo "setup-test-env: expected sentry-relay $SENTRY_RELAY_VERSION, got '$got_relay'" >&2
     exit 1
 fi
 

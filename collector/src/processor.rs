@@ -628,8 +628,10 @@ impl Processor {
     /// `PUT`: creates the monitor environment(s) with `config`, or replaces their config.
     /// Returns the environments and whether any was created. A person set their config: they
     /// are marked managed (kept from check-ins under `upsert = "create_update"`), before the
-    /// commit so that a monitor that survives a crash has its mark. Counted against the caps,
-    /// never refused by them: the caps bound what the public key can do.
+    /// commit so that a monitor that survives a crash has its mark, and armed
+    /// ([`MonitorEnv::arm`]: missed from the first slot after now, without waiting for a first
+    /// check-in; one already armed keeps its deadline). Counted against the caps, never
+    /// refused by them: the caps bound what the public key can do.
     pub async fn put(
         &self,
         target: Target,
@@ -644,7 +646,7 @@ impl Processor {
             let mut new_keys = Vec::new();
             for key in &keys {
                 self.mark_managed(key)?;
-                let monitor = match self.store.monitor(key)? {
+                let mut monitor = match self.store.monitor(key)? {
                     Some(mut monitor) => {
                         if monitor.config != config {
                             monitor.apply_config(config.clone(), now);
@@ -657,6 +659,7 @@ impl Processor {
                         MonitorEnv::new(key.clone(), config.clone())
                     }
                 };
+                monitor.arm(now);
                 monitors.push(monitor);
             }
             let mut writes = WriteSet {
@@ -702,6 +705,11 @@ impl Processor {
                 {
                     monitor.set_disabled(disabled, now);
                 }
+                // A declared monitor enabled (or configured) by a person expects its job from
+                // now on, as at its `PUT`; one only check-ins created keeps waiting for them.
+                if self.census.is_managed(key) {
+                    monitor.arm(now);
+                }
                 monitors.push(monitor);
             }
             let mut writes = WriteSet {
@@ -741,14 +749,21 @@ impl Processor {
     }
 
     /// Monitors as code: creates each declared monitor environment or brings its config in
-    /// line with the file. Returns how many were created or changed.
+    /// line with the file, and arms it (see [`Processor::put`]). Returns how many were created
+    /// or changed. At a restart an unchanged, armed declaration is left alone: its deadline
+    /// stays where it was, under the outage grace rules.
     pub async fn apply_specs(&self, specs: &[MonitorSpec]) -> Result<usize, ProcessError> {
         let mut changed = 0;
         for spec in specs {
             // Declared by a person, whether or not it changes now.
             self.mark_managed(&spec.key)?;
             let (monitors, created) = match self.store.monitor(&spec.key)? {
-                Some(monitor) if monitor.config == spec.config => continue,
+                Some(monitor)
+                    if monitor.config == spec.config
+                        && (monitor.is_armed() || monitor.disabled) =>
+                {
+                    continue;
+                }
                 _ => {
                     self.put(Target::One(spec.key.clone()), spec.config.clone())
                         .await?

@@ -200,6 +200,97 @@ channels = ["ops-webhook"]
     assert_eq!(recovered.json["monitor"]["status"], "ok");
 }
 
+/// The `monitor.failed` alert the webhook received for `slug`, if any.
+fn failed_alert_for(hook: &Fake, slug: &str) -> Option<Value> {
+    hook.seen()
+        .into_iter()
+        .map(|seen| seen.json)
+        .find(|alert| alert["kind"] == "monitor.failed" && alert["monitor"]["slug"] == slug)
+}
+
+#[test]
+fn a_declared_monitor_whose_job_never_starts_is_missed_and_alerted() {
+    let runtime = runtime();
+    let hook = runtime.block_on(Fake::start(|_, _| status(200, "ok")));
+    let mut collector = Collector::start(Some(&format!(
+        r#"
+[[channels]]
+name = "ops-webhook"
+type = "webhook"
+url = "{}/hook"
+
+[[rules]]
+name = "jobs"
+on = ["monitor.failed"]
+channels = ["ops-webhook"]
+
+[[monitors]]
+project = 1
+slug = "never-started"
+interval = "2s"
+checkin_margin = "1s"
+failure_issue_threshold = 1
+"#,
+        hook.url
+    )));
+    // Declared in the file: armed at the start, before any check-in.
+    let declared = &collector.monitor("never-started")[0];
+    assert_eq!(declared["status"], "active", "{declared:#}");
+    assert!(declared["next_checkin"].is_string(), "{declared:#}");
+    // Declared through the API: armed too.
+    let response = collector
+        .admin(reqwest::Method::PUT, "/api/v1/monitors/1/declared-by-api")
+        .json(&json!({"interval": "2s", "checkin_margin": "1s", "failure_issue_threshold": 1}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    for slug in ["never-started", "declared-by-api"] {
+        let alert = poll(Duration::from_secs(15), "a monitor.failed alert", || {
+            failed_alert_for(&hook, slug)
+        });
+        assert_eq!(alert["monitor"]["reason"], "missed_checkin", "{alert:#}");
+        let statuses: BTreeSet<String> = collector
+            .checkins(slug)
+            .iter()
+            .map(|c| c["status"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(statuses, BTreeSet::from(["missed".to_owned()]), "{slug}");
+    }
+
+    // Both deliveries marked sent before the kill, so none is (rightly) delivered again.
+    poll(
+        Duration::from_secs(10),
+        "the deliveries marked sent",
+        || {
+            let all = deliveries(&collector, "channel=ops-webhook");
+            (all.len() == 2 && all.iter().all(|d| d["state"] == "sent")).then_some(())
+        },
+    );
+    // A restart applies `[[monitors]]` again: the armed deadline is kept, not re-armed, and
+    // no slot is recorded twice (a slot the restart hid is `unknown`, replaced by its `missed`).
+    collector.restart();
+    poll(Duration::from_secs(15), "sweeps after the restart", || {
+        let checkins = collector.checkins("never-started");
+        (checkins.len() >= 4).then_some(())
+    });
+    let checkins = collector.checkins("never-started");
+    let mut slots = BTreeMap::new();
+    for c in &checkins {
+        let slot = c["expected_time"].as_str().unwrap().to_owned();
+        assert!(
+            slots.insert(slot, c.clone()).is_none(),
+            "a slot twice: {checkins:#?}"
+        );
+    }
+    let alerts = hook
+        .seen()
+        .into_iter()
+        .filter(|seen| seen.json["monitor"]["slug"] == "never-started")
+        .count();
+    assert_eq!(alerts, 1, "one incident, one alert");
+}
+
 #[test]
 fn alerts_pending_when_the_collector_is_killed_are_delivered_after_the_restart() {
     let runtime = runtime();

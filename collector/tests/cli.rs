@@ -4,6 +4,11 @@
 //! §3.2 contract, so they are right before and after the collector serves `/api/v1/issues`.
 
 mod support;
+// The SDK's recording server and its check of what Sentry accepts, for `checkin` and `run`.
+#[path = "../../sdk/tests/support/mod.rs"]
+mod sdk_support;
+#[path = "../../sdk/tests/support/sentry_rules.rs"]
+mod sentry_rules;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -472,4 +477,90 @@ fn monitors_list_follows_the_api_pages_to_the_end() {
         .collect();
     assert_eq!(list.as_array().unwrap().len(), 250);
     assert_eq!(slugs.len(), 250);
+}
+
+#[test]
+fn checkin_and_run_send_what_sentry_accepts_unchanged() {
+    let recorder = sdk_support::Recorder::start();
+    let dsn = recorder.dsn();
+    let cwd = tempfile::tempdir().unwrap();
+    let env = [("WATCHPOST_DSN", dsn.as_str())];
+    let watchpost = |args: &[&str]| {
+        let output = watchpost_in(cwd.path(), &env, args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let id = watchpost(&["checkin", "db-backup", "--status", "in_progress"]);
+    watchpost(&[
+        "checkin",
+        "db-backup",
+        "--status",
+        "ok",
+        "--check-in-id",
+        id.trim(),
+        "--duration",
+        "1.5",
+        "-e",
+        "staging",
+    ]);
+    // Margin and runtime Sentry's whole minutes cannot hold, and a plain run without config.
+    watchpost(&[
+        "run",
+        "nightly",
+        "--schedule",
+        "*/5 * * * *",
+        "--check-in-margin",
+        "90s",
+        "--max-runtime",
+        "0.5",
+        "--timezone",
+        "Europe/Berlin",
+        "--failure-issue-threshold",
+        "2",
+        "--",
+        "true",
+    ]);
+    watchpost(&["run", "nightly", "--", "true"]);
+
+    let mut check_ins = Vec::new();
+    for request in recorder.requests() {
+        check_ins.extend(sentry_rules::check_envelope(&request.body).check_ins);
+    }
+    let summary: Vec<_> = check_ins
+        .iter()
+        .map(|c| {
+            (
+                c["monitor_slug"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("db-backup", "in_progress"),
+            ("db-backup", "ok"),
+            ("nightly", "in_progress"),
+            ("nightly", "ok"),
+            ("nightly", "in_progress"),
+            ("nightly", "ok"),
+        ]
+    );
+    assert_eq!(check_ins[1]["duration"], 1.5);
+    assert_eq!(check_ins[1]["environment"], "staging");
+    assert_eq!(
+        check_ins[2]["monitor_config"],
+        json!({
+            "schedule": {"type": "crontab", "value": "*/5 * * * *"},
+            "checkin_margin": 2,
+            "max_runtime": 1,
+            "timezone": "Europe/Berlin",
+            "failure_issue_threshold": 2,
+            "watchpost": {"checkin_margin": "90s", "max_runtime": "30s"}
+        })
+    );
 }

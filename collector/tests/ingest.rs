@@ -387,6 +387,66 @@ fn pings_start_finish_fail_and_log() {
 }
 
 #[test]
+fn pings_take_a_trailing_slash_as_healthchecks_does() {
+    let collector = Collector::start(None);
+    let key = collector.key.clone();
+    let create = envelope(&[(
+        "check_in",
+        &checkin("nightly", "ok", None, Some(interval(1, "day"))),
+    )]);
+    assert_eq!(collector.post_envelope(create).0, StatusCode::OK);
+    let rid = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+    // Each form with a trailing slash, in an order whose statuses tell them apart.
+    for (method, path) in [
+        (Method::GET, format!("/start/?rid={rid}")),
+        (Method::POST, format!("/?rid={rid}")),
+        (Method::GET, "/fail/".to_owned()),
+        (Method::HEAD, "/0/".to_owned()),
+        (Method::POST, "/4/".to_owned()),
+    ] {
+        let response = collector
+            .request(method.clone(), &format!("/ping/{key}/nightly{path}"))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{method} {path}");
+    }
+    let checkins = collector.checkins("nightly");
+    let newest: Vec<_> = checkins
+        .iter()
+        .map(|c| (c["status"].as_str().unwrap(), c["log"].as_str()))
+        .take(4)
+        .collect();
+    assert_eq!(
+        newest,
+        [
+            ("error", Some("exit code 4")),
+            ("ok", None),
+            ("error", None),
+            ("ok", None)
+        ]
+    );
+    assert_eq!(checkins[3]["id"], rid.replace('-', ""));
+
+    let response = collector
+        .request(Method::POST, &format!("/ping/{key}/nightly/log/"))
+        .body("rotated logs")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let logs = collector.api_get("/api/v1/monitors/1/nightly/logs");
+    assert_eq!(logs[0]["log"], "rotated logs");
+    // A slash does not turn an unknown action into a success.
+    assert_error(
+        collector
+            .request(Method::GET, &format!("/ping/{key}/nightly/stop/"))
+            .send()
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "unknown ping action",
+    );
+}
+
+#[test]
 fn bad_input_is_refused_and_leaves_no_state() {
     let collector = Collector::start(None);
     let good = checkin("must-not-exist", "ok", None, Some(interval(1, "hour")));

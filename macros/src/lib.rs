@@ -57,7 +57,9 @@ use proc_macro::TokenStream;
 /// The monitor's configuration (schedule, timezone, margin, runtime and thresholds) is sent
 /// with every check-in, so the server creates or updates the monitor; it is only sent when
 /// `schedule` or `interval` is given. Durations are humantime strings. Second-based intervals
-/// are a Watchpost extension: a Sentry server rejects a check-in whose interval is in seconds.
+/// and durations that are not whole minutes are a Watchpost extension: the SDK sends them to
+/// any server rounded up to whole minutes, which Sentry accepts, with the exact values beside
+/// them for the Watchpost collector (see `watchpost::protocol::MonitorConfig::for_sentry`).
 ///
 /// # What it works on
 ///

@@ -35,10 +35,14 @@ pub use crate::protocol::IntervalUnit;
 /// The schedule and thresholds of a monitor, sent with its check-ins so the server creates or
 /// updates the monitor (upsert).
 ///
-/// Durations go on the wire in minutes, Sentry's unit: whole minutes as an integer, anything finer
-/// as fractional minutes. The Watchpost collector accepts fractions; Sentry rejects or rounds
-/// them, so use whole minutes when the DSN points at Sentry. Likewise
-/// [`IntervalUnit::Second`] is a Watchpost extension.
+/// What goes on the wire is accepted by Sentry unchanged, whichever server the DSN points at:
+/// durations in whole minutes (Sentry's unit), and a [`IntervalUnit::Second`] interval (a
+/// Watchpost extension) as whole minutes. A value finer than that is rounded *up* in those
+/// fields, so Sentry never expects the job sooner than it runs, and sent exactly beside them
+/// in `monitor_config.watchpost`, which the Watchpost collector reads and Sentry ignores: a
+/// 90-second interval with a 30-second margin is every 2 minutes with a 1-minute margin for
+/// Sentry and exactly what you configured for Watchpost (see
+/// [`protocol::MonitorConfig::for_sentry`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MonitorConfig {
     schedule: MonitorSchedule,
@@ -111,13 +115,14 @@ impl MonitorConfig {
 
     pub(crate) fn into_protocol(self) -> protocol::MonitorConfig {
         protocol::MonitorConfig {
-            schedule: self.schedule,
-            checkin_margin: self.checkin_margin.map(crate::record::minutes),
-            max_runtime: self.max_runtime.map(crate::record::minutes),
             timezone: self.timezone,
             failure_issue_threshold: self.failure_issue_threshold,
             recovery_threshold: self.recovery_threshold,
-            owner: None,
+            ..protocol::MonitorConfig::for_sentry(
+                self.schedule,
+                self.checkin_margin,
+                self.max_runtime,
+            )
         }
     }
 }

@@ -33,6 +33,15 @@
 //!
 //! *Architecture invariant:* without a DSN every entry point is a no-op whose cost is one relaxed
 //! atomic load.
+//!
+//! # What goes on the wire
+//!
+//! Everything the SDK sends is accepted by a Sentry server unchanged, so the DSN may point at
+//! Sentry or at a Watchpost collector: events carry `"platform": "native"` (Sentry's platform
+//! for Rust), envelopes carry `sent_at`, and a `monitor_config` holds whole minutes and
+//! interval units from `minute` up. A finer margin, runtime or a second-based interval is
+//! rounded up in those fields and sent exactly in the `watchpost` member beside them, which
+//! Sentry ignores and the collector reads ([`protocol::MonitorConfig::for_sentry`]).
 #![warn(missing_docs)]
 
 pub mod protocol;

@@ -11,9 +11,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::__private::{JobConfig, JobSchedule, JobSite};
-use crate::protocol::{
-    CheckIn, CheckInStatus, DurationSpec, Event, MonitorConfig, MonitorSchedule,
-};
+use crate::protocol::{CheckIn, CheckInStatus, Event, MonitorConfig, MonitorSchedule};
 
 /// One unit of work for the transport thread.
 pub(crate) enum Task {
@@ -90,32 +88,20 @@ impl CheckInRecord {
     }
 }
 
-/// A duration in minutes, Sentry's unit for `checkin_margin` and `max_runtime`. Whole minutes
-/// serialize as integers; anything finer stays fractional (the Watchpost collector accepts it,
-/// Sentry does not: see [`DurationSpec`]).
-pub(crate) fn minutes(d: Duration) -> DurationSpec {
-    if d.subsec_nanos() == 0 && d.as_secs().is_multiple_of(60) {
-        DurationSpec::Minutes((d.as_secs() / 60) as f64)
-    } else {
-        DurationSpec::Minutes(d.as_secs_f64() / 60.0)
-    }
-}
-
 impl JobConfig {
     pub(crate) fn to_protocol(&self) -> MonitorConfig {
-        MonitorConfig {
-            schedule: match self.schedule {
-                JobSchedule::Crontab(value) => MonitorSchedule::Crontab {
-                    value: value.to_owned(),
-                },
-                JobSchedule::Interval(value, unit) => MonitorSchedule::Interval { value, unit },
+        let schedule = match self.schedule {
+            JobSchedule::Crontab(value) => MonitorSchedule::Crontab {
+                value: value.to_owned(),
             },
-            checkin_margin: self.checkin_margin.map(minutes),
-            max_runtime: self.max_runtime.map(minutes),
+            JobSchedule::Interval(value, unit) => MonitorSchedule::Interval { value, unit },
+        };
+        // Sentry-valid standard fields, exact values aside (see `MonitorConfig::for_sentry`).
+        MonitorConfig {
             timezone: self.timezone.map(str::to_owned),
             failure_issue_threshold: self.failure_issue_threshold,
             recovery_threshold: self.recovery_threshold,
-            owner: None,
+            ..MonitorConfig::for_sentry(schedule, self.checkin_margin, self.max_runtime)
         }
     }
 }

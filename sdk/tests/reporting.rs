@@ -1,9 +1,20 @@
 //! What the SDK sends, end to end: `#[monitored_job]` on sync and async functions, errors,
 //! panics, heartbeats and captures, recorded by a real loopback HTTP server and compared with
-//! the exact envelopes we expect. The last test parses the same requests with the real
-//! `sentry-types` crate.
+//! the exact envelopes we expect. The last tests parse the same requests with the real
+//! `sentry-types` crate and run the events through Relay's own normalizer
+//! (`support/sentry_rules.rs`).
 
 mod support;
+// The virtualenv with Relay's normalizer, shared with the collector's interop tests.
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "only the interpreter is used here"
+)]
+#[path = "../../collector/tests/support/python.rs"]
+mod python;
+#[path = "support/sentry_rules.rs"]
+mod sentry_rules;
 
 use std::error::Error;
 use std::fmt;
@@ -72,10 +83,12 @@ fn sync_job_sends_in_progress_then_ok_with_the_same_id() {
     let config = json!({
         "schedule": {"type": "crontab", "value": "0 3 * * *"},
         "checkin_margin": 5,
-        "max_runtime": 1.5,
+        // 90 s: whole minutes, rounded up, for Sentry; exactly for Watchpost.
+        "max_runtime": 2,
         "timezone": "Europe/Berlin",
         "failure_issue_threshold": 2,
-        "recovery_threshold": 3
+        "recovery_threshold": 3,
+        "watchpost": {"max_runtime": "90s"}
     });
     let expected = |status| {
         json!({"monitor_slug": "nightly-backup", "status": status, "environment": "production",
@@ -471,7 +484,8 @@ fn heartbeat_is_a_single_check_in() {
         shape(&check_ins[0]),
         json!({"monitor_slug": "queue-consumer", "status": "ok", "environment": "production",
                "monitor_config": {"schedule": {"type": "interval", "value": 10, "unit": "minute"},
-                                  "checkin_margin": 2, "max_runtime": 0.75}})
+                                  "checkin_margin": 2, "max_runtime": 1,
+                                  "watchpost": {"max_runtime": "45s"}}})
     );
 }
 
@@ -658,4 +672,65 @@ fn sentry_types_understands_what_we_send() {
     assert!(frames.iter().any(|f| f.in_app == Some(true)));
     assert_eq!(events[1].environment.as_deref(), Some("production"));
     assert_eq!(events[2].message.as_deref(), Some("hello"));
+}
+
+#[test]
+fn every_envelope_we_send_is_what_sentry_accepts_unchanged() {
+    let _serial = serial();
+    let server = Recorder::start();
+    let guard = init(&server);
+
+    // Check-ins with and without monitor_config, with values Sentry's fields cannot hold
+    // (90 s runtime; a 90 s interval with a 30 s margin), events of every kind.
+    assert_eq!(nightly_backup(), 7);
+    let _ = failing_backup();
+    let _ = std::thread::spawn(exploding_job).join();
+    sentry_compatible_job();
+    let seconds = MonitorConfig::interval(90, IntervalUnit::Second)
+        .checkin_margin(Duration::from_secs(30))
+        .max_runtime(Duration::from_millis(61_500))
+        .timezone("Europe/Berlin")
+        .failure_issue_threshold(3)
+        .recovery_threshold(2);
+    checkin::start("by-hand", Some(seconds)).finish(CheckInStatus::Ok);
+    watchpost::capture_checkin("heartbeat", CheckInStatus::Error, None);
+    let err = BackupError {
+        source: std::io::Error::other("no space left"),
+    };
+    watchpost::capture_error(&err).unwrap();
+    watchpost::capture_message("disk usage above 90%", Level::Warning).unwrap();
+    drop(guard);
+
+    let mut events = Vec::new();
+    let mut check_ins = Vec::new();
+    for request in server.requests() {
+        let carried = sentry_rules::check_envelope(&request.body);
+        events.extend(carried.events);
+        check_ins.extend(carried.check_ins);
+    }
+    assert_eq!(events.len(), 4, "error, panic, captured error, message");
+    assert!(events.iter().all(|e| e["platform"] == "native"));
+    sentry_rules::assert_relay_keeps_events(&python::python(), &events);
+
+    assert_eq!(check_ins.len(), 11, "{check_ins:#?}");
+    let by_hand = check_ins
+        .iter()
+        .find(|c| c["monitor_slug"] == "by-hand")
+        .unwrap();
+    assert_eq!(
+        by_hand["monitor_config"],
+        json!({
+            "schedule": {"type": "interval", "value": 2, "unit": "minute"},
+            "checkin_margin": 1,
+            "max_runtime": 2,
+            "timezone": "Europe/Berlin",
+            "failure_issue_threshold": 3,
+            "recovery_threshold": 2,
+            "watchpost": {
+                "schedule": {"type": "interval", "value": 90, "unit": "second"},
+                "checkin_margin": "30s",
+                "max_runtime": "61500ms"
+            }
+        })
+    );
 }

@@ -140,10 +140,25 @@ impl Client {
     }
 }
 
+/// The envelope of one check-in, with the headers Sentry's SDKs send: `sent_at` (Relay
+/// corrects the client's clock drift with it) and `sdk`.
+pub(super) fn checkin_envelope(checkin: &CheckIn) -> Envelope {
+    let mut envelope = Envelope::new();
+    let sent_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    envelope
+        .headers
+        .insert("sent_at".into(), Value::String(sent_at));
+    envelope.headers.insert(
+        "sdk".into(),
+        serde_json::json!({ "name": "watchpost-cli", "version": env!("CARGO_PKG_VERSION") }),
+    );
+    envelope.add_json_item("check_in", checkin);
+    envelope
+}
+
 /// Sends one check-in envelope to the ingest API named by `dsn`.
 pub(super) async fn send_checkin(dsn: &Dsn, checkin: &CheckIn) -> Result<(), Failure> {
-    let mut envelope = Envelope::new();
-    envelope.add_json_item("check_in", checkin);
+    let envelope = checkin_envelope(checkin);
     let url = dsn.envelope_url();
     let response = http_client()?
         .post(&url)

@@ -255,16 +255,24 @@ impl ConfigPatch {
                 .map(|v| validate::parse_threshold(field, i64::from(v)))
                 .transpose()
         };
+        // Our SDK sends Sentry-valid, rounded values in the standard fields and the exact
+        // ones in the `watchpost` member, which wins where it gives a value.
+        let exact = config.exact.clone().unwrap_or_default();
+        let schedule = exact.schedule.as_ref().unwrap_or(&config.schedule);
+        let checkin_margin = exact
+            .checkin_margin
+            .or_else(|| config.checkin_margin.clone());
+        let max_runtime = exact.max_runtime.or_else(|| config.max_runtime.clone());
         Ok(ConfigPatch {
-            schedule: Some(match &config.schedule {
+            schedule: Some(match schedule {
                 MonitorSchedule::Crontab { value } => Schedule::crontab(value)?,
                 MonitorSchedule::Interval { value, unit } => {
                     Schedule::interval(*value, (*unit).into())?
                 }
             }),
             timezone: parse_optional_timezone(config.timezone.as_deref())?,
-            checkin_margin: duration("checkin_margin", &config.checkin_margin)?,
-            max_runtime: duration("max_runtime", &config.max_runtime)?,
+            checkin_margin: duration("checkin_margin", &checkin_margin)?,
+            max_runtime: duration("max_runtime", &max_runtime)?,
             failure_issue_threshold: threshold(
                 "failure_issue_threshold",
                 config.failure_issue_threshold,

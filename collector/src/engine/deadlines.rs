@@ -34,7 +34,7 @@ pub struct Deadline {
 }
 
 /// The deadlines a monitor environment has now: missed at `next_checkin_latest` (once it has
-/// checked in) and a timeout at each open run's `timeout_at`. None while disabled.
+/// checked in or was armed by a person's declaration) and a timeout at each open run's `timeout_at`. None while disabled.
 pub fn deadlines_of(monitor: &MonitorEnv) -> Vec<Deadline> {
     deadlines_from(
         &monitor.key,

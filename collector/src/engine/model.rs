@@ -133,8 +133,9 @@ pub struct MonitorEnv {
     pub last_checkin: Option<DateTime<Utc>>,
     /// `date_added` of the most recent `ok` check-in.
     pub last_ok: Option<DateTime<Utc>>,
-    /// When the next check-in is expected; `None` until the first check-in (a monitor is never
-    /// missed before it has checked in once, as in Sentry).
+    /// When the next check-in is expected; `None` until the monitor is armed: by its first
+    /// check-in (a monitor a check-in created is never missed before it has checked in once,
+    /// as in Sentry), or by [`MonitorEnv::arm`] when a person declares it.
     pub next_checkin: Option<DateTime<Utc>>,
     /// `next_checkin + checkin_margin`: when the missed sweep fires.
     pub next_checkin_latest: Option<DateTime<Utc>>,
@@ -497,6 +498,31 @@ impl MonitorEnv {
             }
         }
         self.refresh_status();
+    }
+
+    /// Arms a monitor a person declared (`[[monitors]]` or the management API): the first
+    /// expected time after `now` becomes `next_checkin`, so passing it plus the margin without
+    /// a check-in is `missed` — "the job never started after the deploy" is what a declaration
+    /// is for. A monitor created by a check-in's upsert is not armed this way and keeps
+    /// Sentry's rule (never missed before its first check-in).
+    ///
+    /// Does nothing to a monitor that is disabled (enabling re-plans it) or already expects a
+    /// check-in: declaring it again, or the collector applying `[[monitors]]` at every start,
+    /// never moves a deadline that is already set, so a restart neither re-arms it from
+    /// scratch nor misses a slot twice (a deadline that passed while the collector was down
+    /// follows the grace rules of [`super::outage`]). Returns whether it armed.
+    pub fn arm(&mut self, now: DateTime<Utc>) -> bool {
+        if self.disabled || self.next_checkin.is_some() {
+            return false;
+        }
+        self.replan_from(now);
+        self.next_checkin.is_some()
+    }
+
+    /// Whether a check-in is expected: the monitor checked in once or was armed. Until then
+    /// no missed deadline is kept.
+    pub fn is_armed(&self) -> bool {
+        self.next_checkin.is_some()
     }
 
     /// Mutes or unmutes: state and incidents keep being tracked; effects carry

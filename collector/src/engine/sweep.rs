@@ -16,7 +16,8 @@ use super::outage::{MAX_UNKNOWN_SLOTS, Outage, Outages};
 /// moves to the first slot after `now` (crontab: the next occurrence after `now`; interval: the
 /// grid `next_checkin + k·interval`), so an outage of many slots is reported once, not once per
 /// slot. `last_checkin` does not move. The failure feeds the thresholds like any other.
-/// Disabled monitors and monitors that never checked in are never missed.
+/// Disabled monitors are never missed, nor are monitors that are not armed: never checked in
+/// and not declared by a person ([`MonitorEnv::arm`](super::MonitorEnv::arm)).
 ///
 /// A deadline the collector could not watch (see [`super::outage`]) is not missed yet: the
 /// slots whose deadline passed are recorded as `unknown` but the newest, which stays expected

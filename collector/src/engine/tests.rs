@@ -374,6 +374,38 @@ fn config_from_protocol() {
 }
 
 #[test]
+fn the_exact_values_our_sdk_sends_beside_sentrys_win() {
+    // What `watchpost::protocol::MonitorConfig::for_sentry` writes for a 90 s interval with
+    // a 30 s margin: Sentry reads 2 minutes and 1 minute, Watchpost the exact values.
+    let wire = watchpost::protocol::MonitorConfig::for_sentry(
+        watchpost::protocol::MonitorSchedule::Interval {
+            value: 90,
+            unit: watchpost::protocol::IntervalUnit::Second,
+        },
+        Some(Duration::from_secs(30)),
+        Some(Duration::from_secs(600)),
+    );
+    let sent: watchpost::protocol::MonitorConfig =
+        serde_json::from_str(&serde_json::to_string(&wire).unwrap()).unwrap();
+    let config = ConfigPatch::from_protocol(&sent)
+        .unwrap()
+        .to_config()
+        .unwrap();
+    assert_eq!(config.schedule, every(90, IntervalUnit::Second));
+    assert_eq!(config.checkin_margin, Duration::from_secs(30));
+    assert_eq!(config.max_runtime, Duration::from_secs(600));
+    // Without the member (Sentry's SDKs, or Relay forwarding ours), the standard fields count.
+    let mut sentry = sent;
+    sentry.exact = None;
+    let config = ConfigPatch::from_protocol(&sentry)
+        .unwrap()
+        .to_config()
+        .unwrap();
+    assert_eq!(config.schedule, every(2, IntervalUnit::Minute));
+    assert_eq!(config.checkin_margin, Duration::from_secs(60));
+}
+
+#[test]
 fn hand_built_config_is_validated() {
     let mut config = MonitorConfig::new(Schedule::Crontab("0 0 0 * * *".into()));
     assert!(matches!(
@@ -640,10 +672,14 @@ enum Step {
     Mute(bool),
     /// The API disables (true) or enables the monitor at this time.
     Disable(&'static str, bool),
+    /// A person declares the monitor at this time (`[[monitors]]` or the API's `PUT`), with
+    /// this config, or with the one it has (`Value::Null`): the config is applied, then the
+    /// monitor armed, as the processor does.
+    Declare(&'static str, Value),
 }
 
 use CheckInStatus::{Error as Err_, InProgress as Start, Ok as Ok_};
-use Step::{CheckIn as Ci, Disable, Mute, Sweep, Upsert};
+use Step::{CheckIn as Ci, Declare, Disable, Mute, Sweep, Upsert};
 
 /// A store and sweeper in memory.
 struct Sim {
@@ -709,6 +745,20 @@ impl Sim {
                     self.index.upsert_for(monitor);
                     let verb = if *disabled { "disable" } else { "enable" };
                     let line = format!("{time} {verb} => {}", state(monitor));
+                    writeln!(self.trace, "{line}").unwrap();
+                }
+                Declare(time, config) => {
+                    let monitor = self.monitor.as_mut().unwrap();
+                    if !config.is_null() {
+                        monitor.apply_config(patch(config).to_config().unwrap(), at(time));
+                    }
+                    let armed = if monitor.arm(at(time)) {
+                        " (armed)"
+                    } else {
+                        ""
+                    };
+                    self.index.upsert_for(monitor);
+                    let line = format!("{time} declare{armed} => {}", state(monitor));
                     writeln!(self.trace, "{line}").unwrap();
                 }
             }
@@ -1283,6 +1333,109 @@ fn never_missed_before_first_checkin() {
     assert!(deadlines_of(&fresh).is_empty());
     assert!(sweep_missed(&fresh, at("2030-01-01 00:00"), &Outages::default()).is_none());
     assert_eq!(fresh.status, MonitorStatus::Active);
+}
+
+#[test]
+fn a_declared_monitor_is_missed_without_any_check_in() {
+    check(Some(hourly(&json!({}))), &[
+        Declare("00:10", Value::Null),
+        Sweep("01:04"),
+        Sweep("01:05"),
+        Sweep("02:05"),
+        Ci("02:30", 0, Ok_, None),
+    ], "
+        00:10 declare (armed) => active next=01:00
+        01:04 sweep => nothing due
+        01:05 sweep => missed (expected 01:00) | error next=02:00 | OPENED missed_checkin \"A missed check-in was detected\"
+        02:05 sweep => missed (expected 02:00) | error next=03:00
+        02:30 ok => ok | ok next=03:00 | RESOLVED missed_checkin \"A missed check-in was detected\"
+    ");
+}
+
+#[test]
+fn a_monitor_a_check_in_created_is_not_missed_before_it_checks_in_again() {
+    // An SDK's upsert creates the monitor with its first check-in; the engine never arms a
+    // monitor by itself, so one created without a check-in (or whose creation was only
+    // a config) waits for the first check-in, as in Sentry.
+    let created = process_checkin(
+        None,
+        None,
+        CheckInInput {
+            key: key(),
+            id: None,
+            status: Ok_,
+            duration: None,
+            config: Some(patch(&json!({"schedule": "0 * * * *"}))),
+            log: None,
+        },
+        at("00:10"),
+    )
+    .unwrap()
+    .monitor;
+    assert_eq!(created.next_checkin, Some(at("01:00")));
+    let fresh = MonitorEnv::new(key(), created.config);
+    assert!(!fresh.is_armed());
+    check(
+        Some(fresh),
+        &[Sweep("2026-02-01 00:00")],
+        "2026-02-01 00:00 sweep => nothing due",
+    );
+}
+
+#[test]
+fn declaring_again_keeps_the_deadline_and_a_new_schedule_replans_it() {
+    check(Some(hourly(&json!({}))), &[
+        Declare("00:10", Value::Null),
+        // The collector applies `[[monitors]]` at every start: the same declaration again.
+        Declare("00:40", Value::Null),
+        Declare("00:50", json!({"schedule": "30 */6 * * *", "checkin_margin": 5, "max_runtime": 30})),
+        Sweep("01:05"),
+        Sweep("06:35"),
+    ], "
+        00:10 declare (armed) => active next=01:00
+        00:40 declare => active next=01:00
+        00:50 declare => active next=06:30
+        01:05 sweep => nothing due
+        06:35 sweep => missed (expected 06:30) | error next=12:30 | OPENED missed_checkin \"A missed check-in was detected\"
+    ");
+}
+
+#[test]
+fn a_disabled_declared_monitor_is_armed_when_enabled() {
+    check(Some(hourly(&json!({}))), &[
+        Disable("00:05", true),
+        Declare("00:10", Value::Null),
+        Sweep("03:00"),
+        Disable("03:10", false),
+        Declare("03:10", Value::Null),
+        Sweep("04:05"),
+    ], "
+        00:05 disable => disabled next=-
+        00:10 declare => disabled next=-
+        03:00 sweep => nothing due
+        03:10 enable => active next=-
+        03:10 declare (armed) => active next=04:00
+        04:05 sweep => missed (expected 04:00) | error next=05:00 | OPENED missed_checkin \"A missed check-in was detected\"
+    ");
+}
+
+#[test]
+fn a_declared_monitor_across_a_restart_is_neither_rearmed_nor_missed_twice() {
+    // Armed at 00:10; the collector was down 00:58-01:02 and declares it again when it
+    // starts: the 01:05 deadline stays, and falls in the grace (10 min floor) of the outage.
+    check_outages(&[down("00:58", "01:02")], 10, Some(hourly(&json!({}))), &[
+        Declare("00:10", Value::Null),
+        Declare("01:02", Value::Null),
+        Sweep("01:05"),
+        Sweep("01:12"),
+        Sweep("02:05"),
+    ], "
+        00:10 declare (armed) => active next=01:00
+        01:02 declare => active next=01:00
+        01:05 sweep => unknown 01:00 | active next=01:00 until=01:12 | near outage 00:58
+        01:12 sweep => missed (expected 01:00) | error next=02:00 | OPENED missed_checkin \"A missed check-in was detected\" | near outage 00:58
+        02:05 sweep => missed (expected 02:00) | error next=03:00
+    ");
 }
 
 #[test]

@@ -40,10 +40,19 @@ pub fn routes() -> Router<AppState> {
             "/api/{project_id}/cron/{slug}",
             get(cron::without_key).post(cron::without_key),
         )
-        // `get` answers HEAD too.
+        // `get` answers HEAD too. A trailing slash is optional on every ping form, as in
+        // healthchecks (whose routes all end in `/?`): `curl .../ping/KEY/job/` is a success.
         .route("/ping/{key}/{slug}", get(ping::success).post(ping::success))
         .route(
+            "/ping/{key}/{slug}/",
+            get(ping::success).post(ping::success),
+        )
+        .route(
             "/ping/{key}/{slug}/{action}",
+            get(ping::action).post(ping::action),
+        )
+        .route(
+            "/ping/{key}/{slug}/{action}/",
             get(ping::action).post(ping::action),
         )
 }

@@ -1,6 +1,7 @@
 //! healthchecks-style pings for crontab lines: `GET|POST|HEAD /ping/{key}/{slug}` with an
-//! optional `/start`, `/fail`, `/log` or `/{exit_code}` and `?rid=<uuid>`. The request body is
-//! kept (truncated, never rejected) as the check-in's log.
+//! optional `/start`, `/fail`, `/log` or `/{exit_code}`, an optional trailing `/` (as
+//! healthchecks allows) and `?rid=<uuid>`. The request body is kept (truncated, never rejected)
+//! as the check-in's log.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};

@@ -49,6 +49,12 @@ pub enum CheckInStatus {
 }
 
 /// `monitor_config`: the schedule and thresholds of a monitor, sent with a check-in to upsert it.
+///
+/// What our SDK writes here is always what Sentry accepts unchanged: whole minutes for
+/// `checkin_margin` and `max_runtime`, interval units from `minute` up (Relay refuses a
+/// whole check-in otherwise). When the configured value is finer, the standard fields carry it
+/// rounded *up* (so Sentry never expects a job sooner than it runs) and [`exact`](Self::exact)
+/// carries the value itself, for the Watchpost collector. See [`MonitorConfig::for_sentry`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MonitorConfig {
     /// When the job is expected to run.
@@ -71,6 +77,114 @@ pub struct MonitorConfig {
     /// `user:<id>` or `team:<id>`; kept, not interpreted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Watchpost extension, on the wire as `"watchpost"`: the exact schedule and durations
+    /// where the standard fields above carry them rounded for Sentry. Sentry ignores it
+    /// (Relay drops unknown fields of `monitor_config`); the Watchpost collector reads each
+    /// value given here instead of the standard field's.
+    #[serde(default, rename = "watchpost", skip_serializing_if = "Option::is_none")]
+    pub exact: Option<ExactConfig>,
+}
+
+/// The `"watchpost"` member of `monitor_config`: values Sentry's fields cannot hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExactConfig {
+    /// The schedule, when it is a `second` interval that is not whole minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<MonitorSchedule>,
+    /// The margin, when it is not whole minutes (a duration string such as `"90s"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkin_margin: Option<DurationSpec>,
+    /// The runtime limit, when it is not whole minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runtime: Option<DurationSpec>,
+}
+
+impl ExactConfig {
+    fn is_empty(&self) -> bool {
+        self.schedule.is_none() && self.checkin_margin.is_none() && self.max_runtime.is_none()
+    }
+}
+
+impl MonitorConfig {
+    /// A config for `schedule` with `checkin_margin` and `max_runtime`, written as Sentry
+    /// accepts it unchanged: durations in whole minutes, rounded up, and a `second` interval
+    /// as whole minutes, rounded up (a job checked more rarely by Sentry than it runs is never
+    /// reported missed there). Whatever had to be rounded is also kept exactly in
+    /// [`exact`](Self::exact), which the Watchpost collector reads and Sentry ignores.
+    pub fn for_sentry(
+        schedule: MonitorSchedule,
+        checkin_margin: Option<std::time::Duration>,
+        max_runtime: Option<std::time::Duration>,
+    ) -> MonitorConfig {
+        let mut exact = ExactConfig::default();
+        let (schedule, exact_schedule) = schedule.for_sentry();
+        exact.schedule = exact_schedule;
+        let checkin_margin = checkin_margin.map(|d| {
+            let (minutes, text) = DurationSpec::for_sentry(d);
+            exact.checkin_margin = text;
+            minutes
+        });
+        let max_runtime = max_runtime.map(|d| {
+            let (minutes, text) = DurationSpec::for_sentry(d);
+            exact.max_runtime = text;
+            minutes
+        });
+        MonitorConfig {
+            schedule,
+            checkin_margin,
+            max_runtime,
+            timezone: None,
+            failure_issue_threshold: None,
+            recovery_threshold: None,
+            owner: None,
+            exact: (!exact.is_empty()).then_some(exact),
+        }
+    }
+}
+
+impl MonitorSchedule {
+    /// Sentry's form of this schedule, and the exact one when Sentry's form rounds it: a
+    /// `second` interval becomes minutes (exactly when it is whole minutes, else rounded up
+    /// and kept exactly in the second value).
+    pub fn for_sentry(self) -> (MonitorSchedule, Option<MonitorSchedule>) {
+        match self {
+            MonitorSchedule::Interval {
+                value,
+                unit: IntervalUnit::Second,
+            } => {
+                let minutes = MonitorSchedule::Interval {
+                    value: value.div_ceil(60),
+                    unit: IntervalUnit::Minute,
+                };
+                let exact = (!value.is_multiple_of(60)).then_some(self);
+                (minutes, exact)
+            }
+            other => (other, None),
+        }
+    }
+}
+
+impl DurationSpec {
+    /// `d` in whole minutes, rounded up, and — when that is not exact — `d` as a duration
+    /// string (`"90s"`, `"1500ms"`) for the collector.
+    pub fn for_sentry(d: std::time::Duration) -> (DurationSpec, Option<DurationSpec>) {
+        let nanos = d.as_nanos();
+        let minute = 60 * 1_000_000_000u128;
+        let whole = nanos.div_ceil(minute);
+        // Every duration the SDK takes (at most 28 days) is far below 2^53 minutes.
+        let minutes = DurationSpec::Minutes(whole as f64);
+        if nanos.is_multiple_of(minute) {
+            return (minutes, None);
+        }
+        let text = if d.subsec_nanos() == 0 {
+            format!("{}s", d.as_secs())
+        } else if nanos.is_multiple_of(1_000_000) {
+            format!("{}ms", d.as_millis())
+        } else {
+            format!("{nanos}ns")
+        };
+        (minutes, Some(DurationSpec::Text(text)))
+    }
 }
 
 /// A schedule: `{"type":"crontab","value":"0 * * * *"}` or
@@ -92,7 +206,8 @@ pub enum MonitorSchedule {
     },
 }
 
-/// Interval units; `second` is a Watchpost extension (Sentry starts at `minute`).
+/// Interval units; `second` is a Watchpost extension (Sentry starts at `minute`; our SDK sends
+/// it only in [`ExactConfig`], see [`MonitorConfig::for_sentry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntervalUnit {
@@ -117,7 +232,8 @@ pub enum IntervalUnit {
 ///
 /// Whole minutes are written as an integer (`5`, not `5.0`): Sentry and `sentry-types` read these
 /// fields as unsigned integers. Fractional minutes are written as a float; the Watchpost collector
-/// accepts them, Sentry rejects or rounds them.
+/// accepts them, Relay rejects the whole check-in. Our SDK writes only whole minutes here and
+/// a duration string in [`ExactConfig`] (see [`MonitorConfig::for_sentry`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DurationSpec {
     /// Minutes.
@@ -216,6 +332,57 @@ mod tests {
         assert_eq!(json(DurationSpec::Minutes(5.0)), "5");
         assert_eq!(json(DurationSpec::Minutes(1.5)), "1.5");
         assert_eq!(json(DurationSpec::Text("90s".into())), r#""90s""#);
+    }
+
+    #[test]
+    fn for_sentry_rounds_up_and_keeps_the_exact_values_aside() {
+        use std::time::Duration;
+        let config = MonitorConfig::for_sentry(
+            MonitorSchedule::Interval {
+                value: 90,
+                unit: IntervalUnit::Second,
+            },
+            Some(Duration::from_secs(30)),
+            Some(Duration::from_millis(61_500)),
+        );
+        assert_eq!(
+            serde_json::to_value(&config).unwrap(),
+            serde_json::json!({
+                "schedule": {"type": "interval", "value": 2, "unit": "minute"},
+                "checkin_margin": 1,
+                "max_runtime": 2,
+                "watchpost": {
+                    "schedule": {"type": "interval", "value": 90, "unit": "second"},
+                    "checkin_margin": "30s",
+                    "max_runtime": "61500ms"
+                }
+            })
+        );
+        // Whole minutes need nothing aside.
+        let config = MonitorConfig::for_sentry(
+            MonitorSchedule::Interval {
+                value: 120,
+                unit: IntervalUnit::Second,
+            },
+            Some(Duration::from_secs(300)),
+            None,
+        );
+        assert_eq!(
+            serde_json::to_value(&config).unwrap(),
+            serde_json::json!({
+                "schedule": {"type": "interval", "value": 2, "unit": "minute"},
+                "checkin_margin": 5
+            })
+        );
+        let back: MonitorConfig = serde_json::from_str(
+            r#"{"schedule":{"type":"crontab","value":"* * * * *"},"checkin_margin":1,
+                "watchpost":{"checkin_margin":"30s"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            back.exact.unwrap().checkin_margin,
+            Some(DurationSpec::Text("30s".into()))
+        );
     }
 
     #[test]

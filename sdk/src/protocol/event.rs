@@ -15,7 +15,8 @@ pub struct Event {
     pub event_id: Uuid,
     /// When it happened.
     pub timestamp: Timestamp,
-    /// `rust`, `python`, ...
+    /// `native`, `python`, ... Ours is `native`, as sentry-rust's: Sentry knows no `rust`
+    /// platform and its normalizer rewrites unknown ones to `other`.
     #[serde(default = "default_platform")]
     pub platform: String,
     /// Severity.
@@ -264,12 +265,13 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 impl Event {
-    /// A new event with a fresh id, the current time and platform `rust`.
+    /// A new event with a fresh id, the current time and platform `native` (Sentry's
+    /// platform for Rust, as sentry-rust sends).
     pub fn new() -> Self {
         Event {
             event_id: Uuid::new_v4(),
             timestamp: Timestamp(Utc::now()),
-            platform: "rust".to_owned(),
+            platform: "native".to_owned(),
             level: None,
             logger: None,
             environment: None,

@@ -14,7 +14,7 @@ mod uuid_hex;
 
 pub use auth::{Auth, AuthError};
 pub use checkin::{
-    CheckIn, CheckInStatus, DurationSpec, IntervalUnit, MonitorConfig, MonitorSchedule,
+    CheckIn, CheckInStatus, DurationSpec, ExactConfig, IntervalUnit, MonitorConfig, MonitorSchedule,
 };
 pub use dsn::{Dsn, DsnError};
 pub use envelope::{
