@@ -339,7 +339,7 @@ fn config_validation() {
 
 #[test]
 fn config_from_protocol() {
-    let wire: watchpost::protocol::MonitorConfig = serde_json::from_value(json!({
+    let wire: watchpost_protocol::MonitorConfig = serde_json::from_value(json!({
         "schedule": {"type": "interval", "value": 10, "unit": "second"},
         "checkin_margin": "90s", "max_runtime": 1.5, "timezone": "America/New_York",
         "failure_issue_threshold": 2
@@ -364,7 +364,7 @@ fn config_from_protocol() {
         (2, 1)
     );
 
-    let bad: watchpost::protocol::MonitorConfig =
+    let bad: watchpost_protocol::MonitorConfig =
         serde_json::from_value(json!({"schedule": {"type": "crontab", "value": "@reboot"}}))
             .unwrap();
     assert!(matches!(

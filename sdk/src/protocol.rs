@@ -1,0 +1,12 @@
+//! The Sentry wire types an app constructs or reads: levels and events for
+//! [`capture_message`](crate::capture_message), check-in statuses and monitor schedules, the DSN.
+//!
+//! They live in the `watchpost-protocol` crate, which the collector shares; this module
+//! re-exports only what an app needs. Envelopes, the auth header and body decoding are the
+//! transport's and the server's business and are not part of the SDK's API.
+
+pub use watchpost_protocol::{
+    CheckIn, CheckInStatus, Dsn, DsnError, DurationSpec, Event, Exception, ExceptionList, Frame,
+    IntervalUnit, Level, LogEntry, Mechanism, Message, MonitorConfig, MonitorSchedule, Stacktrace,
+    Timestamp,
+};
