@@ -10,3 +10,19 @@ pub use watchpost_protocol::{
     IntervalUnit, Level, LogEntry, Mechanism, Message, MonitorConfig, MonitorSchedule, Stacktrace,
     Timestamp,
 };
+
+// Server-side parsing is not reachable from the SDK (each block must fail to compile):
+//
+/// ```compile_fail
+/// let _ = watchpost::protocol::Envelope::parse(b"{}\n");
+/// ```
+///
+/// ```compile_fail
+/// let _ = watchpost::protocol::decode_body;
+/// ```
+///
+/// ```compile_fail
+/// let _ = watchpost::protocol::decoded_len;
+/// ```
+#[cfg(doctest)]
+pub struct NoServerSideParsing;
