@@ -28,8 +28,8 @@ use watchpost_collector::alert::{
     Channel, ChannelOptions, DispatchOptions, Dispatcher, NewDelivery, http_client,
 };
 use watchpost_collector::config::{self, ChannelKind, Secret};
-use watchpost_collector::engine::alerting::{Links, Payload, ProbeChange, probe_alert};
 use watchpost_collector::store::{Store, WriteSet};
+use watchpost_engine::alerting::{Links, Payload, ProbeChange, probe_alert};
 
 const CHANNEL: &str = "hook";
 /// Deliveries let through at a time (see [`Rig::deliver`]).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use uuid::Uuid;
-use watchpost_collector::engine::{
+use watchpost_engine::{
     CheckInInput, CheckInStatus, ConfigPatch, Deadline, DeadlineIndex, DeadlineKind, MonitorConfig,
     MonitorEnv, MonitorKey, Outages, Schedule, process_checkin, sweep_missed,
 };
@@ -80,7 +80,7 @@ fn checkins(c: &mut Criterion) {
     });
 
     // SDKs send their monitor_config with every check-in; an unchanged upsert is the common case.
-    let wire: watchpost::protocol::MonitorConfig = serde_json::from_value(serde_json::json!({
+    let wire: watchpost_protocol::MonitorConfig = serde_json::from_value(serde_json::json!({
         "schedule": {"type": "crontab", "value": "0 * * * *"}, "timezone": "Europe/Berlin"
     }))
     .unwrap();

@@ -20,12 +20,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use watchpost_collector::api::views::MonitorView;
-use watchpost_collector::engine::{
+use watchpost_collector::metrics::{Metrics, Snapshot};
+use watchpost_collector::store::{Cursor, STATUSES, Store, WriteSet};
+use watchpost_engine::{
     Effect, FailureCounts, Incident, IncidentKind, IncidentReason, IntervalUnit, MonitorConfig,
     MonitorEnv, MonitorKey, MonitorStatus, Schedule,
 };
-use watchpost_collector::metrics::{Metrics, Snapshot};
-use watchpost_collector::store::{Cursor, STATUSES, Store, WriteSet};
 
 const MONITORS: u64 = 100_000;
 const PAGE: usize = 100;

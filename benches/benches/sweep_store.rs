@@ -12,12 +12,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use watchpost_collector::alert::Planner;
 use watchpost_collector::config::Retention;
-use watchpost_collector::engine::{
-    Deadline, DeadlineKind, MonitorConfig, MonitorEnv, MonitorKey, Schedule, deadlines_of,
-};
 use watchpost_collector::processor::Processor;
 use watchpost_collector::store::{Store, WriteSet};
 use watchpost_collector::sweep::Deadlines;
+use watchpost_engine::{
+    Deadline, DeadlineKind, MonitorConfig, MonitorEnv, MonitorKey, Schedule, deadlines_of,
+};
 
 const MONITORS: u64 = 100_000;
 const DUE: u64 = 1_000;

@@ -176,7 +176,7 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// Where to relay; its `Debug` never shows the key.
-    pub dsn: watchpost::protocol::Dsn,
+    pub dsn: watchpost_protocol::Dsn,
     /// Most envelopes queued while the upstream is unreachable; the oldest go first beyond it.
     pub max_backlog: usize,
 }
@@ -835,7 +835,7 @@ impl Validator<'_> {
         // `DsnError` messages name the part that is wrong, never the key.
         let dsn = dsn
             .expose()
-            .parse::<watchpost::protocol::Dsn>()
+            .parse::<watchpost_protocol::Dsn>()
             .map_err(|e| Error::at("upstream.dsn", e.to_string()))?;
         Ok(Upstream {
             dsn,

@@ -5,13 +5,16 @@
 //! (the only module that knows sled). `server` wires them together; `config` validates the
 //! configuration file once.
 
+/// The pure rules live in their own crate, `watchpost-engine` (`engine/`), so the compiler holds
+/// them to no I/O; re-exported under the old path so `crate::engine::...` keeps working.
+pub use watchpost_engine as engine;
+
 pub mod alert;
 pub mod api;
 pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
-pub mod engine;
 pub mod health;
 pub mod http;
 pub mod ingest;

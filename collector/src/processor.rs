@@ -35,7 +35,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
-use watchpost::protocol::Event;
+use watchpost_protocol::Event;
 
 use crate::alert::{NewDelivery, Planner};
 use crate::caps::{CapsConfig, Census, Held, RefusalLog};

@@ -23,7 +23,7 @@ use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::Notify;
-use watchpost::protocol::{self, Auth, Dsn, Envelope};
+use watchpost_protocol::{self as protocol, Auth, Dsn, Envelope};
 
 use crate::config;
 use crate::store::{QueuedEnvelope, Store, StoreError};

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde_json::{Value, json};
-use watchpost::protocol::{Event, Level};
 use watchpost_collector::engine::issues::{
     self, Issue, IssueEffect, IssueStatus, SpikeRule, event_issue_id, fingerprint, process_event,
     set_status,
 };
+use watchpost_protocol::{Event, Level};
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap() + TimeDelta::seconds(secs)

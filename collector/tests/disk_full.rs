@@ -2,7 +2,7 @@
 //! answer 503 with a JSON error (so SDKs retry), never acknowledge what it could not keep, keep
 //! the store readable across a restart, and recover by itself once space returns. A job whose
 //! deadline fell while writes were refused is not reported missed for it: the collector could
-//! not have recorded its check-in (`engine/outage.rs`).
+//! not have recorded its check-in (`engine/src/outage.rs`).
 //!
 //! Mounting needs root (or CAP_SYS_ADMIN). Without it this test fails, loudly: a disk-full test
 //! that passes without filling a disk proves nothing.

@@ -5,10 +5,10 @@
 //! runs found a second (a crontab field of only commas took seconds to refuse, see the last
 //! test); the other cases are the edges the targets were seeded with.
 
-use watchpost::protocol::{ContentEncoding, DecodeError, Envelope, decode_body};
 use watchpost_collector::config::{Config, Overrides};
 use watchpost_collector::engine::{IntervalUnit, Schedule};
 use watchpost_collector::ingest::ping::parse_action;
+use watchpost_protocol::{ContentEncoding, DecodeError, Envelope, decode_body};
 
 /// The `envelope` target's checks on one input.
 fn envelope(bytes: &[u8]) {
@@ -116,8 +116,8 @@ fn far_future_instants_have_no_next_slot_instead_of_panicking() {
 #[test]
 fn a_crontab_field_of_only_commas_is_refused_at_once() {
     use std::time::{Duration, Instant};
-    use watchpost::protocol::CheckIn;
     use watchpost_collector::engine::ConfigPatch;
+    use watchpost_protocol::CheckIn;
 
     let started = Instant::now();
     // The `schedule` input (its crontab) and variants in the other fields.

@@ -761,7 +761,7 @@ fn curl_sentry_cron_endpoint_answers_202() {
 #[test]
 fn watchpost_sdk_start_and_finish_share_one_check_in() {
     use watchpost::checkin::MonitorConfig;
-    use watchpost::protocol::{CheckInStatus, IntervalUnit};
+    use watchpost_protocol::{CheckInStatus, IntervalUnit};
 
     let collector = Collector::start(None);
     let guard = watchpost::init(watchpost::ClientOptions {

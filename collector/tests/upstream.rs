@@ -20,7 +20,7 @@ use axum::routing::post;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{Collector, checkin, envelope, interval, poll};
-use watchpost::protocol::Envelope;
+use watchpost_protocol::Envelope;
 
 /// What the stand-in upstream received, in order.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ async fn accept(
     let auth = headers
         .get("x-sentry-auth")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| watchpost::protocol::Auth::parse(v).ok());
+        .and_then(|v| watchpost_protocol::Auth::parse(v).ok());
     let (Some(auth), Ok(envelope)) = (auth, Envelope::parse(body)) else {
         return StatusCode::BAD_REQUEST;
     };

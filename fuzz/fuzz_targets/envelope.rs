@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use chrono::{DateTime, Utc};
-use watchpost::protocol::{self, ContentEncoding, DecodeError, Envelope, decode_body};
-use watchpost_collector::engine::{ConfigPatch, MonitorConfig, MonitorKey};
+use watchpost_engine::{ConfigPatch, MonitorConfig, MonitorKey};
+use watchpost_protocol::{self as protocol, ContentEncoding, DecodeError, Envelope, decode_body};
 
 /// Small, so bombs hit it within one iteration.
 const LIMIT: usize = 64 * 1024;
@@ -62,7 +62,7 @@ fn check_checkin(item: &protocol::Item) {
         next_slots(&config);
     }
     if let Ok(config) = patch.apply_to(&MonitorConfig::new(
-        watchpost_collector::engine::Schedule::crontab("* * * * *").expect("a valid crontab"),
+        watchpost_engine::Schedule::crontab("* * * * *").expect("a valid crontab"),
     )) {
         next_slots(&config);
     }

@@ -8,10 +8,10 @@ use http::{HeaderMap, Uri};
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::percent_decode_str;
 use uuid::Uuid;
-use watchpost_collector::engine::MonitorKey;
 use watchpost_collector::http::{HttpError, query_pairs, query_value};
 use watchpost_collector::ingest::auth::find_key;
 use watchpost_collector::ingest::ping::parse_action;
+use watchpost_engine::MonitorKey;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(uri) = Uri::try_from(data) else {

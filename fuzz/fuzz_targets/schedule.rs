@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use watchpost_collector::engine::{IntervalUnit, MonitorConfig, Schedule, parse_timezone};
+use watchpost_engine::{IntervalUnit, MonitorConfig, Schedule, parse_timezone};
 
 #[derive(Debug, Arbitrary)]
 struct Input<'a> {

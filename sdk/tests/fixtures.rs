@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use watchpost::protocol::{CheckIn, CheckInStatus, Envelope, Event, MonitorSchedule};
+use watchpost_protocol::{CheckIn, CheckInStatus, Envelope, Event, MonitorSchedule};
 
 /// One captured request: request line, headers, a blank line, then the (gunzipped) body.
 struct Capture {
@@ -77,7 +77,7 @@ fn every_fixture_round_trips() {
             .iter()
             .find(|(k, _)| k == "x-sentry-auth")
             .unwrap();
-        let auth = watchpost::protocol::Auth::parse(&auth.1).unwrap();
+        let auth = watchpost_protocol::Auth::parse(&auth.1).unwrap();
         assert_eq!(auth.key, "0123456789abcdef0123456789abcdef");
     }
 }

@@ -112,7 +112,7 @@ fn sync_job_sends_in_progress_then_ok_with_the_same_id() {
         request.header("content-type"),
         Some("application/x-sentry-envelope")
     );
-    let auth = watchpost::protocol::Auth::parse(request.header("x-sentry-auth").unwrap()).unwrap();
+    let auth = watchpost_protocol::Auth::parse(request.header("x-sentry-auth").unwrap()).unwrap();
     assert_eq!(auth.key, KEY);
     assert_eq!(auth.version.as_deref(), Some("7"));
     assert_eq!(auth.client.as_deref(), Some(watchpost::CLIENT_NAME));

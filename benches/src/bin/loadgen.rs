@@ -409,7 +409,7 @@ mod tests {
             let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
             let item = lines.next().unwrap();
             assert_eq!(header["length"].as_u64().unwrap() as usize, item.len());
-            let checkin: watchpost::protocol::CheckIn = serde_json::from_str(item).unwrap();
+            let checkin: watchpost_protocol::CheckIn = serde_json::from_str(item).unwrap();
             assert_eq!(checkin.monitor_slug, "load-7");
             assert_eq!(checkin.check_in_id, Some(id));
             assert_eq!(checkin.duration, duration);
@@ -421,10 +421,10 @@ mod tests {
     fn a_batch_envelope_parses_with_one_check_in_per_run() {
         let runs: Vec<_> = (0..5).map(|m| (m * 3, Uuid::new_v4())).collect();
         let bytes = envelope(&runs, Some(1.0));
-        let parsed = watchpost::protocol::Envelope::parse(&bytes).unwrap();
+        let parsed = watchpost_protocol::Envelope::parse(&bytes).unwrap();
         assert_eq!(parsed.items.len(), runs.len());
         for (item, (monitor, id)) in parsed.items.iter().zip(&runs) {
-            let checkin: watchpost::protocol::CheckIn =
+            let checkin: watchpost_protocol::CheckIn =
                 serde_json::from_slice(&item.payload).unwrap();
             assert_eq!(checkin.monitor_slug, format!("load-{monitor}"));
             assert_eq!(checkin.check_in_id, Some(*id));

@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn an_issue_effect_goes_to_every_channel_of_its_rules_and_a_spike_only_by_its_own() {
         let planner = planner();
-        let event: watchpost::protocol::Event = serde_json::from_value(serde_json::json!({
+        let event: watchpost_protocol::Event = serde_json::from_value(serde_json::json!({
             "event_id": "0123456789abcdef0123456789abcdef",
             "timestamp": 1_777_636_800,
             "message": "disk full",

@@ -9,7 +9,7 @@ use axum::http::Uri;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use watchpost::protocol::Level;
+use watchpost_protocol::Level;
 
 use super::paging::{page_request, page_response, with_next};
 use super::views::rfc3339;

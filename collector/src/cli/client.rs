@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use watchpost::protocol::{Auth, CheckIn, Dsn, Envelope};
+use watchpost_protocol::{Auth, CheckIn, Dsn, Envelope};
 
 use super::{ApiArgs, Exit};
 use crate::config::DEFAULT_DATA_DIR;

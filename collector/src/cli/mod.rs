@@ -419,7 +419,7 @@ async fn incidents(
 }
 
 async fn checkin(args: CheckinArgs) -> Result<String, Failure> {
-    use watchpost::protocol::{CheckIn, CheckInStatus, Dsn};
+    use watchpost_protocol::{CheckIn, CheckInStatus, Dsn};
 
     let dsn: Dsn = args
         .dsn

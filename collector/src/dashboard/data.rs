@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use watchpost::protocol::Event;
+use watchpost_protocol::Event;
 
 use crate::alert::DeliveryState;
 use crate::engine::alerting::Payload;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
-use watchpost::protocol::{Event, Exception, Frame, LogEntry as EventLog, Message};
+use watchpost_protocol::{Event, Exception, Frame, LogEntry as EventLog, Message};
 
 use super::data::{Activity, DeliveryRow, IssueDetail, ProbeCheck, ProbeRow};
 use super::session::Viewer;

@@ -5,7 +5,7 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use base64::Engine as _;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
-use watchpost::protocol::Auth;
+use watchpost_protocol::Auth;
 
 use crate::http::HttpError;
 

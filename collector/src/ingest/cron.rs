@@ -11,7 +11,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
-use watchpost::protocol::{self, CheckInStatus};
+use watchpost_protocol::{self as protocol, CheckInStatus};
 
 use super::{auth, checkin_input, process_error, project_id, query_pairs, query_value};
 use crate::http::{HttpError, read_body};

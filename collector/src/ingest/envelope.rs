@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
-use watchpost::protocol::{
-    self, ContentEncoding, DecodeError, Envelope, decode_body_exact, decoded_len,
+use watchpost_protocol::{
+    self as protocol, ContentEncoding, DecodeError, Envelope, decode_body_exact, decoded_len,
 };
 
 use super::{auth, checkin_input, process_error, project_id, query_pairs};

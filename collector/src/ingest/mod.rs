@@ -12,7 +12,7 @@ pub mod ratelimit;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use watchpost::protocol;
+use watchpost_protocol as protocol;
 
 use crate::engine::{CheckInInput, ConfigPatch, MonitorKey, Rejection};
 use crate::http::{HttpError, query_pairs, query_value};

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use uuid::Uuid;
-use watchpost::protocol::{self, CheckInStatus};
+use watchpost_protocol::{self as protocol, CheckInStatus};
 
 use super::{auth, checkin_input, process_error, query_pairs, query_value};
 use crate::engine::MonitorKey;

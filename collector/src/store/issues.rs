@@ -125,7 +125,7 @@ impl Store {
 mod tests {
     use chrono::{TimeDelta, TimeZone};
     use uuid::Uuid;
-    use watchpost::protocol::Event;
+    use watchpost_protocol::Event;
 
     use super::*;
     use crate::engine::issues::process_event;

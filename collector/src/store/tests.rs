@@ -1272,7 +1272,7 @@ fn version_3_is_upgraded_by_indexing_incidents_and_issues_by_time() {
             fingerprint: vec!["{{ default }}".into()],
             title: "disk full".into(),
             culprit: None,
-            level: watchpost::protocol::Level::Error,
+            level: watchpost_protocol::Level::Error,
             status: crate::engine::IssueStatus::Unresolved,
             first_seen: at(3),
             last_seen: at(3),

@@ -1,6 +1,6 @@
 //! gzip for envelopes with one deflate state reused for every send.
 //!
-//! A fresh compressor per envelope (what `protocol::gzip_encode` does) allocates and zeroes a few
+//! A fresh compressor per envelope (what `watchpost_protocol::gzip_encode` does) allocates and zeroes a few
 //! hundred KB each time; the allocator hands such blocks straight back to the kernel, so every
 //! send faulted pages in and unmapped them again, and the TLB shootdowns of those unmaps
 //! interrupted the application's threads on the other cores. Reusing the state keeps the
@@ -37,7 +37,7 @@ impl Gzip {
                 Ok(Status::Ok | Status::BufError) => continue,
                 Err(_) => {
                     // Not expected from an in-memory stream; fall back to a one-off encoder.
-                    *out = crate::protocol::gzip_encode(data);
+                    *out = watchpost_protocol::gzip_encode(data);
                     self.deflate = Compress::new(Compression::fast(), false);
                     return;
                 }
@@ -53,7 +53,7 @@ impl Gzip {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ContentEncoding, decode_body};
+    use watchpost_protocol::{ContentEncoding, decode_body};
 
     #[test]
     fn reused_encoder_output_decodes() {

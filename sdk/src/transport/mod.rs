@@ -78,8 +78,8 @@ use serde_json::{Map, Value, json};
 use self::gzip::Gzip;
 use self::ratelimit::{Category, RateLimits};
 use crate::client::Counters;
-use crate::protocol::{Auth, CheckIn, Dsn, Envelope, Event};
 use crate::record::Task;
+use watchpost_protocol::{Auth, CheckIn, Dsn, Envelope, Event};
 
 /// Most items taken from the queue, and put in one check-in envelope, at a time.
 pub(crate) const MAX_BATCH: usize = 100;

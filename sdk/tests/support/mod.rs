@@ -4,7 +4,7 @@
 //! The server is a plain `std::net::TcpListener` with a thread per connection and keep-alive,
 //! so the SDK's real reqwest transport talks to it exactly as to a collector. Every request is
 //! recorded with its arrival time, headers and body, gunzipped and parsed with
-//! `watchpost::protocol::Envelope`. Answers are scripted (`200` by default; `429` with
+//! `watchpost_protocol::Envelope`. Answers are scripted (`200` by default; `429` with
 //! `Retry-After`, `503`, or no answer at all until released).
 #![allow(
     dead_code,
@@ -18,7 +18,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use watchpost::protocol::{CheckIn, ContentEncoding, Envelope, Event, decode_body};
+use watchpost_protocol::{CheckIn, ContentEncoding, Envelope, Event, decode_body};
 
 /// The public key in every recorder DSN.
 pub const KEY: &str = "0123456789abcdef0123456789abcdef";

@@ -56,7 +56,7 @@ pub fn check_envelope(body: &[u8]) -> Carried {
     let text = String::from_utf8_lossy(body);
     let parsed = sentry_types::protocol::v7::Envelope::from_slice(body)
         .unwrap_or_else(|e| panic!("sentry-types refuses the envelope ({e}):\n{text}"));
-    let ours = watchpost::protocol::Envelope::parse(body).expect("our own parser reads it");
+    let ours = watchpost_protocol::Envelope::parse(body).expect("our own parser reads it");
 
     // `sent_at` lets Sentry correct the client's clock; sentry-types reads it as a time.
     let headers = serde_json::to_value(parsed.headers()).unwrap();

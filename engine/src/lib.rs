@@ -1,9 +1,12 @@
 //! The pure state machine behind cron monitoring: `(state, input, now) -> (new state, effects)`.
 //!
-//! *Architecture invariant:* this module does no I/O and reads no clock (time is always the
+//! *Architecture invariant:* this crate does no I/O and reads no clock (time is always the
 //! `now` parameter) and uses no randomness (ids it creates are derived from the state). The
 //! store persists its types as JSON; ingest, the API and the sweeper feed it and act on the
-//! [`Transition`]s it returns.
+//! [`Transition`]s it returns. It is a crate of its own (`watchpost-engine`) so that its
+//! dependencies say so: no runtime, no HTTP, no store (`.ci/run` checks
+//! `cargo tree -p watchpost-engine -e normal`). The collector re-exports it as
+//! `watchpost_collector::engine`.
 //!
 //! How the IO side drives it:
 //! - **Check-in**: normalize the key ([`MonitorKey::new`]), convert the config

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use watchpost::protocol::{Event, Exception, Frame, Level};
+use watchpost_protocol::{Event, Exception, Frame, Level};
 
 /// In-app frames per exception that take part in stack grouping, counted from the crashing
 /// frame outwards.

@@ -339,7 +339,7 @@ fn config_validation() {
 
 #[test]
 fn config_from_protocol() {
-    let wire: watchpost::protocol::MonitorConfig = serde_json::from_value(json!({
+    let wire: watchpost_protocol::MonitorConfig = serde_json::from_value(json!({
         "schedule": {"type": "interval", "value": 10, "unit": "second"},
         "checkin_margin": "90s", "max_runtime": 1.5, "timezone": "America/New_York",
         "failure_issue_threshold": 2
@@ -364,7 +364,7 @@ fn config_from_protocol() {
         (2, 1)
     );
 
-    let bad: watchpost::protocol::MonitorConfig =
+    let bad: watchpost_protocol::MonitorConfig =
         serde_json::from_value(json!({"schedule": {"type": "crontab", "value": "@reboot"}}))
             .unwrap();
     assert!(matches!(
@@ -375,17 +375,17 @@ fn config_from_protocol() {
 
 #[test]
 fn the_exact_values_our_sdk_sends_beside_sentrys_win() {
-    // What `watchpost::protocol::MonitorConfig::for_sentry` writes for a 90 s interval with
+    // What `watchpost_protocol::MonitorConfig::for_sentry` writes for a 90 s interval with
     // a 30 s margin: Sentry reads 2 minutes and 1 minute, Watchpost the exact values.
-    let wire = watchpost::protocol::MonitorConfig::for_sentry(
-        watchpost::protocol::MonitorSchedule::Interval {
+    let wire = watchpost_protocol::MonitorConfig::for_sentry(
+        watchpost_protocol::MonitorSchedule::Interval {
             value: 90,
-            unit: watchpost::protocol::IntervalUnit::Second,
+            unit: watchpost_protocol::IntervalUnit::Second,
         },
         Some(Duration::from_secs(30)),
         Some(Duration::from_secs(600)),
     );
-    let sent: watchpost::protocol::MonitorConfig =
+    let sent: watchpost_protocol::MonitorConfig =
         serde_json::from_str(&serde_json::to_string(&wire).unwrap()).unwrap();
     let config = ConfigPatch::from_protocol(&sent)
         .unwrap()

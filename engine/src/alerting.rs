@@ -2,7 +2,7 @@
 //! decides which repeats to hold back ([`Deduper`]) and collapses a backlog into a [`Digest`].
 //!
 //! *Architecture invariant:* pure like the rest of the engine: no I/O, no clock (time is the
-//! `now` parameter), no randomness. Channels, pacing and retries live in `crate::alert`.
+//! `now` parameter), no randomness. Channels, pacing and retries live in the collector's `alert` module.
 //!
 //! Noise control never loses the current state: a repeat of the same `(rule, kind, subject)`
 //! within the dedup window is suppressed only when the last alert the person got about that
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use watchpost::protocol::Level;
+use watchpost_protocol::Level;
 
 use super::issues::{Issue, IssueEffect};
 use super::model::{Effect, Incident, IncidentReason, MonitorEnv, MonitorKey, MonitorStatus};
@@ -1070,9 +1070,9 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::engine::config::{MonitorConfig, Schedule};
-    use crate::engine::issues::IssueStatus;
-    use crate::engine::model::{FailureCounts, IncidentKind};
+    use crate::config::{MonitorConfig, Schedule};
+    use crate::issues::IssueStatus;
+    use crate::model::{FailureCounts, IncidentKind};
 
     fn t(min: u32, sec: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 5, 1, 3, min, sec).unwrap()

@@ -391,9 +391,9 @@ impl CheckInStatus {
     }
 }
 
-impl From<watchpost::protocol::CheckInStatus> for CheckInStatus {
-    fn from(status: watchpost::protocol::CheckInStatus) -> Self {
-        use watchpost::protocol::CheckInStatus as P;
+impl From<watchpost_protocol::CheckInStatus> for CheckInStatus {
+    fn from(status: watchpost_protocol::CheckInStatus) -> Self {
+        use watchpost_protocol::CheckInStatus as P;
         match status {
             P::InProgress => CheckInStatus::InProgress,
             P::Ok => CheckInStatus::Ok,

@@ -188,9 +188,9 @@ impl IntervalUnit {
     }
 }
 
-impl From<watchpost::protocol::IntervalUnit> for IntervalUnit {
-    fn from(unit: watchpost::protocol::IntervalUnit) -> Self {
-        use watchpost::protocol::IntervalUnit as P;
+impl From<watchpost_protocol::IntervalUnit> for IntervalUnit {
+    fn from(unit: watchpost_protocol::IntervalUnit) -> Self {
+        use watchpost_protocol::IntervalUnit as P;
         match unit {
             P::Second => IntervalUnit::Second,
             P::Minute => IntervalUnit::Minute,
@@ -242,9 +242,9 @@ impl ConfigPatch {
     /// Converts the `monitor_config` of a check-in from the wire, validating every field.
     /// A numeric `0` margin or runtime means "default", as in Sentry.
     pub fn from_protocol(
-        config: &watchpost::protocol::MonitorConfig,
+        config: &watchpost_protocol::MonitorConfig,
     ) -> Result<ConfigPatch, ConfigError> {
-        use watchpost::protocol::{DurationSpec, MonitorSchedule};
+        use watchpost_protocol::{DurationSpec, MonitorSchedule};
         let duration = |field, spec: &Option<DurationSpec>| match spec {
             None => Ok(None),
             Some(DurationSpec::Minutes(minutes)) => validate::parse_minutes(field, *minutes),
