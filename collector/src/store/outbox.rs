@@ -138,8 +138,10 @@ impl Store {
     }
 
     /// A page of the deliveries matching `filter`, newest first (by id, which sled hands out
-    /// in increasing order). The filter examines at most `examine` entries per page (a page
-    /// may then hold fewer than `limit` and still have a next one).
+    /// in increasing order). Pending ones are read from the pending index (one lane per
+    /// channel, merged by id), so `state=pending` finds every pending delivery however many
+    /// finished ones are newer. Other filters examine at most `examine` entries per page (a
+    /// page may then hold fewer than `limit` and still have a next one).
     pub fn deliveries_page(
         &self,
         filter: &DeliveryFilter<'_>,
@@ -147,6 +149,36 @@ impl Store {
         limit: usize,
         examine: usize,
     ) -> Result<Page<OutboxEntry>, StoreError> {
+        if filter.state == Some(DeliveryState::Pending) {
+            let channels: Vec<String> = match filter.channel {
+                Some(channel) => vec![channel.to_owned()],
+                None => self.inner.outbox.pending.lock().keys().cloned().collect(),
+            };
+            let lanes = channels
+                .iter()
+                .map(|channel| page::Lane::of(keys::channel(channel)))
+                .collect();
+            let outbox = &self.trees().outbox;
+            return page::timeline(
+                &self.trees().outbox_pending,
+                lanes,
+                from,
+                limit,
+                limit,
+                |key, _| {
+                    let Some(id) = keys::pending_id(key) else {
+                        return Ok(None);
+                    };
+                    // Index and entry are written together; an entry finished since the index
+                    // was read is skipped.
+                    let Some(value) = outbox.get(id.to_be_bytes())? else {
+                        return Ok(None);
+                    };
+                    let entry: OutboxEntry = decode("outbox", &value)?;
+                    Ok((entry.state == DeliveryState::Pending).then_some(entry))
+                },
+            );
+        }
         page::timeline(
             &self.trees().outbox,
             vec![page::Lane::of(Vec::new())],
@@ -399,6 +431,50 @@ mod tests {
             channel: None,
         };
         assert_eq!(store.deliveries(&filter, 10, 10).unwrap(), vec![sent]);
+    }
+
+    /// `state=pending` reads the pending index: an old pending delivery behind many newer
+    /// finished ones is on the first page, whatever the examine bound.
+    #[test]
+    fn pending_deliveries_are_paged_from_their_index_behind_newer_finished_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit(&store, vec![delivery("tg", "old"), delivery("mail", "old")]);
+        for n in 0..30 {
+            commit(&store, vec![delivery("tg", &format!("new-{n}"))]);
+        }
+        let mut newer = store.pending("tg", 100).unwrap();
+        newer.remove(0);
+        for entry in &mut newer {
+            entry.state = DeliveryState::Sent;
+        }
+        store.save(&newer).unwrap();
+        let pending = DeliveryFilter {
+            state: Some(DeliveryState::Pending),
+            channel: None,
+        };
+        let first = store
+            .deliveries_page(&pending, &Cursor::Start, 1, 1)
+            .unwrap();
+        assert_eq!(first.items.len(), 1);
+        let second = store
+            .deliveries_page(&pending, first.next.as_ref().unwrap(), 1, 1)
+            .unwrap();
+        assert_eq!(second.items.len(), 1);
+        assert!(second.next.is_none());
+        assert!(first.items[0].id > second.items[0].id, "newest first");
+        let channels: Vec<&str> = [&first, &second]
+            .iter()
+            .map(|p| p.items[0].channel.as_str())
+            .collect();
+        assert_eq!(channels, ["mail", "tg"]);
+        let tg = DeliveryFilter {
+            state: Some(DeliveryState::Pending),
+            channel: Some("tg"),
+        };
+        let only = store.deliveries_page(&tg, &Cursor::Start, 10, 1).unwrap();
+        assert_eq!(only.items.len(), 1);
+        assert_eq!(only.items[0].channel, "tg");
     }
 
     #[test]
