@@ -159,12 +159,14 @@ impl Store {
                 .map(|channel| page::Lane::of(keys::channel(channel)))
                 .collect();
             let outbox = &self.trees().outbox;
+            // Every entry of the index is pending but one a worker finished since the index
+            // was read: nothing to bound, and an empty page means none is pending.
             return page::timeline(
                 &self.trees().outbox_pending,
                 lanes,
                 from,
                 limit,
-                limit,
+                usize::MAX,
                 |key, _| {
                     let Some(id) = keys::pending_id(key) else {
                         return Ok(None);
