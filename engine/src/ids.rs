@@ -42,18 +42,18 @@ pub(super) fn slot_id(monitor: &MonitorEnv, slot: chrono::DateTime<chrono::Utc>)
     Builder::from_custom_bytes(hash.finish().to_be_bytes()).into_uuid()
 }
 
-/// FNV-1a, 128-bit variant.
-struct Fnv128(u128);
+/// FNV-1a, 128-bit variant: the engine's one hash for the ids it derives (these and issue ids).
+pub(super) struct Fnv128(u128);
 
 impl Fnv128 {
     const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
     const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
 
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Fnv128(Self::OFFSET)
     }
 
-    fn write(&mut self, bytes: &[u8]) {
+    pub(super) fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
             self.0 ^= u128::from(byte);
             self.0 = self.0.wrapping_mul(Self::PRIME);
@@ -61,12 +61,12 @@ impl Fnv128 {
     }
 
     /// Length-prefixed, so ("ab","c") and ("a","bc") differ.
-    fn write_str(&mut self, s: &str) {
+    pub(super) fn write_str(&mut self, s: &str) {
         self.write(&(s.len() as u64).to_le_bytes());
         self.write(s.as_bytes());
     }
 
-    fn finish(&self) -> u128 {
+    pub(super) fn finish(&self) -> u128 {
         self.0
     }
 }

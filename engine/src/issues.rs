@@ -35,6 +35,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::ids::Fnv128;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use watchpost_protocol::{Event, Exception, Frame, Level};
@@ -214,10 +215,9 @@ pub fn issue_id(project: u64, fingerprint: &[String]) -> String {
     let mut hash = Fnv128::new();
     hash.write(&project.to_le_bytes());
     for entry in fingerprint {
-        hash.write(&(entry.len() as u64).to_le_bytes());
-        hash.write(entry.as_bytes());
+        hash.write_str(entry);
     }
-    format!("{:032x}", hash.0)
+    format!("{:032x}", hash.finish())
 }
 
 /// The id of the issue `event` belongs to: what the store looks the issue up by before calling
@@ -593,25 +593,6 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
-/// FNV-1a, 128-bit (the engine's id hash; `ids.rs` keeps its own private copy).
-struct Fnv128(u128);
-
-impl Fnv128 {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-
-    fn new() -> Self {
-        Fnv128(Self::OFFSET)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 ^= u128::from(byte);
-            self.0 = self.0.wrapping_mul(Self::PRIME);
-        }
-    }
-}
-
 /// Serde for a `Duration` as whole milliseconds.
 mod millis {
     use std::time::Duration;
@@ -630,6 +611,18 @@ mod millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue ids are stored and linked: the hash must never change. The value was computed
+    /// independently (FNV-1a 128 over the project as u64 LE and each entry as u64 LE length
+    /// and bytes).
+    #[test]
+    fn issue_ids_are_stable() {
+        let fingerprint = ["KeyError".to_owned(), "disk full".to_owned()];
+        assert_eq!(
+            issue_id(1, &fingerprint),
+            "2a34fd1cd27b260bb8caf126a9965f5c"
+        );
+    }
 
     #[test]
     fn normalizes_what_varies_between_occurrences() {
