@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::api::views::rfc3339;
+use crate::engine::text::rfc3339_millis;
 use crate::metrics::Metrics;
 use crate::probe::{ProberHealth, Probes};
 use crate::store::Store;
@@ -161,9 +161,9 @@ impl HealthSources {
         let store = self.store.check_writable(now, STORE_STALLED_AFTER);
         let sweeper = SweeperHealth {
             alive: self.deadlines.sweeper_alive(now),
-            last_wake: self.deadlines.last_wake().map(rfc3339),
+            last_wake: self.deadlines.last_wake().map(rfc3339_millis),
             deadlines: self.deadlines.len(),
-            next_deadline: self.deadlines.next_deadline().map(rfc3339),
+            next_deadline: self.deadlines.next_deadline().map(rfc3339_millis),
             lag_seconds: self.metrics.last_sweep_lag(),
         };
         let dispatcher = DispatcherHealth {
@@ -173,7 +173,7 @@ impl HealthSources {
                 (false, true) => "stopped",
                 (false, false) => "not running",
             },
-            last_beat: self.dispatcher.last_beat().map(rfc3339),
+            last_beat: self.dispatcher.last_beat().map(rfc3339_millis),
         };
         let prober = self.probes.health(now);
         let healthy =

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use watchpost_protocol::Level;
 
@@ -23,6 +23,7 @@ use super::issues::{Issue, IssueEffect};
 use super::model::{Effect, Incident, IncidentReason, MonitorEnv, MonitorKey, MonitorStatus};
 use super::outage::Outage;
 pub use super::outage::when;
+use super::text::percent_encode;
 
 /// The name of the rule used when no `[[rules]]` are configured.
 pub const DEFAULT_RULE: &str = "default";
@@ -993,19 +994,6 @@ fn lowercase_first(text: &str) -> String {
     }
 }
 
-/// Percent-encodes a path segment or query value (RFC 3986 unreserved characters stay).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// `https://user:pw@host:8080/health?token=x#f` → `https://host:8080/health`.
 pub fn redact_url(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or_default();
@@ -1025,7 +1013,7 @@ mod rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&t.to_rfc3339_opts(super::SecondsFormat::AutoSi, true))
+        s.collect_str(&crate::text::rfc3339(*t))
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {

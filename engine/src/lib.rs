@@ -37,6 +37,7 @@ pub mod outage;
 pub mod probes;
 mod schedule;
 mod sweep;
+pub mod text;
 mod validate;
 
 #[cfg(test)]

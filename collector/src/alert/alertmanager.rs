@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::TimeDelta;
+
+use crate::engine::text::rfc3339;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -267,10 +269,6 @@ fn identity(alert: &Alert) -> (String, BTreeMap<String, String>) {
         .collect::<Vec<_>>()
         .join(",");
     (key, labels)
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 impl fmt::Debug for Alertmanager {

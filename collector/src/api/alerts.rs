@@ -7,9 +7,9 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::paging::{page_request, page_response};
-use super::views::rfc3339;
 use crate::alert::{DeliveryState, OutboxEntry};
 use crate::engine::alerting::Payload;
+use crate::engine::text::rfc3339_millis;
 use crate::http::{HttpError, query_pairs, query_value};
 use crate::server::AppState;
 use crate::store::DeliveryFilter;
@@ -52,10 +52,10 @@ impl<'a> From<&'a OutboxEntry> for DeliveryView<'a> {
             title,
             state: entry.state,
             attempts: entry.attempts,
-            created_at: rfc3339(entry.created_at),
+            created_at: rfc3339_millis(entry.created_at),
             next_attempt_at: (entry.state == DeliveryState::Pending)
-                .then(|| rfc3339(entry.next_attempt_at)),
-            sent_at: entry.sent_at.map(rfc3339),
+                .then(|| rfc3339_millis(entry.next_attempt_at)),
+            sent_at: entry.sent_at.map(rfc3339_millis),
             last_error: entry.last_error.as_deref(),
         }
     }

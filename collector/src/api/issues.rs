@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use watchpost_protocol::Level;
 
 use super::paging::{page_request, page_response, with_next};
-use super::views::rfc3339;
+use crate::engine::text::rfc3339_millis;
 use crate::engine::{Issue, IssueStatus};
 use crate::http::{HttpError, query_pairs, query_value, read_body};
 use crate::processor::ProcessError;
@@ -54,8 +54,8 @@ impl<'a> From<&'a Issue> for IssueView<'a> {
             culprit: issue.culprit.as_deref(),
             level: issue.level,
             status: issue.status,
-            first_seen: rfc3339(issue.first_seen),
-            last_seen: rfc3339(issue.last_seen),
+            first_seen: rfc3339_millis(issue.first_seen),
+            last_seen: rfc3339_millis(issue.last_seen),
             count: issue.count,
         }
     }

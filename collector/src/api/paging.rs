@@ -14,7 +14,7 @@ use axum::http::{HeaderName, HeaderValue, Uri, header::LINK};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::engine::alerting::percent_encode;
+use crate::engine::text::percent_encode;
 use crate::http::{HttpError, query_value};
 use crate::store::Cursor;
 

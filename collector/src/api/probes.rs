@@ -7,9 +7,10 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::paging::{page_request, page_response};
-use super::views::{IncidentView, rfc3339, seconds};
+use super::views::{IncidentView, seconds};
 use crate::config;
 use crate::engine::probes::{ProbeResult, ProbeRules, ProbeState, ProbeStatus};
+use crate::engine::text::rfc3339_millis;
 use crate::http::{HttpError, query_pairs};
 use crate::server::AppState;
 use crate::store::Cursor;
@@ -59,7 +60,7 @@ impl<'a> From<&'a ProbeResult> for ResultView<'a> {
     fn from(r: &'a ProbeResult) -> Self {
         ResultView {
             id: r.id.simple().to_string(),
-            at: rfc3339(r.at),
+            at: rfc3339_millis(r.at),
             outcome: r.outcome.as_str(),
             status_code: r.status_code,
             latency_ms: r.latency_ms,
@@ -78,7 +79,7 @@ fn view<'a>(
         name: &spec.name,
         url: &rules.url,
         status: state.map_or(ProbeStatus::Pending, |s| s.status).as_str(),
-        since: state.and_then(|s| s.since).map(rfc3339),
+        since: state.and_then(|s| s.since).map(rfc3339_millis),
         interval_s: seconds(spec.interval),
         timeout_s: seconds(spec.timeout),
         failure_threshold: spec.failure_threshold,

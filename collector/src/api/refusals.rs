@@ -8,7 +8,7 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::views::rfc3339;
+use crate::engine::text::rfc3339_millis;
 use crate::http::{HttpError, query_pairs, query_value};
 use crate::server::AppState;
 use crate::store::RefusalRecord;
@@ -27,7 +27,7 @@ struct RefusalView<'a> {
 impl<'a> From<&'a RefusalRecord> for RefusalView<'a> {
     fn from(r: &'a RefusalRecord) -> Self {
         RefusalView {
-            at: rfc3339(r.at),
+            at: rfc3339_millis(r.at),
             project: r.project,
             reason: &r.reason,
             slug: r.slug.as_deref(),

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use crate::engine::text::rfc3339_millis;
 use crate::engine::{CheckIn, Incident, IncidentKind, IncidentReason, MonitorEnv, Schedule};
 use crate::metrics::status_label;
 use crate::store::LogEntry;
@@ -46,9 +46,9 @@ impl<'a> From<&'a MonitorEnv> for MonitorView<'a> {
             max_runtime_s: seconds(m.config.max_runtime),
             failure_issue_threshold: m.config.failure_issue_threshold,
             recovery_threshold: m.config.recovery_threshold,
-            last_checkin: m.last_checkin.map(rfc3339),
-            next_checkin: m.next_checkin.map(rfc3339),
-            next_checkin_latest: m.next_checkin_latest.map(rfc3339),
+            last_checkin: m.last_checkin.map(rfc3339_millis),
+            next_checkin: m.next_checkin.map(rfc3339_millis),
+            next_checkin_latest: m.next_checkin_latest.map(rfc3339_millis),
             open_incident: m.open_incident.as_ref().map(IncidentView::from),
         }
     }
@@ -72,8 +72,8 @@ impl<'a> From<&'a CheckIn> for CheckInView<'a> {
             id: c.id.simple().to_string(),
             status: c.status.as_str(),
             duration_ms: c.duration_ms,
-            date_added: rfc3339(c.date_added),
-            expected_time: c.expected_time.map(rfc3339),
+            date_added: rfc3339_millis(c.date_added),
+            expected_time: c.expected_time.map(rfc3339_millis),
             environment: &c.key.environment,
             log: c.log.as_deref(),
         }
@@ -104,8 +104,8 @@ impl<'a> From<&'a Incident> for IncidentView<'a> {
                 IncidentKind::Monitor => "monitor",
                 IncidentKind::Probe => "probe",
             },
-            opened_at: rfc3339(i.opened_at),
-            resolved_at: i.resolved_at.map(rfc3339),
+            opened_at: rfc3339_millis(i.opened_at),
+            resolved_at: i.resolved_at.map(rfc3339_millis),
             reason: match i.reason {
                 IncidentReason::MissedCheckin => "missed_checkin",
                 IncidentReason::Timeout => "timeout",
@@ -129,15 +129,10 @@ impl<'a> From<&'a LogEntry> for LogView<'a> {
         LogView {
             id: l.id.simple().to_string(),
             environment: &l.key.environment,
-            date_added: rfc3339(l.received),
+            date_added: rfc3339_millis(l.received),
             log: &l.body,
         }
     }
-}
-
-/// RFC 3339 in UTC with a `Z`, millisecond precision.
-pub fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Whole seconds as an integer, fractional ones as a float.
@@ -157,7 +152,7 @@ mod tests {
     fn seconds_are_integers_when_whole() {
         assert_eq!(seconds(Duration::from_secs(60)).to_string(), "60");
         assert_eq!(seconds(Duration::from_millis(1500)).to_string(), "1.5");
-        let at = DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap();
-        assert_eq!(rfc3339(at), "2027-01-15T08:00:00.123Z");
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap();
+        assert_eq!(rfc3339_millis(at), "2027-01-15T08:00:00.123Z");
     }
 }

@@ -10,6 +10,7 @@ use watchpost_protocol::{Auth, CheckIn, Dsn, Envelope};
 
 use super::{ApiArgs, Exit};
 use crate::config::DEFAULT_DATA_DIR;
+use crate::engine::text::percent_encode;
 use crate::server::ADMIN_TOKEN_FILE;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,8 +86,8 @@ impl Client {
         loop {
             let paged = match &cursor {
                 None => path.to_owned(),
-                Some(c) if path.contains('?') => format!("{path}&cursor={}", encode(c)),
-                Some(c) => format!("{path}?cursor={}", encode(c)),
+                Some(c) if path.contains('?') => format!("{path}&cursor={}", percent_encode(c)),
+                Some(c) => format!("{path}?cursor={}", percent_encode(c)),
             };
             let response = self
                 .http
@@ -216,25 +217,13 @@ async fn answer(response: reqwest::Response, what: &str) -> Result<Value, Failur
     Err(Failure::new(exit, format!("{what}: {said}")))
 }
 
-/// Percent-encodes a path segment or query value (everything but unreserved characters).
-pub(super) fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn segments_are_encoded() {
-        assert_eq!(encode("nightly-backup"), "nightly-backup");
-        assert_eq!(encode("a b/c?"), "a%20b%2Fc%3F");
+        assert_eq!(percent_encode("nightly-backup"), "nightly-backup");
+        assert_eq!(percent_encode("a b/c?"), "a%20b%2Fc%3F");
     }
 }

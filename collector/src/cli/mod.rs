@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use crate::engine::text::percent_encode;
 use client::{Client, Failure};
 
 /// The exit codes, as documented in every command's help and in `docs/cli.md`.
@@ -255,7 +256,7 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
         .filter_map(|(name, value)| {
             value
                 .as_ref()
-                .map(|v| format!("{name}={}", client::encode(v)))
+                .map(|v| format!("{name}={}", percent_encode(v)))
         })
         .collect();
     if set.is_empty() {
@@ -269,7 +270,7 @@ fn monitor_path(monitor: &MonitorRef) -> String {
     format!(
         "/api/v1/monitors/{}/{}",
         monitor.project,
-        client::encode(&monitor.slug)
+        percent_encode(&monitor.slug)
     )
 }
 
@@ -374,10 +375,10 @@ async fn issues(client: &Client, json: bool, action: IssuesCommand) -> Result<St
         }
         IssuesCommand::Show { id } => {
             let issue = client
-                .get(&format!("/api/v1/issues/{}", client::encode(&id)))
+                .get(&format!("/api/v1/issues/{}", percent_encode(&id)))
                 .await?;
             let events = client
-                .get(&format!("/api/v1/issues/{}/events", client::encode(&id)))
+                .get(&format!("/api/v1/issues/{}/events", percent_encode(&id)))
                 .await?;
             return Ok(if json {
                 pretty(&json!({ "issue": issue, "events": events }))
@@ -388,7 +389,7 @@ async fn issues(client: &Client, json: bool, action: IssuesCommand) -> Result<St
         IssuesCommand::Resolve { id } => (id, "resolved"),
         IssuesCommand::Ignore { id } => (id, "ignored"),
     };
-    let path = format!("/api/v1/issues/{}", client::encode(&id));
+    let path = format!("/api/v1/issues/{}", percent_encode(&id));
     let issue = client.patch(&path, &json!({ "status": status })).await?;
     Ok(if json {
         pretty(&issue)

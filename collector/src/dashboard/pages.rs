@@ -15,8 +15,8 @@ use watchpost_protocol::{Event, Exception, Frame, LogEntry as EventLog, Message}
 use super::data::{Activity, DeliveryRow, IssueDetail, ProbeCheck, ProbeRow};
 use super::session::Viewer;
 use super::words;
-use crate::api::views::rfc3339;
 use crate::engine::probes::ProbeStatus;
+use crate::engine::text::{percent_encode, rfc3339_millis};
 use crate::engine::{
     CheckIn, CheckInStatus, Incident, IncidentKind, IncidentReason, Issue, IssueStatus, MonitorEnv,
     MonitorStatus,
@@ -1080,7 +1080,7 @@ fn reason(reason: IncidentReason) -> &'static str {
 
 /// A time as "3 min ago", with the exact time on hover and for machines.
 fn at(at: DateTime<Utc>, now: DateTime<Utc>) -> Markup {
-    html! { time datetime=(rfc3339(at)) title=(words::utc(at)) { (words::relative(at, now)) } }
+    html! { time datetime=(rfc3339_millis(at)) title=(words::utc(at)) { (words::relative(at, now)) } }
 }
 
 fn when(time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
@@ -1092,15 +1092,7 @@ fn when(time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
 
 /// The dashboard path of an issue. Ids are hex; anything else is percent-encoded.
 pub(crate) fn issue_url(id: &str) -> String {
-    let mut url = String::from("/issues/");
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            url.push(char::from(b));
-        } else {
-            url.push_str(&format!("%{b:02X}"));
-        }
-    }
-    url
+    format!("/issues/{}", percent_encode(id))
 }
 
 /// The dashboard path of a monitor. Slugs are `[a-z0-9_-]`, so they need no encoding.
