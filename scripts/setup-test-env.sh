@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates the Python virtualenv the interop tests drive real Sentry clients from:
-# `target/venv` with the sentry-sdk and sentry-cli versions our fixtures were captured from.
+# `target/venv` with the sentry-sdk and sentry-cli versions our fixtures were captured from,
+# and cronsim, the crontab evaluator Sentry computes schedules with (the version Sentry pins),
+# as the reference the schedule tests compare against.
 #
 # Idempotent and safe to run from many processes at once (test binaries run in parallel): the
 # work happens under an exclusive flock, and a stamp file naming the pinned versions makes a
@@ -12,12 +14,13 @@ set -euo pipefail
 readonly SENTRY_SDK_VERSION=2.75.0
 readonly SENTRY_CLI_VERSION=3.8.2
 readonly AIOSMTPD_VERSION=1.4.6 # the SMTP server the email alert tests deliver to
+readonly CRONSIM_VERSION=2.6    # collector/tests/crontab_reference.rs
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${WATCHPOST_VENV:-$root/target/venv}"
 python="${PYTHON:-python3}"
 stamp="$venv/.watchpost-test-env"
-want="sentry-sdk==$SENTRY_SDK_VERSION sentry-cli==$SENTRY_CLI_VERSION aiosmtpd==$AIOSMTPD_VERSION"
+want="sentry-sdk==$SENTRY_SDK_VERSION sentry-cli==$SENTRY_CLI_VERSION aiosmtpd==$AIOSMTPD_VERSION cronsim==$CRONSIM_VERSION"
 
 up_to_date() {
     [[ -x "$venv/bin/python" && -x "$venv/bin/sentry-cli" && -f "$stamp" ]] &&
@@ -52,17 +55,20 @@ if [[ -e "$venv" && ! -x "$venv/bin/python" ]]; then
 fi
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "sentry-sdk==$SENTRY_SDK_VERSION" "sentry-cli==$SENTRY_CLI_VERSION" "aiosmtpd==$AIOSMTPD_VERSION" >&2
+    "sentry-sdk==$SENTRY_SDK_VERSION" "sentry-cli==$SENTRY_CLI_VERSION" "aiosmtpd==$AIOSMTPD_VERSION" \
+    "cronsim==$CRONSIM_VERSION" >&2
 
 # Check what was installed rather than trusting pip's exit code alone.
 got_sdk="$("$venv/bin/python" -c 'import sentry_sdk; print(sentry_sdk.VERSION)')"
 got_cli="$("$venv/bin/sentry-cli" --version)"
-if [[ "$got_sdk" != "$SENTRY_SDK_VERSION" || "$got_cli" != *"$SENTRY_CLI_VERSION"* ]]; then
-    echo "setup-test-env: expected sentry-sdk $SENTRY_SDK_VERSION and sentry-cli $SENTRY_CLI_VERSION, got '$got_sdk' and '$got_cli'" >&2
+got_cronsim="$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("cronsim"))')"
+if [[ "$got_sdk" != "$SENTRY_SDK_VERSION" || "$got_cli" != *"$SENTRY_CLI_VERSION"* ||
+    "$got_cronsim" != "$CRONSIM_VERSION" ]]; then
+    echo "setup-test-env: expected sentry-sdk $SENTRY_SDK_VERSION, sentry-cli $SENTRY_CLI_VERSION and cronsim $CRONSIM_VERSION, got '$got_sdk', '$got_cli' and '$got_cronsim'" >&2
     exit 1
 fi
 
 printf '%s' "$want" >"$stamp.tmp"
 mv "$stamp.tmp" "$stamp"
-echo "setup-test-env: ready ($got_cli, sentry-sdk $got_sdk)" >&2
+echo "setup-test-env: ready ($got_cli, sentry-sdk $got_sdk, cronsim $got_cronsim)" >&2
 echo "$venv"

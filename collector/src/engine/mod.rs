@@ -25,6 +25,10 @@ pub mod alerting;
 pub mod caps;
 mod checkin;
 mod config;
+// One grammar for the macro's compile-time check and the collector: the file lives with the
+// macro crate (a proc-macro crate can export nothing else) and is included here.
+#[path = "../../../macros/src/crontab.rs"]
+mod crontab;
 pub mod deadlines;
 mod ids;
 mod incident;

@@ -176,7 +176,7 @@ fn config_validation() {
             Ok(daily("*/5 * * * 1-5")),
         ),
         (json!({"schedule": "@daily"}), Ok(daily("0 0 * * *"))),
-        (json!({"schedule": "@Hourly"}), Ok(daily("0 * * * *"))),
+        (json!({"schedule": "@hourly"}), Ok(daily("0 * * * *"))),
         (json!({"schedule": "@annually"}), Ok(daily("0 0 1 1 *"))),
         (json!({"schedule": "@weekly"}), Ok(daily("0 0 * * 0"))),
         (json!({"schedule": "0 0 29 2 *"}), Ok(daily("0 0 29 2 *"))),
@@ -263,7 +263,24 @@ fn config_validation() {
             json!({"schedule": "@reboot"}),
             Err("`@reboot` is not supported"),
         ),
-        (json!({"schedule": "0 0 30 2 *"}), Err("never matches")),
+        (
+            json!({"schedule": "0 0 30 2 *"}),
+            Err("no selected month has that day of the month"),
+        ),
+        (json!({"schedule": "0 0 */20 * 5L"}), Err("never matches")),
+        // What Sentry refuses: `?`, `W`, aliases in other cases.
+        (
+            json!({"schedule": "0 0 ? * MON"}),
+            Err("`?` is not supported, use `*`"),
+        ),
+        (
+            json!({"schedule": "0 0 15W * *"}),
+            Err("`W` (nearest weekday) is not supported"),
+        ),
+        (
+            json!({"schedule": "@Hourly"}),
+            Err("aliases are lowercase: write `@hourly`"),
+        ),
         (json!({"schedule": ""}), Err("it is empty")),
         (
             json!({"schedule": [0, "minute"]}),
@@ -511,7 +528,7 @@ fn daily_job_across_dst_in_new_york() {
 #[test]
 fn hourly_job_across_dst() {
     // Hourly jobs keep running every real hour: the missing wall hour is skipped and the
-    // repeated one runs twice (croner's rule for interval/wildcard jobs).
+    // repeated one runs twice (cron's rule when the minute or hour field starts with `*`).
     check_next(
         &cron("0 * * * *"),
         "Europe/Berlin",

@@ -28,9 +28,7 @@ pub const MAX_CHECKIN_DURATION_MS: u64 = 2_147_483_647;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The crontab expression does not parse.
-    #[error(
-        "schedule `{value}` is not a valid crontab expression ({reason}); expected 5 fields such as \"0 3 * * *\""
-    )]
+    #[error("schedule `{value}` is not a valid crontab expression: {reason}")]
     Crontab {
         /// The expression as given.
         value: String,
@@ -47,16 +45,18 @@ pub enum ConfigError {
         /// How many fields it has.
         fields: usize,
     },
-    /// An `@` alias other than the supported ones (e.g. `@reboot`).
-    #[error(
-        "schedule `{value}` is not supported; the aliases accepted are @yearly, @annually, @monthly, @weekly, @daily and @hourly"
-    )]
+    /// An `@` word other than Sentry's six lowercase aliases (e.g. `@reboot`, `@DAILY`).
+    #[error("schedule `{value}` is not supported: {reason}")]
     CrontabAlias {
         /// The alias as given.
         value: String,
+        /// Which aliases are accepted (and the lowercase spelling, if that is all that is wrong).
+        reason: String,
     },
     /// The crontab never matches any time (e.g. `0 0 30 2 *`).
-    #[error("schedule `{value}` never matches any date; check the day-of-month and month fields")]
+    #[error(
+        "schedule `{value}` never matches any date: its day-of-month and day-of-week fields never select the same day (when either starts with `*`, a day must match both)"
+    )]
     CrontabNeverMatches {
         /// The expression as given.
         value: String,
