@@ -242,7 +242,8 @@ impl MonitorConfig {
 
 impl ConfigPatch {
     /// Converts the `monitor_config` of a check-in from the wire, validating every field.
-    /// A numeric `0` margin or runtime means "default", as in Sentry.
+    /// A numeric `0` margin means "default", as in Sentry; a `0` runtime is refused, as Sentry's
+    /// validator does.
     pub fn from_protocol(
         config: &watchpost::protocol::MonitorConfig,
     ) -> Result<ConfigPatch, ConfigError> {
