@@ -397,10 +397,10 @@ fn value_of(field: Field, s: &str) -> Result<u32, String> {
         None if s.is_empty() => {
             Err("a value is missing (an empty list item, range end or step)".to_owned())
         }
-        None => Err(format!(
-            "`{s}` is not a number or name{}",
-            other_syntax_hint(s)
-        )),
+        None => match other_syntax_hint(s) {
+            "" => Err(format!("`{s}` is not a number or name")),
+            hint => Err(format!("in `{s}`, {}", hint.trim_start_matches("; "))),
+        },
     }
 }
 

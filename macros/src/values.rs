@@ -341,17 +341,17 @@ mod tests {
                     "0 0 15W * *",
                     Err(
                         "invalid schedule `0 0 15W * *`: the day-of-month field `15W` is not \
-                         valid: `15W` is not a number or name; `W` (nearest weekday) is not \
-                         supported, only `LW` (the last weekday of the month); it takes 1-31, \
-                         `L` (last day) or `LW` (last weekday)",
+                         valid: in `15W`, `W` (nearest weekday) is not supported, only `LW` (the \
+                         last weekday of the month); it takes 1-31, `L` (last day) or `LW` (last \
+                         weekday)",
                     ),
                 ),
                 (
                     "0 0 ? * MON",
                     Err(
                         "invalid schedule `0 0 ? * MON`: the day-of-month field `?` is not \
-                         valid: `?` is not a number or name; `?` is not supported, use `*`; it \
-                         takes 1-31, `L` (last day) or `LW` (last weekday)",
+                         valid: in `?`, `?` is not supported, use `*`; it takes 1-31, `L` (last \
+                         day) or `LW` (last weekday)",
                     ),
                 ),
                 (
