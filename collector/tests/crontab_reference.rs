@@ -23,8 +23,9 @@ use watchpost_collector::engine::{ConfigError, Schedule};
 /// The list, one `accept` or `refuse` and an expression per line.
 const CRONTABS: &str = include_str!("data/crontabs.txt");
 
-/// Two zones with DST changes on different dates and in different directions of UTC.
-const ZONES: [&str; 2] = ["Europe/Berlin", "America/New_York"];
+/// Two zones with DST changes on different dates and on either side of UTC, and UTC itself,
+/// the default (Sentry evaluates it as a zone too, `ZoneInfo("UTC")`).
+const ZONES: [&str; 3] = ["Europe/Berlin", "America/New_York", "UTC"];
 
 /// How many expected times each chain follows.
 const COUNT: usize = 6;
