@@ -205,8 +205,9 @@ impl MonitorConfig {
 }
 
 /// How many occurrences [`next_crontab`] looks at for one after `after`. Only the first pass of a
-/// fall-back overlap can put an occurrence at or before `after` (below); the second is after it.
-const CRONTAB_TRIES: usize = 3;
+/// fall-back overlap can put occurrences at or before `after` (below), at most one a minute, and
+/// real overlaps last an hour or two; this bounds the walk should a zone ever repeat a whole day.
+const CRONTAB_TRIES: usize = 25 * 60;
 
 /// The first occurrence of `spec` strictly after `after` in `tz`, computed as cronsim (the
 /// evaluator Sentry's `get_next_schedule` uses) computes the first one from `after`: start at
