@@ -15,12 +15,13 @@ readonly SENTRY_SDK_VERSION=2.75.0
 readonly SENTRY_CLI_VERSION=3.8.2
 readonly AIOSMTPD_VERSION=1.4.6 # the SMTP server the email alert tests deliver to
 readonly CRONSIM_VERSION=2.6    # collector/tests/crontab_reference.rs
+readonly TZDATA_VERSION=2026.6  # the zone data that test gives cronsim, not the system's
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${WATCHPOST_VENV:-$root/target/venv}"
 python="${PYTHON:-python3}"
 stamp="$venv/.watchpost-test-env"
-want="sentry-sdk==$SENTRY_SDK_VERSION sentry-cli==$SENTRY_CLI_VERSION aiosmtpd==$AIOSMTPD_VERSION cronsim==$CRONSIM_VERSION"
+want="sentry-sdk==$SENTRY_SDK_VERSION sentry-cli==$SENTRY_CLI_VERSION aiosmtpd==$AIOSMTPD_VERSION cronsim==$CRONSIM_VERSION tzdata==$TZDATA_VERSION"
 
 up_to_date() {
     [[ -x "$venv/bin/python" && -x "$venv/bin/sentry-cli" && -f "$stamp" ]] &&
@@ -56,19 +57,19 @@ fi
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     "sentry-sdk==$SENTRY_SDK_VERSION" "sentry-cli==$SENTRY_CLI_VERSION" "aiosmtpd==$AIOSMTPD_VERSION" \
-    "cronsim==$CRONSIM_VERSION" >&2
+    "cronsim==$CRONSIM_VERSION" "tzdata==$TZDATA_VERSION" >&2
 
 # Check what was installed rather than trusting pip's exit code alone.
 got_sdk="$("$venv/bin/python" -c 'import sentry_sdk; print(sentry_sdk.VERSION)')"
 got_cli="$("$venv/bin/sentry-cli" --version)"
-got_cronsim="$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("cronsim"))')"
+got_cronsim="$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("cronsim"), version("tzdata"))')"
 if [[ "$got_sdk" != "$SENTRY_SDK_VERSION" || "$got_cli" != *"$SENTRY_CLI_VERSION"* ||
-    "$got_cronsim" != "$CRONSIM_VERSION" ]]; then
-    echo "setup-test-env: expected sentry-sdk $SENTRY_SDK_VERSION, sentry-cli $SENTRY_CLI_VERSION and cronsim $CRONSIM_VERSION, got '$got_sdk', '$got_cli' and '$got_cronsim'" >&2
+    "$got_cronsim" != "$CRONSIM_VERSION $TZDATA_VERSION" ]]; then
+    echo "setup-test-env: expected sentry-sdk $SENTRY_SDK_VERSION, sentry-cli $SENTRY_CLI_VERSION, cronsim and tzdata $CRONSIM_VERSION $TZDATA_VERSION, got '$got_sdk', '$got_cli' and '$got_cronsim'" >&2
     exit 1
 fi
 
 printf '%s' "$want" >"$stamp.tmp"
 mv "$stamp.tmp" "$stamp"
-echo "setup-test-env: ready ($got_cli, sentry-sdk $got_sdk, cronsim $got_cronsim)" >&2
+echo "setup-test-env: ready ($got_cli, sentry-sdk $got_sdk, cronsim and tzdata $got_cronsim)" >&2
 echo "$venv"

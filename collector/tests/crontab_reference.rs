@@ -110,6 +110,8 @@ fn reference(cases: &[Case]) -> Reference {
     });
     let mut child = Command::new(python::python())
         .arg(script)
+        // The pinned `tzdata` package's zones, not whatever the system has.
+        .env("PYTHONTZPATH", "")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
