@@ -237,44 +237,21 @@ pub(crate) fn parse(normalized: &str) -> Result<Spec, CrontabError> {
         sets.push(items);
     }
     let mut spec = Spec {
-        minutes: 0,
-        hours: 0,
-        days: 0,
-        last_day: false,
-        last_weekday: false,
-        months: 0,
-        weekdays: 0,
+        // Each field's values are within its range, so the bits fit each width.
+        minutes: numbers(&sets[0]),
+        hours: numbers(&sets[1]) as u32,
+        days: numbers(&sets[2]) as u32,
+        last_day: sets[2].contains(&Item::Last),
+        last_weekday: sets[2].contains(&Item::LastWeekday),
+        months: numbers(&sets[3]) as u16,
+        weekdays: numbers(&sets[4]) as u8,
         nth: [0; 8],
         last_of: 0,
         day_and: parts[2].starts_with('*') || parts[4].starts_with('*'),
         fixed_time: !parts[0].starts_with('*') && !parts[1].starts_with('*'),
     };
-    for item in &sets[0] {
-        if let Item::Num(n) = item {
-            spec.minutes |= 1 << n;
-        }
-    }
-    for item in &sets[1] {
-        if let Item::Num(n) = item {
-            spec.hours |= 1 << n;
-        }
-    }
-    for item in &sets[2] {
-        match item {
-            Item::Num(n) => spec.days |= 1 << n,
-            Item::Last => spec.last_day = true,
-            Item::LastWeekday => spec.last_weekday = true,
-            _ => {}
-        }
-    }
-    for item in &sets[3] {
-        if let Item::Num(n) = item {
-            spec.months |= 1 << n;
-        }
-    }
     for item in &sets[4] {
         match *item {
-            Item::Num(n) => spec.weekdays |= 1 << n,
             Item::Nth(d, n) => spec.nth[d as usize] |= 1 << n,
             Item::LastOf(d) => spec.last_of |= 1 << d,
             _ => {}
@@ -285,6 +262,14 @@ pub(crate) fn parse(normalized: &str) -> Result<Spec, CrontabError> {
         return Err(CrontabError::NeverMatches);
     }
     Ok(spec)
+}
+
+/// The plain numbers of a field's set, as bits.
+fn numbers(items: &[Item]) -> u64 {
+    items.iter().fold(0, |bits, item| match item {
+        Item::Num(n) => bits | 1 << n,
+        _ => bits,
+    })
 }
 
 /// One element of a field's set, as cronsim keeps them.
