@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates the Python virtualenv the interop tests drive real Sentry clients from:
 # `target/venv` with the sentry-sdk and sentry-cli versions our fixtures were captured from,
-# and Relay's normalizer (sentry-relay) the payload tests check our events against.
+# Relay's normalizer (sentry-relay) the payload tests check our events against, and cronsim, the crontab evaluator Sentry computes schedules with (the version Sentry pins),
+# as the reference the schedule tests compare against.
 #
 # Idempotent and safe to run from many processes at once (test binaries run in parallel): the
 # work happens under an exclusive flock, and a stamp file naming the pinned versions makes a
@@ -16,12 +17,14 @@ readonly AIOSMTPD_VERSION=1.4.6 # the SMTP server the email alert tests deliver 
 # Relay's own event normalizer (`sentry_relay.processing.StoreNormalizer`), which the SDK's
 # payload tests run our events through to show Sentry keeps them unchanged.
 readonly SENTRY_RELAY_VERSION=0.10.1
+readonly CRONSIM_VERSION=2.6    # collector/tests/crontab_reference.rs
+readonly TZDATA_VERSION=2026.6  # the zone data that test gives cronsim, not the system's
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${WATCHPOST_VENV:-$root/target/venv}"
 python="${PYTHON:-python3}"
 stamp="$venv/.watchpost-test-env"
-want="sentry-sdk==$SENTRY_SDK_VERSION sentry-cli==$SENTRY_CLI_VERSION aiosmtpd==$AIOSMTPD_VERSION"
+want="sentry-sdk==$SENTRY_SDK_VERSION sentry-cli==$SENTRY_CLI_VERSION aiosmtpd==$AIOSMTPD_VERSION cronsim==$CRONSIM_VERSION tzdata==$TZDATA_VERSION"
 want="$want sentry-relay==$SENTRY_RELAY_VERSION"
 
 up_to_date() {
@@ -57,7 +60,8 @@ if [[ -e "$venv" && ! -x "$venv/bin/python" ]]; then
 fi
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "sentry-sdk==$SENTRY_SDK_VERSION" "sentry-cli==$SENTRY_CLI_VERSION" "aiosmtpd==$AIOSMTPD_VERSION" >&2
+    "sentry-sdk==$SENTRY_SDK_VERSION" "sentry-cli==$SENTRY_CLI_VERSION" "aiosmtpd==$AIOSMTPD_VERSION" \
+    "cronsim==$CRONSIM_VERSION" "tzdata==$TZDATA_VERSION" >&2
 
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     "sentry-relay==$SENTRY_RELAY_VERSION" >&2
@@ -65,8 +69,10 @@ fi
 # Check what was installed rather than trusting pip's exit code alone.
 got_sdk="$("$venv/bin/python" -c 'import sentry_sdk; print(sentry_sdk.VERSION)')"
 got_cli="$("$venv/bin/sentry-cli" --version)"
-if [[ "$got_sdk" != "$SENTRY_SDK_VERSION" || "$got_cli" != *"$SENTRY_CLI_VERSION"* ]]; then
-    echo "setup-test-env: expected sentry-sdk $SENTRY_SDK_VERSION and sentry-cli $SENTRY_CLI_VERSION, got '$got_sdk' and '$got_cli'" >&2
+got_cronsim="$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("cronsim"), version("tzdata"))')"
+if [[ "$got_sdk" != "$SENTRY_SDK_VERSION" || "$got_cli" != *"$SENTRY_CLI_VERSION"* ||
+    "$got_cronsim" != "$CRONSIM_VERSION $TZDATA_VERSION" ]]; then
+    echo "setup-test-env: expected sentry-sdk $SENTRY_SDK_VERSION, sentry-cli $SENTRY_CLI_VERSION, cronsim and tzdata $CRONSIM_VERSION $TZDATA_VERSION, got '$got_sdk', '$got_cli' and '$got_cronsim'" >&2
     exit 1
 fi
 
@@ -78,5 +84,5 @@ fi
 
 printf '%s' "$want" >"$stamp.tmp"
 mv "$stamp.tmp" "$stamp"
-echo "setup-test-env: ready ($got_cli, sentry-sdk $got_sdk)" >&2
+echo "setup-test-env: ready ($got_cli, sentry-sdk $got_sdk, cronsim and tzdata $got_cronsim)" >&2
 echo "$venv"

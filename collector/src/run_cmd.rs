@@ -305,7 +305,8 @@ fn parse_duration(field: &'static str, raw: &str) -> Result<Duration, String> {
     let value = serde_json::Value::String(raw.to_owned());
     match engine::parse_minutes_or_humantime(field, &value) {
         Ok(Some(duration)) => Ok(duration),
-        // On the wire a 0 means "the default"; on a command line it is more likely a mistake.
+        // On the wire a 0 margin means "the default" (a 0 runtime is refused above); on a
+        // command line it is more likely a mistake.
         Ok(None) => Err(format!("{field} must be greater than 0")),
         Err(err) => Err(err.to_string()),
     }

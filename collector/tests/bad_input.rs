@@ -294,6 +294,23 @@ fn every_class_of_bad_input_is_refused_whole() {
             )),
         ),
         case(
+            "crontab extension Sentry refuses",
+            S::BAD_REQUEST,
+            "`W` (nearest weekday) is not supported",
+            one_checkin(checkin(
+                VICTIM,
+                "ok",
+                None,
+                Some(json!({"schedule": {"type": "crontab", "value": "0 0 15W * *"}})),
+            )),
+        ),
+        case(
+            "max_runtime 0",
+            S::BAD_REQUEST,
+            "max_runtime must be at least 1 minute",
+            one_checkin(victim_with_config(&json!({"max_runtime": 0}))),
+        ),
+        case(
             "bad timezone",
             S::BAD_REQUEST,
             "not a known IANA timezone",

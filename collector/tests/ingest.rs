@@ -291,6 +291,39 @@ fn the_cron_endpoint_takes_queries_and_json() {
     assert_error(response, StatusCode::NOT_FOUND, "does not exist");
 }
 
+/// Slugs reach the monitor as they reach Sentry's: an all-digit slug is kept, and a long one is
+/// cut to 50 characters (Relay) before it is slugified (Sentry's consumer).
+#[test]
+fn slugs_are_normalized_as_relay_and_sentry_do() {
+    let collector = Collector::start(None);
+    let key = collector.key.clone();
+    let long = "db.backup.".repeat(10);
+    for (slug, stored) in [
+        ("12345", "12345"),
+        (long.as_str(), "dbbackupdbbackupdbbackupdbbackupdbbackup"),
+    ] {
+        let response = collector
+            .request(Method::POST, &format!("/api/1/cron/{slug}/{key}/"))
+            .header("Content-Type", "application/json")
+            .body(
+                json!({
+                    "status": "ok",
+                    "monitor_config": {"schedule": {"type": "crontab", "value": "0 3 * * *"}}
+                })
+                .to_string(),
+            )
+            .send()
+            .unwrap();
+        let (status, reply) = response_json(response);
+        assert_eq!(status, StatusCode::ACCEPTED, "{slug}: {reply}");
+        assert_eq!(
+            statuses(&collector, stored),
+            ["ok"],
+            "{slug} is stored as {stored}"
+        );
+    }
+}
+
 #[test]
 fn pings_start_finish_fail_and_log() {
     let collector = Collector::start(None);

@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::crontab::{self, CrontabError, Spec};
 use super::validate::{self, ConfigError};
 
 /// Default `checkin_margin`: 1 minute.
@@ -98,9 +99,10 @@ pub struct ConfigPatch {
 }
 
 impl Schedule {
-    /// Parses and normalizes a crontab: exactly 5 fields, or one of `@yearly`, `@annually`,
-    /// `@monthly`, `@weekly`, `@daily`, `@hourly` (expanded as Sentry does). Seconds and year
-    /// fields, `@reboot` and expressions that never match are rejected.
+    /// Parses and normalizes a crontab as Sentry does: exactly 5 fields, or one of `@yearly`,
+    /// `@annually`, `@monthly`, `@weekly`, `@daily`, `@hourly` (lowercase, expanded). Seconds
+    /// and year fields, `@reboot`, `?`, `W` (other than `LW`) and expressions that never match
+    /// are rejected.
     pub fn crontab(expr: &str) -> Result<Schedule, ConfigError> {
         // Parsed once per distinct expression (see `schedule::cached_crontab`), so validating
         // an incoming `monitor_config` and decoding a stored one cost a map lookup.
@@ -240,7 +242,8 @@ impl MonitorConfig {
 
 impl ConfigPatch {
     /// Converts the `monitor_config` of a check-in from the wire, validating every field.
-    /// A numeric `0` margin or runtime means "default", as in Sentry.
+    /// A numeric `0` margin means "default", as in Sentry; a `0` runtime is refused, as Sentry's
+    /// validator does.
     pub fn from_protocol(
         config: &watchpost_protocol::MonitorConfig,
     ) -> Result<ConfigPatch, ConfigError> {
@@ -438,73 +441,30 @@ impl From<Schedule> for ScheduleRepr {
     }
 }
 
-/// Parses, for the crontab forms this module accepts, into the normalized expression and the
-/// croner schedule, and checks that the expression ever matches: Sentry checks the expression
-/// can be iterated; a day that never exists (`30 2`) would otherwise leave the monitor with no
-/// next check-in, silently. Uncached; callers go through `schedule::cached_crontab`.
-pub(super) fn parse_crontab(expr: &str) -> Result<(String, croner::Cron), ConfigError> {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    let normalized = match fields.as_slice() {
-        [] => {
-            return Err(ConfigError::Crontab {
-                value: expr.to_owned(),
-                reason: "it is empty".to_owned(),
-            });
-        }
-        [alias] if alias.starts_with('@') => match alias.to_ascii_lowercase().as_str() {
-            "@yearly" | "@annually" => "0 0 1 1 *".to_owned(),
-            "@monthly" => "0 0 1 * *".to_owned(),
-            "@weekly" => "0 0 * * 0".to_owned(),
-            "@daily" => "0 0 * * *".to_owned(),
-            "@hourly" => "0 * * * *".to_owned(),
-            _ => {
-                return Err(ConfigError::CrontabAlias {
-                    value: expr.to_owned(),
-                });
-            }
+/// Parses a crontab with the grammar Sentry accepts (`crontab.rs`, shared with
+/// `#[monitored_job]`) into the normalized expression and its [`Spec`]: aliases expanded,
+/// `?`, `W` and other extensions refused, and an expression whose day fields never select a
+/// day refused (Sentry's validator cannot iterate it). Uncached; callers go through
+/// `schedule::cached_crontab`.
+pub(super) fn parse_crontab(expr: &str) -> Result<(String, Spec), ConfigError> {
+    crontab::check(expr).map_err(|error| crontab_error(expr, error))
+}
+
+/// The grammar's refusal as the [`ConfigError`] the API and ingest answer with.
+fn crontab_error(expr: &str, error: CrontabError) -> ConfigError {
+    let value = expr.to_owned();
+    match error {
+        CrontabError::Fields(fields) => ConfigError::CrontabFields { value, fields },
+        CrontabError::Alias(_) => ConfigError::CrontabAlias {
+            value,
+            reason: error.to_string(),
         },
-        five if five.len() == 5 => five.join(" "),
-        other => {
-            return Err(ConfigError::CrontabFields {
-                value: expr.to_owned(),
-                fields: other.len(),
-            });
-        }
-    };
-    if normalized.contains('@') {
-        return Err(ConfigError::CrontabAlias {
-            value: expr.to_owned(),
-        });
+        CrontabError::NeverMatches => ConfigError::CrontabNeverMatches { value },
+        other => ConfigError::Crontab {
+            value,
+            reason: other.to_string(),
+        },
     }
-    // croner skips empty list elements, so a field of only commas (`,`) parses as a field that
-    // lists no value at all. With it the never-matches check below walks croner's whole search
-    // range minute by minute or day by day: seconds of CPU for every request that sends it
-    // (found by the `schedule` and `envelope` fuzz targets).
-    if let Some(field) = normalized
-        .split(' ')
-        .find(|field| field.split(',').all(str::is_empty))
-    {
-        return Err(ConfigError::Crontab {
-            value: expr.to_owned(),
-            reason: format!("field `{field}` lists no value"),
-        });
-    }
-    let cron = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Disallowed)
-        .year(croner::parser::Year::Disallowed)
-        .build()
-        .parse(&normalized)
-        .map_err(|e| ConfigError::Crontab {
-            value: expr.to_owned(),
-            reason: e.to_string(),
-        })?;
-    let reference = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
-    if cron.find_next_occurrence(&reference, false).is_err() {
-        return Err(ConfigError::CrontabNeverMatches {
-            value: expr.to_owned(),
-        });
-    }
-    Ok((normalized, cron))
 }
 
 fn shape(detail: String) -> ConfigError {

@@ -28,6 +28,7 @@ pub mod alerting;
 pub mod caps;
 mod checkin;
 mod config;
+pub mod crontab;
 pub mod deadlines;
 mod ids;
 mod incident;

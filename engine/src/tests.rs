@@ -106,14 +106,70 @@ fn slug_normalization() {
         ("", Err("has no letters or digits")),
         ("!!!", Err("has no letters or digits")),
         ("日本", Err("has no letters or digits")),
-        ("12345", Err("is only digits")),
+        // Sentry's check-in upsert keeps an all-digit slug (only its API refuses one).
+        ("12345", Ok("12345")),
         (" 12 34 ", Ok("12-34")),
+        // Django's own slugify cases (ASCII mode), as Sentry's consumer applies it.
+        ("Hello, World!", Ok("hello-world")),
+        ("spam & eggs", Ok("spam-eggs")),
+        (
+            " multiple---dash and  space ",
+            Ok("multiple-dash-and-space"),
+        ),
+        ("\t whitespace-in-value \n", Ok("whitespace-in-value")),
+        (
+            "__strip__underscore-value___",
+            Ok("strip__underscore-value"),
+        ),
+        ("_ -strip-mixed-value _-", Ok("strip-mixed-value")),
+        ("spam & ıçüş", Ok("spam-cus")),
+        ("İstanbul", Ok("istanbul")),
+        (
+            "Un \u{e9}l\u{e9}phant \u{e0} l'or\u{e9}e",
+            Ok("un-elephant-a-loree"),
+        ),
+        // A no-break or ideographic space decomposes to a space; Python's `\s` has `\x1c`.
+        ("tout\u{a0}est bien", Ok("tout-est-bien")),
+        ("a\u{3000}b", Ok("a-b")),
+        ("a\u{1c}b", Ok("a-b")),
     ];
     for &(raw, expected) in cases {
         check_slug(raw, expected);
     }
-    // Cut at 50, then trailing dashes trimmed, as `slugify(s)[:50].strip("-")`.
+    // Slugified, cut at 50, then trailing dashes trimmed, as `slugify(s)[:50].strip("-")`.
     check_slug(&format!("{}-tail", "a".repeat(49)), Ok(&"a".repeat(49)));
+}
+
+/// Relay cuts a check-in's slug to its first 50 characters before Sentry slugifies it, so
+/// characters slugify drops still count towards the 50 (Relay's own cases: `"test_"` 50 times
+/// keeps 50 characters, a row of 60 crabs keeps 50 crabs, which slugify then empties).
+#[test]
+fn slug_cut_to_50_characters_before_slugify() {
+    let cases: &[(String, Result<&str, &str>)] = &[
+        (
+            "db.backup.".repeat(10),
+            // Not the first 50 of the 80-letter slugified whole.
+            Ok("dbbackupdbbackupdbbackupdbbackupdbbackup"),
+        ),
+        (
+            "test_".repeat(50),
+            // The cut ends on `_`, which slugify then trims.
+            Ok("test_test_test_test_test_test_test_test_test_test"),
+        ),
+        (
+            format!("{}-----yyyy", "x".repeat(45)),
+            Ok("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ),
+        (
+            "0".repeat(60),
+            Ok("00000000000000000000000000000000000000000000000000"),
+        ),
+        ("🦀".repeat(60), Err("has no letters or digits")),
+        (format!("{}job", "日".repeat(48)), Ok("jo")),
+    ];
+    for (raw, expected) in cases {
+        check_slug(raw, *expected);
+    }
 }
 
 #[test]
@@ -176,7 +232,7 @@ fn config_validation() {
             Ok(daily("*/5 * * * 1-5")),
         ),
         (json!({"schedule": "@daily"}), Ok(daily("0 0 * * *"))),
-        (json!({"schedule": "@Hourly"}), Ok(daily("0 * * * *"))),
+        (json!({"schedule": "@hourly"}), Ok(daily("0 * * * *"))),
         (json!({"schedule": "@annually"}), Ok(daily("0 0 1 1 *"))),
         (json!({"schedule": "@weekly"}), Ok(daily("0 0 * * 0"))),
         (json!({"schedule": "0 0 29 2 *"}), Ok(daily("0 0 29 2 *"))),
@@ -236,10 +292,19 @@ fn config_validation() {
                 c.max_runtime = Duration::from_secs(300)
             })),
         ),
-        // Sentry: a numeric 0 or null means "the default".
+        // Sentry: a margin of 0 is coerced to the default (1 minute), null means the default.
         (
             json!({"schedule": "@daily", "checkin_margin": 0, "max_runtime": null, "timezone": ""}),
             Ok(daily("0 0 * * *")),
+        ),
+        // Sentry's validator refuses a runtime of 0 (minimum 1), as a number or a string.
+        (
+            json!({"schedule": "@daily", "max_runtime": 0}),
+            Err("max_runtime must be at least 1 minute"),
+        ),
+        (
+            json!({"schedule": "@daily", "max_runtime": "0"}),
+            Err("max_runtime must be at least 1 minute"),
         ),
         (
             json!({"schedule": "@daily", "max_runtime": 40320}),
@@ -263,7 +328,24 @@ fn config_validation() {
             json!({"schedule": "@reboot"}),
             Err("`@reboot` is not supported"),
         ),
-        (json!({"schedule": "0 0 30 2 *"}), Err("never matches")),
+        (
+            json!({"schedule": "0 0 30 2 *"}),
+            Err("no selected month has that day of the month"),
+        ),
+        (json!({"schedule": "0 0 */20 * 5L"}), Err("never matches")),
+        // What Sentry refuses: `?`, `W`, aliases in other cases.
+        (
+            json!({"schedule": "0 0 ? * MON"}),
+            Err("`?` is not supported, use `*`"),
+        ),
+        (
+            json!({"schedule": "0 0 15W * *"}),
+            Err("`W` (nearest weekday) is not supported"),
+        ),
+        (
+            json!({"schedule": "@Hourly"}),
+            Err("aliases are lowercase: write `@hourly`"),
+        ),
         (json!({"schedule": ""}), Err("it is empty")),
         (
             json!({"schedule": [0, "minute"]}),
@@ -363,6 +445,25 @@ fn config_from_protocol() {
         (config.failure_issue_threshold, config.recovery_threshold),
         (2, 1)
     );
+
+    // A check-in's `monitor_config` with `max_runtime: 0` is an invalid config, as in Sentry.
+    let zero_runtime: watchpost_protocol::MonitorConfig = serde_json::from_value(json!({
+        "schedule": {"type": "crontab", "value": "0 * * * *"}, "max_runtime": 0
+    }))
+    .unwrap();
+    let error = ConfigPatch::from_protocol(&zero_runtime).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("max_runtime must be at least 1 minute"),
+        "{error}"
+    );
+    let zero_margin: watchpost_protocol::MonitorConfig = serde_json::from_value(json!({
+        "schedule": {"type": "crontab", "value": "0 * * * *"}, "checkin_margin": 0
+    }))
+    .unwrap();
+    let patch = ConfigPatch::from_protocol(&zero_margin).unwrap();
+    assert_eq!(patch.checkin_margin, None, "0 means the default margin");
 
     let bad: watchpost_protocol::MonitorConfig =
         serde_json::from_value(json!({"schedule": {"type": "crontab", "value": "@reboot"}}))
@@ -543,7 +644,7 @@ fn daily_job_across_dst_in_new_york() {
 #[test]
 fn hourly_job_across_dst() {
     // Hourly jobs keep running every real hour: the missing wall hour is skipped and the
-    // repeated one runs twice (croner's rule for interval/wildcard jobs).
+    // repeated one runs twice (cron's rule when the minute or hour field starts with `*`).
     check_next(
         &cron("0 * * * *"),
         "Europe/Berlin",

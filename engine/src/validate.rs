@@ -28,9 +28,7 @@ pub const MAX_CHECKIN_DURATION_MS: u64 = 2_147_483_647;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The crontab expression does not parse.
-    #[error(
-        "schedule `{value}` is not a valid crontab expression ({reason}); expected 5 fields such as \"0 3 * * *\""
-    )]
+    #[error("schedule `{value}` is not a valid crontab expression: {reason}")]
     Crontab {
         /// The expression as given.
         value: String,
@@ -47,16 +45,18 @@ pub enum ConfigError {
         /// How many fields it has.
         fields: usize,
     },
-    /// An `@` alias other than the supported ones (e.g. `@reboot`).
-    #[error(
-        "schedule `{value}` is not supported; the aliases accepted are @yearly, @annually, @monthly, @weekly, @daily and @hourly"
-    )]
+    /// An `@` word other than Sentry's six lowercase aliases (e.g. `@reboot`, `@DAILY`).
+    #[error("schedule `{value}` is not supported: {reason}")]
     CrontabAlias {
         /// The alias as given.
         value: String,
+        /// Which aliases are accepted (and the lowercase spelling, if that is all that is wrong).
+        reason: String,
     },
     /// The crontab never matches any time (e.g. `0 0 30 2 *`).
-    #[error("schedule `{value}` never matches any date; check the day-of-month and month fields")]
+    #[error(
+        "schedule `{value}` never matches any date: its day-of-month and day-of-week fields never select the same day (when either starts with `*`, a day must match both)"
+    )]
     CrontabNeverMatches {
         /// The expression as given.
         value: String,
@@ -120,7 +120,7 @@ pub enum ConfigError {
     },
     /// The slug is unusable.
     #[error(
-        "monitor slug `{value}` {problem}; slugs use lowercase letters, digits, `_` and `-` (at most 50 characters) and are not only digits"
+        "monitor slug `{value}` {problem}; slugs use lowercase letters, digits, `_` and `-` (at most 50 characters)"
     )]
     Slug {
         /// The slug as given.
@@ -140,25 +140,28 @@ pub enum ConfigError {
     },
 }
 
-/// Normalizes a monitor slug exactly as Sentry's consumer does:
+/// Normalizes a monitor slug exactly as a check-in's slug reaches Sentry's database: Relay cuts
+/// it to its first 50 characters, then Sentry's consumer takes
 /// `django.utils.text.slugify(slug)[:50].strip("-")`.
 ///
-/// That is: characters outside ASCII letters, digits, `_`, `-` and whitespace are dropped
-/// (`"db.backup"` → `"dbbackup"`; accented Latin letters lose their accent, other non-ASCII
-/// characters are dropped), letters are lowercased, runs of whitespace and `-` become one `-`,
-/// leading and trailing `-`/`_` are trimmed, and the result is cut to 50 characters. An empty or
-/// all-digit result is rejected.
+/// That is: the first 50 characters are kept (so punctuation that slugify would drop still
+/// counts towards them); characters outside ASCII letters, digits, `_`, `-` and whitespace are
+/// dropped (`"db.backup"` → `"dbbackup"`; accented Latin letters lose their accent, Unicode
+/// spaces are spaces, other non-ASCII characters are dropped), letters are lowercased, runs of
+/// whitespace and `-` become one `-`, leading and trailing `-`/`_` are trimmed, and the result
+/// is cut to 50 characters again. An all-digit slug (`12345`) is kept, as Sentry's check-in
+/// upsert keeps it; an empty result is rejected.
 pub fn normalize_slug(raw: &str) -> Result<String, ConfigError> {
     let mut slug = String::with_capacity(raw.len().min(4 * MAX_SLUG_LEN));
     let mut pending_dash = false;
-    for c in raw.chars().flat_map(fold_to_ascii) {
+    for c in raw.chars().take(MAX_SLUG_LEN).flat_map(fold_to_ascii) {
         if c.is_ascii_alphanumeric() || c == '_' {
             if pending_dash && !slug.is_empty() {
                 slug.push('-');
             }
             pending_dash = false;
             slug.push(c.to_ascii_lowercase());
-        } else if c == '-' || c.is_whitespace() {
+        } else if c == '-' || is_python_space(c) {
             pending_dash = true;
         }
     }
@@ -173,10 +176,15 @@ pub fn normalize_slug(raw: &str) -> Result<String, ConfigError> {
     if slug.is_empty() {
         return Err(error("has no letters or digits"));
     }
-    if slug.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(error("is only digits"));
-    }
     Ok(slug.to_owned())
+}
+
+/// Python's `\s` on the ASCII that slugify has left: ASCII whitespace and the separators
+/// `\x1c`-`\x1f`, which Rust does not count as whitespace.
+fn is_python_space(c: char) -> bool {
+    c.is_ascii_whitespace()
+        || ('\u{b}'..='\u{d}').contains(&c)
+        || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// What slugify's NFKD-then-ASCII step leaves of a character: itself if ASCII, the base letter
@@ -187,6 +195,9 @@ fn fold_to_ascii(c: char) -> impl Iterator<Item = char> {
     const EXTENDED_A: &[u8; 128] = b"AaAaAaCcCcCcCcDd..EeEeEeEeEeGgGgGgGgHh..IiIiIiIiI.IiJjKk.LlLlLlLl..NnNnNnn..OoOoOo..RrRrRrSsSsSsSsTtTt..UuUuUuUuUuUuWwYyYZzZzZzs";
     let (first, second) = match u32::from(c) {
         0..=0x7f => (Some(c), None),
+        // Spaces whose compatibility decomposition is a plain space (no-break, en to hair,
+        // narrow no-break, medium mathematical, ideographic).
+        0xa0 | 0x2000..=0x200a | 0x202f | 0x205f | 0x3000 => (Some(' '), None),
         // U+0132 and U+0133 are the ligatures IJ and ij.
         0x132 => (Some('I'), Some('J')),
         0x133 => (Some('i'), Some('j')),
@@ -247,8 +258,9 @@ pub fn parse_timezone(name: &str) -> Result<Tz, ConfigError> {
 /// Sentry) or a string, either of minutes (`"5"`, as query strings carry them) or humantime
 /// (`"90s"`, `"1h 30m"`; Watchpost extension).
 ///
-/// Returns `Ok(None)` for `null` and for a numeric `0`, which Sentry treats as "use the default"
-/// (`checkin_margin or 1`); any other value must be greater than 0 and at most 28 days.
+/// Returns `Ok(None)` for `null`, and for a numeric `0` margin, which Sentry treats as "use the
+/// default" (`checkin_margin` 0 becomes 1); a numeric `0` runtime is refused, as Sentry's
+/// validator does (minimum 1). Any other value must be greater than 0 and at most 28 days.
 /// `field` names the field in the error.
 pub fn parse_minutes_or_humantime(
     field: &'static str,
@@ -283,7 +295,7 @@ pub(super) fn parse_minutes(
         return Err(error("must be a positive number"));
     }
     if minutes == 0.0 {
-        return Ok(None);
+        return zero_minutes(field);
     }
     let seconds = minutes * 60.0;
     if seconds > MAX_CONFIG_DURATION.as_secs_f64() {
@@ -294,6 +306,21 @@ pub(super) fn parse_minutes(
         return Err(error("is too short"));
     }
     Ok(Some(duration))
+}
+
+/// A numeric `0`, as Sentry's validator takes it: `checkin_margin` 0 becomes its default (1
+/// minute; Sentry coerces 0 to 1 for the SDKs that still send it), while `max_runtime` has a
+/// minimum of 1 and 0 is refused (in a check-in's `monitor_config` that refuses the check-in,
+/// like any invalid config: `docs/deviations-from-sentry-crons.md`).
+fn zero_minutes(field: &'static str) -> Result<Option<Duration>, ConfigError> {
+    if field == "max_runtime" {
+        return Err(ConfigError::Duration {
+            field,
+            value: "0".to_owned(),
+            problem: "must be at least 1 minute (leave it out, or send null, for the default of 30 minutes)",
+        });
+    }
+    Ok(None)
 }
 
 /// [`parse_minutes_or_humantime`] for a string: minutes if it is a number, else humantime.

@@ -44,7 +44,7 @@ use proc_macro::TokenStream;
 /// | argument | example | meaning |
 /// |---|---|---|
 /// | `slug` | `"nightly-backup"` | The monitor's name: 1 to 50 of `a-z`, `0-9`, `-`, `_`. Defaults to the function's name, lowercased. |
-/// | `schedule` | `"0 3 * * *"`, `"@daily"` | A 5-field crontab (minute hour day-of-month month day-of-week) or one of `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@hourly`. |
+/// | `schedule` | `"0 3 * * *"`, `"@daily"` | A 5-field crontab (minute hour day-of-month month day-of-week) as Sentry accepts it (names, ranges, steps, lists, `L` and `LW` in the day of month, `5L` and `1#2` in the day of week; no `?` or `W`), or one of `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@hourly` (lowercase). Day of month and day of week must both match when either starts with `*`, and either suffices when both are restricted, as in Sentry. |
 /// | `interval` | `"10m"`, `"1h 30m"` | Instead of `schedule`: the time between runs, counted from the last check-in; sent in the largest exact unit (second, minute, hour, day or week). |
 /// | `timezone` | `"Europe/Berlin"` | The IANA timezone the crontab is evaluated in; the server defaults to UTC. |
 /// | `checkin_margin` | `"5m"` | How late a run may start before it counts as missed. |

@@ -5,8 +5,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use croner::errors::CronError;
-use croner::parser::{CronParser, Seconds, Year};
+use watchpost_engine::crontab::{self, CrontabError};
 
 /// The longest slug Sentry (and the collector) accept.
 const MAX_SLUG_LEN: usize = 50;
@@ -15,25 +14,6 @@ const MAX_ENVIRONMENT_LEN: usize = 64;
 /// Bounds of `failure_issue_threshold` and `recovery_threshold` (Sentry's `MAX_THRESHOLD`).
 pub(crate) const THRESHOLDS: std::ops::RangeInclusive<u64> = 1..=720;
 
-/// The `@`-aliases a crontab may be, as Sentry accepts them.
-const ALIASES: [&str; 6] = [
-    "@yearly",
-    "@annually",
-    "@monthly",
-    "@weekly",
-    "@daily",
-    "@hourly",
-];
-/// How the five crontab fields are named in messages.
-const CRONTAB_FIELDS: &str = "minute hour day-of-month month day-of-week";
-/// Each crontab field's name and what it takes, to say which field is wrong.
-const CRONTAB_FIELD_RANGES: [(&str, &str); 5] = [
-    ("minute", "0-59"),
-    ("hour", "0-23"),
-    ("day-of-month", "1-31"),
-    ("month", "1-12 or JAN-DEC"),
-    ("day-of-week", "0-7 or SUN-SAT"),
-];
 /// How a duration is written, appended to duration errors.
 const DURATION_HINT: &str = "write it like `30s`, `5m`, `2h` or `1h 30m`";
 
@@ -120,99 +100,24 @@ fn suggest_slug(text: &str) -> Option<String> {
     (!slug.is_empty() && slug != text).then(|| slug.to_owned())
 }
 
-/// Checks a crontab and returns it as it will be sent: five fields separated by single spaces,
-/// or a lowercase `@`-alias.
+/// Checks a crontab with the grammar the collector and Sentry accept (`crontab.rs`, the same
+/// file the collector validates with) and returns it as it will be sent: five fields separated
+/// by single spaces, or the `@`-alias as written.
 pub(crate) fn crontab(text: &str) -> Result<String, String> {
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    match fields.as_slice() {
-        [] => Err(format!(
-            "empty schedule: expected a crontab such as `0 3 * * *` ({CRONTAB_FIELDS}) or an \
-             alias such as `@daily`"
-        )),
-        [alias] if alias.starts_with('@') => crontab_alias(alias),
-        _ if fields.len() != 5 => Err(wrong_field_count(text, fields.len())),
-        _ => {
-            let normalized = fields.join(" ");
-            match cron_parser().parse(&normalized) {
-                Ok(_) => Ok(normalized),
-                Err(error) => Err(invalid_crontab(text, &fields, &error)),
-            }
-        }
-    }
-}
-
-/// Names the first field croner rejects on its own; falls back to croner's reason when only
-/// the combination is wrong.
-fn invalid_crontab(text: &str, fields: &[&str], error: &CronError) -> String {
-    let blamed = (0..fields.len()).find_map(|i| {
-        let mut alone = ["*"; 5];
-        alone[i] = fields[i];
-        cron_parser()
-            .parse(&alone.join(" "))
-            .err()
-            .map(|error| (i, error))
-    });
-    match blamed {
-        Some((i, field_error)) => {
-            let (name, range) = CRONTAB_FIELD_RANGES[i];
-            format!(
-                "invalid schedule `{text}`: the {name} field `{}` is not valid ({}); it takes \
-                 {range}",
-                fields[i],
-                cron_reason(&field_error)
-            )
-        }
-        None => format!("invalid schedule `{text}`: {}", cron_reason(error)),
-    }
-}
-
-fn crontab_alias(alias: &str) -> Result<String, String> {
-    let lower = alias.to_ascii_lowercase();
-    if ALIASES.contains(&lower.as_str()) {
-        return Ok(lower);
-    }
-    if lower == "@reboot" {
-        return Err(format!(
+    match crontab::check(text) {
+        Ok(_) if text.trim().starts_with('@') => Ok(text.trim().to_owned()),
+        Ok((normalized, _)) => Ok(normalized),
+        Err(CrontabError::Empty) => Err(
+            "empty schedule: expected a crontab such as `0 3 * * *` (minute hour day-of-month \
+             month day-of-week) or an alias such as `@daily`"
+                .to_owned(),
+        ),
+        Err(CrontabError::Alias(alias)) if alias.eq_ignore_ascii_case("@reboot") => Err(format!(
             "`{alias}` is not a schedule a monitor can check: it has no expected time; use a \
              crontab such as `0 3 * * *` or `interval = \"...\"`"
-        ));
+        )),
+        Err(error) => Err(format!("invalid schedule `{text}`: {error}")),
     }
-    Err(format!(
-        "unknown schedule alias `{alias}`: expected one of {}",
-        ALIASES.join(", ")
-    ))
-}
-
-fn wrong_field_count(text: &str, found: usize) -> String {
-    let mut message =
-        format!("invalid schedule `{text}`: expected 5 fields ({CRONTAB_FIELDS}), found {found}");
-    if found > 5 {
-        message.push_str("; crontabs with seconds or years are not supported");
-    }
-    message
-}
-
-/// Five fields only: Sentry rejects seconds and years, and so does the collector.
-fn cron_parser() -> CronParser {
-    CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .year(Year::Disallowed)
-        .build()
-}
-
-/// croner's reason as a clause of our sentence: no `Invalid pattern:` prefix, no capital, no
-/// full stop.
-fn cron_reason(error: &CronError) -> String {
-    let reason = match error {
-        CronError::IllegalCharacters(_) => return "illegal character".to_owned(),
-        CronError::InvalidPattern(detail) | CronError::ComponentError(detail) => detail.clone(),
-        other => other.to_string(),
-    };
-    let reason = reason.trim_end_matches('.');
-    let mut chars = reason.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_lowercase().chain(chars).collect()
-    })
 }
 
 /// Parses an `interval` into the largest unit that holds it exactly: `"90s"` is 90 seconds,
@@ -365,20 +270,26 @@ mod tests {
                 ("  */5   *  * * MON-FRI ", Ok("*/5 * * * MON-FRI".into())),
                 ("0 0 L * *", Ok("0 0 L * *".into())),
                 ("@daily", Ok("@daily".into())),
-                ("@Hourly", Ok("@hourly".into())),
+                (
+                    "@Hourly",
+                    Err(
+                        "invalid schedule `@Hourly`: `@Hourly` is not an alias Sentry accepts \
+                         (@yearly, @annually, @monthly, @weekly, @daily, @hourly); aliases are \
+                         lowercase: write `@hourly`",
+                    ),
+                ),
                 (
                     "0 3 * *",
                     Err(
-                        "invalid schedule `0 3 * *`: expected 5 fields (minute hour \
-                         day-of-month month day-of-week), found 4",
+                        "invalid schedule `0 3 * *`: it has 4 fields; only 5-field crontab \
+                         syntax (minute hour day-of-month month day-of-week) is supported",
                     ),
                 ),
                 (
                     "0 0 3 * * *",
                     Err(
-                        "invalid schedule `0 0 3 * * *`: expected 5 fields (minute hour \
-                         day-of-month month day-of-week), found 6; crontabs with seconds or \
-                         years are not supported",
+                        "invalid schedule `0 0 3 * * *`: it has 6 fields; only 5-field crontab \
+                         syntax (minute hour day-of-month month day-of-week) is supported",
                     ),
                 ),
                 (
@@ -391,8 +302,8 @@ mod tests {
                 (
                     "@fortnightly",
                     Err(
-                        "unknown schedule alias `@fortnightly`: expected one of @yearly, \
-                         @annually, @monthly, @weekly, @daily, @hourly",
+                        "invalid schedule `@fortnightly`: `@fortnightly` is not an alias Sentry \
+                         accepts (@yearly, @annually, @monthly, @weekly, @daily, @hourly)",
                     ),
                 ),
                 (
@@ -414,40 +325,79 @@ mod tests {
                 (
                     "61 * * * *",
                     Err(
-                        "invalid schedule `61 * * * *`: the minute field `61` is not valid \
-                         (number out of bounds); it takes 0-59",
-                    ),
-                ),
-                (
-                    "0 0 * 13 *",
-                    Err(
-                        "invalid schedule `0 0 * 13 *`: the month field `13` is not valid \
-                         (number out of bounds); it takes 1-12 or JAN-DEC",
-                    ),
-                ),
-                (
-                    "0 x * * *",
-                    Err(
-                        "invalid schedule `0 x * * *`: the hour field `x` is not valid \
-                         (illegal character); it takes 0-23",
+                        "invalid schedule `61 * * * *`: the minute field `61` is not valid: 61 \
+                         is out of range; it takes 0-59",
                     ),
                 ),
                 (
                     "*/0 * * * *",
                     Err(
-                        "invalid schedule `*/0 * * * *`: the minute field `*/0` is not valid \
-                         (step cannot be zero); it takes 0-59",
+                        "invalid schedule `*/0 * * * *`: the minute field `*/0` is not valid: \
+                         the step after `/` must be a whole number above 0, as in `*/10`; it \
+                         takes 0-59",
                     ),
                 ),
                 (
-                    "0 0 * * 8",
+                    "0 0 15W * *",
                     Err(
-                        "invalid schedule `0 0 * * 8`: the day-of-week field `8` is not valid \
-                         (number out of bounds); it takes 0-7 or SUN-SAT",
+                        "invalid schedule `0 0 15W * *`: the day-of-month field `15W` is not \
+                         valid: in `15W`, `W` (nearest weekday) is not supported, only `LW` (the \
+                         last weekday of the month); it takes 1-31, `L` (last day) or `LW` (last \
+                         weekday)",
+                    ),
+                ),
+                (
+                    "0 0 ? * MON",
+                    Err(
+                        "invalid schedule `0 0 ? * MON`: the day-of-month field `?` is not \
+                         valid: in `?`, `?` is not supported, use `*`; it takes 1-31, `L` (last \
+                         day) or `LW` (last weekday)",
+                    ),
+                ),
+                (
+                    "0 0 30 2 *",
+                    Err(
+                        "invalid schedule `0 0 30 2 *`: no selected month has that day of the \
+                         month (February has at most 29 days, April, June, September and \
+                         November 30)",
+                    ),
+                ),
+                (
+                    "0 0 */20 * 5L",
+                    Err(
+                        "invalid schedule `0 0 */20 * 5L`: the day-of-month and day-of-week \
+                         fields never select the same day (when either starts with `*` a day \
+                         must match both)",
                     ),
                 ),
             ],
         );
+    }
+
+    /// The list the collector's tests check against Sentry (cronsim with Sentry's validator
+    /// steps): the macro accepts exactly what Sentry and the collector accept.
+    #[test]
+    fn crontab_list_shared_with_the_collector() {
+        let list = include_str!("../../collector/tests/data/crontabs.txt");
+        let mut checked = 0;
+        for line in list.lines() {
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (verdict, expr) = line.split_once(' ').expect("a verdict and an expression");
+            let expr = expr.trim();
+            let accept = match verdict {
+                "accept" => true,
+                "refuse" => false,
+                other => panic!("`{line}`: unknown verdict `{other}`"),
+            };
+            match crontab(expr) {
+                Ok(_) => assert!(accept, "the macro accepts `{expr}`, which Sentry refuses"),
+                Err(message) => assert!(!accept, "the macro refuses `{expr}`: {message}"),
+            }
+            checked += 1;
+        }
+        assert!(checked > 100, "only {checked} crontabs in the list");
     }
 
     #[test]

@@ -54,8 +54,9 @@ pub struct MonitorConfig {
 }
 
 impl MonitorConfig {
-    /// A monitor expected on a crontab schedule (5 fields or an `@hourly`-style alias), evaluated
-    /// in [`timezone`](Self::timezone) (UTC by default). The server validates the expression.
+    /// A monitor expected on a crontab schedule (5 fields or a lowercase `@hourly`-style alias),
+    /// evaluated in [`timezone`](Self::timezone) (UTC by default) as Sentry evaluates it. The
+    /// server validates the expression and refuses what Sentry refuses (`?`, `15W`, `@Daily`).
     pub fn crontab(expression: &str) -> Self {
         Self::with_schedule(MonitorSchedule::Crontab {
             value: expression.to_owned(),
@@ -90,7 +91,8 @@ impl MonitorConfig {
         self
     }
 
-    /// How long a run may stay `in_progress` before it times out.
+    /// How long a run may stay `in_progress` before it times out. Must be more than zero: the
+    /// server refuses a runtime of 0, as Sentry does, and with it the check-in.
     pub fn max_runtime(mut self, max_runtime: Duration) -> Self {
         self.max_runtime = Some(max_runtime);
         self
