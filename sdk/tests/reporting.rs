@@ -456,7 +456,10 @@ fn a_cancelled_async_job_reports_error_once() {
             (CheckInStatus::Ok, finished_id),
         ]
     );
-    assert_duration(&check_ins[1], 0.1);
+    // The timeout's 100 ms count from before the job's first poll, and tokio's timer works in
+    // whole milliseconds: the run measured from inside the job may be a millisecond or two
+    // short of them (0.0985 s was seen on a loaded machine).
+    assert_duration(&check_ins[1], 0.095);
     assert_eq!(
         support::events(&server.requests()),
         [],
