@@ -18,6 +18,9 @@ use crate::engine::{ConfigError as MonitorConfigError, ConfigPatch, MonitorConfi
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
 /// Where the data lives without `--data-dir` or `server.data_dir`.
 pub const DEFAULT_DATA_DIR: &str = "./watchpost-data";
+
+/// File in the data dir that keeps a generated admin token (read by `serve` and by the CLI).
+pub const ADMIN_TOKEN_FILE: &str = "admin_token";
 /// The environment variable that supplies the admin token when the file does not.
 pub const ADMIN_TOKEN_ENV: &str = "WATCHPOST_ADMIN_TOKEN";
 /// Shortest admin token accepted from the config or the environment.

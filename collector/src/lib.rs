@@ -31,3 +31,4 @@ pub mod sweep;
 pub mod throttle;
 pub mod upstream;
 pub mod watchdog;
+pub(crate) mod words;

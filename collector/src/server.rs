@@ -19,7 +19,7 @@ use crate::alert::{
     self, Channel, ChannelError, ChannelOptions, DispatchOptions, Dispatcher, MeteredOutbox,
     Planner,
 };
-use crate::config::{Config, Secret};
+use crate::config::{ADMIN_TOKEN_FILE, Config, Secret};
 use crate::health::{HealthSources, Heartbeat};
 use crate::ingest::auth::ProjectKeys;
 use crate::ingest::inflight::DecodeBudget;
@@ -33,9 +33,6 @@ use crate::sweep::{self, Deadlines};
 use crate::throttle::AuthThrottle;
 use crate::upstream::Upstream;
 use crate::{api, dashboard, http, ingest, listener, watchdog};
-
-/// File in the data dir that keeps a generated admin token.
-pub const ADMIN_TOKEN_FILE: &str = "admin_token";
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

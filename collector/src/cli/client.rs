@@ -9,9 +9,8 @@ use serde_json::Value;
 use watchpost_protocol::{Auth, CheckIn, Dsn, Envelope};
 
 use super::{ApiArgs, Exit};
-use crate::config::DEFAULT_DATA_DIR;
+use crate::config::{ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR};
 use crate::engine::text::percent_encode;
-use crate::server::ADMIN_TOKEN_FILE;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const CLIENT: &str = concat!("watchpost-cli/", env!("CARGO_PKG_VERSION"));

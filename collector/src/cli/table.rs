@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::dashboard::words;
 use crate::engine::Schedule;
+use crate::words;
 
 /// Columns padded to their widest cell, two spaces apart; the last column is not padded.
 fn render(headers: &[&str], rows: &[Vec<String>]) -> String {

@@ -11,7 +11,6 @@ mod badge;
 pub mod data;
 mod pages;
 mod session;
-pub(crate) mod words;
 
 use std::path::Path;
 

@@ -14,7 +14,6 @@ use watchpost_protocol::{Event, Exception, Frame, LogEntry as EventLog, Message}
 
 use super::data::{Activity, DeliveryRow, IssueDetail, ProbeCheck, ProbeRow};
 use super::session::Viewer;
-use super::words;
 use crate::engine::probes::ProbeStatus;
 use crate::engine::text::{percent_encode, rfc3339_millis};
 use crate::engine::{
@@ -22,6 +21,7 @@ use crate::engine::{
     MonitorStatus,
 };
 use crate::store::{LogEntry, MonitorCounts, RefusalRecord};
+use crate::words;
 
 /// Check-ins drawn in a timeline.
 pub(crate) const TIMELINE: usize = 50;
