@@ -187,24 +187,7 @@ fn a_group_a_crash_cut_short_is_completed_on_open() {
     let (set, m) = everything();
     // The write set makes 11 writes; cut before the first, in the middle and before the last.
     for cut in [0, 1, 5, 10] {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            let prepared = store.prepare(&set, at(0)).unwrap();
-            store
-                .inner
-                .writer
-                .lock()
-                .write_group_cut(
-                    &store.inner.db,
-                    &store.inner.trees,
-                    std::slice::from_ref(&prepared),
-                    cut,
-                )
-                .unwrap();
-            store.flush_blocking().unwrap();
-        }
-        let store = reopen(dir.path()).unwrap();
+        let (dir, store) = written_cut(&WriteSet::default(), &set, cut);
         assert_everything(&store, &m);
         // Completed once: opening again replays nothing more.
         drop(store);
