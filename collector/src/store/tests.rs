@@ -185,7 +185,8 @@ fn a_commit_is_read_back_whole() {
 #[test]
 fn a_group_a_crash_cut_short_is_completed_on_open() {
     let (set, m) = everything();
-    // The write set makes 11 writes; cut before the first, in the middle and before the last.
+    // The write set makes more than 11 writes; cut before the first, after one, in the middle
+    // and after ten.
     for cut in [0, 1, 5, 10] {
         let (dir, store) = written_cut(&WriteSet::default(), &set, cut);
         assert_everything(&store, &m);
