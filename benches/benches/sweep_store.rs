@@ -12,9 +12,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use watchpost_collector::alert::Planner;
 use watchpost_collector::config::Retention;
+use watchpost_collector::deadlines::Deadlines;
 use watchpost_collector::processor::Processor;
 use watchpost_collector::store::{Store, WriteSet};
-use watchpost_collector::sweep::Deadlines;
 use watchpost_engine::{
     Deadline, DeadlineKind, MonitorConfig, MonitorEnv, MonitorKey, Schedule, deadlines_of,
 };

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::deadlines::Deadlines;
 use crate::engine::text::rfc3339_millis;
 use crate::metrics::Metrics;
 use crate::probe::{ProberHealth, Probes};
 use crate::store::Store;
-use crate::sweep::Deadlines;
 
 /// A store write or flush under way this long makes the collector `degraded`. A group write
 /// takes milliseconds and an fsync rarely more than a second even on a busy disk; 5 s under

@@ -15,6 +15,7 @@ pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod deadlines;
 pub mod health;
 pub mod http;
 pub mod ingest;

@@ -40,6 +40,7 @@ use watchpost_protocol::Event;
 use crate::alert::{NewDelivery, Planner};
 use crate::caps::{CapsConfig, Census, Held, RefusalLog};
 use crate::config::{MonitorSpec, Retention};
+use crate::deadlines::Deadlines;
 use crate::engine::caps::{ConfigVerdict, OVERFLOW_FINGERPRINT, Origin, Refused, config_verdict};
 use crate::engine::issues::{event_issue_id, issue_id, process_event, set_status};
 use crate::engine::{
@@ -49,7 +50,6 @@ use crate::engine::{
 };
 use crate::liveness::Liveness;
 use crate::store::{LogEntry, Prune, RawEvent, Seq, Store, StoreError, WriteSet};
-use crate::sweep::Deadlines;
 
 const STRIPES: usize = 4096;
 /// How long a request waits for its write to become durable before giving up with a 503. An

@@ -20,6 +20,7 @@ use crate::alert::{
     Planner,
 };
 use crate::config::{ADMIN_TOKEN_FILE, Config, Secret};
+use crate::deadlines::Deadlines;
 use crate::health::{HealthSources, Heartbeat};
 use crate::ingest::auth::ProjectKeys;
 use crate::ingest::inflight::DecodeBudget;
@@ -29,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::probe::Probes;
 use crate::processor::{ProcessError, Processor};
 use crate::store::{ProjectRecord, Store, StoreError};
-use crate::sweep::{self, Deadlines};
+use crate::sweep;
 use crate::throttle::AuthThrottle;
 use crate::upstream::Upstream;
 use crate::{api, dashboard, http, ingest, listener, watchdog};

@@ -20,6 +20,7 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use watchpost_collector::alert::Planner;
 use watchpost_collector::config::{Retention, Secret, Watchdog, WatchdogMethod};
+use watchpost_collector::deadlines::Deadlines;
 use watchpost_collector::engine::IncidentKind;
 use watchpost_collector::engine::probes::ProbeResult;
 use watchpost_collector::health::{HealthSources, Heartbeat};
@@ -27,7 +28,7 @@ use watchpost_collector::metrics::Metrics;
 use watchpost_collector::probe::Probes;
 use watchpost_collector::processor::Processor;
 use watchpost_collector::store::Store;
-use watchpost_collector::sweep::{self, Deadlines};
+use watchpost_collector::sweep;
 use watchpost_collector::watchdog;
 
 use support::{Collector, json, poll};
