@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::channel::{ChannelOptions, Delivery, RedactedUrl, classify, post_json};
+use super::send::{ChannelOptions, Delivery, RedactedUrl, classify, post_json};
 use crate::config::Secret;
 use crate::engine::alerting::{Alert, AlertKind, Payload, Severity, Subject};
 

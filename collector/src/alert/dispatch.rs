@@ -35,9 +35,10 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::backlog::Backlog;
-use super::channel::{Channel, ChannelOptions, Delivery};
+use super::channel::Channel;
 pub use super::outbox::{DeliveryState, NewDelivery, Outbox, OutboxEntry, OutboxError};
 use super::pace::{Backoff, Pacer};
+use super::send::{ChannelOptions, Delivery};
 use crate::engine::alerting::{self, Alert, Deduper, Digest, Payload, Rule, Verdict};
 
 /// How long a worker pauses when the outbox cannot be read or written.

@@ -15,8 +15,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::channel::{ChannelError, Delivery};
 use super::format;
+use super::send::{ChannelError, Delivery};
 use crate::config::Secret;
 use crate::engine::alerting::Payload;
 

@@ -27,12 +27,13 @@ mod metered;
 mod outbox;
 pub mod pace;
 mod planner;
+mod send;
 mod slack;
 mod telegram;
 mod webhook;
 
 pub use alertmanager::{Alertmanager, PostableAlert};
-pub use channel::{Channel, ChannelError, ChannelOptions, Delivery, Log, http_client};
+pub use channel::{Channel, Log};
 pub use dispatch::{
     DIGEST_RULE, DeliveryState, DispatchHandle, DispatchOptions, Dispatcher, NewDelivery, Outbox,
     OutboxEntry, OutboxError, plan,
@@ -41,6 +42,7 @@ pub use email::{Email, Security};
 pub use metered::MeteredOutbox;
 pub use pace::{Backoff, Pace, Pacer};
 pub use planner::Planner;
+pub use send::{ChannelError, ChannelOptions, Delivery, http_client};
 pub use slack::Slack;
 pub use telegram::Telegram;
 pub use webhook::Webhook;

@@ -9,8 +9,8 @@ use std::fmt;
 
 use serde_json::json;
 
-use super::channel::{Delivery, RedactedUrl, classify, describe, post_json};
 use super::format;
+use super::send::{Delivery, RedactedUrl, classify, describe, post_json};
 use crate::config::Secret;
 use crate::engine::alerting::Payload;
 

@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::channel::{Delivery, describe, post_json};
 use super::format;
+use super::send::{Delivery, describe, post_json};
 use crate::config::Secret;
 use crate::engine::alerting::Payload;
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::channel::{Delivery, RedactedUrl, classify, post_json};
+use super::send::{Delivery, RedactedUrl, classify, post_json};
 use crate::config::Secret;
 use crate::engine::alerting::Payload;
 
