@@ -19,18 +19,18 @@ use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 
 use crate::engine::MonitorKey;
-pub use crate::engine::caps::CapsConfig;
+pub(crate) use crate::engine::caps::CapsConfig;
 use crate::engine::caps::{Caps, MonitorCounts, Refused, may_create, may_open_issue};
 use crate::store::{RefusalRecord, Store, StoreError};
 
 /// Refusals kept per project.
-pub const KEPT_PER_PROJECT: usize = 100;
+pub(crate) const KEPT_PER_PROJECT: usize = 100;
 /// How long a refusal is kept.
-pub const KEPT_FOR: TimeDelta = TimeDelta::days(7);
+pub(crate) const KEPT_FOR: TimeDelta = TimeDelta::days(7);
 
 /// What the caps count, and which monitor environments a person configured.
 #[derive(Debug, Default)]
-pub struct Census {
+pub(crate) struct Census {
     /// Per project: environments per monitor slug (the number of slugs is the monitor count).
     monitors: Mutex<HashMap<u64, HashMap<String, u32>>>,
     /// Issues per project, overflow issues not counted.
@@ -41,7 +41,7 @@ pub struct Census {
 
 impl Census {
     /// The counts of what `store` holds.
-    pub fn load(store: &Store) -> Result<Census, StoreError> {
+    pub(crate) fn load(store: &Store) -> Result<Census, StoreError> {
         let census = Census::default();
         for key in store.monitor_keys()? {
             census.add_monitor(&key);
@@ -53,7 +53,7 @@ impl Census {
 
     /// Counts a monitor environment created by a person (`[[monitors]]`, the API): never
     /// refused, but counted, so check-ins meet the cap.
-    pub fn add_monitor(&self, key: &MonitorKey) {
+    pub(crate) fn add_monitor(&self, key: &MonitorKey) {
         *self
             .monitors
             .lock()
@@ -64,7 +64,7 @@ impl Census {
     }
 
     /// Stops counting a deleted monitor environment.
-    pub fn remove_monitor(&self, key: &MonitorKey) {
+    pub(crate) fn remove_monitor(&self, key: &MonitorKey) {
         let mut monitors = self.monitors.lock();
         let Some(slugs) = monitors.get_mut(&key.project) else {
             return;
@@ -78,12 +78,12 @@ impl Census {
     }
 
     /// Whether a person configured this monitor environment.
-    pub fn is_managed(&self, key: &MonitorKey) -> bool {
+    pub(crate) fn is_managed(&self, key: &MonitorKey) -> bool {
         self.managed.lock().contains(key)
     }
 
     /// Records whether a person configured this monitor environment.
-    pub fn set_managed(&self, key: &MonitorKey, managed: bool) {
+    pub(crate) fn set_managed(&self, key: &MonitorKey, managed: bool) {
         let mut set = self.managed.lock();
         if managed {
             set.insert(key.clone());
@@ -96,7 +96,7 @@ impl Census {
 /// Creations reserved by one request: undone when dropped, unless [`Held::keep`] says the
 /// request's write went through.
 #[derive(Debug)]
-pub struct Held<'a> {
+pub(crate) struct Held<'a> {
     census: &'a Census,
     monitors: Vec<MonitorKey>,
     issues: Vec<u64>,
@@ -104,7 +104,7 @@ pub struct Held<'a> {
 
 impl<'a> Held<'a> {
     /// Nothing reserved yet.
-    pub fn new(census: &'a Census) -> Held<'a> {
+    pub(crate) fn new(census: &'a Census) -> Held<'a> {
         Held {
             census,
             monitors: Vec::new(),
@@ -113,7 +113,7 @@ impl<'a> Held<'a> {
     }
 
     /// Reserves monitor environment `key` for a check-in if `caps` allow it.
-    pub fn monitor(&mut self, caps: &Caps, key: &MonitorKey) -> Result<(), Refused> {
+    pub(crate) fn monitor(&mut self, caps: &Caps, key: &MonitorKey) -> Result<(), Refused> {
         let mut monitors = self.census.monitors.lock();
         let slugs = monitors.entry(key.project).or_default();
         let counts = MonitorCounts {
@@ -128,7 +128,7 @@ impl<'a> Held<'a> {
 
     /// Reserves a new issue in `project` if `caps` allow it; `false` means the event goes to
     /// the overflow issue.
-    pub fn issue(&mut self, caps: &Caps, project: u64) -> bool {
+    pub(crate) fn issue(&mut self, caps: &Caps, project: u64) -> bool {
         let mut issues = self.census.issues.lock();
         let count = issues.entry(project).or_default();
         if !may_open_issue(caps, *count) {
@@ -140,7 +140,7 @@ impl<'a> Held<'a> {
     }
 
     /// The request's write went through: what it reserved now exists.
-    pub fn keep(mut self) {
+    pub(crate) fn keep(mut self) {
         self.monitors.clear();
         self.issues.clear();
     }

@@ -43,19 +43,19 @@ use tower::Service as _;
 /// Descriptors kept out of the connection cap for everything else the collector opens: sled's
 /// files (it opens a new one for every large value), the outbound HTTP clients, the runtime's
 /// own (epoll, eventfds) and the standard streams. Half the limit when that is smaller.
-pub const NOFILE_HEADROOM: u64 = 256;
+pub(crate) const NOFILE_HEADROOM: u64 = 256;
 
 /// Connections at most, however many descriptors there are: with [`MAX_HEADER_BYTES`] each,
 /// a worst case of 128 MB of buffered request heads.
-pub const MAX_CONNECTIONS: usize = 4096;
+pub(crate) const MAX_CONNECTIONS: usize = 4096;
 
 /// Bytes of a request head one connection may buffer. Real clients send well under 8 KiB
 /// (Sentry SDKs under 1 KiB); nginx allows 4 x 8 KiB by default.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// What each connection is held to.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Connections served at once; more wait in the accept backlog.
     pub max_connections: usize,
     /// How long a request head may take to arrive, and how long a keep-alive connection may
@@ -69,11 +69,11 @@ pub struct Limits {
 /// (std's and tokio's `bind` ask for 128): a burst of clients waits there, costing the
 /// process nothing, rather than having its connection attempts dropped and retried a second
 /// or more later.
-pub const ACCEPT_BACKLOG: u32 = 1024;
+pub(crate) const ACCEPT_BACKLOG: u32 = 1024;
 
 /// Binds `addr` for [`serve`], with [`ACCEPT_BACKLOG`] and, like `std`, `SO_REUSEADDR`, so a
 /// restart does not wait for the last run's connections in `TIME_WAIT`.
-pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -86,7 +86,7 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Raises the soft limit on open files to the hard limit (the most an unprivileged process
 /// may) and returns the soft limit now in force. A failure is logged and the old limit kept.
-pub fn raise_nofile() -> u64 {
+pub(crate) fn raise_nofile() -> u64 {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     // Linux refuses an infinite `RLIMIT_NOFILE`; its default ceiling (`nr_open`) is 2^20.
     const CEILING: u64 = 1 << 20;
@@ -112,7 +112,7 @@ pub fn raise_nofile() -> u64 {
 /// The connections to serve at once with `nofile` descriptors: all but the headroom
 /// ([`NOFILE_HEADROOM`], or half of `nofile` if that is less), at most [`MAX_CONNECTIONS`]
 /// and at least one.
-pub fn connection_cap(nofile: u64) -> usize {
+pub(crate) fn connection_cap(nofile: u64) -> usize {
     let headroom = NOFILE_HEADROOM.min(nofile / 2);
     usize::try_from(nofile.saturating_sub(headroom))
         .unwrap_or(usize::MAX)
@@ -121,7 +121,7 @@ pub fn connection_cap(nofile: u64) -> usize {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the requests in flight
 /// finish for at most `grace`. Returns whether every connection finished in time.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
@@ -205,7 +205,7 @@ pub async fn serve(
 /// A request body that must have arrived by a deadline: a client that sends its body slowly
 /// cannot hold a connection (and the request's locks and buffers) indefinitely.
 #[derive(Debug)]
-pub struct TimedBody {
+pub(crate) struct TimedBody {
     body: Incoming,
     limit: Duration,
     started: Instant,
@@ -227,7 +227,7 @@ impl TimedBody {
 /// The error a [`TimedBody`] ends with when its deadline passes.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {} s", .0.as_secs())]
-pub struct BodyTimedOut(pub Duration);
+pub(crate) struct BodyTimedOut(pub Duration);
 
 impl Body for TimedBody {
     type Data = Bytes;
@@ -261,7 +261,7 @@ impl Body for TimedBody {
 }
 
 /// Whether `error` (from reading a request body) is a [`TimedBody`]'s deadline, and which.
-pub fn body_timed_out(error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+pub(crate) fn body_timed_out(error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
     std::iter::successors(Some(error), |e| e.source())
         .find_map(|e| e.downcast_ref::<BodyTimedOut>())
         .map(|timed_out| timed_out.0)

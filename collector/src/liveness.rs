@@ -25,7 +25,7 @@ use crate::engine::{Outage, OutageKind, Outages};
 use crate::store::{Store, StoreError};
 
 /// How often the liveness mark is written.
-pub const MARK_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const MARK_EVERY: Duration = Duration::from_secs(1);
 /// A gap since the last mark shorter than this is not an outage: the mark's own period, a
 /// flush and the start itself.
 const SLACK: TimeDelta = TimeDelta::seconds(3);
@@ -34,7 +34,7 @@ const STUCK_AFTER: TimeDelta = TimeDelta::seconds(5);
 /// A refusal that starts this soon after the last one ended continues it.
 const MERGE_WITHIN: TimeDelta = TimeDelta::seconds(5);
 /// Most windows kept.
-pub const MAX_WINDOWS: usize = 32;
+pub(crate) const MAX_WINDOWS: usize = 32;
 /// Windows that ended longer ago than this are forgotten: longer than any monitor's margin
 /// or runtime can reach (28 days).
 const KEEP_FOR: TimeDelta = TimeDelta::days(30);

@@ -14,13 +14,17 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 
 /// The redirect policy of every client that sends to a configured URL: none followed.
-pub fn policy() -> reqwest::redirect::Policy {
+pub(crate) fn policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::none()
 }
 
 /// For a `3xx` answer to a request for `url`, the reason to record: the status, where it
 /// pointed and what to do. `None` for any other status.
-pub fn refused(status: StatusCode, location: Option<&HeaderValue>, url: &str) -> Option<String> {
+pub(crate) fn refused(
+    status: StatusCode,
+    location: Option<&HeaderValue>,
+    url: &str,
+) -> Option<String> {
     if !status.is_redirection() {
         return None;
     }

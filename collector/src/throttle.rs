@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 /// Wrong tokens an address may send before it is locked out.
-pub const FREE_FAILURES: u32 = 5;
+pub(crate) const FREE_FAILURES: u32 = 5;
 /// The lockout after the [`FREE_FAILURES`]-th wrong token; each further one doubles it.
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 /// The longest lockout: long enough to make guessing slow (about 100 tries an hour at the
 /// cap), short enough that an operator who mistyped is not locked out for a day.
-pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// An address without a wrong token for this long starts over with its free tries.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 /// Most addresses remembered; beyond it the one whose last wrong token is oldest is
@@ -34,7 +34,7 @@ const MAX_CLIENTS: usize = 10_000;
 
 /// Wrong-token counts by client address, with the time passed in.
 #[derive(Debug, Default)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     clients: HashMap<IpAddr, Client>,
 }
 
@@ -70,7 +70,7 @@ fn key(ip: IpAddr) -> IpAddr {
 
 impl Throttle {
     /// `Err(wait)` while `ip` is locked out, else `Ok`.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         match self.clients.get(&key(ip)).and_then(|c| c.locked_until) {
             Some(until) if until > now => Err(until - now),
             _ => Ok(()),
@@ -78,7 +78,7 @@ impl Throttle {
     }
 
     /// Counts a wrong token from `ip`; returns the lockout it starts, if any.
-    pub fn failed(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
+    pub(crate) fn failed(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
         let ip = key(ip);
         if !self.clients.contains_key(&ip) {
             self.make_room(now);
@@ -102,7 +102,7 @@ impl Throttle {
     }
 
     /// A right token from `ip`: it starts over.
-    pub fn succeeded(&mut self, ip: IpAddr) {
+    pub(crate) fn succeeded(&mut self, ip: IpAddr) {
         self.clients.remove(&key(ip));
     }
 
@@ -164,7 +164,7 @@ fn retry_after(wait: Duration) -> u64 {
 }
 
 /// The sentence of a refusal, the same for the login page and the API.
-pub fn refusal(seconds: u64) -> String {
+pub(crate) fn refusal(seconds: u64) -> String {
     format!(
         "too many wrong admin tokens from your address; try again in {seconds} s. Each further \
          wrong token doubles the wait (up to {} min); the right token ends it.",

@@ -26,12 +26,12 @@ use crate::http::{HttpError, query_pairs, query_value};
 use crate::server::AppState;
 
 /// The secret's file in the data dir.
-pub const BADGE_SECRET_FILE: &str = "badge_secret";
+pub(crate) const BADGE_SECRET_FILE: &str = "badge_secret";
 /// Hex characters of a badge key (128 bits).
 const KEY_HEX: usize = 32;
 
 /// Derives and checks badge keys.
-pub struct BadgeKeys {
+pub(crate) struct BadgeKeys {
     secret: [u8; 32],
 }
 
@@ -43,7 +43,7 @@ impl std::fmt::Debug for BadgeKeys {
 
 impl BadgeKeys {
     /// Reads `dir/badge_secret`, creating it (random, mode 0600) on first use.
-    pub fn load_or_create(dir: &Path) -> std::io::Result<BadgeKeys> {
+    pub(crate) fn load_or_create(dir: &Path) -> std::io::Result<BadgeKeys> {
         let path = dir.join(BADGE_SECRET_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => parse_secret(text.trim())
@@ -65,12 +65,13 @@ impl BadgeKeys {
     }
 
     /// Keys from a given secret (tests).
-    pub fn from_secret(secret: [u8; 32]) -> BadgeKeys {
+    #[cfg(test)]
+    fn from_secret(secret: [u8; 32]) -> BadgeKeys {
         BadgeKeys { secret }
     }
 
     /// The badge key of a monitor.
-    pub fn key(&self, project: u64, slug: &str) -> String {
+    pub(crate) fn key(&self, project: u64, slug: &str) -> String {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
         // Length-prefixed fields: no two (project, slug) pairs feed the same bytes.
@@ -84,7 +85,7 @@ impl BadgeKeys {
     }
 
     /// Whether `presented` is the key of this monitor (constant time).
-    pub fn verify(&self, project: u64, slug: &str, presented: &str) -> bool {
+    pub(crate) fn verify(&self, project: u64, slug: &str, presented: &str) -> bool {
         bool::from(
             self.key(project, slug)
                 .as_bytes()

@@ -20,14 +20,14 @@ const DELIVERIES_COUNTED: usize = 10_000;
 /// Most event receive times read per issue for its sparkline (keys only).
 const SPARK_EVENTS: usize = 200;
 /// Buckets of an issue's sparkline.
-pub const SPARK_BUCKETS: usize = 24;
+pub(crate) const SPARK_BUCKETS: usize = 24;
 /// The longest span an issue's sparkline covers.
 const SPARK_SPAN: TimeDelta = TimeDelta::hours(24);
 
 /// An issue's recent activity: event counts in equal buckets from `start` to `end`, oldest
 /// first.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Activity {
+pub(crate) struct Activity {
     /// Events per bucket, oldest first; [`SPARK_BUCKETS`] of them.
     pub buckets: Vec<u32>,
     /// Where the first bucket starts.
@@ -40,7 +40,7 @@ pub struct Activity {
 
 /// An issue with what its page shows besides the issue itself.
 #[derive(Debug, Clone)]
-pub struct IssueDetail {
+pub(crate) struct IssueDetail {
     /// The issue.
     pub issue: Issue,
     /// The newest stored event, parsed; `None` when none is kept (or it cannot be read).
@@ -51,7 +51,7 @@ pub struct IssueDetail {
 
 /// A probe's recent check, as its sparkline draws it.
 #[derive(Debug, Clone)]
-pub struct ProbeCheck {
+pub(crate) struct ProbeCheck {
     /// When it ran.
     pub at: DateTime<Utc>,
     /// How long it took.
@@ -62,7 +62,7 @@ pub struct ProbeCheck {
 
 /// An uptime probe as the dashboard shows it.
 #[derive(Debug, Clone)]
-pub struct ProbeRow {
+pub(crate) struct ProbeRow {
     /// The configured name.
     pub name: String,
     /// The URL as the prober shows it: without credentials, query or fragment.
@@ -85,7 +85,7 @@ pub struct ProbeRow {
 
 /// An alert delivery as the dashboard shows it.
 #[derive(Debug, Clone)]
-pub struct DeliveryRow {
+pub(crate) struct DeliveryRow {
     /// The channel's name.
     pub channel: String,
     /// `monitor.failed`, ..., or `digest`.
@@ -104,7 +104,10 @@ pub struct DeliveryRow {
 
 /// The `limit` most recently seen unresolved issues, and whether there are more (examining at
 /// most ten times as many issues).
-pub fn unresolved_issues(state: &AppState, limit: usize) -> Result<(Vec<Issue>, bool), StoreError> {
+pub(crate) fn unresolved_issues(
+    state: &AppState,
+    limit: usize,
+) -> Result<(Vec<Issue>, bool), StoreError> {
     let found = state.store.issues_page(
         None,
         Some(IssueStatus::Unresolved),
@@ -118,7 +121,7 @@ pub fn unresolved_issues(state: &AppState, limit: usize) -> Result<(Vec<Issue>, 
 /// An issue's activity: the receive times of its newest events (at most [`SPARK_EVENTS`],
 /// keys only), counted in [`SPARK_BUCKETS`] buckets over the last day, or since it was first
 /// seen when that is more recent.
-pub fn issue_activity(
+pub(crate) fn issue_activity(
     state: &AppState,
     issue: &Issue,
     now: DateTime<Utc>,
@@ -166,7 +169,7 @@ fn activity(
 }
 
 /// Issues with their activity.
-pub fn with_activity(
+pub(crate) fn with_activity(
     state: &AppState,
     issues: Vec<Issue>,
     now: DateTime<Utc>,
@@ -181,7 +184,7 @@ pub fn with_activity(
 }
 
 /// One issue with its newest event and activity; `None` when there is no such issue.
-pub fn issue_detail(
+pub(crate) fn issue_detail(
     state: &AppState,
     id: &str,
     now: DateTime<Utc>,
@@ -208,7 +211,10 @@ pub fn issue_detail(
 
 /// Every configured probe in config order, with its newest `history` checks; `None` when
 /// none is configured.
-pub fn probes(state: &AppState, history: usize) -> Result<Option<Vec<ProbeRow>>, StoreError> {
+pub(crate) fn probes(
+    state: &AppState,
+    history: usize,
+) -> Result<Option<Vec<ProbeRow>>, StoreError> {
     let mut stored: HashMap<String, _> = state
         .store
         .probe_states()?
@@ -251,7 +257,7 @@ pub fn probes(state: &AppState, history: usize) -> Result<Option<Vec<ProbeRow>>,
 }
 
 /// A page of alert deliveries, newest first.
-pub fn deliveries(
+pub(crate) fn deliveries(
     state: &AppState,
     from: &Cursor,
     limit: usize,
@@ -288,7 +294,7 @@ pub fn deliveries(
 /// How many deliveries failed for good, among the newest [`DELIVERIES_COUNTED`] (the outbox
 /// keeps at most `DELIVERIES_KEPT` finished ones, so this is every one unless many are
 /// pending).
-pub fn failed_deliveries(state: &AppState) -> Result<Option<usize>, StoreError> {
+pub(crate) fn failed_deliveries(state: &AppState) -> Result<Option<usize>, StoreError> {
     let filter = DeliveryFilter {
         state: Some(DeliveryState::Failed),
         channel: None,

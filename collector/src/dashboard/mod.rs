@@ -8,7 +8,7 @@
 //! Content-Security-Policy that allows no script at all.
 
 mod badge;
-pub mod data;
+pub(crate) mod data;
 mod pages;
 mod session;
 
@@ -30,8 +30,8 @@ use maud::Markup;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-pub use badge::{BADGE_SECRET_FILE, BadgeKeys};
-pub use session::{Sessions, Viewer};
+pub(crate) use badge::BadgeKeys;
+pub(crate) use session::{Sessions, Viewer};
 
 use crate::engine::{IssueStatus, MonitorEnv, MonitorKey, MonitorStatus, normalize_environment};
 use crate::http::{query_pairs, query_value};
@@ -98,7 +98,7 @@ impl Dashboard {
 }
 
 /// The dashboard's routes: pages, login/logout, actions, badges.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(overview))
         .route("/login", get(login_page).post(login))

@@ -23,7 +23,7 @@ const MAX_SESSIONS: usize = 256;
 
 /// Live sessions by id.
 #[derive(Debug, Default)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     live: Mutex<HashMap<String, Session>>,
 }
 
@@ -42,7 +42,7 @@ impl Session {
 
 /// A logged-in browser, as a handler sees it.
 #[derive(Debug, Clone)]
-pub struct Viewer {
+pub(crate) struct Viewer {
     /// The session id (the cookie value), for logout.
     pub(crate) session: String,
     /// The CSRF token every form of this session must carry.
