@@ -282,11 +282,14 @@ fn an_idle_collector_knows_how_long_it_was_down_after_a_sigkill() {
     collector.kill();
     thread::sleep(Duration::from_secs(5));
     collector.restart();
-    let stderr = without_colours(&collector.stderr());
-    let line = stderr
-        .lines()
-        .find(|line| line.contains("the collector was not running"))
-        .unwrap_or_else(|| panic!("no outage logged at start:\n{stderr}"));
+    // Logged before the startup lines, but stderr and stdout are read by two threads of the
+    // harness: the line may reach the buffer a moment after `restart` saw the startup lines.
+    let line = poll(Duration::from_secs(5), "the outage logged at start", || {
+        without_colours(&collector.stderr())
+            .lines()
+            .find(|line| line.contains("the collector was not running"))
+            .map(str::to_owned)
+    });
     let seconds: i64 = line
         .split_whitespace()
         .find_map(|field| field.strip_prefix("seconds="))
