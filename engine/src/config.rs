@@ -40,25 +40,9 @@ pub enum Schedule {
     },
 }
 
-/// Interval units; `second` is a Watchpost extension (Sentry starts at `minute`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IntervalUnit {
-    /// Seconds (Watchpost extension).
-    Second,
-    /// Minutes.
-    Minute,
-    /// Hours.
-    Hour,
-    /// Calendar days in the monitor's timezone.
-    Day,
-    /// Calendar weeks in the monitor's timezone.
-    Week,
-    /// Calendar months in the monitor's timezone.
-    Month,
-    /// Calendar years in the monitor's timezone.
-    Year,
-}
+/// Interval units: the wire's (`watchpost_protocol::IntervalUnit`), one type for the check-in
+/// that carries it and the monitor that keeps it.
+pub use watchpost_protocol::IntervalUnit;
 
 /// A monitor's configuration, shared by the state of each of its environments.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,65 +130,6 @@ impl fmt::Display for Schedule {
     }
 }
 
-impl IntervalUnit {
-    /// The unit's wire name: `second`, `minute`, … `year`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IntervalUnit::Second => "second",
-            IntervalUnit::Minute => "minute",
-            IntervalUnit::Hour => "hour",
-            IntervalUnit::Day => "day",
-            IntervalUnit::Week => "week",
-            IntervalUnit::Month => "month",
-            IntervalUnit::Year => "year",
-        }
-    }
-
-    /// Parses a wire name, case-insensitively; plural forms (`minutes`) are accepted too.
-    pub fn parse(name: &str) -> Option<IntervalUnit> {
-        let name = name.trim().to_ascii_lowercase();
-        let singular = name.strip_suffix('s').unwrap_or(&name);
-        Some(match singular {
-            "second" => IntervalUnit::Second,
-            "minute" => IntervalUnit::Minute,
-            "hour" => IntervalUnit::Hour,
-            "day" => IntervalUnit::Day,
-            "week" => IntervalUnit::Week,
-            "month" => IntervalUnit::Month,
-            "year" => IntervalUnit::Year,
-            _ => return None,
-        })
-    }
-
-    /// Length in seconds; months and years as their Gregorian averages. For bounds checks.
-    pub(super) fn approx_secs(self) -> u64 {
-        match self {
-            IntervalUnit::Second => 1,
-            IntervalUnit::Minute => 60,
-            IntervalUnit::Hour => 3600,
-            IntervalUnit::Day => 86_400,
-            IntervalUnit::Week => 7 * 86_400,
-            IntervalUnit::Month => 2_629_746,
-            IntervalUnit::Year => 31_556_952,
-        }
-    }
-}
-
-impl From<watchpost_protocol::IntervalUnit> for IntervalUnit {
-    fn from(unit: watchpost_protocol::IntervalUnit) -> Self {
-        use watchpost_protocol::IntervalUnit as P;
-        match unit {
-            P::Second => IntervalUnit::Second,
-            P::Minute => IntervalUnit::Minute,
-            P::Hour => IntervalUnit::Hour,
-            P::Day => IntervalUnit::Day,
-            P::Week => IntervalUnit::Week,
-            P::Month => IntervalUnit::Month,
-            P::Year => IntervalUnit::Year,
-        }
-    }
-}
-
 impl MonitorConfig {
     /// A configuration with `schedule` and every other field at its default.
     pub fn new(schedule: Schedule) -> MonitorConfig {
@@ -269,9 +194,7 @@ impl ConfigPatch {
         Ok(ConfigPatch {
             schedule: Some(match schedule {
                 MonitorSchedule::Crontab { value } => Schedule::crontab(value)?,
-                MonitorSchedule::Interval { value, unit } => {
-                    Schedule::interval(*value, (*unit).into())?
-                }
+                MonitorSchedule::Interval { value, unit } => Schedule::interval(*value, *unit)?,
             }),
             timezone: parse_optional_timezone(config.timezone.as_deref())?,
             checkin_margin: duration("checkin_margin", &checkin_margin)?,

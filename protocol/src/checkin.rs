@@ -208,7 +208,7 @@ pub enum MonitorSchedule {
 
 /// Interval units; `second` is a Watchpost extension (Sentry starts at `minute`; our SDK sends
 /// it only in [`ExactConfig`], see [`MonitorConfig::for_sentry`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntervalUnit {
     /// Seconds (Watchpost extension).
@@ -217,14 +217,58 @@ pub enum IntervalUnit {
     Minute,
     /// Hours.
     Hour,
-    /// Days.
+    /// Calendar days in the monitor's timezone.
     Day,
-    /// Weeks.
+    /// Calendar weeks in the monitor's timezone.
     Week,
-    /// Calendar months.
+    /// Calendar months in the monitor's timezone.
     Month,
-    /// Calendar years.
+    /// Calendar years in the monitor's timezone.
     Year,
+}
+
+impl IntervalUnit {
+    /// The unit's wire name: `second`, `minute`, … `year`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntervalUnit::Second => "second",
+            IntervalUnit::Minute => "minute",
+            IntervalUnit::Hour => "hour",
+            IntervalUnit::Day => "day",
+            IntervalUnit::Week => "week",
+            IntervalUnit::Month => "month",
+            IntervalUnit::Year => "year",
+        }
+    }
+
+    /// Parses a wire name, case-insensitively; plural forms (`minutes`) are accepted too.
+    pub fn parse(name: &str) -> Option<IntervalUnit> {
+        let name = name.trim().to_ascii_lowercase();
+        let singular = name.strip_suffix('s').unwrap_or(&name);
+        Some(match singular {
+            "second" => IntervalUnit::Second,
+            "minute" => IntervalUnit::Minute,
+            "hour" => IntervalUnit::Hour,
+            "day" => IntervalUnit::Day,
+            "week" => IntervalUnit::Week,
+            "month" => IntervalUnit::Month,
+            "year" => IntervalUnit::Year,
+            _ => return None,
+        })
+    }
+
+    /// Length in seconds; months and years as their Gregorian averages. For bounds checks.
+    pub fn approx_secs(self) -> u64 {
+        match self {
+            IntervalUnit::Second => 1,
+            IntervalUnit::Minute => 60,
+            IntervalUnit::Hour => 3600,
+            IntervalUnit::Day => 86_400,
+            IntervalUnit::Week => 7 * 86_400,
+            IntervalUnit::Month => 2_629_746,
+            IntervalUnit::Year => 31_556_952,
+        }
+    }
 }
 
 /// A duration as Sentry sends it (minutes, fractional allowed here) or as a humantime string
