@@ -141,6 +141,35 @@ fn log_in(collector: &Collector, client: &Client) -> String {
     cookie.split(';').next().unwrap().to_owned()
 }
 
+/// A browser logged in to the dashboard: reads pages, checking each one's size and time.
+struct Viewer {
+    client: Client,
+    cookie: String,
+}
+
+impl Viewer {
+    fn log_in(collector: &Collector) -> Viewer {
+        let client = Client::builder()
+            .redirect(redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let cookie = log_in(collector, &client);
+        Viewer { client, cookie }
+    }
+
+    /// The body of the dashboard page at `path`, asserted small and fast.
+    fn view(&self, collector: &Collector, path: &str) -> String {
+        let page = timed(
+            self.client
+                .get(collector.url(path))
+                .header("Cookie", &self.cookie),
+        );
+        assert_small(path, &page);
+        page.body
+    }
+}
+
 /// The `href` of the link with `rel="<rel>"` on a dashboard page (unescaped `&amp;`).
 fn dashboard_link(html: &str, rel: &str) -> Option<String> {
     let at = html.find(&format!("rel=\"{rel}\" href=\""))?;
@@ -270,17 +299,8 @@ fn lists_pages_and_metrics_stay_bounded_at_100_000_monitors() {
     }
 
     // Every dashboard page; `/monitors` by pages of 50 with working next and previous links.
-    let client = Client::builder()
-        .redirect(redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let cookie = log_in(&collector, &client);
-    let view = |path: &str| {
-        let page = timed(client.get(collector.url(path)).header("Cookie", &cookie));
-        assert_small(path, &page);
-        page.body
-    };
+    let viewer = Viewer::log_in(&collector);
+    let view = |path: &str| viewer.view(&collector, path);
     let overview = view("/");
     assert!(
         overview.contains(&format!("<b>{}</b>ok", MONITORS + 1)),
@@ -511,17 +531,8 @@ interval = "1h"
     assert_eq!(pages, 2);
 
     // The dashboard's lists link their next pages, and the next page is another one.
-    let client = Client::builder()
-        .redirect(redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let cookie = log_in(&collector, &client);
-    let view = |path: &str| {
-        let page = timed(client.get(collector.url(path)).header("Cookie", &cookie));
-        assert_small(path, &page);
-        page.body
-    };
+    let viewer = Viewer::log_in(&collector);
+    let view = |path: &str| viewer.view(&collector, path);
     for list in ["/incidents", "/issues", "/alerts"] {
         let first = view(list);
         let next = dashboard_link(&first, "next").unwrap_or_else(|| panic!("{list}: no next"));
