@@ -4,13 +4,50 @@
 
 use std::time::Duration;
 
+use clap::Args;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use watchpost_protocol::{Auth, CheckIn, Dsn, Envelope};
 
-use super::{ApiArgs, Exit};
 use crate::config::{ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR};
 use crate::engine::text::percent_encode;
+
+/// Why a client command failed, as a process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 1.
+    Server = 1,
+    /// 2.
+    Usage = 2,
+    /// 3.
+    NotFound = 3,
+    /// 4.
+    Auth = 4,
+}
+
+/// Where the management API is and how to talk to it.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The collector's base URL.
+    #[arg(
+        long,
+        env = "WATCHPOST_URL",
+        default_value = "http://127.0.0.1:8470",
+        global = true
+    )]
+    pub(super) url: String,
+    /// The admin token [default: $WATCHPOST_ADMIN_TOKEN, else ./watchpost-data/admin_token].
+    #[arg(
+        long,
+        env = "WATCHPOST_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub(super) token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub(super) json: bool,
+}
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const CLIENT: &str = concat!("watchpost-cli/", env!("CARGO_PKG_VERSION"));

@@ -14,6 +14,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::engine::text::percent_encode;
+pub use client::{ApiArgs, Exit};
 use client::{Client, Failure};
 
 /// The exit codes, as documented in every command's help and in `docs/cli.md`.
@@ -24,19 +25,6 @@ Exit codes:
   2  usage: bad arguments, or input the collector refused (400)
   3  not found: no such monitor, issue or route (404)
   4  authentication: no admin token, or a wrong token or DSN key (401/403)";
-
-/// Why a client command failed, as a process exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// 1.
-    Server = 1,
-    /// 2.
-    Usage = 2,
-    /// 3.
-    NotFound = 3,
-    /// 4.
-    Auth = 4,
-}
 
 /// `watchpost monitors|issues|incidents|checkin`.
 #[derive(Debug, Subcommand)]
@@ -69,30 +57,6 @@ pub enum Command {
     /// be closed with `--check-in-id`.
     #[command(after_help = EXIT_CODES)]
     Checkin(CheckinArgs),
-}
-
-/// Where the management API is and how to talk to it.
-#[derive(Debug, Clone, Args)]
-pub struct ApiArgs {
-    /// The collector's base URL.
-    #[arg(
-        long,
-        env = "WATCHPOST_URL",
-        default_value = "http://127.0.0.1:8470",
-        global = true
-    )]
-    url: String,
-    /// The admin token [default: $WATCHPOST_ADMIN_TOKEN, else ./watchpost-data/admin_token].
-    #[arg(
-        long,
-        env = "WATCHPOST_ADMIN_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    token: Option<String>,
-    /// Print the API's JSON instead of a table.
-    #[arg(long, global = true)]
-    json: bool,
 }
 
 /// A monitor: project and slug.
