@@ -127,14 +127,19 @@ fn existing_envs(
         None => state.store.monitor_envs(project, slug)?,
     };
     if envs.is_empty() {
-        let env = environment
-            .map(|e| format!(" environment `{e}`"))
-            .unwrap_or_default();
-        return Err(HttpError::not_found(format!(
-            "monitor `{slug}`{env} does not exist in project {project}"
-        )));
+        return Err(no_monitor(project, slug, environment));
     }
     Ok(envs)
+}
+
+/// The `404` for a monitor (or one environment of it) that does not exist.
+fn no_monitor(project: u64, slug: &str, environment: Option<&str>) -> HttpError {
+    let env = environment
+        .map(|e| format!(" environment `{e}`"))
+        .unwrap_or_default();
+    HttpError::not_found(format!(
+        "monitor `{slug}`{env} does not exist in project {project}"
+    ))
 }
 
 /// `GET /api/v1/monitors/{project}/{slug}?limit=&cursor=`: its environments in key order
@@ -152,7 +157,7 @@ pub(super) async fn get_one(
         .store
         .monitor_envs_page(project, &slug, &page.cursor, page.limit)?;
     if found.items.is_empty() && page.cursor == Cursor::Start {
-        existing_envs(&state, project, &slug, None)?;
+        return Err(no_monitor(project, &slug, None));
     }
     let views: Vec<MonitorView<'_>> = found.items.iter().map(MonitorView::from).collect();
     Ok(page_response(&uri, &query, &views, found.next.as_ref()))
