@@ -294,7 +294,7 @@ pub(crate) fn deliveries(
 /// How many deliveries failed for good, among the newest [`DELIVERIES_COUNTED`] (the outbox
 /// keeps at most `DELIVERIES_KEPT` finished ones, so this is every one unless many are
 /// pending).
-pub(crate) fn failed_deliveries(state: &AppState) -> Result<Option<usize>, StoreError> {
+pub(crate) fn failed_deliveries(state: &AppState) -> Result<usize, StoreError> {
     let filter = DeliveryFilter {
         state: Some(DeliveryState::Failed),
         channel: None,
@@ -302,7 +302,7 @@ pub(crate) fn failed_deliveries(state: &AppState) -> Result<Option<usize>, Store
     let failed = state
         .store
         .deliveries(&filter, DELIVERIES_COUNTED, DELIVERIES_COUNTED)?;
-    Ok(Some(failed.len()))
+    Ok(failed.len())
 }
 
 fn delivery_state(state: DeliveryState) -> &'static str {

@@ -350,7 +350,7 @@ async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResult {
         more_open_incidents: open_incidents.next.is_some(),
         unresolved: data::unresolved_issues(&state, OVERVIEW_SHOWN)?,
         probes: data::probes(&state, 0)?,
-        deliveries: Some(data::deliveries(&state, &Cursor::Start, DELIVERIES_SHOWN)?.items),
+        deliveries: data::deliveries(&state, &Cursor::Start, DELIVERIES_SHOWN)?.items,
         failed_deliveries: data::failed_deliveries(&state)?,
     };
     page(pages::overview(&viewer, &overview, Utc::now()))

@@ -117,8 +117,8 @@ pub(crate) struct Overview {
     /// The most recently seen unresolved issues, and whether there are more.
     pub(crate) unresolved: (Vec<Issue>, bool),
     pub(crate) probes: Option<Vec<ProbeRow>>,
-    pub(crate) deliveries: Option<Vec<DeliveryRow>>,
-    pub(crate) failed_deliveries: Option<usize>,
+    pub(crate) deliveries: Vec<DeliveryRow>,
+    pub(crate) failed_deliveries: usize,
 }
 
 /// Links to the pages either side of a paged list.
@@ -238,7 +238,6 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
         .probes
         .as_ref()
         .map(|p| p.iter().filter(|p| p.status == ProbeStatus::Down).count());
-    let failed_deliveries = o.failed_deliveries;
     layout(
         "Overview",
         Some(viewer),
@@ -252,9 +251,7 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
                 (card_at_least("open incidents", o.open_incidents.len(), o.more_open_incidents))
                 (card_at_least("unresolved issues", unresolved.len(), *more_unresolved))
                 @if let Some(down) = probes_down { (card("probes down", down, true)) }
-                @if let Some(failed) = failed_deliveries {
-                    (card("failed alert deliveries", failed, true))
-                }
+                (card("failed alert deliveries", o.failed_deliveries, true))
             }
             h2 { "Failing monitors" }
             @if failing.is_empty() {
@@ -285,14 +282,12 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
                 (probe_table(probes, now))
                 p.dim { a href="/probes" { "All probes" } }
             }
-            @if let Some(deliveries) = &o.deliveries {
-                h2 { "Recent alert deliveries" }
-                p.dim { a href="/alerts" { "All alert deliveries" } }
-                @if deliveries.is_empty() {
-                    p.dim { "None yet." }
-                } @else {
-                    (delivery_table(deliveries, now))
-                }
+            h2 { "Recent alert deliveries" }
+            p.dim { a href="/alerts" { "All alert deliveries" } }
+            @if o.deliveries.is_empty() {
+                p.dim { "None yet." }
+            } @else {
+                (delivery_table(&o.deliveries, now))
             }
         },
     )
