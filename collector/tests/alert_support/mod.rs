@@ -2,11 +2,10 @@
 //! store's, over sled), fake destinations that are real HTTP servers on loopback, a real SMTP
 //! server (`aiosmtpd` from the test venv), and alert factories.
 //!
-//! Each test binary compiles this module privately and uses a subset of it, hence the allows.
+//! Part of the `it` test binary (`it/main.rs`); each test uses a subset of it, hence the allows.
 #![allow(dead_code, unreachable_pub)]
 
-#[path = "../support/python.rs"]
-pub mod python;
+pub use crate::support::python;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,7 +27,8 @@ use watchpost_collector::alert::{
     NewDelivery, Outbox, OutboxEntry, OutboxError, http_client,
 };
 use watchpost_collector::config::{self, ChannelKind};
-use watchpost_collector::engine::alerting::{self, Alert, Links, Payload, ProbeChange};
+use watchpost_collector::engine::alerting::{self, Alert, Links, Payload};
+use watchpost_collector::engine::probes::ProbeNotice;
 use watchpost_collector::engine::{
     Effect, FailureCounts, Incident, IncidentKind, IncidentReason, MonitorConfig, MonitorEnv,
     MonitorKey, Schedule,
@@ -469,7 +469,7 @@ pub fn monitor_alert(slug: &str, recovered: bool) -> Alert {
 /// A `probe.down` (or `probe.up`) alert for probe `name`.
 pub fn probe_alert(name: &str, down: bool) -> Alert {
     alerting::probe_alert(
-        &ProbeChange {
+        &ProbeNotice {
             down,
             name: name.to_owned(),
             url: "https://user:pw@api.example.com/health?token=abc".to_owned(),

@@ -1,4 +1,4 @@
-"""The reference for collector/tests/crontab_reference.rs: what Sentry does with each crontab.
+"""The reference for collector/tests/it/crontab_reference.rs: what Sentry does with each crontab.
 
 Reads a JSON request on stdin: {"crontabs": [...], "starts": [epoch seconds], "zones": [...],
 "count": n}. Answers on stdout with, per crontab, whether Sentry's monitor validator accepts it

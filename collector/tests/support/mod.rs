@@ -424,6 +424,17 @@ pub fn interval(value: u64, unit: &str) -> Value {
     serde_json::json!({ "schedule": { "type": "interval", "value": value, "unit": unit } })
 }
 
+/// Held by the tests that load the machine the most (100,000 monitors, alert storms, floods of
+/// bad input): they run one at a time, as they did when each file was a test binary of its
+/// own, while lighter tests run beside them. Their bounds are generous, not speed claims; this
+/// keeps two of them from sharing two cores and a 30 s request timeout.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Peak resident memory of a process in KiB, from `/proc/<pid>/status`.
 pub fn peak_rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");

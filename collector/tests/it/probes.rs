@@ -3,7 +3,7 @@
 //! answers must not slow another probe down; results are bounded; `/healthz` and `/metrics`
 //! report the prober; the watchdog's heartbeats stop while the collector is unhealthy.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

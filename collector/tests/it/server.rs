@@ -1,7 +1,7 @@
 //! `watchpost serve` as a process: startup lines, identity kept across restarts, config errors,
 //! graceful shutdown, health, metrics, and JSON errors for unknown routes.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 

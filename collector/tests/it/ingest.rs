@@ -2,7 +2,7 @@
 //! five auth forms and their rejections, Sentry's cron endpoint, healthchecks-style pings, and
 //! bad input that must be refused without leaving any state behind.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 

@@ -3,7 +3,7 @@
 //! dir others can reach is refused, links never come from the `Host` header, and environment
 //! names follow Sentry's rule.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};

@@ -6,9 +6,8 @@
 
 // Both harnesses are needed: the collector's (`support`) and the fake destinations
 // (`alert_support`); each carries its own copy of `support/python.rs`.
-#[allow(clippy::duplicate_mod)]
-mod alert_support;
-mod support;
+use crate::alert_support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! 4xx with a JSON `{"error": ...}` a person can act on, leave no state behind, keep the
 //! collector's memory bounded, and leave it serving the next good check-in.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 
@@ -166,6 +166,7 @@ fn check(c: &Collector, case: &Case) {
 
 #[test]
 fn every_class_of_bad_input_is_refused_whole() {
+    let _heavy = support::heavy();
     let c = Collector::start(None);
     let (status, body) = c.post_envelope(envelope(&[(
         "check_in",

@@ -3,7 +3,7 @@
 //! to do, never a hang or a crash; a second `serve` on a data dir in use is told that another
 //! watchpost holds it, and only then.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

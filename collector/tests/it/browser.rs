@@ -8,7 +8,7 @@
 //! Chromium comes from Debian (`scripts/install-browser.sh`); when it is missing and the test
 //! runs as root it installs it, otherwise it fails saying how: it never skips.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! `/metrics`, even while deliveries to them fail; loopback by default; private files; and
 //! per-key ingest rate limiting.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! the fake answers at once, so the storm drains in seconds and the test stays short. Every
 //! request is checked against the documented webhook JSON (`docs/alerts.md`, "Webhook JSON").
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -151,6 +151,7 @@ fn arrivals(hook: &Hook) -> Vec<(Instant, String, String)> {
 
 #[test]
 fn a_new_failure_reaches_the_webhook_within_30_s_ahead_of_a_storm_of_5000() {
+    let _heavy = support::heavy();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -6,9 +6,8 @@
 
 // Both harnesses are needed: the collector's (`support`) and the fake destinations
 // (`alert_support`); each carries its own copy of `support/python.rs`.
-#[allow(clippy::duplicate_mod)]
-mod alert_support;
-mod support;
+use crate::alert_support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -395,6 +394,7 @@ fn alerts_in(text: &str) -> usize {
 
 #[test]
 fn a_storm_reaches_the_webhook_alert_by_alert_and_telegram_paced_and_digested() {
+    let _heavy = support::heavy();
     const MONITORS: usize = 500;
     const ISSUES: usize = 20;
     const EVENTS: usize = 1000;

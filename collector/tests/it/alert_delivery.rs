@@ -2,7 +2,7 @@
 //! fake destinations that are real servers on loopback (HTTP fakes for Telegram, webhooks,
 //! Slack and Alertmanager; `aiosmtpd` for email), with short paces and backoffs.
 
-mod alert_support;
+use crate::alert_support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Durability: what was acknowledged survives SIGKILL, and a restart after missed deadlines
 //! records the miss exactly once.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::thread;

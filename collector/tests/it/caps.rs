@@ -4,7 +4,7 @@
 //! restart), and a real Sentry SDK (Python `sentry-sdk`) kept from reconfiguring a monitor
 //! declared in `[[monitors]]`.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

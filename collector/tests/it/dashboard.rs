@@ -1,7 +1,7 @@
 //! The dashboard over plain HTTP (no browser): the login and its cookie, CSRF on every action,
 //! escaping of what SDKs send, security headers, and status badges behind their key.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

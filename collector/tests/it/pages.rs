@@ -12,7 +12,7 @@
 //! The bounds are generous for a debug build on a shared 2-core machine (1 MB and 2 s per page,
 //! 250 ms per scrape); the release figures are in `benches/README.md`.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -181,6 +181,7 @@ fn dashboard_link(html: &str, rel: &str) -> Option<String> {
 
 #[test]
 fn lists_pages_and_metrics_stay_bounded_at_100_000_monitors() {
+    let _heavy = support::heavy();
     // 100,000 monitors through the public key: above the default cap of monitors per project
     // and the key's default budget per second (`caps.rs` and `quotas.rs` test those).
     let collector = Collector::start(Some(
@@ -399,6 +400,7 @@ fn post_items(collector: &Collector, kind: &str, payloads: &[String]) {
 /// newest first; environments and probes page too; the dashboard's lists link their pages.
 #[test]
 fn every_list_is_walked_by_cursor_past_a_thousand() {
+    let _heavy = support::heavy();
     const MANY: usize = 1_100;
     let collector = Collector::start(Some(
         r#"

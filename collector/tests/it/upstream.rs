@@ -4,7 +4,7 @@
 //! backlog metric grows); a full queue drops the oldest. Ingest latencies are reported, not
 //! asserted: tests do not assert speed.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::Read;

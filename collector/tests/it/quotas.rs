@@ -3,7 +3,7 @@
 //! within a memory bound and get clear answers, and events stop at the project's hourly byte
 //! budget (issue 15, `[limits]`).
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::Path;

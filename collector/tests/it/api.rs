@@ -1,7 +1,7 @@
 //! The management API over real HTTP: the admin token, every documented field, filters,
 //! PUT/PATCH/DELETE, and a silent monitor marked missed with its incident opened in seconds.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use uuid::Uuid;
-use watchpost_collector::engine::{
+use watchpost_engine::{
     CheckIn, CheckInInput, CheckInStatus, DeadlineIndex, DeadlineKind, Effect, IntervalUnit,
     MAX_OPEN_RUNS, MonitorConfig, MonitorEnv, MonitorKey, MonitorStatus, Outage, OutageKind,
     Outages, Schedule, Transition, deadlines_of, process_checkin, sweep_missed, sweep_timeout,

@@ -3,12 +3,9 @@
 //! 3 not found, 4 auth). The `issues` commands are checked against a stand-in that speaks the
 //! §3.2 contract, so they are right before and after the collector serves `/api/v1/issues`.
 
-mod support;
+use crate::support;
 // The SDK's recording server and its check of what Sentry accepts, for `checkin` and `run`.
-#[path = "../../sdk/tests/support/mod.rs"]
-mod sdk_support;
-#[path = "../../sdk/tests/support/sentry_rules.rs"]
-mod sentry_rules;
+use crate::{sdk_support, sentry_rules};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -7,7 +7,7 @@
 //! Mounting needs root (or CAP_SYS_ADMIN). Without it this test fails, loudly: a disk-full test
 //! that passes without filling a disk proves nothing.
 
-mod support;
+use crate::support;
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};

@@ -6,9 +6,7 @@
 //! collector, `#[monitored_job]` and Sentry agree on what is a crontab, and the collector and
 //! Sentry on when it fires.
 
-#[path = "support/python.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod python;
+use crate::support::python;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,7 +19,7 @@ use serde_json::json;
 use watchpost_collector::engine::{ConfigError, Schedule};
 
 /// The list, one `accept` or `refuse` and an expression per line.
-const CRONTABS: &str = include_str!("data/crontabs.txt");
+const CRONTABS: &str = include_str!("../data/crontabs.txt");
 
 /// Two zones with DST changes on different dates and on either side of UTC, and UTC itself,
 /// the default (Sentry evaluates it as a zone too, `ZoneInfo("UTC")`).

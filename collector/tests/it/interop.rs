@@ -7,7 +7,7 @@
 //! sentry-python's error events, the issues) back through the management API (docs/http-api.md).
 //! Waits poll the API with a deadline; nothing sleeps for a fixed time.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -5,7 +5,7 @@
 //!
 //! Run with `--nocapture` to see the figures each test measures.
 
-mod support;
+use crate::support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;

@@ -6,9 +6,8 @@
 //! of the grace, by an alert that says when the collector was down. The webhook is a real HTTP
 //! server on loopback that checks the alert JSON's shape.
 
-#[allow(clippy::duplicate_mod)]
-mod alert_support;
-mod support;
+use crate::alert_support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,48 @@
+//! The collector's integration tests, one module per capability, linked into one binary so the
+//! server stack (axum, sled, reqwest, lettre) is linked once instead of once per file. Each test
+//! starts its own collector binary (`support::Collector`) on its own port and data dir, so tests
+//! share nothing but this process; the two that cannot share it live beside this directory:
+//! `outage_app.rs` (it installs the process-global SDK client) and the engine's property tests
+//! (in `engine/tests/`).
+
+// Shared harnesses: the real collector on loopback, and fake alert destinations.
+#[path = "../alert_support/mod.rs"]
+mod alert_support;
+#[path = "../support/mod.rs"]
+mod support;
+// The SDK's recording server and its check of what Sentry accepts, used by `cli`.
+#[path = "../../../sdk/tests/support/mod.rs"]
+mod sdk_support;
+#[path = "../../../sdk/tests/support/sentry_rules.rs"]
+mod sentry_rules;
+
+mod alert_delivery;
+mod alert_grouping;
+mod alert_storm;
+mod alerts_end_to_end;
+mod api;
+mod bad_input;
+mod browser;
+mod caps;
+mod cli;
+mod collector_restart;
+mod crontab_reference;
+mod dashboard;
+mod destination_outage;
+mod disk_full;
+mod docs_curl;
+mod durability;
+mod fuzz_regressions;
+mod holes;
+mod ingest;
+mod interop;
+mod issues;
+mod pages;
+mod probes;
+mod quotas;
+mod redirects;
+mod security;
+mod server;
+mod startup;
+mod upstream;
+mod wedge;
