@@ -6,7 +6,7 @@
 # Needs `cargo install cargo-fuzz`. The toolchain is stable, so the nightly-only flags
 # libFuzzer needs are unlocked with RUSTC_BOOTSTRAP=1. Corpora grow under fuzz/corpus/<target>
 # (gitignored but for the seed-* files); a crash lands in fuzz/artifacts/<target>/ and fails
-# the script. Turn each crash into a test in collector/tests/fuzz_regressions.rs.
+# the script. Turn each crash into a test in collector/tests/it/fuzz_regressions.rs.
 set -euo pipefail
 
 seconds=${1:-600}

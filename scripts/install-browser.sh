@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's Chromium and ChromeDriver for the dashboard's browser tests
-# (collector/tests/browser.rs), only when they are missing. Needs root (apt-get); CI runs as root.
+# (collector/tests/it/browser.rs), only when they are missing. Needs root (apt-get); CI runs as root.
 # The browser tests call this script themselves when chromium is missing and they run as root,
 # so `cargo test` works on a fresh machine too.
 set -euo pipefail

@@ -17,7 +17,7 @@ readonly AIOSMTPD_VERSION=1.4.6 # the SMTP server the email alert tests deliver 
 # Relay's own event normalizer (`sentry_relay.processing.StoreNormalizer`), which the SDK's
 # payload tests run our events through to show Sentry keeps them unchanged.
 readonly SENTRY_RELAY_VERSION=0.10.1
-readonly CRONSIM_VERSION=2.6    # collector/tests/crontab_reference.rs
+readonly CRONSIM_VERSION=2.6    # collector/tests/it/crontab_reference.rs
 readonly TZDATA_VERSION=2026.6  # the zone data that test gives cronsim, not the system's
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
