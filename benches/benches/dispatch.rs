@@ -29,14 +29,15 @@ use watchpost_collector::alert::{
 };
 use watchpost_collector::config::{self, ChannelKind, Secret};
 use watchpost_collector::store::{Store, WriteSet};
-use watchpost_engine::alerting::{Links, Payload, ProbeChange, probe_alert};
+use watchpost_engine::alerting::{Links, Payload, probe_alert};
+use watchpost_engine::probes::ProbeNotice;
 
 const CHANNEL: &str = "hook";
 /// Deliveries let through at a time (see [`Rig::deliver`]).
 const CHUNK: u64 = 10;
 
 fn delivery() -> NewDelivery {
-    let change = ProbeChange {
+    let change = ProbeNotice {
         down: true,
         name: "api".to_owned(),
         url: "http://127.0.0.1:8080/health".to_owned(),

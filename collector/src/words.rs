@@ -1,10 +1,6 @@
-//! Schedules, times and durations in words for people: "every day at 03:00 (Europe/Berlin)",
-//! "every 10 minutes", "3 min ago", "1 min 05 s". Pure functions of their inputs (the caller
-//! passes `now`); anything unusual falls back to the exact form rather than guessing.
-
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
+//! Schedules in words for people: "every day at 03:00 (Europe/Berlin)", "every 10 minutes".
+//! Times and durations in words are `engine::text`'s. Anything unusual falls back to the exact
+//! form rather than guessing.
 
 use crate::engine::{IntervalUnit, Schedule};
 
@@ -165,54 +161,6 @@ fn join(items: &[impl AsRef<str>], last: &str) -> String {
     }
 }
 
-/// "just now", "3 min ago", "in 2 h", "5 d ago".
-pub(crate) fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let seconds = (at - now).num_seconds();
-    let magnitude = seconds.unsigned_abs();
-    if magnitude < 5 {
-        return "just now".into();
-    }
-    let amount = match magnitude {
-        0..60 => format!("{magnitude} s"),
-        60..3600 => format!("{} min", magnitude / 60),
-        3600..86_400 => format!("{} h", magnitude / 3600),
-        _ => format!("{} d", magnitude / 86_400),
-    };
-    if seconds < 0 {
-        format!("{amount} ago")
-    } else {
-        format!("in {amount}")
-    }
-}
-
-/// A run's length: "850 ms", "12.3 s", "4 min 05 s", "1 h 02 min".
-pub(crate) fn duration_ms(ms: u64) -> String {
-    match ms {
-        0..1000 => format!("{ms} ms"),
-        1000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{} min {:02} s", ms / 60_000, ms / 1000 % 60),
-        _ => format!("{} h {:02} min", ms / 3_600_000, ms / 60_000 % 60),
-    }
-}
-
-/// A configured duration: "1 min", "90 s", "30 min", "2 h".
-pub(crate) fn span(duration: Duration) -> String {
-    let s = duration.as_secs();
-    if duration.subsec_millis() != 0 || s == 0 {
-        return format!("{:.1} s", duration.as_secs_f64());
-    }
-    match s {
-        s if s % 3600 == 0 => format!("{} h", s / 3600),
-        s if s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
-}
-
-/// `2026-11-21 20:11 UTC`: the absolute form next to a relative one.
-pub(crate) fn utc(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,23 +208,5 @@ mod tests {
         let every = |value, unit| schedule(&Schedule::Interval { value, unit }, "UTC");
         assert_eq!(every(10, IntervalUnit::Minute), "every 10 minutes");
         assert_eq!(every(1, IntervalUnit::Day), "every day");
-    }
-
-    #[test]
-    fn times_and_durations() {
-        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let at = |s: i64| now + chrono::Duration::seconds(s);
-        assert_eq!(relative(at(-2), now), "just now");
-        assert_eq!(relative(at(-180), now), "3 min ago");
-        assert_eq!(relative(at(7200), now), "in 2 h");
-        assert_eq!(relative(at(-3 * 86_400), now), "3 d ago");
-        assert_eq!(duration_ms(850), "850 ms");
-        assert_eq!(duration_ms(12_345), "12.3 s");
-        assert_eq!(duration_ms(245_000), "4 min 05 s");
-        assert_eq!(duration_ms(3_720_000), "1 h 02 min");
-        assert_eq!(span(Duration::from_secs(60)), "1 min");
-        assert_eq!(span(Duration::from_secs(90)), "90 s");
-        assert_eq!(span(Duration::from_millis(1500)), "1.5 s");
-        assert_eq!(utc(now), "2027-01-15 08:00:00 UTC");
     }
 }

@@ -23,7 +23,8 @@ use super::issues::{Issue, IssueEffect};
 use super::model::{Effect, Incident, IncidentReason, MonitorEnv, MonitorKey, MonitorStatus};
 use super::outage::Outage;
 pub use super::outage::when;
-use super::text::percent_encode;
+use super::probes::ProbeNotice;
+use super::text::{human_delta, human_duration, percent_encode};
 
 /// The name of the rule used when no `[[rules]]` are configured.
 pub const DEFAULT_RULE: &str = "default";
@@ -185,24 +186,6 @@ pub struct ProbeSubject {
     pub status_code: Option<u16>,
     /// What went wrong, when the check failed without a (good) response.
     pub error: Option<String>,
-}
-
-/// A probe's state change, as the probe logic reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeChange {
-    /// `true`: down; `false`: up again.
-    pub down: bool,
-    /// The probe's name.
-    pub name: String,
-    /// The URL it checks (credentials, query and fragment are removed for the alert).
-    pub url: String,
-    /// Status of the last check.
-    pub status_code: Option<u16>,
-    /// Error of the last check.
-    pub error: Option<String>,
-    /// When the probe went down (for `down`: the first failed check; for `up`: the opening of
-    /// the incident that ends).
-    pub since: Option<DateTime<Utc>>,
 }
 
 /// Builds dashboard links from `[server] public_url`.
@@ -628,7 +611,7 @@ pub fn issue_alert(
 }
 
 /// The alert for a probe going down or up.
-pub fn probe_alert(change: &ProbeChange, links: &Links, now: DateTime<Utc>) -> Alert {
+pub fn probe_alert(change: &ProbeNotice, links: &Links, now: DateTime<Utc>) -> Alert {
     let url = redact_url(&change.url);
     let what = match (&change.error, change.status_code) {
         (Some(error), _) => error.clone(),
@@ -956,32 +939,6 @@ fn failing_for(incident: &Incident, now: DateTime<Utc>) -> TimeDelta {
     incident.resolved_at.unwrap_or(now) - incident.starting_timestamp
 }
 
-/// `1h 5m`, `42s`, `3d 2h`: the two largest units.
-pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs == 0 {
-        return format!("{}ms", d.as_millis());
-    }
-    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
-    let parts: Vec<String> = units
-        .iter()
-        .scan(secs, |rest, &(size, name)| {
-            let n = *rest / size;
-            *rest %= size;
-            Some((n, name))
-        })
-        .skip_while(|&(n, _)| n == 0)
-        .take(2)
-        .filter(|&(n, _)| n > 0)
-        .map(|(n, name)| format!("{n}{name}"))
-        .collect();
-    parts.join(" ")
-}
-
-fn human_delta(d: TimeDelta) -> String {
-    human_duration(d.to_std().unwrap_or_default())
-}
-
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -1099,7 +1056,7 @@ mod tests {
 
     fn probe(name: &str, down: bool, at: DateTime<Utc>) -> Alert {
         probe_alert(
-            &ProbeChange {
+            &ProbeNotice {
                 down,
                 name: name.to_owned(),
                 url: "https://u:p@api.example.com:8443/health?key=s3cret#x".to_owned(),

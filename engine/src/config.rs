@@ -3,7 +3,9 @@
 //! Construction validates; a `MonitorConfig` that passed `validate` is safe for schedule math.
 //! Never reads a clock or does I/O.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -88,9 +90,9 @@ impl Schedule {
     /// and year fields, `@reboot`, `?`, `W` (other than `LW`) and expressions that never match
     /// are rejected.
     pub fn crontab(expr: &str) -> Result<Schedule, ConfigError> {
-        // Parsed once per distinct expression (see `schedule::cached_crontab`), so validating
+        // Parsed once per distinct expression (see [`cached_crontab`]), so validating
         // an incoming `monitor_config` and decoding a stored one cost a map lookup.
-        let parsed = super::schedule::cached_crontab(expr)?;
+        let parsed = cached_crontab(expr)?;
         Ok(Schedule::Crontab(parsed.normalized.clone()))
     }
 
@@ -368,7 +370,7 @@ impl From<Schedule> for ScheduleRepr {
 /// `#[monitored_job]`) into the normalized expression and its [`Spec`]: aliases expanded,
 /// `?`, `W` and other extensions refused, and an expression whose day fields never select a
 /// day refused (Sentry's validator cannot iterate it). Uncached; callers go through
-/// `schedule::cached_crontab`.
+/// [`cached_crontab`].
 pub(super) fn parse_crontab(expr: &str) -> Result<(String, Spec), ConfigError> {
     crontab::check(expr).map_err(|error| crontab_error(expr, error))
 }
@@ -509,4 +511,42 @@ fn threshold_from_json(field: &'static str, value: &Value) -> Result<Option<u32>
             value: other.to_string(),
         }),
     }
+}
+/// A crontab expression, parsed and checked once.
+#[derive(Debug)]
+pub(super) struct ParsedCrontab {
+    /// The normalized expression (aliases expanded, whitespace collapsed).
+    pub(super) normalized: String,
+    /// Which minutes, hours and days it selects.
+    pub(super) spec: Spec,
+}
+
+/// How many distinct valid expressions the memo holds before it starts over. Real deployments
+/// use a handful of schedules; the cap only bounds memory against a client sending many.
+const CRONTAB_CACHE_CAP: usize = 4096;
+
+/// Process-wide memo of [`parse_crontab`] for valid expressions, keyed by the expression as
+/// given (normalized expressions, as stored, key themselves).
+///
+/// Memoization keeps the engine pure: the value for a key is a deterministic function of the
+/// key alone, so every call returns what an uncached parse would (same inputs, same outputs),
+/// with no I/O and no clock. Invalid expressions are not cached; they fail the same way each time.
+static CRONTAB_CACHE: LazyLock<parking_lot::Mutex<HashMap<String, Arc<ParsedCrontab>>>> =
+    LazyLock::new(|| parking_lot::Mutex::new(HashMap::new()));
+
+/// [`parse_crontab`] (including its never-matches check), parsed at most once per distinct
+/// valid expression while the memo holds it.
+pub(super) fn cached_crontab(expr: &str) -> Result<Arc<ParsedCrontab>, ConfigError> {
+    if let Some(hit) = CRONTAB_CACHE.lock().get(expr) {
+        return Ok(Arc::clone(hit));
+    }
+    // Parse outside the lock; a concurrent miss on the same expression parses twice, harmlessly.
+    let (normalized, spec) = parse_crontab(expr)?;
+    let parsed = Arc::new(ParsedCrontab { normalized, spec });
+    let mut cache = CRONTAB_CACHE.lock();
+    if cache.len() >= CRONTAB_CACHE_CAP {
+        cache.clear();
+    }
+    cache.insert(expr.to_owned(), Arc::clone(&parsed));
+    Ok(parsed)
 }

@@ -35,7 +35,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::alerting::ProbeChange;
 use super::model::{Effect, FailureCounts, Incident, IncidentKind, IncidentReason, MonitorKey};
 
 /// The `project` of every probe's [`MonitorKey`]. Configured projects are positive.
@@ -419,20 +418,6 @@ pub struct ProbeNotice {
     pub since: Option<DateTime<Utc>>,
 }
 
-impl ProbeNotice {
-    /// The alert builder's input (`engine::alerting::probe_alert`).
-    pub fn to_change(&self) -> ProbeChange {
-        ProbeChange {
-            down: self.down,
-            name: self.name.clone(),
-            url: self.url.clone(),
-            status_code: self.status_code,
-            error: self.error.clone(),
-            since: self.since,
-        }
-    }
-}
-
 /// An incident effect of a probe and what its alert says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeEffect {
@@ -810,7 +795,7 @@ mod tests {
         assert_eq!(resolved.notice.since, Some(t(12)));
         assert_eq!(resolved.notice.status_code, Some(200));
         assert_eq!(resolved.notice.error, None);
-        let change = resolved.notice.to_change();
+        let change = resolved.notice.clone();
         assert!(!change.down);
         assert_eq!(change.since, Some(t(12)));
         let last = state.last_result.as_ref().unwrap();

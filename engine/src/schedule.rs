@@ -2,57 +2,14 @@
 //! DST transitions. Results are instants in UTC, which is what everything else compares.
 //! Pure functions of their arguments; never reads a clock.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
-
 use chrono::{
     DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset,
     TimeDelta, TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
 
-use super::config::{IntervalUnit, MonitorConfig, Schedule, parse_crontab};
+use super::config::{IntervalUnit, MonitorConfig, Schedule, cached_crontab};
 use super::crontab::Spec;
-use super::validate::ConfigError;
-
-/// A crontab expression, parsed and checked once.
-#[derive(Debug)]
-pub(super) struct ParsedCrontab {
-    /// The normalized expression (aliases expanded, whitespace collapsed).
-    pub(super) normalized: String,
-    /// Which minutes, hours and days it selects.
-    pub(super) spec: Spec,
-}
-
-/// How many distinct valid expressions the memo holds before it starts over. Real deployments
-/// use a handful of schedules; the cap only bounds memory against a client sending many.
-const CRONTAB_CACHE_CAP: usize = 4096;
-
-/// Process-wide memo of [`parse_crontab`] for valid expressions, keyed by the expression as
-/// given (normalized expressions, as stored, key themselves).
-///
-/// Memoization keeps the engine pure: the value for a key is a deterministic function of the
-/// key alone, so every call returns what an uncached parse would (same inputs, same outputs),
-/// with no I/O and no clock. Invalid expressions are not cached; they fail the same way each time.
-static CRONTAB_CACHE: LazyLock<parking_lot::Mutex<HashMap<String, Arc<ParsedCrontab>>>> =
-    LazyLock::new(|| parking_lot::Mutex::new(HashMap::new()));
-
-/// [`parse_crontab`] (including its never-matches check), parsed at most once per distinct
-/// valid expression while the memo holds it.
-pub(super) fn cached_crontab(expr: &str) -> Result<Arc<ParsedCrontab>, ConfigError> {
-    if let Some(hit) = CRONTAB_CACHE.lock().get(expr) {
-        return Ok(Arc::clone(hit));
-    }
-    // Parse outside the lock; a concurrent miss on the same expression parses twice, harmlessly.
-    let (normalized, spec) = parse_crontab(expr)?;
-    let parsed = Arc::new(ParsedCrontab { normalized, spec });
-    let mut cache = CRONTAB_CACHE.lock();
-    if cache.len() >= CRONTAB_CACHE_CAP {
-        cache.clear();
-    }
-    cache.insert(expr.to_owned(), Arc::clone(&parsed));
-    Ok(parsed)
-}
 
 impl Schedule {
     /// The first expected time strictly after `after`, evaluated in `tz`.

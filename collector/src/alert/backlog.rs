@@ -292,7 +292,8 @@ mod tests {
 
     use super::*;
     use crate::alert::NewDelivery;
-    use crate::engine::alerting::{Links, ProbeChange, probe_alert};
+    use crate::engine::alerting::{Links, probe_alert};
+    use crate::engine::probes::ProbeNotice;
     use crate::store::{Store, WriteSet};
 
     fn at() -> DateTime<Utc> {
@@ -300,7 +301,7 @@ mod tests {
     }
 
     fn delivery(probe: &str, down: bool) -> NewDelivery {
-        let change = ProbeChange {
+        let change = ProbeNotice {
             down,
             name: probe.to_owned(),
             url: "http://127.0.0.1:1/health".to_owned(),

@@ -467,10 +467,11 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::engine::alerting::{AlertKind, Links, ProbeChange, probe_alert};
+    use crate::engine::alerting::{AlertKind, Links, probe_alert};
+    use crate::engine::probes::ProbeNotice;
 
     fn alert(name: &str, down: bool) -> Alert {
-        let change = ProbeChange {
+        let change = ProbeNotice {
             down,
             name: name.to_owned(),
             url: "http://127.0.0.1:8080/health".to_owned(),

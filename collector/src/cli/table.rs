@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::engine::Schedule;
+use crate::engine::text;
 use crate::words;
 
 /// Columns padded to their widest cell, two spaces apart; the last column is not padded.
@@ -49,7 +50,7 @@ fn time(value: &Value, now: DateTime<Utc>) -> String {
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map_or_else(
             || "-".to_owned(),
-            |at| words::relative(at.with_timezone(&Utc), now),
+            |at| text::relative(at.with_timezone(&Utc), now),
         )
 }
 
@@ -151,7 +152,7 @@ pub(super) fn monitor(envs: &Value, checkins: &Value) -> String {
                 text(&c["status"]),
                 c["duration_ms"]
                     .as_u64()
-                    .map_or_else(|| "-".to_owned(), words::duration_ms),
+                    .map_or_else(|| "-".to_owned(), text::duration_ms),
                 c["log"]
                     .as_str()
                     .map(|log| {

@@ -15,7 +15,7 @@ use watchpost_protocol::{Event, Exception, Frame, LogEntry as EventLog, Message}
 use super::data::{Activity, DeliveryRow, IssueDetail, ProbeCheck, ProbeRow};
 use super::session::Viewer;
 use crate::engine::probes::ProbeStatus;
-use crate::engine::text::{percent_encode, rfc3339_millis};
+use crate::engine::text::{self, percent_encode, rfc3339_millis};
 use crate::engine::{
     CheckIn, CheckInStatus, Incident, IncidentKind, IncidentReason, Issue, IssueStatus, MonitorEnv,
     MonitorStatus,
@@ -423,8 +423,8 @@ pub(crate) fn monitor(viewer: &Viewer, page: &MonitorPage, now: DateTime<Utc>) -
                             (words::schedule(&m.config.schedule, &m.config.timezone))
                             " " span.dim { code { (m.config.schedule) } }
                         }
-                        dt { "Check-in margin" } dd { (words::span(m.config.checkin_margin)) }
-                        dt { "Max runtime" } dd { (words::span(m.config.max_runtime)) }
+                        dt { "Check-in margin" } dd { (text::span(m.config.checkin_margin)) }
+                        dt { "Max runtime" } dd { (text::span(m.config.max_runtime)) }
                         dt { "Incident after" }
                         dd { (m.config.failure_issue_threshold) " failed check-in(s)" }
                         dt { "Recovers after" }
@@ -478,7 +478,7 @@ fn checkin_table(checkins: &[CheckIn], now: DateTime<Utc>) -> Markup {
                     tr {
                         td { span class={ "pill " (c.status.as_str()) } { (c.status.as_str()) } }
                         td { (at(c.date_added, now)) }
-                        td { @if let Some(ms) = c.duration_ms { (words::duration_ms(ms)) } }
+                        td { @if let Some(ms) = c.duration_ms { (text::duration_ms(ms)) } }
                         td.wide { (when(c.expected_time, now)) }
                         td { @if let Some(log) = &c.log { (log_text(log)) } }
                     }
@@ -786,8 +786,8 @@ fn sparkline(activity: &Activity) -> Markup {
     let label = format!(
         "{}{total} event(s) since {}, at most {max} per {}, newest on the right",
         if activity.truncated { "at least " } else { "" },
-        words::utc(activity.start),
-        words::span(std::time::Duration::from_secs(
+        text::utc(activity.start),
+        text::span(std::time::Duration::from_secs(
             u64::try_from(
                 (activity.end - activity.start).num_seconds()
                     / i64::try_from(activity.buckets.len().max(1)).unwrap_or(1)
@@ -837,7 +837,7 @@ fn latency_sparkline(checks: &[ProbeCheck]) -> Markup {
                 rect x=(i * STEP) y=(format!("{:.1}", HEIGHT - h)) width=(BAR)
                     height=(format!("{h:.1}")) fill=(if c.ok { "#2da44e" } else { "#cf222e" }) {
                     title {
-                        (words::utc(c.at)) " · " (format!("{:.0} ms", c.latency_ms))
+                        (text::utc(c.at)) " · " (format!("{:.0} ms", c.latency_ms))
                         @if !c.ok { " · failed" }
                     }
                 }
@@ -1032,8 +1032,8 @@ pub(crate) fn timeline(newest_first: &[CheckIn]) -> Markup {
                 rect x=(i * STEP) y="1" width=(MARK) height="20" rx="1.5"
                     fill=(mark_color(c.status)) {
                     title {
-                        (c.status.as_str()) " · " (words::utc(c.date_added))
-                        @if let Some(ms) = c.duration_ms { " · " (words::duration_ms(ms)) }
+                        (c.status.as_str()) " · " (text::utc(c.date_added))
+                        @if let Some(ms) = c.duration_ms { " · " (text::duration_ms(ms)) }
                     }
                 }
             }
@@ -1075,7 +1075,7 @@ fn reason(reason: IncidentReason) -> &'static str {
 
 /// A time as "3 min ago", with the exact time on hover and for machines.
 fn at(at: DateTime<Utc>, now: DateTime<Utc>) -> Markup {
-    html! { time datetime=(rfc3339_millis(at)) title=(words::utc(at)) { (words::relative(at, now)) } }
+    html! { time datetime=(rfc3339_millis(at)) title=(text::utc(at)) { (text::relative(at, now)) } }
 }
 
 fn when(time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
