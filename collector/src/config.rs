@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::engine::alerting;
 use crate::engine::caps::{Caps, CapsConfig, Upsert};
+use crate::engine::issues::SpikeRule;
 use crate::engine::probes::JsonExpectation;
 use crate::engine::{ConfigError as MonitorConfigError, ConfigPatch, MonitorConfig, MonitorKey};
 
@@ -313,16 +315,11 @@ pub use crate::engine::alerting::AlertKind;
 /// `[[rules]]`.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    /// Unique name.
-    pub name: String,
-    /// Alert kinds it routes.
-    pub on: Vec<AlertKind>,
-    /// Channel names; each exists in [`Config::channels`].
-    pub channels: Vec<String>,
-    /// `issue.spike`: more than this many events ...
-    pub threshold: Option<u32>,
-    /// ... within this sliding window.
-    pub window: Option<Duration>,
+    /// What it routes where: its name, the alert kinds and the channel names (each exists in
+    /// [`Config::channels`]), as alert planning takes them.
+    pub route: alerting::Rule,
+    /// For a rule on `issue.spike`: more than `threshold` events within `window`.
+    pub spike: Option<SpikeRule>,
 }
 
 /// `[alerts]`.
@@ -684,7 +681,7 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, r)| rule(&format!("rules[{i}]"), r, &channels))
             .collect::<Result<Vec<_>, _>>()?;
-        unique(rules.iter().map(|r| r.name.as_str()), "rules", "rule")?;
+        unique(rules.iter().map(|r| r.route.name.as_str()), "rules", "rule")?;
         let alerts = Alerts {
             dedup_window: duration_or(
                 "alerts.dedup_window",
@@ -1323,12 +1320,21 @@ fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
         }
         (None, false) => None,
     };
+    let spike = match (threshold, window) {
+        (Some(threshold), Some(window)) => Some(SpikeRule {
+            name: name.clone(),
+            threshold,
+            window,
+        }),
+        _ => None,
+    };
     Ok(Rule {
-        name,
-        on,
-        channels: raw.channels,
-        threshold,
-        window,
+        route: alerting::Rule {
+            name,
+            on,
+            channels: raw.channels,
+        },
+        spike,
     })
 }
 
@@ -1795,8 +1801,11 @@ interval = "60s"
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(config.rules[1].window, Some(Duration::from_secs(3600)));
-        assert_eq!(config.rules[2].on.len(), 4);
+        assert_eq!(
+            config.rules[1].spike.as_ref().map(|s| s.window),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(config.rules[2].route.on.len(), 4);
         let monitor = &config.monitors[0];
         assert_eq!(monitor.key.slug, "nightly-backup");
         assert_eq!(monitor.key.environment, "production");

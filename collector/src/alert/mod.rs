@@ -24,7 +24,7 @@ pub mod dispatch;
 mod email;
 pub mod format;
 mod metered;
-mod outbox;
+pub mod outbox;
 pub mod pace;
 mod planner;
 mod send;
@@ -48,40 +48,7 @@ pub use telegram::Telegram;
 pub use webhook::Webhook;
 
 use crate::config::Config;
-use crate::engine::alerting::{self, Rule};
-use crate::engine::issues::SpikeRule;
-
-/// The routing rules of the config; the default rule (everything to `log`) when there are
-/// none.
-pub fn rules_from_config(config: &Config) -> Vec<Rule> {
-    if config.rules.is_empty() {
-        return alerting::default_rules();
-    }
-    config
-        .rules
-        .iter()
-        .map(|rule| Rule {
-            name: rule.name.clone(),
-            on: rule.on.clone(),
-            channels: rule.channels.clone(),
-        })
-        .collect()
-}
-
-/// The `issue.spike` rules, for `engine::issues::process_event`.
-pub fn spike_rules_from_config(config: &Config) -> Vec<SpikeRule> {
-    config
-        .rules
-        .iter()
-        .filter_map(|rule| {
-            Some(SpikeRule {
-                name: rule.name.clone(),
-                threshold: rule.threshold?,
-                window: rule.window?,
-            })
-        })
-        .collect()
-}
+use crate::engine::alerting;
 
 /// The configured channels, plus a `log` channel when the config has no rules (the default
 /// rule sends there) and defines no channel of that name.

@@ -51,8 +51,8 @@ impl Planner {
     /// The `[[rules]]` of the config, with dashboard links under `public_url`.
     pub fn from_config(config: &Config, public_url: &str) -> Planner {
         Planner::new(
-            super::rules_from_config(config),
-            super::spike_rules_from_config(config),
+            rules_from_config(config),
+            spike_rules_from_config(config),
             Links::new(public_url),
         )
     }
@@ -109,7 +109,7 @@ impl Planner {
         if !announced {
             return Vec::new();
         }
-        let alert = alerting::probe_alert(&effect.notice.to_change(), &self.links, now);
+        let alert = alerting::probe_alert(&effect.notice, &self.links, now);
         plan(&self.rules, &alert, None)
     }
 
@@ -120,6 +120,24 @@ impl Planner {
             dispatcher.wake_all();
         }
     }
+}
+
+/// The routing rules of the config; the default rule (everything to `log`) when there are
+/// none.
+fn rules_from_config(config: &Config) -> Vec<Rule> {
+    if config.rules.is_empty() {
+        return alerting::default_rules();
+    }
+    config.rules.iter().map(|rule| rule.route.clone()).collect()
+}
+
+/// The `issue.spike` rules, for `engine::issues::process_event`.
+fn spike_rules_from_config(config: &Config) -> Vec<SpikeRule> {
+    config
+        .rules
+        .iter()
+        .filter_map(|rule| rule.spike.clone())
+        .collect()
 }
 
 #[cfg(test)]
