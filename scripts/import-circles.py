@@ -9,8 +9,9 @@ submodules) is an edge to the deepest module that path names; `pub use` re-expor
 directly or through others, form a circle (a strongly connected component of more than one
 file); each is printed with the edges that tie it. Exits 1 if there is any, 0 otherwise.
 
-A reading of `use` lines, not of the compiler: paths written out in code without a `use` are
-not seen. It is what ARCHITECTURE.md means by "no import circle".
+Paths written out in code count too (`super::schedule::cached(...)`, `crate::store::keys::x`, or
+`child::f()` in a parent module), comments and string literals aside. A reading of the text, not
+of the compiler; it is what ARCHITECTURE.md means by "no import circle".
 """
 
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 # Private `use` only: a `pub use` re-exports (an API choice of the parent), it is not a
 # dependency of the file's own code.
 USE = re.compile(r"^\s*use\s+([^;]+);", re.M)
+PUB_USE = re.compile(r"^\s*pub(?:\([^)]*\))?\s+use\s+[^;]+;", re.M)
 MOD = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", re.M)
 CFG_TEST = re.compile(r"#\[cfg\(test\)\]\s*mod\s+tests\s*\{", re.M)
 
@@ -60,6 +62,14 @@ def paths_in(tree: str) -> list:
     return out
 
 
+def strip_comments_and_strings(text: str) -> str:
+    """The code without `//` comments and string literals (raw strings included), so paths in
+    prose or messages are not read as imports."""
+    text = re.sub(r'r(#*)"(?:.|\n)*?"\1', '""', text)
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+    return re.sub(r"//[^\n]*", "", text)
+
+
 def crate_graph(src: Path) -> dict:
     files = {module_of(src, f): f for f in src.rglob("*.rs")}
     edges = {m: {} for m in files}
@@ -69,8 +79,16 @@ def crate_graph(src: Path) -> dict:
         if cut:
             text = text[: cut.start()]
         children = set(MOD.findall(text))
-        for tree in USE.findall(text):
-            for path in paths_in(tree):
+        code = PUB_USE.sub("", USE.sub("", strip_comments_and_strings(text)))
+        in_code = [
+            [s for s in m.group(0).split("::") if s]
+            for m in re.finditer(
+                r"\b(?:crate|super|self|" + "|".join(sorted(children) or ["crate"]) + r")(?:::\w+)+",
+                code,
+            )
+        ]
+        for path in [p for tree in USE.findall(text) for p in paths_in(tree)] + in_code:
+            if True:
                 if not path:
                     continue
                 head = path[0]
@@ -132,7 +150,7 @@ def circles(edges: dict) -> list:
 
 def main() -> int:
     root = Path(__file__).resolve().parent.parent
-    srcs = [Path(a) for a in sys.argv[1:]] or sorted(
+    srcs = [Path(a).resolve() for a in sys.argv[1:]] or sorted(
         p for p in root.glob("*/src") if (p.parent / "Cargo.toml").exists()
     )
     found = 0

@@ -11,6 +11,7 @@ pub use watchpost_engine as engine;
 
 pub mod alert;
 pub mod api;
+pub mod app;
 pub(crate) mod caps;
 pub mod cli;
 pub mod config;

@@ -6,7 +6,6 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +18,7 @@ use crate::alert::{
     self, Channel, ChannelError, ChannelOptions, DispatchOptions, Dispatcher, MeteredOutbox,
     Planner,
 };
+use crate::app::{AppState, Shared};
 use crate::config::{ADMIN_TOKEN_FILE, Config, Secret};
 use crate::deadlines::Deadlines;
 use crate::health::{HealthSources, Heartbeat};
@@ -105,64 +105,6 @@ const _: () = assert!(
     CONNECTION_GRACE.as_secs() + TASKS_GRACE.as_secs() + FINAL_FLUSH.as_secs()
         < SHUTDOWN_BOUND.as_secs()
 );
-
-/// What handlers share.
-#[derive(Debug)]
-pub struct Shared {
-    /// The store, for reads.
-    pub store: Store,
-    /// The only writer of monitor state.
-    pub processor: Arc<Processor>,
-    /// The sweeper's index, for health and metrics.
-    pub deadlines: Arc<Deadlines>,
-    /// Ingest keys by project.
-    pub keys: ProjectKeys,
-    /// The management API's bearer token.
-    pub admin_token: Secret,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// Sessions and badge keys of the HTML dashboard.
-    pub dashboard: dashboard::Dashboard,
-    /// The relay to `[upstream]` (off when not configured).
-    pub upstream: Upstream,
-    /// The configured uptime probes and what their tasks last saw.
-    pub probes: Probes,
-    /// What `/healthz` and the watchdog judge the collector's health from.
-    pub health: HealthSources,
-    /// Ingest token buckets per key, monitor environment and project (`[limits]`).
-    pub rate_limits: RateLimiter,
-    /// Decoded request bytes all requests may hold at once (`limits.decoded_bytes_in_flight`).
-    pub decode_budget: DecodeBudget,
-    /// Wrong admin tokens per client address, for the login form and the API alike.
-    pub auth_throttle: AuthThrottle,
-}
-
-/// The TCP peer's address of a request (`listener::serve` attaches it); the unspecified
-/// address for a request that came another way (a router driven in a test).
-pub fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
-    extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
-}
-
-/// Axum state: a cheap handle to [`Shared`].
-#[derive(Debug, Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl AppState {
-    /// Wraps the shared parts.
-    pub fn new(shared: Shared) -> AppState {
-        AppState(Arc::new(shared))
-    }
-}
-
-impl Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
 
 /// Every route: ingest, management API, health, metrics; JSON 404/405 for the rest.
 pub fn router(state: AppState) -> Router {
@@ -314,7 +256,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 
     let upstream = Upstream::new(config.upstream.as_ref(), &store);
     let forwarder = tokio::spawn(upstream.clone().run(until_stopped(stopped.clone())));
-    let dashboard = dashboard::Dashboard::new(
+    let dashboard = dashboard::state::Dashboard::new(
         &data_dir,
         config.server.public_url.as_deref(),
         links_base.as_str(),

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use super::paging::{page_request, page_response};
 use crate::alert::{DeliveryState, OutboxEntry};
+use crate::app::AppState;
 use crate::engine::alerting::Payload;
 use crate::engine::text::rfc3339_millis;
 use crate::http::{HttpError, query_pairs, query_value};
-use crate::server::AppState;
 use crate::store::DeliveryFilter;
 
 /// Default and largest `limit`.

@@ -10,9 +10,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
+use crate::app::AppState;
 use crate::http::HttpError;
 use crate::metrics::Snapshot;
-use crate::server::AppState;
 use crate::store::STATUSES;
 
 /// `GET /healthz`: 200 when the store takes writes and the sweeper, the alert dispatcher and

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use watchpost_protocol::Level;
 
 use super::paging::{page_request, page_response, with_next};
+use crate::app::AppState;
 use crate::engine::text::rfc3339_millis;
 use crate::engine::{Issue, IssueStatus};
 use crate::http::{HttpError, query_pairs, query_value, read_body};
 use crate::processor::ProcessError;
-use crate::server::AppState;
 
 /// Default and largest `limit` of the issue list.
 const DEFAULT_ISSUES: usize = 100;

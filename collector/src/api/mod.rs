@@ -20,8 +20,8 @@ use axum::routing::get;
 use axum::{Router, response::IntoResponse};
 use subtle::ConstantTimeEq;
 
+use crate::app::{AppState, client_ip};
 use crate::http::HttpError;
-use crate::server::{AppState, client_ip};
 use crate::throttle;
 
 /// Management routes (admin token required) and the open operational routes.

@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 
 use super::paging::{page_request, page_response};
 use super::views::{CheckInView, IncidentView, LogView, MonitorView};
+use crate::app::AppState;
 use crate::engine::{ConfigPatch, MonitorEnv, MonitorKey, MonitorStatus, normalize_environment};
 use crate::http::{HttpError, query_pairs, query_value, read_body};
 use crate::processor::{Patch, ProcessError, Target};
-use crate::server::AppState;
 use crate::store::Cursor;
 
 /// Default and largest `limit` for check-ins, log entries and incidents.

@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use super::paging::{page_request, page_response};
 use super::views::{IncidentView, seconds};
+use crate::app::AppState;
 use crate::config;
 use crate::engine::probes::{ProbeResult, ProbeRules, ProbeState, ProbeStatus};
 use crate::engine::text::rfc3339_millis;
 use crate::http::{HttpError, query_pairs};
-use crate::server::AppState;
 use crate::store::Cursor;
 
 /// Default and largest `limit` for result listings.

@@ -8,9 +8,9 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::app::AppState;
 use crate::engine::text::rfc3339_millis;
 use crate::http::{HttpError, query_pairs, query_value};
-use crate::server::AppState;
 use crate::store::RefusalRecord;
 
 /// A refusal.

@@ -9,10 +9,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use watchpost_protocol::Event;
 
 use crate::alert::DeliveryState;
+use crate::app::AppState;
 use crate::engine::alerting::Payload;
 use crate::engine::probes::{Outcome, ProbeStatus};
 use crate::engine::{Issue, IssueStatus};
-use crate::server::AppState;
 use crate::store::{Cursor, DeliveryFilter, Page, StoreError};
 
 /// Most deliveries read when counting failed ones.

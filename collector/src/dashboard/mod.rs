@@ -11,8 +11,7 @@ mod badge;
 pub(crate) mod data;
 mod pages;
 mod session;
-
-use std::path::Path;
+pub(crate) mod state;
 
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path as UrlPath, State};
@@ -30,13 +29,12 @@ use maud::Markup;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-pub(crate) use badge::BadgeKeys;
-pub(crate) use session::{Sessions, Viewer};
+pub(crate) use session::Viewer;
 
+use crate::app::{AppState, client_ip};
 use crate::engine::{IssueStatus, MonitorEnv, MonitorKey, MonitorStatus, normalize_environment};
 use crate::http::{query_pairs, query_value};
 use crate::processor::{Patch, ProcessError, Target};
-use crate::server::{AppState, client_ip};
 use crate::store::{Cursor, Page, StoreError};
 use crate::throttle;
 use pages::{EnvDetail, MonitorPage, MonitorRow, Overview, Pager, TIMELINE};
@@ -59,43 +57,6 @@ const OVERVIEW_SHOWN: usize = 50;
 const FAILING_SHOWN: usize = 50;
 /// Checks drawn in a probe's latency sparkline.
 const PROBE_CHECKS_SHOWN: usize = 50;
-
-/// The dashboard's own state: sessions and badge keys.
-#[derive(Debug)]
-pub struct Dashboard {
-    sessions: Sessions,
-    badges: BadgeKeys,
-    /// `Secure` cookies when the collector is reached over HTTPS (`server.public_url`).
-    secure_cookies: bool,
-    /// Base of absolute URLs shown on pages (badges): `server.public_url`, else the listen
-    /// address. Never the request's `Host` header, which the client chooses: a page reached
-    /// with `Host: evil.example` would otherwise hand out badge URLs (with their keys) that
-    /// point elsewhere.
-    base_url: String,
-}
-
-impl Dashboard {
-    /// Loads (or creates) the badge secret in `data_dir`. `base_url` is where the collector
-    /// is reached (`server.public_url` or the listen address); `public_url` says whether
-    /// that is HTTPS.
-    pub fn new(
-        data_dir: &Path,
-        public_url: Option<&str>,
-        base_url: &str,
-    ) -> std::io::Result<Dashboard> {
-        Ok(Dashboard {
-            sessions: Sessions::default(),
-            badges: BadgeKeys::load_or_create(data_dir)?,
-            secure_cookies: public_url.is_some_and(|url| url.starts_with("https://")),
-            base_url: base_url.trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// The badge key of a monitor (shown on its page; the CLI and tests use it too).
-    pub fn badge_key(&self, project: u64, slug: &str) -> String {
-        self.badges.key(project, slug)
-    }
-}
 
 /// The dashboard's routes: pages, login/logout, actions, badges.
 pub(crate) fn routes() -> Router<AppState> {

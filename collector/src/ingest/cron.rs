@@ -13,10 +13,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use watchpost_protocol::{self as protocol, CheckInStatus};
 
-use super::{auth, checkin_input, process_error, project_id, query_pairs, query_value};
+use super::auth;
+use super::input::{checkin_input, process_error, project_id};
+use crate::app::AppState;
 use crate::http::{HttpError, read_body};
+use crate::http::{query_pairs, query_value};
 use crate::processor::Batch;
-use crate::server::AppState;
 
 /// Largest JSON check-in body (Sentry's check-in item limit).
 const MAX_JSON_BODY: usize = 100 * 1024;

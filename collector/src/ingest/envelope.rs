@@ -15,11 +15,13 @@ use watchpost_protocol::{
     self as protocol, ContentEncoding, DecodeError, Envelope, decode_body_exact, decoded_len,
 };
 
-use super::{auth, checkin_input, process_error, project_id, query_pairs};
+use super::auth;
+use super::input::{checkin_input, process_error, project_id};
+use crate::app::AppState;
 use crate::engine::CheckInInput;
+use crate::http::query_pairs;
 use crate::http::{HttpError, read_body};
 use crate::processor::{Batch, EventInput};
-use crate::server::AppState;
 
 /// Largest request body accepted, compressed.
 const MAX_BODY: usize = 1 << 20;

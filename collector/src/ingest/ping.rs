@@ -12,11 +12,13 @@ use chrono::Utc;
 use uuid::Uuid;
 use watchpost_protocol::{self as protocol, CheckInStatus};
 
-use super::{auth, checkin_input, process_error, query_pairs, query_value};
+use super::auth;
+use super::input::{checkin_input, process_error};
+use crate::app::AppState;
 use crate::engine::MonitorKey;
 use crate::http::{HttpError, read_truncated, truncate_utf8};
+use crate::http::{query_pairs, query_value};
 use crate::processor::Batch;
-use crate::server::AppState;
 use crate::store::LogEntry;
 
 /// Bytes of a ping body kept as the log (healthchecks' default `PING_BODY_LIMIT`).
