@@ -49,7 +49,7 @@ use crate::engine::{
     process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
 };
 use crate::liveness::Liveness;
-use crate::store::{LogEntry, Prune, RawEvent, Seq, Store, StoreError, WriteSet};
+use crate::store::{LogEntry, MetaWrite, Prune, RawEvent, Seq, Store, StoreError, WriteSet};
 
 const STRIPES: usize = 4096;
 /// How long a request waits for its write to become durable before giving up with a 503. An
@@ -627,8 +627,8 @@ impl Processor {
 
     /// `PUT`: creates the monitor environment(s) with `config`, or replaces their config.
     /// Returns the environments and whether any was created. A person set their config: they
-    /// are marked managed (kept from check-ins under `upsert = "create_update"`), before the
-    /// commit so that a monitor that survives a crash has its mark, and armed
+    /// are marked managed (kept from check-ins under `upsert = "create_update"`) in the same
+    /// write set, so a monitor and its mark survive a crash together, and armed
     /// ([`MonitorEnv::arm`]: missed from the first slot after now, without waiting for a first
     /// check-in; one already armed keeps its deadline). Counted against the caps, never
     /// refused by them: the caps bound what the public key can do.
@@ -644,8 +644,9 @@ impl Processor {
             let mut monitors = Vec::with_capacity(keys.len());
             let mut created = false;
             let mut new_keys = Vec::new();
+            let mut marks = Vec::new();
             for key in &keys {
-                self.mark_managed(key)?;
+                marks.extend(self.managed_mark(key));
                 let mut monitor = match self.store.monitor(key)? {
                     Some(mut monitor) => {
                         if monitor.config != config {
@@ -664,9 +665,11 @@ impl Processor {
             }
             let mut writes = WriteSet {
                 monitors,
+                meta: marks,
                 ..WriteSet::default()
             };
             let seq = self.apply(&mut writes, now).await?;
+            self.marked(&writes.meta);
             for key in new_keys {
                 self.census.add_monitor(key);
             }
@@ -687,14 +690,18 @@ impl Processor {
             let _guards = self.locks.lock_all(&keys).await;
             let now = Utc::now();
             let mut monitors = Vec::with_capacity(keys.len());
+            let mut marks = Vec::new();
             for key in &keys {
                 let Some(mut monitor) = self.store.monitor(key)? else {
                     return Err(not_found(key));
                 };
                 let config = patch.config.apply_to(&monitor.config)?;
+                let mut marked = false;
                 if config != monitor.config {
                     // A person changed it: check-ins no longer may (see `put`).
-                    self.mark_managed(key)?;
+                    let mark = self.managed_mark(key);
+                    marked = mark.is_some();
+                    marks.extend(mark);
                     monitor.apply_config(config, now);
                 }
                 if let Some(muted) = patch.muted {
@@ -707,16 +714,19 @@ impl Processor {
                 }
                 // A declared monitor enabled (or configured) by a person expects its job from
                 // now on, as at its `PUT`; one only check-ins created keeps waiting for them.
-                if self.census.is_managed(key) {
+                if marked || self.census.is_managed(key) {
                     monitor.arm(now);
                 }
                 monitors.push(monitor);
             }
             let mut writes = WriteSet {
                 monitors,
+                meta: marks,
                 ..WriteSet::default()
             };
-            (self.apply(&mut writes, now).await?, writes.monitors)
+            let seq = self.apply(&mut writes, now).await?;
+            self.marked(&writes.meta);
+            (seq, writes.monitors)
         };
         self.durable(seq).await?;
         Ok(monitors)
@@ -734,10 +744,9 @@ impl Processor {
                 }
             }
             for key in &keys {
-                // Forgotten first: the delete's durability wait then covers it.
-                self.store.set_managed(key, false)?;
-                self.census.set_managed(key, false);
+                // The deletion removes the origin mark with the monitor environment.
                 last = Some(self.store.delete_monitor(key)?);
+                self.census.set_managed(key, false);
                 self.deadlines.remove(key);
                 self.census.remove_monitor(key);
             }
@@ -756,7 +765,10 @@ impl Processor {
         let mut changed = 0;
         for spec in specs {
             // Declared by a person, whether or not it changes now.
-            self.mark_managed(&spec.key)?;
+            if let Some(mark) = self.managed_mark(&spec.key) {
+                self.store.write_meta(mark.clone())?;
+                self.marked(&[mark]);
+            }
             let (monitors, created) = match self.store.monitor(&spec.key)? {
                 Some(monitor)
                     if monitor.config == spec.config
@@ -782,13 +794,23 @@ impl Processor {
         Ok(changed)
     }
 
-    /// Marks a monitor environment as configured by a person, in the store and the census.
-    fn mark_managed(&self, key: &MonitorKey) -> Result<(), StoreError> {
-        if !self.census.is_managed(key) {
-            self.store.set_managed(key, true)?;
-            self.census.set_managed(key, true);
+    /// The write that marks a monitor environment as configured by a person, unless the census
+    /// knows it is already. Written in the write set of the change it comes with, so a monitor
+    /// and its mark are stored together or not at all.
+    fn managed_mark(&self, key: &MonitorKey) -> Option<MetaWrite> {
+        (!self.census.is_managed(key)).then(|| MetaWrite::Managed {
+            key: key.clone(),
+            managed: true,
+        })
+    }
+
+    /// Takes marks that were written into the census.
+    fn marked(&self, marks: &[MetaWrite]) {
+        for mark in marks {
+            if let MetaWrite::Managed { key, managed } = mark {
+                self.census.set_managed(key, *managed);
+            }
         }
-        Ok(())
     }
 
     fn resolve(&self, target: &Target, create: bool) -> Result<Vec<MonitorKey>, ProcessError> {

@@ -23,7 +23,7 @@ use std::hash::Hash;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use super::{Count, Counts};
+use super::prepared::{Count, Counts};
 use crate::engine::{CheckIn, CheckInStatus, MonitorEnv, MonitorKey, MonitorStatus, OpenRun};
 
 /// Entries per map: 16,384 monitor environments (~10 MB) and as many open runs.

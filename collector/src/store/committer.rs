@@ -34,8 +34,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::durability::GroupCommit;
+use super::durability::Seq;
+use super::error::StoreError;
+use super::prepared::Prepared;
 use super::redo::Writer;
-use super::{Prepared, Seq, StoreError, Trees, space};
+use super::space;
+use super::trees::Trees;
 
 /// Write sets per group at most: bounds how long one group keeps the others waiting.
 pub(super) const MAX_GROUP: usize = 256;
@@ -106,6 +110,7 @@ impl Committer {
                             .writing(|| {
                                 space
                                     .check()
+                                    .map_err(StoreError::from)
                                     .and_then(|()| writer.lock().write_group(&db, &trees, &batch))
                             })
                             .map(|()| group.record_write());

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// The write sequence number a writer waits on.
 pub type Seq = u64;

@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 
-use super::{Cursor, Page, Store, StoreError, decode, keys, page};
+use super::Store;
+use super::error::{StoreError, decode};
+use super::keys;
+use super::page::{self, Cursor, Page};
 use crate::engine::{Issue, IssueStatus};
 
 impl Store {

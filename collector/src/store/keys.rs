@@ -133,6 +133,30 @@ pub(super) fn project(id: u64) -> Vec<u8> {
     key
 }
 
+/// `meta`: the collector's last liveness mark (`liveness.rs`).
+pub(super) const ALIVE: &[u8] = b"alive";
+/// `meta`: the outages recorded so far (`liveness.rs`).
+pub(super) const OUTAGES: &[u8] = b"outages";
+/// `meta` prefix of the refusals kept (`refusals.rs`).
+pub(super) const REFUSAL: &[u8] = b"refusal/";
+/// `meta` prefix of the monitor environments whose config a person set (`refusals.rs`).
+pub(super) const ORIGIN: &[u8] = b"origin/";
+
+/// A refusal's key in `meta`: its project, then its id, so a project's are in order.
+pub(super) fn refusal(project: u64, id: u64) -> Vec<u8> {
+    let mut key = REFUSAL.to_vec();
+    key.extend_from_slice(&project.to_be_bytes());
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// The key in `meta` marking a monitor environment's config as set by a person.
+pub(super) fn origin(key: &MonitorKey) -> Vec<u8> {
+    let mut out = ORIGIN.to_vec();
+    out.extend_from_slice(&monitor(key));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

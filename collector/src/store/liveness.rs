@@ -2,27 +2,27 @@
 //! last moment the collector is known to have been watching (written about once a second, so
 //! the durable mark trails the truth by about a second plus a flush), `outages` the recent
 //! windows in which it was not (`engine::Outage`, JSON). At start the gap since the mark is the
-//! window it was down. Written outside the committer: a single-key insert is atomic by itself,
-//! and sled recovers a prefix of its log, so a durable write made after a mark implies the mark.
+//! window it was down. Written like every change, as a write set (`WriteSet::meta`): the mark
+//! and the outages together, and sled recovers a prefix of its log, so a durable write made
+//! after a mark implies the mark.
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError, decode, encode, keys};
+use super::error::{StoreError, decode};
+use super::keys;
+use super::{MetaWrite, Store};
 use crate::engine::Outage;
-
-const ALIVE_KEY: &[u8] = b"alive";
-const OUTAGES_KEY: &[u8] = b"outages";
 
 impl Store {
     /// The last liveness mark and the outages recorded so far.
     pub fn liveness(&self) -> Result<(Option<DateTime<Utc>>, Vec<Outage>), StoreError> {
         let meta = &self.trees().meta;
-        let alive = meta.get(ALIVE_KEY)?.and_then(|bytes| {
+        let alive = meta.get(keys::ALIVE)?.and_then(|bytes| {
             let bytes: [u8; 8] = bytes.as_ref().try_into().ok()?;
             let micros = (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64;
             DateTime::from_timestamp_micros(micros)
         });
-        let outages = match meta.get(OUTAGES_KEY)? {
+        let outages = match meta.get(keys::OUTAGES)? {
             Some(bytes) => decode("meta", &bytes)?,
             None => Vec::new(),
         };
@@ -40,15 +40,11 @@ impl Store {
         if let Some(why) = self.inner.group.failure() {
             return Err(StoreError::Flush(why));
         }
-        self.inner.space.check()?;
-        let meta = &self.trees().meta;
-        if let Some(outages) = outages {
-            meta.insert(OUTAGES_KEY, encode(outages))?;
-        }
-        meta.insert(ALIVE_KEY, &keys::time(now))?;
-        // Numbered like any write, or the flush would find nothing new to make durable on an
-        // idle collector and skip it.
-        self.inner.group.record_write();
+        // The mark and the outages together, as a write set (free space checked by it).
+        self.write_meta(MetaWrite::Alive {
+            at: now,
+            outages: outages.map(<[Outage]>::to_vec),
+        })?;
         self.inner.group.request();
         Ok(())
     }

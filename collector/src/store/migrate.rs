@@ -4,7 +4,10 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{SCHEMA_KEY, StoreError, Trees, codec, keys};
+use super::codec;
+use super::error::StoreError;
+use super::keys;
+use super::trees::{SCHEMA_KEY, Trees};
 use crate::engine::{Incident, Issue};
 
 /// Version 1 → 2: the outbox holds deliveries instead of engine effects, and events are filed
@@ -123,7 +126,7 @@ pub(super) fn from_v3(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     let mut incidents = 0usize;
     for entry in trees.incidents.iter() {
         let (key, value) = entry?;
-        let incident: Incident = super::decode("incidents", &value)?;
+        let incident: Incident = super::error::decode("incidents", &value)?;
         let at = keys::timed_suffix(&key);
         trees.incident_times.insert(at, key.as_ref())?;
         if incident.resolved_at.is_none() {
@@ -133,7 +136,7 @@ pub(super) fn from_v3(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     }
     let mut issues = 0usize;
     for value in trees.issues.iter().values() {
-        let issue: Issue = super::decode("issues", &value?)?;
+        let issue: Issue = super::error::decode("issues", &value?)?;
         trees
             .issue_times
             .insert(keys::issue_time(issue.last_seen, &issue.id), &[][..])?;

@@ -43,46 +43,56 @@ mod cache;
 mod codec;
 mod committer;
 mod durability;
+mod error;
 mod issues;
 mod keys;
 mod liveness;
 mod migrate;
 mod outbox;
 mod page;
+mod pending;
+mod prepared;
 mod probes;
 mod redo;
 mod refusals;
 mod space;
 mod tally;
+mod trees;
 mod upstream;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::transaction::TransactionError;
 use uuid::Uuid;
 
 pub use codec::CodecError;
 use durability::GroupCommit;
 pub use durability::Seq;
+pub use error::StoreError;
 pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
 pub use page::{BadCursor, Cursor, Page};
 pub use refusals::RefusalRecord;
 pub use tally::{MonitorCounts, STATUSES};
 pub use upstream::QueuedEnvelope;
 
-use crate::alert::NewDelivery;
+use crate::alert::outbox::{NewDelivery, OutboxEntry};
 use crate::engine::probes::{ProbeResult, ProbeState};
 use crate::engine::{
     CheckIn, CheckInStatus, Deadline, DeadlineSource, Effect, Incident, Issue, MonitorEnv,
-    MonitorKey, MonitorStatus, OpenRun, deadlines_of,
+    MonitorKey, MonitorStatus, OpenRun, Outage, deadlines_of,
 };
-use outbox::OutboxCount;
+use error::{decode, decode_checkin, decode_monitor, encode};
+use pending::OutboxCount;
+use prepared::{
+    Committed, Count, Counts, IncidentWrite, IndexMove, Prepared, PreparedCheckIn,
+    PreparedCheckIns, RawPut, StatusMove, Written, count_monitors, incident_key,
+};
+pub use trees::SCHEMA_VERSION;
+use trees::{SCHEMA_KEY, TreeId, Trees};
 
 /// How long [`Store::open`] waits for sled to open and recover the database before it judges
 /// the file damaged. A sound store opens in well under a second per hundred megabytes (sled
@@ -90,99 +100,7 @@ use outbox::OutboxCount;
 /// on damage, which would otherwise keep `serve` from ever listening, without a log line.
 pub const OPEN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The layout version this build reads and writes (`migrate.rs` upgrades older ones).
-pub const SCHEMA_VERSION: u32 = 4;
-const SCHEMA_KEY: &[u8] = b"schema_version";
 const HEALTH_KEY: &[u8] = b"healthz";
-
-/// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// sled could not open the database for a reason other than damage or a held lock
-    /// (permissions, a missing or read-only file system).
-    #[error(
-        "cannot open the store in {path}: {source}; check that the user running watchpost \
-         can read and write this directory and everything in it"
-    )]
-    Open {
-        /// The database directory.
-        path: PathBuf,
-        /// What sled said.
-        source: sled::Error,
-    },
-    /// Another process holds the database's lock: sled reported the lock as taken.
-    #[error(
-        "cannot open the store in {path}: its lock is held by another process (is another \
-         watchpost using this data dir?); stop that process, or give this one its own \
-         --data-dir"
-    )]
-    Locked {
-        /// The database directory.
-        path: PathBuf,
-    },
-    /// The database's files do not read back as a sled database: sled reported corruption,
-    /// failed while recovering, or did not finish recovering within [`OPEN_DEADLINE`].
-    #[error(
-        "the store file {file} is damaged ({detail}); watchpost cannot start on it. Restore \
-         the data dir from a backup, or move the data dir aside (keep it for inspection) to \
-         start with an empty store"
-    )]
-    Damaged {
-        /// sled's log file, `db` in the database directory.
-        file: PathBuf,
-        /// What went wrong, in a few words.
-        detail: String,
-    },
-    /// A read or write failed.
-    #[error("store I/O error: {0}")]
-    Sled(#[from] sled::Error),
-    /// A stored record does not decode.
-    #[error("stored record in `{tree}` is unreadable: {source}")]
-    Corrupt {
-        /// The tree it is in.
-        tree: &'static str,
-        /// What the decoder said.
-        source: codec::CodecError,
-    },
-    /// The data dir was written by a different layout version.
-    #[error(
-        "the store holds schema version {found}; this watchpost reads version {SCHEMA_VERSION}"
-    )]
-    Schema {
-        /// The version found.
-        found: u32,
-    },
-    /// Too little free space to accept a write (see `space.rs`).
-    #[error(
-        "the data dir's file system has {available} bytes free, below the {} reserved; free some space",
-        space::RESERVE
-    )]
-    DiskFull {
-        /// Bytes free.
-        available: u64,
-    },
-    /// Writes could not be made durable.
-    #[error("could not make writes durable: {0}")]
-    Flush(String),
-    /// The flusher has stopped.
-    #[error("the store is shutting down")]
-    Closed,
-    /// A write or flush did not finish in time: sled is stuck (seen when the process ran out
-    /// of file descriptors) or the disk does not answer. Only a restart is known to cure it.
-    #[error(
-        "the store's {what} has not finished after {} s; it may be stuck (out of file descriptors, or a hanging disk)",
-        waited.as_secs()
-    )]
-    Stalled {
-        /// `write` or `flush`.
-        what: &'static str,
-        /// How long it has been waited for.
-        waited: std::time::Duration,
-    },
-    /// The records that complete an interrupted group of writes are damaged (`redo.rs`).
-    #[error("the store's redo records are damaged: {0}")]
-    Redo(String),
-}
 
 /// A project and its public keys, as persisted for a config-less start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,6 +168,43 @@ pub struct WriteSet {
     /// Monitor environments to delete, with their check-ins, incidents and log entries. The
     /// caller holds each one's lock.
     pub deletes: Vec<MonitorKey>,
+    /// Deliveries whose state their channel's worker changed (sent, failed, suppressed, or
+    /// still pending after an attempt), each with its place in the pending index. The caller
+    /// is the only worker of each entry's channel.
+    pub saved: Vec<OutboxEntry>,
+    /// The collector's own records: refusals, config origins, the liveness mark, projects.
+    pub meta: Vec<MetaWrite>,
+}
+
+/// A change of one of the collector's own records (`WriteSet::meta`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaWrite {
+    /// A person set this monitor environment's config (`managed`), or a check-in's config
+    /// rules it again. Deleting the monitor environment removes the mark too.
+    Managed {
+        /// The monitor environment.
+        key: MonitorKey,
+        /// Whether a person set its config.
+        managed: bool,
+    },
+    /// A refusal kept for people to see.
+    Refusal(RefusalRecord),
+    /// A refusal pushed out of its project's last ones.
+    RefusalGone {
+        /// Its project.
+        project: u64,
+        /// Its id.
+        id: u64,
+    },
+    /// A project and its keys, for a config-less start.
+    Project(ProjectRecord),
+    /// The collector was watching at `at`; with the outages known so far when they changed.
+    Alive {
+        /// The moment of the mark.
+        at: DateTime<Utc>,
+        /// The outages to keep, when they changed.
+        outages: Option<Vec<Outage>>,
+    },
 }
 
 /// A change of a probe, written like every other change (`WriteSet::probes`).
@@ -299,6 +254,8 @@ impl WriteSet {
             && self.prune.is_empty()
             && self.probes.is_empty()
             && self.deletes.is_empty()
+            && self.saved.is_empty()
+            && self.meta.is_empty()
     }
 }
 
@@ -313,31 +270,6 @@ pub struct StoreStats {
     pub events: usize,
     /// Bytes on disk.
     pub size_on_disk: u64,
-}
-
-#[derive(Clone)]
-struct Trees {
-    meta: sled::Tree,
-    monitors: sled::Tree,
-    checkins: sled::Tree,
-    checkin_ids: sled::Tree,
-    incidents: sled::Tree,
-    /// Index of `incidents` by time (`opened_at ++ id` → incident key), for the list of all.
-    incident_times: sled::Tree,
-    /// The same, for open incidents only.
-    open_incidents: sled::Tree,
-    outbox: sled::Tree,
-    outbox_pending: sled::Tree,
-    issues: sled::Tree,
-    /// Index of `issues` by when they were last seen (`last_seen ++ issue key`).
-    issue_times: sled::Tree,
-    events: sled::Tree,
-    ping_logs: sled::Tree,
-    upstream: sled::Tree,
-    probes: sled::Tree,
-    probe_results: sled::Tree,
-    /// Redo records of the group being written (`redo.rs`).
-    redo: sled::Tree,
 }
 
 struct Inner {
@@ -660,11 +592,19 @@ impl Store {
 
     /// Persists a project durably (it must survive a crash before the DSN is printed).
     pub fn save_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
-        self.trees()
-            .meta
-            .insert(keys::project(project.id), encode(project))?;
+        self.write_meta(MetaWrite::Project(project.clone()))?;
         self.inner.db.flush()?;
         Ok(())
+    }
+
+    /// Writes one change of the collector's own records as a write set of its own.
+    pub(crate) fn write_meta(&self, write: MetaWrite) -> Result<Seq, StoreError> {
+        let set = WriteSet {
+            meta: vec![write],
+            ..WriteSet::default()
+        };
+        // Records carry their own times.
+        self.commit(&set, DateTime::UNIX_EPOCH)
     }
 
     // ---- reads --------------------------------------------------------------------------
@@ -1082,7 +1022,9 @@ impl Store {
                 counts.set(key, Count::Added(n));
             }
         }
-        let puts = self.prepare_probes(&set.probes, &mut removes)?;
+        let mut puts = self.prepare_probes(&set.probes, &mut removes)?;
+        let pending_moves = self.prepare_saved(&set.saved, &mut puts, &mut removes)?;
+        prepare_meta(&set.meta, &mut puts, &mut removes);
         let deleted = self.prepare_deletes(&set.deletes, &mut removes)?;
         Ok(Prepared {
             monitors,
@@ -1100,6 +1042,7 @@ impl Store {
             pruned,
             counts,
             moves,
+            pending_moves,
             now,
         })
     }
@@ -1109,9 +1052,8 @@ impl Store {
     fn prepare_deletes(
         &self,
         deletes: &[MonitorKey],
-        removes: &mut Vec<(redo::TreeId, Vec<u8>)>,
+        removes: &mut Vec<(TreeId, Vec<u8>)>,
     ) -> Result<Vec<(MonitorKey, Option<MonitorStatus>)>, StoreError> {
-        use redo::TreeId;
         let t = self.trees();
         let keys_under = |tree: &sled::Tree, prefix: &[u8]| -> Result<Vec<Vec<u8>>, StoreError> {
             Ok(tree
@@ -1147,6 +1089,7 @@ impl Store {
                 removes.push((TreeId::PingLogs, at));
             }
             removes.push((TreeId::Monitors, prefix));
+            removes.push((TreeId::Meta, keys::origin(key)));
             deleted.push((key.clone(), before.map(|(status, _)| status)));
         }
         Ok(deleted)
@@ -1311,7 +1254,7 @@ impl Store {
         &self,
         written: &Written<'_>,
         prune: &Prune,
-        removes: &mut Vec<(redo::TreeId, Vec<u8>)>,
+        removes: &mut Vec<(TreeId, Vec<u8>)>,
         pruned: &mut Vec<Uuid>,
     ) -> Result<Option<usize>, StoreError> {
         let t = self.trees();
@@ -1319,7 +1262,7 @@ impl Store {
         let added = written.logs.get(&prune.key).copied().unwrap_or(0);
         let keep = prune.keep.saturating_sub(added);
         for entry in t.ping_logs.scan_prefix(&prefix).keys().rev().skip(keep) {
-            removes.push((redo::TreeId::PingLogs, entry?.to_vec()));
+            removes.push((TreeId::PingLogs, entry?.to_vec()));
         }
         if !prune.checkins {
             return Ok(None);
@@ -1363,9 +1306,9 @@ impl Store {
                 continue;
             }
             if t.checkin_ids.get(id.as_bytes())?.as_deref() == Some(&key[..]) {
-                removes.push((redo::TreeId::CheckinIds, id.as_bytes().to_vec()));
+                removes.push((TreeId::CheckinIds, id.as_bytes().to_vec()));
             }
-            removes.push((redo::TreeId::Checkins, key.to_vec()));
+            removes.push((TreeId::Checkins, key.to_vec()));
             pruned.push(id);
             removed += 1;
         }
@@ -1379,6 +1322,7 @@ impl Store {
             counts,
             moves,
             deleted,
+            pending_moves,
         } = prepared;
         self.inner.cache.committed(&set.monitors, &set.checkins);
         for (before, after) in moves {
@@ -1396,6 +1340,13 @@ impl Store {
                 .fetch_add(set.events.len(), Ordering::Relaxed);
         }
         self.inner.outbox.added(&set.deliveries);
+        if !pending_moves.is_empty() {
+            let deltas = pending_moves
+                .iter()
+                .map(|(channel, delta)| (channel.as_str(), *delta))
+                .collect();
+            self.inner.outbox.changed(&deltas);
+        }
     }
 
     /// Drops all but the newest `keep` check-ins and log entries of a monitor environment,
@@ -1434,245 +1385,36 @@ impl Store {
     }
 }
 
-/// A [`WriteSet`] encoded for sled: every key and value it writes, computed on the caller's
-/// thread rather than on the committer thread, which every write waits for.
-struct Prepared {
-    monitors: Vec<(Vec<u8>, Vec<u8>)>,
-    checkins: Vec<PreparedCheckIn>,
-    incidents: Vec<IncidentWrite>,
-    deliveries: Vec<NewDelivery>,
-    issues: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Each written issue's `issue_times` entry: the one it replaces (if it moved) and its own.
-    issue_times: Vec<IndexMove>,
-    events: Vec<(Vec<u8>, Vec<u8>)>,
-    logs: Vec<(Vec<u8>, Vec<u8>)>,
-    upstream: Vec<Vec<u8>>,
-    /// Other puts (probes), before the removals.
-    puts: Vec<RawPut>,
-    /// Keys retention, deletes and retired probes remove, after the writes above.
-    removes: Vec<(redo::TreeId, Vec<u8>)>,
-    /// Monitor environments deleted, with their status before (for the tally).
-    deleted: Vec<(MonitorKey, Option<MonitorStatus>)>,
-    /// The check-ins among them.
-    pruned: Vec<Uuid>,
-    /// How the write changes the number of check-ins of the monitor environments it touches.
-    counts: Counts,
-    /// How it changes the monitors' statuses (applied to the tally once written).
-    moves: Vec<StatusMove>,
-    /// When deliveries are created.
-    now: DateTime<Utc>,
-}
-
-/// A check-in as the committer writes it.
-struct PreparedCheckIn {
-    id: Uuid,
-    /// Its `checkins` key.
-    key: Vec<u8>,
-    /// Its record, or `None` for the `in_progress` check-in of a run that is open after the
-    /// write: the monitor record holds that one ([`OpenRun`]), and its id index entry points
-    /// at the key the record will have.
-    value: Option<Vec<u8>>,
-    /// Its `checkins` key before this write, if it was stored (its time, hence its key, may
-    /// change).
-    previous: Option<Vec<u8>>,
-    /// Whether a record was stored under `previous` (not so for an open run).
-    had_record: bool,
-}
-
-/// The check-ins of a write set, prepared ([`Store::prepare_checkins`]).
-struct PreparedCheckIns<'a> {
-    checkins: Vec<PreparedCheckIn>,
-    /// The monitor environment of each, in the same order.
-    owners: Vec<&'a MonitorKey>,
-    /// Check-in records added less records removed without a replacement, per monitor
-    /// environment.
-    net: HashMap<&'a MonitorKey, isize>,
-    /// A check-in moved in from another monitor environment (see [`Counts::forget_all`]).
-    forget_all: bool,
-    /// Each written monitor's status before and after the write.
-    moves: Vec<StatusMove>,
-}
-
-/// A monitor environment's stored status before a write (`None`: new) and the one it writes.
-type StatusMove = (Option<MonitorStatus>, MonitorStatus);
-
-/// Monitor environments by status, counted by decoding every record (at open, or after a
-/// failed write made the tally stale).
-fn count_monitors(trees: &Trees) -> Result<MonitorCounts, StoreError> {
-    let mut counts = MonitorCounts::default();
-    for value in trees.monitors.iter().values() {
-        counts.add(decode_monitor(&value?)?.status);
-    }
-    Ok(counts)
-}
-
-/// What a write does to the number of check-ins a monitor environment holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Count {
-    /// It holds exactly this many after the write (counted by retention).
-    Exact(usize),
-    /// It holds this many more (or fewer: a run open again after a re-enable drops its
-    /// record).
-    Added(isize),
-    /// Not known any more (retention failed part way).
-    Unknown,
-}
-
-/// What a write does to the check-in counts the cache keeps.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Counts {
-    /// Per monitor environment, at most one each.
-    pub(super) changes: Vec<(MonitorKey, Count)>,
-    /// A check-in moved in from another monitor environment: forget every count.
-    pub(super) forget_all: bool,
-}
-
-impl Counts {
-    fn set(&mut self, key: &MonitorKey, count: Count) {
-        self.changes.push((key.clone(), count));
-    }
-}
-
-/// A put of a value under a key of a tree, as the committer writes it.
-type RawPut = (redo::TreeId, Vec<u8>, Vec<u8>);
-
-/// An index entry that moves: the key it had (if any, and if different) and the key it gets.
-type IndexMove = (Option<Vec<u8>>, Vec<u8>);
-
-/// What a successful write changes besides sled: caches and counters ([`Store::committed`]).
-struct Committed {
-    pruned: Vec<Uuid>,
-    counts: Counts,
-    moves: Vec<StatusMove>,
-    deleted: Vec<(MonitorKey, Option<MonitorStatus>)>,
-}
-
-impl Prepared {
-    /// What [`Store::committed`] takes in once this is written.
-    fn committed(&self) -> Committed {
-        Committed {
-            pruned: self.pruned.clone(),
-            counts: self.counts.clone(),
-            moves: self.moves.clone(),
-            deleted: self.deleted.clone(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.monitors.is_empty()
-            && self.checkins.is_empty()
-            && self.incidents.is_empty()
-            && self.deliveries.is_empty()
-            && self.issues.is_empty()
-            && self.events.is_empty()
-            && self.logs.is_empty()
-            && self.upstream.is_empty()
-            && self.puts.is_empty()
-            && self.removes.is_empty()
-    }
-}
-
-/// What a write set stores, indexed for its retention.
-struct Written<'a> {
-    /// Check-in records the write adds (none stored before) less those it removes because
-    /// their run is open again (held by the monitor), per monitor environment.
-    net: &'a HashMap<&'a MonitorKey, isize>,
-    /// The keys of every check-in it adds or rewrites, per monitor environment, sorted.
-    keys: HashMap<&'a MonitorKey, Vec<Vec<u8>>>,
-    /// Ids of every check-in it adds or rewrites.
-    ids: std::collections::HashSet<Uuid>,
-    /// Log entries per monitor environment.
-    logs: HashMap<&'a MonitorKey, usize>,
-}
-
-/// An incident as written: its record under its key, indexed by time in `incident_times`, and
-/// in `open_incidents` while it is open.
-pub(super) struct IncidentWrite {
-    pub(super) key: Vec<u8>,
-    pub(super) value: Vec<u8>,
-    pub(super) open: bool,
-}
-
-impl IncidentWrite {
-    pub(super) fn of(incident: &Incident) -> IncidentWrite {
-        IncidentWrite {
-            key: incident_key(incident),
-            value: encode(incident),
-            open: incident.resolved_at.is_none(),
-        }
-    }
-
-    /// Its key in the time indexes.
-    pub(super) fn time_key(&self) -> &[u8] {
-        keys::timed_suffix(&self.key)
-    }
-}
-
-fn incident_key(incident: &Incident) -> Vec<u8> {
-    keys::timed(
-        &keys::monitor(&incident.key),
-        incident.opened_at,
-        incident.id,
-    )
-}
-
-fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("engine and store records always serialize")
-}
-
-impl StoreError {
-    /// The same error again, for each request of a group that failed together.
-    fn again(&self) -> StoreError {
-        match self {
-            StoreError::Sled(e) => StoreError::Sled(e.clone()),
-            StoreError::DiskFull { available } => StoreError::DiskFull {
-                available: *available,
-            },
-            StoreError::Closed => StoreError::Closed,
-            StoreError::Redo(why) => StoreError::Redo(why.clone()),
-            other => StoreError::Flush(other.to_string()),
-        }
-    }
-
-    /// The disk is full or refused a read or write: the request may succeed later, unlike a
-    /// corrupt record or a bug.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::DiskFull { .. } | StoreError::Sled(sled::Error::Io(_))
-        )
-    }
-}
-
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
-        tree,
-        source: source.into(),
-    })
-}
-
-/// A record of the `monitors` tree (`codec.rs`).
-fn decode_monitor(bytes: &[u8]) -> Result<MonitorEnv, StoreError> {
-    codec::decode_monitor(bytes).map_err(|source| StoreError::Corrupt {
-        tree: "monitors",
-        source,
-    })
-}
-
-/// A record of the `checkins` tree (`codec.rs`).
-fn decode_checkin(bytes: &[u8]) -> Result<CheckIn, StoreError> {
-    codec::decode_checkin(bytes).map_err(|source| StoreError::Corrupt {
-        tree: "checkins",
-        source,
-    })
-}
-
-fn transaction_error(error: TransactionError<()>) -> StoreError {
-    match error {
-        TransactionError::Storage(e) => StoreError::Sled(e),
-        // No closure aborts; an abort would be a bug, surfaced as a storage error.
-        TransactionError::Abort(()) => {
-            StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
+/// The puts and removals of the collector's own records (`WriteSet::meta`), all in `meta`.
+fn prepare_meta(meta: &[MetaWrite], puts: &mut Vec<RawPut>, removes: &mut Vec<(TreeId, Vec<u8>)>) {
+    for write in meta {
+        match write {
+            MetaWrite::Managed { key, managed: true } => {
+                puts.push((TreeId::Meta, keys::origin(key), encode(key)));
+            }
+            MetaWrite::Managed {
+                key,
+                managed: false,
+            } => {
+                removes.push((TreeId::Meta, keys::origin(key)));
+            }
+            MetaWrite::Refusal(refusal) => puts.push((
+                TreeId::Meta,
+                keys::refusal(refusal.project, refusal.id),
+                encode(refusal),
+            )),
+            MetaWrite::RefusalGone { project, id } => {
+                removes.push((TreeId::Meta, keys::refusal(*project, *id)));
+            }
+            MetaWrite::Project(project) => {
+                puts.push((TreeId::Meta, keys::project(project.id), encode(project)));
+            }
+            MetaWrite::Alive { at, outages } => {
+                if let Some(outages) = outages {
+                    puts.push((TreeId::Meta, keys::OUTAGES.to_vec(), encode(outages)));
+                }
+                puts.push((TreeId::Meta, keys::ALIVE.to_vec(), keys::time(*at).to_vec()));
+            }
         }
     }
 }

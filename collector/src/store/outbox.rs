@@ -23,84 +23,21 @@
 //! during a backlog of more than that many prune, and each prune decode the whole backlog.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
+use chrono::DateTime;
 
-use super::{Cursor, Page, Store, StoreError, decode, encode, keys, page, transaction_error};
-use crate::alert::{DeliveryState, NewDelivery, Outbox, OutboxEntry, OutboxError};
+use super::error::{StoreError, decode, encode};
+use super::keys;
+use super::page::{self, Cursor, Page};
+use super::prepared::RawPut;
+use super::trees::TreeId;
+use super::{Store, WriteSet};
+use crate::alert::outbox::{DeliveryState, Outbox, OutboxEntry, OutboxError};
 
 /// Finished deliveries kept. Past this (plus a tenth, so pruning is amortized) the oldest
 /// finished ones are removed.
 pub const DELIVERIES_KEPT: usize = 10_000;
-
-/// Bookkeeping: how many deliveries the `outbox` tree holds (for pruning, one pruner at a
-/// time), and how many each channel has pending.
-#[derive(Debug)]
-pub(super) struct OutboxCount {
-    stored: AtomicUsize,
-    pruning: Mutex<()>,
-    /// Pending deliveries per channel; a channel with none has no entry. Changed only after
-    /// the write that changed the index succeeded, by the delta that write made.
-    pending: Mutex<HashMap<String, usize>>,
-}
-
-impl OutboxCount {
-    /// The counts of a store just opened: `stored` deliveries, and the pending ones counted
-    /// from the `outbox_pending` index (keys only, once).
-    pub(super) fn load(stored: usize, index: &sled::Tree) -> Result<OutboxCount, StoreError> {
-        let mut pending: HashMap<String, usize> = HashMap::new();
-        for key in index.iter().keys() {
-            let key = key?;
-            if let Some(channel) = keys::pending_channel(&key) {
-                *pending.entry(channel.to_owned()).or_default() += 1;
-            }
-        }
-        Ok(OutboxCount {
-            stored: AtomicUsize::new(stored),
-            pruning: Mutex::new(()),
-            pending: Mutex::new(pending),
-        })
-    }
-
-    /// Counts deliveries written (pending) by a committed write.
-    pub(super) fn added(&self, deliveries: &[NewDelivery]) {
-        if deliveries.is_empty() {
-            return;
-        }
-        self.stored.fetch_add(deliveries.len(), Ordering::Relaxed);
-        let mut pending = self.pending.lock();
-        for delivery in deliveries {
-            *pending.entry(delivery.channel.clone()).or_default() += 1;
-        }
-    }
-
-    /// Applies what a committed save changed in the index: `+1` for an entry that became
-    /// pending, `-1` for one that left it.
-    fn changed(&self, deltas: &HashMap<&str, isize>) {
-        let mut pending = self.pending.lock();
-        for (&channel, &delta) in deltas {
-            let count = pending.entry(channel.to_owned()).or_default();
-            *count = count.saturating_add_signed(delta);
-            if *count == 0 {
-                pending.remove(channel);
-            }
-        }
-    }
-
-    fn pending(&self, channel: &str) -> usize {
-        self.pending.lock().get(channel).copied().unwrap_or(0)
-    }
-
-    /// Finished deliveries stored: all stored minus all pending.
-    fn finished(&self) -> usize {
-        let pending: usize = self.pending.lock().values().sum();
-        self.stored.load(Ordering::Relaxed).saturating_sub(pending)
-    }
-}
 
 /// A delivery as `GET /api/v1/alerts` filters them.
 #[derive(Debug, Clone, Default)]
@@ -109,18 +46,6 @@ pub struct DeliveryFilter<'a> {
     pub state: Option<DeliveryState>,
     /// Only deliveries to this channel.
     pub channel: Option<&'a str>,
-}
-
-/// The writes that add `delivery` as new pending entry `id`: its `outbox` key and value and
-/// its `outbox_pending` key (the value is empty).
-pub(super) fn new_entry(
-    id: u64,
-    delivery: &NewDelivery,
-    now: DateTime<Utc>,
-) -> ([u8; 8], Vec<u8>, Vec<u8>) {
-    let entry = OutboxEntry::new(id, delivery.clone(), now);
-    let pending = keys::pending(&entry.channel, id);
-    (id.to_be_bytes(), encode(&entry), pending)
 }
 
 impl Store {
@@ -242,44 +167,53 @@ impl Store {
         Ok(removed)
     }
 
-    fn save_entries(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
-        let writes: Vec<_> = entries
-            .iter()
-            .map(|entry| {
-                (
-                    entry.id.to_be_bytes(),
-                    keys::pending(&entry.channel, entry.id),
-                    encode(entry),
-                    entry.state == DeliveryState::Pending,
-                )
-            })
-            .collect();
-        let t = self.trees();
-        let deltas = (&t.outbox, &t.outbox_pending)
-            .transaction(|(tx_outbox, tx_pending)| {
-                // What this run changed in the index (a conflict reruns the closure, so the
-                // tally starts over with it).
-                let mut deltas: HashMap<&str, isize> = HashMap::new();
-                for ((id, pending_key, value, pending), entry) in writes.iter().zip(entries) {
-                    tx_outbox.insert(&id[..], value.as_slice())?;
-                    let delta = if *pending {
-                        isize::from(
-                            tx_pending
-                                .insert(pending_key.as_slice(), &[][..])?
-                                .is_none(),
-                        )
-                    } else {
-                        -isize::from(tx_pending.remove(pending_key.as_slice())?.is_some())
-                    };
-                    if delta != 0 {
-                        *deltas.entry(entry.channel.as_str()).or_default() += delta;
-                    }
+    /// The puts and removals that store `saved` deliveries with their pending index entries,
+    /// and how they move each channel's pending count. Reads the index outside the write:
+    /// right, because the caller is the only worker of each entry's channel, and other writes
+    /// only add new ids to the index.
+    pub(super) fn prepare_saved(
+        &self,
+        saved: &[OutboxEntry],
+        puts: &mut Vec<RawPut>,
+        removes: &mut Vec<(TreeId, Vec<u8>)>,
+    ) -> Result<HashMap<String, isize>, StoreError> {
+        let index = &self.trees().outbox_pending;
+        let mut moves: HashMap<String, isize> = HashMap::new();
+        for entry in saved {
+            let pending_key = keys::pending(&entry.channel, entry.id);
+            let indexed = index.contains_key(&pending_key)?;
+            puts.push((
+                TreeId::Outbox,
+                entry.id.to_be_bytes().to_vec(),
+                encode(entry),
+            ));
+            let delta = match (entry.state == DeliveryState::Pending, indexed) {
+                (true, false) => {
+                    puts.push((TreeId::OutboxPending, pending_key, Vec::new()));
+                    1
                 }
-                Ok::<_, ConflictableTransactionError<()>>(deltas)
-            })
-            .map_err(transaction_error)?;
-        self.inner.outbox.changed(&deltas);
-        self.inner.group.record_write();
+                (false, true) => {
+                    removes.push((TreeId::OutboxPending, pending_key));
+                    -1
+                }
+                _ => 0,
+            };
+            if delta != 0 {
+                *moves.entry(entry.channel.clone()).or_default() += delta;
+            }
+        }
+        Ok(moves)
+    }
+
+    /// Stores deliveries a channel worker changed, through the one write path (a write set,
+    /// atomic with its index entries and redo records), then prunes finished ones if too many.
+    fn save_entries(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
+        let set = WriteSet {
+            saved: entries.to_vec(),
+            ..WriteSet::default()
+        };
+        // Nothing in a save is stamped with the write's time.
+        self.commit(&set, DateTime::UNIX_EPOCH)?;
         // Nobody waits for this write, but a delivery marked sent should reach the disk soon:
         // after a crash an unflushed `sent` is pending again and goes out a second time.
         self.inner.group.request();
@@ -361,10 +295,12 @@ fn outbox_error(error: impl Into<StoreError>) -> OutboxError {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{DateTime, TimeZone, Utc};
 
     use super::*;
-    use crate::engine::alerting::{Links, Payload, ProbeChange, probe_alert};
+    use crate::alert::outbox::NewDelivery;
+    use crate::engine::alerting::{Links, Payload, probe_alert};
+    use crate::engine::probes::ProbeNotice;
     use crate::store::WriteSet;
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -372,7 +308,7 @@ mod tests {
     }
 
     fn delivery(channel: &str, probe: &str) -> NewDelivery {
-        let change = ProbeChange {
+        let change = ProbeNotice {
             down: true,
             name: probe.to_owned(),
             url: "http://127.0.0.1:1/health".to_owned(),

@@ -12,7 +12,7 @@ use std::ops::Bound;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// Where a page starts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

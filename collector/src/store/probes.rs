@@ -9,10 +9,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::redo::TreeId;
-use super::{
-    Cursor, Page, ProbeWrite, RawPut, Seq, Store, StoreError, WriteSet, decode, encode, keys, page,
-};
+use super::durability::Seq;
+use super::error::{StoreError, decode, encode};
+use super::keys;
+use super::page::{self, Cursor, Page};
+use super::prepared::RawPut;
+use super::trees::TreeId;
+use super::{ProbeWrite, Store, WriteSet};
 use crate::alert::NewDelivery;
 use crate::engine::probes::{ProbeEffect, ProbeResult, ProbeState, ProbeTransition};
 

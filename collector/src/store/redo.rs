@@ -32,7 +32,10 @@
 
 use std::borrow::Cow;
 
-use super::{Prepared, StoreError, Trees, outbox};
+use super::error::StoreError;
+use super::pending;
+use super::prepared::Prepared;
+use super::trees::{TreeId, Trees};
 
 /// The tag of schema version 2's `deadlines` tree, which a group cut short by a crash before
 /// the upgrade to version 3 may still name; its writes are skipped on replay (deadlines derive
@@ -41,68 +44,6 @@ const LEGACY_DEADLINES: u8 = 1;
 
 /// Key in `meta` of the number of the last group whose writes were all made.
 const DONE_KEY: &[u8] = b"redo_done";
-
-/// The trees a group writes to; the number is the tree's tag in redo records. Tag 1 was the
-/// `deadlines` tree of schema version 2 ([`LEGACY_DEADLINES`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(super) enum TreeId {
-    Monitors = 0,
-    Checkins = 2,
-    CheckinIds = 3,
-    Incidents = 4,
-    Outbox = 5,
-    OutboxPending = 6,
-    Issues = 7,
-    Events = 8,
-    PingLogs = 9,
-    Upstream = 10,
-    IncidentTimes = 11,
-    IssueTimes = 12,
-    OpenIncidents = 13,
-    Probes = 14,
-    ProbeResults = 15,
-}
-
-impl TreeId {
-    const ALL: [TreeId; 15] = [
-        TreeId::Monitors,
-        TreeId::Checkins,
-        TreeId::CheckinIds,
-        TreeId::Incidents,
-        TreeId::Outbox,
-        TreeId::OutboxPending,
-        TreeId::Issues,
-        TreeId::Events,
-        TreeId::PingLogs,
-        TreeId::Upstream,
-        TreeId::IncidentTimes,
-        TreeId::IssueTimes,
-        TreeId::OpenIncidents,
-        TreeId::Probes,
-        TreeId::ProbeResults,
-    ];
-
-    fn tree(self, trees: &Trees) -> &sled::Tree {
-        match self {
-            TreeId::Monitors => &trees.monitors,
-            TreeId::Checkins => &trees.checkins,
-            TreeId::CheckinIds => &trees.checkin_ids,
-            TreeId::Incidents => &trees.incidents,
-            TreeId::Outbox => &trees.outbox,
-            TreeId::OutboxPending => &trees.outbox_pending,
-            TreeId::Issues => &trees.issues,
-            TreeId::Events => &trees.events,
-            TreeId::PingLogs => &trees.ping_logs,
-            TreeId::Upstream => &trees.upstream,
-            TreeId::IncidentTimes => &trees.incident_times,
-            TreeId::IssueTimes => &trees.issue_times,
-            TreeId::OpenIncidents => &trees.open_incidents,
-            TreeId::Probes => &trees.probes,
-            TreeId::ProbeResults => &trees.probe_results,
-        }
-    }
-}
 
 /// One raw write: `value` put under `key`, or the key removed. Borrows what the write set
 /// already encoded; owns what it decoded or computed.
@@ -238,7 +179,7 @@ fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Resul
         });
     }
     for delivery in &set.deliveries {
-        let (id, entry, pending) = outbox::new_entry(db.generate_id()?, delivery, set.now);
+        let (id, entry, pending) = pending::new_entry(db.generate_id()?, delivery, set.now);
         ops.push(Op::put(TreeId::Outbox, id.to_vec(), entry));
         ops.push(Op::put(TreeId::OutboxPending, pending, Vec::new()));
     }

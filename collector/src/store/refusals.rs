@@ -2,22 +2,20 @@
 //! person looks at (`GET /api/v1/refusals`, the dashboard), each monitor environment whose
 //! config a person set (`[[monitors]]` or the API), and the counts the caps start from.
 //!
-//! All of it lives in `meta`, JSON, written outside the committer's groups: none of it is
-//! written per accepted check-in. A refusal is one insert (and one remove of the record it
-//! pushes out of its project's last 100) and a request to the flusher, not waited for: a
-//! crash may lose the refusals of the last few milliseconds, which only a person reading
-//! them would notice. An origin is
-//! written *before* the commit that creates or changes the monitor: sled recovers a prefix of
-//! its log, so a monitor that survives a crash never lost its origin.
+//! All of it lives in `meta`, JSON, written like every other change, as a write set
+//! (`WriteSet::meta`). A refusal is one write (and one removal of the record it pushes out of
+//! its project's last 100) and a request to the flusher, not waited for: a crash may lose the
+//! refusals of the last few milliseconds, which only a person reading them would notice. An
+//! origin is written in the same write set as the monitor it marks (`Processor::put`), and
+//! removed with the monitor it marks (`WriteSet::deletes`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode, encode, keys};
+use super::error::{StoreError, decode};
+use super::keys;
+use super::{MetaWrite, Store};
 use crate::engine::{Issue, MonitorKey};
-
-const REFUSAL: &[u8] = b"refusal/";
-const ORIGIN: &[u8] = b"origin/";
 
 /// A refused check-in, event or config change, as kept for people to see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,35 +36,18 @@ pub struct RefusalRecord {
     pub message: String,
 }
 
-fn refusal_key(project: u64, id: u64) -> Vec<u8> {
-    let mut key = REFUSAL.to_vec();
-    key.extend_from_slice(&project.to_be_bytes());
-    key.extend_from_slice(&id.to_be_bytes());
-    key
-}
-
-fn origin_key(key: &MonitorKey) -> Vec<u8> {
-    let mut out = ORIGIN.to_vec();
-    out.extend_from_slice(&keys::monitor(key));
-    out
-}
-
 impl Store {
     /// Keeps a refusal, and asks the flusher for a flush: nothing else may be written for a
     /// while after a refused request, and a refusal should survive a crash shortly after.
     pub fn save_refusal(&self, refusal: &RefusalRecord) -> Result<(), StoreError> {
-        self.trees()
-            .meta
-            .insert(refusal_key(refusal.project, refusal.id), encode(refusal))?;
-        // Counted as a write, else the flush thread finds nothing new to flush.
-        self.inner.group.record_write();
+        self.write_meta(MetaWrite::Refusal(refusal.clone()))?;
         self.inner.group.request();
         Ok(())
     }
 
     /// Forgets a refusal.
     pub fn remove_refusal(&self, project: u64, id: u64) -> Result<(), StoreError> {
-        self.trees().meta.remove(refusal_key(project, id))?;
+        self.write_meta(MetaWrite::RefusalGone { project, id })?;
         Ok(())
     }
 
@@ -74,31 +55,17 @@ impl Store {
     pub fn refusals(&self) -> Result<Vec<RefusalRecord>, StoreError> {
         self.trees()
             .meta
-            .scan_prefix(REFUSAL)
+            .scan_prefix(keys::REFUSAL)
             .values()
             .map(|v| decode("meta", &v?))
             .collect()
-    }
-
-    /// Records whether a person set this monitor environment's config (`managed`) or a
-    /// check-in did (no record). Counted as a write, so the durability wait of the commit
-    /// that follows covers it.
-    pub fn set_managed(&self, key: &MonitorKey, managed: bool) -> Result<(), StoreError> {
-        let meta = &self.trees().meta;
-        if managed {
-            meta.insert(origin_key(key), encode(key))?;
-        } else {
-            meta.remove(origin_key(key))?;
-        }
-        self.inner.group.record_write();
-        Ok(())
     }
 
     /// The monitor environments whose config a person set.
     pub fn managed_monitors(&self) -> Result<Vec<MonitorKey>, StoreError> {
         self.trees()
             .meta
-            .scan_prefix(ORIGIN)
+            .scan_prefix(keys::ORIGIN)
             .values()
             .map(|v| decode("meta", &v?))
             .collect()
@@ -114,7 +81,7 @@ impl Store {
                 let k = k?;
                 keys::parse_monitor(&k).ok_or_else(|| StoreError::Corrupt {
                     tree: "monitors",
-                    source: super::CodecError::Compact("a key that is not a monitor key"),
+                    source: super::codec::CodecError::Compact("a key that is not a monitor key"),
                 })
             })
             .collect()

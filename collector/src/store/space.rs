@@ -4,11 +4,15 @@
 
 use std::path::PathBuf;
 
-use super::StoreError;
-
 /// Bytes that must stay free on the data dir's file system for a write to be accepted: a few
 /// of sled's 512 KiB log segments, so the writes already accepted can still be flushed.
 pub(super) const RESERVE: u64 = 2 << 20;
+
+/// Too little free space to accept a write: the bytes that are free (`StoreError::DiskFull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DiskFull {
+    pub(super) available: u64,
+}
 
 /// Watches one directory's file system.
 #[derive(Debug, Clone)]
@@ -23,13 +27,13 @@ impl Space {
 
     /// `Err(DiskFull)` when less than [`RESERVE`] is free. A file system that cannot say how
     /// much is free is given the benefit of the doubt.
-    pub(super) fn check(&self) -> Result<(), StoreError> {
+    pub(super) fn check(&self) -> Result<(), DiskFull> {
         let Ok(stats) = rustix::fs::statvfs(&self.dir) else {
             return Ok(());
         };
         let available = stats.f_bavail.saturating_mul(stats.f_frsize);
         if available < RESERVE {
-            return Err(StoreError::DiskFull { available });
+            return Err(DiskFull { available });
         }
         Ok(())
     }

@@ -1303,22 +1303,27 @@ fn written_cut(before: &WriteSet, set: &WriteSet, cut: usize) -> (tempfile::Temp
     {
         let store = Store::open(dir.path()).unwrap();
         store.commit(before, at(0)).unwrap();
-        let prepared = store.prepare(set, at(0)).unwrap();
-        store
-            .inner
-            .writer
-            .lock()
-            .write_group_cut(
-                &store.inner.db,
-                &store.inner.trees,
-                std::slice::from_ref(&prepared),
-                cut,
-            )
-            .unwrap();
-        store.flush_blocking().unwrap();
+        write_cut(&store, set, cut);
     }
     let store = reopen(dir.path()).unwrap();
     (dir, store)
+}
+
+/// Writes `set` as a group cut short after `cut` of its writes (a crash), and flushes that.
+fn write_cut(store: &Store, set: &WriteSet, cut: usize) {
+    let prepared = store.prepare(set, at(0)).unwrap();
+    store
+        .inner
+        .writer
+        .lock()
+        .write_group_cut(
+            &store.inner.db,
+            &store.inner.trees,
+            std::slice::from_ref(&prepared),
+            cut,
+        )
+        .unwrap();
+    store.flush_blocking().unwrap();
 }
 
 /// Probe checks and deletions are write sets like every other change: a crash in the middle of
@@ -1386,4 +1391,86 @@ fn a_probe_check_and_a_deletion_cut_by_a_crash_are_completed_on_open() {
         assert!(store.logs(&key("job"), 10).unwrap().is_empty());
         assert_tally(&store, [0, 0, 0, 0]);
     }
+}
+
+/// A channel worker's save and the collector's own records (config origins, refusals, the
+/// liveness mark) are write sets too: cut by a crash anywhere, they are completed on open, the
+/// pending index and its count with them.
+#[test]
+fn a_delivery_save_and_the_collectors_own_records_cut_by_a_crash_are_completed_on_open() {
+    use crate::alert::outbox::{DeliveryState, Outbox};
+    use crate::engine::{Outage, OutageKind};
+
+    let (everything, _) = everything();
+    let refusal = RefusalRecord {
+        id: 9,
+        at: at(5),
+        project: 1,
+        reason: "monitors_per_project".into(),
+        slug: Some("other".into()),
+        environment: Some("production".into()),
+        message: "too many monitors".into(),
+    };
+    let outage = Outage {
+        from: at(1),
+        to: Some(at(2)),
+        kind: OutageKind::Down,
+    };
+    // Puts: the entry, the origin, the refusal, the outages, the mark; one removal: the
+    // pending index entry. Cut before the first, in the middle and before the last.
+    for cut in [0, 3, 5] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.commit(&everything, at(0)).unwrap();
+            let mut entry = store.pending("log", 10).unwrap().remove(0);
+            entry.state = DeliveryState::Sent;
+            entry.sent_at = Some(at(3));
+            let set = WriteSet {
+                saved: vec![entry],
+                meta: vec![
+                    MetaWrite::Managed {
+                        key: key("job"),
+                        managed: true,
+                    },
+                    MetaWrite::Refusal(refusal.clone()),
+                    MetaWrite::Alive {
+                        at: at(4),
+                        outages: Some(vec![outage]),
+                    },
+                ],
+                ..WriteSet::default()
+            };
+            write_cut(&store, &set, cut);
+        }
+        let store = reopen(dir.path()).unwrap();
+        assert!(store.pending("log", 10).unwrap().is_empty(), "cut {cut}");
+        assert_eq!(
+            store.pending_count("log"),
+            0,
+            "the count comes from the index"
+        );
+        let sent = store
+            .deliveries(&DeliveryFilter::default(), 10, 10)
+            .unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].state, DeliveryState::Sent);
+        assert_eq!(store.managed_monitors().unwrap(), vec![key("job")]);
+        assert_eq!(store.refusals().unwrap(), vec![refusal.clone()]);
+        assert_eq!(store.liveness().unwrap(), (Some(at(4)), vec![outage]));
+    }
+
+    // Deleting a monitor environment removes its origin with it.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.commit(&everything, at(0)).unwrap();
+    store
+        .write_meta(MetaWrite::Managed {
+            key: key("job"),
+            managed: true,
+        })
+        .unwrap();
+    assert_eq!(store.managed_monitors().unwrap(), vec![key("job")]);
+    store.delete_monitor(&key("job")).unwrap();
+    assert!(store.managed_monitors().unwrap().is_empty());
 }

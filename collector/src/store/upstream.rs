@@ -3,7 +3,8 @@
 //! state change, so an acknowledged envelope is queued durably); the forwarder reads it oldest
 //! first and removes what the upstream took. It stores bytes and never decides what to send.
 
-use super::{Store, StoreError};
+use super::Store;
+use super::error::StoreError;
 
 /// One queued envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
