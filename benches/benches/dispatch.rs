@@ -158,6 +158,7 @@ impl Rig {
                 kind: ChannelKind::Webhook {
                     url: Secret::new(url),
                 },
+                template: None,
             },
             &client,
             &options.channels,
