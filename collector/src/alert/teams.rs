@@ -57,15 +57,13 @@ impl Teams {
             Payload::Alert(alert) => alert.message.clone(),
             Payload::Digest(_) => format::plain_body(p),
         });
-        let mut budget = text.len();
-        loop {
-            let body = card(payload, &format::truncate_bytes(&text, budget));
-            let size = body.to_string().len();
-            if size <= TEAMS_MAX_BYTES || budget == 0 {
-                return body;
-            }
-            budget = budget.saturating_sub(size - TEAMS_MAX_BYTES + 16);
-        }
+        // What the card takes without the text (plus the text's quotes) is fixed; the text
+        // gets the rest, measured as JSON (quotes and control characters grow when escaped).
+        let overhead = card(payload, "").to_string().len();
+        card(
+            payload,
+            &fit_json(&text, TEAMS_MAX_BYTES.saturating_sub(overhead)),
+        )
     }
 
     /// Posts the payload as one Adaptive Card.
@@ -78,6 +76,21 @@ impl Teams {
             },
         }
     }
+}
+
+/// The longest prefix of `text` (ending with `…` when cut) whose JSON string form is at most
+/// `room` bytes longer than `""`.
+fn fit_json(text: &str, room: usize) -> String {
+    let json_len = |s: &str| serde_json::to_string(s).map_or(usize::MAX, |j| j.len() - 2);
+    if json_len(text) <= room {
+        return text.to_owned();
+    }
+    // Binary search over character boundaries: the longer the prefix, the longer its JSON.
+    let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    let fits = |end: usize| json_len(&format!("{}…", &text[..end])) <= room;
+    let k = bounds.partition_point(|&end| fits(end));
+    let end = k.checked_sub(1).map_or(0, |k| bounds[k]);
+    format!("{}…", &text[..end])
 }
 
 /// The Workflows message around an Adaptive Card with `text` under the title.
