@@ -2532,4 +2532,23 @@ template = "{{ alert.title }}"
             "{err}"
         );
     }
+
+    /// Every TOML example of docs/alerts.md (the minimal config of each channel, the template
+    /// example) is a valid config.
+    #[test]
+    fn the_toml_examples_in_docs_alerts_parse() {
+        let doc = include_str!("../../docs/alerts.md");
+        let any_env = |_: &str| Some("https://example.com/from-env".to_owned());
+        let blocks: Vec<&str> = doc
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+            .collect();
+        assert!(blocks.len() >= 2, "the channel and template examples");
+        for block in blocks {
+            let config = Config::parse(block, &Overrides::default(), &any_env)
+                .unwrap_or_else(|e| panic!("{e}\n{block}"));
+            assert!(!config.channels.is_empty(), "{block}");
+        }
+    }
 }
