@@ -443,3 +443,62 @@ async fn pagerduty_refusing_the_event_fails_at_once_with_its_reason() {
     );
     assert_eq!(fake.seen().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_reaches_ntfy_as_one_digest_and_pagerduty_as_one_event_per_alert() {
+    let ntfy = Fake::start(|_, _| (StatusCode::OK, Vec::new(), "{}".to_owned())).await;
+    let pd = Fake::start(|seen, _| pagerduty_answer(seen)).await;
+    let mut options = fast_options();
+    options.digest_backlog = Some(3);
+    let ntfy_channel = channel(
+        "ntfy",
+        ChannelKind::Ntfy {
+            url: Secret::new(format!("{}/alerts", ntfy.url)),
+            token: None,
+            priority: None,
+        },
+        &options,
+    );
+    let pd_channel = channel("pd", pagerduty(&pd.url, "routing_secret"), &options);
+    let outbox = Arc::new(MemoryOutbox::default());
+    let alerts: Vec<Alert> = (0..8)
+        .map(|i| monitor_alert(&format!("job-{i}"), false))
+        .collect();
+    for alert in &alerts {
+        outbox.push("ntfy", "rule", alert);
+        outbox.push("pd", "rule", alert);
+    }
+    let dispatcher = run(&outbox, vec![ntfy_channel, pd_channel], options);
+    wait_for("every delivery settled", LONG, || outbox.drained()).await;
+    dispatcher.stop().await;
+
+    let ntfy_seen = ntfy.seen();
+    assert_eq!(ntfy_seen.len(), 1, "one digest for the storm");
+    let digest = &ntfy_seen[0].json;
+    assert_eq!(digest["priority"], 5);
+    assert!(
+        digest["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Watchpost digest: 8 alerts about 8 subjects (8 critical now)"),
+        "{digest}"
+    );
+    let lines: Vec<&str> = digest["message"].as_str().unwrap().lines().collect();
+    assert_eq!(lines.len(), 8, "one line per subject");
+    assert!(
+        lines[0].starts_with("🔴 Monitor job-0 (production) is failing"),
+        "{lines:?}"
+    );
+    assert!(
+        digest.get("click").is_none(),
+        "a digest links nowhere in particular"
+    );
+
+    let events: Vec<Value> = pd.accepted().into_iter().map(|s| s.json).collect();
+    assert_eq!(events.len(), 8, "PagerDuty never gets a digest");
+    let keys: std::collections::BTreeSet<&str> = events
+        .iter()
+        .map(|e| e["dedup_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 8, "one incident per monitor");
+}

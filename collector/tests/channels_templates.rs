@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alert_support::{
-    Fake, MemoryOutbox, fast_options, monitor_alert, ok_json, run, status, wait_for,
+    Fake, MemoryOutbox, Smtp, fast_options, monitor_alert, ok_json, reserve_port, run, status,
+    wait_for,
 };
 use serde_json::json;
 use watchpost_collector::alert::format::{html_escape, slack_escape};
@@ -147,4 +148,47 @@ template = """
         "no secret in the message: {stderr}"
     );
     assert!(!data_dir.exists(), "nothing was created: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_template_renders_the_html_part_escaped_and_keeps_the_plain_part() {
+    let addr = reserve_port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let smtp_dir = dir.path().to_owned();
+    let smtp = tokio::task::spawn_blocking(move || Smtp::start(addr, &smtp_dir))
+        .await
+        .unwrap();
+    let mail = templated(
+        "mail",
+        ChannelKind::Email {
+            smtp_url: Secret::new(format!("smtp://{addr}")),
+            username: Some(Secret::new("user")),
+            password: Some(Secret::new("secret")),
+            from: "Watchpost <alerts@example.com>".to_owned(),
+            to: vec!["oncall@example.com".to_owned()],
+        },
+    );
+    let mut alert = monitor_alert("nightly-backup", false);
+    alert.title = "<b>& co".to_owned();
+    let outbox = Arc::new(MemoryOutbox::default());
+    outbox.push("mail", "rule", &alert);
+    let dispatcher = run(&outbox, vec![mail], fast_options());
+    wait_for("the email", Duration::from_secs(30), || outbox.drained()).await;
+    dispatcher.stop().await;
+    assert_eq!(outbox.entry(1).state, DeliveryState::Sent);
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    let parts = messages[0]["parts"].as_array().unwrap();
+    // SMTP carries lines ending in CRLF.
+    let html = parts[1]["content"].as_str().unwrap().replace("\r\n", "\n");
+    assert!(
+        html.starts_with("🚨 <b>&lt;b&gt;&amp; co</b> (nightly-backup, monitor.failed)\n"),
+        "the template, HTML-escaped: {html}"
+    );
+    let plain = parts[0]["content"].as_str().unwrap().replace("\r\n", "\n");
+    assert!(
+        plain.starts_with("<b>& co\n"),
+        "the built-in plain text: {plain}"
+    );
 }
