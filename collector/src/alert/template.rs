@@ -10,10 +10,10 @@
 //! compiled, and rendered once over a sample alert and a sample digest, when the config loads
 //! ([`Template::compile`]), so a syntax error or an unknown filter stops the start with the
 //! line. A template that still fails at send time (a value it did not expect) falls back to
-//! the default text, logged: an alert is never lost to its wording. Undefined values are
-//! empty, also through attributes (`alert.title` of a digest), and a template that renders
-//! only whitespace leaves the payload to the default text: a template written for single
-//! alerts keeps the built-in digests.
+//! the default text, logged: an alert is never lost to its wording. A template that never
+//! mentions `digest` was written for single alerts: digests keep the built-in text. Undefined
+//! values are empty, also through attributes (`alert.title` where there is no alert), and a
+//! template that renders only whitespace leaves the payload to the default text.
 
 use std::fmt;
 
@@ -75,12 +75,16 @@ impl TemplateError {
 pub struct Template {
     env: Environment<'static>,
     markup: Markup,
+    /// Whether the template reads `digest`: if not, it was written for single alerts, and
+    /// digests keep the built-in text.
+    words_digests: bool,
 }
 
 impl fmt::Debug for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Template")
             .field("markup", &self.markup)
+            .field("words_digests", &self.words_digests)
             .finish_non_exhaustive()
     }
 }
@@ -102,7 +106,16 @@ impl Template {
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.add_template_owned(NAME, source.to_owned())
             .map_err(|e| TemplateError::from_minijinja(&e))?;
-        let template = Template { env, markup };
+        let words_digests = env
+            .get_template(NAME)
+            .map_err(|e| TemplateError::from_minijinja(&e))?
+            .undeclared_variables(false)
+            .contains("digest");
+        let template = Template {
+            env,
+            markup,
+            words_digests,
+        };
         for sample in samples() {
             template.render(&sample)?;
         }
@@ -126,16 +139,18 @@ impl Template {
     }
 }
 
-/// The channel's text: the template's when there is one and it renders to something other
-/// than whitespace, else `default` (a template written for alerts only renders nothing for a
-/// digest, which then reads as built in).
+/// The channel's text: the template's when there is one, it is meant for this payload (a
+/// digest only goes through a template that reads `digest`) and it renders to something other
+/// than whitespace; else `default`.
 pub(super) fn text(
     template: Option<&Template>,
     channel: &str,
     payload: &Payload,
     default: impl FnOnce(&Payload) -> String,
 ) -> String {
-    let Some(template) = template else {
+    let Some(template) =
+        template.filter(|t| t.words_digests || matches!(payload, Payload::Alert(_)))
+    else {
         return default(payload);
     };
     match template.render(payload) {
@@ -257,7 +272,14 @@ mod tests {
         );
         let template = Template::compile("{{ alert.title }}", Markup::Plain).unwrap();
         assert_eq!(text(Some(&template), "c", &digest, default), "built in");
+        let filtered = r#"{{ alert.title|upper }} {{ alert.message|replace("a", "b")|trim }} {{ alert.url|length }}"#;
+        let template = Template::compile(filtered, Markup::Plain).unwrap();
+        assert_eq!(text(Some(&template), "c", &digest, default), "built in");
         assert_eq!(text(None, "c", &alert, default), "built in");
+        let both = "{% if digest %}{{ digest.total }} alerts{% else %}one{% endif %}";
+        let template = Template::compile(both, Markup::Plain).unwrap();
+        assert_eq!(text(Some(&template), "c", &digest, default), "1 alerts");
+        assert_eq!(text(Some(&template), "c", &alert, default), "one");
     }
 
     #[test]
