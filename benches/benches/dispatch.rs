@@ -159,6 +159,7 @@ impl Rig {
                 kind: ChannelKind::Webhook {
                     url: Secret::new(url),
                 },
+                template: None,
             },
             &client,
             &options.channels,

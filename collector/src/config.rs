@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::alert::template::{Markup, Template};
 use crate::engine::alerting;
 use crate::engine::caps::{Caps, CapsConfig, Upsert};
 use crate::engine::issues::SpikeRule;
@@ -248,6 +249,9 @@ pub struct Channel {
     pub name: String,
     /// Destination and its settings.
     pub kind: ChannelKind,
+    /// `template`: the minijinja source of the channel's text, checked at load
+    /// (`alert::template`); `None`: the built-in text.
+    pub template: Option<String>,
 }
 
 /// Where a channel delivers.
@@ -290,6 +294,54 @@ pub enum ChannelKind {
         /// Alertmanager base URLs.
         urls: Vec<Secret>,
     },
+    /// ntfy JSON publish.
+    Ntfy {
+        /// Topic URL, `https://ntfy.sh/<topic>`.
+        url: Secret,
+        /// Access token (`Authorization: Bearer`).
+        token: Option<Secret>,
+        /// A fixed priority (1–5) instead of the one mapped from the severity.
+        priority: Option<u8>,
+    },
+    /// Pushover messages API.
+    Pushover {
+        /// The application's API token.
+        app_token: Secret,
+        /// The user or group key.
+        user_key: Secret,
+        /// A fixed priority (−2…2) instead of the one mapped from the severity.
+        priority: Option<i8>,
+        /// Emergency priority: how often Pushover repeats (≥ 30 s).
+        retry: Duration,
+        /// Emergency priority: for how long (≤ 3 h).
+        expire: Duration,
+        /// API base URL without trailing slash.
+        api_url: String,
+    },
+    /// PagerDuty Events API v2.
+    PagerDuty {
+        /// The integration's routing key.
+        routing_key: Secret,
+        /// Events API base URL without trailing slash.
+        events_url: String,
+    },
+    /// Discord webhook.
+    Discord {
+        /// Webhook URL.
+        url: Secret,
+        /// Add `?wait=true`.
+        wait: bool,
+    },
+    /// Microsoft Teams Workflows webhook.
+    Teams {
+        /// Webhook URL.
+        url: Secret,
+    },
+    /// Google Chat incoming webhook.
+    GoogleChat {
+        /// Webhook URL (with its key and token).
+        url: Secret,
+    },
     /// Lines on stdout.
     Log,
 }
@@ -303,7 +355,30 @@ impl ChannelKind {
             ChannelKind::Telegram { .. } => "telegram",
             ChannelKind::Slack { .. } => "slack",
             ChannelKind::Alertmanager { .. } => "alertmanager",
+            ChannelKind::Ntfy { .. } => "ntfy",
+            ChannelKind::Pushover { .. } => "pushover",
+            ChannelKind::PagerDuty { .. } => "pagerduty",
+            ChannelKind::Discord { .. } => "discord",
+            ChannelKind::Teams { .. } => "teams",
+            ChannelKind::GoogleChat { .. } => "google_chat",
             ChannelKind::Log => "log",
+        }
+    }
+
+    /// What a `template` of this kind renders, and so how values are escaped in it; `None`
+    /// for the kinds whose body is a contract (webhook, Alertmanager), which take no template.
+    pub fn markup(&self) -> Option<Markup> {
+        match self {
+            ChannelKind::Webhook { .. } | ChannelKind::Alertmanager { .. } => None,
+            ChannelKind::Email { .. } | ChannelKind::Telegram { .. } => Some(Markup::Html),
+            ChannelKind::Slack { .. } => Some(Markup::Slack),
+            ChannelKind::Ntfy { .. }
+            | ChannelKind::Pushover { .. }
+            | ChannelKind::PagerDuty { .. }
+            | ChannelKind::Discord { .. }
+            | ChannelKind::Teams { .. }
+            | ChannelKind::GoogleChat { .. }
+            | ChannelKind::Log => Some(Markup::Plain),
         }
     }
 }
@@ -508,6 +583,8 @@ struct RawProject {
     upsert: Option<String>,
 }
 
+/// A `[[channels]]` entry: its name, its `template` and the fields of its `type`.
+/// (`flatten` would lose `deny_unknown_fields`, hence `template` in every variant.)
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 enum RawChannel {
@@ -518,28 +595,83 @@ enum RawChannel {
         password: Option<String>,
         from: String,
         to: Vec<String>,
+        template: Option<String>,
     },
     Webhook {
         name: String,
         url: String,
+        template: Option<String>,
     },
     Telegram {
         name: String,
         bot_token: String,
         chat_id: ChatId,
         api_url: Option<String>,
+        template: Option<String>,
     },
     Slack {
         name: String,
         url: String,
+        template: Option<String>,
     },
     Alertmanager {
         name: String,
         urls: Vec<String>,
+        template: Option<String>,
+    },
+    Ntfy {
+        name: String,
+        url: String,
+        token: Option<String>,
+        priority: Option<RawNtfyPriority>,
+        template: Option<String>,
+    },
+    Pushover {
+        name: String,
+        app_token: String,
+        user_key: String,
+        priority: Option<i64>,
+        retry: Option<RawDuration>,
+        expire: Option<RawDuration>,
+        api_url: Option<String>,
+        template: Option<String>,
+    },
+    #[serde(rename = "pagerduty")]
+    PagerDuty {
+        name: String,
+        routing_key: String,
+        events_url: Option<String>,
+        template: Option<String>,
+    },
+    Discord {
+        name: String,
+        url: String,
+        wait: Option<bool>,
+        template: Option<String>,
+    },
+    Teams {
+        name: String,
+        url: String,
+        template: Option<String>,
+    },
+    #[serde(rename = "google_chat")]
+    GoogleChat {
+        name: String,
+        url: String,
+        template: Option<String>,
     },
     Log {
         name: String,
+        template: Option<String>,
     },
+}
+
+/// ntfy priorities are written as numbers (1–5) or names (`min` … `urgent`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawNtfyPriority {
+    Number(i64),
+    Name(String),
 }
 
 /// Telegram chat ids are often written as numbers; accept both.
@@ -1000,7 +1132,7 @@ impl Validator<'_> {
     }
 
     fn channel(&self, path: &str, raw: RawChannel) -> Result<Channel, Error> {
-        let (name, kind) = match raw {
+        let (name, template, kind) = match raw {
             RawChannel::Email {
                 name,
                 smtp_url,
@@ -1008,6 +1140,7 @@ impl Validator<'_> {
                 password,
                 from,
                 to,
+                template,
             } => {
                 let smtp_url =
                     self.url(&format!("{path}.smtp_url"), &smtp_url, &["smtp", "smtps"])?;
@@ -1045,6 +1178,7 @@ impl Validator<'_> {
                 }
                 (
                     name,
+                    template,
                     ChannelKind::Email {
                         smtp_url,
                         username,
@@ -1054,15 +1188,20 @@ impl Validator<'_> {
                     },
                 )
             }
-            RawChannel::Webhook { name, url } => {
+            RawChannel::Webhook {
+                name,
+                url,
+                template,
+            } => {
                 let url = self.url(&format!("{path}.url"), &url, &["http", "https"])?;
-                (name, ChannelKind::Webhook { url })
+                (name, template, ChannelKind::Webhook { url })
             }
             RawChannel::Telegram {
                 name,
                 bot_token,
                 chat_id,
                 api_url,
+                template,
             } => {
                 let bot_token = self.secret(&format!("{path}.bot_token"), &bot_token)?;
                 let chat_id = match chat_id {
@@ -1094,6 +1233,7 @@ impl Validator<'_> {
                 };
                 (
                     name,
+                    template,
                     ChannelKind::Telegram {
                         bot_token,
                         chat_id,
@@ -1101,11 +1241,19 @@ impl Validator<'_> {
                     },
                 )
             }
-            RawChannel::Slack { name, url } => {
+            RawChannel::Slack {
+                name,
+                url,
+                template,
+            } => {
                 let url = self.url(&format!("{path}.url"), &url, &["http", "https"])?;
-                (name, ChannelKind::Slack { url })
+                (name, template, ChannelKind::Slack { url })
             }
-            RawChannel::Alertmanager { name, urls } => {
+            RawChannel::Alertmanager {
+                name,
+                urls,
+                template,
+            } => {
                 if urls.is_empty() {
                     return Err(Error::at(
                         format!("{path}.urls"),
@@ -1117,13 +1265,192 @@ impl Validator<'_> {
                     .enumerate()
                     .map(|(k, u)| self.url(&format!("{path}.urls[{k}]"), u, &["http", "https"]))
                     .collect::<Result<_, _>>()?;
-                (name, ChannelKind::Alertmanager { urls })
+                (name, template, ChannelKind::Alertmanager { urls })
             }
-            RawChannel::Log { name } => (name, ChannelKind::Log),
+            RawChannel::Log { name, template } => (name, template, ChannelKind::Log),
+            other => self.new_channel(path, other)?,
         };
+        let template = template
+            .map(|source| channel_template(&format!("{path}.template"), &kind, source))
+            .transpose()?;
         Ok(Channel {
             name: name_field(&format!("{path}.name"), &name)?,
             kind,
+            template,
+        })
+    }
+
+    /// The kinds of issue 19: ntfy, Pushover, PagerDuty, Discord, Teams, Google Chat.
+    fn new_channel(
+        &self,
+        path: &str,
+        raw: RawChannel,
+    ) -> Result<(String, Option<String>, ChannelKind), Error> {
+        let http = &["http", "https"];
+        Ok(match raw {
+            RawChannel::Ntfy {
+                name,
+                url,
+                token,
+                priority,
+                template,
+            } => {
+                let url = self.url(&format!("{path}.url"), &url, http)?;
+                if !has_path_segment(url.expose()) {
+                    return Err(Error::at(
+                        format!("{path}.url"),
+                        "needs the topic as its path, e.g. \"https://ntfy.sh/my-alerts\"",
+                    ));
+                }
+                let token = token
+                    .map(|t| self.secret(&format!("{path}.token"), &t))
+                    .transpose()?;
+                let priority = priority
+                    .map(|p| ntfy_priority(&format!("{path}.priority"), &p))
+                    .transpose()?;
+                let kind = ChannelKind::Ntfy {
+                    url,
+                    token,
+                    priority,
+                };
+                (name, template, kind)
+            }
+            RawChannel::Pushover {
+                name,
+                app_token,
+                user_key,
+                priority,
+                retry,
+                expire,
+                api_url,
+                template,
+            } => {
+                let app_token = self.secret(&format!("{path}.app_token"), &app_token)?;
+                let user_key = self.secret(&format!("{path}.user_key"), &user_key)?;
+                let priority = priority
+                    .map(|p| {
+                        i8::try_from(p)
+                            .ok()
+                            .filter(|p| (-2..=2).contains(p))
+                            .ok_or_else(|| {
+                                Error::at(
+                                    format!("{path}.priority"),
+                                    format!(
+                                        "{p} is not a Pushover priority; expected -2, -1, 0, 1 or 2"
+                                    ),
+                                )
+                            })
+                    })
+                    .transpose()?;
+                let retry = duration_or(
+                    &format!("{path}.retry"),
+                    retry,
+                    Duration::from_secs(60),
+                    Duration::from_secs(30),
+                )?;
+                let expire = duration_or(
+                    &format!("{path}.expire"),
+                    expire,
+                    Duration::from_secs(3600),
+                    Duration::from_secs(1),
+                )?;
+                if expire > Duration::from_secs(10_800) {
+                    return Err(Error::at(
+                        format!("{path}.expire"),
+                        "must be at most 3h (Pushover stops emergency repeats after 10800 s)",
+                    ));
+                }
+                let api_url = self.base_url(
+                    &format!("{path}.api_url"),
+                    api_url,
+                    "https://api.pushover.net",
+                )?;
+                let kind = ChannelKind::Pushover {
+                    app_token,
+                    user_key,
+                    priority,
+                    retry,
+                    expire,
+                    api_url,
+                };
+                (name, template, kind)
+            }
+            RawChannel::PagerDuty {
+                name,
+                routing_key,
+                events_url,
+                template,
+            } => {
+                let routing_key = self.secret(&format!("{path}.routing_key"), &routing_key)?;
+                if routing_key.expose().trim().is_empty() {
+                    return Err(Error::at(
+                        format!("{path}.routing_key"),
+                        "must not be empty: the integration key of an Events API v2 integration",
+                    ));
+                }
+                let events_url = self.base_url(
+                    &format!("{path}.events_url"),
+                    events_url,
+                    "https://events.pagerduty.com",
+                )?;
+                let kind = ChannelKind::PagerDuty {
+                    routing_key,
+                    events_url,
+                };
+                (name, template, kind)
+            }
+            RawChannel::Discord {
+                name,
+                url,
+                wait,
+                template,
+            } => {
+                let url = self.url(&format!("{path}.url"), &url, http)?;
+                let kind = ChannelKind::Discord {
+                    url,
+                    wait: wait.unwrap_or(false),
+                };
+                (name, template, kind)
+            }
+            RawChannel::Teams {
+                name,
+                url,
+                template,
+            } => {
+                let url = self.url(&format!("{path}.url"), &url, http)?;
+                (name, template, ChannelKind::Teams { url })
+            }
+            RawChannel::GoogleChat {
+                name,
+                url,
+                template,
+            } => {
+                let url = self.url(&format!("{path}.url"), &url, http)?;
+                (name, template, ChannelKind::GoogleChat { url })
+            }
+            RawChannel::Email { name, .. }
+            | RawChannel::Webhook { name, .. }
+            | RawChannel::Telegram { name, .. }
+            | RawChannel::Slack { name, .. }
+            | RawChannel::Alertmanager { name, .. }
+            | RawChannel::Log { name, .. } => {
+                return Err(Error::at(
+                    path,
+                    format!("channel `{name}` is not one of the kinds of new_channel"),
+                ));
+            }
+        })
+    }
+
+    /// An API base URL (`http`/`https`, no trailing slash), or `default`.
+    fn base_url(&self, path: &str, raw: Option<String>, default: &str) -> Result<String, Error> {
+        Ok(match raw {
+            Some(url) => self
+                .url(path, &url, &["http", "https"])?
+                .expose()
+                .trim_end_matches('/')
+                .to_owned(),
+            None => default.to_owned(),
         })
     }
 
@@ -1416,6 +1743,52 @@ fn monitor_error(path: &str, error: &MonitorConfigError) -> Error {
         MonitorConfigError::Environment { .. } => "environment",
     };
     Error::at(format!("{path}.{field}"), error.to_string())
+}
+
+/// Checks a channel's `template` for its kind: compiled and tried on a sample alert and digest
+/// (`alert::template`), so an error stops the start with its line, not an alert at 03:00.
+fn channel_template(path: &str, kind: &ChannelKind, source: String) -> Result<String, Error> {
+    let Some(markup) = kind.markup() else {
+        return Err(Error::at(
+            path,
+            format!(
+                "a `{}` channel sends the alert JSON of docs/alerts.md and takes no template; remove it",
+                kind.type_name()
+            ),
+        ));
+    };
+    Template::compile(&source, markup)
+        .map_err(|e| Error::at(path, format!("the template does not work: {e}")))?;
+    Ok(source)
+}
+
+/// Whether a URL has a non-empty path segment (an ntfy topic).
+fn has_path_segment(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| {
+        u.path_segments()
+            .is_some_and(|mut segments| segments.any(|s| !s.is_empty()))
+    })
+}
+
+/// An ntfy priority: 1–5, or `min`, `low`, `default`, `high`, `max`/`urgent`.
+fn ntfy_priority(path: &str, raw: &RawNtfyPriority) -> Result<u8, Error> {
+    let priority = match raw {
+        RawNtfyPriority::Number(n) => u8::try_from(*n).ok().filter(|n| (1..=5).contains(n)),
+        RawNtfyPriority::Name(name) => match name.trim().to_lowercase().as_str() {
+            "min" => Some(1),
+            "low" => Some(2),
+            "default" => Some(3),
+            "high" => Some(4),
+            "max" | "urgent" => Some(5),
+            _ => None,
+        },
+    };
+    priority.ok_or_else(|| {
+        Error::at(
+            path,
+            "expected 1 to 5 or one of \"min\", \"low\", \"default\", \"high\", \"urgent\"",
+        )
+    })
 }
 
 fn name_field(path: &str, name: &str) -> Result<String, Error> {
@@ -1990,5 +2363,201 @@ probe_results = 50
         let err = parse(text).unwrap_err().to_string();
         assert!(err.starts_with("channels[0].url:"), "{err}");
         assert!(!err.contains("token-1234"), "{err}");
+    }
+
+    /// The minimal config of each channel of issue 19 (as docs/alerts.md shows them) parses to
+    /// its kind, with the defaults documented there.
+    #[test]
+    fn accepts_the_new_channel_kinds_with_their_defaults() {
+        let text = r#"
+[[channels]]
+name = "phone"
+type = "ntfy"
+url = "https://ntfy.sh/watchpost-alerts"
+
+[[channels]]
+name = "pushover"
+type = "pushover"
+app_token = "azGDORePK8gMaC0QOYAMyEEuzJnyUi"
+user_key = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"
+
+[[channels]]
+name = "pager"
+type = "pagerduty"
+routing_key = "R0UTINGKEY0000000000000000000000"
+
+[[channels]]
+name = "discord"
+type = "discord"
+url = "https://discord.com/api/webhooks/1/abc"
+
+[[channels]]
+name = "teams"
+type = "teams"
+url = "https://prod.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=s"
+
+[[channels]]
+name = "chat"
+type = "google_chat"
+url = "https://chat.googleapis.com/v1/spaces/S/messages?key=k&token=t"
+template = "{{ alert.title }}"
+"#;
+        let config = parse(text).unwrap();
+        let kinds: Vec<&str> = config.channels.iter().map(|c| c.kind.type_name()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ntfy",
+                "pushover",
+                "pagerduty",
+                "discord",
+                "teams",
+                "google_chat"
+            ]
+        );
+        match &config.channels[1].kind {
+            ChannelKind::Pushover {
+                priority,
+                retry,
+                expire,
+                api_url,
+                ..
+            } => {
+                assert_eq!(*priority, None);
+                assert_eq!(*retry, Duration::from_secs(60));
+                assert_eq!(*expire, Duration::from_secs(3600));
+                assert_eq!(api_url, "https://api.pushover.net");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &config.channels[2].kind {
+            ChannelKind::PagerDuty { events_url, .. } => {
+                assert_eq!(events_url, "https://events.pagerduty.com");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            config.channels[5].template.as_deref(),
+            Some("{{ alert.title }}")
+        );
+        let shown = format!("{:?}", config.channels);
+        for secret in [
+            "azGDORe",
+            "uQiRzpo",
+            "R0UTINGKEY",
+            "abc",
+            "sig=s",
+            "token=t",
+        ] {
+            assert!(!shown.contains(secret), "Debug shows {secret}: {shown}");
+        }
+    }
+
+    /// Bad settings of the new kinds, and bad templates, name the field (and the line).
+    #[test]
+    fn bad_new_channels_and_templates_name_the_field() {
+        let channel = |body: &str| format!("[[channels]]\nname = \"c\"\n{body}");
+        let cases = [
+            (
+                channel("type = \"ntfy\"\nurl = \"https://ntfy.sh\"\n"),
+                "channels[0].url: needs the topic as its path",
+            ),
+            (
+                channel("type = \"ntfy\"\nurl = \"https://ntfy.sh/t\"\npriority = 9\n"),
+                "channels[0].priority: expected 1 to 5",
+            ),
+            (
+                channel("type = \"ntfy\"\nurl = \"https://ntfy.sh/t\"\npriority = \"loud\"\n"),
+                "channels[0].priority: expected 1 to 5",
+            ),
+            (
+                channel(
+                    "type = \"pushover\"\napp_token = \"a\"\nuser_key = \"u\"\nretry = \"10s\"\n",
+                ),
+                "channels[0].retry: 10s is too short; the minimum is 30s",
+            ),
+            (
+                channel(
+                    "type = \"pushover\"\napp_token = \"a\"\nuser_key = \"u\"\nexpire = \"4h\"\n",
+                ),
+                "channels[0].expire: must be at most 3h",
+            ),
+            (
+                channel("type = \"pushover\"\napp_token = \"a\"\nuser_key = \"u\"\npriority = 3\n"),
+                "channels[0].priority: 3 is not a Pushover priority",
+            ),
+            (
+                channel("type = \"pushover\"\napp_token = \"env:NOPE\"\nuser_key = \"u\"\n"),
+                "channels[0].app_token: environment variable NOPE is not set",
+            ),
+            (
+                channel("type = \"pagerduty\"\nrouting_key = \" \"\n"),
+                "channels[0].routing_key: must not be empty",
+            ),
+            (
+                channel("type = \"pagerduty\"\nrouting_key = \"k\"\nevents_url = \"ftp://x\"\n"),
+                "channels[0].events_url: expected a http or https URL",
+            ),
+            (
+                channel("type = \"discord\"\nurl = \"nope\"\n"),
+                "channels[0].url: not a valid URL",
+            ),
+            (
+                channel("type = \"teams\"\n"),
+                "channels[0]: missing field `url`",
+            ),
+            (
+                channel(
+                    "type = \"google_chat\"\nurl = \"https://chat.googleapis.com/x\"\ncolour = 1\n",
+                ),
+                "channels[0]: unknown field `colour`",
+            ),
+            (
+                channel(
+                    "type = \"webhook\"\nurl = \"https://h/x\"\ntemplate = \"{{ alert.title }}\"\n",
+                ),
+                "channels[0].template: a `webhook` channel sends the alert JSON",
+            ),
+            (
+                channel(
+                    "type = \"telegram\"\nbot_token = \"x\"\nchat_id = 1\ntemplate = \"\"\"\n<b>{{ alert.title }}</b>\n{% if alert.message %}\n{{ alert.message }\n{% endif %}\n\"\"\"\n",
+                ),
+                "channels[0].template: the template does not work: syntax error",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text).expect_err(&text).to_string();
+            assert!(
+                err.starts_with(want),
+                "{text}\n  got:  {err}\n  want: {want}…"
+            );
+        }
+        let broken = channel(
+            "type = \"slack\"\nurl = \"https://h/x\"\ntemplate = \"\"\"\nfirst\nsecond {{ alert.title | nosuchfilter }}\n\"\"\"\n",
+        );
+        let err = parse(&broken).unwrap_err().to_string();
+        assert!(
+            err.contains("nosuchfilter") && err.ends_with("(line 2)"),
+            "{err}"
+        );
+    }
+
+    /// Every TOML example of docs/alerts.md (the minimal config of each channel, the template
+    /// example) is a valid config.
+    #[test]
+    fn the_toml_examples_in_docs_alerts_parse() {
+        let doc = include_str!("../../docs/alerts.md");
+        let any_env = |_: &str| Some("https://example.com/from-env".to_owned());
+        let blocks: Vec<&str> = doc
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+            .collect();
+        assert!(blocks.len() >= 2, "the channel and template examples");
+        for block in blocks {
+            let config = Config::parse(block, &Overrides::default(), &any_env)
+                .unwrap_or_else(|e| panic!("{e}\n{block}"));
+            assert!(!config.channels.is_empty(), "{block}");
+        }
     }
 }

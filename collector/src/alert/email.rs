@@ -17,6 +17,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::format;
 use super::send::{ChannelError, Delivery};
+use super::template::{self, Template};
 use crate::config::Secret;
 use crate::engine::alerting::Payload;
 
@@ -41,6 +42,7 @@ pub struct Email {
     security: Security,
     from: Mailbox,
     to: Vec<Mailbox>,
+    template: Option<Template>,
 }
 
 impl Email {
@@ -149,7 +151,15 @@ impl Email {
             from,
             to,
             name,
+            template: None,
         })
+    }
+
+    /// Renders the HTML part with `template` (values HTML-escaped) instead of the built-in
+    /// text; the plain-text part stays the built-in one.
+    pub fn with_template(mut self, template: Option<Template>) -> Email {
+        self.template = template;
+        self
     }
 
     /// The channel name.
@@ -161,6 +171,7 @@ impl Email {
     /// failures, timeouts and 4xx answers are retried.
     pub async fn send(&self, payload: &Payload) -> Delivery {
         let (subject, plain, html) = format::email(payload);
+        let html = template::text(self.template.as_ref(), &self.name, payload, |_| html);
         let mut builder = Message::builder().from(self.from.clone()).subject(subject);
         for to in &self.to {
             builder = builder.to(to.clone());
@@ -233,6 +244,7 @@ impl fmt::Debug for Email {
             .field("security", &self.security)
             .field("from", &self.from.email.to_string())
             .field("to", &self.to.len())
+            .field("template", &self.template)
             .finish_non_exhaustive()
     }
 }

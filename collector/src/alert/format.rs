@@ -190,6 +190,91 @@ pub fn email(payload: &Payload) -> (String, String, String) {
     }
 }
 
+/// A plain-text title (ntfy, Pushover, Discord, Teams): the alert's title, or the digest's
+/// headline; one line.
+pub fn plain_title(payload: &Payload) -> String {
+    match payload {
+        Payload::Alert(alert) => one_line(&alert.title),
+        Payload::Digest(digest) => format!("Watchpost digest: {}", digest.headline()),
+    }
+}
+
+/// A plain-text body to go under [`plain_title`]: the message and the context line, or one
+/// line per digest entry. Links travel in the channel's own field (a click URL, a button).
+pub fn plain_body(payload: &Payload) -> String {
+    match payload {
+        Payload::Alert(alert) => format!("{}\n{}", alert.message, context_line(alert)),
+        Payload::Digest(digest) => {
+            let mut text = String::new();
+            for entry in digest.entries.iter().take(DIGEST_LINES) {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(&format!("{} {}", mark(entry.latest.severity), entry.line()));
+            }
+            text.push_str(&more(digest));
+            text
+        }
+    }
+}
+
+/// The colored mark of a payload's severity (a digest: its most severe subject).
+pub fn severity_mark(payload: &Payload) -> &'static str {
+    mark(payload_severity(payload))
+}
+
+/// A payload's severity (a digest: its most severe current state).
+pub fn payload_severity(payload: &Payload) -> Severity {
+    match payload {
+        Payload::Alert(alert) => alert.severity,
+        Payload::Digest(digest) => digest.severity(),
+    }
+}
+
+/// Google Chat's simple text format (`*bold*`, `_italic_`, `<url|text>`).
+pub fn google_chat(payload: &Payload) -> String {
+    match payload {
+        Payload::Alert(alert) => format!(
+            "{} *{}*\n{}\n_{}_\n<{}|Open in Watchpost>",
+            mark(alert.severity),
+            one_line(&alert.title),
+            alert.message,
+            context_line(alert),
+            alert.url
+        ),
+        Payload::Digest(digest) => {
+            let mut text = format!(
+                "{} *Watchpost digest: {}*",
+                mark(digest.severity()),
+                digest.headline()
+            );
+            for entry in digest.entries.iter().take(DIGEST_LINES) {
+                text.push_str(&format!(
+                    "\n{} <{}|{}>",
+                    mark(entry.latest.severity),
+                    entry.latest.url,
+                    entry.line().replace(['|', '>'], "¦")
+                ));
+            }
+            text.push_str(&more(digest));
+            text
+        }
+    }
+}
+
+/// Cuts text to at most `max` bytes of UTF-8 (never inside a character), ending with `…`.
+pub fn truncate_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let budget = max.saturating_sub('…'.len_utf8());
+    let end = (0..=budget)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", &text[..end])
+}
+
 /// One stdout line: `watchpost alert critical monitor.failed: <title> — <message> <url>`.
 pub fn log_line(payload: &Payload) -> String {
     match payload {
@@ -361,6 +446,14 @@ mod tests {
             assert_eq!(got, want, "{html} to {max}");
             assert!(visible_len(&got) <= max);
         }
+    }
+
+    #[test]
+    fn truncates_bytes_on_char_boundaries() {
+        assert_eq!(truncate_bytes("short", 10), "short");
+        let cut = truncate_bytes(&"é".repeat(10), 8);
+        assert_eq!(cut, "éé…");
+        assert!(cut.len() <= 8);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Alert delivery: the effects side of `engine::alerting`. Channels (webhook, Telegram, Slack,
-//! Alertmanager, email, log), per-destination pacing and backoff, and the dispatcher that
+//! Alertmanager, email, ntfy, Pushover, PagerDuty, Discord, Teams, Google Chat, log) and their
+//! optional message templates (`template.rs`), per-destination pacing and backoff, and the dispatcher that
 //! drains the durable outbox one worker per channel.
 //!
 //! *Architecture invariant:* nothing here decides *what* to alert (that is
@@ -20,30 +21,43 @@
 mod alertmanager;
 mod backlog;
 mod channel;
+mod discord;
 pub mod dispatch;
 mod email;
 pub mod format;
+mod google_chat;
 mod metered;
+mod ntfy;
 pub mod outbox;
 pub mod pace;
+mod pagerduty;
 mod planner;
+mod pushover;
 mod send;
 mod slack;
+mod teams;
 mod telegram;
+pub mod template;
 mod webhook;
 
 pub use alertmanager::{Alertmanager, PostableAlert};
 pub use channel::{Channel, Log};
+pub use discord::{DISCORD_DESCRIPTION_MAX, DISCORD_TITLE_MAX, DISCORD_TOTAL_MAX, Discord};
 pub use dispatch::{
     DIGEST_RULE, DeliveryState, DispatchHandle, DispatchOptions, Dispatcher, NewDelivery, Outbox,
     OutboxEntry, OutboxError, plan,
 };
 pub use email::{Email, Security};
+pub use google_chat::{GOOGLE_CHAT_MAX, GoogleChat};
 pub use metered::MeteredOutbox;
+pub use ntfy::{NTFY_MAX, Ntfy};
 pub use pace::{Backoff, Pace, Pacer};
+pub use pagerduty::{EventAction, PAGERDUTY_SUMMARY_MAX, PagerDuty, dedup_key, event_action};
 pub use planner::Planner;
+pub use pushover::{PUSHOVER_MESSAGE_MAX, PUSHOVER_TITLE_MAX, Pushover, PushoverSettings};
 pub use send::{ChannelError, ChannelOptions, Delivery, http_client};
 pub use slack::Slack;
+pub use teams::{TEAMS_MAX_BYTES, Teams};
 pub use telegram::Telegram;
 pub use webhook::Webhook;
 

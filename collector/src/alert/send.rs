@@ -103,6 +103,14 @@ pub enum ChannelError {
         /// Why.
         reason: String,
     },
+    /// The channel's `template` does not compile, or its kind takes none.
+    #[error("channel `{channel}`: template: {reason}")]
+    Template {
+        /// Channel name.
+        channel: String,
+        /// Why (with the template's line).
+        reason: String,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for alert channels: {0}")]
     Http(#[source] reqwest::Error),
@@ -138,12 +146,13 @@ pub(super) async fn post_json(
     url: &str,
     body: &(impl Serialize + ?Sized),
 ) -> Result<Reply, String> {
-    let response = client
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .map_err(|err| transport_reason(&err))?;
+    send(client.post(url).json(body), url).await
+}
+
+/// Sends a request built for `url` (a form, extra headers); `Err` is a transport failure as a
+/// reason without the URL.
+pub(super) async fn send(request: reqwest::RequestBuilder, url: &str) -> Result<Reply, String> {
+    let response = request.send().await.map_err(|err| transport_reason(&err))?;
     let status = response.status();
     let retry_after = response
         .headers()

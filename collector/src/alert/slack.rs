@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::format;
 use super::send::{Delivery, RedactedUrl, classify, describe, post_json};
+use super::template::{self, Template};
 use crate::config::Secret;
 use crate::engine::alerting::Payload;
 
@@ -29,13 +30,26 @@ const GONE: &[&str] = &[
 pub struct Slack {
     name: String,
     url: Secret,
+    template: Option<Template>,
     client: reqwest::Client,
 }
 
 impl Slack {
     /// A Slack channel posting to the webhook `url`.
     pub fn new(name: String, url: Secret, client: reqwest::Client) -> Slack {
-        Slack { name, url, client }
+        Slack {
+            name,
+            url,
+            template: None,
+            client,
+        }
+    }
+
+    /// Renders messages with `template` (values escaped for mrkdwn) instead of the built-in
+    /// text.
+    pub fn with_template(mut self, template: Option<Template>) -> Slack {
+        self.template = template;
+        self
     }
 
     /// The channel name.
@@ -45,7 +59,8 @@ impl Slack {
 
     /// Posts the payload as mrkdwn text.
     pub async fn send(&self, payload: &Payload) -> Delivery {
-        let body = json!({ "text": format::slack(payload) });
+        let text = template::text(self.template.as_ref(), &self.name, payload, format::slack);
+        let body = json!({ "text": format::truncate_plain(&text, format::SLACK_MAX) });
         let reply = match post_json(&self.client, self.url.expose(), &body).await {
             Ok(reply) => reply,
             Err(reason) => {
@@ -73,6 +88,7 @@ impl fmt::Debug for Slack {
         f.debug_struct("Slack")
             .field("name", &self.name)
             .field("url", &RedactedUrl(self.url.expose()))
+            .field("template", &self.template)
             .finish_non_exhaustive()
     }
 }

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::format;
 use super::send::{Delivery, describe, post_json};
+use super::template::{self, Template};
 use crate::config::Secret;
 use crate::engine::alerting::Payload;
 
@@ -25,6 +26,7 @@ pub struct Telegram {
     api_url: String,
     token: Secret,
     chat_id: Mutex<String>,
+    template: Option<Template>,
     client: reqwest::Client,
 }
 
@@ -61,8 +63,15 @@ impl Telegram {
             api_url: api_url.trim_end_matches('/').to_owned(),
             token,
             chat_id: Mutex::new(chat_id.to_owned()),
+            template: None,
             client,
         }
+    }
+
+    /// Renders messages with `template` (values HTML-escaped) instead of the built-in text.
+    pub fn with_template(mut self, template: Option<Template>) -> Telegram {
+        self.template = template;
+        self
     }
 
     /// The channel name.
@@ -77,7 +86,13 @@ impl Telegram {
 
     /// Sends the payload as one HTML message (at most 4096 characters).
     pub async fn send(&self, payload: &Payload) -> Delivery {
-        let text = format::telegram(payload);
+        let text = template::text(
+            self.template.as_ref(),
+            &self.name,
+            payload,
+            format::telegram,
+        );
+        let text = format::truncate_html(&text, format::TELEGRAM_MAX);
         let url = format!("{}/bot{}/sendMessage", self.api_url, self.token.expose());
         // At most one migration per message: a chat does not migrate twice.
         for _ in 0..2 {
@@ -167,6 +182,7 @@ impl fmt::Debug for Telegram {
             .field("api_url", &self.api_url)
             .field("token", &"***")
             .field("chat_id", &*self.chat_id.lock())
+            .field("template", &self.template)
             .finish_non_exhaustive()
     }
 }

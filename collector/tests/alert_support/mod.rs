@@ -515,6 +515,7 @@ pub fn channel(name: &str, kind: ChannelKind, options: &DispatchOptions) -> Chan
     let config = config::Channel {
         name: name.to_owned(),
         kind,
+        template: None,
     };
     Channel::from_config(&config, &client, &options.channels).expect("channel")
 }
