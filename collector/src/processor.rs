@@ -515,7 +515,7 @@ impl Processor {
     }
 
     /// Runs the missed and timeout sweeps for deadlines the index found due, up to
-    /// [`SWEEP_BATCH`] deadlines per write set. The deadlines of a batch that fails are put
+    /// `SWEEP_BATCH` deadlines per write set. The deadlines of a batch that fails are put
     /// back; the first error is returned after the other batches were tried.
     pub async fn sweep(
         &self,

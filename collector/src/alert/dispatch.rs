@@ -1,11 +1,11 @@
 //! The dispatcher: one worker per channel delivers that channel's outbox entries, in order per
 //! subject, at least once.
 //!
-//! Each worker keeps its channel's pending entries in a [`Backlog`] (loaded from the outbox
+//! Each worker keeps its channel's pending entries in a `Backlog` (`backlog.rs`) (loaded from the outbox
 //! once, then following it), so a delivery costs a few map operations and one save whatever
 //! the backlog. It loops: learn what was added to the outbox; collapse the backlog into a
 //! digest when it is larger than the channel's pace can send in a minute; take the next entry
-//! (an alert about a subject new to a storm first, see [`Backlog`], else the oldest that is
+//! (an alert about a subject new to a storm first, see `Backlog` (`backlog.rs`), else the oldest that is
 //! not deferred); wait while it is in backoff (so later alerts never overtake it); ask the
 //! [`Deduper`]; wait for the destination's [`Pacer`]; send; record the outcome through the
 //! [`Outbox`]. A channel that is down therefore only delays itself.
@@ -70,7 +70,7 @@ pub struct DispatchOptions {
     pub max_retry_after: Duration,
     /// `[alerts] dedup_window`; zero disables dedup.
     pub dedup_window: Duration,
-    /// Pending entries read at a time, and held in memory per lane of a worker's [`Backlog`].
+    /// Pending entries read at a time, and held in memory per lane of a worker's `Backlog` (`backlog.rs`).
     pub batch: usize,
     /// Collapse a backlog larger than this into a digest; `None`: what the channel's pace
     /// sends in a minute. Only channels that [`Channel::digests`].

@@ -40,7 +40,7 @@ pub struct OutboxEntry {
     pub id: u64,
     /// The channel name.
     pub channel: String,
-    /// The rule that routed it ([`DIGEST_RULE`] for a digest).
+    /// The rule that routed it ([`DIGEST_RULE`](super::dispatch::DIGEST_RULE) for a digest).
     pub rule: String,
     /// What to deliver.
     pub payload: Payload,

@@ -37,7 +37,7 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// The database's files do not read back as a sled database: sled reported corruption,
-    /// failed while recovering, or did not finish recovering within [`OPEN_DEADLINE`].
+    /// failed while recovering, or did not finish recovering within [`OPEN_DEADLINE`](super::OPEN_DEADLINE).
     #[error(
         "the store file {file} is damaged ({detail}); watchpost cannot start on it. Restore \
          the data dir from a backup, or move the data dir aside (keep it for inspection) to \

@@ -869,7 +869,7 @@ impl Store {
     /// envelopes to relay. Returns the sequence number to pass to [`Store::wait_durable`].
     ///
     /// The caller serializes writers per monitor environment: what is written depends on the
-    /// cached previous state of each monitor (see [`Prepared`]).
+    /// cached previous state of each monitor (see `prepared.rs`).
     pub fn commit(&self, set: &WriteSet, now: DateTime<Utc>) -> Result<Seq, StoreError> {
         let prepared = self.prepare(set, now)?;
         self.write_now(set, &prepared)

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use crate::engine::MonitorStatus;
 
-/// The statuses, in the order of [`Tally::index`].
+/// The statuses, in the order of `Tally::index`.
 pub const STATUSES: [MonitorStatus; 4] = [
     MonitorStatus::Active,
     MonitorStatus::Ok,
