@@ -51,13 +51,20 @@ pub mod checkin;
 #[cfg(feature = "tower")]
 pub mod tower;
 
+#[cfg(feature = "tracing")]
+pub mod tracing;
+
 mod capture;
 mod client;
+mod heartbeat;
+mod init;
+mod job;
 mod options;
 mod panic;
 mod record;
 mod rng;
 mod run;
+mod scope;
 mod transport;
 
 #[doc(hidden)]
@@ -68,10 +75,13 @@ use std::time::Duration;
 pub use uuid::Uuid;
 pub use watchpost_macros::monitored_job;
 
-pub use crate::client::{
-    ClientGuard, Stats, flush, init, init_from_env, is_enabled, stats, try_init,
-};
+pub use crate::client::{ClientGuard, Stats, flush, is_enabled, stats};
+pub use crate::heartbeat::{Heartbeat, MIN_HEARTBEAT_INTERVAL, heartbeat};
+pub use crate::init::{init, init_from_env, try_init};
 pub use crate::options::{ClientOptions, InitError};
+pub use crate::scope::{
+    Breadcrumb, MAX_BREADCRUMBS, Scope, User, add_breadcrumb, configure_scope, with_scope,
+};
 
 /// Reports `err` as an `error` event and returns its id, or `None` when the SDK is disabled.
 ///

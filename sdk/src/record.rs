@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::__private::{JobConfig, JobSchedule, JobSite};
+use crate::job::{JobConfig, JobSchedule, JobSite};
 use crate::protocol::{CheckIn, CheckInStatus, Event, MonitorConfig, MonitorSchedule};
 
 /// One unit of work for the transport thread.
