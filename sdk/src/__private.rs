@@ -29,7 +29,7 @@ use crate::protocol::CheckInStatus;
 use crate::record::Monitor;
 use crate::run::ActiveRun;
 
-pub use crate::job::{JobConfig, JobSchedule, JobSite};
+pub use crate::job::{AsyncJob, BlockingJob, JobConfig, JobSchedule, JobSite, JobSpec};
 pub use crate::protocol::IntervalUnit;
 
 impl JobSite {

@@ -46,3 +46,39 @@ pub enum JobSchedule {
     /// Every `n` units.
     Interval(u64, IntervalUnit),
 }
+
+/// What `#[monitored_job]` emits beside a function the SDK's scheduler can run (see
+/// `watchpost::job!`): its site, and in `K` whether it is `async` ([`AsyncJob`]) or not
+/// ([`BlockingJob`]), so the scheduler picks how to run it at compile time.
+pub struct JobSpec<K> {
+    /// The job's monitor: slug, schedule and timezone.
+    pub site: &'static JobSite,
+    kind: std::marker::PhantomData<K>,
+}
+
+// By hand: a derive would ask `K: Copy` of the marker.
+impl<K> Clone for JobSpec<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K> Copy for JobSpec<K> {}
+
+impl<K> JobSpec<K> {
+    /// A spec for `site`.
+    pub const fn new(site: &'static JobSite) -> JobSpec<K> {
+        JobSpec {
+            site,
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+/// [`JobSpec`] of an `async fn`: the scheduler awaits it on the runtime.
+#[derive(Debug)]
+pub struct AsyncJob;
+
+/// [`JobSpec`] of a plain `fn`: the scheduler runs it on tokio's blocking pool.
+#[derive(Debug)]
+pub struct BlockingJob;

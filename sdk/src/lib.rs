@@ -54,6 +54,9 @@ pub mod tower;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
+#[cfg(feature = "schedule")]
+mod schedule;
+
 mod capture;
 mod client;
 mod heartbeat;
@@ -73,12 +76,14 @@ pub mod __private;
 use std::time::Duration;
 
 pub use uuid::Uuid;
-pub use watchpost_macros::monitored_job;
+pub use watchpost_macros::{job, monitored_job};
 
 pub use crate::client::{ClientGuard, Stats, flush, is_enabled, stats};
 pub use crate::heartbeat::{Heartbeat, MIN_HEARTBEAT_INTERVAL, heartbeat};
 pub use crate::init::{init, init_from_env, try_init};
 pub use crate::options::{ClientOptions, InitError};
+#[cfg(feature = "schedule")]
+pub use crate::schedule::{Overlap, ScheduleError, ScheduledJob, Scheduler, schedule};
 pub use crate::scope::{
     Breadcrumb, MAX_BREADCRUMBS, Scope, User, add_breadcrumb, configure_scope, with_scope,
 };
