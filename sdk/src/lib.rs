@@ -22,9 +22,11 @@
 //!   relaxed atomic load when the SDK is disabled and a thread-local cache when it is not.
 //! - `transport/`: a dedicated `watchpost-transport` thread fed by a bounded queue. It batches,
 //!   serializes, compresses, sends, retries and honours rate limits. Only this thread does I/O.
-//! - integrations: [`checkin`] (runs and heartbeats), `capture` ([`capture_error`],
-//!   [`capture_message`]), the panic hook (installed by [`init`]) and `#[monitored_job]`, whose
-//!   expansion calls the hidden `__private` module.
+//! - integrations: [`checkin`] (runs and heartbeats), [`heartbeat`] (workers), `capture`
+//!   ([`capture_error`], [`capture_message`]) with the [`Scope`] ([`configure_scope`],
+//!   [`with_scope`]), the panic hook (installed by [`init`]) and `#[monitored_job]`, whose
+//!   expansion calls the hidden `__private` module; behind features, the `tower` layers, the
+//!   `tracing` layer and the `schedule` runner (guide: `docs/sdk.md` in the repository).
 //!
 //! *Architecture invariant:* the caller's thread never blocks, never does I/O and never
 //! serializes. A check-in is a small record (a `&'static` job site, an id, a status, a duration)

@@ -255,7 +255,12 @@ pub fn with_scope<F: Future>(
     configure: impl FnOnce(&mut Scope),
     fut: F,
 ) -> impl Future<Output = F::Output> {
-    let mut scope = current();
+    // Disabled, the scope would never be read: skip the copy (and the process-wide lock).
+    let mut scope = if crate::client::is_enabled() {
+        current()
+    } else {
+        Scope::new()
+    };
     configure(&mut scope);
     TASK.scope(RefCell::new(scope), fut)
 }
