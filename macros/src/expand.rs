@@ -93,7 +93,65 @@ fn expand(job_fn: &JobFn, slug: &str, args: &JobArgs) -> TokenStream {
             __watchpost_ret
         });
     });
+    // `job!` names `::watchpost`; behind a renamed crate (`crate = ...`) there is none.
+    if args.krate.is_none() {
+        tokens.extend(schedulable(job_fn, slug, args, &krate));
+    }
     tokens
+}
+
+/// The name of the hidden constant that lets `watchpost::job!(name)` hand a job to the SDK's
+/// scheduler: `__watchpost_job_` and the function's name.
+pub(crate) fn spec_name(ident: &syn::Ident) -> syn::Ident {
+    let name = syn::ext::IdentExt::unraw(ident);
+    syn::Ident::new(&format!("__watchpost_job_{name}"), ident.span())
+}
+
+/// For a function the SDK can run on its schedule (it has a schedule, takes no arguments and
+/// is not generic), a hidden constant beside it describing the job: the same site, and
+/// whether it is `async`. It is a `const` so that it is also valid next to an associated
+/// function in an inherent impl. Nothing for other functions, nor with `crate = ...` (the
+/// scheduler's `job!` names `::watchpost`).
+fn schedulable(job_fn: &JobFn, slug: &str, args: &JobArgs, krate: &Path) -> TokenStream {
+    let sig = &job_fn.sig;
+    if args.schedule.is_none() || !sig.inputs.is_empty() || !sig.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let vis = &job_fn.vis;
+    let name = spec_name(&sig.ident);
+    let site = site_value(krate, slug, args);
+    let kind = if job_fn.is_async() {
+        quote!(#krate::__private::AsyncJob)
+    } else {
+        quote!(#krate::__private::BlockingJob)
+    };
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, dead_code)]
+        #vis const #name: #krate::__private::JobSpec<#kind> = #krate::__private::JobSpec::new(&#site);
+    }
+}
+
+/// `watchpost::job!(path::to::job)`: `JobSpec::with(path::to::__watchpost_job_job, path::to::job)`.
+pub(crate) fn job(input: TokenStream) -> TokenStream {
+    let path: Path = match syn::parse2(input) {
+        Ok(path) => path,
+        Err(_) => {
+            return syn::Error::new(
+                Span::call_site(),
+                "`job!` takes the path of a `#[monitored_job]` function, such as \
+                 `job!(nightly_backup)`",
+            )
+            .into_compile_error();
+        }
+    };
+    let mut spec = path.clone();
+    let Some(last) = spec.segments.last_mut() else {
+        return syn::Error::new(Span::call_site(), "`job!` needs a function's path")
+            .into_compile_error();
+    };
+    last.ident = spec_name(&last.ident);
+    quote!(::watchpost::__private::JobSpec::with(#spec, #path))
 }
 
 /// `let __watchpost_ret = <the original body, run once>;` for a sync function. The body runs
@@ -167,6 +225,14 @@ fn finish(krate: &Path) -> TokenStream {
 /// `static __WATCHPOST_JOB: JobSite = ...;`: everything known at compile time, so a call costs
 /// a pointer, not a struct build.
 fn job_site(krate: &Path, slug: &str, args: &JobArgs) -> TokenStream {
+    let site = site_value(krate, slug, args);
+    quote! {
+        static __WATCHPOST_JOB: #krate::__private::JobSite = #site;
+    }
+}
+
+/// The `JobSite { .. }` expression.
+fn site_value(krate: &Path, slug: &str, args: &JobArgs) -> TokenStream {
     let environment = option(args.environment.as_deref());
     let config = option(
         args.schedule
@@ -174,11 +240,11 @@ fn job_site(krate: &Path, slug: &str, args: &JobArgs) -> TokenStream {
             .map(|schedule| job_config(krate, schedule, args)),
     );
     quote! {
-        static __WATCHPOST_JOB: #krate::__private::JobSite = #krate::__private::JobSite {
+        #krate::__private::JobSite {
             slug: #slug,
             environment: #environment,
             config: #config,
-        };
+        }
     }
 }
 
@@ -333,6 +399,49 @@ mod tests {
                 }
             },
         );
+    }
+
+    #[test]
+    fn a_scheduled_function_without_arguments_gets_a_spec_for_the_scheduler() {
+        let expanded = monitored_job(
+            quote!(schedule = "0 3 * * *"),
+            quote!(
+                pub async fn backup() {}
+            ),
+        )
+        .to_string();
+        assert!(
+            expanded.contains("pub const __watchpost_job_backup : :: watchpost :: __private :: JobSpec < :: watchpost :: __private :: AsyncJob >"),
+            "{expanded}"
+        );
+        for no_spec in [
+            (
+                quote!(),
+                quote!(
+                    fn backup() {}
+                ),
+            ),
+            (
+                quote!(schedule = "0 3 * * *"),
+                quote!(
+                    fn backup(path: &str) {}
+                ),
+            ),
+            (
+                quote!(schedule = "0 3 * * *"),
+                quote!(
+                    fn backup<T>() {}
+                ),
+            ),
+        ] {
+            let expanded = monitored_job(no_spec.0, no_spec.1).to_string();
+            assert!(!expanded.contains("__watchpost_job_"), "{expanded}");
+        }
+        assert_eq!(
+            job(quote!(jobs::backup)).to_string(),
+            ":: watchpost :: __private :: JobSpec :: with (jobs :: __watchpost_job_backup , jobs :: backup)"
+        );
+        assert!(job(quote!(1 + 1)).to_string().contains("compile_error"));
     }
 
     #[test]

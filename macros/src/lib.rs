@@ -90,3 +90,12 @@ use proc_macro::TokenStream;
 pub fn monitored_job(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::monitored_job(args.into(), item.into()).into()
 }
+
+/// Names a `#[monitored_job]` function for the SDK's scheduler: `watchpost::job!(nightly_backup)`
+/// or `watchpost::job!(jobs::nightly_backup)` is the function together with the schedule its
+/// attribute declares (a hidden constant the attribute emits beside every function that has a
+/// schedule, takes no arguments and is not generic). Use it through `watchpost::job!`.
+#[proc_macro]
+pub fn job(input: TokenStream) -> TokenStream {
+    expand::job(input.into()).into()
+}

@@ -23,52 +23,14 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::time::Duration;
 
 use crate::capture::{MECHANISM_JOB, event_from_debug, event_from_error};
 use crate::protocol::CheckInStatus;
 use crate::record::Monitor;
 use crate::run::ActiveRun;
 
+pub use crate::job::{AsyncJob, BlockingJob, JobConfig, JobSchedule, JobSite, JobSpec};
 pub use crate::protocol::IntervalUnit;
-
-/// A `#[monitored_job]` function: its monitor slug, environment override and configuration.
-/// Built by the macro as a `static`, so check-ins refer to it by a `&'static` reference.
-#[derive(Debug)]
-pub struct JobSite {
-    /// The monitor slug.
-    pub slug: &'static str,
-    /// Overrides the client's environment for this job.
-    pub environment: Option<&'static str>,
-    /// Sent as `monitor_config` with every check-in (upsert).
-    pub config: Option<JobConfig>,
-}
-
-/// The monitor configuration given to the macro.
-#[derive(Debug)]
-pub struct JobConfig {
-    /// When the job is expected to run.
-    pub schedule: JobSchedule,
-    /// IANA timezone for the crontab.
-    pub timezone: Option<&'static str>,
-    /// How late a check-in may be.
-    pub checkin_margin: Option<Duration>,
-    /// How long a run may last.
-    pub max_runtime: Option<Duration>,
-    /// Consecutive failures that open an incident.
-    pub failure_issue_threshold: Option<u32>,
-    /// Consecutive successes that resolve it.
-    pub recovery_threshold: Option<u32>,
-}
-
-/// A schedule given to the macro.
-#[derive(Debug, Clone, Copy)]
-pub enum JobSchedule {
-    /// A crontab expression (validated at compile time by the macro).
-    Crontab(&'static str),
-    /// Every `n` units.
-    Interval(u64, IntervalUnit),
-}
 
 impl JobSite {
     /// Starts a run: sends `in_progress` and registers the run as executing on this thread.
@@ -77,10 +39,51 @@ impl JobSite {
     pub fn start(&'static self) -> JobRun {
         let generation = crate::client::generation();
         if generation == 0 {
-            return JobRun { active: None };
+            return JobRun {
+                active: None,
+                #[cfg(feature = "tracing")]
+                span: None,
+            };
         }
+        let active = ActiveRun::begin(generation, Monitor::Site(self), true);
         JobRun {
-            active: Some(ActiveRun::begin(generation, Monitor::Site(self), true)),
+            #[cfg(feature = "tracing")]
+            span: Some(JobSpan::enter(self.slug, active.id)),
+            active: Some(active),
+        }
+    }
+}
+
+/// The `watchpost.job` span of a run (feature `tracing`): entered on the calling thread from
+/// `start` until the run is dropped for a sync job, and around each poll for an async one.
+#[cfg(feature = "tracing")]
+struct JobSpan {
+    span: ::tracing::Span,
+    /// Entered on the thread that called `start`, and not exited yet.
+    entered: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(feature = "tracing")]
+impl JobSpan {
+    fn enter(slug: &'static str, id: uuid::Uuid) -> JobSpan {
+        let span = crate::tracing::job_span(slug, id);
+        // A guard borrowing the span cannot live in the run beside it, hence the subscriber's
+        // own enter, exited by `exit` on the same thread.
+        span.with_subscriber(|(id, dispatch)| dispatch.enter(id));
+        JobSpan {
+            span,
+            entered: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Exits the span entered by `enter`, once.
+    fn exit(&self) {
+        if self
+            .entered
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.span
+                .with_subscriber(|(id, dispatch)| dispatch.exit(id));
         }
     }
 }
@@ -94,6 +97,8 @@ impl JobSite {
 #[must_use]
 pub struct JobRun {
     active: Option<ActiveRun>,
+    #[cfg(feature = "tracing")]
+    span: Option<JobSpan>,
 }
 
 impl std::fmt::Debug for JobRun {
@@ -132,12 +137,18 @@ impl JobRun {
         if let Some(active) = &self.active {
             active.leave_thread();
         }
+        #[cfg(feature = "tracing")]
+        if let Some(span) = &self.span {
+            span.exit();
+        }
         async move {
             let mut fut = std::pin::pin!(fut);
             let Some(active) = &self.active else {
                 return fut.await;
             };
             std::future::poll_fn(|cx| {
+                #[cfg(feature = "tracing")]
+                let _entered = self.span.as_ref().map(|s| s.span.enter());
                 active.enter_thread();
                 let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
                 if active.leave_thread() {
@@ -164,6 +175,10 @@ impl Drop for JobRun {
             && !active.is_done()
         {
             end_unfinished(active);
+        }
+        #[cfg(feature = "tracing")]
+        if let Some(span) = &self.span {
+            span.exit();
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The hot path reads one relaxed atomic (`GENERATION`, 0 when disabled). When enabled it finds
 //! the client through a thread-local cache keyed by that generation, so it takes no lock and
-//! touches no shared reference count. `init` replaces the client (tests rely on it); a thread
+//! touches no shared reference count. `init` (`init.rs`) replaces the client (tests rely on it); a thread
 //! notices on its next call because the generation changed.
 //!
 //! Must never block the caller: queue sends are `try_send`, and the only lock (`CURRENT`) is taken
@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::options::{ClientOptions, InitError};
-use crate::protocol::{Dsn, Event};
+use crate::generation;
+pub(crate) use crate::generation::generation;
+pub use crate::generation::is_enabled;
+use crate::protocol::Event;
 use crate::record::{CheckInRecord, Task};
 
-/// 0 when the SDK is disabled, else the generation of the current client.
-static GENERATION: AtomicUsize = AtomicUsize::new(0);
 static NEXT_GENERATION: AtomicUsize = AtomicUsize::new(1);
 static CURRENT: RwLock<Option<Arc<Client>>> = RwLock::new(None);
 
@@ -76,18 +76,6 @@ pub struct Stats {
     /// Given up on: the server refused them (4xx other than 429), or it was still unreachable
     /// when the client shut down. Network errors and 5xx answers are retried until then.
     pub failed: u64,
-}
-
-/// The current generation: one relaxed load, 0 when the SDK is disabled.
-#[inline(always)]
-pub(crate) fn generation() -> usize {
-    GENERATION.load(Relaxed)
-}
-
-/// Whether a client is installed. One relaxed atomic load.
-#[inline(always)]
-pub fn is_enabled() -> bool {
-    generation() != 0
 }
 
 /// Runs `f` with the current client, if there is one. `generation` is what the caller loaded from
@@ -164,12 +152,27 @@ pub(crate) fn send_check_in(record: CheckInRecord) -> bool {
         && with_client(generation, |c| c.enqueue(Task::CheckIn(record))).unwrap_or(false)
 }
 
-/// Queues an event; returns its id if a client took it.
-pub(crate) fn capture_event(event: Event) -> Option<Uuid> {
+/// Queues a check-in and wakes the transport at once, for the rare check-ins whose timing
+/// matters to the second (heartbeats): otherwise an idle transport may take up to a second to
+/// notice it. Returns whether a client took it.
+pub(crate) fn send_check_in_now(record: CheckInRecord) -> bool {
+    let generation = generation();
+    generation != 0
+        && with_client(generation, |c| {
+            let queued = c.enqueue(Task::CheckIn(record));
+            c.worker.unpark();
+            queued
+        })
+        .unwrap_or(false)
+}
+
+/// Adds the current scope to an event and queues it; returns its id if a client took it.
+pub(crate) fn capture_event(mut event: Event) -> Option<Uuid> {
     let generation = generation();
     if generation == 0 {
         return None;
     }
+    crate::scope::apply(&mut event);
     let id = event.event_id;
     with_client(generation, |c| c.enqueue(Task::Event(Box::new(event))))
         .unwrap_or(false)
@@ -265,7 +268,7 @@ impl Drop for ClientGuard {
         {
             let mut current = CURRENT.write().unwrap_or_else(PoisonError::into_inner);
             if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client)) {
-                GENERATION.store(0, Relaxed);
+                generation::set(0);
                 *current = None;
             }
         }
@@ -277,76 +280,37 @@ impl Drop for ClientGuard {
     }
 }
 
-/// Starts the SDK. With no DSN, or a DSN that does not parse (the reason goes to stderr), the SDK
-/// stays disabled and every call is a no-op. Calling it again replaces the previous client.
-///
-/// Also installs the panic hook (once per process): see [`try_init`].
-pub fn init(options: ClientOptions) -> ClientGuard {
-    try_init(options).unwrap_or_else(|err| {
-        eprintln!("watchpost: {err}; the SDK stays disabled");
-        ClientGuard { client: None }
-    })
-}
-
-/// Starts the SDK, or says why it cannot. Without a DSN this succeeds with a disabled guard.
-///
-/// On success it replaces any previous client, spawns the `watchpost-transport` thread and
-/// installs (once per process) a panic hook that reports panics as `fatal` events, marks the jobs
-/// running on the panicking thread as failed, and flushes within `shutdown_timeout` before
-/// calling the previously installed hook.
-pub fn try_init(options: ClientOptions) -> Result<ClientGuard, InitError> {
-    let Some(dsn) = options
-        .dsn
-        .as_deref()
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-    else {
-        replace_current(None);
-        return Ok(ClientGuard { client: None });
-    };
-    let dsn: Dsn = dsn.parse()?;
-    let queue_size = options.queue_size.max(1);
-    let (tx, rx) = sync_channel(queue_size);
-    let counters = Arc::new(Counters::default());
-    let worker = crate::transport::spawn(
-        crate::transport::Config {
-            dsn,
-            environment: options
-                .environment
-                .unwrap_or_else(|| "production".to_owned()),
-            release: options.release,
-            server_name: options.server_name,
-            debug: options.debug,
-            hold_capacity: queue_size,
-        },
-        rx,
-        Arc::clone(&counters),
-    )
-    .map_err(InitError::Transport)?;
+/// Makes a new client current (replacing any previous one) and returns the guard that keeps
+/// it: `init` calls this once the transport thread runs.
+pub(crate) fn install(
+    tx: SyncSender<Task>,
+    worker: std::thread::Thread,
+    counters: Arc<Counters>,
+    shutdown_timeout: Duration,
+) -> ClientGuard {
     let client = Arc::new(Client {
         generation: NEXT_GENERATION.fetch_add(1, Relaxed),
         tx,
         worker,
         counters,
-        shutdown_timeout: options.shutdown_timeout,
+        shutdown_timeout,
     });
-    crate::panic::install_hook();
     replace_current(Some(Arc::clone(&client)));
-    Ok(ClientGuard {
+    ClientGuard {
         client: Some(client),
-    })
+    }
+}
+
+/// Disables the SDK (replacing any previous client) and returns a guard that holds nothing.
+pub(crate) fn install_disabled() -> ClientGuard {
+    replace_current(None);
+    ClientGuard { client: None }
 }
 
 fn replace_current(client: Option<Arc<Client>>) {
     let mut current = CURRENT.write().unwrap_or_else(PoisonError::into_inner);
-    GENERATION.store(client.as_ref().map_or(0, |c| c.generation), Relaxed);
+    generation::set(client.as_ref().map_or(0, |c| c.generation));
     *current = client;
-}
-
-/// Starts the SDK from `WATCHPOST_DSN` (falling back to `SENTRY_DSN`), `WATCHPOST_ENVIRONMENT`,
-/// `WATCHPOST_RELEASE` and `WATCHPOST_DEBUG`; see [`ClientOptions::from_env`].
-pub fn init_from_env() -> ClientGuard {
-    init(ClientOptions::from_env())
 }
 
 /// Waits until everything queued so far was sent (or given up on), at most `timeout`. Returns

@@ -22,9 +22,11 @@
 //!   relaxed atomic load when the SDK is disabled and a thread-local cache when it is not.
 //! - `transport/`: a dedicated `watchpost-transport` thread fed by a bounded queue. It batches,
 //!   serializes, compresses, sends, retries and honours rate limits. Only this thread does I/O.
-//! - integrations: [`checkin`] (runs and heartbeats), `capture` ([`capture_error`],
-//!   [`capture_message`]), the panic hook (installed by [`init`]) and `#[monitored_job]`, whose
-//!   expansion calls the hidden `__private` module.
+//! - integrations: [`checkin`] (runs and heartbeats), [`heartbeat`] (workers), `capture`
+//!   ([`capture_error`], [`capture_message`]) with the [`Scope`] ([`configure_scope`],
+//!   [`with_scope`]), the panic hook (installed by [`init`]) and `#[monitored_job]`, whose
+//!   expansion calls the hidden `__private` module; behind features, the `tower` layers, the
+//!   `tracing` layer and the `schedule` runner (guide: `docs/sdk.md` in the repository).
 //!
 //! *Architecture invariant:* the caller's thread never blocks, never does I/O and never
 //! serializes. A check-in is a small record (a `&'static` job site, an id, a status, a duration)
@@ -51,13 +53,25 @@ pub mod checkin;
 #[cfg(feature = "tower")]
 pub mod tower;
 
+#[cfg(feature = "tracing")]
+pub mod tracing;
+
+#[cfg(feature = "schedule")]
+mod schedule;
+
 mod capture;
 mod client;
+mod generation;
+mod heartbeat;
+mod init;
+mod job;
+mod monitor_config;
 mod options;
 mod panic;
 mod record;
 mod rng;
 mod run;
+mod scope;
 mod transport;
 
 #[doc(hidden)]
@@ -66,12 +80,17 @@ pub mod __private;
 use std::time::Duration;
 
 pub use uuid::Uuid;
-pub use watchpost_macros::monitored_job;
+pub use watchpost_macros::{job, monitored_job};
 
-pub use crate::client::{
-    ClientGuard, Stats, flush, init, init_from_env, is_enabled, stats, try_init,
-};
+pub use crate::client::{ClientGuard, Stats, flush, is_enabled, stats};
+pub use crate::heartbeat::{Heartbeat, MIN_HEARTBEAT_INTERVAL, heartbeat};
+pub use crate::init::{init, init_from_env, try_init};
 pub use crate::options::{ClientOptions, InitError};
+#[cfg(feature = "schedule")]
+pub use crate::schedule::{Overlap, ScheduleError, ScheduledJob, Scheduler, schedule};
+pub use crate::scope::{
+    Breadcrumb, MAX_BREADCRUMBS, Scope, User, add_breadcrumb, configure_scope, with_scope,
+};
 
 /// Reports `err` as an `error` event and returns its id, or `None` when the SDK is disabled.
 ///

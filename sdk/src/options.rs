@@ -24,7 +24,7 @@ pub struct ClientOptions {
     pub environment: Option<String>,
     /// The release, attached to events.
     pub release: Option<String>,
-    /// The host name, attached to events.
+    /// The host name, attached to events; the machine's host name when `None`.
     pub server_name: Option<String>,
     /// Capacity of the queue between callers and the transport thread (in check-ins and events).
     /// When it is full, new reports are dropped and counted rather than blocking the caller. The

@@ -60,6 +60,7 @@ fn report(info: &PanicHookInfo<'_>) {
     if let Some((slug, id)) = crate::run::innermost_on_thread() {
         crate::run::link_event(&mut event, &slug, id);
     }
+    crate::scope::apply_nonblocking(&mut event);
     // A `CaptureLayer` polling on this thread catches this panic: it reports the event with the
     // request, and the process lives on, so there is nothing to flush or mark failed here.
     #[cfg(feature = "tower")]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::__private::{JobConfig, JobSchedule, JobSite};
+use crate::job::{JobConfig, JobSchedule, JobSite};
 use crate::protocol::{CheckIn, CheckInStatus, Event, MonitorConfig, MonitorSchedule};
 
 /// One unit of work for the transport thread.
@@ -50,10 +50,13 @@ pub(crate) struct CheckInRecord {
 
 impl Monitor {
     /// A run-time monitor for `slug`.
-    pub(crate) fn spec(slug: &str, config: Option<crate::checkin::MonitorConfig>) -> Monitor {
+    pub(crate) fn spec(
+        slug: &str,
+        config: Option<crate::monitor_config::MonitorConfig>,
+    ) -> Monitor {
         Monitor::Spec(Arc::new(MonitorSpec {
             slug: slug.to_owned(),
-            config: config.map(crate::checkin::MonitorConfig::into_protocol),
+            config: config.map(crate::monitor_config::MonitorConfig::into_protocol),
         }))
     }
 

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use crate::__private::JobSite;
 use crate::client::{self, Client};
+use crate::job::JobSite;
 use crate::protocol::{CheckInStatus, Event};
 use crate::record::{CheckInRecord, Monitor, Task};
 
@@ -93,6 +93,7 @@ impl ActiveRun {
         }
         let event = event().map(|mut e| {
             link_event(&mut e, self.monitor.slug(), self.id);
+            crate::scope::apply(&mut e);
             e
         });
         let record = CheckInRecord {

@@ -1,9 +1,9 @@
 //! The collector's integration tests, one module per capability, linked into one binary so the
 //! server stack (axum, sled, reqwest, lettre) is linked once instead of once per file. Each test
 //! starts its own collector binary (`support::Collector`) on its own port and data dir, so tests
-//! share nothing but this process; the two that cannot share it live beside this directory:
-//! `outage_app.rs` (it installs the process-global SDK client) and the engine's property tests
-//! (in `engine/tests/`).
+//! share nothing but this process. Tests that install the SDK's process-global client cannot
+//! share it and live beside this directory (`outage_app.rs`, `sdk_heartbeat.rs`); the engine's
+//! property tests are in `engine/tests/`.
 
 // Shared harnesses: the real collector on loopback, and fake alert destinations.
 #[path = "../alert_support/mod.rs"]

@@ -248,12 +248,15 @@ struct Seen {
     method: Method,
     route: String,
     start: Instant,
+    /// The request's path and headers, for the event's `request` interface.
+    request: Value,
 }
 
 impl Seen {
     fn read<B>(request: Request<B>, route_of: Option<RouteFn>) -> (Seen, Request<B>) {
         let start = Instant::now();
         let method = request.method().clone();
+        let described = describe_request(request.method(), request.uri(), request.headers());
         let Some(route_of) = route_of else {
             let route = request.uri().path().to_owned();
             return (
@@ -261,6 +264,7 @@ impl Seen {
                     method,
                     route,
                     start,
+                    request: described,
                 },
                 request,
             );
@@ -272,6 +276,7 @@ impl Seen {
                 method,
                 route,
                 start,
+                request: described,
             },
             Request::from_parts(parts, body),
         )
@@ -311,11 +316,35 @@ impl Seen {
             tags.insert("http.route".to_owned(), route.into());
             tags.insert("http.status_code".to_owned(), status.to_string().into());
         }
+        event
+            .other
+            .insert("request".to_owned(), self.request.clone());
         event.contexts.get_or_insert_with(Map::new).insert(
             "http".to_owned(),
             json!({"method": method, "route": route, "status_code": status, "duration_ms": duration_ms}),
         );
     }
+}
+
+/// Headers never sent with an event: they carry credentials.
+const SECRET_HEADERS: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-sentry-auth",
+];
+
+/// Sentry's `request` interface for a request: method, path (the query is left out: it may
+/// carry tokens) and headers without [`SECRET_HEADERS`] (values that are not text are left
+/// out too).
+fn describe_request(method: &Method, uri: &http::Uri, headers: &http::HeaderMap) -> Value {
+    let headers: Map<String, Value> = headers
+        .iter()
+        .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.into())))
+        .collect();
+    json!({ "method": method.as_str(), "url": uri.path(), "headers": headers })
 }
 
 fn panic_response<B: Default>() -> Response<B> {
@@ -440,11 +469,13 @@ mod tests {
 
     #[test]
     fn describe_adds_the_request_to_an_event() {
-        let seen = Seen {
-            method: Method::POST,
-            route: "/users/{id}".to_owned(),
-            start: Instant::now(),
-        };
+        let request = Request::post("/users/7?token=secret")
+            .header("user-agent", "curl/8")
+            .header("cookie", "session=1")
+            .header("authorization", "Bearer x")
+            .body(())
+            .unwrap();
+        let (seen, _) = Seen::read(request, Some(|_: &Parts| Some("/users/{id}".to_owned())));
         let mut event = event("panic");
         event.tags = Some(serde_json::json!({"kept": "yes"}));
         seen.describe(&mut event, StatusCode::BAD_GATEWAY);
@@ -458,5 +489,11 @@ mod tests {
         let http = &event.contexts.unwrap()["http"];
         assert_eq!(http["status_code"], 502);
         assert_eq!(http["route"], "/users/{id}");
+        assert_eq!(
+            event.other["request"],
+            serde_json::json!({"method": "POST", "url": "/users/7",
+                "headers": {"user-agent": "curl/8"}}),
+            "no cookie, no authorization, no query"
+        );
     }
 }

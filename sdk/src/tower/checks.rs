@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-use super::health::{CheckError, CheckFuture, HealthCheck};
+use super::check::{CheckError, CheckFuture, HealthCheck};
 
 /// A named check built from a closure: what every function of this module returns.
 pub struct Check {

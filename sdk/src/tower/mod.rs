@@ -52,10 +52,12 @@
 //! ```
 
 mod capture;
+mod check;
 pub mod checks;
 mod health;
 
 pub use capture::{CaptureFuture, CaptureLayer, CaptureService, RouteFn};
-pub use health::{CheckError, CheckFuture, HealthCheck, HealthFuture, HealthLayer, HealthService};
+pub use check::{CheckError, CheckFuture, HealthCheck};
+pub use health::{HealthFuture, HealthLayer, HealthService};
 
 pub(crate) use capture::defer_panic;

@@ -325,6 +325,10 @@ impl Worker {
         if event.server_name.is_none() {
             event.server_name.clone_from(&config.server_name);
         }
+        let contexts = event.contexts.get_or_insert_with(Default::default);
+        for (key, value) in default_contexts() {
+            contexts.entry(key.clone()).or_insert_with(|| value.clone());
+        }
         event.other.entry("sdk").or_insert_with(
             || json!({ "name": "watchpost", "version": env!("CARGO_PKG_VERSION") }),
         );
@@ -621,4 +625,28 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The `os`, `runtime` and `device` contexts of every event: read once per process (the kernel
+/// release from `/proc` where there is one), on the transport thread.
+fn default_contexts() -> &'static serde_json::Map<String, serde_json::Value> {
+    static CONTEXTS: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+        std::sync::OnceLock::new();
+    CONTEXTS.get_or_init(|| {
+        let mut os = json!({ "name": std::env::consts::OS });
+        if let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+            os["kernel_version"] = release.trim().into();
+        }
+        let mut contexts = serde_json::Map::new();
+        contexts.insert("os".to_owned(), os);
+        contexts.insert(
+            "runtime".to_owned(),
+            json!({ "name": "rustc", "version": env!("WATCHPOST_RUSTC_VERSION") }),
+        );
+        contexts.insert(
+            "device".to_owned(),
+            json!({ "arch": std::env::consts::ARCH, "family": std::env::consts::FAMILY }),
+        );
+        contexts
+    })
 }
