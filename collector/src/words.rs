@@ -208,6 +208,21 @@ pub(crate) fn span(duration: Duration) -> String {
     }
 }
 
+/// A size for people: "812 B", "4.0 KiB", "23.5 MiB", "1.2 GiB" (binary units, as `du -h`).
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// `2026-11-21 20:11 UTC`: the absolute form next to a relative one.
 pub(crate) fn utc(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -216,6 +231,14 @@ pub(crate) fn utc(at: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(bytes(812), "812 B");
+        assert_eq!(bytes(4096), "4.0 KiB");
+        assert_eq!(bytes(23_500_000), "22.4 MiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
 
     fn cron(expr: &str) -> String {
         schedule(&Schedule::Crontab(expr.into()), "Europe/Berlin")

@@ -55,6 +55,7 @@ mod refusals;
 mod space;
 mod tally;
 mod upstream;
+mod usage;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -73,8 +74,10 @@ pub use durability::Seq;
 pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
 pub use page::{BadCursor, Cursor, Page};
 pub use refusals::RefusalRecord;
+pub use space::DiskSpace;
 pub use tally::{MonitorCounts, STATUSES};
 pub use upstream::QueuedEnvelope;
+pub use usage::{FileUsage, TreeUsage, Usage};
 
 use crate::alert::NewDelivery;
 use crate::engine::probes::{ProbeResult, ProbeState};
@@ -89,6 +92,24 @@ use outbox::OutboxCount;
 /// replays only the log written since its last snapshot); this bound is for a recovery stuck
 /// on damage, which would otherwise keep `serve` from ever listening, without a log line.
 pub const OPEN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// sled's page cache unless configured (`[store] cache_size`).
+pub const DEFAULT_CACHE_SIZE: u64 = 128 << 20;
+
+/// How the database is opened: what `[store]` configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Bytes of sled's page cache.
+    pub cache_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_size: DEFAULT_CACHE_SIZE,
+        }
+    }
+}
 
 /// The layout version this build reads and writes (`migrate.rs` upgrades older ones).
 pub const SCHEMA_VERSION: u32 = 4;
@@ -354,6 +375,10 @@ struct Inner {
     space: space::Space,
     /// Monitor environments by status (`tally.rs`).
     tally: tally::Tally,
+    /// sled's directory (`db` in the data dir), whose files [`Store::usage`] measures.
+    db_dir: PathBuf,
+    /// The last [`Store::usage`] count, for `/metrics`.
+    usage: usage::UsageCache,
 }
 
 /// The sled store. Cheap to clone.
@@ -378,6 +403,11 @@ impl Store {
     /// after [`OPEN_DEADLINE`] is given up as damaged (the thread is left behind: the caller is
     /// expected to exit).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, Options::default())
+    }
+
+    /// [`Store::open`] with the options `[store]` configures.
+    pub fn open_with(dir: &Path, options: Options) -> Result<Store, StoreError> {
         let file = dir.join("db").join("db");
         let (done, result) = std::sync::mpsc::channel();
         let opener = std::thread::Builder::new()
@@ -385,7 +415,7 @@ impl Store {
             .spawn({
                 let dir = dir.to_owned();
                 move || {
-                    let _ = done.send(Store::open_here(&dir));
+                    let _ = done.send(Store::open_here(&dir, options));
                 }
             })
             .map_err(|error| StoreError::Open {
@@ -421,7 +451,7 @@ impl Store {
 
     /// [`Store::open`] on the calling thread, with sled's errors told apart: a held lock, a
     /// damaged file, anything else.
-    fn open_here(dir: &Path) -> Result<Store, StoreError> {
+    fn open_here(dir: &Path, options: Options) -> Result<Store, StoreError> {
         let path = dir.join("db");
         let file = path.join("db");
         let damaged = |error: StoreError| match error {
@@ -434,7 +464,7 @@ impl Store {
         let db = sled::Config::new()
             .path(&path)
             .flush_every_ms(None)
-            .cache_capacity(128 << 20)
+            .cache_capacity(options.cache_size)
             .open()
             .map_err(|source| match source {
                 sled::Error::Io(ref error) if error.kind() == std::io::ErrorKind::WouldBlock => {
@@ -528,6 +558,8 @@ impl Store {
                 outbox,
                 space,
                 tally,
+                db_dir: dir.join("db"),
+                usage: usage::UsageCache::default(),
             }),
         })
     }
@@ -644,6 +676,31 @@ impl Store {
             events: self.inner.events.load(Ordering::Relaxed),
             size_on_disk: self.inner.db.size_on_disk().unwrap_or(0),
         }
+    }
+
+    /// Where the bytes go: records and live bytes per tree, and the database's files. Walks
+    /// every record (`usage.rs`), so callers run it on a blocking thread.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        usage::measure(&self.inner.db, &self.inner.db_dir)
+    }
+
+    /// [`Store::usage`], or the last count if it was taken at most `max_age` before `now`.
+    pub fn usage_within(
+        &self,
+        now: std::time::Instant,
+        max_age: std::time::Duration,
+    ) -> Result<Arc<Usage>, StoreError> {
+        if let Some(usage) = self.inner.usage.fresh(now, max_age) {
+            return Ok(usage);
+        }
+        let usage = Arc::new(self.usage()?);
+        self.inner.usage.put(now, usage.clone());
+        Ok(usage)
+    }
+
+    /// Free and total space of the data dir's file system, if it says.
+    pub fn disk_space(&self) -> Option<DiskSpace> {
+        self.inner.space.measure()
     }
 
     // ---- projects -----------------------------------------------------------------------

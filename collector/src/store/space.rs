@@ -24,13 +24,30 @@ impl Space {
     /// `Err(DiskFull)` when less than [`RESERVE`] is free. A file system that cannot say how
     /// much is free is given the benefit of the doubt.
     pub(super) fn check(&self) -> Result<(), StoreError> {
-        let Ok(stats) = rustix::fs::statvfs(&self.dir) else {
+        let Some(DiskSpace { available, .. }) = self.measure() else {
             return Ok(());
         };
-        let available = stats.f_bavail.saturating_mul(stats.f_frsize);
         if available < RESERVE {
             return Err(StoreError::DiskFull { available });
         }
         Ok(())
     }
+
+    /// Free and total bytes of the file system, or `None` if it cannot say.
+    pub(super) fn measure(&self) -> Option<DiskSpace> {
+        let stats = rustix::fs::statvfs(&self.dir).ok()?;
+        Some(DiskSpace {
+            available: stats.f_bavail.saturating_mul(stats.f_frsize),
+            total: stats.f_blocks.saturating_mul(stats.f_frsize),
+        })
+    }
+}
+
+/// The data dir's file system: what an unprivileged writer may still use, and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DiskSpace {
+    /// Bytes free for the collector (`f_bavail`: excludes the blocks reserved for root).
+    pub available: u64,
+    /// Bytes the file system holds in all.
+    pub total: u64,
 }
