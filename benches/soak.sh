@@ -38,7 +38,7 @@ cp target/release/watchpost target/release/loadgen "$work/"
     printf 'monitor_checkins_per_minute = 1000000\n'
     printf '[retention]\ncheckins_per_monitor = 100\n'
     if [[ -n "$cache" ]]; then
-        printf '[store]\ncache_size = "%s"\n' "$cache"
+        printf '[store]\ncache_size = %s\n' "$cache"
     fi
 } >"$work/watchpost.toml"
 

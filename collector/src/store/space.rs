@@ -51,3 +51,42 @@ pub struct DiskSpace {
     /// Bytes the file system holds in all.
     pub total: u64,
 }
+
+impl DiskSpace {
+    /// Whether an operator should be warned: less than a tenth of the file system is free, or
+    /// less than the store itself takes (sled reclaims space lazily, so the store can grow to
+    /// about twice its live size before it shrinks). Both come long before [`RESERVE`], where
+    /// writes are refused, so there is time to act.
+    pub fn is_low(&self, store_bytes: u64) -> bool {
+        self.available < self.total / 10 || self.available < store_bytes
+    }
+
+    /// The free share of the file system, in percent.
+    pub fn free_percent(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        self.available as f64 * 100.0 / self.total as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn low_means_under_a_tenth_free_or_under_the_stores_own_size() {
+        let disk = |available| DiskSpace {
+            available,
+            total: 1000,
+        };
+        assert!(!disk(500).is_low(100));
+        assert!(disk(99).is_low(10));
+        assert!(!disk(100).is_low(10));
+        assert!(disk(300).is_low(301));
+        assert!(
+            RESERVE < (64 << 20) / 10,
+            "the warning comes well before the refusal"
+        );
+    }
+}
