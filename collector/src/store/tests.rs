@@ -1456,3 +1456,28 @@ fn usage_counts_exactly_the_records_written_and_their_encoded_bytes() {
     assert_eq!(data(&store.usage().unwrap()), data(&later));
     assert_eq!(store.usage().unwrap().tree("redo").unwrap().records, 0);
 }
+
+#[test]
+fn a_small_group_after_a_large_one_leaves_only_its_own_redo_records() {
+    let (_dir, store) = open();
+    let monitors: Vec<MonitorEnv> = (0..300).map(|n| monitor(&format!("job-{n}"))).collect();
+    let large = WriteSet {
+        monitors,
+        ..WriteSet::default()
+    };
+    store.commit(&large, at(0)).unwrap();
+    let after_large = store.trees().redo.len();
+    assert!(after_large > 1, "{after_large} redo records");
+    let small = WriteSet {
+        monitors: vec![monitor("job-0")],
+        ..WriteSet::default()
+    };
+    store.commit(&small, at(1)).unwrap();
+    assert_eq!(store.trees().redo.len(), 1);
+    // The remaining record is the small group's: its number (the first 8 bytes) is the last
+    // complete group, so a reopen has nothing to replay.
+    let record = store.trees().redo.get(0u32.to_be_bytes()).unwrap().unwrap();
+    let done = store.trees().meta.get(b"redo_done").unwrap().unwrap();
+    assert_eq!(&record[..8], &done[..]);
+    assert!(record.len() < 1024, "{} bytes", record.len());
+}
