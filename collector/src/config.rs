@@ -154,8 +154,8 @@ pub struct Config {
 /// `[store]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// Bytes of sled's page cache: the decoded pages kept in memory. The largest part of the
-    /// collector's resident memory under load.
+    /// Bytes of sled's page cache: the decoded pages kept in memory, by sled's own estimate of
+    /// their size.
     pub cache_size: u64,
 }
 

@@ -93,8 +93,11 @@ use outbox::OutboxCount;
 /// on damage, which would otherwise keep `serve` from ever listening, without a log line.
 pub const OPEN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// sled's page cache unless configured (`[store] cache_size`).
-pub const DEFAULT_CACHE_SIZE: u64 = 128 << 20;
+/// sled's page cache unless configured (`[store] cache_size`). 32 MiB: in the measured curve
+/// (`benches/README.md`, "Store size and memory") throughput and CPU per check-in were the same
+/// from 8 to 128 MiB at 1,000 monitors (about 23 MB of live data), so the default keeps room
+/// for a few times that data set and gives back the rest of the 128 MiB it used to be.
+pub const DEFAULT_CACHE_SIZE: u64 = 32 << 20;
 
 /// How the database is opened: what `[store]` configures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
