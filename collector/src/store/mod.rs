@@ -399,6 +399,8 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) the database in `dir`. sled's own periodic flush is off: durability
     /// comes from the group-commit flusher, which must be running ([`Store::run_flusher`]).
+    /// (sled's flusher also runs its segment cleaner; turned on every second it did not make
+    /// the store any smaller: `benches/README.md`, "Store size and memory".)
     ///
     /// Runs on a thread of its own, so that a damaged file ends in an error naming it rather
     /// than in a stuck or crashed process: sled 0.34 answers some damage (a zeroed region in
