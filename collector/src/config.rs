@@ -58,6 +58,9 @@ pub const DEFAULT_EVENT_BYTES_PER_HOUR: u64 = 100 << 20;
 /// Decoded request bytes in flight (all requests together) unless
 /// `limits.decoded_bytes_in_flight` says otherwise.
 pub const DEFAULT_DECODED_BYTES_IN_FLIGHT: u64 = 256 << 20;
+/// sled's page cache unless `store.cache_size` says otherwise (`benches/README.md`, "Store
+/// size and memory": the throughput against cache size curve this was chosen from).
+pub const DEFAULT_CACHE_SIZE: u64 = crate::store::DEFAULT_CACHE_SIZE;
 /// Shortest probe interval: sub-second intervals serve tests and local setups.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -147,6 +150,33 @@ pub struct Config {
     pub limits: Limits,
     /// `[caps]` and the overrides in `[[projects]]` (Watchpost extension to §3.1).
     pub caps: CapsConfig,
+    /// `[store]`: how the embedded database is tuned.
+    pub store: StoreConfig,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Bytes of sled's page cache: the decoded pages kept in memory, by sled's own estimate of
+    /// their size.
+    pub cache_size: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            cache_size: DEFAULT_CACHE_SIZE,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The store's open options.
+    pub fn options(&self) -> crate::store::Options {
+        crate::store::Options {
+            cache_size: self.cache_size,
+        }
+    }
 }
 
 /// `[limits]`: what one public project key may cost the collector — items per second per key
@@ -555,6 +585,14 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     caps: RawCaps,
+    #[serde(default)]
+    store: RawStore,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    cache_size: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -902,6 +940,15 @@ impl Validator<'_> {
             .map(|u| self.upstream(u))
             .transpose()?;
         let limits = limits(&raw.limits)?;
+        // Below 1 MiB sled rereads and decodes pages for every write; above 16 GiB is a typo.
+        let store = StoreConfig {
+            cache_size: count_or(
+                "store.cache_size",
+                raw.store.cache_size,
+                DEFAULT_CACHE_SIZE as usize,
+                1 << 20..=16 << 30,
+            )? as u64,
+        };
         Ok(Config {
             server,
             projects,
@@ -915,6 +962,7 @@ impl Validator<'_> {
             upstream,
             limits,
             caps,
+            store,
         })
     }
 
@@ -2009,6 +2057,14 @@ mod tests {
         assert_eq!(config.retention.checkins_per_monitor, 100);
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.limits.ingest_burst, 2000);
+        assert_eq!(config.store.cache_size, DEFAULT_CACHE_SIZE);
+    }
+
+    #[test]
+    fn the_store_cache_size_is_configured_in_bytes() {
+        let config = parse("[store]\ncache_size = 16777216\n").unwrap();
+        assert_eq!(config.store.cache_size, 16 << 20);
+        assert_eq!(config.store.options().cache_size, 16 << 20);
     }
 
     #[test]
@@ -2263,6 +2319,8 @@ interval = "60s"
             ("[watchdog]\ninterval = \"1m\"\n".into(), "watchdog: missing field `url`"),
             ("[watchdog]\nurl = \"https://hc/x\"\ninterval = \"0s\"\n".into(), "watchdog.interval: 0s is too short"),
             ("[retention]\ncheckins_per_monitor = 0\n".into(), "retention.checkins_per_monitor: 0 is out of range"),
+            ("[store]\ncache_size = 1000\n".into(), "store.cache_size: 1000 is out of range; expected 1048576 to 17179869184"),
+            ("[store]\ncache = 1\n".into(), "unknown field `cache`"),
             ("[server\n".into(), "(line 1)"),
         ];
         let mut failures = Vec::new();

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use crate::alert::DeliveryState;
 use crate::engine::MonitorStatus;
-use crate::store::StoreStats;
+use crate::store::{DiskSpace, StoreStats, Usage};
 
 /// Process-wide counters.
 #[derive(Debug, Default)]
@@ -292,6 +292,56 @@ impl Metrics {
     }
 }
 
+/// Appends the store's usage (`store/usage.rs`: records and live bytes per tree, the files'
+/// bytes) and the data dir's file system, so amplification and a filling disk are visible
+/// to the same scraper. `usage` is `None` when it could not be counted; its series are then
+/// left out rather than reported as zero.
+pub fn write_store_usage(out: &mut String, usage: Option<&Usage>, disk: Option<DiskSpace>) {
+    let mut gauge = |name: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    if let Some(usage) = usage {
+        let per_tree = |value: fn(&crate::store::TreeUsage) -> u64| -> Vec<(String, u64)> {
+            let trees = usage.trees.iter();
+            trees
+                .map(|t| (format!("{{tree=\"{}\"}}", label(&t.tree)), value(t)))
+                .collect()
+        };
+        gauge(
+            "watchpost_store_records",
+            "Records in each store tree (counted at most once a minute).",
+            &per_tree(|t| t.records),
+        );
+        gauge(
+            "watchpost_store_live_bytes",
+            "Bytes of keys and values in each store tree (counted at most once a minute).",
+            &per_tree(crate::store::TreeUsage::live_bytes),
+        );
+        gauge(
+            "watchpost_store_files_bytes",
+            "Bytes of the store's files (log, snapshot, blobs); divided by the live bytes, the \
+             space amplification.",
+            &[(String::new(), usage.files_bytes)],
+        );
+    }
+    if let Some(disk) = disk {
+        gauge(
+            "watchpost_disk_available_bytes",
+            "Bytes free for the collector on the data dir's file system.",
+            &[(String::new(), disk.available)],
+        );
+        gauge(
+            "watchpost_disk_total_bytes",
+            "Size of the data dir's file system.",
+            &[(String::new(), disk.total)],
+        );
+    }
+}
+
 /// A Prometheus label value: backslash, quote and newline escaped.
 fn label(value: &str) -> String {
     value
@@ -358,5 +408,44 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn renders_the_store_usage_per_tree_and_the_disk() {
+        let usage = Usage {
+            trees: vec![crate::store::TreeUsage {
+                tree: "checkins".to_owned(),
+                records: 7,
+                key_bytes: 100,
+                value_bytes: 20,
+            }],
+            live_bytes: 120,
+            size_on_disk: 4000,
+            files: Vec::new(),
+            files_bytes: 5000,
+            amplification: 41.67,
+        };
+        let disk = DiskSpace {
+            available: 10,
+            total: 99,
+        };
+        let mut text = String::new();
+        write_store_usage(&mut text, Some(&usage), Some(disk));
+        for line in [
+            "# TYPE watchpost_store_records gauge",
+            "watchpost_store_records{tree=\"checkins\"} 7",
+            "watchpost_store_live_bytes{tree=\"checkins\"} 120",
+            "watchpost_store_files_bytes 5000",
+            "watchpost_disk_available_bytes 10",
+            "watchpost_disk_total_bytes 99",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        let mut without = String::new();
+        write_store_usage(&mut without, None, None);
+        assert!(without.is_empty());
     }
 }

@@ -146,7 +146,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         max_connections = limits.max_connections,
         "connection limit"
     );
-    let store = Store::open(&data_dir)?;
+    let store = Store::open_with(&data_dir, config.store.options())?;
     let projects = settle_projects(&config, &store)?;
     let (admin_token, token_line) = settle_admin_token(&config, &data_dir)?;
     // Bound before anything starts: alert links need the real address (`--listen :0`).

@@ -1,5 +1,5 @@
 //! How times, durations and names are written wherever a person or a program reads them: RFC
-//! 3339 at the two precisions in use; durations in the alerts' compact words (`1h 5m`) and the
+//! 3339 at the two precisions in use; sizes in binary units; durations in the alerts' compact words (`1h 5m`) and the
 //! dashboard's and CLI's spaced ones (`4 min 05 s`, `3 min ago`); percent-encoding for path
 //! segments and query values. One place, so the API, the dashboard, the alerts and the CLI
 //! cannot drift apart. Pure functions of their inputs: the caller passes `now`.
@@ -108,6 +108,21 @@ pub fn utc(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// A size for people: "812 B", "4.0 KiB", "23.5 MiB", "1.2 GiB" (binary units, as `du -h`).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +155,13 @@ mod tests {
         assert_eq!(span(Duration::from_secs(90)), "90 s");
         assert_eq!(span(Duration::from_millis(1500)), "1.5 s");
         assert_eq!(utc(now), "2027-01-15 08:00:00 UTC");
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(bytes(812), "812 B");
+        assert_eq!(bytes(4096), "4.0 KiB");
+        assert_eq!(bytes(23_500_000), "22.4 MiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
     }
 }

@@ -9,6 +9,7 @@ mod monitors;
 pub mod paging;
 mod probes;
 mod refusals;
+mod store;
 pub mod views;
 
 use axum::extract::{Request, State};
@@ -54,6 +55,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/issues/{id}/events", get(issues::events))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/refusals", get(refusals::list))
+        .route("/api/v1/store/stats", get(store::stats))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(health::healthz))

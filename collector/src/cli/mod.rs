@@ -3,9 +3,11 @@
 //! at a terminal and for shell scripts.
 //!
 //! Human tables by default, the API's own JSON with `--json`, and exit codes a script can rely
-//! on ([`Exit`]). It is a client only: it never opens the store, and it never prints the token.
+//! on ([`Exit`]). It is a client only — except `store stats --data-dir` (`store.rs`), which reads
+//! a stopped collector's store — and it never prints the token.
 
 mod client;
+mod store;
 mod table;
 
 use std::process::ExitCode;
@@ -16,6 +18,7 @@ use serde_json::{Value, json};
 use crate::engine::text::percent_encode;
 pub use client::{ApiArgs, Exit};
 use client::{Client, Failure};
+pub use store::StoreCommand;
 
 /// The exit codes, as documented in every command's help and in `docs/cli.md`.
 pub const EXIT_CODES: &str = "\
@@ -57,6 +60,14 @@ pub enum Command {
     /// be closed with `--check-in-id`.
     #[command(after_help = EXIT_CODES)]
     Checkin(CheckinArgs),
+    /// Where the store's bytes go: records and bytes per tree, files on disk, free space.
+    #[command(after_help = EXIT_CODES)]
+    Store {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: StoreCommand,
+    },
 }
 
 /// A monitor: project and slug.
@@ -206,6 +217,7 @@ async fn run(command: Command) -> Result<String, Failure> {
             incidents(&Client::new(&api)?, api.json, action).await
         }
         Command::Checkin(args) => checkin(args).await,
+        Command::Store { api, action } => store::run(&api, action).await,
     }
 }
 

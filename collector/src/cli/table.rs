@@ -8,7 +8,7 @@ use crate::engine::text;
 use crate::words;
 
 /// Columns padded to their widest cell, two spaces apart; the last column is not padded.
-fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -313,6 +313,8 @@ async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResult {
         probes: data::probes(&state, 0)?,
         deliveries: data::deliveries(&state, &Cursor::Start, DELIVERIES_SHOWN)?.items,
         failed_deliveries: data::failed_deliveries(&state)?,
+        store_bytes: state.store.stats().size_on_disk,
+        disk: state.store.disk_space(),
     };
     page(pages::overview(&viewer, &overview, Utc::now()))
 }

@@ -20,7 +20,7 @@ use crate::engine::{
     CheckIn, CheckInStatus, Incident, IncidentKind, IncidentReason, Issue, IssueStatus, MonitorEnv,
     MonitorStatus,
 };
-use crate::store::{LogEntry, MonitorCounts, RefusalRecord};
+use crate::store::{DiskSpace, LogEntry, MonitorCounts, RefusalRecord};
 use crate::words;
 
 /// Check-ins drawn in a timeline.
@@ -48,6 +48,7 @@ h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:1.6rem 0 .6re
 .card{border:1px solid var(--line);border-radius:8px;padding:.6rem .8rem;background:var(--card)}
 .card b{display:block;font-size:1.6rem;line-height:1.2}
 .card.bad b{color:var(--err)}.card.good b{color:var(--ok)}
+.warning{border:1px solid var(--err);border-radius:8px;padding:.6rem .8rem}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
@@ -119,6 +120,10 @@ pub(crate) struct Overview {
     pub(crate) probes: Option<Vec<ProbeRow>>,
     pub(crate) deliveries: Vec<DeliveryRow>,
     pub(crate) failed_deliveries: usize,
+    /// The store's size on disk (sled's count: its log and blob files).
+    pub(crate) store_bytes: u64,
+    /// The data dir's file system, if it says.
+    pub(crate) disk: Option<DiskSpace>,
 }
 
 /// Links to the pages either side of a paged list.
@@ -252,6 +257,21 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
                 (card_at_least("unresolved issues", unresolved.len(), *more_unresolved))
                 @if let Some(down) = probes_down { (card("probes down", down, true)) }
                 (card("failed alert deliveries", o.failed_deliveries, true))
+                (size_card("store on disk", o.store_bytes, false))
+                @if let Some(disk) = o.disk {
+                    (size_card("free on the data dir's disk", disk.available, disk.is_low(o.store_bytes)))
+                }
+            }
+            @if let Some(disk) = o.disk.filter(|d| d.is_low(o.store_bytes)) {
+                p.warning {
+                    "The data dir's disk is running out of space: "
+                    (text::bytes(disk.available)) " free of " (text::bytes(disk.total))
+                    " (" (format!("{:.1}", disk.free_percent())) " %), with the store at "
+                    (text::bytes(o.store_bytes)) ". Once less than 2 MiB is free the collector "
+                    "refuses check-ins (503) until space returns. Free space on that disk or move "
+                    "the data dir to a larger one; "
+                    code { "watchpost store stats" } " shows where the store's bytes go."
+                }
             }
             h2 { "Failing monitors" }
             @if failing.is_empty() {
@@ -300,6 +320,12 @@ fn card(label: &str, n: usize, alarming: bool) -> Markup {
         (_, false) => "card good",
     };
     html! { div class=(class) { b { (n) } (label) } }
+}
+
+/// A card showing a size; `alarming` colours it.
+fn size_card(label: &str, bytes: u64, alarming: bool) -> Markup {
+    let class = if alarming { "card bad" } else { "card" };
+    html! { div class=(class) { b { (text::bytes(bytes)) } (label) } }
 }
 
 /// An alarming card for a count read a page at a time: `n+` when there are more than `n`.

@@ -59,9 +59,10 @@ mod space;
 mod tally;
 mod trees;
 mod upstream;
+mod usage;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -76,8 +77,10 @@ pub use error::StoreError;
 pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
 pub use page::{BadCursor, Cursor, Page};
 pub use refusals::RefusalRecord;
+pub use space::DiskSpace;
 pub use tally::{MonitorCounts, STATUSES};
 pub use upstream::QueuedEnvelope;
+pub use usage::{FileUsage, TreeUsage, Usage};
 
 use crate::alert::outbox::{NewDelivery, OutboxEntry};
 use crate::engine::probes::{ProbeResult, ProbeState};
@@ -99,6 +102,27 @@ use trees::{SCHEMA_KEY, TreeId, Trees};
 /// replays only the log written since its last snapshot); this bound is for a recovery stuck
 /// on damage, which would otherwise keep `serve` from ever listening, without a log line.
 pub const OPEN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// sled's page cache unless configured (`[store] cache_size`). 32 MiB: in the measured curve
+/// (`benches/README.md`, "Store size and memory") throughput and CPU per check-in were the same
+/// from 8 to 128 MiB at 1,000 monitors (about 23 MB of live data), so the default keeps room
+/// for a few times that data set and gives back the rest of the 128 MiB it used to be.
+pub const DEFAULT_CACHE_SIZE: u64 = 32 << 20;
+
+/// How the database is opened: what `[store]` configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Bytes of sled's page cache.
+    pub cache_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_size: DEFAULT_CACHE_SIZE,
+        }
+    }
+}
 
 const HEALTH_KEY: &[u8] = b"healthz";
 
@@ -286,6 +310,10 @@ struct Inner {
     space: space::Space,
     /// Monitor environments by status (`tally.rs`).
     tally: tally::Tally,
+    /// sled's directory (`db` in the data dir), whose files [`Store::usage`] measures.
+    db_dir: PathBuf,
+    /// The last [`Store::usage`] count, for `/metrics`.
+    usage: usage::UsageCache,
 }
 
 /// The sled store. Cheap to clone.
@@ -303,6 +331,8 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) the database in `dir`. sled's own periodic flush is off: durability
     /// comes from the group-commit flusher, which must be running ([`Store::run_flusher`]).
+    /// (sled's flusher also runs its segment cleaner; turned on every second it did not make
+    /// the store any smaller: `benches/README.md`, "Store size and memory".)
     ///
     /// Runs on a thread of its own, so that a damaged file ends in an error naming it rather
     /// than in a stuck or crashed process: sled 0.34 answers some damage (a zeroed region in
@@ -310,6 +340,11 @@ impl Store {
     /// after [`OPEN_DEADLINE`] is given up as damaged (the thread is left behind: the caller is
     /// expected to exit).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, Options::default())
+    }
+
+    /// [`Store::open`] with the options `[store]` configures.
+    pub fn open_with(dir: &Path, options: Options) -> Result<Store, StoreError> {
         let file = dir.join("db").join("db");
         let (done, result) = std::sync::mpsc::channel();
         let opener = std::thread::Builder::new()
@@ -317,7 +352,7 @@ impl Store {
             .spawn({
                 let dir = dir.to_owned();
                 move || {
-                    let _ = done.send(Store::open_here(&dir));
+                    let _ = done.send(Store::open_here(&dir, options));
                 }
             })
             .map_err(|error| StoreError::Open {
@@ -353,7 +388,7 @@ impl Store {
 
     /// [`Store::open`] on the calling thread, with sled's errors told apart: a held lock, a
     /// damaged file, anything else.
-    fn open_here(dir: &Path) -> Result<Store, StoreError> {
+    fn open_here(dir: &Path, options: Options) -> Result<Store, StoreError> {
         let path = dir.join("db");
         let file = path.join("db");
         let damaged = |error: StoreError| match error {
@@ -366,7 +401,7 @@ impl Store {
         let db = sled::Config::new()
             .path(&path)
             .flush_every_ms(None)
-            .cache_capacity(128 << 20)
+            .cache_capacity(options.cache_size)
             .open()
             .map_err(|source| match source {
                 sled::Error::Io(ref error) if error.kind() == std::io::ErrorKind::WouldBlock => {
@@ -460,6 +495,8 @@ impl Store {
                 outbox,
                 space,
                 tally,
+                db_dir: dir.join("db"),
+                usage: usage::UsageCache::default(),
             }),
         })
     }
@@ -576,6 +613,31 @@ impl Store {
             events: self.inner.events.load(Ordering::Relaxed),
             size_on_disk: self.inner.db.size_on_disk().unwrap_or(0),
         }
+    }
+
+    /// Where the bytes go: records and live bytes per tree, and the database's files. Walks
+    /// every record (`usage.rs`), so callers run it on a blocking thread.
+    pub fn usage(&self) -> Result<Usage, StoreError> {
+        usage::measure(&self.inner.db, &self.inner.db_dir)
+    }
+
+    /// [`Store::usage`], or the last count if it was taken at most `max_age` before `now`.
+    pub fn usage_within(
+        &self,
+        now: std::time::Instant,
+        max_age: std::time::Duration,
+    ) -> Result<Arc<Usage>, StoreError> {
+        if let Some(usage) = self.inner.usage.fresh(now, max_age) {
+            return Ok(usage);
+        }
+        let usage = Arc::new(self.usage()?);
+        self.inner.usage.put(now, usage.clone());
+        Ok(usage)
+    }
+
+    /// Free and total space of the data dir's file system, if it says.
+    pub fn disk_space(&self) -> Option<DiskSpace> {
+        self.inner.space.measure()
     }
 
     // ---- projects -----------------------------------------------------------------------

@@ -86,6 +86,10 @@ impl<'a> Op<'a> {
 pub(super) struct Writer {
     /// Number of the next group.
     next: u64,
+    /// Slots of the `redo` tree that may hold a record: those the largest group since the last
+    /// trim wrote. A group with fewer records removes the ones past its own, so a sweep's large
+    /// group does not leave hundreds of kilobytes of stale records until the next restart.
+    slots: u32,
 }
 
 impl Writer {
@@ -126,8 +130,10 @@ impl Writer {
         for prepared in group {
             resolve(db, prepared, &mut ops)?;
         }
+        let mut written = 0;
         for (slot, record) in (0u32..).zip(encode_records(number, &ops)) {
             trees.redo.insert(slot.to_be_bytes(), record)?;
+            written = slot + 1;
         }
         for op in ops.iter().take(cut.unwrap_or(usize::MAX)) {
             op.apply(trees)?;
@@ -137,6 +143,12 @@ impl Writer {
         }
         trees.meta.insert(DONE_KEY, &number.to_be_bytes())?;
         self.next = number + 1;
+        // After `redo_done`: the stale records of an earlier, complete group are skipped on
+        // replay anyway, so removing them needs no ordering with this group's writes.
+        for slot in written..self.slots {
+            trees.redo.remove(slot.to_be_bytes())?;
+        }
+        self.slots = written;
         Ok(())
     }
 }
@@ -249,7 +261,10 @@ pub(super) fn recover(trees: &Trees) -> Result<Writer, StoreError> {
         trees.meta.insert(DONE_KEY, &last.to_be_bytes())?;
     }
     trees.redo.clear()?;
-    Ok(Writer { next: last + 1 })
+    Ok(Writer {
+        next: last + 1,
+        slots: 0,
+    })
 }
 
 fn corrupt(why: &str) -> StoreError {

@@ -1474,3 +1474,97 @@ fn a_delivery_save_and_the_collectors_own_records_cut_by_a_crash_are_completed_o
     store.delete_monitor(&key("job")).unwrap();
     assert!(store.managed_monitors().unwrap().is_empty());
 }
+
+#[test]
+fn usage_counts_exactly_the_records_written_and_their_encoded_bytes() {
+    let (dir, store) = open();
+    let monitors: Vec<MonitorEnv> = (0..5).map(|n| monitor(&format!("job-{n}"))).collect();
+    let checkins: Vec<CheckIn> = (0..500u128)
+        .map(|i| checkin(&format!("job-{}", i % 5), i, i as i64))
+        .collect();
+    let set = WriteSet {
+        monitors: monitors.clone(),
+        checkins: checkins.clone(),
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+
+    let usage = store.usage().unwrap();
+    let tree = |name: &str| usage.tree(name).unwrap().clone();
+    // What was written, encoded as the store encodes it: keys and values byte for byte.
+    let checkin_bytes: u64 = checkins
+        .iter()
+        .map(|c| {
+            let key = keys::timed(&keys::monitor(&c.key), c.date_added, c.id);
+            (key.len() + codec::encode_checkin(c).len()) as u64
+        })
+        .sum();
+    let monitor_bytes: u64 = monitors
+        .iter()
+        .map(|m| (keys::monitor(&m.key).len() + codec::encode_monitor(m).len()) as u64)
+        .sum();
+    assert_eq!(tree("checkins").records, 500);
+    assert_eq!(tree("checkins").live_bytes(), checkin_bytes);
+    assert_eq!(tree("checkin_ids").records, 500);
+    assert_eq!(tree("monitors").records, 5);
+    assert_eq!(tree("monitors").live_bytes(), monitor_bytes);
+    assert_eq!(tree("incidents").records, 0);
+    assert_eq!(
+        usage.live_bytes,
+        usage.trees.iter().map(TreeUsage::live_bytes).sum::<u64>()
+    );
+    // The files are measured, the log among them, and sled's own size is part of them.
+    assert!(usage.files.iter().any(|f| f.file == "db" && f.bytes > 0));
+    assert!(usage.files_bytes >= usage.size_on_disk && usage.size_on_disk > 0);
+    assert!(usage.amplification > 0.0);
+
+    // Retention shows: 100 records of one monitor pruned to 10.
+    assert!(store.prune_monitor(&key("job-0"), 10, &[]).unwrap());
+    let after = store.usage().unwrap();
+    assert_eq!(after.tree("checkins").unwrap().records, 410);
+    assert_eq!(after.tree("checkin_ids").unwrap().records, 410);
+
+    // The cache answers within its age and counts again after it.
+    let now = std::time::Instant::now();
+    let minute = std::time::Duration::from_secs(60);
+    let first = store.usage_within(now, minute).unwrap();
+    store.prune_monitor(&key("job-1"), 10, &[]).unwrap();
+    assert_eq!(store.usage_within(now + minute, minute).unwrap(), first);
+    let later = store.usage_within(now + minute * 2, minute).unwrap();
+    assert_eq!(later.tree("checkins").unwrap().records, 320);
+
+    // The same counts after a reopen, as `watchpost store stats --data-dir` sees them; only
+    // the redo records of the last group are gone (the open clears them).
+    let store = reopened(store, dir.path());
+    let data = |usage: &Usage| -> Vec<TreeUsage> {
+        let trees = usage.trees.iter().filter(|t| t.tree != "redo");
+        trees.cloned().collect()
+    };
+    assert_eq!(data(&store.usage().unwrap()), data(&later));
+    assert_eq!(store.usage().unwrap().tree("redo").unwrap().records, 0);
+}
+
+#[test]
+fn a_small_group_after_a_large_one_leaves_only_its_own_redo_records() {
+    let (_dir, store) = open();
+    let monitors: Vec<MonitorEnv> = (0..300).map(|n| monitor(&format!("job-{n}"))).collect();
+    let large = WriteSet {
+        monitors,
+        ..WriteSet::default()
+    };
+    store.commit(&large, at(0)).unwrap();
+    let after_large = store.trees().redo.len();
+    assert!(after_large > 1, "{after_large} redo records");
+    let small = WriteSet {
+        monitors: vec![monitor("job-0")],
+        ..WriteSet::default()
+    };
+    store.commit(&small, at(1)).unwrap();
+    assert_eq!(store.trees().redo.len(), 1);
+    // The remaining record is the small group's: its number (the first 8 bytes) is the last
+    // complete group, so a reopen has nothing to replay.
+    let record = store.trees().redo.get(0u32.to_be_bytes()).unwrap().unwrap();
+    let done = store.trees().meta.get(b"redo_done").unwrap().unwrap();
+    assert_eq!(&record[..8], &done[..]);
+    assert!(record.len() < 1024, "{} bytes", record.len());
+}
