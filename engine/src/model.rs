@@ -240,6 +240,36 @@ pub struct Incident {
     /// Whether its opening was announced (the monitor was not muted then). A resolution is
     /// announced only if the opening was.
     pub notified: bool,
+    /// What people did about it and what is still due: acknowledged, repeats (see
+    /// [`super::oncall`]). Absent in records written before it: nothing done, nothing due.
+    #[serde(default)]
+    pub handling: Handling,
+}
+
+/// What happened to an incident after its first alert: who acknowledged it, and when its alert
+/// is repeated next. Kept on the incident (and so in the monitor record), because the repeat
+/// is a deadline like any other and the deadline index is rebuilt from monitor records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handling {
+    /// Who acknowledged it and when; `None` until someone does. Acknowledging stops repeats.
+    #[serde(default)]
+    pub acknowledged: Option<Acknowledgement>,
+    /// When its alert is next sent again; `None` when no rule repeats it, once acknowledged,
+    /// muted or resolved.
+    #[serde(default)]
+    pub next_repeat: Option<DateTime<Utc>>,
+    /// How many times its alert was repeated so far.
+    #[serde(default)]
+    pub repeats: u32,
+}
+
+/// Someone said "I'm on it".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// Who: a name the person gave (the link's page, the CLI's `--by`), or how it came in.
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// Something the outside world should hear about. Effects come only out of the engine and
