@@ -323,6 +323,8 @@ pub struct Rule {
     pub threshold: Option<u32>,
     /// ... within this sliding window.
     pub window: Option<Duration>,
+    /// `repeat`: send an open, unacknowledged incident's `monitor.failed` again this often.
+    pub repeat: Option<Duration>,
 }
 
 /// `[alerts]`.
@@ -561,6 +563,7 @@ struct RawRule {
     channels: Vec<String>,
     threshold: Option<u64>,
     window: Option<RawDuration>,
+    repeat: Option<RawDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -693,6 +696,7 @@ impl Validator<'_> {
                 Duration::ZERO,
             )?,
         };
+        repeats_outlast_dedup(&rules, alerts.dedup_window)?;
         let project_ids: HashSet<u64> = if projects.is_empty() {
             HashSet::from([1])
         } else {
@@ -1323,13 +1327,48 @@ fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
         }
         (None, false) => None,
     };
+    let repeat = match (raw.repeat, on.contains(&AlertKind::MonitorFailed)) {
+        (Some(r), true) => Some(duration(
+            &format!("{path}.repeat"),
+            &r,
+            Duration::from_secs(1),
+        )?),
+        (Some(_), false) => {
+            return Err(Error::at(
+                format!("{path}.repeat"),
+                "repeats a monitor's failure alert; add \"monitor.failed\" to `on` or remove it",
+            ));
+        }
+        (None, _) => None,
+    };
     Ok(Rule {
         name,
         on,
         channels: raw.channels,
         threshold,
         window,
+        repeat,
     })
+}
+
+/// A repeat within the dedup window would be held back as a duplicate of the alert before it
+/// (`engine::alerting::Deduper`): refuse it where the person can fix it.
+fn repeats_outlast_dedup(rules: &[Rule], dedup_window: Duration) -> Result<(), Error> {
+    for (i, rule) in rules.iter().enumerate() {
+        if let Some(repeat) = rule.repeat
+            && repeat < dedup_window
+        {
+            return Err(Error::at(
+                format!("rules[{i}].repeat"),
+                format!(
+                    "{} is shorter than [alerts] dedup_window ({}), which would hold every repeat back as a duplicate; repeat less often or shorten dedup_window",
+                    humantime::format_duration(repeat),
+                    humantime::format_duration(dedup_window)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `[[monitors]]` entries are validated by the engine's own config parser, so the file, the API

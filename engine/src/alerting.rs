@@ -495,6 +495,11 @@ impl Links {
     pub fn probe(&self, name: &str) -> String {
         format!("{}/probes/{}", self.base, percent_encode(name))
     }
+
+    /// The acknowledge page of a signed token (the collector signs it).
+    pub fn acknowledge(&self, token: &str) -> String {
+        format!("{}/ack/{}", self.base, percent_encode(token))
+    }
 }
 
 /// The alert for an engine effect, or `None` when it must not be announced (`notify: false`:

@@ -54,6 +54,9 @@ pub enum AckRefusal {
         /// The acknowledgement that stands.
         by: Acknowledgement,
     },
+    /// The incident is a probe's: probes' incidents are not acknowledged (yet).
+    #[error("incident {0} is a probe's; only monitor incidents can be acknowledged")]
+    Probe(Uuid),
     /// No name was given.
     #[error("say who acknowledges: give a name of 1 to {MAX_ACK_NAME} characters")]
     NoName,
@@ -365,7 +368,9 @@ mod tests {
         );
         let repeat_at_4 = &sent[2].1;
         assert!(
-            repeat_at_4.message.starts_with("Still failing after 1h (since 2026-05-01 03:00:00 UTC)")
+            repeat_at_4
+                .message
+                .starts_with("Still failing after 1h (since 2026-05-01 03:00:00 UTC)")
                 && repeat_at_4.message.contains("Repeat 2 of this alert"),
             "{}",
             repeat_at_4.message

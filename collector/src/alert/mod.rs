@@ -64,6 +64,7 @@ pub fn rules_from_config(config: &Config) -> Vec<Rule> {
             name: rule.name.clone(),
             on: rule.on.clone(),
             channels: rule.channels.clone(),
+            repeat: rule.repeat,
         })
         .collect()
 }

@@ -43,6 +43,7 @@ fn api_error(error: ProcessError) -> HttpError {
         ProcessError::Refused { refused, .. } => HttpError::forbidden(refused.to_string()),
         ProcessError::Store(e) => e.into(),
         ProcessError::NotDurable(_) => HttpError::unavailable(format!("{error}; retry later")),
+        ProcessError::Acknowledge(refusal) => crate::ack::refusal_error(&refusal),
     }
 }
 

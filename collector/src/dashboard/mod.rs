@@ -206,6 +206,7 @@ impl From<ProcessError> for PageError {
             | ProcessError::Refused { .. }
             | ProcessError::InvalidConfig(_) => StatusCode::BAD_REQUEST,
             ProcessError::Store(_) | ProcessError::NotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProcessError::Acknowledge(refusal) => crate::ack::refusal_status(refusal).0,
         };
         PageError::new(status, "That did not work", error.to_string())
     }

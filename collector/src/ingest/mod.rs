@@ -125,5 +125,6 @@ fn process_error(error: ProcessError, context: impl Fn(usize) -> String) -> Http
         ProcessError::InvalidConfig(e) => HttpError::bad_request("invalid_config", e.to_string()),
         ProcessError::Store(e) => e.into(),
         ProcessError::NotDurable(_) => HttpError::unavailable(format!("{error}; retry later")),
+        ProcessError::Acknowledge(refusal) => crate::ack::refusal_error(&refusal),
     }
 }

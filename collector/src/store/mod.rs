@@ -854,6 +854,26 @@ impl Store {
         )
     }
 
+    /// The open incident with this id, if there is one. Reads the `open_incidents` index,
+    /// whose keys end in the id, so only open incidents are looked at and only the match is
+    /// decoded (acknowledging is a person's action, not a per-check-in cost).
+    pub fn open_incident(&self, id: Uuid) -> Result<Option<Incident>, StoreError> {
+        for entry in self.trees().open_incidents.iter() {
+            let (at, key) = entry?;
+            if keys::timed_id(&at) != Some(id) {
+                continue;
+            }
+            let Some(value) = self.trees().incidents.get(&key)? else {
+                continue;
+            };
+            let incident: Incident = decode("incidents", &value)?;
+            if incident.resolved_at.is_none() {
+                return Ok(Some(incident));
+            }
+        }
+        Ok(None)
+    }
+
     /// The newest `limit` incidents, all or only open ones.
     pub fn incidents(&self, open_only: bool, limit: usize) -> Result<Vec<Incident>, StoreError> {
         Ok(self
