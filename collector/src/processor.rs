@@ -232,6 +232,11 @@ impl Processor {
         Ok(self)
     }
 
+    /// The key acknowledge links are signed with, to check the ones that come back.
+    pub fn ack_keys(&self) -> Option<&crate::ack::AckKeys> {
+        self.alerts.ack_keys()
+    }
+
     /// The refusal log, for the API, the dashboard and `/metrics`.
     pub fn refusals(&self) -> &Arc<RefusalLog> {
         &self.refusals

@@ -334,3 +334,42 @@ pub(super) async fn incidents(State(state): State<AppState>, uri: Uri) -> ApiRes
     let views: Vec<IncidentView<'_>> = found.items.iter().map(IncidentView::from).collect();
     Ok(page_response(&uri, &query, &views, found.next.as_ref()))
 }
+
+/// Who acknowledges, when the body does not say: the API authenticates a token, not a person.
+const API_ACKNOWLEDGER: &str = "admin (API)";
+
+/// The body of `POST /api/v1/incidents/{id}/ack`; empty is `{}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    /// The name shown as who acknowledged (`watchpost incidents ack --by`).
+    by: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{id}/ack` with an optional `{"by": "name"}`: acknowledges an open
+/// monitor incident, which stops its repeats and sends `monitor.acknowledged`. Answers the
+/// incident; `409` when it was acknowledged already or is not open.
+pub(super) async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let id = uuid::Uuid::try_parse(id.trim()).map_err(|_| {
+        bad(format!(
+            "incident id `{id}` is not an incident id (32 hex digits, as `GET /api/v1/incidents` shows them)"
+        ))
+    })?;
+    let body = read_body(body, MAX_BODY).await?;
+    let ack: AckBody = if body.iter().all(u8::is_ascii_whitespace) {
+        AckBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| bad(format!("invalid body: {e}")))?
+    };
+    let by = ack.by.as_deref().unwrap_or(API_ACKNOWLEDGER);
+    let incident = state
+        .processor
+        .acknowledge(id, by)
+        .await
+        .map_err(api_error)?;
+    Ok(Json(IncidentView::from(&incident)).into_response())
+}

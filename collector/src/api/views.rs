@@ -91,6 +91,19 @@ pub struct IncidentView<'a> {
     opened_at: String,
     resolved_at: Option<String>,
     reason: &'static str,
+    /// Who acknowledged it and when (`{"by", "at"}`), or `null`.
+    acknowledged: Option<AcknowledgedView<'a>>,
+    /// When its alert is next repeated, or `null`.
+    next_repeat: Option<String>,
+    /// How many times its alert was repeated.
+    repeats: u32,
+}
+
+/// An incident's acknowledgement.
+#[derive(Debug, Serialize)]
+pub struct AcknowledgedView<'a> {
+    by: &'a str,
+    at: String,
 }
 
 impl<'a> From<&'a Incident> for IncidentView<'a> {
@@ -111,6 +124,16 @@ impl<'a> From<&'a Incident> for IncidentView<'a> {
                 IncidentReason::Timeout => "timeout",
                 IncidentReason::Error => "error",
             },
+            acknowledged: i
+                .handling
+                .acknowledged
+                .as_ref()
+                .map(|ack| AcknowledgedView {
+                    by: &ack.by,
+                    at: rfc3339_millis(ack.at),
+                }),
+            next_repeat: i.handling.next_repeat.map(rfc3339_millis),
+            repeats: i.handling.repeats,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! never act on a form without the session's CSRF token. Every response carries a
 //! Content-Security-Policy that allows no script at all.
 
+mod ack;
 mod badge;
 pub(crate) mod data;
 mod pages;
@@ -109,6 +110,11 @@ pub(crate) fn routes() -> Router<AppState> {
             get(monitor).post(monitor_action),
         )
         .route("/incidents", get(incidents))
+        .route("/incidents/{id}/ack", post(incident_ack))
+        .route(
+            "/ack/{token}",
+            get(ack::confirm_page).post(ack::acknowledge),
+        )
         .route("/issues", get(issues))
         .route("/issues/{id}", get(issue).post(issue_action))
         .route("/probes", get(probes))
@@ -540,6 +546,38 @@ async fn monitor_action(
         form.action
     );
     Ok(Redirect::to(&back).into_response())
+}
+
+/// The dashboard's acknowledge button: the session's CSRF token and a name.
+#[derive(Debug, Deserialize)]
+struct IncidentAckForm {
+    csrf: String,
+    #[serde(default)]
+    by: String,
+}
+
+/// `POST /incidents/{id}/ack`: acknowledges an open incident, then back to the incidents.
+async fn incident_ack(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UrlPath(id): UrlPath<String>,
+    Form(form): Form<IncidentAckForm>,
+) -> PageResult {
+    csrf_checked(&viewer, &form.csrf)?;
+    let id = uuid::Uuid::try_parse(&id).map_err(|_| {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "Unknown incident",
+            format!("`{id}` is not an incident id; pick the incident from the list."),
+        )
+        .for_viewer(&viewer)
+    })?;
+    state
+        .processor
+        .acknowledge(id, &form.by)
+        .await
+        .map_err(|e| PageError::from(e).for_viewer(&viewer))?;
+    Ok(Redirect::to("/incidents").into_response())
 }
 
 /// `/incidents?cursor=`: every incident newest first, a page at a time from the time index,
