@@ -144,6 +144,14 @@ pub enum IncidentsCommand {
         #[arg(long)]
         project: Option<u64>,
     },
+    /// Acknowledge an open incident: its alert stops repeating and everyone sees who is on it.
+    Ack {
+        /// The incident id (as `incidents list` shows it).
+        id: String,
+        /// The name shown as who acknowledged [default: $USER].
+        #[arg(long, env = "USER", hide_env_values = true)]
+        by: Option<String>,
+    },
 }
 
 /// `watchpost checkin <slug> --status ...`.
@@ -367,7 +375,22 @@ async fn incidents(
     json: bool,
     action: IncidentsCommand,
 ) -> Result<String, Failure> {
-    let IncidentsCommand::List { open, project } = action;
+    let (open, project) = match action {
+        IncidentsCommand::List { open, project } => (open, project),
+        IncidentsCommand::Ack { id, by } => {
+            let path = format!("/api/v1/incidents/{}/ack", percent_encode(&id));
+            let body = by.map_or_else(|| json!({}), |by| json!({ "by": by }));
+            let incident = client.post(&path, &body).await?;
+            return Ok(if json {
+                pretty(&incident)
+            } else {
+                format!(
+                    "incident {id} acknowledged by {}",
+                    incident["acknowledged"]["by"].as_str().unwrap_or("?")
+                )
+            });
+        }
+    };
     let path = format!(
         "/api/v1/incidents{}",
         query(&[
