@@ -114,6 +114,8 @@ channels = ["ops-webhook"]
         "timestamp",
         "url",
         "monitor",
+        "incident",
+        "acknowledge_url",
     ]
     .into();
     assert_eq!(keys(alert), documented, "{alert:#}");

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 use watchpost_protocol::Level;
 
 use super::issues::{Issue, IssueEffect};
@@ -135,8 +134,9 @@ pub struct Alert {
 /// `incident` of a monitor alert.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertIncident {
-    /// The incident's id, as the API's `/api/v1/incidents/{id}/ack` takes it.
-    pub id: Uuid,
+    /// The incident's id (32 hex digits), as the API lists it and
+    /// `/api/v1/incidents/{id}/ack` takes it.
+    pub id: String,
     /// When it opened.
     #[serde(with = "rfc3339")]
     pub opened_at: DateTime<Utc>,
@@ -697,7 +697,7 @@ fn monitor_alert_of(
             collector_outage: outage,
         }),
         incident: Some(AlertIncident {
-            id: incident.id,
+            id: incident.id.simple().to_string(),
             opened_at: incident.opened_at,
             acknowledged: incident.handling.acknowledged.clone(),
             repeat: if kind == AlertKind::MonitorFailed {
@@ -1320,7 +1320,7 @@ mod tests {
                 "last_ok": "2026-04-30T03:00:12Z"
             },
             "incident": {
-                "id": "00000000-0000-0000-0000-000000000000",
+                "id": "00000000000000000000000000000000",
                 "opened_at": "2026-05-01T03:05:00Z",
                 "acknowledged": null,
                 "repeat": 0

@@ -214,11 +214,13 @@ mod tests {
                 name: "errors".to_owned(),
                 on: vec![AlertKind::IssueFirstSeen, AlertKind::IssueSpike],
                 channels: vec!["tg".to_owned(), "hook".to_owned()],
+                repeat: None,
             },
             Rule {
                 name: "burst".to_owned(),
                 on: vec![AlertKind::IssueSpike],
                 channels: vec!["pager".to_owned()],
+                repeat: None,
             },
         ];
         let spikes = vec![SpikeRule {

@@ -77,6 +77,7 @@ fn incident(slug: &str, resolved: bool) -> Incident {
             ..FailureCounts::default()
         },
         notified: true,
+        handling: Default::default(),
     }
 }
 
