@@ -1388,3 +1388,52 @@ fn a_probe_check_and_a_deletion_cut_by_a_crash_are_completed_on_open() {
         assert_tally(&store, [0, 0, 0, 0]);
     }
 }
+
+/// A repeat is a deadline like the others: written with the monitor record, back in the
+/// index after a restart, and gone once the incident is acknowledged. The open incident is
+/// found by its id through the `open_incidents` index.
+#[test]
+fn an_incidents_repeat_and_acknowledgement_survive_a_restart() {
+    let (dir, store) = open();
+    let mut m = monitor("job");
+    let mut open = incident("job", false);
+    open.handling.next_repeat = Some(at(1800));
+    m.open_incident = Some(open.clone());
+    let set = WriteSet {
+        monitors: vec![m.clone()],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    let store = reopened(store, dir.path());
+    let kinds: Vec<(DeadlineKind, DateTime<Utc>)> = store.deadlines().unwrap()[0]
+        .1
+        .iter()
+        .map(|d| (d.kind, d.at))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (DeadlineKind::Missed, at(120)),
+            (DeadlineKind::Repeat, at(1800))
+        ]
+    );
+    assert_eq!(store.open_incident(open.id).unwrap(), Some(open.clone()));
+    assert_eq!(store.open_incident(Uuid::from_u128(12_345)).unwrap(), None);
+
+    let (acked, incident) =
+        crate::engine::oncall::acknowledge(&m, open.id, "alice", at(60)).unwrap();
+    let set = WriteSet {
+        monitors: vec![acked.clone()],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(60)).unwrap();
+    let store = reopened(store, dir.path());
+    assert_eq!(store.monitor(&key("job")).unwrap(), Some(acked));
+    assert_eq!(store.open_incident(open.id).unwrap(), Some(incident));
+    let kinds: Vec<DeadlineKind> = store.deadlines().unwrap()[0]
+        .1
+        .iter()
+        .map(|d| d.kind)
+        .collect();
+    assert_eq!(kinds, [DeadlineKind::Missed]);
+}
