@@ -268,7 +268,7 @@ mod tests {
         let mut sent = Vec::new();
 
         let mut failed = process_checkin(
-            Some(monitor.clone()),
+            Some(monitor),
             None,
             checkin(&key, CheckInStatus::Error),
             at(1, 3, 0),
@@ -320,7 +320,7 @@ mod tests {
         assert_eq!(sweep_repeat(&monitor, &repeats, at(1, 4, 30)), None);
 
         let recovered = process_checkin(
-            Some(monitor.clone()),
+            Some(monitor),
             None,
             checkin(&key, CheckInStatus::Ok),
             at(2, 3, 0),
@@ -404,7 +404,7 @@ mod tests {
         let repeats = Repeats::of_rules(&rules);
         let (monitor, key) = nightly();
         let mut t = process_checkin(
-            Some(monitor.clone()),
+            Some(monitor),
             None,
             checkin(&key, CheckInStatus::Error),
             at(1, 3, 0),
@@ -445,7 +445,7 @@ mod tests {
         let repeats = Repeats::of_rules(&[rule("oncall", Some(30))]);
         let (monitor, key) = nightly();
         let mut t = process_checkin(
-            Some(monitor.clone()),
+            Some(monitor),
             None,
             checkin(&key, CheckInStatus::Error),
             at(1, 3, 0),

@@ -36,7 +36,7 @@ pub(super) async fn confirm_page(
 ) -> Response {
     let id = match verify(&state, &token) {
         Ok(id) => id,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let incident = match state.store.open_incident(id) {
         Ok(Some(incident)) => incident,
@@ -74,7 +74,7 @@ pub(super) async fn acknowledge(
 ) -> Response {
     let id = match verify(&state, &token) {
         Ok(id) => id,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     match state.processor.acknowledge(id, &form.by).await {
         Ok(incident) => done(&incident),
@@ -90,22 +90,35 @@ pub(super) async fn acknowledge(
     }
 }
 
-/// The incident a token names, or the page that says why the link does not work.
-fn verify(state: &AppState, token: &str) -> Result<Uuid, Response> {
+/// Why a link does not work: the status and the sentence of its page.
+struct Refused {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        refusal(self.status, "This link does not work", &self.message)
+    }
+}
+
+/// The incident a token names, or why the link does not work.
+fn verify(state: &AppState, token: &str) -> Result<Uuid, Refused> {
     let Some(keys) = state.processor.ack_keys() else {
-        return Err(refusal(
-            StatusCode::NOT_FOUND,
-            "No acknowledge links",
-            "This Watchpost does not sign acknowledge links; acknowledge the incident on the dashboard.",
-        ));
+        return Err(Refused {
+            status: StatusCode::NOT_FOUND,
+            message: "This Watchpost does not sign acknowledge links; acknowledge the incident \
+                      on the dashboard."
+                .to_owned(),
+        });
     };
-    keys.verify(token, Utc::now()).map_err(|error| {
-        let status = match error {
+    keys.verify(token, Utc::now()).map_err(|error| Refused {
+        status: match error {
             LinkError::Malformed => StatusCode::BAD_REQUEST,
             LinkError::BadSignature => StatusCode::FORBIDDEN,
             LinkError::Expired(_) => StatusCode::GONE,
-        };
-        refusal(status, "This link does not work", &error.to_string())
+        },
+        message: error.to_string(),
     })
 }
 
