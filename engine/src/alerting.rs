@@ -611,6 +611,29 @@ pub fn repeat_alert(
     )
 }
 
+/// The `monitor.failed` of an incident whose alert was held while its monitor was quiet (a
+/// maintenance window, a snooze) and is still open now that the quiet time ended: the usual
+/// failure alert, saying it was held.
+pub fn released_alert(
+    incident: &Incident,
+    monitor: &MonitorEnv,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let effect = Effect::IncidentOpened {
+        incident: incident.clone(),
+        notify: true,
+    };
+    let mut alert = monitor_alert(&effect, monitor, None, links, now)
+        .expect("an announced opening has an alert");
+    alert.message = format!(
+        "{} It opened {} while the monitor was in a maintenance window or snoozed; this alert was held until now.",
+        alert.message,
+        when(incident.opened_at)
+    );
+    alert
+}
+
 /// The `monitor.acknowledged` alert: who said they are on it, and when.
 pub fn acknowledged_alert(
     incident: &Incident,

@@ -38,20 +38,18 @@ pub struct Deadline {
 
 /// The deadlines a monitor environment has now: missed at `next_checkin_latest` (once it has
 /// checked in or was armed by a person's declaration), a timeout at each open run's
-/// `timeout_at`, and the open incident's next repeat unless it was acknowledged. None while
-/// disabled.
+/// `timeout_at`, and the open incident's follow-up (its held alert, or its next repeat unless
+/// it was acknowledged). None while disabled.
 pub fn deadlines_of(monitor: &MonitorEnv) -> Vec<Deadline> {
     deadlines_from(
         &monitor.key,
         monitor.disabled,
         monitor.next_checkin_latest,
         &monitor.open_runs,
-        monitor.open_incident.as_ref().and_then(|incident| {
-            let handling = &incident.handling;
-            handling
-                .next_repeat
-                .filter(|_| handling.acknowledged.is_none())
-        }),
+        monitor
+            .open_incident
+            .as_ref()
+            .and_then(|incident| incident.handling.follow_up()),
     )
 }
 
@@ -82,12 +80,9 @@ impl DeadlineSource {
             self.disabled,
             self.next_checkin_latest,
             &self.open_runs,
-            self.open_incident.as_ref().and_then(|incident| {
-                let handling = &incident.handling;
-                handling
-                    .next_repeat
-                    .filter(|_| handling.acknowledged.is_none())
-            }),
+            self.open_incident
+                .as_ref()
+                .and_then(|incident| incident.handling.follow_up()),
         )
     }
 }

@@ -39,8 +39,9 @@ pub(super) fn record_outcome(
             {
                 incident.resolved_at = Some(now);
                 incident.resolving_checkin = Some(checkin.id);
-                // Resolving ends the repeats.
+                // Resolving ends the repeats, and a held alert is never sent.
                 incident.handling.next_repeat = None;
+                incident.handling.held_until = None;
                 let notify = incident.notified && !monitor.muted;
                 effects.push(Effect::IncidentResolved { incident, notify });
             }

@@ -33,6 +33,7 @@ pub mod deadlines;
 mod ids;
 mod incident;
 pub mod issues;
+pub mod maintenance;
 mod model;
 pub mod oncall;
 pub mod outage;

@@ -127,6 +127,10 @@ pub struct MonitorEnv {
     pub status: MonitorStatus,
     /// Muted: state and incidents are tracked, effects carry `notify: false`.
     pub muted: bool,
+    /// Snoozed until then: like a maintenance window, incidents that open before it are held
+    /// and alerted at its end if still open (see [`super::maintenance`]).
+    #[serde(default)]
+    pub snoozed_until: Option<DateTime<Utc>>,
     /// Disabled: check-ins are rejected and no deadlines are kept.
     pub disabled: bool,
     /// `date_added` of the most recent user check-in (missed check-ins do not move it).
@@ -261,6 +265,19 @@ pub struct Handling {
     /// How many times its alert was repeated so far.
     #[serde(default)]
     pub repeats: u32,
+    /// It opened while its monitor was quiet (a maintenance window, a snooze): its alert is
+    /// held until then, and sent once if it is still open (see [`super::maintenance`]).
+    #[serde(default)]
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+impl Handling {
+    /// When the incident needs the sweeper next: its held alert, else its next repeat unless
+    /// it was acknowledged.
+    pub fn follow_up(&self) -> Option<DateTime<Utc>> {
+        let repeat = self.next_repeat.filter(|_| self.acknowledged.is_none());
+        self.held_until.into_iter().chain(repeat).min()
+    }
 }
 
 /// Someone said "I'm on it".
@@ -480,6 +497,7 @@ impl MonitorEnv {
             config,
             status: MonitorStatus::Active,
             muted: false,
+            snoozed_until: None,
             disabled: false,
             last_checkin: None,
             last_ok: None,

@@ -26,8 +26,9 @@ pub struct Repeats {
     rules: Vec<(String, TimeDelta)>,
 }
 
-/// A repeat that came due: the monitor with its incident's next repeat moved on, and the rules
-/// whose interval came round (none when the repeats ended instead: acknowledged, muted).
+/// A follow-up that came due: the monitor with its incident's next repeat moved on, and the
+/// rules whose interval came round (none when the repeats ended instead: acknowledged, muted;
+/// or when the monitor is quiet); or the alert held through a quiet time, now `released`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Repeat {
     /// The monitor environment's new state: store it and re-index its deadlines.
@@ -36,6 +37,9 @@ pub struct Repeat {
     pub incident: Incident,
     /// The rules to send the repeat through, in config order; empty: nothing to send.
     pub rules: Vec<String>,
+    /// The incident's first alert, held while its monitor was quiet, is due now: send it
+    /// (through every rule, like any `monitor.failed`).
+    pub released: bool,
 }
 
 /// Why an acknowledgement changed nothing.
@@ -119,46 +123,84 @@ fn delta(d: Duration) -> Option<TimeDelta> {
         .filter(|d| *d > TimeDelta::zero())
 }
 
-/// Sets the first repeat of every incident `transition` opened and announces: the monitor's
-/// open incident and the effect's copy, which the store writes alike.
-pub fn arm(transition: &mut Transition, repeats: &Repeats) {
+/// Follows up every incident `transition` opens and would announce: while the monitor is
+/// quiet (`quiet_until`, see [`super::maintenance::quiet_until`]) its alert is held until then
+/// (the effect is not announced, and neither will its recovery be unless the hold is
+/// released); otherwise its first repeat is set. Changes the monitor's open incident and the
+/// effect's copy alike, which the store writes alike.
+pub fn arm(transition: &mut Transition, repeats: &Repeats, quiet_until: Option<DateTime<Utc>>) {
     for effect in &mut transition.effects {
-        let Effect::IncidentOpened {
-            incident,
-            notify: true,
-        } = effect
-        else {
+        let Effect::IncidentOpened { incident, notify } = effect else {
             continue;
         };
-        let next = repeats.next_after(incident.opened_at, incident.opened_at);
-        incident.handling.next_repeat = next;
+        if !*notify {
+            continue;
+        }
+        match quiet_until {
+            Some(until) => {
+                *notify = false;
+                incident.notified = false;
+                incident.handling.held_until = Some(until);
+            }
+            None => {
+                incident.handling.next_repeat =
+                    repeats.next_after(incident.opened_at, incident.opened_at);
+            }
+        }
         if let Some(open) = &mut transition.monitor.open_incident
             && open.id == incident.id
         {
-            open.handling.next_repeat = next;
+            open.notified = incident.notified;
+            open.handling = incident.handling.clone();
         }
     }
 }
 
-/// The repeat due at `now`, or `None` when nothing is due (no open incident, or its next
-/// repeat is later). A due repeat of an incident that is acknowledged, or of a muted or
-/// disabled monitor, ends the repeats instead (`rules` empty).
-pub fn sweep_repeat(monitor: &MonitorEnv, repeats: &Repeats, now: DateTime<Utc>) -> Option<Repeat> {
-    let incident = monitor.open_incident.as_ref()?;
-    let due_at = incident.handling.next_repeat?;
+/// The follow-up due at `now` of the monitor's open incident, or `None` when nothing is due.
+///
+/// A held alert (`held_until` passed) is released — unless the monitor is quiet again
+/// (`quiet_until`: another window, a longer snooze), when the hold moves to that end. A due
+/// repeat of an incident that is acknowledged, or of a muted or disabled monitor, ends the
+/// repeats instead (`rules` empty); one that falls in a quiet time is skipped.
+pub fn sweep_repeat(
+    monitor: &MonitorEnv,
+    repeats: &Repeats,
+    quiet_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Repeat> {
+    let due_at = monitor.open_incident.as_ref()?.handling.follow_up()?;
     if now < due_at {
         return None;
     }
     let mut monitor = monitor.clone();
+    let silenced = monitor.muted || monitor.disabled;
     let open = monitor.open_incident.as_mut()?;
     let handling = &mut open.handling;
-    let silenced = handling.acknowledged.is_some() || monitor.muted || monitor.disabled;
-    let rules = if silenced {
+    if let Some(held) = handling.held_until
+        && held <= now
+    {
+        let released = quiet_until.is_none() && !silenced;
+        handling.held_until = quiet_until.filter(|_| !silenced);
+        if released {
+            open.notified = true;
+            handling.next_repeat = repeats.next_after(open.opened_at, now);
+        }
+        let incident = open.clone();
+        return Some(Repeat {
+            monitor,
+            incident,
+            rules: Vec::new(),
+            released,
+        });
+    }
+    let due_at = handling.next_repeat?;
+    let ended = handling.acknowledged.is_some() || silenced;
+    let rules = if ended || quiet_until.is_some() {
         Vec::new()
     } else {
         repeats.due(open.opened_at, due_at, now)
     };
-    handling.next_repeat = if silenced {
+    handling.next_repeat = if ended {
         None
     } else {
         repeats.next_after(open.opened_at, now)
@@ -171,6 +213,7 @@ pub fn sweep_repeat(monitor: &MonitorEnv, repeats: &Repeats, now: DateTime<Utc>)
         monitor,
         incident,
         rules,
+        released: false,
     })
 }
 
@@ -196,10 +239,12 @@ pub fn acknowledge(
             by: ack.clone(),
         });
     }
+    // Someone is on it: no repeat, and no held alert at the end of a quiet time either.
     open.handling = Handling {
         acknowledged: Some(Acknowledgement { by, at: now }),
         next_repeat: None,
         repeats: open.handling.repeats,
+        held_until: None,
     };
     let incident = open.clone();
     Ok((monitor, incident))
@@ -274,7 +319,7 @@ mod tests {
             at(1, 3, 0),
         )
         .unwrap();
-        arm(&mut failed, &repeats);
+        arm(&mut failed, &repeats, None);
         for effect in &failed.effects {
             let alert = alerting::monitor_alert(effect, &failed.monitor, None, &links, at(1, 3, 0));
             sent.extend(alert.map(|a| (at(1, 3, 0), a)));
@@ -285,10 +330,10 @@ mod tests {
         // The sweeper wakes at each deadline; a wake a little late still repeats once.
         for now in [at(1, 3, 30), at(1, 4, 0) + TimeDelta::seconds(2)] {
             assert_eq!(
-                sweep_repeat(&monitor, &repeats, now - TimeDelta::seconds(3)),
+                sweep_repeat(&monitor, &repeats, None, now - TimeDelta::seconds(3)),
                 None
             );
-            let repeat = sweep_repeat(&monitor, &repeats, now).expect("a repeat is due");
+            let repeat = sweep_repeat(&monitor, &repeats, None, now).expect("a repeat is due");
             assert_eq!(repeat.rules, ["oncall"]);
             sent.push((
                 now,
@@ -317,7 +362,7 @@ mod tests {
         monitor = acked;
         // No repeat deadline left: the sweeper has nothing to do at 04:30.
         assert_eq!(repeat_deadline(&monitor), None);
-        assert_eq!(sweep_repeat(&monitor, &repeats, at(1, 4, 30)), None);
+        assert_eq!(sweep_repeat(&monitor, &repeats, None, at(1, 4, 30)), None);
 
         let recovered = process_checkin(
             Some(monitor),
@@ -410,7 +455,7 @@ mod tests {
             at(1, 3, 0),
         )
         .unwrap();
-        arm(&mut t, &repeats);
+        arm(&mut t, &repeats, None);
         let Effect::IncidentOpened { incident, .. } = &t.effects[0] else {
             panic!("an incident opened")
         };
@@ -418,7 +463,7 @@ mod tests {
         let mut monitor = t.monitor;
         let mut seen = Vec::new();
         while let Some(due) = repeat_deadline(&monitor).filter(|d| *d <= at(1, 3, 50)) {
-            let repeat = sweep_repeat(&monitor, &repeats, due).unwrap();
+            let repeat = sweep_repeat(&monitor, &repeats, None, due).unwrap();
             seen.push((due, repeat.rules.clone()));
             monitor = repeat.monitor;
         }
@@ -435,7 +480,7 @@ mod tests {
             ]
         );
         // A sweeper that slept through three slots sends one repeat per rule, not three.
-        let late = sweep_repeat(&monitor, &repeats, at(1, 4, 25)).unwrap();
+        let late = sweep_repeat(&monitor, &repeats, None, at(1, 4, 25)).unwrap();
         assert_eq!(late.rules, ["fast", "slow"]);
         assert_eq!(late.incident.handling.next_repeat, Some(at(1, 4, 30)));
     }
@@ -451,12 +496,12 @@ mod tests {
             at(1, 3, 0),
         )
         .unwrap();
-        arm(&mut t, &Repeats::default());
+        arm(&mut t, &Repeats::default(), None);
         assert_eq!(repeat_deadline(&t.monitor), None, "no rule repeats");
-        arm(&mut t, &repeats);
+        arm(&mut t, &repeats, None);
         let mut muted = t.monitor.clone();
         muted.set_muted(true);
-        let ended = sweep_repeat(&muted, &repeats, at(1, 3, 30)).unwrap();
+        let ended = sweep_repeat(&muted, &repeats, None, at(1, 3, 30)).unwrap();
         assert!(ended.rules.is_empty());
         assert_eq!(repeat_deadline(&ended.monitor), None);
 
@@ -480,5 +525,150 @@ mod tests {
             acknowledge(&t.monitor, incident.id, "   ", at(1, 3, 21)),
             Err(AckRefusal::NoName)
         );
+    }
+
+    /// Issue 19's maintenance story across a DST change: a nightly window at 02:00 Berlin for
+    /// 2 h, on the night the clocks spring forward (the window runs 01:00–03:00 UTC). Two jobs
+    /// fail inside it; the one that recovers inside it is never announced, the one still failing
+    /// at its end is alerted then, once, and repeats from then on.
+    #[test]
+    fn an_incident_still_open_when_a_window_ends_is_alerted_once_then() {
+        use crate::maintenance::{Window, quiet_until};
+        let windows = [Window {
+            name: "db-migration".to_owned(),
+            start: Schedule::crontab("0 2 * * *").unwrap(),
+            timezone: chrono_tz::Europe::Berlin,
+            duration: Duration::from_secs(2 * 3600),
+            project: Some(1),
+            slug: Some("*-backup".to_owned()),
+        }];
+        let repeats = Repeats::of_rules(&[rule("oncall", Some(30))]);
+        let links = Links::new("http://watchpost.example");
+        let utc = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 3, 29, h, m, 0).unwrap();
+        let job = |slug: &str| {
+            let key = MonitorKey::new(1, slug, None).unwrap();
+            let config = MonitorConfig::new(Schedule::crontab("30 * * * *").unwrap());
+            (MonitorEnv::new(key.clone(), config), key)
+        };
+        // A failure: its effects after the quiet time is applied, as the processor does.
+        let fail = |monitor: MonitorEnv, key: &MonitorKey, now| {
+            let mut t =
+                process_checkin(Some(monitor), None, checkin(key, CheckInStatus::Error), now)
+                    .unwrap();
+            let quiet = quiet_until(&windows, &t.monitor, now);
+            arm(&mut t, &repeats, quiet);
+            t
+        };
+
+        let (before, key) = job("db-backup");
+        let failed = fail(before.clone(), &key, utc(0, 59));
+        assert!(
+            matches!(
+                failed.effects[..],
+                [Effect::IncidentOpened { notify: true, .. }]
+            ),
+            "before the window an incident is alerted at once"
+        );
+
+        let failed = fail(before, &key, utc(1, 30));
+        assert!(matches!(
+            failed.effects[..],
+            [Effect::IncidentOpened { notify: false, .. }]
+        ));
+        let monitor = failed.monitor;
+        let incident = monitor.open_incident.as_ref().unwrap();
+        assert_eq!(incident.handling.held_until, Some(utc(3, 0)));
+        assert_eq!(repeat_deadline(&monitor), Some(utc(3, 0)));
+        let quiet = |m: &MonitorEnv, now| quiet_until(&windows, m, now);
+        assert_eq!(
+            sweep_repeat(&monitor, &repeats, quiet(&monitor, utc(2, 59)), utc(2, 59)),
+            None
+        );
+        let released = sweep_repeat(&monitor, &repeats, quiet(&monitor, utc(3, 0)), utc(3, 0))
+            .expect("the window ended");
+        assert!(released.released && released.rules.is_empty());
+        let alert =
+            alerting::released_alert(&released.incident, &released.monitor, &links, utc(3, 0));
+        assert_eq!(alert.kind, AlertKind::MonitorFailed);
+        assert!(
+            alert.message.contains("this alert was held until now"),
+            "{}",
+            alert.message
+        );
+        let monitor = released.monitor;
+        // Once: from now on it repeats like any announced incident, and recovers announced.
+        assert_eq!(
+            monitor.open_incident.as_ref().unwrap().handling.held_until,
+            None
+        );
+        assert_eq!(repeat_deadline(&monitor), Some(utc(3, 30)));
+        let repeat = sweep_repeat(&monitor, &repeats, None, utc(3, 30)).unwrap();
+        assert!(!repeat.released);
+        assert_eq!(repeat.rules, ["oncall"]);
+        let recovered = process_checkin(
+            Some(repeat.monitor),
+            None,
+            checkin(&key, CheckInStatus::Ok),
+            utc(4, 0),
+        )
+        .unwrap();
+        assert!(matches!(
+            recovered.effects[..],
+            [Effect::IncidentResolved { notify: true, .. }]
+        ));
+
+        // Failed and recovered inside the window: nothing at all is announced.
+        let (other, key) = job("files-backup");
+        let failed = fail(other, &key, utc(1, 45));
+        assert!(matches!(
+            failed.effects[..],
+            [Effect::IncidentOpened { notify: false, .. }]
+        ));
+        let recovered = process_checkin(
+            Some(failed.monitor),
+            None,
+            checkin(&key, CheckInStatus::Ok),
+            utc(2, 30),
+        )
+        .unwrap();
+        assert!(matches!(
+            recovered.effects[..],
+            [Effect::IncidentResolved { notify: false, .. }]
+        ));
+        assert_eq!(repeat_deadline(&recovered.monitor), None);
+
+        // A job the window does not select is alerted at once inside it.
+        let (elsewhere, key) = job("report");
+        let failed = fail(elsewhere, &key, utc(1, 30));
+        assert!(matches!(
+            failed.effects[..],
+            [Effect::IncidentOpened { notify: true, .. }]
+        ));
+    }
+
+    #[test]
+    fn a_hold_moves_when_the_monitor_is_quiet_again_at_its_end_and_a_snooze_holds_too() {
+        let repeats = Repeats::of_rules(&[rule("oncall", Some(30))]);
+        let (mut monitor, key) = nightly();
+        monitor.snoozed_until = Some(at(1, 4, 0));
+        let mut t = process_checkin(
+            Some(monitor),
+            None,
+            checkin(&key, CheckInStatus::Error),
+            at(1, 3, 0),
+        )
+        .unwrap();
+        let quiet = crate::maintenance::quiet_until(&[], &t.monitor, at(1, 3, 0));
+        assert_eq!(quiet, Some(at(1, 4, 0)));
+        arm(&mut t, &repeats, quiet);
+        let mut monitor = t.monitor;
+        // Snoozed longer meanwhile: the hold follows.
+        monitor.snoozed_until = Some(at(1, 5, 0));
+        let moved = sweep_repeat(&monitor, &repeats, Some(at(1, 5, 0)), at(1, 4, 0)).unwrap();
+        assert!(!moved.released);
+        assert_eq!(repeat_deadline(&moved.monitor), Some(at(1, 5, 0)));
+        let released = sweep_repeat(&moved.monitor, &repeats, None, at(1, 5, 0)).unwrap();
+        assert!(released.released);
+        assert!(released.incident.notified);
     }
 }
