@@ -11,8 +11,10 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::engine::caps::{Caps, CapsConfig, Upsert};
+use crate::engine::maintenance::{self, Window};
 use crate::engine::probes::JsonExpectation;
 use crate::engine::{ConfigError as MonitorConfigError, ConfigPatch, MonitorConfig, MonitorKey};
+use crate::engine::{DEFAULT_TIMEZONE, Schedule, parse_timezone};
 
 /// Where the collector listens without `--listen` or `server.listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -144,6 +146,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[caps]` and the overrides in `[[projects]]` (Watchpost extension to §3.1).
     pub caps: CapsConfig,
+    /// `[[maintenance]]`: recurring windows in which incidents open without an alert.
+    pub maintenance: Vec<Window>,
 }
 
 /// `[limits]`: what one public project key may cost the collector — items per second per key
@@ -485,6 +489,19 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     caps: RawCaps,
+    #[serde(default)]
+    maintenance: Vec<RawMaintenance>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaintenance {
+    name: String,
+    start: String,
+    duration: RawDuration,
+    timezone: Option<String>,
+    project: Option<u64>,
+    slug: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -777,6 +794,17 @@ impl Validator<'_> {
             .map(|u| self.upstream(u))
             .transpose()?;
         let limits = limits(&raw.limits)?;
+        let maintenance = raw
+            .maintenance
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| maintenance(&format!("maintenance[{i}]"), m, &project_ids))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(
+            maintenance.iter().map(|w| w.name.as_str()),
+            "maintenance",
+            "maintenance window",
+        )?;
         Ok(Config {
             server,
             projects,
@@ -790,6 +818,7 @@ impl Validator<'_> {
             upstream,
             limits,
             caps,
+            maintenance,
         })
     }
 
@@ -1348,6 +1377,60 @@ fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
         threshold,
         window,
         repeat,
+    })
+}
+
+/// A `[[maintenance]]` window: a crontab start (the monitors' grammar), a duration of at most
+/// a week, a timezone, and which monitors (a defined project, a slug glob; none: all).
+fn maintenance(path: &str, raw: RawMaintenance, projects: &HashSet<u64>) -> Result<Window, Error> {
+    let start = Schedule::crontab(raw.start.trim())
+        .map_err(|e| Error::at(format!("{path}.start"), e.to_string()))?;
+    let duration = duration(
+        &format!("{path}.duration"),
+        &raw.duration,
+        Duration::from_secs(60),
+    )?;
+    if duration > maintenance::MAX_WINDOW {
+        return Err(Error::at(
+            format!("{path}.duration"),
+            format!(
+                "{} is too long; a window lasts at most a week",
+                raw.duration.0
+            ),
+        ));
+    }
+    let timezone = parse_timezone(raw.timezone.as_deref().unwrap_or(DEFAULT_TIMEZONE))
+        .map_err(|e| Error::at(format!("{path}.timezone"), e.to_string()))?;
+    if let Some(project) = raw.project
+        && !projects.contains(&project)
+    {
+        let mut known: Vec<_> = projects.iter().collect();
+        known.sort();
+        let known: Vec<String> = known.iter().map(|p| p.to_string()).collect();
+        return Err(Error::at(
+            format!("{path}.project"),
+            format!(
+                "project {project} is not defined; defined projects: {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    let slug = match raw.slug {
+        Some(glob) if glob.trim().is_empty() => {
+            return Err(Error::at(
+                format!("{path}.slug"),
+                "is empty; give a slug or a glob such as \"db-*\", or remove it to match every slug",
+            ));
+        }
+        other => other.map(|glob| glob.trim().to_owned()),
+    };
+    Ok(Window {
+        name: raw.name,
+        start,
+        timezone,
+        duration,
+        project: raw.project,
+        slug,
     })
 }
 

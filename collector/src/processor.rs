@@ -176,6 +176,8 @@ pub struct Patch {
     pub muted: Option<bool>,
     /// Disable or enable.
     pub disabled: Option<bool>,
+    /// Snooze for this long from now (`Some(None)`: end the snooze).
+    pub snooze: Option<Option<Duration>>,
 }
 
 /// Applies inputs to monitor environments and issues. See the module docs for the
@@ -764,6 +766,14 @@ impl Processor {
                 if let Some(muted) = patch.muted {
                     monitor.set_muted(muted);
                 }
+                if let Some(snooze) = patch.snooze {
+                    let until = snooze.and_then(|d| {
+                        chrono::TimeDelta::from_std(d)
+                            .ok()
+                            .and_then(|d| now.checked_add_signed(d))
+                    });
+                    crate::engine::maintenance::snooze(&mut monitor, until, now);
+                }
                 if let Some(disabled) = patch.disabled
                     && disabled != monitor.disabled
                 {
@@ -1053,7 +1063,7 @@ impl Pending {
     /// Takes in a monitor transition, planning its effects' alerts with the monitor as the
     /// transition left it.
     fn record(&mut self, mut transition: Transition, alerts: &Planner, now: DateTime<Utc>) {
-        alerts.arm_repeats(&mut transition);
+        alerts.arm_repeats(&mut transition, now);
         let outage = transition.outage.as_ref();
         for effect in &transition.effects {
             self.deliveries

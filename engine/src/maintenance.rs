@@ -87,6 +87,19 @@ pub fn quiet_until(
         .max()
 }
 
+/// Snoozes `monitor` until `until` (`None`: ends the snooze) at `now`. An alert held for the
+/// old snooze is then due no later than the new end (or now), when the sweeper releases it
+/// unless the monitor is still quiet.
+pub fn snooze(monitor: &mut MonitorEnv, until: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+    monitor.snoozed_until = until.filter(|until| *until > now);
+    let end = monitor.snoozed_until.unwrap_or(now);
+    if let Some(incident) = &mut monitor.open_incident
+        && let Some(held) = &mut incident.handling.held_until
+    {
+        *held = (*held).min(end);
+    }
+}
+
 /// Whether `text` matches `glob`: `*` matches any run of characters (also none), `?` exactly
 /// one, anything else itself.
 pub fn glob_matches(glob: &str, text: &str) -> bool {

@@ -16,6 +16,7 @@ use crate::ack::{AckKeys, LINK_TTL};
 use crate::config::Config;
 use crate::engine::alerting::{self, Alert, AlertKind, Links, Rule};
 use crate::engine::issues::{IssueEffect, SpikeRule};
+use crate::engine::maintenance::{self, Window};
 use crate::engine::oncall::{self, Repeat, Repeats};
 use crate::engine::probes::ProbeEffect;
 use crate::engine::{Effect, Incident, Issue, MonitorEnv, Outage, Transition};
@@ -27,6 +28,8 @@ pub struct Planner {
     rules: Vec<Rule>,
     spike_rules: Vec<SpikeRule>,
     repeats: Repeats,
+    /// `[[maintenance]]` windows: incidents opening inside one are held until its end.
+    windows: Vec<Window>,
     links: Links,
     /// Signs the acknowledge links of alerts about open incidents; none: no links.
     ack_keys: Option<Arc<AckKeys>>,
@@ -41,6 +44,7 @@ impl Planner {
             repeats: Repeats::of_rules(&rules),
             rules,
             spike_rules,
+            windows: Vec::new(),
             links,
             ack_keys: None,
             dispatcher: None,
@@ -59,21 +63,38 @@ impl Planner {
         self.ack_keys.as_deref()
     }
 
-    /// Sets the first repeat of the incidents `transition` opens (`engine::oncall::arm`).
-    /// Called before [`Planner::monitor`], so the state stored carries the deadline.
-    pub fn arm_repeats(&self, transition: &mut Transition) {
-        if !self.repeats.is_empty() {
-            oncall::arm(transition, &self.repeats);
-        }
+    /// Checks incidents against these `[[maintenance]]` windows: one that opens inside a
+    /// window is held until its end.
+    pub fn with_maintenance(mut self, windows: Vec<Window>) -> Planner {
+        self.windows = windows;
+        self
     }
 
-    /// What is due for a [`crate::engine::DeadlineKind::Repeat`] deadline of `monitor`.
+    /// Follows up the incidents `transition` opens (`engine::oncall::arm`): held while the
+    /// monitor is quiet (a window, a snooze), else their first repeat set. Called before
+    /// [`Planner::monitor`], so the state stored carries the deadline and the effect says
+    /// whether to announce.
+    pub fn arm_repeats(&self, transition: &mut Transition, now: DateTime<Utc>) {
+        let quiet = maintenance::quiet_until(&self.windows, &transition.monitor, now);
+        oncall::arm(transition, &self.repeats, quiet);
+    }
+
+    /// What is due for a [`crate::engine::DeadlineKind::Repeat`] deadline of `monitor`: a
+    /// repeat, or a held alert released.
     pub fn sweep_repeat(&self, monitor: &MonitorEnv, now: DateTime<Utc>) -> Option<Repeat> {
-        oncall::sweep_repeat(monitor, &self.repeats, now)
+        let quiet = maintenance::quiet_until(&self.windows, monitor, now);
+        oncall::sweep_repeat(monitor, &self.repeats, quiet, now)
     }
 
-    /// The deliveries of a repeat: its alert, through the rules whose interval came round.
+    /// The deliveries of a follow-up: a released alert through every rule, or a repeat
+    /// through the rules whose interval came round.
     pub fn repeat(&self, repeat: &Repeat, now: DateTime<Utc>) -> Vec<NewDelivery> {
+        if repeat.released {
+            let mut alert =
+                alerting::released_alert(&repeat.incident, &repeat.monitor, &self.links, now);
+            self.link(&mut alert, &repeat.incident, now);
+            return plan(&self.rules, &alert, None);
+        }
         if repeat.rules.is_empty() {
             return Vec::new();
         }
@@ -128,6 +149,7 @@ impl Planner {
             super::spike_rules_from_config(config),
             Links::new(public_url),
         )
+        .with_maintenance(config.maintenance.clone())
     }
 
     /// Wakes `dispatcher` after deliveries were made durable.

@@ -276,6 +276,7 @@ pub(super) async fn patch(
     };
     let muted = flag("muted")?;
     let disabled = flag("disabled")?;
+    let snooze = snooze_field(object.remove("snooze"))?;
     let config = ConfigPatch::from_json(&Value::Object(object)).map_err(|e| bad(e.to_string()))?;
     let monitors = state
         .processor
@@ -285,11 +286,34 @@ pub(super) async fn patch(
                 config,
                 muted,
                 disabled,
+                snooze,
             },
         )
         .await
         .map_err(api_error)?;
     Ok(monitors_response(StatusCode::OK, &monitors))
+}
+
+/// The longest snooze: 30 days (a longer quiet is what `muted` is for).
+const MAX_SNOOZE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// `"snooze"` of a `PATCH`: a duration from now (`"2h"`), or `false` to end the snooze.
+fn snooze_field(value: Option<Value>) -> Result<Option<Option<std::time::Duration>>, HttpError> {
+    let hint =
+        "snooze must be a duration such as \"2h\" (at most 30 days), or false to end the snooze";
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(false)) => Ok(Some(None)),
+        Some(Value::String(text)) => {
+            let duration = humantime::parse_duration(text.trim())
+                .map_err(|e| bad(format!("snooze `{text}` is not a duration ({e}); {hint}")))?;
+            if duration.is_zero() || duration > MAX_SNOOZE {
+                return Err(bad(format!("snooze `{text}` is out of range; {hint}")));
+            }
+            Ok(Some(Some(duration)))
+        }
+        Some(_) => Err(bad(hint)),
+    }
 }
 
 /// `DELETE /api/v1/monitors/{project}/{slug}?environment=`.

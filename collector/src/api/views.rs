@@ -29,6 +29,8 @@ pub struct MonitorView<'a> {
     next_checkin: Option<String>,
     next_checkin_latest: Option<String>,
     open_incident: Option<IncidentView<'a>>,
+    /// Snoozed until then (no alert for incidents opening before it), or `null`.
+    snoozed_until: Option<String>,
 }
 
 impl<'a> From<&'a MonitorEnv> for MonitorView<'a> {
@@ -50,6 +52,7 @@ impl<'a> From<&'a MonitorEnv> for MonitorView<'a> {
             next_checkin: m.next_checkin.map(rfc3339_millis),
             next_checkin_latest: m.next_checkin_latest.map(rfc3339_millis),
             open_incident: m.open_incident.as_ref().map(IncidentView::from),
+            snoozed_until: m.snoozed_until.map(rfc3339_millis),
         }
     }
 }

@@ -102,6 +102,16 @@ pub enum MonitorsCommand {
     Disable(MonitorRef),
     /// Accept check-ins again.
     Enable(MonitorRef),
+    /// Hold alerts for a while: incidents still open when it ends are alerted then.
+    Snooze {
+        #[command(flatten)]
+        monitor: MonitorRef,
+        /// How long, e.g. `2h` (at most 30 days).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+    },
+    /// End a snooze.
+    Unsnooze(MonitorRef),
     /// Delete the monitor with its history.
     Delete(MonitorRef),
 }
@@ -312,6 +322,10 @@ async fn monitors(client: &Client, json: bool, action: MonitorsCommand) -> Resul
         MonitorsCommand::Unmute(m) => (m, json!({ "muted": false }), "unmuted"),
         MonitorsCommand::Disable(m) => (m, json!({ "disabled": true }), "disabled"),
         MonitorsCommand::Enable(m) => (m, json!({ "disabled": false }), "enabled"),
+        MonitorsCommand::Snooze { monitor, duration } => {
+            (monitor, json!({ "snooze": duration }), "snoozed")
+        }
+        MonitorsCommand::Unsnooze(m) => (m, json!({ "snooze": false }), "unsnoozed"),
     };
     let mut body = patch;
     if let Some(env) = &monitor.environment {

@@ -482,6 +482,8 @@ fn notice(done: &str) -> Option<&'static str> {
         "unmute" => "Unmuted: alerts are sent again.",
         "disable" => "Disabled: check-ins are dropped and nothing is detected until enabled.",
         "enable" => "Enabled: the next check-in is expected from now on.",
+        "snooze1h" => "Snoozed for an hour: incidents still open when it ends are alerted then.",
+        "unsnooze" => "Unsnoozed: alerts are sent again.",
         _ => return None,
     })
 }
@@ -510,11 +512,13 @@ async fn monitor_action(
         "unmute" => patch.muted = Some(false),
         "disable" => patch.disabled = Some(true),
         "enable" => patch.disabled = Some(false),
+        "snooze1h" => patch.snooze = Some(Some(std::time::Duration::from_secs(3600))),
+        "unsnooze" => patch.snooze = Some(None),
         _ => {
             return Err(PageError::new(
                 StatusCode::BAD_REQUEST,
                 "Unknown action",
-                "The action must be mute, unmute, disable or enable.",
+                "The action must be mute, unmute, snooze1h, unsnooze, disable or enable.",
             )
             .for_viewer(&viewer));
         }

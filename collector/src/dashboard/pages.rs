@@ -407,6 +407,16 @@ pub(crate) fn monitor(viewer: &Viewer, page: &MonitorPage, now: DateTime<Utc>) -
                         form method="post" action=(action_url) {
                             input type="hidden" name="csrf" value=(viewer.csrf);
                             input type="hidden" name="environment" value=(m.key.environment);
+                            @if let Some(until) = m.snoozed_until.filter(|u| *u > now) {
+                                span.dim { "snoozed until " (at(until, now)) " " }
+                                button type="submit" name="action" value="unsnooze" { "Unsnooze" }
+                            } @else {
+                                button type="submit" name="action" value="snooze1h" { "Snooze 1 h" }
+                            }
+                        }
+                        form method="post" action=(action_url) {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            input type="hidden" name="environment" value=(m.key.environment);
                             @if m.disabled {
                                 button type="submit" name="action" value="enable" { "Enable" }
                             } @else {

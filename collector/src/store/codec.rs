@@ -33,7 +33,8 @@ use crate::engine::{
 pub(super) const COMPACT: u8 = 1;
 
 /// First byte of a monitor record in version 2: version 1 with the open incident's
-/// [`Handling`] (acknowledgement and repeats) after its other fields.
+/// [`Handling`] (acknowledgement, repeats, held alert) after its other fields, and the
+/// monitor's `snoozed_until` at the end.
 pub(super) const COMPACT_HANDLED: u8 = 2;
 
 /// Why a record could not be decoded.
@@ -60,6 +61,7 @@ fn encode_monitor_in(m: &MonitorEnv, format: u8) -> Vec<u8> {
         config,
         status,
         muted,
+        snoozed_until,
         disabled,
         last_checkin,
         last_ok,
@@ -88,6 +90,9 @@ fn encode_monitor_in(m: &MonitorEnv, format: u8) -> Vec<u8> {
         w.open_run(run);
     }
     w.u64(*seq);
+    if format >= COMPACT_HANDLED {
+        w.opt(snoozed_until, Writer::time);
+    }
     w.0
 }
 
@@ -133,6 +138,8 @@ pub(super) fn decode_monitor(bytes: &[u8]) -> Result<MonitorEnv, CodecError> {
         config: r.config()?,
         status: monitor_status(r.u8()?)?,
         muted: r.bool()?,
+        // Read at the end of a format 2 record (below).
+        snoozed_until: None,
         disabled: r.bool()?,
         last_checkin: r.opt(Reader::time)?,
         last_ok: r.opt(Reader::time)?,
@@ -145,6 +152,14 @@ pub(super) fn decode_monitor(bytes: &[u8]) -> Result<MonitorEnv, CodecError> {
             (0..n).map(|_| r.open_run()).collect::<Result<_, _>>()?
         },
         seq: r.u64()?,
+    };
+    let monitor = MonitorEnv {
+        snoozed_until: if version >= COMPACT_HANDLED {
+            r.opt(Reader::time)?
+        } else {
+            None
+        },
+        ..monitor
     };
     r.end()?;
     Ok(monitor)
@@ -328,6 +343,7 @@ impl Writer {
             acknowledged,
             next_repeat,
             repeats,
+            held_until,
         } = handling;
         self.opt(acknowledged, |w, ack| {
             w.str(&ack.by);
@@ -335,6 +351,7 @@ impl Writer {
         });
         self.opt(next_repeat, Writer::time);
         self.u32(*repeats);
+        self.opt(held_until, Writer::time);
     }
 
     fn streak(&mut self, streak: &Streak) {
@@ -516,6 +533,7 @@ impl Reader<'_> {
                     })?,
                     next_repeat: self.opt(Reader::time)?,
                     repeats: self.u32()?,
+                    held_until: self.opt(Reader::time)?,
                 }
             } else {
                 Handling::default()
@@ -659,6 +677,7 @@ mod tests {
             config,
             status: MonitorStatus::Error,
             muted: true,
+            snoozed_until: Some(at(15, 15)),
             disabled: false,
             last_checkin: Some(at(1, 1)),
             last_ok: Some(at(2, 999_999_999)),
@@ -683,6 +702,7 @@ mod tests {
                     }),
                     next_repeat: Some(at(6, 2)),
                     repeats: 3,
+                    held_until: Some(at(6, 3)),
                 },
             }),
             streak: Streak {
@@ -805,6 +825,7 @@ mod tests {
             if let Some(incident) = &mut m.open_incident {
                 incident.handling = Handling::default();
             }
+            m.snoozed_until = None;
             assert_eq!(decode_monitor(&old).unwrap(), m);
             assert_eq!(encode_monitor(&m)[0], COMPACT_HANDLED);
         }
