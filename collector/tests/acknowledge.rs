@@ -152,10 +152,29 @@ fn the_link_shows_a_page_on_get_and_acknowledges_once_on_post_which_stops_the_re
     assert!(nameless.text().unwrap().contains("give a name"));
     assert_eq!(open_incident(&collector)["acknowledged"], Value::Null);
 
-    // The form's POST acknowledges.
-    let done = submit(&browser, &link, "alice");
+    // A snooze the page does not offer is refused before anything is written.
+    let odd = browser
+        .post(&link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("by=alice&snooze=1y")
+        .send()
+        .unwrap();
+    assert_eq!(odd.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(open_incident(&collector)["acknowledged"], Value::Null);
+
+    // The form's POST acknowledges (and, as asked, snoozes the monitor for an hour).
+    let done = browser
+        .post(&link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("by=alice&snooze=1h")
+        .send()
+        .unwrap();
     assert_eq!(done.status(), StatusCode::OK);
-    assert!(done.text().unwrap().contains("Acknowledged by alice"));
+    let page = done.text().unwrap();
+    assert!(page.contains("Acknowledged by alice"), "{page}");
+    assert!(page.contains("snoozed for 1h"), "{page}");
+    let monitor = collector.monitor("nightly-backup");
+    assert!(monitor[0]["snoozed_until"].is_string(), "{monitor:?}");
     let incident = open_incident(&collector);
     assert_eq!(incident["acknowledged"]["by"], "alice");
     assert_eq!(incident["next_repeat"], Value::Null);

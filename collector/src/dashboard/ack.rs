@@ -18,7 +18,7 @@ use crate::ack::{LinkError, refusal_status};
 use crate::engine::alerting::when;
 use crate::engine::oncall::MAX_ACK_NAME;
 use crate::engine::{Incident, IncidentKind};
-use crate::processor::ProcessError;
+use crate::processor::{Patch, ProcessError, Target};
 use crate::server::AppState;
 
 /// The confirmation form.
@@ -27,7 +27,13 @@ pub(super) struct AckForm {
     /// Who acknowledges.
     #[serde(default)]
     by: String,
+    /// Also snooze the monitor: one of [`SNOOZES`] by name; empty: no.
+    #[serde(default)]
+    snooze: String,
 }
+
+/// What the page offers to snooze the monitor for, with the acknowledgement.
+const SNOOZES: [(&str, u64); 3] = [("1h", 3600), ("4h", 4 * 3600), ("24h", 24 * 3600)];
 
 /// `GET /ack/{token}`: what the link acknowledges, and the button that does it.
 pub(super) async fn confirm_page(
@@ -76,8 +82,41 @@ pub(super) async fn acknowledge(
         Ok(id) => id,
         Err(refused) => return refused.into_response(),
     };
+    // Checked before anything is written: a bad choice changes nothing.
+    let snooze = match form.snooze.as_str() {
+        "" => None,
+        name => match SNOOZES.iter().find(|(n, _)| *n == name) {
+            Some((_, secs)) => Some(std::time::Duration::from_secs(*secs)),
+            None => {
+                return refusal(
+                    StatusCode::BAD_REQUEST,
+                    "Not acknowledged",
+                    "Snooze for 1h, 4h or 24h, or leave it unset.",
+                );
+            }
+        },
+    };
     match state.processor.acknowledge(id, &form.by).await {
-        Ok(incident) => done(&incident),
+        Ok(incident) => match snooze {
+            None => done(&incident, None),
+            Some(duration) => {
+                let patch = Patch {
+                    snooze: Some(Some(duration)),
+                    ..Patch::default()
+                };
+                let key = incident.key.clone();
+                match state.processor.patch(Target::One(key), patch).await {
+                    Ok(_) => done(&incident, Some(&form.snooze)),
+                    Err(error) => refusal(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Acknowledged, not snoozed",
+                        &format!(
+                            "The incident is acknowledged, but the monitor could not be snoozed: {error}; snooze it on the dashboard."
+                        ),
+                    ),
+                }
+            }
+        },
         Err(ProcessError::Acknowledge(refused)) => {
             let (status, _) = refusal_status(&refused);
             refusal(status, "Not acknowledged", &refused.to_string())
@@ -144,12 +183,17 @@ fn form(incident: &Incident, token: &str) -> Markup {
         form method="post" action=(format!("/ack/{token}")) {
             label for="by" { "Your name" }
             input #by type="text" name="by" required maxlength=(MAX_ACK_NAME) autofocus;
+            label for="snooze" { "Also snooze the monitor (hold its new alerts)" }
+            select #snooze name="snooze" {
+                option value="" selected { "no" }
+                @for (name, _) in SNOOZES { option value=(name) { "for " (name) } }
+            }
             button type="submit" { "Acknowledge" }
         }
     }
 }
 
-fn done(incident: &Incident) -> Response {
+fn done(incident: &Incident, snoozed: Option<&str>) -> Response {
     let (by, at) = incident
         .handling
         .acknowledged
@@ -165,6 +209,9 @@ fn done(incident: &Incident) -> Response {
                 "Acknowledged by " (by) " at " (when(at)) ". The alert about "
                 (incident.key.slug) " (" (incident.key.environment) ") is no longer repeated; "
                 "the recovery will say who acknowledged it."
+            }
+            @if let Some(snoozed) = snoozed {
+                p { "The monitor is snoozed for " (snoozed) "." }
             }
         },
     )
