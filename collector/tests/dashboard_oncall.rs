@@ -71,7 +71,10 @@ fn the_acknowledge_and_snooze_buttons_need_the_session_token_and_show_what_they_
     let collector = Collector::start(None);
     let config = json!({"schedule": {"type": "interval", "value": 1, "unit": "hour"},
                         "failure_issue_threshold": 1});
-    let body = envelope(&[("check_in", &checkin("db-backup", "error", None, Some(config)))]);
+    let body = envelope(&[(
+        "check_in",
+        &checkin("db-backup", "error", None, Some(config)),
+    )]);
     assert_eq!(collector.post_envelope(body).0, StatusCode::OK);
     let id = collector.api_get("/api/v1/incidents?open=true")[0]["id"]
         .as_str()
@@ -91,7 +94,12 @@ fn the_acknowledge_and_snooze_buttons_need_the_session_token_and_show_what_they_
         &[("csrf", &"0".repeat(64)), ("by", "mallory")],
     );
     assert_eq!(forged, StatusCode::FORBIDDEN);
-    let nameless = post(&collector, &action, &cookie, &[("csrf", &token), ("by", "")]);
+    let nameless = post(
+        &collector,
+        &action,
+        &cookie,
+        &[("csrf", &token), ("by", "")],
+    );
     assert_eq!(nameless, StatusCode::BAD_REQUEST);
     let open = collector.api_get("/api/v1/incidents?open=true");
     assert_eq!(open[0]["acknowledged"], serde_json::Value::Null);
@@ -110,12 +118,17 @@ fn the_acknowledge_and_snooze_buttons_need_the_session_token_and_show_what_they_
     let incidents = page(&collector, "/incidents", &cookie);
     assert!(incidents.contains("erin"));
     assert!(!incidents.contains(&action), "no button once acknowledged");
-    let again = post(&collector, &action, &cookie, &[("csrf", &token), ("by", "erin")]);
+    let again = post(
+        &collector,
+        &action,
+        &cookie,
+        &[("csrf", &token), ("by", "erin")],
+    );
     assert_eq!(again, StatusCode::CONFLICT);
 
     // Snooze for an hour from the monitor's page, then end it.
     let monitor_page = "/monitors/1/db-backup";
-    let form = |action: &str| {
+    let form = |action: &'static str| {
         [
             ("csrf", token.as_str()),
             ("action", action),
