@@ -69,6 +69,7 @@ fn incident(n: u64) -> Incident {
         resolving_checkin: None,
         failures: FailureCounts::default(),
         notified: true,
+        handling: Default::default(),
     }
 }
 

@@ -14,8 +14,10 @@ use crate::alert::template::{Markup, Template};
 use crate::engine::alerting;
 use crate::engine::caps::{Caps, CapsConfig, Upsert};
 use crate::engine::issues::SpikeRule;
+use crate::engine::maintenance::{self, Window};
 use crate::engine::probes::JsonExpectation;
 use crate::engine::{ConfigError as MonitorConfigError, ConfigPatch, MonitorConfig, MonitorKey};
+use crate::engine::{DEFAULT_TIMEZONE, Schedule, parse_timezone};
 
 /// Where the collector listens without `--listen` or `server.listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -152,6 +154,8 @@ pub struct Config {
     pub caps: CapsConfig,
     /// `[store]`: how the embedded database is tuned.
     pub store: StoreConfig,
+    /// `[[maintenance]]`: recurring windows in which incidents open without an alert.
+    pub maintenance: Vec<Window>,
 }
 
 /// `[store]`.
@@ -587,12 +591,25 @@ struct RawConfig {
     caps: RawCaps,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    maintenance: Vec<RawMaintenance>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
     cache_size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaintenance {
+    name: String,
+    start: String,
+    duration: RawDuration,
+    timezone: Option<String>,
+    project: Option<u64>,
+    slug: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -728,6 +745,7 @@ struct RawRule {
     channels: Vec<String>,
     threshold: Option<u64>,
     window: Option<RawDuration>,
+    repeat: Option<RawDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -860,6 +878,7 @@ impl Validator<'_> {
                 Duration::ZERO,
             )?,
         };
+        repeats_outlast_dedup(&rules, alerts.dedup_window)?;
         let project_ids: HashSet<u64> = if projects.is_empty() {
             HashSet::from([1])
         } else {
@@ -949,6 +968,17 @@ impl Validator<'_> {
                 1 << 20..=16 << 30,
             )? as u64,
         };
+        let maintenance = raw
+            .maintenance
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| maintenance(&format!("maintenance[{i}]"), m, &project_ids))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(
+            maintenance.iter().map(|w| w.name.as_str()),
+            "maintenance",
+            "maintenance window",
+        )?;
         Ok(Config {
             server,
             projects,
@@ -963,6 +993,7 @@ impl Validator<'_> {
             limits,
             caps,
             store,
+            maintenance,
         })
     }
 
@@ -1695,6 +1726,20 @@ fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
         }
         (None, false) => None,
     };
+    let repeat = match (raw.repeat, on.contains(&AlertKind::MonitorFailed)) {
+        (Some(r), true) => Some(duration(
+            &format!("{path}.repeat"),
+            &r,
+            Duration::from_secs(1),
+        )?),
+        (Some(_), false) => {
+            return Err(Error::at(
+                format!("{path}.repeat"),
+                "repeats a monitor's failure alert; add \"monitor.failed\" to `on` or remove it",
+            ));
+        }
+        (None, _) => None,
+    };
     let spike = match (threshold, window) {
         (Some(threshold), Some(window)) => Some(SpikeRule {
             name: name.clone(),
@@ -1708,9 +1753,84 @@ fn rule(path: &str, raw: RawRule, channels: &[Channel]) -> Result<Rule, Error> {
             name,
             on,
             channels: raw.channels,
+            repeat,
         },
         spike,
     })
+}
+
+/// A `[[maintenance]]` window: a crontab start (the monitors' grammar), a duration of at most
+/// a week, a timezone, and which monitors (a defined project, a slug glob; none: all).
+fn maintenance(path: &str, raw: RawMaintenance, projects: &HashSet<u64>) -> Result<Window, Error> {
+    let start = Schedule::crontab(raw.start.trim())
+        .map_err(|e| Error::at(format!("{path}.start"), e.to_string()))?;
+    let duration = duration(
+        &format!("{path}.duration"),
+        &raw.duration,
+        Duration::from_secs(60),
+    )?;
+    if duration > maintenance::MAX_WINDOW {
+        return Err(Error::at(
+            format!("{path}.duration"),
+            format!(
+                "{} is too long; a window lasts at most a week",
+                raw.duration.0
+            ),
+        ));
+    }
+    let timezone = parse_timezone(raw.timezone.as_deref().unwrap_or(DEFAULT_TIMEZONE))
+        .map_err(|e| Error::at(format!("{path}.timezone"), e.to_string()))?;
+    if let Some(project) = raw.project
+        && !projects.contains(&project)
+    {
+        let mut known: Vec<_> = projects.iter().collect();
+        known.sort();
+        let known: Vec<String> = known.iter().map(|p| p.to_string()).collect();
+        return Err(Error::at(
+            format!("{path}.project"),
+            format!(
+                "project {project} is not defined; defined projects: {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    let slug = match raw.slug {
+        Some(glob) if glob.trim().is_empty() => {
+            return Err(Error::at(
+                format!("{path}.slug"),
+                "is empty; give a slug or a glob such as \"db-*\", or remove it to match every slug",
+            ));
+        }
+        other => other.map(|glob| glob.trim().to_owned()),
+    };
+    Ok(Window {
+        name: raw.name,
+        start,
+        timezone,
+        duration,
+        project: raw.project,
+        slug,
+    })
+}
+
+/// A repeat within the dedup window would be held back as a duplicate of the alert before it
+/// (`engine::alerting::Deduper`): refuse it where the person can fix it.
+fn repeats_outlast_dedup(rules: &[Rule], dedup_window: Duration) -> Result<(), Error> {
+    for (i, rule) in rules.iter().enumerate() {
+        if let Some(repeat) = rule.route.repeat
+            && repeat < dedup_window
+        {
+            return Err(Error::at(
+                format!("rules[{i}].repeat"),
+                format!(
+                    "{} is shorter than [alerts] dedup_window ({}), which would hold every repeat back as a duplicate; repeat less often or shorten dedup_window",
+                    humantime::format_duration(repeat),
+                    humantime::format_duration(dedup_window)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `[[monitors]]` entries are validated by the engine's own config parser, so the file, the API
@@ -2288,6 +2408,9 @@ interval = "60s"
             ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = [\"issue.spike\"]\nchannels = [\"a\"]\nthreshold = 5\nwindow = \"soon\"\n".into(), "rules[0].window: `soon` is not a duration"),
             ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = [\"probe.up\"]\nchannels = [\"a\"]\nthreshold = 5\n".into(), "rules[0].threshold: only applies to issue.spike"),
             ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = []\nchannels = [\"a\"]\n".into(), "rules[0].on: needs at least one alert kind"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = [\"probe.down\"]\nchannels = [\"a\"]\nrepeat = \"30m\"\n".into(), "rules[0].repeat: repeats a monitor's failure alert; add \"monitor.failed\" to `on`"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = [\"monitor.failed\"]\nchannels = [\"a\"]\nrepeat = \"1m\"\n".into(), "rules[0].repeat: 1m is shorter than [alerts] dedup_window (5m)"),
+            ("[[channels]]\nname = \"a\"\ntype = \"log\"\n[[rules]]\nname = \"r\"\non = [\"monitor.failed\"]\nchannels = [\"a\"]\nrepeat = \"often\"\n".into(), "rules[0].repeat: `often` is not a duration"),
             ("[alerts]\ndedup_window = 5\n".into(), "alerts.dedup_window: invalid type: integer `5`, expected a duration string"),
             ("[alerts]\ndedup_window = \"5 parsecs\"\n".into(), "alerts.dedup_window: `5 parsecs` is not a duration"),
             ("[[monitors]]\nproject = 1\nslug = \"job\"\nschedule = \"61 * * * *\"\n".into(), "monitors[0].schedule: schedule `61 * * * *` is not a valid crontab expression"),

@@ -9,6 +9,7 @@
 /// them to no I/O; re-exported under the old path so `crate::engine::...` keeps working.
 pub use watchpost_engine as engine;
 
+pub mod ack;
 pub mod alert;
 pub mod api;
 pub mod app;

@@ -43,10 +43,11 @@ use crate::config::{MonitorSpec, Retention};
 use crate::deadlines::Deadlines;
 use crate::engine::caps::{ConfigVerdict, OVERFLOW_FINGERPRINT, Origin, Refused, config_verdict};
 use crate::engine::issues::{event_issue_id, issue_id, process_event, set_status};
+use crate::engine::oncall::{self, AckRefusal};
 use crate::engine::{
     CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind, Effect,
-    Issue, IssueStatus, MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition,
-    process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
+    Incident, IncidentKind, Issue, IssueStatus, MonitorConfig, MonitorEnv, MonitorKey, Rejection,
+    Transition, process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
 };
 use crate::liveness::Liveness;
 use crate::store::{LogEntry, MetaWrite, Prune, RawEvent, Seq, Store, StoreError, WriteSet};
@@ -90,6 +91,9 @@ pub enum ProcessError {
     /// The write did not become durable in time; it may or may not survive a crash.
     #[error("the write was not confirmed durable within {0:?}")]
     NotDurable(Duration),
+    /// An acknowledgement changed nothing: already acknowledged, resolved, a probe's, no name.
+    #[error(transparent)]
+    Acknowledge(#[from] AckRefusal),
 }
 
 /// Check-ins and events from one request, applied all or nothing.
@@ -145,6 +149,8 @@ pub struct SweepReport {
     /// Deadlines near an outage of the collector given a grace (`unknown` slots recorded, a
     /// run's timeout moved).
     pub deferred: u64,
+    /// Open incidents whose alert was sent again (`repeat`).
+    pub repeats: u64,
 }
 
 /// Which environments an API edit applies to.
@@ -170,6 +176,8 @@ pub struct Patch {
     pub muted: Option<bool>,
     /// Disable or enable.
     pub disabled: Option<bool>,
+    /// Snooze for this long from now (`Some(None)`: end the snooze).
+    pub snooze: Option<Option<Duration>>,
 }
 
 /// Applies inputs to monitor environments and issues. See the module docs for the
@@ -224,6 +232,11 @@ impl Processor {
         self.refusals = Arc::new(RefusalLog::load(&self.store, Utc::now())?);
         self.caps = caps;
         Ok(self)
+    }
+
+    /// The key acknowledge links are signed with, to check the ones that come back.
+    pub fn ack_keys(&self) -> Option<&crate::ack::AckKeys> {
+        self.alerts.ack_keys()
     }
 
     /// The refusal log, for the API, the dashboard and `/metrics`.
@@ -514,6 +527,47 @@ impl Processor {
         Ok(true)
     }
 
+    /// Acknowledges the open incident `id` as `by`: its repeats stop, and `monitor.acknowledged`
+    /// goes out in the same write. Returns the incident as acknowledged, once durable.
+    pub async fn acknowledge(&self, id: Uuid, by: &str) -> Result<Incident, ProcessError> {
+        let Some(found) = self.store.open_incident(id)? else {
+            return Err(AckRefusal::NotOpen(id).into());
+        };
+        if found.kind == IncidentKind::Probe {
+            return Err(AckRefusal::Probe(id).into());
+        }
+        let key = found.key;
+        let (seq, incident, deliveries) = {
+            let _guard = self.locks.lock(&key).await;
+            let now = Utc::now();
+            let Some(monitor) = self.store.monitor(&key)? else {
+                return Err(AckRefusal::NotOpen(id).into());
+            };
+            let (monitor, incident) = oncall::acknowledge(&monitor, id, by, now)?;
+            let deliveries = self.alerts.acknowledged(&incident, &monitor, now);
+            let mut writes = WriteSet {
+                monitors: vec![monitor],
+                deliveries,
+                ..WriteSet::default()
+            };
+            let seq = self.apply(&mut writes, now).await?;
+            (seq, incident, !writes.deliveries.is_empty())
+        };
+        self.durable(seq).await?;
+        if deliveries {
+            self.alerts.wake();
+        }
+        tracing::info!(
+            kind = "monitor.acknowledged",
+            project = key.project,
+            slug = %key.slug,
+            environment = %key.environment,
+            by = %by,
+            "incident acknowledged"
+        );
+        Ok(incident)
+    }
+
     /// Runs the missed and timeout sweeps for deadlines the index found due, up to
     /// `SWEEP_BATCH` deadlines per write set. The deadlines of a batch that fails are put
     /// back; the first error is returned after the other batches were tried.
@@ -532,6 +586,7 @@ impl Processor {
                     report.missed += swept.report.missed;
                     report.timeouts += swept.report.timeouts;
                     report.deferred += swept.report.deferred;
+                    report.repeats += swept.report.repeats;
                     last_seq = swept.seq.or(last_seq);
                     alerted |= swept.alerted;
                 }
@@ -575,6 +630,17 @@ impl Processor {
                 DeadlineKind::Timeout(id) => self
                     .run_checkin_for_timeout(&pending, &monitor, id)
                     .and_then(|checkin| sweep_timeout(&monitor, &checkin, now, &outages)),
+                DeadlineKind::Repeat => {
+                    match self.alerts.sweep_repeat(&monitor, now) {
+                        Some(repeat) => {
+                            let deliveries = self.alerts.repeat(&repeat, now);
+                            report.repeats += u64::from(!deliveries.is_empty());
+                            pending.record_change(repeat.monitor, deliveries);
+                        }
+                        None => self.deadlines.upsert_for(&monitor),
+                    }
+                    continue;
+                }
             };
             let Some(transition) = transition else {
                 // Not due after all (a check-in moved it): restore the monitor's real deadlines.
@@ -706,6 +772,14 @@ impl Processor {
                 }
                 if let Some(muted) = patch.muted {
                     monitor.set_muted(muted);
+                }
+                if let Some(snooze) = patch.snooze {
+                    let until = snooze.and_then(|d| {
+                        chrono::TimeDelta::from_std(d)
+                            .ok()
+                            .and_then(|d| now.checked_add_signed(d))
+                    });
+                    crate::engine::maintenance::snooze(&mut monitor, until, now);
                 }
                 if let Some(disabled) = patch.disabled
                     && disabled != monitor.disabled
@@ -1010,7 +1084,8 @@ struct Pending {
 impl Pending {
     /// Takes in a monitor transition, planning its effects' alerts with the monitor as the
     /// transition left it.
-    fn record(&mut self, transition: Transition, alerts: &Planner, now: DateTime<Utc>) {
+    fn record(&mut self, mut transition: Transition, alerts: &Planner, now: DateTime<Utc>) {
+        alerts.arm_repeats(&mut transition, now);
         let outage = transition.outage.as_ref();
         for effect in &transition.effects {
             self.deliveries
@@ -1028,6 +1103,17 @@ impl Pending {
             }
         }
         self.effects.extend(transition.effects);
+    }
+
+    /// Takes in a change of a monitor's state that records no check-in (a repeat), with the
+    /// deliveries it causes.
+    fn record_change(&mut self, monitor: MonitorEnv, deliveries: Vec<NewDelivery>) {
+        let key = monitor.key.clone();
+        if !self.changed_monitors.contains(&key) {
+            self.changed_monitors.push(key.clone());
+        }
+        self.monitors.insert(key, Some(monitor));
+        self.deliveries.extend(deliveries);
     }
 
     fn into_writes(mut self) -> WriteSet {

@@ -14,6 +14,7 @@ use axum::Router;
 use rand::Rng;
 use tokio::sync::watch;
 
+use crate::ack::AckKeys;
 use crate::alert::{
     self, Channel, ChannelError, ChannelOptions, DispatchOptions, Dispatcher, MeteredOutbox,
     Planner,
@@ -41,6 +42,9 @@ pub enum ServerError {
     /// The dashboard's badge secret could not be read or created.
     #[error("dashboard: {0}")]
     Dashboard(std::io::Error),
+    /// The secret acknowledge links are signed with could not be read or created.
+    #[error("acknowledge links: {0}")]
+    AckSecret(std::io::Error),
     /// The data dir could not be created.
     #[error("cannot create data dir {path}: {source}")]
     DataDir {
@@ -190,8 +194,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         },
     );
     let links_base = public_base(config.server.public_url.as_deref(), addr);
-    let planner =
-        Arc::new(Planner::from_config(&config, links_base.as_str()).waking(dispatcher.handle()));
+    let ack_keys = AckKeys::load_or_create(&data_dir).map_err(ServerError::AckSecret)?;
+    let planner = Arc::new(
+        Planner::from_config(&config, links_base.as_str())
+            .with_ack_links(Arc::new(ack_keys))
+            .waking(dispatcher.handle()),
+    );
     // Deliveries left pending by the last run go out as soon as this starts.
     let dispatcher = tokio::spawn({
         let heartbeat = Arc::clone(&dispatcher_heartbeat);

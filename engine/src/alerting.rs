@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use watchpost_protocol::Level;
 
 use super::issues::{Issue, IssueEffect};
-use super::model::{Effect, Incident, IncidentReason, MonitorEnv, MonitorKey, MonitorStatus};
+use super::model::{
+    Acknowledgement, Effect, Incident, IncidentReason, MonitorEnv, MonitorKey, MonitorStatus,
+};
 use super::outage::Outage;
 pub use super::outage::when;
 use super::probes::ProbeNotice;
@@ -65,6 +67,9 @@ pub enum AlertKind {
     /// An uptime probe is up again.
     #[serde(rename = "probe.up")]
     ProbeUp,
+    /// Someone acknowledged a monitor environment's open incident: its repeats stop.
+    #[serde(rename = "monitor.acknowledged")]
+    MonitorAcknowledged,
 }
 
 /// How urgent an alert is.
@@ -116,6 +121,30 @@ pub struct Alert {
     /// `"monitor": {...}`, `"issue": {...}` or `"probe": {...}`.
     #[serde(flatten)]
     pub subject: Subject,
+    /// The incident a monitor alert is about: its id, whether it was acknowledged, which
+    /// repeat this is. Absent for issues and probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<AlertIncident>,
+    /// The one-click acknowledge link (signed, expiring; it opens a confirmation page), on
+    /// alerts about an incident still open and not acknowledged. Added by the collector,
+    /// which holds the signing key; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledge_url: Option<String>,
+}
+
+/// `incident` of a monitor alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertIncident {
+    /// The incident's id (32 hex digits), as the API lists it and
+    /// `/api/v1/incidents/{id}/ack` takes it.
+    pub id: String,
+    /// When it opened.
+    #[serde(with = "rfc3339")]
+    pub opened_at: DateTime<Utc>,
+    /// Who acknowledged it and when, once someone did.
+    pub acknowledged: Option<Acknowledgement>,
+    /// `0` for the first alert, `n` for the n-th repeat.
+    pub repeat: u32,
 }
 
 /// The subject of an alert; serialized as one field named after the source.
@@ -203,6 +232,9 @@ pub struct Rule {
     pub on: Vec<AlertKind>,
     /// Channel names.
     pub channels: Vec<String>,
+    /// `repeat`: while a monitor incident it announced is open and not acknowledged, its
+    /// `monitor.failed` is sent again at this interval (see [`super::oncall`]).
+    pub repeat: Option<Duration>,
 }
 
 /// One delivery an alert needs: to `channel`, because of `rule`.
@@ -305,9 +337,10 @@ struct SubjectState {
 
 impl AlertKind {
     /// Every kind, in documentation order.
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 8] = [
         AlertKind::MonitorFailed,
         AlertKind::MonitorRecovered,
+        AlertKind::MonitorAcknowledged,
         AlertKind::IssueFirstSeen,
         AlertKind::IssueRegressed,
         AlertKind::IssueSpike,
@@ -320,6 +353,7 @@ impl AlertKind {
         match self {
             AlertKind::MonitorFailed => "monitor.failed",
             AlertKind::MonitorRecovered => "monitor.recovered",
+            AlertKind::MonitorAcknowledged => "monitor.acknowledged",
             AlertKind::IssueFirstSeen => "issue.first_seen",
             AlertKind::IssueRegressed => "issue.regressed",
             AlertKind::IssueSpike => "issue.spike",
@@ -336,7 +370,9 @@ impl AlertKind {
     /// The source of alerts of this kind.
     pub fn source(self) -> Source {
         match self {
-            AlertKind::MonitorFailed | AlertKind::MonitorRecovered => Source::Monitor,
+            AlertKind::MonitorFailed
+            | AlertKind::MonitorRecovered
+            | AlertKind::MonitorAcknowledged => Source::Monitor,
             AlertKind::IssueFirstSeen | AlertKind::IssueRegressed | AlertKind::IssueSpike => {
                 Source::Issue
             }
@@ -442,6 +478,11 @@ impl Links {
     pub fn probe(&self, name: &str) -> String {
         format!("{}/probes/{}", self.base, percent_encode(name))
     }
+
+    /// The acknowledge page of a signed token (the collector signs it).
+    pub fn acknowledge(&self, token: &str) -> String {
+        format!("{}/ack/{}", self.base, percent_encode(token))
+    }
 }
 
 /// The alert for an engine effect, or `None` when it must not be announced (`notify: false`:
@@ -495,16 +536,152 @@ pub fn monitor_alert(
             Severity::Info,
             format!("{name} recovered"),
             format!(
-                "Back to ok after {} of failure (since {}: {}). Project {}.",
+                "Back to ok after {} of failure (since {}: {}). Project {}.{}",
                 human_delta(failing_for(incident, now)),
                 when(incident.starting_timestamp),
                 lowercase_first(&incident.summary()),
-                key.project
+                key.project,
+                acknowledged_note(incident)
             ),
             MonitorStatus::Ok,
         )
     };
-    Some(Alert {
+    Some(monitor_alert_of(
+        kind,
+        (severity, title, message, status),
+        incident,
+        monitor,
+        outage.copied().filter(|_| kind == AlertKind::MonitorFailed),
+        links,
+        now,
+    ))
+}
+
+/// The alert that repeats an open incident's `monitor.failed` (its `repeats`-th repeat, as
+/// [`super::oncall::sweep_repeat`] left it): how long it has been failing, and that
+/// acknowledging stops the repeats.
+pub fn repeat_alert(
+    incident: &Incident,
+    monitor: &MonitorEnv,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let key = &incident.key;
+    let message = format!(
+        "Still failing after {} (since {}): {}. Repeat {} of this alert; acknowledge the incident to stop the repeats. Project {}.",
+        human_delta(failing_for(incident, now)),
+        when(incident.starting_timestamp),
+        lowercase_first(&incident.summary()),
+        incident.handling.repeats,
+        key.project
+    );
+    monitor_alert_of(
+        AlertKind::MonitorFailed,
+        (
+            Severity::Critical,
+            format!(
+                "Monitor {} ({}) is still failing",
+                key.slug, key.environment
+            ),
+            message,
+            MonitorStatus::Error,
+        ),
+        incident,
+        monitor,
+        None,
+        links,
+        now,
+    )
+}
+
+/// The `monitor.failed` of an incident whose alert was held while its monitor was quiet (a
+/// maintenance window, a snooze) and is still open now that the quiet time ended: the usual
+/// failure alert, saying it was held.
+pub fn released_alert(
+    incident: &Incident,
+    monitor: &MonitorEnv,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let effect = Effect::IncidentOpened {
+        incident: incident.clone(),
+        notify: true,
+    };
+    let mut alert = monitor_alert(&effect, monitor, None, links, now)
+        .expect("an announced opening has an alert");
+    alert.message = format!(
+        "{} It opened {} while the monitor was in a maintenance window or snoozed; this alert was held until now.",
+        alert.message,
+        when(incident.opened_at)
+    );
+    alert
+}
+
+/// The `monitor.acknowledged` alert: who said they are on it, and when.
+pub fn acknowledged_alert(
+    incident: &Incident,
+    monitor: &MonitorEnv,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let key = &incident.key;
+    let who = incident
+        .handling
+        .acknowledged
+        .as_ref()
+        .map_or_else(|| "someone".to_owned(), |ack| ack.by.clone());
+    let message = format!(
+        "{who} acknowledged it {}; failing for {} (since {}): {}. Repeats of this alert stop. Project {}.",
+        when(now),
+        human_delta(failing_for(incident, now)),
+        when(incident.starting_timestamp),
+        lowercase_first(&incident.summary()),
+        key.project
+    );
+    monitor_alert_of(
+        AlertKind::MonitorAcknowledged,
+        (
+            Severity::Warning,
+            format!(
+                "Monitor {} ({}) acknowledged by {who}",
+                key.slug, key.environment
+            ),
+            message,
+            MonitorStatus::Error,
+        ),
+        incident,
+        monitor,
+        None,
+        links,
+        now,
+    )
+}
+
+/// `" Acknowledged by alice 2026-05-01 04:05 UTC."` when someone acknowledged the incident,
+/// else nothing: the recovery tells who was on it.
+fn acknowledged_note(incident: &Incident) -> String {
+    incident
+        .handling
+        .acknowledged
+        .as_ref()
+        .map_or_else(String::new, |ack| {
+            format!(" Acknowledged by {} {}.", ack.by, when(ack.at))
+        })
+}
+
+/// The alert about a monitor incident with its words chosen: `(severity, title, message,
+/// status)`.
+fn monitor_alert_of(
+    kind: AlertKind,
+    (severity, title, message, status): (Severity, String, String, MonitorStatus),
+    incident: &Incident,
+    monitor: &MonitorEnv,
+    outage: Option<Outage>,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let key = &incident.key;
+    Alert {
         kind,
         severity,
         title,
@@ -523,9 +700,20 @@ pub fn monitor_alert(
             reason: incident.reason,
             config: monitor_config_json(monitor),
             last_ok: monitor.last_ok,
-            collector_outage: outage.copied().filter(|_| kind == AlertKind::MonitorFailed),
+            collector_outage: outage,
         }),
-    })
+        incident: Some(AlertIncident {
+            id: incident.id.simple().to_string(),
+            opened_at: incident.opened_at,
+            acknowledged: incident.handling.acknowledged.clone(),
+            repeat: if kind == AlertKind::MonitorFailed {
+                incident.handling.repeats
+            } else {
+                0
+            },
+        }),
+        acknowledge_url: None,
+    }
 }
 
 /// The alert for an issue effect. `issue` is the issue after the event; `now` the receive time.
@@ -607,6 +795,8 @@ pub fn issue_alert(
             count: issue.count,
             first_seen: issue.first_seen,
         }),
+        incident: None,
+        acknowledge_url: None,
     }
 }
 
@@ -657,6 +847,8 @@ pub fn probe_alert(change: &ProbeNotice, links: &Links, now: DateTime<Utc>) -> A
             status_code: change.status_code,
             error: change.error.clone(),
         }),
+        incident: None,
+        acknowledge_url: None,
     }
 }
 
@@ -666,6 +858,7 @@ pub fn default_rules() -> Vec<Rule> {
         name: DEFAULT_RULE.to_owned(),
         on: AlertKind::ALL.to_vec(),
         channels: vec![DEFAULT_CHANNEL.to_owned()],
+        repeat: None,
     }]
 }
 
@@ -1050,6 +1243,7 @@ mod tests {
                 error: 0,
             },
             notified: true,
+            handling: Default::default(),
         };
         (monitor, incident)
     }
@@ -1104,6 +1298,12 @@ mod tests {
                     "recovery_threshold": 1
                 },
                 "last_ok": "2026-04-30T03:00:12Z"
+            },
+            "incident": {
+                "id": "00000000000000000000000000000000",
+                "opened_at": "2026-05-01T03:05:00Z",
+                "acknowledged": null,
+                "repeat": 0
             }
         });
         let got = serde_json::to_value(&alert).unwrap();
@@ -1208,6 +1408,7 @@ mod tests {
             name: name.to_owned(),
             on: on.to_vec(),
             channels: channels.iter().map(|c| (*c).to_owned()).collect(),
+            repeat: None,
         };
         let rules = vec![
             rule(

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::model::{MonitorEnv, MonitorKey, OpenRun};
+use super::model::{Handling, MonitorEnv, MonitorKey, OpenRun};
 
 /// What is due at a deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -20,6 +20,9 @@ pub enum DeadlineKind {
     /// The run with this check-in id may have timed out: load the check-in and call
     /// [`sweep_timeout`](super::sweep_timeout).
     Timeout(Uuid),
+    /// The open incident's alert is due again: call
+    /// [`sweep_repeat`](super::oncall::sweep_repeat).
+    Repeat,
 }
 
 /// One point in time at which a monitor environment needs a sweep. Ordered by time first.
@@ -34,13 +37,19 @@ pub struct Deadline {
 }
 
 /// The deadlines a monitor environment has now: missed at `next_checkin_latest` (once it has
-/// checked in or was armed by a person's declaration) and a timeout at each open run's `timeout_at`. None while disabled.
+/// checked in or was armed by a person's declaration), a timeout at each open run's
+/// `timeout_at`, and the open incident's follow-up (its held alert, or its next repeat unless
+/// it was acknowledged). None while disabled.
 pub fn deadlines_of(monitor: &MonitorEnv) -> Vec<Deadline> {
     deadlines_from(
         &monitor.key,
         monitor.disabled,
         monitor.next_checkin_latest,
         &monitor.open_runs,
+        monitor
+            .open_incident
+            .as_ref()
+            .and_then(|incident| incident.handling.follow_up()),
     )
 }
 
@@ -52,6 +61,15 @@ pub struct DeadlineSource {
     disabled: bool,
     next_checkin_latest: Option<DateTime<Utc>>,
     open_runs: Vec<OpenRun>,
+    #[serde(default)]
+    open_incident: Option<RepeatSource>,
+}
+
+/// The fields of a stored open incident its repeat deadline derives from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RepeatSource {
+    handling: Handling,
 }
 
 impl DeadlineSource {
@@ -62,6 +80,9 @@ impl DeadlineSource {
             self.disabled,
             self.next_checkin_latest,
             &self.open_runs,
+            self.open_incident
+                .as_ref()
+                .and_then(|incident| incident.handling.follow_up()),
         )
     }
 }
@@ -71,6 +92,7 @@ fn deadlines_from(
     disabled: bool,
     next_checkin_latest: Option<DateTime<Utc>>,
     open_runs: &[OpenRun],
+    repeat: Option<DateTime<Utc>>,
 ) -> Vec<Deadline> {
     if disabled {
         return Vec::new();
@@ -85,7 +107,12 @@ fn deadlines_from(
         key: key.clone(),
         kind: DeadlineKind::Timeout(run.id),
     });
-    missed.into_iter().chain(timeouts).collect()
+    let repeat = repeat.map(|at| Deadline {
+        at,
+        key: key.clone(),
+        kind: DeadlineKind::Repeat,
+    });
+    missed.into_iter().chain(timeouts).chain(repeat).collect()
 }
 
 /// An index entry; the key is shared with the per-monitor map.

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use super::ids::{self, Purpose};
 use super::model::{
-    CheckIn, CheckInStatus, Effect, FailureCounts, Incident, IncidentKind, IncidentReason,
-    MonitorEnv,
+    CheckIn, CheckInStatus, Effect, FailureCounts, Handling, Incident, IncidentKind,
+    IncidentReason, MonitorEnv,
 };
 
 /// Folds one terminal check-in into `monitor`'s streak and incident state; returns the effects.
@@ -39,6 +39,9 @@ pub(super) fn record_outcome(
             {
                 incident.resolved_at = Some(now);
                 incident.resolving_checkin = Some(checkin.id);
+                // Resolving ends the repeats, and a held alert is never sent.
+                incident.handling.next_repeat = None;
+                incident.handling.held_until = None;
                 let notify = incident.notified && !monitor.muted;
                 effects.push(Effect::IncidentResolved { incident, notify });
             }
@@ -70,6 +73,7 @@ pub(super) fn record_outcome(
                     resolving_checkin: None,
                     failures: monitor.streak.failures,
                     notified: !monitor.muted,
+                    handling: Handling::default(),
                 };
                 monitor.open_incident = Some(incident.clone());
                 effects.push(Effect::IncidentOpened {

@@ -33,7 +33,9 @@ pub mod deadlines;
 mod ids;
 mod incident;
 pub mod issues;
+pub mod maintenance;
 mod model;
+pub mod oncall;
 pub mod outage;
 pub mod probes;
 mod schedule;
@@ -53,9 +55,9 @@ pub use config::{
 pub use deadlines::{Deadline, DeadlineIndex, DeadlineKind, DeadlineSource, deadlines_of};
 pub use issues::{Issue, IssueEffect, IssueStatus, SpikeRule};
 pub use model::{
-    CheckIn, CheckInInput, CheckInStatus, Effect, FailureCounts, Incident, IncidentKind,
-    IncidentReason, MAX_OPEN_RUNS, MonitorEnv, MonitorKey, MonitorStatus, OpenRun, Rejection,
-    Streak, Transition,
+    Acknowledgement, CheckIn, CheckInInput, CheckInStatus, Effect, FailureCounts, Handling,
+    Incident, IncidentKind, IncidentReason, MAX_OPEN_RUNS, MonitorEnv, MonitorKey, MonitorStatus,
+    OpenRun, Rejection, Streak, Transition,
 };
 pub use outage::{DEFAULT_OUTAGE_GRACE, Outage, OutageKind, Outages};
 pub use sweep::{sweep_missed, sweep_timeout};

@@ -127,6 +127,10 @@ pub struct MonitorEnv {
     pub status: MonitorStatus,
     /// Muted: state and incidents are tracked, effects carry `notify: false`.
     pub muted: bool,
+    /// Snoozed until then: like a maintenance window, incidents that open before it are held
+    /// and alerted at its end if still open (see [`super::maintenance`]).
+    #[serde(default)]
+    pub snoozed_until: Option<DateTime<Utc>>,
     /// Disabled: check-ins are rejected and no deadlines are kept.
     pub disabled: bool,
     /// `date_added` of the most recent user check-in (missed check-ins do not move it).
@@ -240,6 +244,49 @@ pub struct Incident {
     /// Whether its opening was announced (the monitor was not muted then). A resolution is
     /// announced only if the opening was.
     pub notified: bool,
+    /// What people did about it and what is still due: acknowledged, repeats (see
+    /// [`super::oncall`]). Absent in records written before it: nothing done, nothing due.
+    #[serde(default)]
+    pub handling: Handling,
+}
+
+/// What happened to an incident after its first alert: who acknowledged it, and when its alert
+/// is repeated next. Kept on the incident (and so in the monitor record), because the repeat
+/// is a deadline like any other and the deadline index is rebuilt from monitor records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handling {
+    /// Who acknowledged it and when; `None` until someone does. Acknowledging stops repeats.
+    #[serde(default)]
+    pub acknowledged: Option<Acknowledgement>,
+    /// When its alert is next sent again; `None` when no rule repeats it, once acknowledged,
+    /// muted or resolved.
+    #[serde(default)]
+    pub next_repeat: Option<DateTime<Utc>>,
+    /// How many times its alert was repeated so far.
+    #[serde(default)]
+    pub repeats: u32,
+    /// It opened while its monitor was quiet (a maintenance window, a snooze): its alert is
+    /// held until then, and sent once if it is still open (see [`super::maintenance`]).
+    #[serde(default)]
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+impl Handling {
+    /// When the incident needs the sweeper next: its held alert, else its next repeat unless
+    /// it was acknowledged.
+    pub fn follow_up(&self) -> Option<DateTime<Utc>> {
+        let repeat = self.next_repeat.filter(|_| self.acknowledged.is_none());
+        self.held_until.into_iter().chain(repeat).min()
+    }
+}
+
+/// Someone said "I'm on it".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// Who: a name the person gave (the link's page, the CLI's `--by`), or how it came in.
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// Something the outside world should hear about. Effects come only out of the engine and
@@ -450,6 +497,7 @@ impl MonitorEnv {
             config,
             status: MonitorStatus::Active,
             muted: false,
+            snoozed_until: None,
             disabled: false,
             last_checkin: None,
             last_ok: None,

@@ -524,6 +524,7 @@ pub fn record_check(
                 resolving_checkin: None,
                 failures: next.failures,
                 notified: true,
+                handling: Default::default(),
             };
             next.open_incident = Some(incident.clone());
             next.status = ProbeStatus::Down;

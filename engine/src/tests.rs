@@ -896,6 +896,8 @@ impl Sim {
                         });
                     sweep_timeout(&monitor, &checkin, now, &self.outages)
                 }
+                // These timelines configure no repeating rule: no incident has a repeat.
+                DeadlineKind::Repeat => unreachable!("no repeat without a repeating rule"),
             };
             match transition {
                 Some(t) => self.apply(&format!("{} sweep", show(now)), t),

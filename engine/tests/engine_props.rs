@@ -211,6 +211,10 @@ impl World {
                         DeadlineKind::Timeout(id) => {
                             sweep_timeout(&self.monitor, &self.checkins[&id], now, &self.outages)
                         }
+                        // No repeating rule is armed here: incidents never have a repeat.
+                        DeadlineKind::Repeat => {
+                            return Err(TestCaseError::fail("a repeat without a repeating rule"));
+                        }
                     };
                     match t {
                         Some(t) => {

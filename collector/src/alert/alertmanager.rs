@@ -156,6 +156,18 @@ impl Alertmanager {
                 state.resolved.remove(&identity);
                 state.firing.insert(identity, postable.clone());
             }
+            // Alertmanager has no acknowledgement (silences are its own): the alert stays
+            // firing since it started, and says who acknowledged it.
+            AlertKind::MonitorAcknowledged => {
+                if let Some(firing) = state.firing.get(&identity) {
+                    postable.starts_at = firing.starts_at.clone();
+                }
+                postable
+                    .annotations
+                    .insert("acknowledged".to_owned(), alert.title.clone());
+                state.resolved.remove(&identity);
+                state.firing.insert(identity, postable.clone());
+            }
             AlertKind::MonitorRecovered | AlertKind::ProbeUp => {
                 if let Some(firing) = state.firing.remove(&identity) {
                     postable.starts_at = firing.starts_at;
@@ -234,7 +246,9 @@ impl Alertmanager {
 /// The identity key and labels of an alert: equal for a firing alert and its resolution.
 fn identity(alert: &Alert) -> (String, BTreeMap<String, String>) {
     let alertname = match alert.kind {
-        AlertKind::MonitorFailed | AlertKind::MonitorRecovered => "WatchpostMonitorFailed",
+        AlertKind::MonitorFailed | AlertKind::MonitorRecovered | AlertKind::MonitorAcknowledged => {
+            "WatchpostMonitorFailed"
+        }
         AlertKind::ProbeDown | AlertKind::ProbeUp => "WatchpostProbeDown",
         AlertKind::IssueFirstSeen => "WatchpostIssueFirstSeen",
         AlertKind::IssueRegressed => "WatchpostIssueRegressed",

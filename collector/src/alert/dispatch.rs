@@ -512,6 +512,7 @@ mod tests {
             name: "uptime".to_owned(),
             on: vec![AlertKind::ProbeDown],
             channels: vec!["tg".to_owned(), "hook".to_owned()],
+            repeat: None,
         }];
         let planned = plan(&rules, &alert("api", true), None);
         let routes: Vec<(&str, &str)> = planned

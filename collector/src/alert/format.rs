@@ -72,12 +72,19 @@ pub fn slack_escape(text: &str) -> String {
 pub fn telegram(payload: &Payload) -> String {
     let html = match payload {
         Payload::Alert(alert) => format!(
-            "{} <b>{}</b>\n{}\n<i>{}</i>\n<a href=\"{}\">Open in Watchpost</a>",
+            "{} <b>{}</b>\n{}\n<i>{}</i>\n<a href=\"{}\">Open in Watchpost</a>{}",
             mark(alert.severity),
             html_escape(&alert.title),
             html_escape(&alert.message),
             html_escape(&context_line(alert)),
-            html_escape(&alert.url)
+            html_escape(&alert.url),
+            alert
+                .acknowledge_url
+                .as_ref()
+                .map_or_else(String::new, |url| format!(
+                    " · <a href=\"{}\">Acknowledge</a>",
+                    html_escape(url)
+                ))
         ),
         Payload::Digest(digest) => {
             let mut html = format!(
@@ -104,12 +111,19 @@ pub fn telegram(payload: &Payload) -> String {
 pub fn slack(payload: &Payload) -> String {
     let text = match payload {
         Payload::Alert(alert) => format!(
-            "{} *{}*\n{}\n_{}_\n<{}|Open in Watchpost>",
+            "{} *{}*\n{}\n_{}_\n<{}|Open in Watchpost>{}",
             mark(alert.severity),
             slack_escape(&alert.title),
             slack_escape(&alert.message),
             slack_escape(&context_line(alert)),
-            slack_escape(&alert.url)
+            slack_escape(&alert.url),
+            alert
+                .acknowledge_url
+                .as_ref()
+                .map_or_else(String::new, |url| format!(
+                    " · <{}|Acknowledge>",
+                    slack_escape(url)
+                ))
         ),
         Payload::Digest(digest) => {
             let mut text = format!(
@@ -138,21 +152,32 @@ pub fn email(payload: &Payload) -> (String, String, String) {
         Payload::Alert(alert) => {
             let subject = format!("[Watchpost] {}", one_line(&alert.title));
             let plain = format!(
-                "{}\n\n{}\n\n{}\n{}\n",
+                "{}\n\n{}\n\n{}\n{}\n{}",
                 alert.title,
                 alert.message,
                 context_line(alert),
-                alert.url
+                alert.url,
+                alert
+                    .acknowledge_url
+                    .as_ref()
+                    .map_or_else(String::new, |url| format!("Acknowledge: {url}\n"))
             );
             let html = format!(
                 "<!DOCTYPE html><html><body>\
                  <h2>{} {}</h2><p>{}</p><p><small>{}</small></p>\
-                 <p><a href=\"{}\">Open in Watchpost</a></p></body></html>",
+                 <p><a href=\"{}\">Open in Watchpost</a>{}</p></body></html>",
                 mark(alert.severity),
                 html_escape(&alert.title),
                 html_escape(&alert.message).replace('\n', "<br>"),
                 html_escape(&context_line(alert)),
-                html_escape(&alert.url)
+                html_escape(&alert.url),
+                alert
+                    .acknowledge_url
+                    .as_ref()
+                    .map_or_else(String::new, |url| format!(
+                        " · <a href=\"{}\">Acknowledge</a>",
+                        html_escape(url)
+                    ))
             );
             (subject, plain, html)
         }

@@ -232,6 +232,8 @@ mod tests {
         for kind in AlertKind::ALL {
             let want = if kind.is_recovery() {
                 EventAction::Resolve
+            } else if kind == AlertKind::MonitorAcknowledged {
+                EventAction::Acknowledge
             } else {
                 EventAction::Trigger
             };

@@ -7,14 +7,19 @@
 //! exists exactly when the change that caused it does. It decides nothing either: what an
 //! alert says is `engine::alerting`'s, where it goes the rules'.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::dispatch::{DispatchHandle, NewDelivery, plan};
+use crate::ack::{AckKeys, LINK_TTL};
 use crate::config::Config;
-use crate::engine::alerting::{self, Links, Rule};
+use crate::engine::alerting::{self, Alert, AlertKind, Links, Rule};
 use crate::engine::issues::{IssueEffect, SpikeRule};
+use crate::engine::maintenance::{self, Window};
+use crate::engine::oncall::{self, Repeat, Repeats};
 use crate::engine::probes::ProbeEffect;
-use crate::engine::{Effect, Issue, MonitorEnv, Outage};
+use crate::engine::{Effect, Incident, Issue, MonitorEnv, Outage, Transition};
 
 /// The rules and links alerts are planned with, and the dispatcher to wake. Shared by the
 /// processor and the prober.
@@ -22,7 +27,12 @@ use crate::engine::{Effect, Issue, MonitorEnv, Outage};
 pub struct Planner {
     rules: Vec<Rule>,
     spike_rules: Vec<SpikeRule>,
+    repeats: Repeats,
+    /// `[[maintenance]]` windows: incidents opening inside one are held until its end.
+    windows: Vec<Window>,
     links: Links,
+    /// Signs the acknowledge links of alerts about open incidents; none: no links.
+    ack_keys: Option<Arc<AckKeys>>,
     dispatcher: Option<DispatchHandle>,
 }
 
@@ -31,10 +41,94 @@ impl Planner {
     /// at `links`. Wakes nobody until [`Planner::waking`] names a dispatcher.
     pub fn new(rules: Vec<Rule>, spike_rules: Vec<SpikeRule>, links: Links) -> Planner {
         Planner {
+            repeats: Repeats::of_rules(&rules),
             rules,
             spike_rules,
+            windows: Vec::new(),
             links,
+            ack_keys: None,
             dispatcher: None,
+        }
+    }
+
+    /// Puts an acknowledge link signed with `keys` on every alert about an open,
+    /// unacknowledged monitor incident.
+    pub fn with_ack_links(mut self, keys: Arc<AckKeys>) -> Planner {
+        self.ack_keys = Some(keys);
+        self
+    }
+
+    /// The key acknowledge links are signed with, to check the ones that come back.
+    pub fn ack_keys(&self) -> Option<&AckKeys> {
+        self.ack_keys.as_deref()
+    }
+
+    /// Checks incidents against these `[[maintenance]]` windows: one that opens inside a
+    /// window is held until its end.
+    pub fn with_maintenance(mut self, windows: Vec<Window>) -> Planner {
+        self.windows = windows;
+        self
+    }
+
+    /// Follows up the incidents `transition` opens (`engine::oncall::arm`): held while the
+    /// monitor is quiet (a window, a snooze), else their first repeat set. Called before
+    /// [`Planner::monitor`], so the state stored carries the deadline and the effect says
+    /// whether to announce.
+    pub fn arm_repeats(&self, transition: &mut Transition, now: DateTime<Utc>) {
+        let quiet = maintenance::quiet_until(&self.windows, &transition.monitor, now);
+        oncall::arm(transition, &self.repeats, quiet);
+    }
+
+    /// What is due for a [`crate::engine::DeadlineKind::Repeat`] deadline of `monitor`: a
+    /// repeat, or a held alert released.
+    pub fn sweep_repeat(&self, monitor: &MonitorEnv, now: DateTime<Utc>) -> Option<Repeat> {
+        let quiet = maintenance::quiet_until(&self.windows, monitor, now);
+        oncall::sweep_repeat(monitor, &self.repeats, quiet, now)
+    }
+
+    /// The deliveries of a follow-up: a released alert through every rule, or a repeat
+    /// through the rules whose interval came round.
+    pub fn repeat(&self, repeat: &Repeat, now: DateTime<Utc>) -> Vec<NewDelivery> {
+        if repeat.released {
+            let mut alert =
+                alerting::released_alert(&repeat.incident, &repeat.monitor, &self.links, now);
+            self.link(&mut alert, &repeat.incident, now);
+            return plan(&self.rules, &alert, None);
+        }
+        if repeat.rules.is_empty() {
+            return Vec::new();
+        }
+        let rules: Vec<Rule> = self
+            .rules
+            .iter()
+            .filter(|rule| repeat.rules.contains(&rule.name))
+            .cloned()
+            .collect();
+        let mut alert = alerting::repeat_alert(&repeat.incident, &repeat.monitor, &self.links, now);
+        self.link(&mut alert, &repeat.incident, now);
+        plan(&rules, &alert, None)
+    }
+
+    /// The deliveries of `monitor.acknowledged` for `incident`, just acknowledged.
+    pub fn acknowledged(
+        &self,
+        incident: &Incident,
+        monitor: &MonitorEnv,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        let alert = alerting::acknowledged_alert(incident, monitor, &self.links, now);
+        plan(&self.rules, &alert, None)
+    }
+
+    /// Adds the acknowledge link to a failure alert about an open, unacknowledged incident.
+    fn link(&self, alert: &mut Alert, incident: &Incident, now: DateTime<Utc>) {
+        let open = incident.resolved_at.is_none() && incident.handling.acknowledged.is_none();
+        if let Some(keys) = &self.ack_keys
+            && open
+            && alert.kind == AlertKind::MonitorFailed
+        {
+            let token = keys.token(incident.id, now + LINK_TTL);
+            alert.acknowledge_url = Some(self.links.acknowledge(&token));
         }
     }
 
@@ -55,6 +149,7 @@ impl Planner {
             spike_rules_from_config(config),
             Links::new(public_url),
         )
+        .with_maintenance(config.maintenance.clone())
     }
 
     /// Wakes `dispatcher` after deliveries were made durable.
@@ -78,9 +173,14 @@ impl Planner {
         outage: Option<&Outage>,
         now: DateTime<Utc>,
     ) -> Vec<NewDelivery> {
-        alerting::monitor_alert(effect, monitor, outage, &self.links, now)
-            .map(|alert| plan(&self.rules, &alert, None))
-            .unwrap_or_default()
+        let Some(mut alert) = alerting::monitor_alert(effect, monitor, outage, &self.links, now)
+        else {
+            return Vec::new();
+        };
+        if let Effect::IncidentOpened { incident, .. } = effect {
+            self.link(&mut alert, incident, now);
+        }
+        plan(&self.rules, &alert, None)
     }
 
     /// The deliveries of an issue effect; `issue` is the issue after the event.
@@ -154,11 +254,13 @@ mod tests {
                 name: "errors".to_owned(),
                 on: vec![AlertKind::IssueFirstSeen, AlertKind::IssueSpike],
                 channels: vec!["tg".to_owned(), "hook".to_owned()],
+                repeat: None,
             },
             Rule {
                 name: "burst".to_owned(),
                 on: vec![AlertKind::IssueSpike],
                 channels: vec!["pager".to_owned()],
+                repeat: None,
             },
         ];
         let spikes = vec![SpikeRule {

@@ -208,6 +208,8 @@ fn samples() -> [Payload; 2] {
             status_code: Some(503),
             error: None,
         }),
+        incident: None,
+        acknowledge_url: None,
     };
     let digest = Digest::collect([&Payload::Alert(alert.clone())]).unwrap_or(Digest {
         total: 0,

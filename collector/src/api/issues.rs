@@ -161,7 +161,8 @@ pub(super) async fn patch(
             // A status change is neither a check-in nor a config: not reachable.
             error @ (ProcessError::Rejected { .. }
             | ProcessError::Refused { .. }
-            | ProcessError::InvalidConfig(_)) => HttpError::internal(&error),
+            | ProcessError::InvalidConfig(_)
+            | ProcessError::Acknowledge(_)) => HttpError::internal(&error),
         })?;
     Ok(Json(IssueView::from(&issue)).into_response())
 }

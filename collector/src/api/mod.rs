@@ -45,6 +45,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             get(monitors::logs),
         )
         .route("/api/v1/incidents", get(monitors::incidents))
+        .route(
+            "/api/v1/incidents/{id}/ack",
+            axum::routing::post(monitors::acknowledge),
+        )
         .route("/api/v1/probes", get(probes::list))
         .route("/api/v1/probes/{name}/results", get(probes::results))
         .route("/api/v1/issues", get(issues::list))

@@ -43,6 +43,7 @@ fn api_error(error: ProcessError) -> HttpError {
         ProcessError::Refused { refused, .. } => HttpError::forbidden(refused.to_string()),
         ProcessError::Store(e) => e.into(),
         ProcessError::NotDurable(_) => HttpError::unavailable(format!("{error}; retry later")),
+        ProcessError::Acknowledge(refusal) => crate::ack::refusal_error(&refusal),
     }
 }
 
@@ -275,6 +276,7 @@ pub(super) async fn patch(
     };
     let muted = flag("muted")?;
     let disabled = flag("disabled")?;
+    let snooze = snooze_field(object.remove("snooze"))?;
     let config = ConfigPatch::from_json(&Value::Object(object)).map_err(|e| bad(e.to_string()))?;
     let monitors = state
         .processor
@@ -284,11 +286,34 @@ pub(super) async fn patch(
                 config,
                 muted,
                 disabled,
+                snooze,
             },
         )
         .await
         .map_err(api_error)?;
     Ok(monitors_response(StatusCode::OK, &monitors))
+}
+
+/// The longest snooze: 30 days (a longer quiet is what `muted` is for).
+const MAX_SNOOZE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// `"snooze"` of a `PATCH`: a duration from now (`"2h"`), or `false` to end the snooze.
+fn snooze_field(value: Option<Value>) -> Result<Option<Option<std::time::Duration>>, HttpError> {
+    let hint =
+        "snooze must be a duration such as \"2h\" (at most 30 days), or false to end the snooze";
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(false)) => Ok(Some(None)),
+        Some(Value::String(text)) => {
+            let duration = humantime::parse_duration(text.trim())
+                .map_err(|e| bad(format!("snooze `{text}` is not a duration ({e}); {hint}")))?;
+            if duration.is_zero() || duration > MAX_SNOOZE {
+                return Err(bad(format!("snooze `{text}` is out of range; {hint}")));
+            }
+            Ok(Some(Some(duration)))
+        }
+        Some(_) => Err(bad(hint)),
+    }
 }
 
 /// `DELETE /api/v1/monitors/{project}/{slug}?environment=`.
@@ -332,4 +357,43 @@ pub(super) async fn incidents(State(state): State<AppState>, uri: Uri) -> ApiRes
     )?;
     let views: Vec<IncidentView<'_>> = found.items.iter().map(IncidentView::from).collect();
     Ok(page_response(&uri, &query, &views, found.next.as_ref()))
+}
+
+/// Who acknowledges, when the body does not say: the API authenticates a token, not a person.
+const API_ACKNOWLEDGER: &str = "admin (API)";
+
+/// The body of `POST /api/v1/incidents/{id}/ack`; empty is `{}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    /// The name shown as who acknowledged (`watchpost incidents ack --by`).
+    by: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{id}/ack` with an optional `{"by": "name"}`: acknowledges an open
+/// monitor incident, which stops its repeats and sends `monitor.acknowledged`. Answers the
+/// incident; `409` when it was acknowledged already or is not open.
+pub(super) async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let id = uuid::Uuid::try_parse(id.trim()).map_err(|_| {
+        bad(format!(
+            "incident id `{id}` is not an incident id (32 hex digits, as `GET /api/v1/incidents` shows them)"
+        ))
+    })?;
+    let body = read_body(body, MAX_BODY).await?;
+    let ack: AckBody = if body.iter().all(u8::is_ascii_whitespace) {
+        AckBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| bad(format!("invalid body: {e}")))?
+    };
+    let by = ack.by.as_deref().unwrap_or(API_ACKNOWLEDGER);
+    let incident = state
+        .processor
+        .acknowledge(id, by)
+        .await
+        .map_err(api_error)?;
+    Ok(Json(IncidentView::from(&incident)).into_response())
 }

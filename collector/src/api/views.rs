@@ -29,6 +29,8 @@ pub struct MonitorView<'a> {
     next_checkin: Option<String>,
     next_checkin_latest: Option<String>,
     open_incident: Option<IncidentView<'a>>,
+    /// Snoozed until then (no alert for incidents opening before it), or `null`.
+    snoozed_until: Option<String>,
 }
 
 impl<'a> From<&'a MonitorEnv> for MonitorView<'a> {
@@ -50,6 +52,7 @@ impl<'a> From<&'a MonitorEnv> for MonitorView<'a> {
             next_checkin: m.next_checkin.map(rfc3339_millis),
             next_checkin_latest: m.next_checkin_latest.map(rfc3339_millis),
             open_incident: m.open_incident.as_ref().map(IncidentView::from),
+            snoozed_until: m.snoozed_until.map(rfc3339_millis),
         }
     }
 }
@@ -91,6 +94,19 @@ pub struct IncidentView<'a> {
     opened_at: String,
     resolved_at: Option<String>,
     reason: &'static str,
+    /// Who acknowledged it and when (`{"by", "at"}`), or `null`.
+    acknowledged: Option<AcknowledgedView<'a>>,
+    /// When its alert is next repeated, or `null`.
+    next_repeat: Option<String>,
+    /// How many times its alert was repeated.
+    repeats: u32,
+}
+
+/// An incident's acknowledgement.
+#[derive(Debug, Serialize)]
+pub struct AcknowledgedView<'a> {
+    by: &'a str,
+    at: String,
 }
 
 impl<'a> From<&'a Incident> for IncidentView<'a> {
@@ -111,6 +127,16 @@ impl<'a> From<&'a Incident> for IncidentView<'a> {
                 IncidentReason::Timeout => "timeout",
                 IncidentReason::Error => "error",
             },
+            acknowledged: i
+                .handling
+                .acknowledged
+                .as_ref()
+                .map(|ack| AcknowledgedView {
+                    by: &ack.by,
+                    at: rfc3339_millis(ack.at),
+                }),
+            next_repeat: i.handling.next_repeat.map(rfc3339_millis),
+            repeats: i.handling.repeats,
         }
     }
 }

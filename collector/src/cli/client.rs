@@ -151,6 +151,10 @@ impl Client {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
+    pub(super) async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
     pub(super) async fn delete(&self, path: &str) -> Result<Value, Failure> {
         self.call(Method::DELETE, path, None).await
     }

@@ -113,6 +113,16 @@ pub enum MonitorsCommand {
     Disable(MonitorRef),
     /// Accept check-ins again.
     Enable(MonitorRef),
+    /// Hold alerts for a while: incidents still open when it ends are alerted then.
+    Snooze {
+        #[command(flatten)]
+        monitor: MonitorRef,
+        /// How long, e.g. `2h` (at most 30 days).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+    },
+    /// End a snooze.
+    Unsnooze(MonitorRef),
     /// Delete the monitor with its history.
     Delete(MonitorRef),
 }
@@ -154,6 +164,14 @@ pub enum IncidentsCommand {
         /// Only this project.
         #[arg(long)]
         project: Option<u64>,
+    },
+    /// Acknowledge an open incident: its alert stops repeating and everyone sees who is on it.
+    Ack {
+        /// The incident id (as `incidents list` shows it).
+        id: String,
+        /// The name shown as who acknowledged [default: $USER].
+        #[arg(long, env = "USER", hide_env_values = true)]
+        by: Option<String>,
     },
 }
 
@@ -316,6 +334,10 @@ async fn monitors(client: &Client, json: bool, action: MonitorsCommand) -> Resul
         MonitorsCommand::Unmute(m) => (m, json!({ "muted": false }), "unmuted"),
         MonitorsCommand::Disable(m) => (m, json!({ "disabled": true }), "disabled"),
         MonitorsCommand::Enable(m) => (m, json!({ "disabled": false }), "enabled"),
+        MonitorsCommand::Snooze { monitor, duration } => {
+            (monitor, json!({ "snooze": duration }), "snoozed")
+        }
+        MonitorsCommand::Unsnooze(m) => (m, json!({ "snooze": false }), "unsnoozed"),
     };
     let mut body = patch;
     if let Some(env) = &monitor.environment {
@@ -379,7 +401,22 @@ async fn incidents(
     json: bool,
     action: IncidentsCommand,
 ) -> Result<String, Failure> {
-    let IncidentsCommand::List { open, project } = action;
+    let (open, project) = match action {
+        IncidentsCommand::List { open, project } => (open, project),
+        IncidentsCommand::Ack { id, by } => {
+            let path = format!("/api/v1/incidents/{}/ack", percent_encode(&id));
+            let body = by.map_or_else(|| json!({}), |by| json!({ "by": by }));
+            let incident = client.post(&path, &body).await?;
+            return Ok(if json {
+                pretty(&incident)
+            } else {
+                format!(
+                    "incident {id} acknowledged by {}",
+                    incident["acknowledged"]["by"].as_str().unwrap_or("?")
+                )
+            });
+        }
+    };
     let path = format!(
         "/api/v1/incidents{}",
         query(&[

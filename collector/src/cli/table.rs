@@ -195,6 +195,10 @@ pub(super) fn incidents(list: &Value) -> String {
                     Value::Null => "open".to_owned(),
                     at => time(at, now),
                 },
+                match &i["acknowledged"] {
+                    Value::Null => "-".to_owned(),
+                    ack => format!("{} {}", text(&ack["by"]), time(&ack["at"], now)),
+                },
             ]
         })
         .collect();
@@ -203,7 +207,7 @@ pub(super) fn incidents(list: &Value) -> String {
     }
     render(
         &[
-            "ID", "KIND", "PROJECT", "SLUG", "ENV", "REASON", "OPENED", "RESOLVED",
+            "ID", "KIND", "PROJECT", "SLUG", "ENV", "REASON", "OPENED", "RESOLVED", "ACKED",
         ],
         &rows,
     )

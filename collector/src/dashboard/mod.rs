@@ -7,6 +7,7 @@
 //! never act on a form without the session's CSRF token. Every response carries a
 //! Content-Security-Policy that allows no script at all.
 
+mod ack;
 mod badge;
 pub(crate) mod data;
 mod pages;
@@ -70,6 +71,11 @@ pub(crate) fn routes() -> Router<AppState> {
             get(monitor).post(monitor_action),
         )
         .route("/incidents", get(incidents))
+        .route("/incidents/{id}/ack", post(incident_ack))
+        .route(
+            "/ack/{token}",
+            get(ack::confirm_page).post(ack::acknowledge),
+        )
         .route("/issues", get(issues))
         .route("/issues/{id}", get(issue).post(issue_action))
         .route("/probes", get(probes))
@@ -167,6 +173,7 @@ impl From<ProcessError> for PageError {
             | ProcessError::Refused { .. }
             | ProcessError::InvalidConfig(_) => StatusCode::BAD_REQUEST,
             ProcessError::Store(_) | ProcessError::NotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProcessError::Acknowledge(refusal) => crate::ack::refusal_status(refusal).0,
         };
         PageError::new(status, "That did not work", error.to_string())
     }
@@ -438,6 +445,8 @@ fn notice(done: &str) -> Option<&'static str> {
         "unmute" => "Unmuted: alerts are sent again.",
         "disable" => "Disabled: check-ins are dropped and nothing is detected until enabled.",
         "enable" => "Enabled: the next check-in is expected from now on.",
+        "snooze1h" => "Snoozed for an hour: incidents still open when it ends are alerted then.",
+        "unsnooze" => "Unsnoozed: alerts are sent again.",
         _ => return None,
     })
 }
@@ -466,11 +475,13 @@ async fn monitor_action(
         "unmute" => patch.muted = Some(false),
         "disable" => patch.disabled = Some(true),
         "enable" => patch.disabled = Some(false),
+        "snooze1h" => patch.snooze = Some(Some(std::time::Duration::from_secs(3600))),
+        "unsnooze" => patch.snooze = Some(None),
         _ => {
             return Err(PageError::new(
                 StatusCode::BAD_REQUEST,
                 "Unknown action",
-                "The action must be mute, unmute, disable or enable.",
+                "The action must be mute, unmute, snooze1h, unsnooze, disable or enable.",
             )
             .for_viewer(&viewer));
         }
@@ -502,6 +513,38 @@ async fn monitor_action(
         form.action
     );
     Ok(Redirect::to(&back).into_response())
+}
+
+/// The dashboard's acknowledge button: the session's CSRF token and a name.
+#[derive(Debug, Deserialize)]
+struct IncidentAckForm {
+    csrf: String,
+    #[serde(default)]
+    by: String,
+}
+
+/// `POST /incidents/{id}/ack`: acknowledges an open incident, then back to the incidents.
+async fn incident_ack(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    UrlPath(id): UrlPath<String>,
+    Form(form): Form<IncidentAckForm>,
+) -> PageResult {
+    csrf_checked(&viewer, &form.csrf)?;
+    let id = uuid::Uuid::try_parse(&id).map_err(|_| {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "Unknown incident",
+            format!("`{id}` is not an incident id; pick the incident from the list."),
+        )
+        .for_viewer(&viewer)
+    })?;
+    state
+        .processor
+        .acknowledge(id, &form.by)
+        .await
+        .map_err(|e| PageError::from(e).for_viewer(&viewer))?;
+    Ok(Redirect::to("/incidents").into_response())
 }
 
 /// `/incidents?cursor=`: every incident newest first, a page at a time from the time index,

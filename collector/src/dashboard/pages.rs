@@ -286,7 +286,7 @@ pub(crate) fn overview(viewer: &Viewer, o: &Overview, now: DateTime<Utc>) -> Mar
                 }
             }
             h2 { "Open incidents" }
-            (incident_table(&o.open_incidents, now))
+            (incident_table(&o.open_incidents, Some(&viewer.csrf), now))
             @if o.more_open_incidents {
                 p.dim { "The newest " (o.open_incidents.len()) ". " a href="/incidents" { "All incidents" } }
             }
@@ -433,6 +433,16 @@ pub(crate) fn monitor(viewer: &Viewer, page: &MonitorPage, now: DateTime<Utc>) -
                         form method="post" action=(action_url) {
                             input type="hidden" name="csrf" value=(viewer.csrf);
                             input type="hidden" name="environment" value=(m.key.environment);
+                            @if let Some(until) = m.snoozed_until.filter(|u| *u > now) {
+                                span.dim { "snoozed until " (at(until, now)) " " }
+                                button type="submit" name="action" value="unsnooze" { "Unsnooze" }
+                            } @else {
+                                button type="submit" name="action" value="snooze1h" { "Snooze 1 h" }
+                            }
+                        }
+                        form method="post" action=(action_url) {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            input type="hidden" name="environment" value=(m.key.environment);
                             @if m.disabled {
                                 button type="submit" name="action" value="enable" { "Enable" }
                             } @else {
@@ -472,7 +482,7 @@ pub(crate) fn monitor(viewer: &Viewer, page: &MonitorPage, now: DateTime<Utc>) -
                         } }
                     }
                     h2 { "Incidents" }
-                    (incident_table(&env.incidents, now))
+                    (incident_table(&env.incidents, Some(&viewer.csrf), now))
                 }
             }
             (pager_links(&page.pager))
@@ -530,7 +540,9 @@ fn log_text(log: &str) -> Markup {
     }
 }
 
-fn incident_table(incidents: &[Incident], now: DateTime<Utc>) -> Markup {
+/// Incidents, with who acknowledged each; with `csrf`, an acknowledge form on the open monitor
+/// incidents nobody acknowledged yet.
+fn incident_table(incidents: &[Incident], csrf: Option<&str>, now: DateTime<Utc>) -> Markup {
     html! {
         @if incidents.is_empty() {
             p.dim { "None." }
@@ -538,6 +550,7 @@ fn incident_table(incidents: &[Incident], now: DateTime<Utc>) -> Markup {
             div.scroll { table {
                 thead { tr {
                     th { "Monitor" } th { "Reason" } th { "Opened" } th { "Resolved" }
+                    th { "Acknowledged" }
                 } }
                 tbody { @for i in incidents {
                     tr {
@@ -560,9 +573,31 @@ fn incident_table(incidents: &[Incident], now: DateTime<Utc>) -> Markup {
                                 None => span.pill.error { "open" },
                             }
                         }
+                        td { (acknowledgement(i, csrf, now)) }
                     }
                 } }
             } }
+        }
+    }
+}
+
+/// Who acknowledged an incident and when; else, for an open monitor incident and a page that
+/// may act (`csrf`), the form that acknowledges it.
+fn acknowledgement(incident: &Incident, csrf: Option<&str>, now: DateTime<Utc>) -> Markup {
+    let actionable = incident.resolved_at.is_none() && incident.kind == IncidentKind::Monitor;
+    html! {
+        @if let Some(ack) = &incident.handling.acknowledged {
+            (ack.by) " " span.dim { (at(ack.at, now)) }
+        } @else if let (Some(csrf), true) = (csrf, actionable) {
+            form method="post" action=(format!("/incidents/{}/ack", incident.id.simple())) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="text" name="by" placeholder="your name" required
+                    maxlength=(crate::engine::oncall::MAX_ACK_NAME) aria-label="your name";
+                " "
+                button type="submit" { "Acknowledge" }
+            }
+        } @else {
+            span.dim { "—" }
         }
     }
 }
@@ -582,10 +617,10 @@ pub(crate) fn incidents(
             h1 { "Incidents" }
             @if let Some(open) = open {
                 h2 { "Open" }
-                (incident_table(open, now))
+                (incident_table(open, Some(&viewer.csrf), now))
             }
             h2 { "All, newest first" }
-            (incident_table(all, now))
+            (incident_table(all, None, now))
             (pager_links(pager))
         },
     )

@@ -76,5 +76,6 @@ pub(super) fn process_error(error: ProcessError, context: impl Fn(usize) -> Stri
         ProcessError::InvalidConfig(e) => HttpError::bad_request("invalid_config", e.to_string()),
         ProcessError::Store(e) => e.into(),
         ProcessError::NotDurable(_) => HttpError::unavailable(format!("{error}; retry later")),
+        ProcessError::Acknowledge(refusal) => crate::ack::refusal_error(&refusal),
     }
 }

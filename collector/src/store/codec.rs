@@ -23,12 +23,19 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::engine::{
-    CheckIn, CheckInStatus, FailureCounts, Incident, IncidentKind, IncidentReason, IntervalUnit,
-    MonitorConfig, MonitorEnv, MonitorKey, MonitorStatus, OpenRun, Schedule, Streak,
+    Acknowledgement, CheckIn, CheckInStatus, FailureCounts, Handling, Incident, IncidentKind,
+    IncidentReason, IntervalUnit, MonitorConfig, MonitorEnv, MonitorKey, MonitorStatus, OpenRun,
+    Schedule, Streak,
 };
 
-/// First byte of a record in this encoding (version 1 of it).
+/// First byte of a record in this encoding (version 1 of it). Check-ins are still written
+/// in it; monitor records written before [`COMPACT_HANDLED`] are read in it.
 pub(super) const COMPACT: u8 = 1;
+
+/// First byte of a monitor record in version 2: version 1 with the open incident's
+/// [`Handling`] (acknowledgement, repeats, held alert) after its other fields, and the
+/// monitor's `snoozed_until` at the end.
+pub(super) const COMPACT_HANDLED: u8 = 2;
 
 /// Why a record could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +50,18 @@ pub enum CodecError {
 
 /// A monitor state as stored.
 pub(super) fn encode_monitor(m: &MonitorEnv) -> Vec<u8> {
+    encode_monitor_in(m, COMPACT_HANDLED)
+}
+
+/// A monitor state in compact format `format` (the older one only for the tests that read
+/// what earlier builds wrote).
+fn encode_monitor_in(m: &MonitorEnv, format: u8) -> Vec<u8> {
     let MonitorEnv {
         key,
         config,
         status,
         muted,
+        snoozed_until,
         disabled,
         last_checkin,
         last_ok,
@@ -58,8 +72,8 @@ pub(super) fn encode_monitor(m: &MonitorEnv) -> Vec<u8> {
         open_runs,
         seq,
     } = m;
-    let mut w = Writer(Vec::with_capacity(256));
-    w.u8(COMPACT);
+    let mut w = Writer(Vec::with_capacity(256), format);
+    w.u8(format);
     w.key(key);
     w.config(config);
     w.u8(monitor_status_tag(*status));
@@ -76,6 +90,9 @@ pub(super) fn encode_monitor(m: &MonitorEnv) -> Vec<u8> {
         w.open_run(run);
     }
     w.u64(*seq);
+    if format >= COMPACT_HANDLED {
+        w.opt(snoozed_until, Writer::time);
+    }
     w.0
 }
 
@@ -92,7 +109,10 @@ pub(super) fn encode_checkin(c: &CheckIn) -> Vec<u8> {
         timeout_at,
         log,
     } = c;
-    let mut w = Writer(Vec::with_capacity(96 + log.as_ref().map_or(0, String::len)));
+    let mut w = Writer(
+        Vec::with_capacity(96 + log.as_ref().map_or(0, String::len)),
+        COMPACT,
+    );
     w.u8(COMPACT);
     w.uuid(id);
     w.key(key);
@@ -108,15 +128,18 @@ pub(super) fn encode_checkin(c: &CheckIn) -> Vec<u8> {
 
 /// A stored monitor state, in either encoding.
 pub(super) fn decode_monitor(bytes: &[u8]) -> Result<MonitorEnv, CodecError> {
-    let Some(body) = compact(bytes) else {
+    let Some(body) = compact(bytes, &[COMPACT, COMPACT_HANDLED]) else {
         return Ok(serde_json::from_slice(bytes)?);
     };
-    let mut r = Reader(body?);
+    let (version, body) = body?;
+    let mut r = Reader(body, version);
     let monitor = MonitorEnv {
         key: r.key()?,
         config: r.config()?,
         status: monitor_status(r.u8()?)?,
         muted: r.bool()?,
+        // Read at the end of a format 2 record (below).
+        snoozed_until: None,
         disabled: r.bool()?,
         last_checkin: r.opt(Reader::time)?,
         last_ok: r.opt(Reader::time)?,
@@ -130,16 +153,25 @@ pub(super) fn decode_monitor(bytes: &[u8]) -> Result<MonitorEnv, CodecError> {
         },
         seq: r.u64()?,
     };
+    let monitor = MonitorEnv {
+        snoozed_until: if version >= COMPACT_HANDLED {
+            r.opt(Reader::time)?
+        } else {
+            None
+        },
+        ..monitor
+    };
     r.end()?;
     Ok(monitor)
 }
 
 /// A stored check-in, in either encoding.
 pub(super) fn decode_checkin(bytes: &[u8]) -> Result<CheckIn, CodecError> {
-    let Some(body) = compact(bytes) else {
+    let Some(body) = compact(bytes, &[COMPACT]) else {
         return Ok(serde_json::from_slice(bytes)?);
     };
-    let mut r = Reader(body?);
+    let (version, body) = body?;
+    let mut r = Reader(body, version);
     let checkin = CheckIn {
         id: r.uuid()?,
         key: r.key()?,
@@ -155,14 +187,14 @@ pub(super) fn decode_checkin(bytes: &[u8]) -> Result<CheckIn, CodecError> {
     Ok(checkin)
 }
 
-/// The body of a compact record; `None` for JSON (left to serde, which refuses anything else
-/// that does not start like a JSON document).
-fn compact(bytes: &[u8]) -> Option<Result<&[u8], CodecError>> {
+/// The format byte and body of a compact record in one of `versions`; `None` for JSON (left
+/// to serde, which refuses anything else that does not start like a JSON document).
+fn compact<'a>(bytes: &'a [u8], versions: &[u8]) -> Option<Result<(u8, &'a [u8]), CodecError>> {
     if is_json(bytes) {
         return None;
     }
     match bytes.split_first() {
-        Some((&COMPACT, body)) => Some(Ok(body)),
+        Some((version, body)) if versions.contains(version) => Some(Ok((*version, body))),
         _ => Some(Err(CodecError::Compact("unknown record format"))),
     }
 }
@@ -173,7 +205,8 @@ pub(super) fn is_json(bytes: &[u8]) -> bool {
     bytes.first() == Some(&b'{')
 }
 
-struct Writer(Vec<u8>);
+/// The bytes written, and the format byte of the record they make.
+struct Writer(Vec<u8>, u8);
 
 impl Writer {
     fn u8(&mut self, v: u8) {
@@ -283,6 +316,7 @@ impl Writer {
             resolving_checkin,
             failures,
             notified,
+            handling,
         } = incident;
         self.uuid(id);
         self.key(key);
@@ -302,6 +336,22 @@ impl Writer {
         self.opt(resolving_checkin, Writer::uuid);
         self.failures(failures);
         self.bool(*notified);
+        if self.1 < COMPACT_HANDLED {
+            return;
+        }
+        let Handling {
+            acknowledged,
+            next_repeat,
+            repeats,
+            held_until,
+        } = handling;
+        self.opt(acknowledged, |w, ack| {
+            w.str(&ack.by);
+            w.time(&ack.at);
+        });
+        self.opt(next_repeat, Writer::time);
+        self.u32(*repeats);
+        self.opt(held_until, Writer::time);
     }
 
     fn streak(&mut self, streak: &Streak) {
@@ -336,7 +386,8 @@ impl Writer {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// The bytes left, and the format byte of the record they came from.
+struct Reader<'a>(&'a [u8], u8);
 
 type Read<T> = Result<T, CodecError>;
 
@@ -472,6 +523,21 @@ impl Reader<'_> {
             resolving_checkin: self.opt(Reader::uuid)?,
             failures: self.failures()?,
             notified: self.bool()?,
+            handling: if self.1 >= COMPACT_HANDLED {
+                Handling {
+                    acknowledged: self.opt(|r| {
+                        Ok(Acknowledgement {
+                            by: r.string()?,
+                            at: r.time()?,
+                        })
+                    })?,
+                    next_repeat: self.opt(Reader::time)?,
+                    repeats: self.u32()?,
+                    held_until: self.opt(Reader::time)?,
+                }
+            } else {
+                Handling::default()
+            },
         })
     }
 
@@ -611,6 +677,7 @@ mod tests {
             config,
             status: MonitorStatus::Error,
             muted: true,
+            snoozed_until: Some(at(15, 15)),
             disabled: false,
             last_checkin: Some(at(1, 1)),
             last_ok: Some(at(2, 999_999_999)),
@@ -628,6 +695,15 @@ mod tests {
                 resolving_checkin: Some(Uuid::from_u128(3)),
                 failures,
                 notified: true,
+                handling: Handling {
+                    acknowledged: Some(Acknowledgement {
+                        by: "alice ☎".into(),
+                        at: at(6, 1),
+                    }),
+                    next_repeat: Some(at(6, 2)),
+                    repeats: 3,
+                    held_until: Some(at(6, 3)),
+                },
             }),
             streak: Streak {
                 failures,
@@ -738,6 +814,20 @@ mod tests {
                 compact.len(),
                 json.len()
             );
+        }
+    }
+
+    #[test]
+    fn a_monitor_record_of_the_first_compact_format_reads_with_nothing_handled() {
+        for mut m in monitors() {
+            let old = encode_monitor_in(&m, COMPACT);
+            assert_eq!(old[0], COMPACT);
+            if let Some(incident) = &mut m.open_incident {
+                incident.handling = Handling::default();
+            }
+            m.snoozed_until = None;
+            assert_eq!(decode_monitor(&old).unwrap(), m);
+            assert_eq!(encode_monitor(&m)[0], COMPACT_HANDLED);
         }
     }
 

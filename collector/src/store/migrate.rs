@@ -151,3 +151,15 @@ pub(super) fn from_v3(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
     );
     Ok(())
 }
+
+/// Version 4 → 5: nothing to rewrite. Monitor records may now be in compact format 2 (an open
+/// incident's handling: acknowledged, next repeat, held; a snooze), and redo records may name
+/// the `meta` tree (the collector's own records are write sets). Both read fine here; the new
+/// number is for an older binary, which then refuses the data dir with the schema message
+/// instead of meeting a record it cannot decode.
+pub(super) fn from_v4(db: &sled::Db, trees: &Trees) -> Result<(), StoreError> {
+    trees.meta.insert(SCHEMA_KEY, &5u32.to_be_bytes())?;
+    db.flush()?;
+    tracing::info!("store upgraded from schema version 4 to 5: nothing rewritten");
+    Ok(())
+}

@@ -463,12 +463,18 @@ impl Store {
                 migrate::from_v1(&db, &trees)?;
                 migrate::from_v2(&db, &trees)?;
                 migrate::from_v3(&db, &trees)?;
+                migrate::from_v4(&db, &trees)?;
             }
             Some(2) => {
                 migrate::from_v2(&db, &trees)?;
                 migrate::from_v3(&db, &trees)?;
+                migrate::from_v4(&db, &trees)?;
             }
-            Some(3) => migrate::from_v3(&db, &trees)?,
+            Some(3) => {
+                migrate::from_v3(&db, &trees)?;
+                migrate::from_v4(&db, &trees)?;
+            }
+            Some(4) => migrate::from_v4(&db, &trees)?,
             Some(_) => {}
         }
         let events = AtomicUsize::new(trees.events.len());
@@ -854,6 +860,26 @@ impl Store {
                 Ok(wanted.then_some(incident))
             },
         )
+    }
+
+    /// The open incident with this id, if there is one. Reads the `open_incidents` index,
+    /// whose keys end in the id, so only open incidents are looked at and only the match is
+    /// decoded (acknowledging is a person's action, not a per-check-in cost).
+    pub fn open_incident(&self, id: Uuid) -> Result<Option<Incident>, StoreError> {
+        for entry in self.trees().open_incidents.iter() {
+            let (at, key) = entry?;
+            if keys::timed_id(&at) != Some(id) {
+                continue;
+            }
+            let Some(value) = self.trees().incidents.get(&key)? else {
+                continue;
+            };
+            let incident: Incident = decode("incidents", &value)?;
+            if incident.resolved_at.is_none() {
+                return Ok(Some(incident));
+            }
+        }
+        Ok(None)
     }
 
     /// The newest `limit` incidents, all or only open ones.

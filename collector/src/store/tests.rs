@@ -77,6 +77,7 @@ fn incident(slug: &str, resolved: bool) -> Incident {
             ..FailureCounts::default()
         },
         notified: true,
+        handling: Default::default(),
     }
 }
 
@@ -1567,4 +1568,53 @@ fn a_small_group_after_a_large_one_leaves_only_its_own_redo_records() {
     let done = store.trees().meta.get(b"redo_done").unwrap().unwrap();
     assert_eq!(&record[..8], &done[..]);
     assert!(record.len() < 1024, "{} bytes", record.len());
+}
+
+/// A repeat is a deadline like the others: written with the monitor record, back in the
+/// index after a restart, and gone once the incident is acknowledged. The open incident is
+/// found by its id through the `open_incidents` index.
+#[test]
+fn an_incidents_repeat_and_acknowledgement_survive_a_restart() {
+    let (dir, store) = open();
+    let mut m = monitor("job");
+    let mut open = incident("job", false);
+    open.handling.next_repeat = Some(at(1800));
+    m.open_incident = Some(open.clone());
+    let set = WriteSet {
+        monitors: vec![m.clone()],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(0)).unwrap();
+    let store = reopened(store, dir.path());
+    let kinds: Vec<(DeadlineKind, DateTime<Utc>)> = store.deadlines().unwrap()[0]
+        .1
+        .iter()
+        .map(|d| (d.kind, d.at))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (DeadlineKind::Missed, at(120)),
+            (DeadlineKind::Repeat, at(1800))
+        ]
+    );
+    assert_eq!(store.open_incident(open.id).unwrap(), Some(open.clone()));
+    assert_eq!(store.open_incident(Uuid::from_u128(12_345)).unwrap(), None);
+
+    let (acked, incident) =
+        crate::engine::oncall::acknowledge(&m, open.id, "alice", at(60)).unwrap();
+    let set = WriteSet {
+        monitors: vec![acked.clone()],
+        ..WriteSet::default()
+    };
+    store.commit(&set, at(60)).unwrap();
+    let store = reopened(store, dir.path());
+    assert_eq!(store.monitor(&key("job")).unwrap(), Some(acked));
+    assert_eq!(store.open_incident(open.id).unwrap(), Some(incident));
+    let kinds: Vec<DeadlineKind> = store.deadlines().unwrap()[0]
+        .1
+        .iter()
+        .map(|d| d.kind)
+        .collect();
+    assert_eq!(kinds, [DeadlineKind::Missed]);
 }

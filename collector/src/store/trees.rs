@@ -2,7 +2,7 @@
 //! tag a redo record names a tree by; and the schema version of this layout.
 
 /// The layout version this build reads and writes (`migrate.rs` upgrades older ones).
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 /// Key in `meta` of the store's schema version ([`SCHEMA_VERSION`]).
 pub(super) const SCHEMA_KEY: &[u8] = b"schema_version";
 

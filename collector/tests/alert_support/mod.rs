@@ -444,6 +444,7 @@ pub fn monitor_alert(slug: &str, recovered: bool) -> Alert {
             error: 0,
         },
         notified: true,
+        handling: Default::default(),
     };
     let (effect, now) = if recovered {
         incident.resolved_at = Some(t(4, 0, 0));

@@ -148,7 +148,8 @@ async fn a_webhook_that_is_down_then_failing_gets_every_alert_in_order_as_the_co
             "environment",
             "timestamp",
             "url",
-            "monitor"
+            "monitor",
+            "incident"
         ])
     );
     assert_eq!(

@@ -113,6 +113,8 @@ channels = ["ops-webhook"]
         "timestamp",
         "url",
         "monitor",
+        "incident",
+        "acknowledge_url",
     ]
     .into();
     assert_eq!(keys(alert), documented, "{alert:#}");

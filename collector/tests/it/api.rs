@@ -100,6 +100,7 @@ fn a_monitor_from_a_checkin_shows_every_documented_field() {
         "next_checkin",
         "next_checkin_latest",
         "open_incident",
+        "snoozed_until",
     ]
     .into();
     assert_eq!(keys(monitor), documented);
@@ -366,6 +367,9 @@ fn a_silent_monitor_is_marked_missed_and_its_incident_opened_within_4_seconds() 
         "opened_at",
         "resolved_at",
         "reason",
+        "acknowledged",
+        "next_repeat",
+        "repeats",
     ]
     .into();
     assert_eq!(keys(&open[0]), documented);

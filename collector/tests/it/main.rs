@@ -16,6 +16,7 @@ mod sdk_support;
 #[path = "../../../sdk/tests/support/sentry_rules.rs"]
 mod sentry_rules;
 
+mod acknowledge;
 mod alert_delivery;
 mod alert_grouping;
 mod alert_storm;
@@ -32,6 +33,7 @@ mod cli;
 mod collector_restart;
 mod crontab_reference;
 mod dashboard;
+mod dashboard_oncall;
 mod destination_outage;
 mod disk_full;
 mod disk_space;
@@ -42,6 +44,7 @@ mod holes;
 mod ingest;
 mod interop;
 mod issues;
+mod maintenance;
 mod pages;
 mod probes;
 mod quotas;
