@@ -11,56 +11,17 @@ use crate::support;
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
+use support::tmpfs::Tmpfs;
 use support::{Collector, checkin, envelope, interval, poll};
 
 const SLUG: &str = "nightly";
 /// Most check-ins `Collector::checkins` lists.
 const LISTED: usize = 1000;
-
-/// A tmpfs mounted for the life of the value.
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).expect("mount point");
-        let output = Command::new("mount")
-            // Private like a data dir `serve` creates: it refuses one others can reach.
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(path)
-            .output()
-            .expect("run mount");
-        assert!(
-            output.status.success(),
-            "disk_full needs to mount a tmpfs (root or CAP_SYS_ADMIN) and could not: {}\n\
-             run this test as root, or in a container started with --cap-add SYS_ADMIN",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        Tmpfs {
-            path: path.to_owned(),
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazy: the collector's files may still be closing.
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
 
 /// Writes zeros to `path` until the file system refuses; returns the bytes written.
 fn fill(path: &Path) -> u64 {

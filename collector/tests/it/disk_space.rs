@@ -8,65 +8,15 @@
 use crate::support;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use reqwest::header::{CONTENT_TYPE, SET_COOKIE};
+use support::tmpfs::Tmpfs;
 use support::{Collector, checkin, envelope, interval};
 
 const WARNING: &str = "running out of space";
-
-/// A tmpfs mounted for the life of the value.
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).expect("mount point");
-        let output = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(path)
-            .output()
-            .expect("run mount");
-        assert!(
-            output.status.success(),
-            "disk_space needs to mount a tmpfs (root or CAP_SYS_ADMIN) and could not: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        Tmpfs {
-            path: path.to_owned(),
-        }
-    }
-
-    fn available(&self) -> u64 {
-        let output = Command::new("df")
-            .args(["--output=avail", "-B1"])
-            .arg(&self.path)
-            .output()
-            .expect("run df");
-        let text = String::from_utf8_lossy(&output.stdout);
-        text.lines()
-            .nth(1)
-            .and_then(|l| l.trim().parse().ok())
-            .expect("df's answer")
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
 
 fn log_in(client: &Client, collector: &Collector) -> String {
     let response = client

@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod python;
+pub mod tmpfs;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
