@@ -31,7 +31,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run a command and report it as a monitored job (like `sentry-cli monitors run`).
     Run(watchpost_collector::run_cmd::RunArgs),
-    /// Client commands against a running collector: monitors, issues, incidents, checkin.
+    /// Client commands: monitors, issues, incidents, checkin (against a running collector), and
+    /// store stats (a running collector, or a stopped one's data dir).
     #[command(flatten)]
     Client(watchpost_collector::cli::Command),
 }
