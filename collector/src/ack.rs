@@ -11,18 +11,17 @@
 //! The link's `GET` only shows a confirmation page (chat apps and mail scanners fetch links
 //! to preview them); the page's form `POST`s to the same URL, which acknowledges.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::engine::oncall::AckRefusal;
 use crate::http::HttpError;
+use crate::secret_file;
 use axum::http::StatusCode;
 
 /// The secret's file in the data dir.
@@ -74,24 +73,11 @@ pub enum LinkError {
 impl AckKeys {
     /// Reads `dir/ack_secret`, creating it (random, mode 0600) on first use.
     pub fn load_or_create(dir: &Path) -> std::io::Result<AckKeys> {
-        let path = dir.join(ACK_SECRET_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => parse_secret(text.trim())
-                .map(|secret| AckKeys { secret })
-                .ok_or_else(|| {
-                    std::io::Error::other(format!(
-                        "{} is not 64 hex characters; delete it to have a new one made \
-                         (this invalidates every acknowledge link already sent)",
-                        path.display()
-                    ))
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secret: [u8; 32] = rand::rng().random();
-                write_private(&path, &hex(&secret))?;
-                Ok(AckKeys { secret })
-            }
-            Err(e) => Err(e),
-        }
+        let secret = secret_file::load_or_create(
+            &dir.join(ACK_SECRET_FILE),
+            "this invalidates every acknowledge link already sent",
+        )?;
+        Ok(AckKeys { secret })
     }
 
     /// Keys from a given secret (tests, benches).
@@ -141,7 +127,7 @@ impl AckKeys {
         mac.update(b"watchpost-acknowledge\0");
         mac.update(incident.as_bytes());
         mac.update(&expires.to_be_bytes());
-        let mut signature = hex(&mac.finalize().into_bytes());
+        let mut signature = secret_file::hex(&mac.finalize().into_bytes());
         signature.truncate(SIGNATURE_HEX);
         signature
     }
@@ -163,35 +149,6 @@ pub fn refusal_status(refusal: &AckRefusal) -> (StatusCode, &'static str) {
 pub fn refusal_error(refusal: &AckRefusal) -> HttpError {
     let (status, reason) = refusal_status(refusal);
     HttpError::new(status, reason, refusal.to_string())
-}
-
-fn parse_secret(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut secret = [0u8; 32];
-    for (i, byte) in secret.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(secret)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Creates `path` readable by the owner only, failing if it exists.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }
 
 #[cfg(test)]

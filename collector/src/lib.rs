@@ -28,6 +28,7 @@ pub mod probe;
 pub mod processor;
 pub(crate) mod redirect;
 pub mod run_cmd;
+pub(crate) mod secret_file;
 pub mod server;
 pub mod store;
 pub mod sweep;

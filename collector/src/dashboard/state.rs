@@ -2,15 +2,14 @@
 //! (an HMAC secret kept in the data dir). Kept apart from the handlers, which read it through
 //! `app::AppState`, so the state the app holds does not import the handlers that read it.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::session::Sessions;
+use crate::secret_file;
 
 /// The dashboard's own state: sessions and badge keys.
 #[derive(Debug)]
@@ -68,24 +67,11 @@ impl std::fmt::Debug for BadgeKeys {
 impl BadgeKeys {
     /// Reads `dir/badge_secret`, creating it (random, mode 0600) on first use.
     pub(crate) fn load_or_create(dir: &Path) -> std::io::Result<BadgeKeys> {
-        let path = dir.join(BADGE_SECRET_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => parse_secret(text.trim())
-                .map(|secret| BadgeKeys { secret })
-                .ok_or_else(|| {
-                    std::io::Error::other(format!(
-                        "{} is not 64 hex characters; delete it to have a new one made \
-                         (this changes every badge URL)",
-                        path.display()
-                    ))
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secret: [u8; 32] = rand::rng().random();
-                write_private(&path, &hex(&secret))?;
-                Ok(BadgeKeys { secret })
-            }
-            Err(e) => Err(e),
-        }
+        let secret = secret_file::load_or_create(
+            &dir.join(BADGE_SECRET_FILE),
+            "this changes every badge URL",
+        )?;
+        Ok(BadgeKeys { secret })
     }
 
     /// Keys from a given secret (tests).
@@ -103,7 +89,7 @@ impl BadgeKeys {
         mac.update(&project.to_be_bytes());
         mac.update(&(slug.len() as u64).to_be_bytes());
         mac.update(slug.as_bytes());
-        let mut key = hex(&mac.finalize().into_bytes());
+        let mut key = secret_file::hex(&mac.finalize().into_bytes());
         key.truncate(KEY_HEX);
         key
     }
@@ -116,33 +102,6 @@ impl BadgeKeys {
                 .ct_eq(presented.trim().as_bytes()),
         )
     }
-}
-
-fn parse_secret(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut secret = [0u8; 32];
-    for (i, byte) in secret.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(secret)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes a new file readable only by its owner, and syncs it.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    writeln!(file, "{contents}")?;
-    file.sync_all()
 }
 
 #[cfg(test)]
