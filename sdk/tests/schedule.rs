@@ -15,6 +15,9 @@ use watchpost_engine::Schedule;
 /// The wall time the test's clock started at, and tokio's (paused) instant then.
 static ORIGIN: Mutex<Option<(DateTime<Utc>, tokio::time::Instant)>> = Mutex::new(None);
 static RUNS: Mutex<Vec<(&'static str, DateTime<Utc>)>> = Mutex::new(Vec::new());
+/// The tests share the simulated clock's origin and the record of runs, so they run one at a
+/// time (the test harness runs them on threads of one process).
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The test's wall clock: the origin moved on by tokio's paused clock.
 fn now() -> DateTime<Utc> {
@@ -79,6 +82,9 @@ fn runs_of(job: &str) -> Vec<DateTime<Utc>> {
 
 #[test]
 fn runs_start_exactly_when_the_collector_expects_them_across_dst_in_berlin() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Spring forward (2026-03-29, 02:00 -> 03:00) and fall back (2026-10-25, 03:00 -> 02:00).
     for start in [
         Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap(),
@@ -138,6 +144,9 @@ async fn slow_export() {
 
 #[test]
 fn overlapping_slots_are_skipped_and_a_stop_waits_for_the_run_under_way() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap();
     let at = |m: u32, s: u32| Utc.with_ymd_and_hms(2026, 1, 1, 0, m, s).unwrap();
     let runtime = paused_runtime(start);
