@@ -318,25 +318,29 @@ impl Worker {
             }
             payload => payload.clone(),
         };
+        let sending = Instant::now();
         let ready_at = {
             let mut pacers = self.pacers.lock();
             let pacer = pacers
                 .entry(self.destination.clone())
                 .or_insert_with(|| Pacer::new(self.pace));
-            let ready_at = pacer.ready_at(instant);
-            if ready_at <= instant {
+            let ready_at = pacer.ready_at(sending);
+            if ready_at <= sending {
                 // Take the slot before sending, so a second channel to the same
                 // destination waits for it.
-                pacer.record(instant);
+                pacer.record(sending);
             }
             ready_at
         };
-        if ready_at > instant {
+        if ready_at > sending {
             return Step::Wait(Some(ready_at));
         }
-        let sending = Instant::now();
         let outcome = self.channel.send(&payload).await;
-        self.answered(sending.elapsed());
+        let answered = Instant::now();
+        if let Some(pacer) = self.pacers.lock().get_mut(&self.destination) {
+            pacer.answered(sending, answered);
+        }
+        self.answered(answered - sending);
         let now = Utc::now();
         entry.attempts = entry.attempts.saturating_add(1);
         match outcome {

@@ -120,6 +120,18 @@ impl Pacer {
         }
     }
 
+    /// The message whose slot was taken at `sent` was answered at `answered`: the slot moves
+    /// there. The provider counts a message when it arrives, somewhere between the two; spacing
+    /// from the answer keeps its arrivals at least `min_interval` apart however long the
+    /// request took to leave, where spacing from the send would let a slow request and a quick
+    /// one arrive closer than that.
+    pub fn answered(&mut self, sent: Instant, answered: Instant) {
+        if let Some(slot) = self.recent.iter_mut().rev().find(|at| **at == sent) {
+            *slot = answered.max(sent);
+            self.recent.make_contiguous().sort_unstable();
+        }
+    }
+
     /// Sends nothing before `until` (the provider asked us to wait).
     pub fn hold_until(&mut self, until: Instant) {
         self.hold = Some(self.hold.map_or(until, |h| h.max(until)));
@@ -182,6 +194,25 @@ mod tests {
         pacer.record(t0);
         assert_eq!(pacer.ready_at(t0), t0 + S);
         assert_eq!(pacer.ready_at(t0 + 3 * S), t0 + 3 * S);
+    }
+
+    #[test]
+    fn spaces_from_the_answer_of_a_slow_request() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(Pace::every(S));
+        pacer.record(t0);
+        pacer.answered(t0, t0 + 3 * S);
+        assert_eq!(
+            pacer.ready_at(t0 + S),
+            t0 + 4 * S,
+            "the next message waits a full interval after the answer"
+        );
+        pacer.answered(t0, t0 + 9 * S);
+        assert_eq!(
+            pacer.ready_at(t0),
+            t0 + 4 * S,
+            "a slot already moved is not found again"
+        );
     }
 
     #[test]

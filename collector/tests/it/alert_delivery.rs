@@ -263,7 +263,10 @@ async fn telegram_honours_retry_after_and_paces_each_chat() {
     assert!(texts[0].contains("<a href=\"http://watchpost.example:8470/probes/%3Cdb%20%26%20cache%3E\">Open in Watchpost</a>"), "{}", texts[0]);
     assert!(texts[1].contains("Probe api is down"));
     assert!(texts[2].contains("Probe queue is down"));
-    assert!(texts[3].starts_with("🟢 <b>Probe api is up</b>"));
+    assert!(
+        texts[3].starts_with("🟢 <b>Probe api is up</b>"),
+        "{texts:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
