@@ -2,12 +2,12 @@
 //! data dir and port. The app (this process, through the SDK, as examples/src/bin/outage_app.rs
 //! does it) runs a `#[monitored_job]` every 50 ms and times each call.
 //!
-//! Asserted: the job never waits on the collector (a loose bound, not a speed claim); the SDK
-//! holds what it could not send and delivers it after the restart, so every check-in is either
-//! delivered or counted as `dropped` (`sent + dropped` = what the app produced; nothing
-//! `failed` or `rate_limited`), and every run is stored unless a check-in of it was dropped; with
-//! the default queue a 10 s outage drops nothing, with a tiny queue the overflow shows up as
-//! `dropped`. The latency percentiles per phase are printed for
+//! Asserted: the job never waits on the collector (a loose bound on the 90th percentile, not
+//! a speed claim); the SDK holds what it could not send and delivers it after the restart, so
+//! every check-in is either delivered or counted as `dropped` (`sent + dropped` = what the app
+//! produced; nothing `failed` or `rate_limited`), and every run is stored unless a check-in of
+//! it was dropped; with the default queue a 10 s outage drops nothing, with a tiny queue the
+//! overflow shows up as `dropped`. The latency percentiles per phase are printed for
 //! docs/reliability.md ("Outages"). `WATCHPOST_OUTAGE_SECS` sets the window (default 10; the
 //! issue's full run is 60).
 //!
@@ -125,8 +125,11 @@ fn app_outlives_a_collector_outage() {
     println!("outage {outage:?}, default queue:");
     for (name, phase) in [("before", &before), ("during", &during), ("after", &after)] {
         println!("  {}", phase.report(name));
+        // The 90th percentile, not the maximum: a job that waited on the collector would wait
+        // on most calls, while on a loaded machine any single call may lose its core for a
+        // moment.
         assert!(
-            Duration::from_micros(*phase.0.last().unwrap()) < LATENCY_BOUND,
+            Duration::from_micros(phase.percentile(90)) < LATENCY_BOUND,
             "{name}: a job call waited on the collector: {}",
             phase.report(name)
         );

@@ -191,7 +191,7 @@ async fn error_messages_are_shown_only_when_exposed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hanging_check_times_out_within_its_timeout_plus_100ms() {
+async fn a_hanging_check_times_out_at_its_own_timeout() {
     const TIMEOUT: Duration = Duration::from_millis(300);
     let layer = HealthLayer::new()
         .check("database", ok())
@@ -222,8 +222,10 @@ async fn a_hanging_check_times_out_within_its_timeout_plus_100ms() {
         }})
     );
     assert!(answer.latency("queue") >= TIMEOUT, "{answer:?}");
+    // The upper bound tells the check's own timeout from the layer's default (2 s) with room
+    // for a loaded machine; the answer's promptness itself is a bench figure, not a test's.
     assert!(
-        answer.elapsed >= TIMEOUT && answer.elapsed <= TIMEOUT + Duration::from_millis(100),
+        answer.elapsed >= TIMEOUT && answer.elapsed < HealthLayer::DEFAULT_TIMEOUT,
         "answered in {:?}, the check's timeout is {TIMEOUT:?}",
         answer.elapsed
     );
@@ -298,17 +300,27 @@ fn without_date(headers: &HeaderMap) -> HeaderMap {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_run_concurrently_so_the_slowest_sets_the_pace() {
-    let sleepy = || async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        Ok::<_, CheckError>(())
+    // Each check waits until all three have started: run one after another, the first would
+    // wait for the others forever and fail at its timeout, so passing proves they overlap
+    // whatever the machine's load.
+    let started = Arc::new(tokio::sync::Barrier::new(3));
+    let together = |name: &'static str| {
+        let started = Arc::clone(&started);
+        checks::from_fn(name, move || {
+            let started = Arc::clone(&started);
+            async move {
+                started.wait().await;
+                Ok::<_, CheckError>(())
+            }
+        })
+        .with_timeout(Duration::from_secs(10))
     };
     let layer = HealthLayer::new()
-        .check("a", sleepy)
-        .check("b", sleepy)
-        .check("c", sleepy);
+        .with_check(together("a"))
+        .with_check(together("b"))
+        .with_check(together("c"));
     let addr = serve(app().layer(layer)).await;
     let client = reqwest::Client::new();
-    send(&client, reqwest::Method::GET, format!("http://{addr}/")).await;
 
     let answer = send(
         &client,
@@ -318,16 +330,9 @@ async fn checks_run_concurrently_so_the_slowest_sets_the_pace() {
     .await;
 
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-    for check in ["a", "b", "c"] {
-        assert!(
-            answer.latency(check) >= Duration::from_millis(200),
-            "{answer:?}"
-        );
-    }
     assert!(
-        answer.elapsed < Duration::from_millis(400),
-        "three 200 ms checks took {:?}: they ran one after another",
-        answer.elapsed
+        answer.elapsed < Duration::from_secs(10),
+        "the three checks waited for each other until their timeout: they ran one after another"
     );
 }
 

@@ -79,7 +79,7 @@ dedup_window = "0s"
 
     // While the destination is down: six monitors fail, one by one, and the first two recover.
     let mut expected = Vec::new();
-    let step = outage / 10;
+    let step = outage / 20;
     for i in 0..6 {
         let slug = format!("job-{i}");
         report(&collector, &slug, "error");

@@ -65,6 +65,23 @@ struct Timed {
     took: Duration,
 }
 
+/// The fastest of up to three reads of one page (it stops at the first within the time bound):
+/// a GET changes nothing, and on a shared 2-core machine one read may be held up by another
+/// process, while a page whose cost grows with the store is slow every time.
+fn fastest(request: impl Fn() -> reqwest::blocking::RequestBuilder) -> Timed {
+    let mut best = timed(request());
+    for _ in 0..2 {
+        if best.took < MAX_PAGE_TIME {
+            break;
+        }
+        let again = timed(request());
+        if again.took < best.took {
+            best = again;
+        }
+    }
+    best
+}
+
 fn timed(request: reqwest::blocking::RequestBuilder) -> Timed {
     let start = Instant::now();
     let response: Response = request.send().expect("request");
@@ -91,7 +108,7 @@ fn assert_small(what: &str, page: &Timed) {
 }
 
 fn api(collector: &Collector, path: &str) -> Timed {
-    let page = timed(collector.admin(reqwest::Method::GET, path));
+    let page = fastest(|| collector.admin(reqwest::Method::GET, path));
     assert_small(path, &page);
     page
 }
@@ -160,11 +177,11 @@ impl Viewer {
 
     /// The body of the dashboard page at `path`, asserted small and fast.
     fn view(&self, collector: &Collector, path: &str) -> String {
-        let page = timed(
+        let page = fastest(|| {
             self.client
                 .get(collector.url(path))
-                .header("Cookie", &self.cookie),
-        );
+                .header("Cookie", &self.cookie)
+        });
         assert_small(path, &page);
         page.body
     }
