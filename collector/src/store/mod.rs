@@ -51,6 +51,7 @@ mod migrate;
 mod outbox;
 mod page;
 mod pending;
+mod postgres;
 mod prepared;
 mod probes;
 mod redo;
