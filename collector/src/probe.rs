@@ -32,10 +32,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
+use crate::alert::NewDelivery;
 use crate::alert::Planner;
 use crate::config;
 use crate::engine::alerting::redact_url;
-use crate::alert::NewDelivery;
 use crate::engine::dependencies::{self, Node};
 use crate::engine::probes::{
     self, Check, Expectation, Observation, Outcome, ProbeNotice, ProbeResult, ProbeRules,
@@ -428,7 +428,8 @@ impl ProbeTask {
             match dependencies.hold_until(&self.store, &node, now) {
                 Ok(Some(_)) => probes::hold(transition),
                 Ok(None) => {
-                    if let Some(notice) = probes::release(&mut transition.state, &entry.rules, false)
+                    if let Some(notice) =
+                        probes::release(&mut transition.state, &entry.rules, false)
                     {
                         deliveries.extend(self.planner.probe_released(&notice, now));
                     }
@@ -453,8 +454,7 @@ impl ProbeTask {
                 return deliveries;
             }
         };
-        if let Some(fold) =
-            dependencies::fold(&failing, &state.folded, dependencies.recheck(), now)
+        if let Some(fold) = dependencies::fold(&failing, &state.folded, dependencies.recheck(), now)
         {
             let last = &transition.result;
             let notice = ProbeNotice {

@@ -42,8 +42,8 @@ use crate::caps::{CapsConfig, Census, Held, RefusalLog};
 use crate::config::{MonitorSpec, Retention};
 use crate::deadlines::Deadlines;
 use crate::engine::caps::{ConfigVerdict, OVERFLOW_FINGERPRINT, Origin, Refused, config_verdict};
-use crate::engine::issues::{event_issue_id, issue_id, process_event, set_status};
 use crate::engine::dependencies::{Fold, Node};
+use crate::engine::issues::{event_issue_id, issue_id, process_event, set_status};
 use crate::engine::oncall::{self, AckRefusal, Repeat};
 use crate::engine::{
     CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind, Effect,
@@ -669,10 +669,10 @@ impl Processor {
                     .and_then(|checkin| sweep_timeout(&monitor, &checkin, now, &outages)),
                 DeadlineKind::Repeat => {
                     let node = Node::Monitor(monitor.key.slug.clone());
-                    let blocked =
-                        self.alerts
-                            .dependencies()
-                            .hold_until(&self.store, &node, now)?;
+                    let blocked = self
+                        .alerts
+                        .dependencies()
+                        .hold_until(&self.store, &node, now)?;
                     match self.alerts.sweep_repeat(&monitor, blocked, now) {
                         Some(repeat) => {
                             let dependents = self.held_dependents(&repeat)?;

@@ -113,11 +113,7 @@ impl Graph {
                     (false, true) => Node::Monitor(name.clone()),
                     (false, false) => return Err((index, DependencyError::Unknown(name.clone()))),
                 };
-                graph
-                    .edges
-                    .entry(node.clone())
-                    .or_default()
-                    .insert(target);
+                graph.edges.entry(node.clone()).or_default().insert(target);
             }
         }
         if let Some(cycle) = graph.cycle() {
@@ -214,7 +210,10 @@ pub fn hold_until(
     let step = TimeDelta::from_std(recheck)
         .unwrap_or(TimeDelta::MAX)
         .max(TimeDelta::seconds(1));
-    failing.then(|| now.checked_add_signed(step).unwrap_or(DateTime::<Utc>::MAX_UTC))
+    failing.then(|| {
+        now.checked_add_signed(step)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    })
 }
 
 /// The later of two hold ends (a quiet time and a dependency), as the hold to keep.
@@ -358,7 +357,10 @@ mod tests {
             .dependencies(&Node::Monitor("report".to_owned()))
             .map(Node::to_string)
             .collect();
-        assert_eq!(of_report, ["monitor nightly-backup", "probe database-health"]);
+        assert_eq!(
+            of_report,
+            ["monitor nightly-backup", "probe database-health"]
+        );
 
         let refused = |declared: &[(Node, Vec<String>)]| {
             Graph::build(declared, &probes, &slugs).expect_err("refused")

@@ -570,11 +570,7 @@ pub fn hold(transition: &mut ProbeTransition) {
 /// The held down alert of a probe that is still down once nothing it depends on fails
 /// (`blocked` false): marks it announced and returns what the alert says; `None` when nothing
 /// is held or it is still blocked. Sent once: the incident is announced from then on.
-pub fn release(
-    state: &mut ProbeState,
-    rules: &ProbeRules,
-    blocked: bool,
-) -> Option<ProbeNotice> {
+pub fn release(state: &mut ProbeState, rules: &ProbeRules, blocked: bool) -> Option<ProbeNotice> {
     let incident = state.open_incident.as_mut()?;
     if incident.notified || blocked {
         return None;

@@ -14,12 +14,12 @@ use chrono::{DateTime, Utc};
 use super::dispatch::{DispatchHandle, NewDelivery, plan};
 use crate::ack::{AckKeys, LINK_TTL};
 use crate::config::Config;
+use crate::dependencies::Dependencies;
 use crate::engine::alerting::{self, Alert, AlertKind, Links, Rule};
+use crate::engine::dependencies::{self, Fold, Node};
 use crate::engine::issues::{IssueEffect, SpikeRule};
 use crate::engine::maintenance::{self, Window};
 use crate::engine::oncall::{self, Repeat, Repeats};
-use crate::dependencies::Dependencies;
-use crate::engine::dependencies::{self, Fold, Node};
 use crate::engine::probes::{ProbeEffect, ProbeNotice};
 use crate::engine::{Effect, Incident, Issue, MonitorEnv, Outage, Transition};
 
@@ -98,7 +98,11 @@ impl Planner {
         now: DateTime<Utc>,
     ) {
         let quiet = maintenance::quiet_until(&self.windows, &transition.monitor, now);
-        oncall::arm(transition, &self.repeats, dependencies::later(quiet, blocked));
+        oncall::arm(
+            transition,
+            &self.repeats,
+            dependencies::later(quiet, blocked),
+        );
     }
 
     /// What is due for a [`crate::engine::DeadlineKind::Repeat`] deadline of `monitor`: a
@@ -169,7 +173,11 @@ impl Planner {
     }
 
     /// The deliveries of a probe's down alert held for a dependency and released now.
-    pub(crate) fn probe_released(&self, notice: &ProbeNotice, now: DateTime<Utc>) -> Vec<NewDelivery> {
+    pub(crate) fn probe_released(
+        &self,
+        notice: &ProbeNotice,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
         let names = self.dependencies.names(&Node::Probe(notice.name.clone()));
         let alert = alerting::probe_released_alert(notice, &names, &self.links, now);
         plan(&self.rules, &alert, None)

@@ -149,8 +149,10 @@ channels = ["pager"]
     });
 
     let seen = pagerduty.seen();
-    assert!(seen.iter().all(|s| s.path == "/v2/enqueue"
-        && s.method == axum::http::Method::POST));
+    assert!(
+        seen.iter()
+            .all(|s| s.path == "/v2/enqueue" && s.method == axum::http::Method::POST)
+    );
     let events: Vec<Value> = seen.into_iter().map(|s| s.json).collect();
     let actions: Vec<&str> = events
         .iter()
@@ -179,5 +181,8 @@ channels = ["pager"]
     let deliveries = collector.api_get("/api/v1/alerts?limit=100");
     let deliveries = deliveries.as_array().unwrap();
     assert_eq!(deliveries.len(), 3, "{deliveries:#?}");
-    assert!(deliveries.iter().all(|d| d["state"] == "sent"), "{deliveries:#?}");
+    assert!(
+        deliveries.iter().all(|d| d["state"] == "sent"),
+        "{deliveries:#?}"
+    );
 }
