@@ -435,7 +435,7 @@ mod tests {
         );
         // Named once: nothing more until another dependent fails.
         assert_eq!(fold(&failing, &once.failing, settle, at(9, 0)), None);
-        let mut more = failing.clone();
+        let mut more = failing;
         more.push(FailingDependent {
             name: "report".to_owned(),
             since: at(9, 0),

@@ -223,3 +223,81 @@ fn unknown_names_and_cycles_in_depends_on_stop_the_start_with_a_sentence() {
         assert!(stderr.contains(needle), "{needle} in {stderr}");
     }
 }
+
+/// A monitor as the dependency: while its incident is open a dependent's alert is held, its
+/// repeats name the dependent, and once it recovers the dependent still failing alerts on its
+/// own, once.
+#[test]
+fn a_failing_monitor_holds_its_dependents_and_names_them_in_its_repeats() {
+    let runtime = runtime();
+    let hook = runtime.block_on(Fake::start(|_, _| status(200, "ok")));
+    let collector = Collector::start(Some(&format!(
+        r#"
+[alerts]
+dedup_window = "0s"
+dependency_recheck = "1s"
+
+[[channels]]
+name = "hook"
+type = "webhook"
+url = "{hook}/hook"
+
+[[rules]]
+name = "oncall"
+on = ["monitor.failed", "monitor.recovered"]
+channels = ["hook"]
+repeat = "2s"
+
+[[monitors]]
+project = 1
+slug = "db-migrate"
+interval = "1h"
+failure_issue_threshold = 1
+
+[[monitors]]
+project = 1
+slug = "import"
+interval = "1h"
+failure_issue_threshold = 1
+depends_on = ["db-migrate"]
+"#,
+        hook = hook.url,
+    )));
+    let send = |slug: &str, status: &str| {
+        let body = envelope(&[("check_in", &checkin(slug, status, None, None))]);
+        let (code, body) = collector.post_envelope(body);
+        assert_eq!(code, StatusCode::OK, "{body}");
+    };
+    send("db-migrate", "error");
+    poll(WITHIN, "db-migrate's alert", || {
+        failures(&hook, "db-migrate").into_iter().next()
+    });
+    send("import", "error");
+    let repeat = poll(WITHIN, "a repeat naming import", || {
+        failures(&hook, "db-migrate")
+            .into_iter()
+            .find(|a| a.get("dependents").is_some())
+    });
+    assert_eq!(
+        repeat["dependents"],
+        serde_json::json!(["import (production)"]),
+        "{repeat:#}"
+    );
+    assert_eq!(
+        repeat["title"],
+        "Monitor db-migrate (production) is still failing; 1 dependent is failing"
+    );
+    assert!(failures(&hook, "import").is_empty(), "import is held");
+
+    send("db-migrate", "ok");
+    let alone = poll(WITHIN, "import alerting on its own", || {
+        failures(&hook, "import").into_iter().next()
+    });
+    assert!(
+        alone["message"]
+            .as_str()
+            .unwrap()
+            .contains("monitor db-migrate it depends on was failing"),
+        "{alone:#}"
+    );
+}
