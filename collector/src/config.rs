@@ -2,7 +2,7 @@
 //! All validation happens here, once: later code trusts a `Config`. Errors name the field path
 //! (`projects[0].keys[1]: ...`) so a person can fix the file; secrets never appear in messages.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::alert::template::{Markup, Template};
 use crate::engine::alerting;
 use crate::engine::caps::{Caps, CapsConfig, Upsert};
+use crate::engine::dependencies::{Graph, Node};
 use crate::engine::issues::SpikeRule;
 use crate::engine::maintenance::{self, Window};
 use crate::engine::probes::JsonExpectation;
@@ -65,6 +66,9 @@ pub const DEFAULT_DECODED_BYTES_IN_FLIGHT: u64 = 256 << 20;
 pub const DEFAULT_CACHE_SIZE: u64 = crate::store::DEFAULT_CACHE_SIZE;
 /// Shortest probe interval: sub-second intervals serve tests and local setups.
 pub const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// `[alerts] dependency_recheck` when not set: a held dependent alerts on its own at most this
+/// long after its dependency recovered.
+pub const DEFAULT_DEPENDENCY_RECHECK: Duration = Duration::from_secs(30);
 
 /// A configuration error: the field path and what is wrong, for a person.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +160,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[[maintenance]]`: recurring windows in which incidents open without an alert.
     pub maintenance: Vec<Window>,
+    /// The `depends_on` of `[[monitors]]` and `[[probes]]`, resolved and free of cycles.
+    pub dependencies: Graph,
 }
 
 /// `[store]`.
@@ -436,6 +442,10 @@ pub struct Rule {
 pub struct Alerts {
     /// Repeats of the same `(rule, kind, subject)` within this window are sent once.
     pub dedup_window: Duration,
+    /// How often a dependent whose alert is held looks at its dependencies again, and how long
+    /// the failing dependents must stop growing before their dependency's follow-up names
+    /// them (`depends_on`).
+    pub dependency_recheck: Duration,
 }
 
 /// `[[monitors]]`: a monitor environment declared in the file.
@@ -445,6 +455,8 @@ pub struct MonitorSpec {
     pub key: MonitorKey,
     /// The validated configuration.
     pub config: MonitorConfig,
+    /// `depends_on`: the probes and monitors (by name and slug) whose failure holds its alerts.
+    pub depends_on: Vec<String>,
 }
 
 /// `[[probes]]`.
@@ -468,6 +480,8 @@ pub struct Probe {
     pub expected_body_contains: Option<String>,
     /// A JSON field the response body must have (Watchpost extension).
     pub expected_json: Option<JsonExpectation>,
+    /// `depends_on`: the probes and monitors (by name and slug) whose failure holds its alerts.
+    pub depends_on: Vec<String>,
 }
 
 /// How the watchdog sends its heartbeat.
@@ -752,6 +766,7 @@ struct RawRule {
 #[serde(deny_unknown_fields)]
 struct RawAlerts {
     dedup_window: Option<RawDuration>,
+    dependency_recheck: Option<RawDuration>,
 }
 
 #[derive(Deserialize)]
@@ -766,6 +781,8 @@ struct RawProbe {
     expected_status: Option<u64>,
     expected_body_contains: Option<String>,
     expected_json: Option<RawJsonExpectation>,
+    #[serde(default)]
+    depends_on: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -877,6 +894,12 @@ impl Validator<'_> {
                 Duration::from_secs(300),
                 Duration::ZERO,
             )?,
+            dependency_recheck: duration_or(
+                "alerts.dependency_recheck",
+                raw.alerts.dependency_recheck,
+                DEFAULT_DEPENDENCY_RECHECK,
+                Duration::from_secs(1),
+            )?,
         };
         repeats_outlast_dedup(&rules, alerts.dedup_window)?;
         let project_ids: HashSet<u64> = if projects.is_empty() {
@@ -979,6 +1002,7 @@ impl Validator<'_> {
             "maintenance",
             "maintenance window",
         )?;
+        let dependencies = dependencies(&monitors, &probes)?;
         Ok(Config {
             server,
             projects,
@@ -994,6 +1018,7 @@ impl Validator<'_> {
             caps,
             store,
             maintenance,
+            dependencies,
         })
     }
 
@@ -1612,6 +1637,7 @@ impl Validator<'_> {
             expected_status,
             expected_body_contains,
             expected_json,
+            depends_on: raw.depends_on,
         })
     }
 }
@@ -1885,12 +1911,60 @@ fn monitor(
             format!("`{slug}` is not a normalized slug; write `{}`", key.slug),
         ));
     }
+    let depends_on = depends_on(path, table.remove("depends_on"))?;
     let json = serde_json::to_value(&table)
         .map_err(|e| Error::at(path, format!("cannot read this monitor: {e}")))?;
     let config = ConfigPatch::from_json(&json)
         .and_then(|patch| patch.to_config())
         .map_err(|e| monitor_error(path, &e))?;
-    Ok(MonitorSpec { key, config })
+    Ok(MonitorSpec {
+        key,
+        config,
+        depends_on,
+    })
+}
+
+/// A monitor's `depends_on`: a list of names.
+fn depends_on(path: &str, value: Option<toml::Value>) -> Result<Vec<String>, Error> {
+    let field = format!("{path}.depends_on");
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let toml::Value::Array(items) = value else {
+        return Err(Error::at(
+            field,
+            "expected a list of probe names and monitor slugs, e.g. [\"database-health\"]",
+        ));
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            toml::Value::String(name) => Ok(name),
+            _ => Err(Error::at(
+                &field,
+                "expected a list of probe names and monitor slugs, e.g. [\"database-health\"]",
+            )),
+        })
+        .collect()
+}
+
+/// Resolves every `depends_on` (engine::dependencies): an unknown or ambiguous name, or a
+/// cycle, is refused naming the entry.
+fn dependencies(monitors: &[MonitorSpec], probes: &[Probe]) -> Result<Graph, Error> {
+    let mut declared = Vec::new();
+    let mut paths = Vec::new();
+    for (i, m) in monitors.iter().enumerate() {
+        declared.push((Node::Monitor(m.key.slug.clone()), m.depends_on.clone()));
+        paths.push(format!("monitors[{i}].depends_on"));
+    }
+    for (i, p) in probes.iter().enumerate() {
+        declared.push((Node::Probe(p.name.clone()), p.depends_on.clone()));
+        paths.push(format!("probes[{i}].depends_on"));
+    }
+    let probe_names: BTreeSet<String> = probes.iter().map(|p| p.name.clone()).collect();
+    let slugs: BTreeSet<String> = monitors.iter().map(|m| m.key.slug.clone()).collect();
+    Graph::build(&declared, &probe_names, &slugs)
+        .map_err(|(index, error)| Error::at(paths[index].clone(), error.to_string()))
 }
 
 /// Which field an engine validation error is about, so the message names `monitors[i].<field>`.

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub(crate) mod dashboard;
 pub mod deadlines;
+pub(crate) mod dependencies;
 pub mod health;
 pub mod http;
 pub mod ingest;

@@ -32,12 +32,14 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
+use crate::alert::NewDelivery;
 use crate::alert::Planner;
 use crate::config;
 use crate::engine::alerting::redact_url;
+use crate::engine::dependencies::{self, Node};
 use crate::engine::probes::{
-    self, Check, Expectation, Observation, Outcome, ProbeResult, ProbeRules, ProbeState,
-    ProbeStatus,
+    self, Check, Expectation, Observation, Outcome, ProbeNotice, ProbeResult, ProbeRules,
+    ProbeState, ProbeStatus, ProbeTransition,
 };
 use crate::store::{Store, StoreError};
 
@@ -358,11 +360,13 @@ impl ProbeTask {
                 observation,
             };
             let now = Utc::now();
-            let transition = probes::record_check(&state, &entry.rules, &check, now);
+            let mut transition = probes::record_check(&state, &entry.rules, &check, now);
+            let follow_ups = self.follow_dependencies(&mut transition, now);
             let deliveries: Vec<_> = transition
                 .effects
                 .iter()
                 .flat_map(|effect| self.planner.probe(effect, now))
+                .chain(follow_ups)
                 .collect();
             match self
                 .store
@@ -402,6 +406,69 @@ impl ProbeTask {
                 }
             }
         }
+    }
+
+    /// What `depends_on` changes about a check's transition (`engine::dependencies`): while
+    /// something this probe depends on is failing, a down alert it raises is held, and one
+    /// held is released (once) when nothing is failing any more and it is still down; while
+    /// it is down with its alert out, its dependents failing with their alerts held are named
+    /// in one follow-up once they settle. Returns the deliveries of released and follow-up
+    /// alerts, committed with the transition. A store error reading the states is logged and
+    /// changes nothing (the next check looks again).
+    fn follow_dependencies(
+        &self,
+        transition: &mut ProbeTransition,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        let entry = self.entry();
+        let dependencies = self.planner.dependencies();
+        let node = Node::Probe(entry.spec.name.clone());
+        let mut deliveries = Vec::new();
+        if dependencies.has_dependencies(&node) {
+            match dependencies.hold_until(&self.store, &node, now) {
+                Ok(Some(_)) => probes::hold(transition),
+                Ok(None) => {
+                    if let Some(notice) =
+                        probes::release(&mut transition.state, &entry.rules, false)
+                    {
+                        deliveries.extend(self.planner.probe_released(&notice, now));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(probe = %node.name(), %error, "cannot read the probe's dependencies");
+                }
+            }
+        }
+        let opening = !transition.effects.is_empty();
+        let state = &mut transition.state;
+        let Some(incident) = state.open_incident.as_ref().filter(|i| i.notified) else {
+            return deliveries;
+        };
+        if opening || !dependencies.has_dependents(&node) {
+            return deliveries;
+        }
+        let failing = match dependencies.held_dependents(&self.store, &node, incident.opened_at) {
+            Ok(failing) => failing,
+            Err(error) => {
+                tracing::warn!(probe = %node.name(), %error, "cannot read the probe's dependents");
+                return deliveries;
+            }
+        };
+        if let Some(fold) = dependencies::fold(&failing, &state.folded, dependencies.recheck(), now)
+        {
+            let last = &transition.result;
+            let notice = ProbeNotice {
+                down: true,
+                name: state.name.clone(),
+                url: entry.rules.url.clone(),
+                status_code: last.status_code,
+                error: last.error.clone(),
+                since: Some(incident.starting_timestamp),
+            };
+            deliveries.extend(self.planner.probe_follow_up(&notice, &fold, now));
+            state.folded = fold.failing;
+        }
+        deliveries
     }
 
     /// The stored state (or a new one), retrying on store errors until stopped.
@@ -580,6 +647,7 @@ mod tests {
             expected_status: 200,
             expected_body_contains: None,
             expected_json: None,
+            depends_on: Vec::new(),
         };
         let probes = Probes::new(&[spec]);
         let start = Utc::now();

@@ -42,8 +42,9 @@ use crate::caps::{CapsConfig, Census, Held, RefusalLog};
 use crate::config::{MonitorSpec, Retention};
 use crate::deadlines::Deadlines;
 use crate::engine::caps::{ConfigVerdict, OVERFLOW_FINGERPRINT, Origin, Refused, config_verdict};
+use crate::engine::dependencies::{Fold, Node};
 use crate::engine::issues::{event_issue_id, issue_id, process_event, set_status};
-use crate::engine::oncall::{self, AckRefusal};
+use crate::engine::oncall::{self, AckRefusal, Repeat};
 use crate::engine::{
     CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind, Effect,
     Incident, IncidentKind, Issue, IssueStatus, MonitorConfig, MonitorEnv, MonitorKey, Rejection,
@@ -474,15 +475,51 @@ impl Processor {
             },
             None => None,
         };
-        Ok(Ok(process_checkin(monitor, existing, input, now).map(
-            |transition| {
-                let id = transition.checkin.id;
-                if !transition.unchanged {
-                    pending.record(transition, &self.alerts, now);
-                }
-                id
-            },
-        )))
+        let transition = match process_checkin(monitor, existing, input, now) {
+            Ok(transition) => transition,
+            Err(rejection) => return Ok(Ok(Err(rejection))),
+        };
+        let id = transition.checkin.id;
+        if !transition.unchanged {
+            let blocked = self.blocked(&transition, now)?;
+            pending.record(transition, blocked, &self.alerts, now);
+        }
+        Ok(Ok(Ok(id)))
+    }
+
+    /// The dependents of a monitor whose repeat is due that are failing with their alerts
+    /// held for it (`depends_on`): its repeat names them. `None` when nothing is held, or
+    /// nothing is sent.
+    fn held_dependents(&self, repeat: &Repeat) -> Result<Option<Fold>, StoreError> {
+        let node = Node::Monitor(repeat.monitor.key.slug.clone());
+        let dependencies = self.alerts.dependencies();
+        if repeat.released || repeat.rules.is_empty() || !dependencies.has_dependents(&node) {
+            return Ok(None);
+        }
+        let failing =
+            dependencies.held_dependents(&self.store, &node, repeat.incident.opened_at)?;
+        Ok((!failing.is_empty()).then(|| Fold::of(&failing, &[])))
+    }
+
+    /// Until when the incident `transition` opens is held because a monitor or probe its
+    /// monitor depends on is failing (`depends_on`); `None` when it opens none to announce or
+    /// nothing holds it. Reads the dependencies' states only when an incident opens.
+    fn blocked(
+        &self,
+        transition: &Transition,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let opens = transition
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::IncidentOpened { notify: true, .. }));
+        if !opens {
+            return Ok(None);
+        }
+        let node = Node::Monitor(transition.monitor.key.slug.clone());
+        self.alerts
+            .dependencies()
+            .hold_until(&self.store, &node, now)
     }
 
     /// A monitor environment as this input has left it so far, else as stored (remembered in
@@ -631,9 +668,15 @@ impl Processor {
                     .run_checkin_for_timeout(&pending, &monitor, id)
                     .and_then(|checkin| sweep_timeout(&monitor, &checkin, now, &outages)),
                 DeadlineKind::Repeat => {
-                    match self.alerts.sweep_repeat(&monitor, now) {
+                    let node = Node::Monitor(monitor.key.slug.clone());
+                    let blocked = self
+                        .alerts
+                        .dependencies()
+                        .hold_until(&self.store, &node, now)?;
+                    match self.alerts.sweep_repeat(&monitor, blocked, now) {
                         Some(repeat) => {
-                            let deliveries = self.alerts.repeat(&repeat, now);
+                            let dependents = self.held_dependents(&repeat)?;
+                            let deliveries = self.alerts.repeat(&repeat, dependents.as_ref(), now);
                             report.repeats += u64::from(!deliveries.is_empty());
                             pending.record_change(repeat.monitor, deliveries);
                         }
@@ -652,7 +695,8 @@ impl Processor {
                 CheckInStatus::Timeout => report.timeouts += 1,
                 _ => report.deferred += 1,
             }
-            pending.record(transition, &self.alerts, now);
+            let blocked = self.blocked(&transition, now)?;
+            pending.record(transition, blocked, &self.alerts, now);
         }
         let mut writes = pending.into_writes();
         if writes.is_empty() {
@@ -1084,8 +1128,15 @@ struct Pending {
 impl Pending {
     /// Takes in a monitor transition, planning its effects' alerts with the monitor as the
     /// transition left it.
-    fn record(&mut self, mut transition: Transition, alerts: &Planner, now: DateTime<Utc>) {
-        alerts.arm_repeats(&mut transition, now);
+    /// `blocked`: until when a dependency holds the alert of an incident it opens.
+    fn record(
+        &mut self,
+        mut transition: Transition,
+        blocked: Option<DateTime<Utc>>,
+        alerts: &Planner,
+        now: DateTime<Utc>,
+    ) {
+        alerts.arm_repeats(&mut transition, blocked, now);
         let outage = transition.outage.as_ref();
         for effect in &transition.effects {
             self.deliveries

@@ -130,6 +130,10 @@ pub struct Alert {
     /// which holds the signing key; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledge_url: Option<String>,
+    /// The dependents failing with their own alerts held while this alert's subject is failing
+    /// (`depends_on`, see [`super::dependencies`]), by name; absent when none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependents: Option<Vec<String>>,
 }
 
 /// `incident` of a monitor alert.
@@ -617,6 +621,65 @@ pub fn released_alert(
     alert
 }
 
+/// The `monitor.failed` of an incident whose alert was held while a monitor or probe it
+/// depends on (`dependencies`, as `depends_on` names them) was failing, now that none is and
+/// the incident is still open: it alerts on its own, once.
+pub fn released_after_dependency(
+    incident: &Incident,
+    monitor: &MonitorEnv,
+    dependencies: &[String],
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let effect = Effect::IncidentOpened {
+        incident: incident.clone(),
+        notify: true,
+    };
+    let mut alert = monitor_alert(&effect, monitor, None, links, now)
+        .expect("an announced opening has an alert");
+    alert.message = format!(
+        "{} It opened {} while {} it depends on was failing, and its alert was held; that has recovered and this monitor is still failing, so it alerts on its own now.",
+        alert.message,
+        when(incident.opened_at),
+        dependencies.join(", ")
+    );
+    alert
+}
+
+/// The `probe.down` of a probe whose alert was held while something it depends on
+/// (`dependencies`) was failing, now that nothing is and it is still down: once, on its own.
+pub fn probe_released_alert(
+    notice: &ProbeNotice,
+    dependencies: &[String],
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let mut alert = probe_alert(notice, links, now);
+    alert.message = format!(
+        "{} Its alert was held while {} it depends on was failing; that has recovered and this probe is still down, so it alerts on its own now.",
+        alert.message,
+        dependencies.join(", ")
+    );
+    alert
+}
+
+/// Names the failing dependents in their dependency's alert (`fold`, see
+/// [`super::dependencies::fold`]): its title counts them, its message lists them, and
+/// `dependents` carries them all.
+pub fn fold_into(alert: &mut Alert, fold: &super::dependencies::Fold) {
+    if fold.failing.is_empty() {
+        return;
+    }
+    alert.title = format!("{}; {}", alert.title, fold.headline());
+    alert.message = format!(
+        "{} {}: {}. Their own alerts are held while it is failing; any still failing when it recovers alerts on its own.",
+        alert.message,
+        fold.headline(),
+        fold.list()
+    );
+    alert.dependents = Some(fold.failing.clone());
+}
+
 /// The `monitor.acknowledged` alert: who said they are on it, and when.
 pub fn acknowledged_alert(
     incident: &Incident,
@@ -713,6 +776,7 @@ fn monitor_alert_of(
             },
         }),
         acknowledge_url: None,
+        dependents: None,
     }
 }
 
@@ -797,6 +861,7 @@ pub fn issue_alert(
         }),
         incident: None,
         acknowledge_url: None,
+        dependents: None,
     }
 }
 
@@ -849,6 +914,7 @@ pub fn probe_alert(change: &ProbeNotice, links: &Links, now: DateTime<Utc>) -> A
         }),
         incident: None,
         acknowledge_url: None,
+        dependents: None,
     }
 }
 
@@ -936,6 +1002,11 @@ impl Deduper {
         };
         let until = state.sent_at.checked_add_signed(window);
         match until {
+            // A dependency's follow-up names dependents the person has not heard of: news,
+            // never a repeat to hold back.
+            Some(_) if alert.dependents.is_some() => Verdict::Send {
+                suppressed: state.suppressed,
+            },
             Some(until) if now < until => {
                 if subject.heard == Some(alert.kind) {
                     state.suppressed = state.suppressed.saturating_add(1);
@@ -1506,6 +1577,52 @@ mod tests {
             off.check("r", &alert, 2, t(0, 0)),
             Verdict::Send { suppressed: 0 }
         );
+    }
+
+    /// A dependency's follow-up naming its failing dependents is the same kind about the same
+    /// subject as its first alert, minutes later: it still goes out, with the list in the JSON.
+    #[test]
+    fn a_follow_up_naming_dependents_is_never_held_back_as_a_repeat() {
+        use crate::dependencies::{FailingDependent, Fold};
+        let mut deduper = Deduper::new(Duration::from_secs(300));
+        let down = probe("database-health", true, t(0, 0));
+        assert_eq!(
+            deduper.check("r", &down, 1, t(0, 0)),
+            Verdict::Send { suppressed: 0 }
+        );
+        deduper.sent("r", &down, t(0, 0));
+        let failing: Vec<FailingDependent> = ["job-b (production)", "job-a (production)"]
+            .iter()
+            .map(|name| FailingDependent {
+                name: (*name).to_owned(),
+                since: t(1, 0),
+            })
+            .collect();
+        let mut follow_up = probe("database-health", true, t(2, 0));
+        fold_into(&mut follow_up, &Fold::of(&failing, &[]));
+        assert_eq!(
+            follow_up.title,
+            "Probe database-health is down; 2 dependents are failing"
+        );
+        assert!(
+            follow_up
+                .message
+                .contains("2 dependents are failing: job-a (production), job-b (production)."),
+            "{}",
+            follow_up.message
+        );
+        let json = serde_json::to_value(&follow_up).unwrap();
+        assert_eq!(
+            json["dependents"],
+            json!(["job-a (production)", "job-b (production)"])
+        );
+        assert_eq!(
+            deduper.check("r", &follow_up, 2, t(2, 0)),
+            Verdict::Send { suppressed: 0 }
+        );
+        // A plain repeat of the down alert is still held back.
+        let again = probe("database-health", true, t(3, 0));
+        assert_eq!(deduper.check("r", &again, 3, t(3, 0)), Verdict::Suppress);
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod checkin;
 mod config;
 pub mod crontab;
 pub mod deadlines;
+pub mod dependencies;
 mod ids;
 mod incident;
 pub mod issues;

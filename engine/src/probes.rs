@@ -21,7 +21,7 @@
 //! | `failures` | the run of failures that opened it: timeouts as `timeout`, every other failure as `error`, `missed` 0 |
 //! | `starting_checkin`, `starting_timestamp` | the first failed check of that run |
 //! | `resolving_checkin` | the check that completed `success_threshold` |
-//! | `notified` | always `true`: probes cannot be muted |
+//! | `notified` | `true`, unless its alert is held while a probe or monitor it depends on is failing ([`hold`], [`release`]) |
 //!
 //! Each effect comes with a [`ProbeNotice`]: what the `probe.down` / `probe.up` alert says
 //! (name, URL without secrets, status code and error of the deciding check), from which the
@@ -350,6 +350,10 @@ pub struct ProbeState {
     pub last_result: Option<ProbeResult>,
     /// Checks recorded so far (the store numbers result slots with it).
     pub checks: u64,
+    /// The dependents named by this probe's alerts during its open incident (see
+    /// [`super::dependencies::fold`]); emptied when it recovers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<String>,
 }
 
 impl ProbeState {
@@ -365,6 +369,7 @@ impl ProbeState {
             open_incident: None,
             last_result: None,
             checks: 0,
+            folded: Vec::new(),
         }
     }
 
@@ -484,11 +489,11 @@ pub fn record_check(
                 incident.resolved_at = Some(now);
                 incident.resolving_checkin = Some(result.id);
                 let since = Some(incident.opened_at);
+                next.folded.clear();
+                // A down alert held for a dependency and never sent: its recovery is not news.
+                let notify = incident.notified;
                 effects.push(ProbeEffect {
-                    effect: Effect::IncidentResolved {
-                        incident,
-                        notify: true,
-                    },
+                    effect: Effect::IncidentResolved { incident, notify },
                     notice: notice(false, since),
                 });
             }
@@ -543,6 +548,43 @@ pub fn record_check(
         result,
         effects,
     }
+}
+
+/// Holds the alert of the incident `transition` opens (a probe or monitor the probe depends on
+/// is failing, [`super::dependencies`]): the incident is tracked, not announced, until
+/// [`release`] finds none of its dependencies failing.
+pub fn hold(transition: &mut ProbeTransition) {
+    for effect in &mut transition.effects {
+        if let Effect::IncidentOpened { incident, notify } = &mut effect.effect {
+            *notify = false;
+            incident.notified = false;
+        }
+    }
+    if let Some(open) = &mut transition.state.open_incident
+        && transition.effects.iter().any(|e| matches!(&e.effect, Effect::IncidentOpened { incident, .. } if incident.id == open.id))
+    {
+        open.notified = false;
+    }
+}
+
+/// The held down alert of a probe that is still down once nothing it depends on fails
+/// (`blocked` false): marks it announced and returns what the alert says; `None` when nothing
+/// is held or it is still blocked. Sent once: the incident is announced from then on.
+pub fn release(state: &mut ProbeState, rules: &ProbeRules, blocked: bool) -> Option<ProbeNotice> {
+    let incident = state.open_incident.as_mut()?;
+    if incident.notified || blocked {
+        return None;
+    }
+    incident.notified = true;
+    let last = state.last_result.as_ref();
+    Some(ProbeNotice {
+        down: true,
+        name: state.name.clone(),
+        url: rules.url.clone(),
+        status_code: last.and_then(|r| r.status_code),
+        error: last.and_then(|r| r.error.clone()),
+        since: Some(incident.starting_timestamp),
+    })
 }
 
 /// A probe that left the config: its open incident (if any) resolves *without* an alert
@@ -822,6 +864,47 @@ mod tests {
         assert!(!notify);
         assert_eq!(incident.resolved_at, Some(t(60)));
         assert!(retire(&ProbeState::new("idle"), &rules.url, t(60)).is_none());
+    }
+
+    /// A probe whose dependency is down: its own down alert is held, released once (when the
+    /// dependency is up and it is still down), and a recovery of a never-announced incident
+    /// is silent.
+    #[test]
+    fn a_held_down_alert_is_released_once_and_an_unannounced_recovery_is_silent() {
+        let rules = rules(1, 1);
+        let check = |i: u128, word: &str| Check {
+            id: Uuid::from_u128(i),
+            started: t(i as i64),
+            latency: Duration::ZERO,
+            observation: observation(word),
+        };
+        let mut down = record_check(&ProbeState::new("api"), &rules, &check(1, "503"), t(1));
+        hold(&mut down);
+        assert!(matches!(
+            down.effects[0].effect,
+            Effect::IncidentOpened { notify: false, .. }
+        ));
+        let mut state = down.state;
+        assert!(!state.open_incident.as_ref().unwrap().notified);
+        assert_eq!(release(&mut state, &rules, true), None, "still blocked");
+        let notice = release(&mut state, &rules, false).expect("released");
+        assert!(notice.down);
+        assert_eq!(notice.status_code, Some(503));
+        assert_eq!(notice.since, Some(t(1)));
+        assert_eq!(release(&mut state, &rules, false), None, "once");
+        let up = record_check(&state, &rules, &check(2, "200"), t(2));
+        assert!(matches!(
+            up.effects[0].effect,
+            Effect::IncidentResolved { notify: true, .. }
+        ));
+
+        let mut held = record_check(&ProbeState::new("api"), &rules, &check(1, "503"), t(1));
+        hold(&mut held);
+        let up = record_check(&held.state, &rules, &check(2, "200"), t(2));
+        assert!(matches!(
+            up.effects[0].effect,
+            Effect::IncidentResolved { notify: false, .. }
+        ));
     }
 
     /// One row per observation: what the verdict says.

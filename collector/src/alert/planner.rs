@@ -14,11 +14,13 @@ use chrono::{DateTime, Utc};
 use super::dispatch::{DispatchHandle, NewDelivery, plan};
 use crate::ack::{AckKeys, LINK_TTL};
 use crate::config::Config;
+use crate::dependencies::Dependencies;
 use crate::engine::alerting::{self, Alert, AlertKind, Links, Rule};
+use crate::engine::dependencies::{self, Fold, Node};
 use crate::engine::issues::{IssueEffect, SpikeRule};
 use crate::engine::maintenance::{self, Window};
 use crate::engine::oncall::{self, Repeat, Repeats};
-use crate::engine::probes::ProbeEffect;
+use crate::engine::probes::{ProbeEffect, ProbeNotice};
 use crate::engine::{Effect, Incident, Issue, MonitorEnv, Outage, Transition};
 
 /// The rules and links alerts are planned with, and the dispatcher to wake. Shared by the
@@ -33,6 +35,8 @@ pub struct Planner {
     links: Links,
     /// Signs the acknowledge links of alerts about open incidents; none: no links.
     ack_keys: Option<Arc<AckKeys>>,
+    /// `depends_on`: whose alerts are held while what they depend on is failing.
+    dependencies: Dependencies,
     dispatcher: Option<DispatchHandle>,
 }
 
@@ -47,6 +51,7 @@ impl Planner {
             windows: Vec::new(),
             links,
             ack_keys: None,
+            dependencies: Dependencies::default(),
             dispatcher: None,
         }
     }
@@ -70,28 +75,64 @@ impl Planner {
         self
     }
 
+    /// Holds the alerts of monitors and probes while what they depend on is failing
+    /// (`depends_on`).
+    pub(crate) fn with_dependencies(mut self, dependencies: Dependencies) -> Planner {
+        self.dependencies = dependencies;
+        self
+    }
+
+    /// The `depends_on` graph, for the processor and the prober to read dependency states.
+    pub(crate) fn dependencies(&self) -> &Dependencies {
+        &self.dependencies
+    }
+
     /// Follows up the incidents `transition` opens (`engine::oncall::arm`): held while the
-    /// monitor is quiet (a window, a snooze), else their first repeat set. Called before
-    /// [`Planner::monitor`], so the state stored carries the deadline and the effect says
-    /// whether to announce.
-    pub fn arm_repeats(&self, transition: &mut Transition, now: DateTime<Utc>) {
+    /// monitor is quiet (a window, a snooze) or `blocked` (a dependency is failing: held until
+    /// that recheck), else their first repeat set. Called before [`Planner::monitor`], so the
+    /// state stored carries the deadline and the effect says whether to announce.
+    pub fn arm_repeats(
+        &self,
+        transition: &mut Transition,
+        blocked: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) {
         let quiet = maintenance::quiet_until(&self.windows, &transition.monitor, now);
-        oncall::arm(transition, &self.repeats, quiet);
+        oncall::arm(
+            transition,
+            &self.repeats,
+            dependencies::later(quiet, blocked),
+        );
     }
 
     /// What is due for a [`crate::engine::DeadlineKind::Repeat`] deadline of `monitor`: a
-    /// repeat, or a held alert released.
-    pub fn sweep_repeat(&self, monitor: &MonitorEnv, now: DateTime<Utc>) -> Option<Repeat> {
+    /// repeat, or a held alert released (or held on, while quiet or `blocked`).
+    pub fn sweep_repeat(
+        &self,
+        monitor: &MonitorEnv,
+        blocked: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<Repeat> {
         let quiet = maintenance::quiet_until(&self.windows, monitor, now);
-        oncall::sweep_repeat(monitor, &self.repeats, quiet, now)
+        oncall::sweep_repeat(
+            monitor,
+            &self.repeats,
+            dependencies::later(quiet, blocked),
+            now,
+        )
     }
 
     /// The deliveries of a follow-up: a released alert through every rule, or a repeat
-    /// through the rules whose interval came round.
-    pub fn repeat(&self, repeat: &Repeat, now: DateTime<Utc>) -> Vec<NewDelivery> {
+    /// through the rules whose interval came round. A repeat names `dependents`, the monitors
+    /// and probes failing with their alerts held for this one (`depends_on`).
+    pub(crate) fn repeat(
+        &self,
+        repeat: &Repeat,
+        dependents: Option<&Fold>,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
         if repeat.released {
-            let mut alert =
-                alerting::released_alert(&repeat.incident, &repeat.monitor, &self.links, now);
+            let mut alert = self.released_alert(repeat, now);
             self.link(&mut alert, &repeat.incident, now);
             return plan(&self.rules, &alert, None);
         }
@@ -105,8 +146,53 @@ impl Planner {
             .cloned()
             .collect();
         let mut alert = alerting::repeat_alert(&repeat.incident, &repeat.monitor, &self.links, now);
+        if let Some(fold) = dependents {
+            alerting::fold_into(&mut alert, fold);
+        }
         self.link(&mut alert, &repeat.incident, now);
         plan(&rules, &alert, None)
+    }
+
+    /// The alert of a hold released: after a dependency recovered when the monitor has
+    /// dependencies and no maintenance window or snooze covered the incident's opening,
+    /// else after a quiet time.
+    fn released_alert(&self, repeat: &Repeat, now: DateTime<Utc>) -> Alert {
+        let node = Node::Monitor(repeat.monitor.key.slug.clone());
+        let opened = repeat.incident.opened_at;
+        let quiet_then = maintenance::quiet_until(&self.windows, &repeat.monitor, opened);
+        if self.dependencies.has_dependencies(&node) && quiet_then.is_none() {
+            return alerting::released_after_dependency(
+                &repeat.incident,
+                &repeat.monitor,
+                &self.dependencies.names(&node),
+                &self.links,
+                now,
+            );
+        }
+        alerting::released_alert(&repeat.incident, &repeat.monitor, &self.links, now)
+    }
+
+    /// The deliveries of a probe's down alert held for a dependency and released now.
+    pub(crate) fn probe_released(
+        &self,
+        notice: &ProbeNotice,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        let names = self.dependencies.names(&Node::Probe(notice.name.clone()));
+        let alert = alerting::probe_released_alert(notice, &names, &self.links, now);
+        plan(&self.rules, &alert, None)
+    }
+
+    /// The deliveries of a down probe's follow-up naming its failing dependents (`fold`).
+    pub(crate) fn probe_follow_up(
+        &self,
+        notice: &ProbeNotice,
+        fold: &Fold,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        let mut alert = alerting::probe_alert(notice, &self.links, now);
+        alerting::fold_into(&mut alert, fold);
+        plan(&self.rules, &alert, None)
     }
 
     /// The deliveries of `monitor.acknowledged` for `incident`, just acknowledged.
@@ -150,6 +236,7 @@ impl Planner {
             Links::new(public_url),
         )
         .with_maintenance(config.maintenance.clone())
+        .with_dependencies(Dependencies::from_config(config))
     }
 
     /// Wakes `dispatcher` after deliveries were made durable.

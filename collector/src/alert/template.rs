@@ -210,6 +210,7 @@ fn samples() -> [Payload; 2] {
         }),
         incident: None,
         acknowledge_url: None,
+        dependents: None,
     };
     let digest = Digest::collect([&Payload::Alert(alert.clone())]).unwrap_or(Digest {
         total: 0,

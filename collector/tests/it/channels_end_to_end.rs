@@ -90,3 +90,99 @@ channels = ["pager", "phone"]
         "the key never reaches a log"
     );
 }
+
+/// Issue 19, item 4 end to end: an incident triggers a loopback PagerDuty Events API v2 fake,
+/// is acknowledged through the API, then resolves; the fake sees trigger → acknowledge →
+/// resolve with one `dedup_key`, each in the documented shape (`payload` with `summary`,
+/// `severity` and `source` on the trigger only).
+#[test]
+fn an_incident_acknowledged_through_the_api_reaches_pagerduty_as_trigger_acknowledge_resolve() {
+    let runtime = runtime();
+    let pagerduty = runtime.block_on(Fake::start(|seen, _| {
+        let body = json!({"status": "success", "message": "Event processed",
+                          "dedup_key": seen.json["dedup_key"]});
+        (FakeStatus::ACCEPTED, Vec::new(), body.to_string())
+    }));
+    let collector = Collector::start(Some(&format!(
+        r#"
+[[channels]]
+name = "pager"
+type = "pagerduty"
+routing_key = "r0utingkey0123456789abcdef012345"
+events_url = "{pd}"
+
+[[rules]]
+name = "oncall"
+on = ["monitor.failed", "monitor.acknowledged", "monitor.recovered"]
+channels = ["pager"]
+"#,
+        pd = pagerduty.url,
+    )));
+    let config = json!({"schedule": {"type": "interval", "value": 1, "unit": "hour"},
+                        "failure_issue_threshold": 1});
+    let failing = envelope(&[("check_in", &checkin("nightly", "error", None, Some(config)))]);
+    assert_eq!(collector.post_envelope(failing).0, StatusCode::OK);
+    poll(Duration::from_secs(10), "the trigger", || {
+        (pagerduty.seen().len() == 1).then_some(())
+    });
+
+    let open = collector.api_get("/api/v1/incidents?open=true");
+    let id = open[0]["id"].as_str().expect("an open incident").to_owned();
+    let (code, acknowledged) = support::json(
+        collector
+            .admin(
+                reqwest::Method::POST,
+                &format!("/api/v1/incidents/{id}/ack"),
+            )
+            .json(&json!({"by": "alice"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, StatusCode::OK, "{acknowledged}");
+    poll(Duration::from_secs(10), "the acknowledge", || {
+        (pagerduty.seen().len() == 2).then_some(())
+    });
+    let ok = envelope(&[("check_in", &checkin("nightly", "ok", None, None))]);
+    assert_eq!(collector.post_envelope(ok).0, StatusCode::OK);
+    poll(Duration::from_secs(10), "the resolve", || {
+        (pagerduty.seen().len() == 3).then_some(())
+    });
+
+    let seen = pagerduty.seen();
+    assert!(
+        seen.iter()
+            .all(|s| s.path == "/v2/enqueue" && s.method == axum::http::Method::POST)
+    );
+    let events: Vec<Value> = seen.into_iter().map(|s| s.json).collect();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["trigger", "acknowledge", "resolve"]);
+    let key = events[0]["dedup_key"].as_str().unwrap();
+    assert!(key.starts_with("watchpost-"), "{key}");
+    for event in &events {
+        assert_eq!(event["routing_key"], "r0utingkey0123456789abcdef012345");
+        assert_eq!(event["dedup_key"], key, "one dedup_key: {event:#}");
+    }
+    let payload = &events[0]["payload"];
+    assert!(
+        payload["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Monitor nightly (production) is failing"),
+        "{payload:#}"
+    );
+    assert_eq!(payload["severity"], "critical");
+    assert_eq!(payload["source"], "1/nightly/production");
+    // Only a trigger carries a payload (the Events API ignores it otherwise).
+    assert!(events[1].get("payload").is_none(), "{:#}", events[1]);
+    assert!(events[2].get("payload").is_none(), "{:#}", events[2]);
+    let deliveries = collector.api_get("/api/v1/alerts?limit=100");
+    let deliveries = deliveries.as_array().unwrap();
+    assert_eq!(deliveries.len(), 3, "{deliveries:#?}");
+    assert!(
+        deliveries.iter().all(|d| d["state"] == "sent"),
+        "{deliveries:#?}"
+    );
+}

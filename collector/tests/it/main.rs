@@ -34,6 +34,7 @@ mod collector_restart;
 mod crontab_reference;
 mod dashboard;
 mod dashboard_oncall;
+mod dependencies;
 mod destination_outage;
 mod disk_full;
 mod disk_space;
