@@ -15,7 +15,7 @@ impl Schedule {
     /// The first expected time strictly after `after`, evaluated in `tz`.
     ///
     /// Crontab: the next occurrence after `after`, as Sentry computes it (cronsim, which follows
-    /// Debian cron; see [`next_crontab`]): a fixed-time job (neither minute nor hour starts with
+    /// Debian cron; see `next_crontab`): a fixed-time job (neither minute nor hour starts with
     /// `*`) is evaluated on the wall clock, so a time in a spring-forward gap moves to the first
     /// valid minute after the gap and a time in a fall-back overlap runs once, at the earlier
     /// instant; a job whose minute or hour starts with `*` is evaluated on elapsed time, so it

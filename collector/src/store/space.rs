@@ -59,7 +59,7 @@ pub struct DiskSpace {
 impl DiskSpace {
     /// Whether an operator should be warned: less than a tenth of the file system is free, or
     /// less than the store itself takes (sled reclaims space lazily, so the store can grow to
-    /// about twice its live size before it shrinks). Both come long before [`RESERVE`], where
+    /// about twice its live size before it shrinks). Both come long before `RESERVE`, where
     /// writes are refused, so there is time to act.
     pub fn is_low(&self, store_bytes: u64) -> bool {
         self.available < self.total / 10 || self.available < store_bytes
