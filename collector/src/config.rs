@@ -412,12 +412,12 @@ impl ChannelKind {
             ChannelKind::Webhook { .. } | ChannelKind::Alertmanager { .. } => None,
             ChannelKind::Email { .. } | ChannelKind::Telegram { .. } => Some(Markup::Html),
             ChannelKind::Slack { .. } => Some(Markup::Slack),
+            ChannelKind::GoogleChat { .. } => Some(Markup::GoogleChat),
             ChannelKind::Ntfy { .. }
             | ChannelKind::Pushover { .. }
             | ChannelKind::PagerDuty { .. }
             | ChannelKind::Discord { .. }
             | ChannelKind::Teams { .. }
-            | ChannelKind::GoogleChat { .. }
             | ChannelKind::Log => Some(Markup::Plain),
         }
     }

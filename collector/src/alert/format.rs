@@ -256,15 +256,23 @@ pub fn payload_severity(payload: &Payload) -> Severity {
     }
 }
 
+/// Defuses Google Chat's angle-bracket syntax in text a sender chose (an error's message, a
+/// monitor's name): `<users/all>` in an event sent with the public key would otherwise notify
+/// everyone in the space, and `<url|text>` would dress up a link. Chat documents no escape, so
+/// a zero-width space after each `<` keeps the text as it reads while no longer matching.
+pub fn google_chat_escape(text: &str) -> String {
+    text.replace('<', "<\u{200B}")
+}
+
 /// Google Chat's simple text format (`*bold*`, `_italic_`, `<url|text>`).
 pub fn google_chat(payload: &Payload) -> String {
     match payload {
         Payload::Alert(alert) => format!(
             "{} *{}*\n{}\n_{}_\n<{}|Open in Watchpost>",
             mark(alert.severity),
-            one_line(&alert.title),
-            alert.message,
-            context_line(alert),
+            google_chat_escape(&one_line(&alert.title)),
+            google_chat_escape(&alert.message),
+            google_chat_escape(&context_line(alert)),
             alert.url
         ),
         Payload::Digest(digest) => {
@@ -278,7 +286,7 @@ pub fn google_chat(payload: &Payload) -> String {
                     "\n{} <{}|{}>",
                     mark(entry.latest.severity),
                     entry.latest.url,
-                    entry.line().replace(['|', '>'], "¦")
+                    google_chat_escape(&entry.line().replace(['|', '>'], "¦"))
                 ));
             }
             text.push_str(&more(digest));
@@ -443,6 +451,35 @@ mod tests {
     fn escapes_user_data() {
         assert_eq!(html_escape("a<b>&\"c\""), "a&lt;b&gt;&amp;&quot;c&quot;");
         assert_eq!(slack_escape("<!channel> & co"), "&lt;!channel&gt; &amp; co");
+        assert_eq!(
+            google_chat_escape("ping <users/all> or <https://evil.example|docs>"),
+            "ping <\u{200B}users/all> or <\u{200B}https://evil.example|docs>"
+        );
+    }
+
+    #[test]
+    fn a_google_chat_alert_mentions_nobody_a_sender_named() {
+        use chrono::TimeZone;
+        let change = crate::engine::probes::ProbeNotice {
+            down: true,
+            name: "api".to_owned(),
+            url: "http://127.0.0.1:8080/health".to_owned(),
+            status_code: Some(503),
+            error: None,
+            since: None,
+        };
+        let now = chrono::Utc.with_ymd_and_hms(2026, 5, 1, 3, 0, 0).unwrap();
+        let links = crate::engine::alerting::Links::new("http://127.0.0.1:8470");
+        let mut alert = crate::engine::alerting::probe_alert(&change, &links, now);
+        alert.title = "Error <users/all> in checkout".to_owned();
+        alert.message = "see <users/123456789>".to_owned();
+        let text = google_chat(&Payload::Alert(alert));
+        assert!(!text.contains("<users/"), "{text}");
+        assert!(text.contains("<\u{200B}users/all>"), "{text}");
+        assert!(
+            text.contains("|Open in Watchpost>"),
+            "our own link stays a link: {text}"
+        );
     }
 
     #[test]

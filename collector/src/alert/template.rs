@@ -21,7 +21,7 @@ use chrono::{TimeZone, Utc};
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
-use super::format::{html_escape, slack_escape};
+use super::format::{google_chat_escape, html_escape, slack_escape};
 use crate::engine::alerting::{
     Alert, AlertKind, Digest, Payload, ProbeSubject, Severity, Source, Subject,
 };
@@ -32,6 +32,9 @@ const NAME: &str = "message";
 /// The custom auto-escape name for Slack mrkdwn.
 const SLACK: &str = "slack";
 
+/// The custom auto-escape name for Google Chat's text.
+const GOOGLE_CHAT: &str = "google_chat";
+
 /// How rendered values are escaped: what the channel's text is parsed as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Markup {
@@ -39,8 +42,11 @@ pub enum Markup {
     Html,
     /// Slack mrkdwn: `&`, `<`, `>` (mentions and links are made of them).
     Slack,
-    /// Plain text (ntfy, Pushover, PagerDuty, Discord, Teams, Google Chat, the log): nothing
-    /// escaped; the text travels as a JSON string or a form field, which the channel encodes.
+    /// Google Chat's text: `<` defused (`<users/all>` would mention everyone).
+    GoogleChat,
+    /// Plain text (ntfy, Pushover, PagerDuty, Discord, Teams, the log): nothing escaped; the
+    /// text travels as a JSON string or a form field, which the channel encodes, and none of
+    /// these parses a mention out of it (Discord's are switched off per message).
     Plain,
 }
 
@@ -98,6 +104,7 @@ impl Template {
         env.set_auto_escape_callback(move |_| match markup {
             Markup::Html => AutoEscape::Html,
             Markup::Slack => AutoEscape::Custom(SLACK.into()),
+            Markup::GoogleChat => AutoEscape::Custom(GOOGLE_CHAT.into()),
             Markup::Plain => AutoEscape::None,
         });
         env.set_formatter(format_value);
@@ -180,6 +187,7 @@ fn format_value(
         match state.auto_escape() {
             AutoEscape::Html => html_escape(&text),
             AutoEscape::Custom(name) if *name == SLACK => slack_escape(&text),
+            AutoEscape::Custom(name) if *name == GOOGLE_CHAT => google_chat_escape(&text),
             _ => text,
         }
     };
@@ -246,6 +254,10 @@ mod tests {
         assert_eq!(
             render(Markup::Slack).unwrap(),
             "&lt;b&gt;&amp; <i>critical</i>"
+        );
+        assert_eq!(
+            render(Markup::GoogleChat).unwrap(),
+            "<\u{200B}b>& <i>critical</i>"
         );
         assert_eq!(render(Markup::Plain).unwrap(), "<b>& <i>critical</i>");
         let safe = Template::compile("{{ alert.title|safe }}", Markup::Html).unwrap();

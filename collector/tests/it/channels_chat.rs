@@ -296,7 +296,10 @@ async fn google_chat_gets_text_within_4096_characters_and_a_gone_webhook_fails_a
     assert!(seen[1].at.duration_since(seen[0].at) >= Duration::from_millis(950));
     let text = seen[1].json["text"].as_str().unwrap();
     assert_eq!(text.chars().count(), GOOGLE_CHAT_MAX, "cut at the limit");
-    assert!(text.starts_with("🔴 *@everyone <b>&</b> title"));
+    assert!(
+        text.starts_with("🔴 *@everyone <\u{200B}b>&<\u{200B}/b> title"),
+        "a sender's angle brackets are defused: {text}"
+    );
     let probe = seen[2].json["text"].as_str().unwrap();
     assert!(
         probe.starts_with("🔴 *Probe api-health is down*\n"),
