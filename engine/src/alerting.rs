@@ -598,10 +598,9 @@ pub fn repeat_alert(
     )
 }
 
-/// The `monitor.failed` of an incident whose alert was held while its monitor was quiet (a
-/// maintenance window, a snooze) and is still open now that the quiet time ended: the usual
-/// failure alert, saying it was held.
-pub fn released_alert(
+/// The usual `monitor.failed` of an incident's opening, for an alert that was held and goes
+/// out later (its message then says why).
+fn opening_alert(
     incident: &Incident,
     monitor: &MonitorEnv,
     links: &Links,
@@ -611,8 +610,19 @@ pub fn released_alert(
         incident: incident.clone(),
         notify: true,
     };
-    let mut alert = monitor_alert(&effect, monitor, None, links, now)
-        .expect("an announced opening has an alert");
+    monitor_alert(&effect, monitor, None, links, now).expect("an announced opening has an alert")
+}
+
+/// The `monitor.failed` of an incident whose alert was held while its monitor was quiet (a
+/// maintenance window, a snooze) and is still open now that the quiet time ended: the usual
+/// failure alert, saying it was held.
+pub fn released_alert(
+    incident: &Incident,
+    monitor: &MonitorEnv,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let mut alert = opening_alert(incident, monitor, links, now);
     alert.message = format!(
         "{} It opened {} while the monitor was in a maintenance window or snoozed; this alert was held until now.",
         alert.message,
@@ -631,12 +641,7 @@ pub fn released_after_dependency(
     links: &Links,
     now: DateTime<Utc>,
 ) -> Alert {
-    let effect = Effect::IncidentOpened {
-        incident: incident.clone(),
-        notify: true,
-    };
-    let mut alert = monitor_alert(&effect, monitor, None, links, now)
-        .expect("an announced opening has an alert");
+    let mut alert = opening_alert(incident, monitor, links, now);
     alert.message = format!(
         "{} It opened {} while {} it depends on was failing, and its alert was held; that has recovered and this monitor is still failing, so it alerts on its own now.",
         alert.message,

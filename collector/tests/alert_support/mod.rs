@@ -252,6 +252,15 @@ impl Fake {
             .filter(|s| (200..300).contains(&s.status))
             .collect()
     }
+
+    /// The `monitor.failed` alerts about `slug` a webhook fake received.
+    pub fn failures(&self, slug: &str) -> Vec<Value> {
+        self.seen()
+            .into_iter()
+            .map(|seen| seen.json)
+            .filter(|a| a["kind"] == "monitor.failed" && a["monitor"]["slug"] == slug)
+            .collect()
+    }
 }
 
 impl Drop for Fake {

@@ -25,15 +25,6 @@ fn jobs() -> Vec<String> {
     (0..10).map(|i| format!("import-{i}")).collect()
 }
 
-/// `monitor.failed` alerts the hook received about `slug`.
-fn failures(hook: &Fake, slug: &str) -> Vec<Value> {
-    hook.seen()
-        .into_iter()
-        .map(|seen| seen.json)
-        .filter(|a| a["kind"] == "monitor.failed" && a["monitor"]["slug"] == slug)
-        .collect()
-}
-
 /// Alerts about the probe that name dependents.
 fn folds(hook: &Fake) -> Vec<Value> {
     hook.seen()
@@ -148,7 +139,7 @@ success_threshold = 1
         .count();
     assert_eq!(open_jobs, 10, "{open:#?}");
     for slug in jobs() {
-        assert!(failures(&hook, &slug).is_empty(), "{slug} paged on its own");
+        assert!(hook.failures(&slug).is_empty(), "{slug} paged on its own");
     }
 
     // Nine jobs succeed again (silently: their failure was never announced), then the database
@@ -163,7 +154,7 @@ success_threshold = 1
             report_ok(&collector, recovered);
             last = Instant::now();
         }
-        failures(&hook, "import-0").into_iter().next()
+        hook.failures("import-0").into_iter().next()
     });
     assert!(
         alone["message"]
@@ -180,9 +171,9 @@ success_threshold = 1
     });
     report_ok(&collector, recovered);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(failures(&hook, "import-0").len(), 1, "once");
+    assert_eq!(hook.failures("import-0").len(), 1, "once");
     for slug in recovered {
-        assert!(failures(&hook, slug).is_empty(), "{slug} paged on its own");
+        assert!(hook.failures(slug).is_empty(), "{slug} paged on its own");
         let recovered_alerts = hook
             .seen()
             .into_iter()
@@ -270,11 +261,11 @@ depends_on = ["db-migrate"]
     };
     send("db-migrate", "error");
     poll(WITHIN, "db-migrate's alert", || {
-        failures(&hook, "db-migrate").into_iter().next()
+        hook.failures("db-migrate").into_iter().next()
     });
     send("import", "error");
     let repeat = poll(WITHIN, "a repeat naming import", || {
-        failures(&hook, "db-migrate")
+        hook.failures("db-migrate")
             .into_iter()
             .find(|a| a.get("dependents").is_some())
     });
@@ -287,11 +278,11 @@ depends_on = ["db-migrate"]
         repeat["title"],
         "Monitor db-migrate (production) is still failing; 1 dependent is failing"
     );
-    assert!(failures(&hook, "import").is_empty(), "import is held");
+    assert!(hook.failures("import").is_empty(), "import is held");
 
     send("db-migrate", "ok");
     let alone = poll(WITHIN, "import alerting on its own", || {
-        failures(&hook, "import").into_iter().next()
+        hook.failures("import").into_iter().next()
     });
     assert!(
         alone["message"]

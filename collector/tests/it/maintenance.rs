@@ -38,15 +38,6 @@ fn report(collector: &Collector, slug: &str, status: &str) {
     assert_eq!(collector.post_envelope(body).0, StatusCode::OK);
 }
 
-/// `monitor.failed` alerts the hook received about `slug`.
-fn failures(hook: &Fake, slug: &str) -> Vec<Value> {
-    hook.seen()
-        .into_iter()
-        .map(|seen| seen.json)
-        .filter(|a| a["kind"] == "monitor.failed" && a["monitor"]["slug"] == slug)
-        .collect()
-}
-
 fn open_incidents(collector: &Collector) -> Vec<Value> {
     collector
         .api_get("/api/v1/incidents?open=true")
@@ -83,10 +74,10 @@ fn a_snoozed_monitors_incident_is_alerted_once_when_the_snooze_ends_if_still_ope
     // Tracked: the incident is open; not alerted while snoozed.
     assert_eq!(open_incidents(&collector).len(), 1);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(failures(&hook, "nightly-backup").is_empty());
+    assert!(hook.failures("nightly-backup").is_empty());
 
     let held = poll(Duration::from_secs(10), "the held alert", || {
-        failures(&hook, "nightly-backup").into_iter().next()
+        hook.failures("nightly-backup").into_iter().next()
     });
     assert!(
         held["message"]
@@ -97,7 +88,7 @@ fn a_snoozed_monitors_incident_is_alerted_once_when_the_snooze_ends_if_still_ope
     );
     // Once.
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(failures(&hook, "nightly-backup").len(), 1);
+    assert_eq!(hook.failures("nightly-backup").len(), 1);
 }
 
 #[test]
@@ -118,7 +109,7 @@ slug = "db-*"
     report(&collector, "db-vacuum", "error");
     report(&collector, "report", "error");
     poll(Duration::from_secs(10), "the alert of `report`", || {
-        failures(&hook, "report").into_iter().next()
+        hook.failures("report").into_iter().next()
     });
     assert_eq!(open_incidents(&collector).len(), 3, "all three are tracked");
     report(&collector, "db-vacuum", "ok");
