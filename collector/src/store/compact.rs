@@ -1,0 +1,572 @@
+//! Online compaction: the live data copied into a fresh sled database, which then replaces the
+//! running one.
+//!
+//! **Why.** sled's log keeps 13 to 20 bytes on disk per live byte under a steady check-in
+//! stream with retention, and its segment cleaner does not give them back, while a fresh copy
+//! of the same records takes about 3.4 (`benches/README.md`, "Store size and memory"). A copy
+//! is the only way sled 0.34 offers to reclaim that space.
+//!
+//! **How, online.** [`Store::compact`]:
+//!
+//! 1. *copy*: every tree of the running database is copied into a new database directory in
+//!    the data dir (`db.<n+1>` beside `db` or `db.<n>`), while ingest goes on writing to the
+//!    running one;
+//! 2. *reconcile*, with the store's handles locked for writing (every read, write and group of
+//!    the committer waits: the pause): each tree of the copy is walked beside the original
+//!    and every difference the writes made meanwhile is applied to the copy; the id floor
+//!    (below) is written; the copy is flushed;
+//! 3. *point*: `db.current` in the data dir is replaced (write a temporary file, fsync, rename,
+//!    fsync the directory) to name the copy;
+//! 4. *swap*: the store's handles are the copy's; the lock is released, and the old database
+//!    directory is removed.
+//!
+//! **Crash safety.** `db.current` decides which database is the store. Until the rename of
+//! step 3 it names the old one, complete (every acknowledged write is in it, made durable by
+//! its own flushes); the copy is a leftover. After the rename it names the copy, which is
+//! complete: everything the old one held when the lock was taken is in it, flushed before the
+//! rename, and nothing was written between (the lock). On open, [`settle`] reads `db.current`
+//! (a data dir without it has only `db`) and removes every other database directory, the
+//! leftover of a compaction that crashed on either side of the rename.
+//!
+//! **Ids.** Outbox and upstream keys are ids from sled's generator (`Db::generate_id`), which
+//! must keep growing: the dispatcher and the relay read them in order. A copy does not carry
+//! the generator (a fresh database starts at 0, and sled 0.34 cannot set it), so the store
+//! keeps a floor of its own in `meta` (`id_floor`): ids are floor + sled's id. A compaction
+//! writes, into the copy, a floor above every id the old database handed out.
+
+use std::cmp::Ordering;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::error::StoreError;
+use super::trees::Trees;
+use super::{Handles, Store};
+
+/// The file in the data dir that names the database directory in use.
+pub const CURRENT_FILE: &str = "db.current";
+/// Where `db.current` is written before it is renamed into place.
+const CURRENT_TEMP: &str = "db.current.tmp";
+/// The database directory of a data dir that never compacted (and has no `db.current`).
+const FIRST: &str = "db";
+/// Key in `meta` of the id floor (u64 BE).
+const ID_FLOOR_KEY: &[u8] = b"id_floor";
+/// Records per batch while copying: large enough that sled's per-batch cost vanishes, small
+/// enough to keep each batch's memory small.
+const COPY_BATCH: usize = 4096;
+/// Environment variable, for crash tests only: the name of a [`CompactStep`] at which the
+/// compaction stops (it creates `compact.<step>` in the data dir and waits, for at most
+/// [`HOLD_LIMIT`], until that file is removed), so that a test can kill the process exactly
+/// there.
+pub const HOLD_ENV: &str = "WATCHPOST_TEST_COMPACT_HOLD";
+/// How long a test hold lasts at most.
+const HOLD_LIMIT: Duration = Duration::from_secs(120);
+
+/// Why a compaction, or opening the data dir's database, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    /// `db.current` names something that is not a database directory.
+    #[error(
+        "the data dir's {CURRENT_FILE} names `{0}`, which is not a watchpost database directory \
+         (`db` or `db.<number>`); restore the data dir from a backup, or correct the file to \
+         name the `db` directory the data dir holds"
+    )]
+    BadPointer(String),
+    /// `db.current` names a directory that is not there.
+    #[error(
+        "the data dir's {CURRENT_FILE} names `{0}`, but there is no such directory with a \
+         database in it; restore the data dir from a backup"
+    )]
+    Missing(String),
+    /// A file of the data dir could not be read, written or removed.
+    #[error("cannot {what} {path}: {source}; check the data dir's permissions and free space")]
+    Io {
+        /// What was being done (`write`, `rename`, `read`, ...).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// Another compaction is under way in this process.
+    #[error("a compaction is already running; wait for it to finish")]
+    Busy,
+    /// Too little free space for the copy.
+    #[error(
+        "compacting needs about {needed} bytes free for the copy and the data dir's file system \
+         has {available}; free some space first"
+    )]
+    NoRoom {
+        /// Bytes the copy is expected to take, plus the reserve.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
+}
+
+/// The points of a compaction at which a crash test may stop it ([`HOLD_ENV`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompactStep {
+    /// The copy is made; ingest still writes to the old database.
+    Copied,
+    /// The copy is reconciled and flushed, `db.current` still names the old one; ingest is
+    /// paused.
+    Reconciled,
+    /// `db.current` names the copy; the store still holds the old handles; ingest is paused.
+    Pointed,
+}
+
+impl CompactStep {
+    fn name(self) -> &'static str {
+        match self {
+            CompactStep::Copied => "copied",
+            CompactStep::Reconciled => "reconciled",
+            CompactStep::Pointed => "pointed",
+        }
+    }
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompactReport {
+    /// The database directory before.
+    pub from: String,
+    /// The database directory now.
+    pub to: String,
+    /// Bytes of the old database's files.
+    pub bytes_before: u64,
+    /// Bytes of the new database's files, right after the swap.
+    pub bytes_after: u64,
+    /// Records copied, all trees.
+    pub records: u64,
+    /// Records the reconcile step changed (writes made during the copy).
+    pub reconciled: u64,
+    /// How long the copy took (ingest went on).
+    pub copy_seconds: f64,
+    /// How long ingest paused: reconcile, flush, `db.current`, swap.
+    pub pause_seconds: f64,
+}
+
+/// The ids of outbox and upstream keys: sled's generator above the store's floor.
+#[derive(Clone)]
+pub(super) struct Ids {
+    db: sled::Db,
+    floor: u64,
+}
+
+impl Ids {
+    /// The ids of `db`, with the floor its `meta` holds (0 if none).
+    pub(super) fn load(db: &sled::Db, trees: &Trees) -> Result<Ids, StoreError> {
+        let floor = match trees.meta.get(ID_FLOOR_KEY)? {
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Redo("`id_floor` is not 8 bytes".to_owned()))?,
+            None => 0,
+        };
+        Ok(Ids {
+            db: db.clone(),
+            floor,
+        })
+    }
+
+    /// A new id, above every one handed out before, in this database or its predecessors.
+    pub(super) fn next(&self) -> Result<u64, sled::Error> {
+        Ok(self.floor + self.db.generate_id()?)
+    }
+
+    /// A floor above every id handed out so far, for a copy of this database.
+    fn successor_floor(&self) -> Result<u64, sled::Error> {
+        Ok(self.next()? + 1)
+    }
+}
+
+/// The database directory `db.current` names in `data_dir` (`db` without it).
+pub(super) fn current(data_dir: &Path) -> Result<PathBuf, CompactError> {
+    let file = data_dir.join(CURRENT_FILE);
+    let name = match fs::read_to_string(&file) {
+        Ok(text) => text.trim().to_owned(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(data_dir.join(FIRST));
+        }
+        Err(source) => {
+            return Err(CompactError::Io {
+                what: "read",
+                path: file,
+                source,
+            });
+        }
+    };
+    if generation(&name).is_none() {
+        return Err(CompactError::BadPointer(name));
+    }
+    let dir = data_dir.join(&name);
+    if !dir.join("db").is_file() {
+        return Err(CompactError::Missing(name));
+    }
+    Ok(dir)
+}
+
+/// The generation of a database directory's name: `db` is 0, `db.<n>` is n; anything else is
+/// not one.
+fn generation(name: &str) -> Option<u64> {
+    if name == FIRST {
+        return Some(0);
+    }
+    let number = name.strip_prefix("db.")?;
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number.parse().ok()
+}
+
+/// The database directory to open in `data_dir`, after removing what a compaction that
+/// crashed left behind: every other database directory, and a half-written `db.current`.
+pub(super) fn settle(data_dir: &Path) -> Result<PathBuf, CompactError> {
+    let current = current(data_dir)?;
+    let remove = |path: &Path, what: &'static str| -> Result<(), CompactError> {
+        let removed = if path.is_dir() {
+            fs::remove_dir_all(path)
+        } else {
+            fs::remove_file(path)
+        };
+        removed.map_err(|source| CompactError::Io {
+            what,
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let entries = match fs::read_dir(data_dir) {
+        Ok(entries) => entries,
+        // A data dir not created yet has nothing to settle.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(current),
+        Err(source) => {
+            return Err(CompactError::Io {
+                what: "list",
+                path: data_dir.to_owned(),
+                source,
+            });
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == CURRENT_TEMP {
+            remove(&path, "remove")?;
+        } else if generation(name).is_some() && path.is_dir() && path != current {
+            tracing::info!(
+                leftover = %path.display(),
+                current = %current.display(),
+                "removing the database directory a compaction left behind"
+            );
+            remove(&path, "remove")?;
+        }
+    }
+    Ok(current)
+}
+
+/// The directory the next compaction copies into.
+fn successor(current: &Path) -> PathBuf {
+    let name = current
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(FIRST);
+    let next = generation(name).unwrap_or(0) + 1;
+    current.with_file_name(format!("db.{next}"))
+}
+
+/// Makes `db.current` name `dir`, atomically and durably: a crash leaves either the old name or
+/// the new one.
+fn point_at(data_dir: &Path, dir: &Path) -> Result<(), CompactError> {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or(FIRST);
+    let temp = data_dir.join(CURRENT_TEMP);
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| CompactError::Io { what, path, source }
+    };
+    let mut file = fs::File::create(&temp).map_err(io("create", &temp))?;
+    file.write_all(format!("{name}\n").as_bytes())
+        .map_err(io("write", &temp))?;
+    file.sync_all().map_err(io("sync", &temp))?;
+    drop(file);
+    let target = data_dir.join(CURRENT_FILE);
+    fs::rename(&temp, &target).map_err(io("rename", &target))?;
+    fs::File::open(data_dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io("sync", data_dir))
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|entry| match entry.metadata() {
+                Ok(meta) if meta.is_dir() => walk(&entry.path()),
+                Ok(meta) => meta.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    walk(dir)
+}
+
+/// Copies every record of every tree of `from` into `to`; the number of records.
+fn copy(from: &sled::Db, to: &sled::Db) -> Result<u64, StoreError> {
+    let mut records = 0;
+    for name in from.tree_names() {
+        let (source, target) = (from.open_tree(&name)?, to.open_tree(&name)?);
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for entry in source.iter() {
+            let (key, value) = entry?;
+            batch.insert(key, value);
+            in_batch += 1;
+            if in_batch == COPY_BATCH {
+                target.apply_batch(std::mem::take(&mut batch))?;
+                records += in_batch as u64;
+                in_batch = 0;
+            }
+        }
+        target.apply_batch(batch)?;
+        records += in_batch as u64;
+    }
+    Ok(records)
+}
+
+/// Makes every tree of `to` hold exactly what the same tree of `from` holds, walking both in
+/// key order; the number of records put or removed.
+fn reconcile(from: &sled::Db, to: &sled::Db) -> Result<u64, StoreError> {
+    let mut changed = 0;
+    for name in from.tree_names() {
+        let (source, target) = (from.open_tree(&name)?, to.open_tree(&name)?);
+        let mut batch = sled::Batch::default();
+        let (mut old, mut new) = (source.iter(), target.iter());
+        let (mut a, mut b) = (old.next().transpose()?, new.next().transpose()?);
+        loop {
+            let order = match (&a, &b) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
+            };
+            match order {
+                // Only in the original: put it.
+                Ordering::Less => {
+                    let (key, value) = a.take().expect("compared");
+                    batch.insert(key, value);
+                    changed += 1;
+                    a = old.next().transpose()?;
+                }
+                // Only in the copy: it was removed meanwhile.
+                Ordering::Greater => {
+                    let (key, _) = b.take().expect("compared");
+                    batch.remove(key);
+                    changed += 1;
+                    b = new.next().transpose()?;
+                }
+                Ordering::Equal => {
+                    let (key, value) = a.take().expect("compared");
+                    let (_, copied) = b.take().expect("compared");
+                    if value != copied {
+                        batch.insert(key, value);
+                        changed += 1;
+                    }
+                    a = old.next().transpose()?;
+                    b = new.next().transpose()?;
+                }
+            }
+        }
+        target.apply_batch(batch)?;
+    }
+    Ok(changed)
+}
+
+/// Stops at `step` if a crash test asked for it ([`HOLD_ENV`]).
+fn hold(data_dir: &Path, step: CompactStep) {
+    if std::env::var(HOLD_ENV).ok().as_deref() != Some(step.name()) {
+        return;
+    }
+    let marker = data_dir.join(format!("compact.{}", step.name()));
+    if fs::write(&marker, b"").is_err() {
+        return;
+    }
+    tracing::warn!(
+        step = step.name(),
+        "compaction held for a test ({HOLD_ENV})"
+    );
+    let started = Instant::now();
+    while marker.exists() && started.elapsed() < HOLD_LIMIT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A new database in `dir`, configured like the running one.
+fn open_copy(dir: &Path, cache_size: u64) -> Result<sled::Db, StoreError> {
+    sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .cache_capacity(cache_size)
+        .open()
+        .map_err(|source| StoreError::Open {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+impl Store {
+    /// Compacts the store online (see the module's documentation): copies it into a fresh
+    /// database while writes go on, pauses writes for the reconcile and the swap, and removes
+    /// the old database. Blocking and long (a read and write of the whole store): callers run
+    /// it on a thread of their own.
+    pub fn compact(&self) -> Result<CompactReport, StoreError> {
+        let _one = self.inner.compacting.try_lock().ok_or(CompactError::Busy)?;
+        let data_dir = self.inner.data_dir.clone();
+        let (old_db, old_dir) = {
+            let handles = self.handles();
+            (handles.db.clone(), handles.dir.clone())
+        };
+        let bytes_before = dir_bytes(&old_dir);
+        self.inner.space.check()?;
+        self.room_for_copy(&old_db)?;
+        let new_dir = successor(&old_dir);
+        if new_dir.exists() {
+            fs::remove_dir_all(&new_dir).map_err(|source| CompactError::Io {
+                what: "remove",
+                path: new_dir.clone(),
+                source,
+            })?;
+        }
+        let made = self.copy_and_swap(&data_dir, &old_db, &new_dir);
+        let (records, reconciled, copy_took, paused) = match made {
+            Ok(made) => made,
+            Err(error) => {
+                // The old database is still the store; the copy is a leftover.
+                let _ = fs::remove_dir_all(&new_dir);
+                return Err(error);
+            }
+        };
+        drop(old_db);
+        if let Err(error) = fs::remove_dir_all(&old_dir) {
+            tracing::warn!(
+                dir = %old_dir.display(),
+                %error,
+                "the compaction's old database could not be removed; the next start removes it"
+            );
+        }
+        let report = CompactReport {
+            from: name_of(&old_dir),
+            to: name_of(&new_dir),
+            bytes_before,
+            bytes_after: dir_bytes(&new_dir),
+            records,
+            reconciled,
+            copy_seconds: copy_took.as_secs_f64(),
+            pause_seconds: paused.as_secs_f64(),
+        };
+        tracing::info!(
+            from = %report.from,
+            to = %report.to,
+            bytes_before = report.bytes_before,
+            bytes_after = report.bytes_after,
+            records = report.records,
+            reconciled = report.reconciled,
+            copy_seconds = report.copy_seconds,
+            pause_seconds = report.pause_seconds,
+            "store compacted"
+        );
+        Ok(report)
+    }
+
+    /// Refuses a compaction whose copy would not fit: the copy takes up to about four times
+    /// the live data (3.4 measured) on top of the reserve.
+    fn room_for_copy(&self, db: &sled::Db) -> Result<(), StoreError> {
+        let Some(space) = self.inner.space.measure() else {
+            return Ok(());
+        };
+        // At most the old database's size; about four times the live data if it was counted.
+        let old = db.size_on_disk().unwrap_or(0);
+        let usage = self.inner.usage.latest();
+        let expected = usage.map_or(old, |u| u.live_bytes.saturating_mul(4).min(old));
+        let needed = expected.saturating_add(super::space::RESERVE);
+        if space.available < needed {
+            return Err(CompactError::NoRoom {
+                needed,
+                available: space.available,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Steps 1 to 4 of the module's documentation; records copied, records reconciled, the
+    /// copy's and the pause's durations.
+    fn copy_and_swap(
+        &self,
+        data_dir: &Path,
+        old_db: &sled::Db,
+        new_dir: &Path,
+    ) -> Result<(u64, u64, Duration, Duration), StoreError> {
+        let started = Instant::now();
+        let new_db = open_copy(new_dir, self.inner.options.cache_size)?;
+        let trees = Trees::open(&new_db)?;
+        let records = copy(old_db, &new_db)?;
+        new_db.flush()?;
+        let copy_took = started.elapsed();
+        hold(data_dir, CompactStep::Copied);
+
+        let mut handles = self.inner.handles.write();
+        let paused = Instant::now();
+        let reconciled = reconcile(&handles.db, &new_db)?;
+        let floor = handles.ids.successor_floor()?;
+        trees.meta.insert(ID_FLOOR_KEY, &floor.to_be_bytes())?;
+        new_db.flush()?;
+        hold(data_dir, CompactStep::Reconciled);
+        point_at(data_dir, new_dir)?;
+        hold(data_dir, CompactStep::Pointed);
+        // From here on nothing may fail: `db.current` names the copy.
+        let ids = Ids {
+            db: new_db.clone(),
+            floor,
+        };
+        *handles = Handles {
+            db: new_db,
+            trees,
+            dir: new_dir.to_owned(),
+            ids,
+        };
+        drop(handles);
+        self.inner.usage.clear();
+        Ok((records, reconciled, copy_took, paused.elapsed()))
+    }
+}
+
+fn name_of(dir: &Path) -> String {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(FIRST)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_directories_are_db_and_db_dot_a_number() {
+        assert_eq!(generation("db"), Some(0));
+        assert_eq!(generation("db.7"), Some(7));
+        for not in ["db.", "db.x", "db.1a", "../db", "db.current", "dbx"] {
+            assert_eq!(generation(not), None, "{not}");
+        }
+        assert_eq!(successor(Path::new("/d/db")), Path::new("/d/db.1"));
+        assert_eq!(successor(Path::new("/d/db.9")), Path::new("/d/db.10"));
+    }
+}
