@@ -319,7 +319,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// Copies every record of every tree of `from` into `to`; the number of records.
-fn copy(from: &sled::Db, to: &sled::Db) -> Result<u64, StoreError> {
+pub(super) fn copy(from: &sled::Db, to: &sled::Db) -> Result<u64, StoreError> {
     let mut records = 0;
     for name in from.tree_names() {
         let (source, target) = (from.open_tree(&name)?, to.open_tree(&name)?);
@@ -343,7 +343,7 @@ fn copy(from: &sled::Db, to: &sled::Db) -> Result<u64, StoreError> {
 
 /// Makes every tree of `to` hold exactly what the same tree of `from` holds, walking both in
 /// key order; the number of records put or removed.
-fn reconcile(from: &sled::Db, to: &sled::Db) -> Result<u64, StoreError> {
+pub(super) fn reconcile(from: &sled::Db, to: &sled::Db) -> Result<u64, StoreError> {
     let mut changed = 0;
     for name in from.tree_names() {
         let (source, target) = (from.open_tree(&name)?, to.open_tree(&name)?);

@@ -43,6 +43,8 @@ mod cache;
 mod codec;
 mod committer;
 mod compact;
+#[cfg(test)]
+mod compact_tests;
 mod durability;
 mod error;
 mod issues;

@@ -42,7 +42,7 @@ fn all_monitors(store: &Store, project: Option<u64>) -> Vec<MonitorEnv> {
 
 /// The tally, checked against a count of every record.
 fn assert_tally(store: &Store, expected: [u64; 4]) {
-    let counted = count_monitors(store.trees()).unwrap();
+    let counted = count_monitors(&store.trees()).unwrap();
     assert_eq!(store.monitor_counts().unwrap(), counted);
     assert_eq!(counted.by_status, expected);
 }
