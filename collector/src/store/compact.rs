@@ -57,10 +57,10 @@ const ID_FLOOR_KEY: &[u8] = b"id_floor";
 /// Records per batch while copying: large enough that sled's per-batch cost vanishes, small
 /// enough to keep each batch's memory small.
 const COPY_BATCH: usize = 4096;
-/// Environment variable, for crash tests only: the name of a [`CompactStep`] at which the
-/// compaction stops (it creates `compact.<step>` in the data dir and waits, for at most
-/// [`HOLD_LIMIT`], until that file is removed), so that a test can kill the process exactly
-/// there.
+/// Environment variable, for crash tests only: the names of [`CompactStep`]s, separated by
+/// commas, at which the compaction stops (it creates `compact.<step>` in the data dir and
+/// waits, for at most [`HOLD_LIMIT`], until that file is removed), so that a test can write
+/// at a given step, or kill the process exactly there.
 pub const HOLD_ENV: &str = "WATCHPOST_TEST_COMPACT_HOLD";
 /// How long a test hold lasts at most.
 const HOLD_LIMIT: Duration = Duration::from_secs(120);
@@ -391,7 +391,9 @@ pub(super) fn reconcile(from: &sled::Db, to: &sled::Db) -> Result<u64, StoreErro
 
 /// Stops at `step` if a crash test asked for it ([`HOLD_ENV`]).
 fn hold(data_dir: &Path, step: CompactStep) {
-    if std::env::var(HOLD_ENV).ok().as_deref() != Some(step.name()) {
+    let held = std::env::var(HOLD_ENV)
+        .is_ok_and(|steps| steps.split(',').any(|s| s.trim() == step.name()));
+    if !held {
         return;
     }
     let marker = data_dir.join(format!("compact.{}", step.name()));
