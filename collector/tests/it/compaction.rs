@@ -28,11 +28,11 @@ const WRITERS: usize = 4;
 /// Sends `ok` check-ins to `job-<m>` until `stop`, returning the (slug, id) of each one
 /// acknowledged with a 200. Requests the kill cuts off are not acknowledged, and not counted.
 fn writer(
-    url: String,
-    key: String,
+    url: &str,
+    key: &str,
     w: usize,
-    stop: Arc<AtomicBool>,
-    count: Arc<AtomicUsize>,
+    stop: &AtomicBool,
+    count: &AtomicUsize,
 ) -> Vec<(String, String)> {
     let client = Client::builder()
         .timeout(Duration::from_secs(60))
@@ -46,8 +46,8 @@ fn writer(
         n += 1;
         let body = envelope(&[("check_in", &checkin(&slug, "ok", Some(&id), None))]);
         let sent = client
-            .post(&url)
-            .header("X-Sentry-Auth", sentry_auth(&key))
+            .post(url)
+            .header("X-Sentry-Auth", sentry_auth(key))
             .body(body)
             .send();
         match sent {
@@ -136,7 +136,7 @@ fn killed_at(steps: &[&str], expected: &str) {
         .map(|w| {
             let (url, key) = (url.clone(), collector.key.clone());
             let (stop, count) = (stop.clone(), count.clone());
-            thread::spawn(move || writer(url, key, w, stop, count))
+            thread::spawn(move || writer(&url, &key, w, &stop, &count))
         })
         .collect();
     // Some data before the compaction starts.
