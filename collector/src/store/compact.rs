@@ -10,7 +10,8 @@
 //!
 //! 1. *copy*: every tree of the running database is copied into a new database directory in
 //!    the data dir (`db.<n+1>` beside `db` or `db.<n>`), while ingest goes on writing to the
-//!    running one;
+//!    running one; then the copy catches up once with what was written meanwhile (the walk of
+//!    step 2, without the lock);
 //! 2. *reconcile*, with the store's handles locked for writing (every read, write and group of
 //!    the committer waits: the pause): each tree of the copy is walked beside the original
 //!    and every difference the writes made meanwhile is applied to the copy; the id floor
@@ -143,7 +144,7 @@ pub struct CompactReport {
     pub bytes_after: u64,
     /// Records copied, all trees.
     pub records: u64,
-    /// Records the reconcile step changed (writes made during the copy).
+    /// Records the two reconcile passes changed (writes made during the copy).
     pub reconciled: u64,
     /// How long the copy took (ingest went on).
     pub copy_seconds: f64,
@@ -520,13 +521,16 @@ impl Store {
         let new_db = open_copy(new_dir, self.inner.options.cache_size)?;
         let trees = Trees::open(&new_db)?;
         let records = copy(old_db, &new_db)?;
+        // A first catch-up while writes go on, so that the one under the lock has only the
+        // writes of this pass to apply, however long the copy took.
+        let caught_up = reconcile(old_db, &new_db)?;
         new_db.flush()?;
         let copy_took = started.elapsed();
         hold(data_dir, CompactStep::Copied);
 
         let mut handles = self.inner.handles.write();
         let paused = Instant::now();
-        let reconciled = reconcile(&handles.db, &new_db)?;
+        let reconciled = caught_up + reconcile(&handles.db, &new_db)?;
         let floor = handles.ids.successor_floor()?;
         trees.meta.insert(ID_FLOOR_KEY, &floor.to_be_bytes())?;
         new_db.flush()?;
