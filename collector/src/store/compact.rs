@@ -549,8 +549,16 @@ impl Store {
             ids,
         };
         drop(handles);
+        let paused = paused.elapsed();
         self.inner.usage.clear();
-        Ok((records, reconciled, copy_took, paused.elapsed()))
+        self.inner
+            .compactions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.last_pause_micros.store(
+            u64::try_from(paused.as_micros()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok((records, reconciled, copy_took, paused))
     }
 }
 

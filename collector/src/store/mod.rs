@@ -298,6 +298,10 @@ pub struct StoreStats {
     pub events: usize,
     /// Bytes on disk.
     pub size_on_disk: u64,
+    /// Compactions done since the start (`compact.rs`).
+    pub compactions: u64,
+    /// How long ingest paused in the last compaction, in seconds.
+    pub last_compaction_pause_seconds: f64,
 }
 
 struct Inner {
@@ -314,6 +318,9 @@ struct Inner {
     options: Options,
     /// Held by the compaction under way: one at a time.
     compacting: parking_lot::Mutex<()>,
+    /// Compactions done, and the last one's pause in microseconds, for `/metrics`.
+    compactions: std::sync::atomic::AtomicU64,
+    last_pause_micros: std::sync::atomic::AtomicU64,
     group: Arc<GroupCommit>,
     /// Writes groups; shared with the committer thread.
     writer: Arc<parking_lot::Mutex<redo::Writer>>,
@@ -521,6 +528,8 @@ impl Store {
                 data_dir: dir.to_owned(),
                 options,
                 compacting: parking_lot::Mutex::new(()),
+                compactions: std::sync::atomic::AtomicU64::new(0),
+                last_pause_micros: std::sync::atomic::AtomicU64::new(0),
                 group,
                 cache: cache::HotCache::default(),
                 events,
@@ -655,6 +664,10 @@ impl Store {
             last_flush_seconds: self.inner.group.last_flush_seconds(),
             events: self.inner.events.load(Ordering::Relaxed),
             size_on_disk: self.handles().db.size_on_disk().unwrap_or(0),
+            compactions: self.inner.compactions.load(Ordering::Relaxed),
+            last_compaction_pause_seconds: self.inner.last_pause_micros.load(Ordering::Relaxed)
+                as f64
+                / 1e6,
         }
     }
 

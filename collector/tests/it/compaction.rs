@@ -269,6 +269,18 @@ fn a_compaction_gives_back_space_and_keeps_every_record_online_and_offline() {
         "{bytes_after} bytes on disk after, {bytes_before} before"
     );
     assert_eq!(stored_ids(&collector), before);
+    let metrics = collector
+        .request(Method::GET, "/metrics")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "watchpost_store_compactions_total 1"),
+        "{metrics}"
+    );
 
     // Stopped: the CLI compacts the data dir itself, into the next generation.
     churn(&collector, 100);
