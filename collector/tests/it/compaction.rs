@@ -306,3 +306,34 @@ fn a_compaction_gives_back_space_and_keeps_every_record_online_and_offline() {
     collector.restart();
     assert_eq!(stored_ids(&collector), before);
 }
+
+#[test]
+fn the_collector_compacts_on_its_own_past_the_threshold() {
+    let config = CONFIG
+        .replace("checkins_per_monitor = 5000", "checkins_per_monitor = 20")
+        .replace(
+            "compact_above = 0",
+            "compact_above = 4\ncompact_min_size = 0\ncompact_check = \"1s\"",
+        );
+    let collector = Collector::start(Some(&config));
+    create_monitors(&collector);
+    churn(&collector, 200);
+    let before = stored_ids(&collector);
+    poll(Duration::from_secs(60), "an automatic compaction", || {
+        let metrics = collector
+            .request(Method::GET, "/metrics")
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        metrics
+            .lines()
+            .any(|l| {
+                l.strip_prefix("watchpost_store_compactions_total ")
+                    .is_some_and(|n| n != "0")
+            })
+            .then_some(())
+    });
+    assert!(collector.stderr().contains("store compacted"));
+    assert_eq!(stored_ids(&collector), before);
+}
