@@ -1,12 +1,12 @@
 //! When the collector compacts its store on its own: every `[store] compact_check` it counts
-//! the store (`Store::usage_within`, the count `/metrics` shares) and compacts it online
+//! the store (`Store::usage`) and compacts it online
 //! (`store/compact.rs`) once its files take more than `compact_above` bytes per live byte and
 //! at least `compact_min_size` bytes. sled's log keeps growing that ratio under a steady stream
 //! of check-ins with retention, and nothing else gives the space back (`benches/README.md`,
 //! "Store size and memory").
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::StoreConfig;
 use crate::store::{Store, Usage};
@@ -64,7 +64,9 @@ pub(crate) async fn run(store: Store, policy: Policy, shutdown: impl Future<Outp
 
 /// One check, and the compaction it calls for; on a blocking thread.
 fn check(store: &Store, policy: Policy) {
-    let usage = match store.usage_within(Instant::now(), policy.every) {
+    // A count of its own, not the one `/metrics` reuses for a minute: putting this one there
+    // would hand `/metrics` a count up to a minute old. One walk per check is cheap.
+    let usage = match store.usage() {
         Ok(usage) => usage,
         Err(error) => {
             tracing::warn!(%error, "could not count the store to decide on a compaction");
