@@ -231,9 +231,15 @@ impl Flushes {
                 state.wanted = false;
                 std::mem::take(&mut state.waiting)
             };
-            // The database of the moment: after a compaction's swap, the copy, which holds
-            // every write the old one did (`compact.rs`).
-            group.flush(&handles.read_recursive().db);
+            // The database of the moment and the writes made so far, read together: every
+            // write numbered up to `target` is in that database (a compaction's copy holds,
+            // flushed, every write the old one did: `compact.rs`). The fsync itself runs
+            // without the lock, so that a compaction waiting to swap waits for no fsync.
+            let (db, target) = {
+                let handles = handles.read_recursive();
+                (handles.db.clone(), group.written())
+            };
+            group.flush_upto(&db, target);
             for done in waiting {
                 let _ = done.send(());
             }
