@@ -148,8 +148,19 @@ pub struct CompactReport {
     pub reconciled: u64,
     /// How long the copy took (ingest went on).
     pub copy_seconds: f64,
+    /// How long the swap waited for the operations under way to finish (they go on).
+    pub wait_seconds: f64,
     /// How long ingest paused: reconcile, flush, `db.current`, swap.
     pub pause_seconds: f64,
+}
+
+/// What [`Store::copy_and_swap`] did.
+struct Made {
+    records: u64,
+    reconciled: u64,
+    copy_took: Duration,
+    waited: Duration,
+    paused: Duration,
 }
 
 /// The ids of outbox and upstream keys: sled's generator above the store's floor.
@@ -448,7 +459,7 @@ impl Store {
             })?;
         }
         let made = self.copy_and_swap(&data_dir, &old_db, &new_dir);
-        let (records, reconciled, copy_took, paused) = match made {
+        let made = match made {
             Ok(made) => made,
             Err(error) => {
                 // The old database is still the store; the copy is a leftover.
@@ -469,10 +480,11 @@ impl Store {
             to: name_of(&new_dir),
             bytes_before,
             bytes_after: dir_bytes(&new_dir),
-            records,
-            reconciled,
-            copy_seconds: copy_took.as_secs_f64(),
-            pause_seconds: paused.as_secs_f64(),
+            records: made.records,
+            reconciled: made.reconciled,
+            copy_seconds: made.copy_took.as_secs_f64(),
+            wait_seconds: made.waited.as_secs_f64(),
+            pause_seconds: made.paused.as_secs_f64(),
         };
         tracing::info!(
             from = %report.from,
@@ -482,6 +494,7 @@ impl Store {
             records = report.records,
             reconciled = report.reconciled,
             copy_seconds = report.copy_seconds,
+            wait_seconds = report.wait_seconds,
             pause_seconds = report.pause_seconds,
             "store compacted"
         );
@@ -509,14 +522,13 @@ impl Store {
         Ok(())
     }
 
-    /// Steps 1 to 4 of the module's documentation; records copied, records reconciled, the
-    /// copy's and the pause's durations.
+    /// Steps 1 to 4 of the module's documentation.
     fn copy_and_swap(
         &self,
         data_dir: &Path,
         old_db: &sled::Db,
         new_dir: &Path,
-    ) -> Result<(u64, u64, Duration, Duration), StoreError> {
+    ) -> Result<Made, StoreError> {
         let started = Instant::now();
         let new_db = open_copy(new_dir, self.inner.options.cache_size)?;
         let trees = Trees::open(&new_db)?;
@@ -528,8 +540,12 @@ impl Store {
         let copy_took = started.elapsed();
         hold(data_dir, CompactStep::Copied);
 
+        let asked = Instant::now();
         let mut handles = self.inner.handles.write();
         let paused = Instant::now();
+        // Readers take the lock recursively and do not yield to a waiting writer: how long the
+        // swap waited for a moment without them is reported (`wait_seconds`).
+        let waited = paused - asked;
         let reconciled = caught_up + reconcile(&handles.db, &new_db)?;
         let floor = handles.ids.successor_floor()?;
         trees.meta.insert(ID_FLOOR_KEY, &floor.to_be_bytes())?;
@@ -558,7 +574,13 @@ impl Store {
             u64::try_from(paused.as_micros()).unwrap_or(u64::MAX),
             std::sync::atomic::Ordering::Relaxed,
         );
-        Ok((records, reconciled, copy_took, paused))
+        Ok(Made {
+            records,
+            reconciled,
+            copy_took,
+            waited,
+            paused,
+        })
     }
 }
 
