@@ -113,10 +113,6 @@ mod tests {
         assert!(policy.due(&usage(9000, 1000)));
         assert!(!policy.due(&usage(8000, 1000)), "at the ratio, not above");
         assert!(!policy.due(&usage(900, 10)), "below the minimum size");
-        let never = StoreConfig {
-            compact_above: 0.0,
-            ..StoreConfig::default()
-        };
-        assert_eq!(Policy::of(&never), None);
+        assert_eq!(Policy::of(&StoreConfig::default()), None, "off by default");
     }
 }

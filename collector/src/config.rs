@@ -175,10 +175,11 @@ pub struct StoreConfig {
     pub compact_check: Duration,
 }
 
-/// `store.compact_above` unless configured: a fresh copy takes about 3.4 bytes per live byte
-/// and a running store 13 to 20 (`benches/README.md`, "Store size and memory"), so 8 compacts
-/// once the log holds about twice a fresh copy, a few times an hour under a sustained load.
-pub const DEFAULT_COMPACT_ABOVE: f64 = 8.0;
+/// `store.compact_above` unless configured: 0, off. Each compaction under a sustained full
+/// load left the collector's memory about 90 MB larger in the soak (`benches/README.md`, "Store
+/// size and memory"), a growth not yet explained, so the collector does not compact on its own
+/// unless asked to; 8 (about twice a fresh copy's 3.4) is the value to set.
+pub const DEFAULT_COMPACT_ABOVE: f64 = 0.0;
 /// `store.compact_min_size` unless configured: 64 MiB.
 pub const DEFAULT_COMPACT_MIN_SIZE: u64 = 64 << 20;
 /// `store.compact_check` unless configured: every 5 minutes.
@@ -2234,9 +2235,9 @@ mod tests {
     }
 
     #[test]
-    fn compaction_is_on_at_8_above_64_mib_unless_configured() {
+    fn compaction_is_off_unless_configured() {
         let config = parse("").unwrap();
-        assert_eq!(config.store.compact_above, 8.0);
+        assert_eq!(config.store.compact_above, 0.0);
         assert_eq!(config.store.compact_min_size, 64 << 20);
         let config = parse("[store]\ncompact_above = 0\ncompact_min_size = 0\n").unwrap();
         assert_eq!(config.store.compact_above, 0.0);
