@@ -33,10 +33,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::Handles;
 use super::durability::GroupCommit;
 use super::durability::Seq;
 use super::error::StoreError;
+use super::handles::Handles;
 use super::prepared::Prepared;
 use super::redo::Writer;
 use super::space;

@@ -8,7 +8,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::compact::{self, CURRENT_FILE};
+use super::compact;
+use super::generations::CURRENT_FILE;
 use super::{Prune, Store, WriteSet};
 use crate::engine::{CheckIn, CheckInStatus, MonitorKey};
 

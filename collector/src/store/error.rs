@@ -100,7 +100,7 @@ pub enum StoreError {
     Redo(String),
     /// A compaction failed, or the data dir's `db.current` is unusable (`compact.rs`).
     #[error(transparent)]
-    Compact(#[from] super::compact::CompactError),
+    Compact(#[from] super::generations::CompactError),
 }
 
 pub(super) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {

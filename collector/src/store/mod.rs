@@ -47,6 +47,8 @@ mod compact;
 mod compact_tests;
 mod durability;
 mod error;
+mod generations;
+mod handles;
 mod issues;
 mod keys;
 mod liveness;
@@ -74,10 +76,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use codec::CodecError;
-pub use compact::{CURRENT_FILE, CompactError, CompactReport, CompactStep, HOLD_ENV};
+pub use compact::{CompactReport, CompactStep, HOLD_ENV};
 use durability::GroupCommit;
 pub use durability::Seq;
 pub use error::StoreError;
+pub use generations::{CURRENT_FILE, CompactError};
 pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
 pub use page::{BadCursor, Cursor, Page};
 pub use refusals::RefusalRecord;
@@ -93,6 +96,7 @@ use crate::engine::{
     MonitorKey, MonitorStatus, OpenRun, Outage, deadlines_of,
 };
 use error::{decode, decode_checkin, decode_monitor, encode};
+use handles::Handles;
 use pending::OutboxCount;
 use prepared::{
     Committed, Count, Counts, IncidentWrite, IndexMove, Prepared, PreparedCheckIn,
@@ -340,18 +344,6 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-/// The open database: sled's handle, its trees, its directory and where its ids start. One
-/// value, so that a compaction swaps all of it at once.
-struct Handles {
-    db: sled::Db,
-    trees: Trees,
-    /// sled's directory (`db`, or `db.<n>` after compactions), whose files
-    /// [`Store::usage`] measures.
-    dir: PathBuf,
-    /// Ids for outbox and upstream keys (`compact.rs`, "Ids").
-    ids: compact::Ids,
-}
-
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
@@ -376,12 +368,12 @@ impl Store {
     /// Whether `data_dir` holds a store: the database `db.current` names (or `db`) exists.
     /// Creates nothing.
     pub fn exists(data_dir: &Path) -> bool {
-        compact::current(data_dir).is_ok_and(|dir| dir.join("db").is_file())
+        generations::current(data_dir).is_ok_and(|dir| dir.join("db").is_file())
     }
 
     /// [`Store::open`] with the options `[store]` configures.
     pub fn open_with(dir: &Path, options: Options) -> Result<Store, StoreError> {
-        let file = compact::current(dir)
+        let file = generations::current(dir)
             .unwrap_or_else(|_| dir.join("db"))
             .join("db");
         let (done, result) = std::sync::mpsc::channel();
@@ -428,7 +420,7 @@ impl Store {
     /// damaged file, anything else.
     fn open_here(dir: &Path, options: Options) -> Result<Store, StoreError> {
         // The database `db.current` names, without what a compaction that crashed left.
-        let path = compact::settle(dir)?;
+        let path = generations::settle(dir)?;
         let file = path.join("db");
         let damaged = |error: StoreError| match error {
             StoreError::Sled(sled::Error::Corruption { .. }) => StoreError::Damaged {
@@ -508,7 +500,7 @@ impl Store {
         let outbox = OutboxCount::load(trees.outbox.len(), &trees.outbox_pending)?;
         let group = Arc::new(GroupCommit::new());
         let space = space::Space::new(dir.to_owned());
-        let ids = compact::Ids::load(&db, &trees)?;
+        let ids = handles::Ids::load(&db, &trees)?;
         let handles = Arc::new(parking_lot::RwLock::new(Handles {
             db,
             trees,

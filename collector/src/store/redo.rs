@@ -32,8 +32,8 @@
 
 use std::borrow::Cow;
 
-use super::compact::Ids;
 use super::error::StoreError;
+use super::handles::Ids;
 use super::pending;
 use super::prepared::Prepared;
 use super::trees::{TreeId, Trees};
