@@ -176,7 +176,7 @@ pub struct StoreConfig {
 }
 
 /// `store.compact_above` unless configured: 0, off. Each compaction under a sustained full
-/// load left the collector's memory about 90 MB larger in the soak (`benches/README.md`, "Store
+/// load left the collector's memory about 70 MB larger in the soak (`benches/README.md`, "Store
 /// size and memory"), a growth not yet explained, so the collector does not compact on its own
 /// unless asked to; 8 (about twice a fresh copy's 3.4) is the value to set.
 pub const DEFAULT_COMPACT_ABOVE: f64 = 0.0;
