@@ -15,7 +15,8 @@
 # collector's data dir (records and live bytes per tree next to the file size).
 #
 # SOAK_NO_BUILD=1 uses the binaries already in target/release. SOAK_KEEP=DIR keeps the data dir
-# there. The machine is shared by whatever else runs on it: note the load with the figures.
+# there. SOAK_STORE adds lines to the config's `[store]` (compaction settings); the compactions
+# the collector ran are listed at the end, from its log. The machine is shared by whatever else runs on it: note the load with the figures.
 set -euo pipefail
 
 checkins="${1:-20000000}"
@@ -37,9 +38,12 @@ cp target/release/watchpost target/release/loadgen "$work/"
     printf '[limits]\ningest_per_second = 1000000\ningest_burst = 1000000\n'
     printf 'monitor_checkins_per_minute = 1000000\n'
     printf '[retention]\ncheckins_per_monitor = 100\n'
+    printf '[store]\n'
     if [[ -n "$cache" ]]; then
-        printf '[store]\ncache_size = %s\n' "$cache"
+        printf 'cache_size = %s\n' "$cache"
     fi
+    # More `[store]` lines, e.g. SOAK_STORE='compact_check = "30s"' or 'compact_above = 0'.
+    printf '%b\n' "${SOAK_STORE:-}"
 } >"$work/watchpost.toml"
 
 "$work/watchpost" serve --config "$work/watchpost.toml" --listen "127.0.0.1:$port" \
@@ -125,3 +129,6 @@ echo
 echo "watchpost store stats --data-dir (collector stopped):"
 "$work/watchpost" store stats --data-dir "$work/data" || true
 echo "data dir by du: $(du_mb) MB"
+echo
+echo "compactions (the collector's log; seconds and bytes):"
+grep 'store compacted' "$work/err" | sed 's/\x1b\[[0-9;]*m//g; s/^.*store compacted *//' || echo "none"

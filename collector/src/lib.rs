@@ -15,6 +15,7 @@ pub mod api;
 pub mod app;
 pub(crate) mod caps;
 pub mod cli;
+pub(crate) mod compactor;
 pub mod config;
 pub(crate) mod dashboard;
 pub mod deadlines;

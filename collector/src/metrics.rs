@@ -283,6 +283,18 @@ impl Metrics {
             &plain(snapshot.store.size_on_disk.to_string()),
         );
         metric(
+            "watchpost_store_compactions_total",
+            "counter",
+            "Online compactions of the store since the start.",
+            &plain(snapshot.store.compactions.to_string()),
+        );
+        metric(
+            "watchpost_store_last_compaction_pause_seconds",
+            "gauge",
+            "How long ingest paused in the last compaction.",
+            &plain(snapshot.store.last_compaction_pause_seconds.to_string()),
+        );
+        metric(
             "watchpost_events_stored",
             "gauge",
             "Error events held, all issues together.",
@@ -379,6 +391,8 @@ mod tests {
                 last_flush_seconds: 0.001,
                 events: 0,
                 size_on_disk: 10,
+                compactions: 2,
+                last_compaction_pause_seconds: 0.25,
             },
             outbox_pending: BTreeMap::from([("tg".to_owned(), 3)]),
         };
@@ -402,6 +416,8 @@ mod tests {
             "watchpost_alerts_sent_total{channel=\"tg\"} 0",
             "watchpost_alerts_failed_total{channel=\"tg\"} 1",
             "watchpost_alerts_suppressed_total{channel=\"tg\"} 1",
+            "watchpost_store_compactions_total 2",
+            "watchpost_store_last_compaction_pause_seconds 0.25",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -262,6 +262,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         ))
     });
 
+    let compactor = crate::compactor::Policy::of(&config.store).map(|policy| {
+        tokio::spawn(crate::compactor::run(
+            store.clone(),
+            policy,
+            until_stopped(stopped.clone()),
+        ))
+    });
+
     let upstream = Upstream::new(config.upstream.as_ref(), &store);
     let forwarder = tokio::spawn(upstream.clone().run(until_stopped(stopped.clone())));
     let dashboard = dashboard::state::Dashboard::new(
@@ -317,6 +325,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             && let Err(error) = watchdog.await
         {
             tracing::error!(%error, "watchdog task failed");
+        }
+        // A compaction under way goes on on its blocking thread; the process may exit in its
+        // middle, which leaves the store as it was (`store/compact.rs`).
+        if let Some(compactor) = compactor
+            && let Err(error) = compactor.await
+        {
+            tracing::error!(%error, "store compaction task failed");
         }
         // Its last liveness mark, so the next start measures the gap from here.
         if let Err(error) = marker.await {

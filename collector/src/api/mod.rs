@@ -60,6 +60,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/refusals", get(refusals::list))
         .route("/api/v1/store/stats", get(store::stats))
+        .route("/api/v1/store/compact", axum::routing::post(store::compact))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -23,29 +23,58 @@ pub enum StoreCommand {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Copies the store into a fresh database and swaps it in, giving back the space sled's
+    /// log holds beyond the live data. A running collector pauses ingest only for the swap.
+    Compact {
+        /// Compact this data dir of a stopped collector instead of asking a running one.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 /// Runs `watchpost store ...`.
 pub(super) async fn run(api: &ApiArgs, action: StoreCommand) -> Result<String, Failure> {
-    let StoreCommand::Stats { data_dir } = action;
-    let stats = match data_dir {
-        Some(dir) => tokio::task::spawn_blocking(move || offline(&dir))
-            .await
-            .map_err(|e| Failure::new(Exit::Server, format!("counting the store failed: {e}")))??,
-        None => Client::new(api)?.get("/api/v1/store/stats").await?,
-    };
-    Ok(if api.json {
-        pretty(&stats)
-    } else {
-        table(&stats)
-    })
+    match action {
+        StoreCommand::Stats { data_dir } => {
+            let stats = match data_dir {
+                Some(dir) => tokio::task::spawn_blocking(move || offline(&dir))
+                    .await
+                    .map_err(|e| {
+                        Failure::new(Exit::Server, format!("counting the store failed: {e}"))
+                    })??,
+                None => Client::new(api)?.get("/api/v1/store/stats").await?,
+            };
+            Ok(if api.json {
+                pretty(&stats)
+            } else {
+                table(&stats)
+            })
+        }
+        StoreCommand::Compact { data_dir } => {
+            let report = match data_dir {
+                Some(dir) => tokio::task::spawn_blocking(move || compact_offline(&dir))
+                    .await
+                    .map_err(|e| {
+                        Failure::new(Exit::Server, format!("compacting the store failed: {e}"))
+                    })??,
+                None => {
+                    Client::new(api)?
+                        .post("/api/v1/store/compact", &Value::Null)
+                        .await?
+                }
+            };
+            Ok(if api.json {
+                pretty(&report)
+            } else {
+                compacted(&report)
+            })
+        }
+    }
 }
 
-/// The stats of the store in `dir`, counted by opening it (as `serve` would: a group a crash cut
-/// short is completed first). A directory without a store is refused before anything is
-/// created in it; a store in use is refused by its lock.
-fn offline(dir: &Path) -> Result<Value, Failure> {
-    if !dir.join("db").join("db").is_file() {
+/// Opens the stopped collector's store in `dir` (see [`offline`] for the refusals).
+fn open_offline(dir: &Path, command: &str) -> Result<Store, Failure> {
+    if !Store::exists(dir) {
         return Err(Failure::new(
             Exit::Usage,
             format!(
@@ -55,17 +84,50 @@ fn offline(dir: &Path) -> Result<Value, Failure> {
             ),
         ));
     }
-    let store = Store::open(dir).map_err(|error| match error {
+    Store::open(dir).map_err(|error| match error {
         StoreError::Locked { .. } => Failure::new(
             Exit::Server,
             format!(
                 "--data-dir {}: a running collector holds this store; run `watchpost store \
-                 stats` without --data-dir to ask it (with --url and --token)",
+                 {command}` without --data-dir to ask it (with --url and --token)",
                 dir.display()
             ),
         ),
         other => Failure::new(Exit::Server, other.to_string()),
-    })?;
+    })
+}
+
+/// Compacts the store in `dir` of a stopped collector.
+fn compact_offline(dir: &Path) -> Result<Value, Failure> {
+    let store = open_offline(dir, "compact")?;
+    let report = store
+        .compact()
+        .map_err(|e| Failure::new(Exit::Server, e.to_string()))?;
+    serde_json::to_value(&report)
+        .map_err(|e| Failure::new(Exit::Server, format!("cannot print the report: {e}")))
+}
+
+/// One line: the sizes before and after, and how long ingest paused.
+fn compacted(report: &Value) -> String {
+    let n = |key: &str| report[key].as_u64().unwrap_or(0);
+    let seconds = |key: &str| report[key].as_f64().unwrap_or(0.0);
+    format!(
+        "compacted {} into {}: {} -> {} on disk, {} records; copy {:.2} s, ingest paused {:.3} s",
+        report["from"].as_str().unwrap_or("-"),
+        report["to"].as_str().unwrap_or("-"),
+        text::bytes(n("bytes_before")),
+        text::bytes(n("bytes_after")),
+        n("records"),
+        seconds("copy_seconds"),
+        seconds("pause_seconds"),
+    )
+}
+
+/// The stats of the store in `dir`, counted by opening it (as `serve` would: a group a crash cut
+/// short is completed first). A directory without a store is refused before anything is
+/// created in it; a store in use is refused by its lock.
+fn offline(dir: &Path) -> Result<Value, Failure> {
+    let store = open_offline(dir, "stats")?;
     let usage = store
         .usage()
         .map_err(|e| Failure::new(Exit::Server, e.to_string()))?;

@@ -36,10 +36,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::durability::GroupCommit;
 use super::durability::Seq;
 use super::error::StoreError;
+use super::handles::Handles;
 use super::prepared::Prepared;
 use super::redo::Writer;
 use super::space;
-use super::trees::Trees;
 
 /// Write sets per group at most: bounds how long one group keeps the others waiting.
 pub(super) const MAX_GROUP: usize = 256;
@@ -63,18 +63,17 @@ pub(super) struct Committer {
 
 impl Committer {
     pub(super) fn start(
-        db: sled::Db,
-        trees: Trees,
+        handles: Arc<parking_lot::RwLock<Handles>>,
         space: space::Space,
         group: Arc<GroupCommit>,
         writer: Arc<parking_lot::Mutex<Writer>>,
     ) -> Committer {
         let flusher = Arc::new(Flushes::default());
         let flush_thread = {
-            let (db, group, flusher) = (db.clone(), group.clone(), flusher.clone());
+            let (handles, group, flusher) = (handles.clone(), group.clone(), flusher.clone());
             std::thread::Builder::new()
                 .name("watchpost-flush".into())
-                .spawn(move || flusher.run(&db, &group))
+                .spawn(move || flusher.run(&handles, &group))
                 .expect("spawn the store's flush thread")
         };
         let (queue, mut jobs) = mpsc::unbounded_channel::<Job>();
@@ -106,12 +105,16 @@ impl Committer {
                         if batch.is_empty() {
                             continue;
                         }
+                        // Under the handles' read lock: a compaction's swap waits for the
+                        // group, and the next group waits for the swap (`compact.rs`).
                         let result = group
                             .writing(|| {
-                                space
-                                    .check()
-                                    .map_err(StoreError::from)
-                                    .and_then(|()| writer.lock().write_group(&db, &trees, &batch))
+                                let handles = handles.read_recursive();
+                                space.check().map_err(StoreError::from).and_then(|()| {
+                                    writer
+                                        .lock()
+                                        .write_group(&handles.ids, &handles.trees, &batch)
+                                })
                             })
                             .map(|()| group.record_write());
                         // Announced before the writers hear back, so that they wait in
@@ -215,7 +218,7 @@ impl Flushes {
 
     /// One flush at a time, each covering everything written before it started, for as long
     /// as flushes are wanted; requests that arrive during a flush share the next one.
-    fn run(&self, db: &sled::Db, group: &GroupCommit) {
+    fn run(&self, handles: &parking_lot::RwLock<Handles>, group: &GroupCommit) {
         loop {
             let waiting = {
                 let mut state = self.state.lock();
@@ -228,7 +231,15 @@ impl Flushes {
                 state.wanted = false;
                 std::mem::take(&mut state.waiting)
             };
-            group.flush(db);
+            // The database of the moment and the writes made so far, read together: every
+            // write numbered up to `target` is in that database (a compaction's copy holds,
+            // flushed, every write the old one did: `compact.rs`). The fsync itself runs
+            // without the lock, so that a compaction waiting to swap waits for no fsync.
+            let (db, target) = {
+                let handles = handles.read_recursive();
+                (handles.db.clone(), group.written())
+            };
+            group.flush_upto(&db, target);
             for done in waiting {
                 let _ = done.send(());
             }

@@ -173,10 +173,16 @@ impl GroupCommit {
         self.wake.notified().await;
     }
 
-    /// Flushes everything written so far, unless it already is durable. Called only by the
-    /// committer's flush thread, so there is one fsync at a time.
-    pub(super) fn flush(&self, db: &sled::Db) {
-        let target = self.written.load(Ordering::Acquire);
+    /// The number of the last completed write.
+    pub(super) fn written(&self) -> Seq {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Flushes `db`, making the writes numbered up to `target` durable, unless they already
+    /// are; all of them are in `db` (or were copied into it, flushed, by a compaction:
+    /// `compact.rs`). Called only by the committer's flush thread, so there is one fsync at a
+    /// time.
+    pub(super) fn flush_upto(&self, db: &sled::Db, target: Seq) {
         if target <= self.flushed.borrow().seq {
             return;
         }

@@ -98,6 +98,9 @@ pub enum StoreError {
     /// The records that complete an interrupted group of writes are damaged (`redo.rs`).
     #[error("the store's redo records are damaged: {0}")]
     Redo(String),
+    /// A compaction failed, or the data dir's `db.current` is unusable (`compact.rs`).
+    #[error(transparent)]
+    Compact(#[from] super::generations::CompactError),
 }
 
 pub(super) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {

@@ -42,8 +42,13 @@
 mod cache;
 mod codec;
 mod committer;
+mod compact;
+#[cfg(test)]
+mod compact_tests;
 mod durability;
 mod error;
+mod generations;
+mod handles;
 mod issues;
 mod keys;
 mod liveness;
@@ -72,9 +77,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use codec::CodecError;
+pub use compact::{CompactReport, CompactStep, HOLD_ENV};
 use durability::GroupCommit;
 pub use durability::Seq;
 pub use error::StoreError;
+pub use generations::{CURRENT_FILE, CompactError};
 pub use outbox::{DELIVERIES_KEPT, DeliveryFilter};
 pub use page::{BadCursor, Cursor, Page};
 pub use refusals::RefusalRecord;
@@ -90,6 +97,7 @@ use crate::engine::{
     MonitorKey, MonitorStatus, OpenRun, Outage, deadlines_of,
 };
 use error::{decode, decode_checkin, decode_monitor, encode};
+use handles::Handles;
 use pending::OutboxCount;
 use prepared::{
     Committed, Count, Counts, IncidentWrite, IndexMove, Prepared, PreparedCheckIn,
@@ -295,13 +303,29 @@ pub struct StoreStats {
     pub events: usize,
     /// Bytes on disk.
     pub size_on_disk: u64,
+    /// Compactions done since the start (`compact.rs`).
+    pub compactions: u64,
+    /// How long ingest paused in the last compaction, in seconds.
+    pub last_compaction_pause_seconds: f64,
 }
 
 struct Inner {
     /// First, so that it is dropped (its thread joined) first.
     committer: committer::Committer,
-    db: sled::Db,
-    trees: Trees,
+    /// The database and its trees. Behind a lock only so that a compaction can swap them for
+    /// a fresh copy (`compact.rs`): everything else takes it for reading, recursively, for
+    /// the length of one operation; the swap takes it for writing, which is the moment ingest
+    /// pauses.
+    handles: Arc<parking_lot::RwLock<Handles>>,
+    /// The data dir (`db.current` and the database directories are in it).
+    data_dir: PathBuf,
+    /// sled's page cache, for the database a compaction opens.
+    options: Options,
+    /// Held by the compaction under way: one at a time.
+    compacting: parking_lot::Mutex<()>,
+    /// Compactions done, and the last one's pause in microseconds, for `/metrics`.
+    compactions: std::sync::atomic::AtomicU64,
+    last_pause_micros: std::sync::atomic::AtomicU64,
     group: Arc<GroupCommit>,
     /// Writes groups; shared with the committer thread.
     writer: Arc<parking_lot::Mutex<redo::Writer>>,
@@ -311,8 +335,6 @@ struct Inner {
     space: space::Space,
     /// Monitor environments by status (`tally.rs`).
     tally: tally::Tally,
-    /// sled's directory (`db` in the data dir), whose files [`Store::usage`] measures.
-    db_dir: PathBuf,
     /// The last [`Store::usage`] count, for `/metrics`.
     usage: usage::UsageCache,
 }
@@ -344,9 +366,17 @@ impl Store {
         Store::open_with(dir, Options::default())
     }
 
+    /// Whether `data_dir` holds a store: the database `db.current` names (or `db`) exists.
+    /// Creates nothing.
+    pub fn exists(data_dir: &Path) -> bool {
+        generations::current(data_dir).is_ok_and(|dir| dir.join("db").is_file())
+    }
+
     /// [`Store::open`] with the options `[store]` configures.
     pub fn open_with(dir: &Path, options: Options) -> Result<Store, StoreError> {
-        let file = dir.join("db").join("db");
+        let file = generations::current(dir)
+            .unwrap_or_else(|_| dir.join("db"))
+            .join("db");
         let (done, result) = std::sync::mpsc::channel();
         let opener = std::thread::Builder::new()
             .name("watchpost-open".to_owned())
@@ -357,7 +387,7 @@ impl Store {
                 }
             })
             .map_err(|error| StoreError::Open {
-                path: dir.join("db"),
+                path: dir.to_owned(),
                 source: error.into(),
             })?;
         match result.recv_timeout(OPEN_DEADLINE) {
@@ -390,7 +420,8 @@ impl Store {
     /// [`Store::open`] on the calling thread, with sled's errors told apart: a held lock, a
     /// damaged file, anything else.
     fn open_here(dir: &Path, options: Options) -> Result<Store, StoreError> {
-        let path = dir.join("db");
+        // The database `db.current` names, without what a compaction that crashed left.
+        let path = generations::settle(dir)?;
         let file = path.join("db");
         let damaged = |error: StoreError| match error {
             StoreError::Sled(sled::Error::Corruption { .. }) => StoreError::Damaged {
@@ -414,32 +445,18 @@ impl Store {
                     source,
                 },
             })?;
-        Store::open_db(dir, db).map_err(damaged)
+        Store::open_db(dir, &path, db, options).map_err(damaged)
     }
 
     /// The rest of [`Store::open`] once sled has opened: trees, schema check, redo recovery,
     /// upgrades, counts, the committer.
-    fn open_db(dir: &Path, db: sled::Db) -> Result<Store, StoreError> {
-        let open = |name: &str| db.open_tree(name);
-        let trees = Trees {
-            meta: open("meta")?,
-            monitors: open("monitors")?,
-            checkins: open("checkins")?,
-            checkin_ids: open("checkin_ids")?,
-            incidents: open("incidents")?,
-            incident_times: open("incident_times")?,
-            open_incidents: open("open_incidents")?,
-            outbox: open("outbox")?,
-            outbox_pending: open("outbox_pending")?,
-            issues: open("issues")?,
-            issue_times: open("issue_times")?,
-            events: open("events")?,
-            ping_logs: open("ping_logs")?,
-            upstream: open("upstream")?,
-            probes: open("probes")?,
-            probe_results: open("probe_results")?,
-            redo: open("redo")?,
-        };
+    fn open_db(
+        dir: &Path,
+        db_dir: &Path,
+        db: sled::Db,
+        options: Options,
+    ) -> Result<Store, StoreError> {
+        let trees = Trees::open(&db)?;
         let found = trees
             .meta
             .get(SCHEMA_KEY)?
@@ -484,32 +501,53 @@ impl Store {
         let outbox = OutboxCount::load(trees.outbox.len(), &trees.outbox_pending)?;
         let group = Arc::new(GroupCommit::new());
         let space = space::Space::new(dir.to_owned());
+        let ids = handles::Ids::load(&db, &trees)?;
+        let handles = Arc::new(parking_lot::RwLock::new(Handles {
+            db,
+            trees,
+            dir: db_dir.to_owned(),
+            ids,
+        }));
         Ok(Store {
             inner: Arc::new(Inner {
                 committer: committer::Committer::start(
-                    db.clone(),
-                    trees.clone(),
+                    handles.clone(),
                     space.clone(),
                     group.clone(),
                     writer.clone(),
                 ),
                 writer,
-                db,
-                trees,
+                handles,
+                data_dir: dir.to_owned(),
+                options,
+                compacting: parking_lot::Mutex::new(()),
+                compactions: std::sync::atomic::AtomicU64::new(0),
+                last_pause_micros: std::sync::atomic::AtomicU64::new(0),
                 group,
                 cache: cache::HotCache::default(),
                 events,
                 outbox,
                 space,
                 tally,
-                db_dir: dir.join("db"),
                 usage: usage::UsageCache::default(),
             }),
         })
     }
 
-    fn trees(&self) -> &Trees {
-        &self.inner.trees
+    /// The database, for one operation. Recursive, so that an operation may call another
+    /// while a compaction waits to swap (`compact.rs`).
+    fn handles(&self) -> parking_lot::RwLockReadGuard<'_, Handles> {
+        self.inner.handles.read_recursive()
+    }
+
+    /// The trees, for one operation (see [`Store::handles`]).
+    fn trees(&self) -> parking_lot::MappedRwLockReadGuard<'_, Trees> {
+        parking_lot::RwLockReadGuard::map(self.handles(), |handles| &handles.trees)
+    }
+
+    /// sled's handle, for one operation.
+    fn db(&self) -> sled::Db {
+        self.handles().db.clone()
     }
 
     // ---- group commit -------------------------------------------------------------------
@@ -544,7 +582,7 @@ impl Store {
 
     /// Flushes everything now, without the flusher (for shutdown and startup).
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
+        self.db().flush()?;
         Ok(())
     }
 
@@ -556,7 +594,7 @@ impl Store {
     pub async fn flush_within(&self, deadline: std::time::Duration) -> Result<(), StoreError> {
         let started = tokio::time::Instant::now();
         let (done, answer) = tokio::sync::oneshot::channel();
-        let db = self.inner.db.clone();
+        let db = self.db();
         std::thread::Builder::new()
             .name("watchpost-final-flush".into())
             .spawn(move || {
@@ -618,14 +656,22 @@ impl Store {
             flushes: self.inner.group.flushes(),
             last_flush_seconds: self.inner.group.last_flush_seconds(),
             events: self.inner.events.load(Ordering::Relaxed),
-            size_on_disk: self.inner.db.size_on_disk().unwrap_or(0),
+            size_on_disk: self.handles().db.size_on_disk().unwrap_or(0),
+            compactions: self.inner.compactions.load(Ordering::Relaxed),
+            last_compaction_pause_seconds: self.inner.last_pause_micros.load(Ordering::Relaxed)
+                as f64
+                / 1e6,
         }
     }
 
     /// Where the bytes go: records and live bytes per tree, and the database's files. Walks
     /// every record (`usage.rs`), so callers run it on a blocking thread.
     pub fn usage(&self) -> Result<Usage, StoreError> {
-        usage::measure(&self.inner.db, &self.inner.db_dir)
+        let (db, dir) = {
+            let handles = self.handles();
+            (handles.db.clone(), handles.dir.clone())
+        };
+        usage::measure(&db, &dir)
     }
 
     /// [`Store::usage`], or the last count if it was taken at most `max_age` before `now`.
@@ -662,7 +708,7 @@ impl Store {
     /// Persists a project durably (it must survive a crash before the DSN is printed).
     pub fn save_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
         self.write_meta(MetaWrite::Project(project.clone()))?;
-        self.inner.db.flush()?;
+        self.db().flush()?;
         Ok(())
     }
 
@@ -723,7 +769,7 @@ impl Store {
     /// unless a failed write left them possibly wrong.
     pub fn monitor_counts(&self) -> Result<MonitorCounts, StoreError> {
         if self.inner.tally.is_stale() {
-            self.inner.tally.reset(&count_monitors(self.trees())?);
+            self.inner.tally.reset(&count_monitors(&self.trees())?);
         }
         Ok(self.inner.tally.read())
     }
@@ -968,11 +1014,13 @@ impl Store {
     fn write_now(&self, set: &WriteSet, prepared: &Prepared) -> Result<Seq, StoreError> {
         if !prepared.is_empty() {
             self.inner.space.check()?;
+            let handles = self.handles();
             let written = self.inner.writer.lock().write_group(
-                &self.inner.db,
-                &self.inner.trees,
+                &handles.ids,
+                &handles.trees,
                 std::slice::from_ref(prepared),
             );
+            drop(handles);
             if written.is_err() {
                 self.inner.cache.forget_counts();
                 self.inner.tally.mark_stale();

@@ -33,6 +33,7 @@
 use std::borrow::Cow;
 
 use super::error::StoreError;
+use super::handles::Ids;
 use super::pending;
 use super::prepared::Prepared;
 use super::trees::{TreeId, Trees};
@@ -98,11 +99,11 @@ impl Writer {
     /// key) was read when the write set was prepared, under its monitor's lock.
     pub(super) fn write_group(
         &mut self,
-        db: &sled::Db,
+        ids: &Ids,
         trees: &Trees,
         group: &[Prepared],
     ) -> Result<(), StoreError> {
-        self.write(db, trees, group, None)
+        self.write(ids, trees, group, None)
     }
 
     /// [`Writer::write_group`] as a crash would leave it: the redo records and the first `cut`
@@ -110,17 +111,17 @@ impl Writer {
     #[cfg(test)]
     pub(super) fn write_group_cut(
         &mut self,
-        db: &sled::Db,
+        ids: &Ids,
         trees: &Trees,
         group: &[Prepared],
         cut: usize,
     ) -> Result<(), StoreError> {
-        self.write(db, trees, group, Some(cut))
+        self.write(ids, trees, group, Some(cut))
     }
 
     fn write(
         &mut self,
-        db: &sled::Db,
+        ids: &Ids,
         trees: &Trees,
         group: &[Prepared],
         cut: Option<usize>,
@@ -128,7 +129,7 @@ impl Writer {
         let number = self.next;
         let mut ops = Vec::new();
         for prepared in group {
-            resolve(db, prepared, &mut ops)?;
+            resolve(ids, prepared, &mut ops)?;
         }
         let mut written = 0;
         for (slot, record) in (0u32..).zip(encode_records(number, &ops)) {
@@ -154,7 +155,7 @@ impl Writer {
 }
 
 /// Appends the raw writes of one write set to `ops`, in the order they are made.
-fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Result<(), StoreError> {
+fn resolve<'a>(ids: &Ids, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Result<(), StoreError> {
     for (key, value) in &set.monitors {
         ops.push(Op::put(TreeId::Monitors, key.as_slice(), value.as_slice()));
     }
@@ -191,7 +192,7 @@ fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Resul
         });
     }
     for delivery in &set.deliveries {
-        let (id, entry, pending) = pending::new_entry(db.generate_id()?, delivery, set.now);
+        let (id, entry, pending) = pending::new_entry(ids.next()?, delivery, set.now);
         ops.push(Op::put(TreeId::Outbox, id.to_vec(), entry));
         ops.push(Op::put(TreeId::OutboxPending, pending, Vec::new()));
     }
@@ -211,7 +212,7 @@ fn resolve<'a>(db: &sled::Db, set: &'a Prepared, ops: &mut Vec<Op<'a>>) -> Resul
         ops.push(Op::put(TreeId::PingLogs, key.as_slice(), value.as_slice()));
     }
     for envelope in &set.upstream {
-        let id = db.generate_id()?.to_be_bytes();
+        let id = ids.next()?.to_be_bytes();
         ops.push(Op::put(TreeId::Upstream, id.to_vec(), envelope.as_slice()));
     }
     for (tree, key, value) in &set.puts {

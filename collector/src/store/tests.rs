@@ -42,7 +42,7 @@ fn all_monitors(store: &Store, project: Option<u64>) -> Vec<MonitorEnv> {
 
 /// The tally, checked against a count of every record.
 fn assert_tally(store: &Store, expected: [u64; 4]) {
-    let counted = count_monitors(store.trees()).unwrap();
+    let counted = count_monitors(&store.trees()).unwrap();
     assert_eq!(store.monitor_counts().unwrap(), counted);
     assert_eq!(counted.by_status, expected);
 }
@@ -222,7 +222,7 @@ fn a_complete_group_is_never_replayed_over_later_writes() {
         ];
         let mut writer = store.inner.writer.lock();
         writer
-            .write_group(&store.inner.db, &store.inner.trees, &first)
+            .write_group(&store.handles().ids, &store.trees(), &first)
             .unwrap();
         drop(writer);
         store
@@ -565,7 +565,7 @@ fn version_2_is_upgraded_completing_its_cut_group_and_deriving_the_deadlines() {
         let store = Store::open(dir.path()).unwrap();
         let t = store.trees();
         // Version 2's deadlines tree, with an entry for a monitor that no longer exists.
-        let legacy = store.inner.db.open_tree("deadlines").unwrap();
+        let legacy = store.db().open_tree("deadlines").unwrap();
         legacy.insert(b"gone", &b"[]"[..]).unwrap();
         // A group a crash cut short: its redo record survived, none of its writes did. Version
         // 2 wrote each monitor, then its deadlines under tag 1; a monitor with an open run as
@@ -620,7 +620,7 @@ fn version_2_is_upgraded_completing_its_cut_group_and_deriving_the_deadlines() {
             .contains_key(run.id.as_bytes())
             .unwrap()
     );
-    let names = store.inner.db.tree_names();
+    let names = store.db().tree_names();
     assert!(!names.iter().any(|name| name.as_ref() == b"deadlines"));
     assert_eq!(
         store.deadlines().unwrap(),
@@ -1318,8 +1318,8 @@ fn write_cut(store: &Store, set: &WriteSet, cut: usize) {
         .writer
         .lock()
         .write_group_cut(
-            &store.inner.db,
-            &store.inner.trees,
+            &store.handles().ids,
+            &store.trees(),
             std::slice::from_ref(&prepared),
             cut,
         )

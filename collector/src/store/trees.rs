@@ -31,6 +31,32 @@ pub(super) struct Trees {
     pub(super) redo: sled::Tree,
 }
 
+impl Trees {
+    /// Opens (or creates) every tree of the layout in `db`.
+    pub(super) fn open(db: &sled::Db) -> Result<Trees, sled::Error> {
+        let open = |name: &str| db.open_tree(name);
+        Ok(Trees {
+            meta: open("meta")?,
+            monitors: open("monitors")?,
+            checkins: open("checkins")?,
+            checkin_ids: open("checkin_ids")?,
+            incidents: open("incidents")?,
+            incident_times: open("incident_times")?,
+            open_incidents: open("open_incidents")?,
+            outbox: open("outbox")?,
+            outbox_pending: open("outbox_pending")?,
+            issues: open("issues")?,
+            issue_times: open("issue_times")?,
+            events: open("events")?,
+            ping_logs: open("ping_logs")?,
+            upstream: open("upstream")?,
+            probes: open("probes")?,
+            probe_results: open("probe_results")?,
+            redo: open("redo")?,
+        })
+    }
+}
+
 /// The trees a group writes to; the number is the tree's tag in redo records. Tag 1 was the
 /// `deadlines` tree of schema version 2 (`redo.rs`, `LEGACY_DEADLINES`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -158,4 +158,14 @@ impl UsageCache {
     pub(super) fn put(&self, at: Instant, usage: Arc<Usage>) {
         *self.last.lock() = Some((at, usage));
     }
+
+    /// The last count, however old.
+    pub(super) fn latest(&self) -> Option<Arc<Usage>> {
+        self.last.lock().as_ref().map(|(_, usage)| usage.clone())
+    }
+
+    /// Forgets the last count (the files it measured are gone after a compaction).
+    pub(super) fn clear(&self) {
+        *self.last.lock() = None;
+    }
 }

@@ -31,6 +31,7 @@ mod channels_push;
 mod channels_templates;
 mod cli;
 mod collector_restart;
+mod compaction;
 mod crontab_reference;
 mod dashboard;
 mod dashboard_oncall;
