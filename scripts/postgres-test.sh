@@ -10,6 +10,9 @@
 # exclusive flock, and a running server answering on the port is reused. Prints
 # `postgres://watchpost@127.0.0.1:PORT/postgres` on stdout; progress goes to stderr.
 #
+# `scripts/postgres-test.sh --stop` stops it (`.ci/run` does, at its end); otherwise it keeps
+# running between test runs, so the next run starts at once.
+#
 # Environment: WATCHPOST_PG_DIR overrides the cluster directory; WATCHPOST_PG_PORT the port
 # (default 54329). PostgreSQL refuses to run as root, so as root the cluster belongs to the
 # `postgres` system user the Debian package creates.
@@ -44,6 +47,14 @@ answering() {
 mkdir -p "$dir"
 exec 9>"$dir.lock"
 flock 9
+
+if [[ "${1:-}" == "--stop" ]]; then
+    bin="$(bin_dir || true)"
+    if [[ -n "$bin" && -f "$dir/data/postmaster.pid" ]]; then
+        as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >&2 9>&- || true
+    fi
+    exit 0
+fi
 
 bin="$(bin_dir || true)"
 if [[ -z "$bin" ]]; then
