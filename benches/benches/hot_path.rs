@@ -10,6 +10,9 @@
 //!   an `Envelope`, `client.send_envelope`), through a transport that discards envelopes. Sentry's
 //!   real transport would add a channel send per envelope, so this favours sentry slightly.
 //!
+//! - `clock/std_instant` and `clock/quanta`: the two reads a run's duration needs (a start,
+//!   then the time elapsed since it), with `std::time::Instant` (what the SDK read before) and
+//!   with the `quanta` clock `sdk/src/clock.rs` reads now;
 //! - `tracing/registry_only` and `tracing/filtered_out`: a `tracing::debug!` event (below the
 //!   layer's default breadcrumb level, `INFO`) with a `tracing_subscriber` registry as the
 //!   thread's subscriber, without and with `watchpost::tracing::layer()` on it; the difference
@@ -138,6 +141,16 @@ fn hot_path(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
 
     group.bench_function("plain", |b| b.iter(plain));
+    group.bench_function("clock/std_instant", |b| {
+        b.iter(|| black_box(Instant::now()).elapsed())
+    });
+    let clock = quanta::Clock::new();
+    group.bench_function("clock/quanta", |b| {
+        b.iter(|| {
+            let start = black_box(clock.raw());
+            clock.delta(start, clock.raw())
+        })
+    });
 
     let disabled = watchpost::init(watchpost::ClientOptions::default());
     assert!(!watchpost::is_enabled());

@@ -4,10 +4,7 @@
 //! with one check-in id and the monitor config its attribute declares, so an example that no
 //! longer builds its schedule, runs its job or reports it fails here.
 
-#[allow(
-    dead_code,
-    reason = "the recorder's scripted replies are not used here"
-)]
+// support/ allows its own unused parts (dead_code), as each SDK test binary uses a part.
 #[path = "../../sdk/tests/support/mod.rs"]
 mod support;
 
