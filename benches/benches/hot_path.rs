@@ -13,12 +13,9 @@
 //! - `clock/std_instant` and `clock/quanta`: the two reads a run's duration needs (a start,
 //!   then the time elapsed since it), with `std::time::Instant` (what the SDK read before) and
 //!   with the `quanta` clock `sdk/src/clock.rs` reads now;
-//! - `tracing/registry_only` and `tracing/filtered_out`: a `tracing::debug!` event (below the
-//!   layer's default breadcrumb level, `INFO`) with a `tracing_subscriber` registry as the
-//!   thread's subscriber, without and with `watchpost::tracing::layer()` on it; the difference
-//!   is what the layer costs an event it drops;
-//! - `log/filtered_out`: a `log::debug!` record with `watchpost::log::logger()` installed
-//!   (events from `ERROR`, breadcrumbs from `INFO`), which `log`'s own max-level check drops.
+//! Built without the SDK's `tracing` feature, as an app without it is: with it, every run also
+//! enters a `watchpost.job` span. What the `tracing` layer and the `log` logger cost an event
+//! they drop is `sdk/benches/filtered_out.rs`.
 //!
 //! The enabled case is timed in chunks smaller than the queue, flushing between chunks outside the
 //! timed region, so every measured call takes the "queued" path and none the cheaper "queue full,
@@ -183,7 +180,6 @@ fn hot_path(c: &mut Criterion) {
             timed
         })
     });
-    filtered_out(&mut group);
     let stats = watchpost::stats();
     eprintln!(
         "watchpost stats after monitored/enabled: queued {}, sent {}, dropped {}, failed {}",
@@ -202,32 +198,6 @@ fn hot_path(c: &mut Criterion) {
     let _sentry = sentry::init(options);
     group.bench_function("sentry/by_hand", |b| b.iter(sentry_by_hand));
     group.finish();
-}
-
-/// What the `tracing` layer and the `log` logger cost an event below their breadcrumb level,
-/// with the SDK enabled (the layer compares the level first, so enabled or not is the same).
-fn filtered_out(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    use tracing_subscriber::prelude::*;
-
-    {
-        let _registry = tracing::subscriber::set_default(tracing_subscriber::registry());
-        group.bench_function("tracing/registry_only", |b| {
-            b.iter(|| tracing::debug!(n = black_box(1_u64), "filtered out"))
-        });
-    }
-    {
-        let subscriber = tracing_subscriber::registry().with(watchpost::tracing::layer());
-        let _layered = tracing::subscriber::set_default(subscriber);
-        group.bench_function("tracing/filtered_out", |b| {
-            b.iter(|| tracing::debug!(n = black_box(1_u64), "filtered out"))
-        });
-    }
-    watchpost::log::logger()
-        .init()
-        .expect("the bench installs the only logger");
-    group.bench_function("log/filtered_out", |b| {
-        b.iter(|| log::debug!("filtered out {}", black_box(1_u64)))
-    });
 }
 
 criterion_group!(benches, hot_path);
