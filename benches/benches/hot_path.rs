@@ -8,7 +8,14 @@
 //! - `sentry/by_hand`: the same two check-ins (`in_progress`, then `ok` with the duration and the
 //!   same id) written by hand with the `sentry` crate, as its docs suggest (`MonitorCheckIn` into
 //!   an `Envelope`, `client.send_envelope`), through a transport that discards envelopes. Sentry's
-//!   real transport would add a channel send per envelope, so this favours sentry slightly.
+//!   real transport would add a channel send per envelope, so this favours sentry slightly;
+//! - `clock/std_instant` and `clock/quanta`: the two reads a run's duration needs (a start,
+//!   then the time elapsed since it), with `std::time::Instant` (what the SDK read before) and
+//!   with the `quanta` clock `sdk/src/clock.rs` reads now.
+//!
+//! Built without the SDK's `tracing` feature, as an app without it is: with it, every run also
+//! enters a `watchpost.job` span. What the `tracing` layer and the `log` logger cost an event
+//! they drop is `sdk/benches/filtered_out.rs`.
 //!
 //! The enabled case is timed in chunks smaller than the queue, flushing between chunks outside the
 //! timed region, so every measured call takes the "queued" path and none the cheaper "queue full,
@@ -131,6 +138,16 @@ fn hot_path(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
 
     group.bench_function("plain", |b| b.iter(plain));
+    group.bench_function("clock/std_instant", |b| {
+        b.iter(|| black_box(Instant::now()).elapsed())
+    });
+    let clock = quanta::Clock::new();
+    group.bench_function("clock/quanta", |b| {
+        b.iter(|| {
+            let start = black_box(clock.raw());
+            clock.delta(start, clock.raw())
+        })
+    });
 
     let disabled = watchpost::init(watchpost::ClientOptions::default());
     assert!(!watchpost::is_enabled());

@@ -56,6 +56,8 @@ pub fn try_init(options: ClientOptions) -> Result<ClientGuard, InitError> {
         Arc::clone(&counters),
     )
     .map_err(InitError::Transport)?;
+    // Before the first run reads it: calibrating takes up to ~200 ms (`clock.rs`).
+    crate::clock::calibrate();
     crate::panic::install_hook();
     Ok(install(tx, worker, counters, options.shutdown_timeout))
 }

@@ -26,7 +26,7 @@
 //!   ([`capture_error`], [`capture_message`]) with the [`Scope`] ([`configure_scope`],
 //!   [`with_scope`]), the panic hook (installed by [`init`]) and `#[monitored_job]`, whose
 //!   expansion calls the hidden `__private` module; behind features, the `tower` layers, the
-//!   `tracing` layer and the `schedule` runner (guide: `docs/sdk.md` in the repository).
+//!   `tracing` layer, the `log` logger and the `schedule` runner (guide: `docs/sdk.md` in the repository).
 //!
 //! *Architecture invariant:* the caller's thread never blocks, never does I/O and never
 //! serializes. A check-in is a small record (a `&'static` job site, an id, a status, a duration)
@@ -56,11 +56,15 @@ pub mod tower;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
+#[cfg(feature = "log")]
+pub mod log;
+
 #[cfg(feature = "schedule")]
 mod schedule;
 
 mod capture;
 mod client;
+mod clock;
 mod generation;
 mod heartbeat;
 mod init;

@@ -8,11 +8,10 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::Instant;
-
 use uuid::Uuid;
 
 use crate::client::{self, Client};
+use crate::clock::Stamp;
 use crate::job::JobSite;
 use crate::protocol::{CheckInStatus, Event};
 use crate::record::{CheckInRecord, Monitor, Task};
@@ -21,7 +20,7 @@ use crate::record::{CheckInRecord, Monitor, Task};
 pub(crate) struct ActiveRun {
     pub(crate) monitor: Monitor,
     pub(crate) id: Uuid,
-    start: Instant,
+    start: Stamp,
     /// Set once the terminal check-in was sent (or deliberately not sent).
     done: AtomicBool,
 }
@@ -31,7 +30,7 @@ pub(crate) struct ActiveRun {
 struct Running {
     site: &'static JobSite,
     id: Uuid,
-    start: Instant,
+    start: Stamp,
     /// The panic hook already sent `error` for it.
     marked: bool,
 }
@@ -46,7 +45,7 @@ impl ActiveRun {
     /// poll instead).
     #[inline(never)]
     pub(crate) fn begin(generation: usize, monitor: Monitor, on_thread: bool) -> ActiveRun {
-        let start = Instant::now();
+        let start = Stamp::now();
         let id = crate::rng::uuid_v4();
         if on_thread && let Monitor::Site(site) = monitor {
             enter(site, id, start);
@@ -138,7 +137,7 @@ pub(crate) fn link_event(event: &mut Event, slug: &str, id: Uuid) {
 }
 
 #[inline]
-fn enter(site: &'static JobSite, id: Uuid, start: Instant) {
+fn enter(site: &'static JobSite, id: Uuid, start: Stamp) {
     let _ = RUNNING.try_with(|running| {
         if let Ok(mut running) = running.try_borrow_mut() {
             running.push(Running {

@@ -55,6 +55,12 @@ use crate::job::{AsyncJob, BlockingJob, JobSchedule, JobSite, JobSpec};
 type RunFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// A `#[monitored_job]` function with its schedule, from [`job!`](crate::job).
+///
+/// Besides handing it to [`Scheduler::job`], a team whose jobs already run on another
+/// scheduler (tokio-cron-scheduler, apalis) reads the schedule from it, so that scheduler
+/// fires at the times the monitor expects, and spawns [`run`](Self::run) there: the
+/// `examples/` crate has both (`cron_scheduler.rs`, `apalis_worker.rs`).
+#[derive(Clone)]
 pub struct ScheduledJob {
     site: &'static JobSite,
     run: RunFn,
@@ -65,6 +71,34 @@ impl std::fmt::Debug for ScheduledJob {
         f.debug_struct("ScheduledJob")
             .field("slug", &self.site.slug)
             .finish_non_exhaustive()
+    }
+}
+
+impl ScheduledJob {
+    /// The job's monitor slug.
+    pub fn slug(&self) -> &'static str {
+        self.site.slug
+    }
+
+    /// The job's crontab exactly as its attribute declares it (five fields, or a nickname such
+    /// as `@hourly`); `None` for an `interval` job.
+    pub fn crontab(&self) -> Option<&'static str> {
+        match self.site.config.as_ref()?.schedule {
+            JobSchedule::Crontab(crontab) => Some(crontab),
+            JobSchedule::Interval(..) => None,
+        }
+    }
+
+    /// The IANA timezone of the crontab (`None`: UTC).
+    pub fn timezone(&self) -> Option<&'static str> {
+        self.site.config.as_ref()?.timezone
+    }
+
+    /// One run of the job, as a future to spawn on any tokio runtime: an `async fn` is
+    /// awaited, a plain `fn` runs on the blocking pool. The run reports itself (it is the
+    /// `#[monitored_job]` function); the future's output is `()` whatever the job returned.
+    pub fn run(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        (self.run)()
     }
 }
 

@@ -524,6 +524,34 @@ fn runs_by_hand_finish_or_fail_when_dropped() {
     assert_duration(&check_ins[1], 0.05);
 }
 
+#[monitored_job(interval = "1m")]
+fn pause_50ms() {
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+/// The duration comes from the SDK's run clock (`sdk/src/clock.rs`: the TSC scaled by
+/// `quanta`'s calibration where the CPU has an invariant one); it must agree with the OS clock
+/// measuring the same call from outside: at least the sleep, at most the whole call.
+#[test]
+fn a_jobs_duration_from_the_run_clock_agrees_with_the_os_clock() {
+    let _serial = serial();
+    let server = Recorder::start();
+    let guard = init(&server);
+    let outside = std::time::Instant::now();
+    pause_50ms();
+    let outside = outside.elapsed().as_secs_f64();
+    drop(guard);
+
+    let check_ins = support::check_ins(&server.requests());
+    assert_eq!(check_ins.len(), 2, "{check_ins:?}");
+    let duration = check_ins[1].duration.expect("a duration");
+    // 1 ms of slack above: the calibration's scale factor is good to a few parts per million.
+    assert!(
+        (0.05..=outside + 0.001).contains(&duration),
+        "reported {duration} s for a 50 ms sleep the OS clock timed at {outside} s"
+    );
+}
+
 #[test]
 fn captured_errors_and_messages_arrive_as_events() {
     let _serial = serial();

@@ -174,3 +174,30 @@ fn overlapping_slots_are_skipped_and_a_stop_waits_for_the_run_under_way() {
         "run_until returns once the last run ended"
     );
 }
+
+/// What a team whose jobs run on another scheduler builds that scheduler's jobs from: the
+/// attribute's crontab and timezone as written, and one run of the job (async awaited, sync on
+/// the blocking pool).
+#[test]
+fn a_scheduled_job_gives_other_schedulers_its_crontab_timezone_and_one_run() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    RUNS.lock().unwrap().clear();
+    let nightly = watchpost::job!(nightly_backup);
+    let hourly = watchpost::job!(hourly_rates);
+    let ninety = watchpost::job!(every_ninety_minutes);
+    assert_eq!(nightly.slug(), "nightly_backup");
+    assert_eq!(nightly.crontab(), Some("30 2 * * *"));
+    assert_eq!(nightly.timezone(), Some("Europe/Berlin"));
+    assert_eq!(hourly.crontab(), Some("0 * * * *"));
+    assert_eq!(ninety.crontab(), None, "an interval has no crontab");
+
+    let runtime = paused_runtime(Utc.with_ymd_and_hms(2026, 3, 29, 0, 0, 0).unwrap());
+    runtime.block_on(async {
+        tokio::spawn(nightly.run()).await.unwrap();
+        tokio::spawn(hourly.run()).await.unwrap();
+    });
+    let ran: Vec<_> = RUNS.lock().unwrap().iter().map(|(job, _)| *job).collect();
+    assert_eq!(ran, ["nightly_backup", "hourly_rates"]);
+}
