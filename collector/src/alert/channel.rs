@@ -285,7 +285,7 @@ impl Channel {
             | Channel::PagerDuty(_)
             | Channel::Discord(_)
             | Channel::Teams(_)
-            | Channel::GoogleChat(_) => Pace::every(options.slack_interval),
+            | Channel::GoogleChat(_) => Pace::every(options.chat_interval),
             Channel::Email(_) => Pace::every(options.email_interval),
             Channel::Webhook(_) | Channel::Alertmanager(_) | Channel::Log(_) => Pace::UNLIMITED,
         }

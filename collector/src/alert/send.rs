@@ -42,8 +42,10 @@ pub struct ChannelOptions {
     pub telegram_chat_interval: Duration,
     /// Telegram: at most this many messages per window to a group (20 per minute).
     pub telegram_group_limit: (u32, Duration),
-    /// Slack: least time between messages to one webhook (about 1 s).
-    pub slack_interval: Duration,
+    /// The chat and push channels (Slack, Discord, Google Chat, Teams, ntfy, Pushover,
+    /// PagerDuty): least time between messages to one destination (about 1 s, within every one
+    /// of their limits; see `Channel::pace`).
+    pub chat_interval: Duration,
     /// Email: least time between messages, so a storm is digested rather than mailed
     /// message by message.
     pub email_interval: Duration,
@@ -63,7 +65,7 @@ impl Default for ChannelOptions {
             timeout: Duration::from_secs(10),
             telegram_chat_interval: Duration::from_secs(1),
             telegram_group_limit: (20, Duration::from_secs(60)),
-            slack_interval: Duration::from_secs(1),
+            chat_interval: Duration::from_secs(1),
             email_interval: Duration::from_secs(10),
             alertmanager_resend: Duration::from_secs(60),
             alertmanager_resolved_for: Duration::from_secs(300),

@@ -510,7 +510,7 @@ pub fn fast_options() -> DispatchOptions {
             timeout: Duration::from_secs(2),
             telegram_chat_interval: Duration::from_millis(100),
             telegram_group_limit: (20, Duration::from_secs(60)),
-            slack_interval: Duration::from_millis(100),
+            chat_interval: Duration::from_millis(100),
             email_interval: Duration::from_millis(10),
             alertmanager_resend: Duration::from_millis(150),
             alertmanager_resolved_for: Duration::from_secs(1),
