@@ -35,7 +35,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::model::{Effect, FailureCounts, Incident, IncidentKind, IncidentReason, MonitorKey};
+use super::model::{
+    Acknowledgement, Effect, FailureCounts, Handling, Incident, IncidentKind, IncidentReason,
+    MonitorKey,
+};
+use super::oncall::{AckRefusal, MAX_ACK_NAME};
 
 /// The `project` of every probe's [`MonitorKey`]. Configured projects are positive.
 pub const PROBE_PROJECT: u64 = 0;
@@ -608,6 +612,41 @@ pub fn retire(state: &ProbeState, url: &str, now: DateTime<Utc>) -> Option<Probe
             since,
         },
     })
+}
+
+/// Acknowledges the probe's open incident `id` as `by` at `now` ("I'm on it"): the
+/// acknowledgement is kept on the incident, so the recovery (`probe.up`) names who was on it.
+/// The name is trimmed and cut at [`MAX_ACK_NAME`] characters. Returns the new state (the
+/// prober writes it through its own write path, so the next check keeps it) and the incident
+/// as acknowledged.
+pub fn acknowledge(
+    state: &ProbeState,
+    id: Uuid,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(ProbeState, Incident), AckRefusal> {
+    let by: String = by.trim().chars().take(MAX_ACK_NAME).collect();
+    if by.is_empty() {
+        return Err(AckRefusal::NoName);
+    }
+    let mut next = state.clone();
+    let Some(open) = next.open_incident.as_mut().filter(|open| open.id == id) else {
+        return Err(AckRefusal::NotOpen(id));
+    };
+    if let Some(ack) = &open.handling.acknowledged {
+        return Err(AckRefusal::Already {
+            id,
+            by: ack.clone(),
+        });
+    }
+    open.handling = Handling {
+        acknowledged: Some(Acknowledgement { by, at: now }),
+        next_repeat: None,
+        repeats: open.handling.repeats,
+        held_until: None,
+    };
+    let incident = open.clone();
+    Ok((next, incident))
 }
 
 /// At most `max` characters of `text`, with `…` when cut.

@@ -211,7 +211,7 @@ impl Planner {
         let open = incident.resolved_at.is_none() && incident.handling.acknowledged.is_none();
         if let Some(keys) = &self.ack_keys
             && open
-            && alert.kind == AlertKind::MonitorFailed
+            && matches!(alert.kind, AlertKind::MonitorFailed | AlertKind::ProbeDown)
         {
             let token = keys.token(incident.id, now + LINK_TTL);
             alert.acknowledge_url = Some(self.links.acknowledge(&token));
@@ -296,7 +296,23 @@ impl Planner {
         if !announced {
             return Vec::new();
         }
-        let alert = alerting::probe_alert(&effect.notice, &self.links, now);
+        let mut alert = alerting::probe_alert(&effect.notice, &self.links, now);
+        let (Effect::IncidentOpened { incident, .. } | Effect::IncidentResolved { incident, .. }) =
+            &effect.effect;
+        alerting::note_probe_incident(&mut alert, incident);
+        self.link(&mut alert, incident, now);
+        plan(&self.rules, &alert, None)
+    }
+
+    /// The deliveries of `probe.acknowledged`: `incident` as acknowledged, `down` what the
+    /// probe's down alert says now (its last check).
+    pub fn probe_acknowledged(
+        &self,
+        incident: &Incident,
+        down: &ProbeNotice,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        let alert = alerting::probe_acknowledged_alert(incident, down, &self.links, now);
         plan(&self.rules, &alert, None)
     }
 
