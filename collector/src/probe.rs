@@ -81,6 +81,17 @@ struct Entry {
     inbox: Mutex<Option<mpsc::Receiver<Command>>>,
 }
 
+/// What [`Probes::snooze`] did.
+#[derive(Debug)]
+pub enum Snoozed {
+    /// The probe's state, durable, with its new `snoozed_until`.
+    Done(Box<ProbeState>),
+    /// No probe of that name is configured.
+    NoProbe,
+    /// The probe's task is not running (the collector is starting or stopping).
+    ProberAway,
+}
+
 /// What a probe's task is asked to do to its own state, between checks.
 #[derive(Debug)]
 enum Command {
@@ -90,6 +101,12 @@ enum Command {
         id: Uuid,
         by: String,
         reply: oneshot::Sender<Result<Incident, ProcessError>>,
+    },
+    /// Hold the probe's alerts until `until` (`None`: end the snooze); `reply` gets the
+    /// state once durable.
+    Snooze {
+        until: Option<DateTime<Utc>>,
+        reply: oneshot::Sender<Result<ProbeState, ProcessError>>,
     },
 }
 
@@ -230,19 +247,25 @@ impl Probes {
             by: by.to_owned(),
             reply,
         };
-        let patience = entry.spec.timeout + DURABLE_WAIT + COMMAND_GRACE;
-        let asked = async {
-            entry
-                .commands
-                .send(command)
-                .await
-                .map_err(|_| AckRefusal::ProberAway(id))?;
-            answer.await.map_err(|_| AckRefusal::ProberAway(id))
+        ask(entry, command, answer)
+            .await
+            .unwrap_or(Err(AckRefusal::ProberAway(id).into()))
+    }
+
+    /// Snoozes the probe `name` until `until` (`None` ends the snooze), through its task.
+    pub async fn snooze(
+        &self,
+        name: &str,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Snoozed, ProcessError> {
+        let Some(entry) = self.0.iter().find(|entry| entry.spec.name == name) else {
+            return Ok(Snoozed::NoProbe);
         };
-        match tokio::time::timeout(patience, asked).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(refusal)) => Err(refusal.into()),
-            Err(_) => Err(ProcessError::NotDurable(patience)),
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Snooze { until, reply };
+        match ask(entry, command, answer).await {
+            Some(result) => result.map(|state| Snoozed::Done(Box::new(state))),
+            None => Ok(Snoozed::ProberAway),
         }
     }
 
@@ -435,7 +458,12 @@ impl ProbeTask {
             };
             let now = Utc::now();
             let mut transition = probes::record_check(&state, &entry.rules, &check, now);
-            let follow_ups = self.follow_dependencies(&mut transition, now);
+            let follow_ups = if probes::snoozed(&transition.state, now) {
+                probes::quiet(&mut transition);
+                Vec::new()
+            } else {
+                self.follow_dependencies(&mut transition, now)
+            };
             let deliveries: Vec<_> = transition
                 .effects
                 .iter()
@@ -512,6 +540,11 @@ impl ProbeTask {
                     tracing::warn!(probe = %node.name(), %error, "cannot read the probe's dependencies");
                 }
             }
+        } else if let Some(notice) = probes::release(&mut transition.state, &entry.rules, false)
+            && let Some(incident) = &transition.state.open_incident
+        {
+            // Held while it was snoozed, still down now that the snooze is over: sent once.
+            deliveries.extend(self.planner.probe_unsnoozed(&notice, incident, now));
         }
         let opening = !transition.effects.is_empty();
         let state = &mut transition.state;
@@ -547,7 +580,13 @@ impl ProbeTask {
 
     /// Carries out a command on the task's own state and answers it.
     async fn obey(&self, state: &mut ProbeState, command: Command) {
-        let Command::Acknowledge { id, by, reply } = command;
+        let (id, by, reply) = match command {
+            Command::Acknowledge { id, by, reply } => (id, by, reply),
+            Command::Snooze { until, reply } => {
+                let _ = reply.send(self.snooze(state, until).await);
+                return;
+            }
+        };
         let result = self.acknowledge(state, id, &by).await;
         if let Ok(incident) = &result {
             tracing::info!(
@@ -601,6 +640,25 @@ impl ProbeTask {
         Ok(incident)
     }
 
+    /// Writes the probe's snooze (`engine::probes::snooze`) through its write path. A held
+    /// alert is released at the next check after the snooze ends.
+    async fn snooze(
+        &self,
+        state: &mut ProbeState,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<ProbeState, ProcessError> {
+        let now = Utc::now();
+        let next = probes::snooze(state, until);
+        let seq = self.store.commit_probe_handled(&next, &[], now)?;
+        *state = next;
+        tracing::info!(probe = %state.name, until = ?until, "probe snooze set");
+        match tokio::time::timeout(DURABLE_WAIT, self.store.wait_durable(seq)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ProcessError::NotDurable(DURABLE_WAIT)),
+        }
+        Ok(state.clone())
+    }
+
     /// The stored state (or a new one), retrying on store errors until stopped.
     async fn load(&self, stop: &mut watch::Receiver<bool>) -> Option<ProbeState> {
         let name = &self.entry().spec.name;
@@ -642,6 +700,27 @@ struct NotRunningOnDrop<'a>(&'a AtomicBool);
 impl Drop for NotRunningOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Sends `command` to `entry`'s task and waits for its answer on `answer`; `None` when the
+/// task is not running or did not answer in time.
+async fn ask<T>(
+    entry: &Entry,
+    command: Command,
+    answer: oneshot::Receiver<Result<T, ProcessError>>,
+) -> Option<Result<T, ProcessError>> {
+    if !entry.running.load(Ordering::Relaxed) {
+        return None;
+    }
+    let patience = entry.spec.timeout + DURABLE_WAIT + COMMAND_GRACE;
+    let asked = async {
+        entry.commands.send(command).await.ok()?;
+        answer.await.ok()
+    };
+    match tokio::time::timeout(patience, asked).await {
+        Ok(answered) => answered,
+        Err(_) => Some(Err(ProcessError::NotDurable(patience))),
     }
 }
 

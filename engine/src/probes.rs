@@ -358,6 +358,10 @@ pub struct ProbeState {
     /// [`super::dependencies::fold`]); emptied when it recovers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folded: Vec<String>,
+    /// Until when its alerts are held (a person snoozed it): checks, state and incidents go
+    /// on, no alert is sent; an incident still open when it ends is alerted then, once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<DateTime<Utc>>,
 }
 
 impl ProbeState {
@@ -374,6 +378,7 @@ impl ProbeState {
             last_result: None,
             checks: 0,
             folded: Vec::new(),
+            snoozed_until: None,
         }
     }
 
@@ -647,6 +652,31 @@ pub fn acknowledge(
     };
     let incident = open.clone();
     Ok((next, incident))
+}
+
+/// Whether the probe is snoozed at `now`.
+pub fn snoozed(state: &ProbeState, now: DateTime<Utc>) -> bool {
+    state.snoozed_until.is_some_and(|until| now < until)
+}
+
+/// Snoozes the probe until `until` (`None` ends a snooze). What happens at its checks while
+/// snoozed is [`quiet`]'s.
+pub fn snooze(state: &ProbeState, until: Option<DateTime<Utc>>) -> ProbeState {
+    let mut next = state.clone();
+    next.snoozed_until = until;
+    next
+}
+
+/// A check of a snoozed probe: its incident opens or resolves as usual, but nothing is
+/// announced; an incident opened now stays unannounced (its recovery too) until [`release`]
+/// sends its alert once the snooze is over.
+pub fn quiet(transition: &mut ProbeTransition) {
+    hold(transition);
+    for effect in &mut transition.effects {
+        if let Effect::IncidentResolved { notify, .. } = &mut effect.effect {
+            *notify = false;
+        }
+    }
 }
 
 /// At most `max` characters of `text`, with `…` when cut.

@@ -183,6 +183,21 @@ impl Planner {
         plan(&self.rules, &alert, None)
     }
 
+    /// The deliveries of a probe's down alert held while it was snoozed and released now that
+    /// the snooze is over (it is still down): the plain `probe.down`, with its incident and
+    /// acknowledge link.
+    pub(crate) fn probe_unsnoozed(
+        &self,
+        notice: &ProbeNotice,
+        incident: &Incident,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        let mut alert = alerting::probe_alert(notice, &self.links, now);
+        alerting::note_probe_incident(&mut alert, incident);
+        self.link(&mut alert, incident, now);
+        plan(&self.rules, &alert, None)
+    }
+
     /// The deliveries of a down probe's follow-up naming its failing dependents (`fold`).
     pub(crate) fn probe_follow_up(
         &self,

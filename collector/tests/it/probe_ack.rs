@@ -2,7 +2,8 @@
 //! webhook fake with the incident's id and a signed acknowledge link; the API, the CLI and
 //! the link's confirmation page acknowledge it; `probe.acknowledged` goes out; the
 //! acknowledgement survives the probe's next checks (its task owns its state and records the
-//! acknowledgement itself); the recovery (`probe.up`) says who acknowledged and when.
+//! acknowledgement itself); the recovery (`probe.up`) says who acknowledged and when. A
+//! snoozed probe is tracked without alerts, and alerts once when the snooze ends.
 
 use crate::alert_support;
 use crate::support;
@@ -30,8 +31,17 @@ struct Setup {
 }
 
 fn start() -> Setup {
+    start_answering(503)
+}
+
+/// [`start`] with a target that answers `200` until told otherwise.
+fn start_healthy() -> Setup {
+    start_answering(200)
+}
+
+fn start_answering(initial: u16) -> Setup {
     let runtime = runtime();
-    let code = Arc::new(AtomicU16::new(503));
+    let code = Arc::new(AtomicU16::new(initial));
     let answer = Arc::clone(&code);
     let target = runtime.block_on(Fake::start(move |_, _| {
         status(answer.load(Ordering::Relaxed), "")
@@ -289,4 +299,70 @@ fn the_link_on_probe_down_shows_a_page_on_get_and_acknowledges_on_post() {
         open_probe_incident(collector)["acknowledged"]["by"],
         "alice"
     );
+}
+
+#[test]
+fn a_snoozed_probe_is_tracked_without_alerts_and_alerts_once_when_the_snooze_ends() {
+    let setup = start_healthy();
+    let collector = &setup.collector;
+    // The prober runs once the probe has been checked.
+    poll(WITHIN, "the first check", || {
+        (last_check(collector) != json!(0)).then_some(())
+    });
+    let path = "/api/v1/probes/api-health/snooze";
+    assert_error(
+        collector
+            .admin(Method::POST, path)
+            .json(&json!({"snooze": "forever"}))
+            .send()
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "is not a duration",
+    );
+    assert_error(
+        collector
+            .admin(Method::POST, "/api/v1/probes/nope/snooze")
+            .json(&json!({"snooze": "1h"}))
+            .send()
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "no probe `nope`",
+    );
+    let (code, snoozed) = support::json(
+        collector
+            .admin(Method::POST, path)
+            .json(&json!({"snooze": "1h"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, StatusCode::OK, "{snoozed}");
+    assert!(snoozed["snoozed_until"].is_string(), "{snoozed}");
+
+    // Down while snoozed: the incident opens, checks go on, no alert.
+    setup.code.store(503, Ordering::Relaxed);
+    poll(WITHIN, "the probe's incident", || {
+        let open = collector.api_get("/api/v1/incidents?open=true");
+        open.as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kind"] == "probe")
+            .then_some(())
+    });
+    wait_checks(collector, 3);
+    assert!(received(&setup.hook, "probe.down").is_empty());
+
+    // The snooze ends while it is still down: its alert goes out, once.
+    let (code, ended) = support::json(
+        collector
+            .admin(Method::POST, path)
+            .json(&json!({"snooze": false}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, StatusCode::OK, "{ended}");
+    assert_eq!(ended["snoozed_until"], Value::Null);
+    let down = down_alert(&setup);
+    assert_eq!(down["incident"]["id"], open_probe_incident(collector)["id"]);
+    wait_checks(collector, 3);
+    assert_eq!(received(&setup.hook, "probe.down").len(), 1);
 }
