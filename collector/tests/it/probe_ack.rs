@@ -337,6 +337,22 @@ fn a_snoozed_probe_is_tracked_without_alerts_and_alerts_once_when_the_snooze_end
     );
     assert_eq!(code, StatusCode::OK, "{snoozed}");
     assert!(snoozed["snoozed_until"].is_string(), "{snoozed}");
+    let cli = Command::new(env!("CARGO_BIN_EXE_watchpost"))
+        .args(["probes", "snooze", "api-health", "--for", "2h"])
+        .env("WATCHPOST_URL", &collector.base)
+        .env("WATCHPOST_ADMIN_TOKEN", &collector.token)
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&cli.stdout).starts_with("probe `api-health` snoozed until "),
+        "{}",
+        String::from_utf8_lossy(&cli.stdout)
+    );
 
     // Down while snoozed: the incident opens, checks go on, no alert.
     setup.code.store(503, Ordering::Relaxed);
@@ -351,16 +367,20 @@ fn a_snoozed_probe_is_tracked_without_alerts_and_alerts_once_when_the_snooze_end
     wait_checks(collector, 3);
     assert!(received(&setup.hook, "probe.down").is_empty());
 
-    // The snooze ends while it is still down: its alert goes out, once.
-    let (code, ended) = support::json(
-        collector
-            .admin(Method::POST, path)
-            .json(&json!({"snooze": false}))
-            .send()
-            .unwrap(),
+    // The snooze ends (through the CLI) while it is still down: its alert goes out, once.
+    let output = Command::new(env!("CARGO_BIN_EXE_watchpost"))
+        .args(["probes", "unsnooze", "api-health"])
+        .env("WATCHPOST_URL", &collector.base)
+        .env("WATCHPOST_ADMIN_TOKEN", &collector.token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(code, StatusCode::OK, "{ended}");
-    assert_eq!(ended["snoozed_until"], Value::Null);
+    assert_eq!(stdout.trim(), "probe `api-health` is not snoozed");
     let down = down_alert(&setup);
     assert_eq!(down["incident"]["id"], open_probe_incident(collector)["id"]);
     wait_checks(collector, 3);
