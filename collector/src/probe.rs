@@ -458,7 +458,7 @@ impl ProbeTask {
             };
             let now = Utc::now();
             let mut transition = probes::record_check(&state, &entry.rules, &check, now);
-            let follow_ups = if probes::snoozed(&transition.state, now) {
+            let follow_ups = if self.planner.probe_quiet(&transition.state, now) {
                 probes::quiet(&mut transition);
                 Vec::new()
             } else {

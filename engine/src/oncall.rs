@@ -544,6 +544,7 @@ mod tests {
             duration: Duration::from_secs(2 * 3600),
             project: Some(1),
             slug: Some("*-backup".to_owned()),
+            probe: None,
         }];
         let repeats = Repeats::of_rules(&[rule("oncall", Some(30))]);
         let links = Links::new("http://watchpost.example");

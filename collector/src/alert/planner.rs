@@ -20,7 +20,7 @@ use crate::engine::dependencies::{self, Fold, Node};
 use crate::engine::issues::{IssueEffect, SpikeRule};
 use crate::engine::maintenance::{self, Window};
 use crate::engine::oncall::{self, Repeat, Repeats};
-use crate::engine::probes::{ProbeEffect, ProbeNotice};
+use crate::engine::probes::{ProbeEffect, ProbeNotice, ProbeState};
 use crate::engine::{Effect, Incident, Issue, MonitorEnv, Outage, Transition};
 
 /// The rules and links alerts are planned with, and the dispatcher to wake. Shared by the
@@ -181,6 +181,12 @@ impl Planner {
         let names = self.dependencies.names(&Node::Probe(notice.name.clone()));
         let alert = alerting::probe_released_alert(notice, &names, &self.links, now);
         plan(&self.rules, &alert, None)
+    }
+
+    /// Whether the probe `state` is quiet at `now`: snoozed, or inside a `[[maintenance]]`
+    /// window that names it (`probe = "glob"`). Its alerts are held then.
+    pub(crate) fn probe_quiet(&self, state: &ProbeState, now: DateTime<Utc>) -> bool {
+        maintenance::probe_quiet_until(&self.windows, state, now).is_some()
     }
 
     /// The deliveries of a probe's down alert held while it was snoozed and released now that

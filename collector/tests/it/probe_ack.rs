@@ -31,15 +31,16 @@ struct Setup {
 }
 
 fn start() -> Setup {
-    start_answering(503)
+    start_answering(503, "")
 }
 
 /// [`start`] with a target that answers `200` until told otherwise.
 fn start_healthy() -> Setup {
-    start_answering(200)
+    start_answering(200, "")
 }
 
-fn start_answering(initial: u16) -> Setup {
+/// A setup whose config ends with `extra` TOML.
+fn start_answering(initial: u16, extra: &str) -> Setup {
     let runtime = runtime();
     let code = Arc::new(AtomicU16::new(initial));
     let answer = Arc::clone(&code);
@@ -69,6 +70,7 @@ interval = "200ms"
 timeout = "150ms"
 failure_threshold = 1
 success_threshold = 1
+{extra}
 "#,
         hook.url, target.url
     )));
@@ -385,4 +387,42 @@ fn a_snoozed_probe_is_tracked_without_alerts_and_alerts_once_when_the_snooze_end
     assert_eq!(down["incident"]["id"], open_probe_incident(collector)["id"]);
     wait_checks(collector, 3);
     assert_eq!(received(&setup.hook, "probe.down").len(), 1);
+}
+
+#[test]
+fn a_maintenance_window_naming_a_probe_holds_its_alerts_but_not_its_incident() {
+    // Starts every minute and lasts a minute: always open.
+    let setup = start_answering(
+        503,
+        r#"
+[[maintenance]]
+name = "api-deploys"
+start = "* * * * *"
+duration = "1m"
+probe = "api-*"
+"#,
+    );
+    let collector = &setup.collector;
+    poll(WITHIN, "the probe's incident", || {
+        let open = collector.api_get("/api/v1/incidents?open=true");
+        open.as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kind"] == "probe")
+            .then_some(())
+    });
+    wait_checks(collector, 3);
+    assert!(received(&setup.hook, "probe.down").is_empty());
+    setup.code.store(200, Ordering::Relaxed);
+    poll(WITHIN, "the probe's recovery", || {
+        let open = collector.api_get("/api/v1/incidents?open=true");
+        open.as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["kind"] != "probe")
+            .then_some(())
+    });
+    wait_checks(collector, 2);
+    assert!(received(&setup.hook, "probe.up").is_empty());
+    assert!(setup.hook.seen().is_empty(), "no alert at all");
 }
