@@ -140,7 +140,7 @@ pub fn refusal_status(refusal: &AckRefusal) -> (StatusCode, &'static str) {
     match refusal {
         AckRefusal::NotOpen(_) => (StatusCode::CONFLICT, "incident_not_open"),
         AckRefusal::Already { .. } => (StatusCode::CONFLICT, "already_acknowledged"),
-        AckRefusal::Probe(_) => (StatusCode::BAD_REQUEST, "not_acknowledgeable"),
+        AckRefusal::ProberAway(_) => (StatusCode::SERVICE_UNAVAILABLE, "prober_not_running"),
         AckRefusal::NoName => (StatusCode::BAD_REQUEST, "bad_request"),
     }
 }

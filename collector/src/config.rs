@@ -649,6 +649,7 @@ struct RawMaintenance {
     timezone: Option<String>,
     project: Option<u64>,
     slug: Option<String>,
+    probe: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1867,6 +1868,21 @@ fn maintenance(path: &str, raw: RawMaintenance, projects: &HashSet<u64>) -> Resu
         }
         other => other.map(|glob| glob.trim().to_owned()),
     };
+    let probe = match raw.probe {
+        Some(glob) if glob.trim().is_empty() => {
+            return Err(Error::at(
+                format!("{path}.probe"),
+                "is empty; give a probe name or a glob such as \"api-*\", or remove it",
+            ));
+        }
+        other => other.map(|glob| glob.trim().to_owned()),
+    };
+    if probe.is_some() && (raw.project.is_some() || slug.is_some()) {
+        return Err(Error::at(
+            format!("{path}.probe"),
+            "a window names either monitors (`project`, `slug`) or probes (`probe`); write two windows for both",
+        ));
+    }
     Ok(Window {
         name: raw.name,
         start,
@@ -1874,6 +1890,7 @@ fn maintenance(path: &str, raw: RawMaintenance, projects: &HashSet<u64>) -> Resu
         duration,
         project: raw.project,
         slug,
+        probe,
     })
 }
 

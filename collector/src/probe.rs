@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
@@ -35,12 +35,15 @@ use uuid::Uuid;
 use crate::alert::NewDelivery;
 use crate::alert::Planner;
 use crate::config;
+use crate::engine::Incident;
 use crate::engine::alerting::redact_url;
 use crate::engine::dependencies::{self, Node};
+use crate::engine::oncall::AckRefusal;
 use crate::engine::probes::{
     self, Check, Expectation, Observation, Outcome, ProbeNotice, ProbeResult, ProbeRules,
     ProbeState, ProbeStatus, ProbeTransition,
 };
+use crate::processor::ProcessError;
 use crate::store::{Store, StoreError};
 
 /// Most bytes of a response body read for a body condition.
@@ -52,6 +55,11 @@ const DURABLE_WAIT: Duration = Duration::from_secs(10);
 const STALE_GRACE: Duration = Duration::from_secs(10);
 /// Wait before retrying to load a probe's state after a store error.
 const LOAD_RETRY: Duration = Duration::from_secs(1);
+/// Commands a probe's task holds before senders wait (people acknowledging; few at once).
+const INBOX: usize = 16;
+/// How long an acknowledgement waits for the probe's task beyond the probe's timeout (the
+/// task takes commands between checks) and the durability wait.
+const COMMAND_GRACE: Duration = Duration::from_secs(5);
 
 /// The configured probes and what their tasks last saw; shared by the prober, the API,
 /// `/metrics` and `/healthz`. Cheap to clone.
@@ -65,6 +73,41 @@ struct Entry {
     rules: ProbeRules,
     running: AtomicBool,
     live: Mutex<Live>,
+    /// Commands to the probe's task. The task owns the probe's state and writes all of it at
+    /// every check, so whoever else changes the state (an acknowledgement) asks the task to:
+    /// a write from outside would be overwritten by the next check.
+    commands: mpsc::Sender<Command>,
+    /// The receiving end, taken by the task when it starts.
+    inbox: Mutex<Option<mpsc::Receiver<Command>>>,
+}
+
+/// What [`Probes::snooze`] did.
+#[derive(Debug)]
+pub enum Snoozed {
+    /// The probe's state, durable, with its new `snoozed_until`.
+    Done(Box<ProbeState>),
+    /// No probe of that name is configured.
+    NoProbe,
+    /// The probe's task is not running (the collector is starting or stopping).
+    ProberAway,
+}
+
+/// What a probe's task is asked to do to its own state, between checks.
+#[derive(Debug)]
+enum Command {
+    /// Acknowledge the open incident `id` as `by`; `reply` gets the incident as acknowledged
+    /// once durable.
+    Acknowledge {
+        id: Uuid,
+        by: String,
+        reply: oneshot::Sender<Result<Incident, ProcessError>>,
+    },
+    /// Hold the probe's alerts until `until` (`None`: end the snooze); `reply` gets the
+    /// state once durable.
+    Snooze {
+        until: Option<DateTime<Utc>>,
+        reply: oneshot::Sender<Result<ProbeState, ProcessError>>,
+    },
 }
 
 /// What a probe's task last published. Never locked across an await.
@@ -97,11 +140,16 @@ impl Probes {
         Probes(
             specs
                 .iter()
-                .map(|spec| Entry {
-                    rules: rules(spec),
-                    spec: spec.clone(),
-                    running: AtomicBool::new(false),
-                    live: Mutex::new(Live::default()),
+                .map(|spec| {
+                    let (commands, inbox) = mpsc::channel(INBOX);
+                    Entry {
+                        rules: rules(spec),
+                        spec: spec.clone(),
+                        running: AtomicBool::new(false),
+                        live: Mutex::new(Live::default()),
+                        commands,
+                        inbox: Mutex::new(Some(inbox)),
+                    }
                 })
                 .collect(),
         )
@@ -175,6 +223,50 @@ impl Probes {
         }
         let _ = stop.send(true);
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Acknowledges the open incident `id` of the probe `name` as `by`: the probe's task
+    /// records it in its state (so its next check keeps it), with `probe.acknowledged` in the
+    /// same write. Returns the incident as acknowledged, once durable.
+    pub async fn acknowledge(
+        &self,
+        name: &str,
+        id: Uuid,
+        by: &str,
+    ) -> Result<Incident, ProcessError> {
+        let Some(entry) = self.0.iter().find(|entry| entry.spec.name == name) else {
+            // A probe that left the config has its incident resolved at the next start.
+            return Err(AckRefusal::NotOpen(id).into());
+        };
+        if !entry.running.load(Ordering::Relaxed) {
+            return Err(AckRefusal::ProberAway(id).into());
+        }
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Acknowledge {
+            id,
+            by: by.to_owned(),
+            reply,
+        };
+        ask(entry, command, answer)
+            .await
+            .unwrap_or(Err(AckRefusal::ProberAway(id).into()))
+    }
+
+    /// Snoozes the probe `name` until `until` (`None` ends the snooze), through its task.
+    pub async fn snooze(
+        &self,
+        name: &str,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Snoozed, ProcessError> {
+        let Some(entry) = self.0.iter().find(|entry| entry.spec.name == name) else {
+            return Ok(Snoozed::NoProbe);
+        };
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Snooze { until, reply };
+        match ask(entry, command, answer).await {
+            Some(result) => result.map(|state| Snoozed::Done(Box::new(state))),
+            None => Ok(Snoozed::ProberAway),
+        }
     }
 
     /// Whether every probe task runs and keeps to its schedule.
@@ -333,6 +425,7 @@ impl ProbeTask {
             tracing::error!(probe = %name, "the probe URL does not parse; the probe does not run");
             return;
         };
+        let mut inbox = entry.inbox.lock().take();
         let Some(mut state) = self.load(&mut stop).await else {
             return;
         };
@@ -344,6 +437,10 @@ impl ProbeTask {
             tokio::select! {
                 biased;
                 () = stopped(&mut stop) => break,
+                Some(command) = next_command(&mut inbox) => {
+                    self.obey(&mut state, command).await;
+                    continue;
+                }
                 _ = ticks.tick() => {}
             }
             let started = Utc::now();
@@ -361,7 +458,12 @@ impl ProbeTask {
             };
             let now = Utc::now();
             let mut transition = probes::record_check(&state, &entry.rules, &check, now);
-            let follow_ups = self.follow_dependencies(&mut transition, now);
+            let follow_ups = if self.planner.probe_quiet(&transition.state, now) {
+                probes::quiet(&mut transition);
+                Vec::new()
+            } else {
+                self.follow_dependencies(&mut transition, now)
+            };
             let deliveries: Vec<_> = transition
                 .effects
                 .iter()
@@ -438,6 +540,11 @@ impl ProbeTask {
                     tracing::warn!(probe = %node.name(), %error, "cannot read the probe's dependencies");
                 }
             }
+        } else if let Some(notice) = probes::release(&mut transition.state, &entry.rules, false)
+            && let Some(incident) = &transition.state.open_incident
+        {
+            // Held while it was snoozed, still down now that the snooze is over: sent once.
+            deliveries.extend(self.planner.probe_unsnoozed(&notice, incident, now));
         }
         let opening = !transition.effects.is_empty();
         let state = &mut transition.state;
@@ -469,6 +576,87 @@ impl ProbeTask {
             state.folded = fold.failing;
         }
         deliveries
+    }
+
+    /// Carries out a command on the task's own state and answers it.
+    async fn obey(&self, state: &mut ProbeState, command: Command) {
+        let (id, by, reply) = match command {
+            Command::Acknowledge { id, by, reply } => (id, by, reply),
+            Command::Snooze { until, reply } => {
+                let _ = reply.send(self.snooze(state, until).await);
+                return;
+            }
+        };
+        let result = self.acknowledge(state, id, &by).await;
+        if let Ok(incident) = &result {
+            tracing::info!(
+                kind = "probe.acknowledged",
+                probe = %state.name,
+                incident = %incident.id.simple(),
+                by = %by,
+                "incident acknowledged"
+            );
+        }
+        let _ = reply.send(result);
+    }
+
+    /// Acknowledges the open incident `id` (decided by `engine::probes::acknowledge`) and
+    /// writes the state with `probe.acknowledged` through the probe's write path. `state`
+    /// changes only once the store took it.
+    async fn acknowledge(
+        &self,
+        state: &mut ProbeState,
+        id: Uuid,
+        by: &str,
+    ) -> Result<Incident, ProcessError> {
+        let entry = self.entry();
+        let now = Utc::now();
+        let (next, incident) = probes::acknowledge(state, id, by, now)?;
+        let last = next.last_result.as_ref();
+        let down = ProbeNotice {
+            down: true,
+            name: next.name.clone(),
+            url: entry.rules.url.clone(),
+            status_code: last.and_then(|r| r.status_code),
+            error: last.and_then(|r| r.error.clone()),
+            since: Some(incident.starting_timestamp),
+        };
+        // A down alert held for a dependency was never sent: its acknowledgement is not news.
+        let deliveries = if incident.notified {
+            self.planner.probe_acknowledged(&incident, &down, now)
+        } else {
+            Vec::new()
+        };
+        let seq = self.store.commit_probe_handled(&next, &deliveries, now)?;
+        *state = next;
+        self.publish(state, None);
+        match tokio::time::timeout(DURABLE_WAIT, self.store.wait_durable(seq)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ProcessError::NotDurable(DURABLE_WAIT)),
+        }
+        if !deliveries.is_empty() {
+            self.planner.wake();
+        }
+        Ok(incident)
+    }
+
+    /// Writes the probe's snooze (`engine::probes::snooze`) through its write path. A held
+    /// alert is released at the next check after the snooze ends.
+    async fn snooze(
+        &self,
+        state: &mut ProbeState,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<ProbeState, ProcessError> {
+        let now = Utc::now();
+        let next = probes::snooze(state, until);
+        let seq = self.store.commit_probe_handled(&next, &[], now)?;
+        *state = next;
+        tracing::info!(probe = %state.name, until = ?until, "probe snooze set");
+        match tokio::time::timeout(DURABLE_WAIT, self.store.wait_durable(seq)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ProcessError::NotDurable(DURABLE_WAIT)),
+        }
+        Ok(state.clone())
     }
 
     /// The stored state (or a new one), retrying on store errors until stopped.
@@ -512,6 +700,36 @@ struct NotRunningOnDrop<'a>(&'a AtomicBool);
 impl Drop for NotRunningOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Sends `command` to `entry`'s task and waits for its answer on `answer`; `None` when the
+/// task is not running or did not answer in time.
+async fn ask<T>(
+    entry: &Entry,
+    command: Command,
+    answer: oneshot::Receiver<Result<T, ProcessError>>,
+) -> Option<Result<T, ProcessError>> {
+    if !entry.running.load(Ordering::Relaxed) {
+        return None;
+    }
+    let patience = entry.spec.timeout + DURABLE_WAIT + COMMAND_GRACE;
+    let asked = async {
+        entry.commands.send(command).await.ok()?;
+        answer.await.ok()
+    };
+    match tokio::time::timeout(patience, asked).await {
+        Ok(answered) => answered,
+        Err(_) => Some(Err(ProcessError::NotDurable(patience))),
+    }
+}
+
+/// The next command from the probe's inbox; never resolves without one (no inbox, or every
+/// sender gone).
+async fn next_command(inbox: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
     }
 }
 

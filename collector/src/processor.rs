@@ -200,6 +200,8 @@ pub struct Processor {
     caps: CapsConfig,
     census: Census,
     refusals: Arc<RefusalLog>,
+    /// The probes, whose tasks acknowledge their own incidents; set once they exist.
+    probes: std::sync::OnceLock<crate::probe::Probes>,
 }
 
 impl Processor {
@@ -223,7 +225,14 @@ impl Processor {
             caps: CapsConfig::default(),
             census: Census::default(),
             refusals: Arc::new(RefusalLog::in_memory()),
+            probes: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Routes acknowledgements of probe incidents to `probes`' tasks. Set once; a second call
+    /// changes nothing.
+    pub fn attach_probes(&self, probes: crate::probe::Probes) {
+        let _ = self.probes.set(probes);
     }
 
     /// Checks check-ins and events against `caps`, counting what the store holds now, and
@@ -571,7 +580,11 @@ impl Processor {
             return Err(AckRefusal::NotOpen(id).into());
         };
         if found.kind == IncidentKind::Probe {
-            return Err(AckRefusal::Probe(id).into());
+            // The probe's task owns its state: it records the acknowledgement itself.
+            let Some(probes) = self.probes.get() else {
+                return Err(AckRefusal::ProberAway(id).into());
+            };
+            return probes.acknowledge(&found.key.slug, id, by).await;
         }
         let key = found.key;
         let (seq, incident, deliveries) = {

@@ -241,6 +241,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     ));
 
     let probes = Probes::new(&config.probes);
+    processor.attach_probes(probes.clone());
     let prober = tokio::spawn(probes.clone().run(
         store.clone(),
         planner,

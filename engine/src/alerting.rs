@@ -70,6 +70,9 @@ pub enum AlertKind {
     /// Someone acknowledged a monitor environment's open incident: its repeats stop.
     #[serde(rename = "monitor.acknowledged")]
     MonitorAcknowledged,
+    /// Someone acknowledged a probe's open incident.
+    #[serde(rename = "probe.acknowledged")]
+    ProbeAcknowledged,
 }
 
 /// How urgent an alert is.
@@ -121,8 +124,8 @@ pub struct Alert {
     /// `"monitor": {...}`, `"issue": {...}` or `"probe": {...}`.
     #[serde(flatten)]
     pub subject: Subject,
-    /// The incident a monitor alert is about: its id, whether it was acknowledged, which
-    /// repeat this is. Absent for issues and probes.
+    /// The incident a monitor or probe alert is about: its id, whether it was acknowledged,
+    /// which repeat this is. Absent for issues (and for probe alerts not tied to an incident).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<AlertIncident>,
     /// The one-click acknowledge link (signed, expiring; it opens a confirmation page), on
@@ -341,7 +344,7 @@ struct SubjectState {
 
 impl AlertKind {
     /// Every kind, in documentation order.
-    pub const ALL: [AlertKind; 8] = [
+    pub const ALL: [AlertKind; 9] = [
         AlertKind::MonitorFailed,
         AlertKind::MonitorRecovered,
         AlertKind::MonitorAcknowledged,
@@ -350,6 +353,7 @@ impl AlertKind {
         AlertKind::IssueSpike,
         AlertKind::ProbeDown,
         AlertKind::ProbeUp,
+        AlertKind::ProbeAcknowledged,
     ];
 
     /// The dotted name.
@@ -363,6 +367,7 @@ impl AlertKind {
             AlertKind::IssueSpike => "issue.spike",
             AlertKind::ProbeDown => "probe.down",
             AlertKind::ProbeUp => "probe.up",
+            AlertKind::ProbeAcknowledged => "probe.acknowledged",
         }
     }
 
@@ -380,7 +385,9 @@ impl AlertKind {
             AlertKind::IssueFirstSeen | AlertKind::IssueRegressed | AlertKind::IssueSpike => {
                 Source::Issue
             }
-            AlertKind::ProbeDown | AlertKind::ProbeUp => Source::Probe,
+            AlertKind::ProbeDown | AlertKind::ProbeUp | AlertKind::ProbeAcknowledged => {
+                Source::Probe
+            }
         }
     }
 
@@ -921,6 +928,53 @@ pub fn probe_alert(change: &ProbeNotice, links: &Links, now: DateTime<Utc>) -> A
         acknowledge_url: None,
         dependents: None,
     }
+}
+
+/// Ties a probe alert to its incident: `incident` carries its id (what
+/// `/api/v1/incidents/{id}/ack` takes) and acknowledgement, and a `probe.up` says who
+/// acknowledged the incident and when.
+pub fn note_probe_incident(alert: &mut Alert, incident: &Incident) {
+    if alert.kind == AlertKind::ProbeUp {
+        alert.message.push_str(&acknowledged_note(incident));
+    }
+    alert.incident = Some(AlertIncident {
+        id: incident.id.simple().to_string(),
+        opened_at: incident.opened_at,
+        acknowledged: incident.handling.acknowledged.clone(),
+        repeat: 0,
+    });
+}
+
+/// The `probe.acknowledged` alert: who said they are on the probe's incident, and when.
+/// `down` says what the probe's down alert said (its last check).
+pub fn probe_acknowledged_alert(
+    incident: &Incident,
+    down: &ProbeNotice,
+    links: &Links,
+    now: DateTime<Utc>,
+) -> Alert {
+    let mut alert = probe_alert(down, links, now);
+    let who = incident
+        .handling
+        .acknowledged
+        .as_ref()
+        .map_or_else(|| "someone".to_owned(), |ack| ack.by.clone());
+    alert.kind = AlertKind::ProbeAcknowledged;
+    alert.severity = Severity::Warning;
+    alert.title = format!("Probe {} acknowledged by {who}", down.name);
+    alert.message = format!(
+        "{who} acknowledged it {}; down for {} (since {}): {}.",
+        when(now),
+        human_delta(now - incident.starting_timestamp),
+        when(incident.starting_timestamp),
+        match (&down.error, down.status_code) {
+            (Some(error), _) => error.clone(),
+            (None, Some(code)) => format!("HTTP {code}"),
+            (None, None) => "no answer".to_owned(),
+        }
+    );
+    note_probe_incident(&mut alert, incident);
+    alert
 }
 
 /// The rule used when none is configured: everything to the `log` channel.

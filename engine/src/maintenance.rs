@@ -20,6 +20,7 @@ use chrono_tz::Tz;
 
 use super::config::Schedule;
 use super::model::{MonitorEnv, MonitorKey};
+use super::probes::ProbeState;
 
 /// The longest window: a week (so finding the occurrence a window started at stays cheap).
 pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -42,16 +43,27 @@ pub struct Window {
     pub project: Option<u64>,
     /// Only monitors whose slug matches this glob; `None`: every slug.
     pub slug: Option<String>,
+    /// Only probes whose name matches this glob. A window with it applies to those probes
+    /// and to no monitor; without it, to no probe.
+    pub probe: Option<String>,
 }
 
 impl Window {
     /// Whether it applies to the monitor environment `key`.
     pub fn applies_to(&self, key: &MonitorKey) -> bool {
-        self.project.is_none_or(|p| p == key.project)
+        self.probe.is_none()
+            && self.project.is_none_or(|p| p == key.project)
             && self
                 .slug
                 .as_deref()
                 .is_none_or(|glob| glob_matches(glob, &key.slug))
+    }
+
+    /// Whether it applies to the probe `name`.
+    pub fn applies_to_probe(&self, name: &str) -> bool {
+        self.probe
+            .as_deref()
+            .is_some_and(|glob| glob_matches(glob, name))
     }
 
     /// When the occurrence `now` falls in ends, or `None` when `now` is outside every
@@ -82,6 +94,22 @@ pub fn quiet_until(
     windows
         .iter()
         .filter(|w| w.applies_to(&monitor.key))
+        .filter_map(|w| w.active_until(now))
+        .chain(snooze)
+        .max()
+}
+
+/// Until when the probe `state` is quiet at `now`: the latest end among its snooze and the
+/// windows that apply to it and are open; `None` when it is not quiet.
+pub fn probe_quiet_until(
+    windows: &[Window],
+    state: &ProbeState,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let snooze = state.snoozed_until.filter(|until| *until > now);
+    windows
+        .iter()
+        .filter(|w| w.applies_to_probe(&state.name))
         .filter_map(|w| w.active_until(now))
         .chain(snooze)
         .max()
@@ -149,6 +177,7 @@ mod tests {
             duration: Duration::from_secs(hours * 3600),
             project: None,
             slug: None,
+            probe: None,
         }
     }
 
@@ -235,5 +264,23 @@ mod tests {
             None,
             "a snooze ends at its time"
         );
+    }
+
+    #[test]
+    fn a_window_with_a_probe_glob_applies_to_those_probes_and_to_no_monitor() {
+        let mut w = window("0 2 * * *", 1);
+        w.probe = Some("api-*".to_owned());
+        let key = MonitorKey::new(1, "api-backup", None).unwrap();
+        assert!(!w.applies_to(&key));
+        assert!(w.applies_to_probe("api-health"));
+        assert!(!w.applies_to_probe("db-health"));
+        let inside = utc(2026, 1, 5, 1, 30); // 02:30 in Berlin
+        let mut state = ProbeState::new("api-health");
+        assert!(probe_quiet_until(std::slice::from_ref(&w), &state, inside).is_some());
+        state.name = "db-health".to_owned();
+        assert_eq!(probe_quiet_until(&[w], &state, inside), None);
+        // A monitor window (no `probe`) applies to no probe.
+        let monitors = window("0 2 * * *", 1);
+        assert!(!monitors.applies_to_probe("api-health"));
     }
 }

@@ -58,9 +58,12 @@ pub enum AckRefusal {
         /// The acknowledgement that stands.
         by: Acknowledgement,
     },
-    /// The incident is a probe's: probes' incidents are not acknowledged (yet).
-    #[error("incident {0} is a probe's; only monitor incidents can be acknowledged")]
-    Probe(Uuid),
+    /// The incident is a probe's and the probe's task is not running (the collector is
+    /// starting or stopping), so nothing can record the acknowledgement now.
+    #[error(
+        "incident {0} is a probe's and the prober is not running right now; retry in a few seconds"
+    )]
+    ProberAway(Uuid),
     /// No name was given.
     #[error("say who acknowledges: give a name of 1 to {MAX_ACK_NAME} characters")]
     NoName,
@@ -541,6 +544,7 @@ mod tests {
             duration: Duration::from_secs(2 * 3600),
             project: Some(1),
             slug: Some("*-backup".to_owned()),
+            probe: None,
         }];
         let repeats = Repeats::of_rules(&[rule("oncall", Some(30))]);
         let links = Links::new("http://watchpost.example");

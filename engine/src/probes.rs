@@ -35,7 +35,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::model::{Effect, FailureCounts, Incident, IncidentKind, IncidentReason, MonitorKey};
+use super::model::{
+    Acknowledgement, Effect, FailureCounts, Handling, Incident, IncidentKind, IncidentReason,
+    MonitorKey,
+};
+use super::oncall::{AckRefusal, MAX_ACK_NAME};
 
 /// The `project` of every probe's [`MonitorKey`]. Configured projects are positive.
 pub const PROBE_PROJECT: u64 = 0;
@@ -354,6 +358,10 @@ pub struct ProbeState {
     /// [`super::dependencies::fold`]); emptied when it recovers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folded: Vec<String>,
+    /// Until when its alerts are held (a person snoozed it): checks, state and incidents go
+    /// on, no alert is sent; an incident still open when it ends is alerted then, once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<DateTime<Utc>>,
 }
 
 impl ProbeState {
@@ -370,6 +378,7 @@ impl ProbeState {
             last_result: None,
             checks: 0,
             folded: Vec::new(),
+            snoozed_until: None,
         }
     }
 
@@ -608,6 +617,66 @@ pub fn retire(state: &ProbeState, url: &str, now: DateTime<Utc>) -> Option<Probe
             since,
         },
     })
+}
+
+/// Acknowledges the probe's open incident `id` as `by` at `now` ("I'm on it"): the
+/// acknowledgement is kept on the incident, so the recovery (`probe.up`) names who was on it.
+/// The name is trimmed and cut at [`MAX_ACK_NAME`] characters. Returns the new state (the
+/// prober writes it through its own write path, so the next check keeps it) and the incident
+/// as acknowledged.
+pub fn acknowledge(
+    state: &ProbeState,
+    id: Uuid,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(ProbeState, Incident), AckRefusal> {
+    let by: String = by.trim().chars().take(MAX_ACK_NAME).collect();
+    if by.is_empty() {
+        return Err(AckRefusal::NoName);
+    }
+    let mut next = state.clone();
+    let Some(open) = next.open_incident.as_mut().filter(|open| open.id == id) else {
+        return Err(AckRefusal::NotOpen(id));
+    };
+    if let Some(ack) = &open.handling.acknowledged {
+        return Err(AckRefusal::Already {
+            id,
+            by: ack.clone(),
+        });
+    }
+    open.handling = Handling {
+        acknowledged: Some(Acknowledgement { by, at: now }),
+        next_repeat: None,
+        repeats: open.handling.repeats,
+        held_until: None,
+    };
+    let incident = open.clone();
+    Ok((next, incident))
+}
+
+/// Whether the probe is snoozed at `now`.
+pub fn snoozed(state: &ProbeState, now: DateTime<Utc>) -> bool {
+    state.snoozed_until.is_some_and(|until| now < until)
+}
+
+/// Snoozes the probe until `until` (`None` ends a snooze). What happens at its checks while
+/// snoozed is [`quiet`]'s.
+pub fn snooze(state: &ProbeState, until: Option<DateTime<Utc>>) -> ProbeState {
+    let mut next = state.clone();
+    next.snoozed_until = until;
+    next
+}
+
+/// A check of a snoozed probe: its incident opens or resolves as usual, but nothing is
+/// announced; an incident opened now stays unannounced (its recovery too) until [`release`]
+/// sends its alert once the snooze is over.
+pub fn quiet(transition: &mut ProbeTransition) {
+    hold(transition);
+    for effect in &mut transition.effects {
+        if let Effect::IncidentResolved { notify, .. } = &mut effect.effect {
+            *notify = false;
+        }
+    }
 }
 
 /// At most `max` characters of `text`, with `…` when cut.

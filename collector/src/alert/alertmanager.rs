@@ -158,7 +158,7 @@ impl Alertmanager {
             }
             // Alertmanager has no acknowledgement (silences are its own): the alert stays
             // firing since it started, and says who acknowledged it.
-            AlertKind::MonitorAcknowledged => {
+            AlertKind::MonitorAcknowledged | AlertKind::ProbeAcknowledged => {
                 if let Some(firing) = state.firing.get(&identity) {
                     postable.starts_at = firing.starts_at.clone();
                 }
@@ -249,7 +249,9 @@ fn identity(alert: &Alert) -> (String, BTreeMap<String, String>) {
         AlertKind::MonitorFailed | AlertKind::MonitorRecovered | AlertKind::MonitorAcknowledged => {
             "WatchpostMonitorFailed"
         }
-        AlertKind::ProbeDown | AlertKind::ProbeUp => "WatchpostProbeDown",
+        AlertKind::ProbeDown | AlertKind::ProbeUp | AlertKind::ProbeAcknowledged => {
+            "WatchpostProbeDown"
+        }
         AlertKind::IssueFirstSeen => "WatchpostIssueFirstSeen",
         AlertKind::IssueRegressed => "WatchpostIssueRegressed",
         AlertKind::IssueSpike => "WatchpostIssueSpike",

@@ -232,7 +232,10 @@ mod tests {
         for kind in AlertKind::ALL {
             let want = if kind.is_recovery() {
                 EventAction::Resolve
-            } else if kind == AlertKind::MonitorAcknowledged {
+            } else if matches!(
+                kind,
+                AlertKind::MonitorAcknowledged | AlertKind::ProbeAcknowledged
+            ) {
                 EventAction::Acknowledge
             } else {
                 EventAction::Trigger

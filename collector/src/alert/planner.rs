@@ -20,7 +20,7 @@ use crate::engine::dependencies::{self, Fold, Node};
 use crate::engine::issues::{IssueEffect, SpikeRule};
 use crate::engine::maintenance::{self, Window};
 use crate::engine::oncall::{self, Repeat, Repeats};
-use crate::engine::probes::{ProbeEffect, ProbeNotice};
+use crate::engine::probes::{ProbeEffect, ProbeNotice, ProbeState};
 use crate::engine::{Effect, Incident, Issue, MonitorEnv, Outage, Transition};
 
 /// The rules and links alerts are planned with, and the dispatcher to wake. Shared by the
@@ -183,6 +183,27 @@ impl Planner {
         plan(&self.rules, &alert, None)
     }
 
+    /// Whether the probe `state` is quiet at `now`: snoozed, or inside a `[[maintenance]]`
+    /// window that names it (`probe = "glob"`). Its alerts are held then.
+    pub(crate) fn probe_quiet(&self, state: &ProbeState, now: DateTime<Utc>) -> bool {
+        maintenance::probe_quiet_until(&self.windows, state, now).is_some()
+    }
+
+    /// The deliveries of a probe's down alert held while it was snoozed and released now that
+    /// the snooze is over (it is still down): the plain `probe.down`, with its incident and
+    /// acknowledge link.
+    pub(crate) fn probe_unsnoozed(
+        &self,
+        notice: &ProbeNotice,
+        incident: &Incident,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        let mut alert = alerting::probe_alert(notice, &self.links, now);
+        alerting::note_probe_incident(&mut alert, incident);
+        self.link(&mut alert, incident, now);
+        plan(&self.rules, &alert, None)
+    }
+
     /// The deliveries of a down probe's follow-up naming its failing dependents (`fold`).
     pub(crate) fn probe_follow_up(
         &self,
@@ -211,7 +232,7 @@ impl Planner {
         let open = incident.resolved_at.is_none() && incident.handling.acknowledged.is_none();
         if let Some(keys) = &self.ack_keys
             && open
-            && alert.kind == AlertKind::MonitorFailed
+            && matches!(alert.kind, AlertKind::MonitorFailed | AlertKind::ProbeDown)
         {
             let token = keys.token(incident.id, now + LINK_TTL);
             alert.acknowledge_url = Some(self.links.acknowledge(&token));
@@ -296,7 +317,23 @@ impl Planner {
         if !announced {
             return Vec::new();
         }
-        let alert = alerting::probe_alert(&effect.notice, &self.links, now);
+        let mut alert = alerting::probe_alert(&effect.notice, &self.links, now);
+        let (Effect::IncidentOpened { incident, .. } | Effect::IncidentResolved { incident, .. }) =
+            &effect.effect;
+        alerting::note_probe_incident(&mut alert, incident);
+        self.link(&mut alert, incident, now);
+        plan(&self.rules, &alert, None)
+    }
+
+    /// The deliveries of `probe.acknowledged`: `incident` as acknowledged, `down` what the
+    /// probe's down alert says now (its last check).
+    pub fn probe_acknowledged(
+        &self,
+        incident: &Incident,
+        down: &ProbeNotice,
+        now: DateTime<Utc>,
+    ) -> Vec<NewDelivery> {
+        let alert = alerting::probe_acknowledged_alert(incident, down, &self.links, now);
         plan(&self.rules, &alert, None)
     }
 

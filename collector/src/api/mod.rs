@@ -51,6 +51,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/api/v1/probes", get(probes::list))
         .route("/api/v1/probes/{name}/results", get(probes::results))
+        .route(
+            "/api/v1/probes/{name}/snooze",
+            axum::routing::post(probes::snooze),
+        )
         .route("/api/v1/issues", get(issues::list))
         .route(
             "/api/v1/issues/{id}",

@@ -31,11 +31,11 @@ const MAX_BODY: usize = 64 * 1024;
 
 type ApiResult = Result<Response, HttpError>;
 
-fn bad(message: impl Into<String>) -> HttpError {
+pub(super) fn bad(message: impl Into<String>) -> HttpError {
     HttpError::bad_request("bad_request", message)
 }
 
-fn api_error(error: ProcessError) -> HttpError {
+pub(super) fn api_error(error: ProcessError) -> HttpError {
     match error {
         ProcessError::NotFound(message) => HttpError::not_found(message),
         ProcessError::InvalidConfig(e) => bad(e.to_string()),
@@ -298,7 +298,9 @@ pub(super) async fn patch(
 const MAX_SNOOZE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// `"snooze"` of a `PATCH`: a duration from now (`"2h"`), or `false` to end the snooze.
-fn snooze_field(value: Option<Value>) -> Result<Option<Option<std::time::Duration>>, HttpError> {
+pub(super) fn snooze_field(
+    value: Option<Value>,
+) -> Result<Option<Option<std::time::Duration>>, HttpError> {
     let hint =
         "snooze must be a duration such as \"2h\" (at most 30 days), or false to end the snooze";
     match value {

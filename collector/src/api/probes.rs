@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::paging::{page_request, page_response};
@@ -13,6 +13,7 @@ use crate::config;
 use crate::engine::probes::{ProbeResult, ProbeRules, ProbeState, ProbeStatus};
 use crate::engine::text::rfc3339_millis;
 use crate::http::{HttpError, query_pairs};
+use crate::probe::Snoozed;
 use crate::store::Cursor;
 
 /// Default and largest `limit` for result listings.
@@ -153,4 +154,67 @@ pub(super) async fn results(
         .probe_results_page(&name, &page.cursor, page.limit)?;
     let views: Vec<ResultView<'_>> = found.items.iter().map(ResultView::from).collect();
     Ok(page_response(&uri, &query, &views, found.next.as_ref()))
+}
+
+/// Largest `POST /api/v1/probes/{name}/snooze` body.
+const MAX_SNOOZE_BODY: usize = 1024;
+
+/// `POST /api/v1/probes/{name}/snooze` with `{"snooze": "2h"}` (or `false` to end it): holds the
+/// probe's alerts for that long while its checks, state and incidents go on. The probe's task
+/// records it (it owns the probe's state). Answers `{"name", "snoozed_until"}`.
+pub(super) async fn snooze(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Body,
+) -> Result<Response, HttpError> {
+    let body = crate::http::read_body(body, MAX_SNOOZE_BODY).await?;
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|e| {
+            super::monitors::bad(format!(
+                "invalid body: {e}; send {{\"snooze\": \"2h\"}} or {{\"snooze\": false}}"
+            ))
+        })?;
+    let Some(snooze) = super::monitors::snooze_field(object.remove("snooze"))? else {
+        return Err(super::monitors::bad(
+            "say how long: {\"snooze\": \"2h\"}, or {\"snooze\": false} to end the snooze",
+        ));
+    };
+    if let Some(field) = object.keys().next() {
+        return Err(super::monitors::bad(format!(
+            "unknown field `{field}`; only `snooze` is accepted"
+        )));
+    }
+    let now = chrono::Utc::now();
+    let until = match snooze {
+        Some(duration) => Some(
+            chrono::TimeDelta::from_std(duration)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| super::monitors::bad("snooze is out of range"))?,
+        ),
+        None => None,
+    };
+    let probe = match state
+        .probes
+        .snooze(&name, until)
+        .await
+        .map_err(super::monitors::api_error)?
+    {
+        Snoozed::Done(probe) => probe,
+        Snoozed::NoProbe => {
+            return Err(HttpError::not_found(format!(
+                "no probe `{name}` is configured; `GET /api/v1/probes` lists them"
+            )));
+        }
+        Snoozed::ProberAway => {
+            return Err(HttpError::unavailable(format!(
+                "the prober is not running right now (the collector is starting or stopping); snooze probe `{name}` again in a few seconds"
+            )));
+        }
+    };
+    Ok(axum::Json(serde_json::json!({
+        "name": probe.name,
+        "snoozed_until": probe.snoozed_until.map(rfc3339_millis),
+    }))
+    .into_response())
 }

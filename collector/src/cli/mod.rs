@@ -56,6 +56,14 @@ pub enum Command {
         #[command(subcommand)]
         action: IncidentsCommand,
     },
+    /// Snooze uptime probes.
+    #[command(after_help = EXIT_CODES)]
+    Probes {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: ProbesCommand,
+    },
     /// Send one check-in (for shell scripts). Prints the check-in id, so an `in_progress` can
     /// be closed with `--check-in-id`.
     #[command(after_help = EXIT_CODES)]
@@ -175,6 +183,25 @@ pub enum IncidentsCommand {
     },
 }
 
+/// `watchpost probes ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProbesCommand {
+    /// Hold a probe's alerts for a while; checks go on, and a probe still down when it ends
+    /// is alerted then.
+    Snooze {
+        /// The probe's name (`[[probes]] name`).
+        name: String,
+        /// How long, e.g. `2h` (at most 30 days).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+    },
+    /// End a probe's snooze.
+    Unsnooze {
+        /// The probe's name.
+        name: String,
+    },
+}
+
 /// `watchpost checkin <slug> --status ...`.
 #[derive(Debug, Clone, Args)]
 pub struct CheckinArgs {
@@ -234,6 +261,7 @@ async fn run(command: Command) -> Result<String, Failure> {
         Command::Incidents { api, action } => {
             incidents(&Client::new(&api)?, api.json, action).await
         }
+        Command::Probes { api, action } => probes(&Client::new(&api)?, api.json, action).await,
         Command::Checkin(args) => checkin(args).await,
         Command::Store { api, action } => store::run(&api, action).await,
     }
@@ -354,6 +382,23 @@ async fn monitors(client: &Client, json: bool, action: MonitorsCommand) -> Resul
             .filter_map(|m| m["environment"].as_str())
             .collect();
         format!("{verb} monitor `{}` ({})", monitor.slug, names.join(", "))
+    })
+}
+
+async fn probes(client: &Client, json: bool, action: ProbesCommand) -> Result<String, Failure> {
+    let (name, body) = match action {
+        ProbesCommand::Snooze { name, duration } => (name, json!({ "snooze": duration })),
+        ProbesCommand::Unsnooze { name } => (name, json!({ "snooze": false })),
+    };
+    let path = format!("/api/v1/probes/{}/snooze", percent_encode(&name));
+    let probe = client.post(&path, &body).await?;
+    Ok(if json {
+        pretty(&probe)
+    } else {
+        match probe["snoozed_until"].as_str() {
+            Some(until) => format!("probe `{name}` snoozed until {until}"),
+            None => format!("probe `{name}` is not snoozed"),
+        }
     })
 }
 

@@ -96,6 +96,16 @@ pub(super) async fn acknowledge(
             }
         },
     };
+    // Probes have no snooze (yet): refused before anything is written.
+    let probe =
+        matches!(state.store.open_incident(id), Ok(Some(i)) if i.kind == IncidentKind::Probe);
+    if probe && snooze.is_some() {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "Not acknowledged",
+            "A probe cannot be snoozed from this page; leave the snooze unset to acknowledge it.",
+        );
+    }
     match state.processor.acknowledge(id, &form.by).await {
         Ok(incident) => match snooze {
             None => done(&incident, None),

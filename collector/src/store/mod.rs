@@ -250,6 +250,9 @@ pub enum ProbeWrite {
         result: Box<ProbeResult>,
         keep: usize,
     },
+    /// Someone handled the probe's open incident (acknowledged it): its new state, and its
+    /// open incident's record rewritten with it. No check, no result.
+    Handled { state: Box<ProbeState> },
     /// The probe left the config: its state and every result go.
     Retired { name: String },
     /// Result slots at or beyond `keep` go (`retention.probe_results` shrank).
@@ -1083,6 +1086,11 @@ impl Store {
             .chain(set.effects.iter().map(|effect| match effect {
                 Effect::IncidentOpened { incident, .. }
                 | Effect::IncidentResolved { incident, .. } => incident,
+            }))
+            // A probe incident someone handled (acknowledged): its record follows the state.
+            .chain(set.probes.iter().filter_map(|write| match write {
+                ProbeWrite::Handled { state } => state.open_incident.as_ref(),
+                _ => None,
             }))
             // The incident an effect opened is also the monitor's open incident: one write per
             // key (the last mention, the effect's, wins; they are equal).

@@ -93,6 +93,24 @@ impl Store {
         self.commit(&set, now)
     }
 
+    /// Writes a probe's state after someone handled its open incident (acknowledged it), the
+    /// incident's record with it, and `deliveries` (the alert saying so), in one transaction.
+    pub fn commit_probe_handled(
+        &self,
+        state: &ProbeState,
+        deliveries: &[NewDelivery],
+        now: DateTime<Utc>,
+    ) -> Result<Seq, StoreError> {
+        let set = WriteSet {
+            probes: vec![ProbeWrite::Handled {
+                state: Box::new(state.clone()),
+            }],
+            deliveries: deliveries.to_vec(),
+            ..WriteSet::default()
+        };
+        self.commit(&set, now)
+    }
+
     /// Drops result slots at or beyond `keep` (left over when `retention.probe_results`
     /// shrank). Returns how many were removed.
     pub fn trim_probe_results(&self, name: &str, keep: usize) -> Result<usize, StoreError> {
@@ -154,6 +172,13 @@ impl Store {
                     ));
                     let at = result_key(&state.name, slot);
                     puts.push((TreeId::ProbeResults, at, encode(result)));
+                }
+                ProbeWrite::Handled { state } => {
+                    puts.push((
+                        TreeId::Probes,
+                        state.name.as_bytes().to_vec(),
+                        encode(state),
+                    ));
                 }
                 ProbeWrite::Retired { name } => {
                     removes.push((TreeId::Probes, name.as_bytes().to_vec()));

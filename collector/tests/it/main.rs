@@ -48,6 +48,7 @@ mod interop;
 mod issues;
 mod maintenance;
 mod pages;
+mod probe_ack;
 mod probes;
 mod quotas;
 mod redirects;

@@ -155,6 +155,14 @@ fn a_bad_maintenance_window_is_refused_at_start_naming_the_field() {
             "start = \"0 2 * * *\"\nduration = \"1h\"\nproject = 9",
             "maintenance[0].project: project 9 is not defined",
         ),
+        (
+            "start = \"0 2 * * *\"\nduration = \"1h\"\nprobe = \"api-*\"\nslug = \"db-*\"",
+            "maintenance[0].probe: a window names either monitors",
+        ),
+        (
+            "start = \"0 2 * * *\"\nduration = \"1h\"\nprobe = \" \"",
+            "maintenance[0].probe: is empty",
+        ),
     ] {
         let (exit, stderr) =
             run_to_exit(&format!("[[maintenance]]\nname = \"m\"\n{window}\n"), &[]);
