@@ -30,6 +30,9 @@ struct ProbeView<'a> {
     status: &'static str,
     /// When `status` last changed.
     since: Option<String>,
+    /// Until when its alerts are held (`POST /api/v1/probes/{name}/snooze`); null when not
+    /// snoozed.
+    snoozed_until: Option<String>,
     interval_s: serde_json::Number,
     timeout_s: serde_json::Number,
     failure_threshold: u32,
@@ -81,6 +84,10 @@ fn view<'a>(
         url: &rules.url,
         status: state.map_or(ProbeStatus::Pending, |s| s.status).as_str(),
         since: state.and_then(|s| s.since).map(rfc3339_millis),
+        snoozed_until: state
+            .and_then(|s| s.snoozed_until)
+            .filter(|until| *until > chrono::Utc::now())
+            .map(rfc3339_millis),
         interval_s: seconds(spec.interval),
         timeout_s: seconds(spec.timeout),
         failure_threshold: spec.failure_threshold,

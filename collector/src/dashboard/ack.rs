@@ -19,6 +19,7 @@ use crate::app::AppState;
 use crate::engine::alerting::when;
 use crate::engine::oncall::MAX_ACK_NAME;
 use crate::engine::{Incident, IncidentKind};
+use crate::probe::Snoozed;
 use crate::processor::{Patch, ProcessError, Target};
 
 /// The confirmation form.
@@ -96,36 +97,20 @@ pub(super) async fn acknowledge(
             }
         },
     };
-    // Probes have no snooze (yet): refused before anything is written.
-    let probe =
-        matches!(state.store.open_incident(id), Ok(Some(i)) if i.kind == IncidentKind::Probe);
-    if probe && snooze.is_some() {
-        return refusal(
-            StatusCode::BAD_REQUEST,
-            "Not acknowledged",
-            "A probe cannot be snoozed from this page; leave the snooze unset to acknowledge it.",
-        );
-    }
     match state.processor.acknowledge(id, &form.by).await {
         Ok(incident) => match snooze {
             None => done(&incident, None),
-            Some(duration) => {
-                let patch = Patch {
-                    snooze: Some(Some(duration)),
-                    ..Patch::default()
-                };
-                let key = incident.key.clone();
-                match state.processor.patch(Target::One(key), patch).await {
-                    Ok(_) => done(&incident, Some(&form.snooze)),
-                    Err(error) => refusal(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Acknowledged, not snoozed",
-                        &format!(
-                            "The incident is acknowledged, but the monitor could not be snoozed: {error}; snooze it on the dashboard."
-                        ),
+            Some(duration) => match snooze_subject(&state, &incident, duration).await {
+                Ok(()) => done(&incident, Some(&form.snooze)),
+                Err(error) => refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Acknowledged, not snoozed",
+                    &format!(
+                        "The incident is acknowledged, but its {} could not be snoozed: {error}; snooze it on the dashboard.",
+                        subject(&incident)
                     ),
-                }
-            }
+                ),
+            },
         },
         Err(ProcessError::Acknowledge(refused)) => {
             let (status, _) = refusal_status(&refused);
@@ -136,6 +121,49 @@ pub(super) async fn acknowledge(
             "Not acknowledged",
             &format!("{error}; try the link again in a moment"),
         ),
+    }
+}
+
+/// "monitor" or "probe": what an incident is of.
+fn subject(incident: &Incident) -> &'static str {
+    match incident.kind {
+        IncidentKind::Monitor => "monitor",
+        IncidentKind::Probe => "probe",
+    }
+}
+
+/// Snoozes what the incident is of for `duration`: a monitor environment through the
+/// processor, a probe through its task (which owns the probe's state).
+async fn snooze_subject(
+    state: &AppState,
+    incident: &Incident,
+    duration: std::time::Duration,
+) -> Result<(), String> {
+    match incident.kind {
+        IncidentKind::Monitor => {
+            let patch = Patch {
+                snooze: Some(Some(duration)),
+                ..Patch::default()
+            };
+            let key = incident.key.clone();
+            state
+                .processor
+                .patch(Target::One(key), patch)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        IncidentKind::Probe => {
+            let until = chrono::TimeDelta::from_std(duration)
+                .ok()
+                .and_then(|d| Utc::now().checked_add_signed(d));
+            match state.probes.snooze(&incident.key.slug, until).await {
+                Ok(Snoozed::Done(_)) => Ok(()),
+                Ok(Snoozed::NoProbe) => Err("the probe is no longer configured".to_owned()),
+                Ok(Snoozed::ProberAway) => Err("the prober is not running right now".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
     }
 }
 
@@ -193,7 +221,7 @@ fn form(incident: &Incident, token: &str) -> Markup {
         form method="post" action=(format!("/ack/{token}")) {
             label for="by" { "Your name" }
             input #by type="text" name="by" required maxlength=(MAX_ACK_NAME) autofocus;
-            label for="snooze" { "Also snooze the monitor (hold its new alerts)" }
+            label for="snooze" { "Also snooze the " (subject(incident)) " (hold its new alerts)" }
             select #snooze name="snooze" {
                 option value="" selected { "no" }
                 @for (name, _) in SNOOZES { option value=(name) { "for " (name) } }
@@ -221,7 +249,7 @@ fn done(incident: &Incident, snoozed: Option<&str>) -> Response {
                 "the recovery will say who acknowledged it."
             }
             @if let Some(snoozed) = snoozed {
-                p { "The monitor is snoozed for " (snoozed) "." }
+                p { "The " (subject(incident)) " is snoozed for " (snoozed) "." }
             }
         },
     )

@@ -77,6 +77,8 @@ pub(crate) struct ProbeRow {
     pub checked_at: Option<DateTime<Utc>>,
     /// What went wrong in the last check, for a person.
     pub error: Option<String>,
+    /// Until when its alerts are held, while snoozed.
+    pub snoozed_until: Option<DateTime<Utc>>,
     /// The HTTP status of the last check, if one came back.
     pub status_code: Option<u16>,
     /// Recent checks, oldest first (empty unless asked for).
@@ -238,6 +240,10 @@ pub(crate) fn probes(
                 url: rules.url.clone(),
                 status: stored.as_ref().map_or(ProbeStatus::Pending, |s| s.status),
                 since: stored.as_ref().and_then(|s| s.since),
+                snoozed_until: stored
+                    .as_ref()
+                    .and_then(|s| s.snoozed_until)
+                    .filter(|until| *until > Utc::now()),
                 latency_ms: last.map(|r| r.latency_ms),
                 checked_at: last.map(|r| r.at),
                 error: last.and_then(|r| r.error.clone()),

@@ -35,6 +35,7 @@ pub(crate) use session::Viewer;
 use crate::app::{AppState, client_ip};
 use crate::engine::{IssueStatus, MonitorEnv, MonitorKey, MonitorStatus, normalize_environment};
 use crate::http::{query_pairs, query_value};
+use crate::probe::Snoozed;
 use crate::processor::{Patch, ProcessError, Target};
 use crate::store::{Cursor, Page, StoreError};
 use crate::throttle;
@@ -78,7 +79,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/issues", get(issues))
         .route("/issues/{id}", get(issue).post(issue_action))
-        .route("/probes", get(probes))
+        .route("/probes", get(probes).post(probe_action))
         .route("/alerts", get(alerts))
         .route("/refusals", get(refusals))
         .route("/badge/{project}/{file}", get(badge::badge))
@@ -599,6 +600,56 @@ async fn issue(
 async fn probes(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     let probes = data::probes(&state, PROBE_CHECKS_SHOWN)?;
     page(pages::probes(&viewer, probes.as_deref(), Utc::now()))
+}
+
+#[derive(Deserialize)]
+struct ProbeActionForm {
+    csrf: String,
+    action: String,
+    name: String,
+}
+
+/// Snooze a probe for an hour, or end its snooze, through its task like the API's
+/// `POST /api/v1/probes/{name}/snooze`.
+async fn probe_action(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<ProbeActionForm>,
+) -> PageResult {
+    csrf_checked(&viewer, &form.csrf)?;
+    let now = Utc::now();
+    let until = match form.action.as_str() {
+        "snooze1h" => Some(now + chrono::TimeDelta::hours(1)),
+        "unsnooze" => None,
+        _ => {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Unknown action",
+                "The action must be snooze1h or unsnooze.",
+            )
+            .for_viewer(&viewer));
+        }
+    };
+    let snoozed = state
+        .probes
+        .snooze(&form.name, until)
+        .await
+        .map_err(|e| PageError::from(e).for_viewer(&viewer))?;
+    match snoozed {
+        Snoozed::Done(_) => Ok(Redirect::to("/probes").into_response()),
+        Snoozed::NoProbe => Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "Unknown probe",
+            format!("No probe `{}` is configured; pick one from the list.", form.name),
+        )
+        .for_viewer(&viewer)),
+        Snoozed::ProberAway => Err(PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not snoozed",
+            "The prober is not running right now (the collector is starting or stopping); try again in a few seconds.",
+        )
+        .for_viewer(&viewer)),
+    }
 }
 
 /// `/alerts?cursor=`: alert deliveries newest first, a page at a time.

@@ -581,10 +581,10 @@ fn incident_table(incidents: &[Incident], csrf: Option<&str>, now: DateTime<Utc>
     }
 }
 
-/// Who acknowledged an incident and when; else, for an open monitor incident and a page that
-/// may act (`csrf`), the form that acknowledges it.
+/// Who acknowledged an incident and when; else, for an open incident (of a monitor or a
+/// probe) and a page that may act (`csrf`), the form that acknowledges it.
 fn acknowledgement(incident: &Incident, csrf: Option<&str>, now: DateTime<Utc>) -> Markup {
-    let actionable = incident.resolved_at.is_none() && incident.kind == IncidentKind::Monitor;
+    let actionable = incident.resolved_at.is_none();
     html! {
         @if let Some(ack) = &incident.handling.acknowledged {
             (ack.by) " " span.dim { (at(ack.at, now)) }
@@ -924,6 +924,7 @@ pub(crate) fn probes(viewer: &Viewer, probes: Option<&[ProbeRow]>, now: DateTime
                     thead { tr {
                         th { "Probe" } th { "Status" } th { "Last answer" } th { "Checked" }
                         th { "Latency" }
+                        th { "Alerts" }
                     } }
                     tbody { @for p in probes {
                         tr {
@@ -941,6 +942,7 @@ pub(crate) fn probes(viewer: &Viewer, probes: Option<&[ProbeRow]>, now: DateTime
                                 @if let Some(ms) = p.latency_ms { (format!("{ms:.0} ms")) }
                                 (latency_sparkline(&p.history))
                             }
+                            td { (probe_snooze_form(p, &viewer.csrf, now)) }
                         }
                     } }
                 } },
@@ -1010,6 +1012,22 @@ pub(crate) fn refusals(viewer: &Viewer, refusals: &[RefusalRecord], now: DateTim
             }
         },
     )
+}
+
+/// Snooze a probe's alerts for an hour, or end the snooze it is in.
+fn probe_snooze_form(p: &ProbeRow, csrf: &str, now: DateTime<Utc>) -> Markup {
+    html! {
+        form method="post" action="/probes" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="name" value=(p.name);
+            @if let Some(until) = p.snoozed_until {
+                span.dim { "snoozed until " (at(until, now)) " " }
+                button type="submit" name="action" value="unsnooze" { "Unsnooze" }
+            } @else {
+                button type="submit" name="action" value="snooze1h" { "Snooze 1 h" }
+            }
+        }
+    }
 }
 
 fn probe_status(p: &ProbeRow, now: DateTime<Utc>) -> Markup {

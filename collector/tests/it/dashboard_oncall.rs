@@ -20,8 +20,14 @@ fn client() -> Client {
         .unwrap()
 }
 
-/// Posts a form (names and values here need no escaping beyond spaces).
-fn post(collector: &Collector, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> StatusCode {
+/// Posts a form (names and values here need no escaping beyond spaces). These helpers are
+/// shared with the other dashboard action tests (`probe_ack.rs`).
+pub(crate) fn post(
+    collector: &Collector,
+    path: &str,
+    cookie: &str,
+    pairs: &[(&str, &str)],
+) -> StatusCode {
     let body: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
@@ -36,7 +42,7 @@ fn post(collector: &Collector, path: &str, cookie: &str, pairs: &[(&str, &str)])
         .status()
 }
 
-fn log_in(collector: &Collector) -> String {
+pub(crate) fn log_in(collector: &Collector) -> String {
     let response = client()
         .post(collector.url("/login"))
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -48,7 +54,7 @@ fn log_in(collector: &Collector) -> String {
     cookie.split(';').next().unwrap().to_owned()
 }
 
-fn page(collector: &Collector, path: &str, cookie: &str) -> String {
+pub(crate) fn page(collector: &Collector, path: &str, cookie: &str) -> String {
     let response = client()
         .get(collector.url(path))
         .header("Cookie", cookie)
@@ -58,7 +64,7 @@ fn page(collector: &Collector, path: &str, cookie: &str) -> String {
     response.text().unwrap()
 }
 
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
         .expect("a form with a CSRF field")

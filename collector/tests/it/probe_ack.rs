@@ -93,6 +93,11 @@ fn received(hook: &Fake, kind: &str) -> Vec<Value> {
 }
 
 /// The probe's checks so far, as `GET /api/v1/probes` counts them.
+/// The probe as `GET /api/v1/probes` shows it.
+fn probe_view(collector: &Collector) -> Value {
+    collector.api_get("/api/v1/probes")[0].clone()
+}
+
 fn last_check(collector: &Collector) -> Value {
     let probes = collector.api_get("/api/v1/probes");
     probes[0]["checks"].clone()
@@ -260,23 +265,41 @@ fn the_link_on_probe_down_shows_a_page_on_get_and_acknowledges_on_post() {
     assert!(page.text().unwrap().contains("Probe api-health"));
     assert_eq!(open_probe_incident(collector)["acknowledged"], Value::Null);
 
-    // Asking for a snooze is refused (probes have none here) and changes nothing.
-    let snoozed = browser
+    // A snooze the page does not offer is refused and changes nothing.
+    let refused = browser
+        .post(&link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("by=alice&snooze=forever")
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(open_probe_incident(collector)["acknowledged"], Value::Null);
+    assert_eq!(probe_view(collector)["snoozed_until"], Value::Null);
+
+    // Acknowledged and snoozed for an hour from the link.
+    let posted = browser
         .post(&link)
         .header("content-type", "application/x-www-form-urlencoded")
         .body("by=alice&snooze=1h")
         .send()
         .unwrap();
-    assert_eq!(snoozed.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(open_probe_incident(collector)["acknowledged"], Value::Null);
-
-    let posted = browser
-        .post(&link)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("by=alice")
-        .send()
-        .unwrap();
     assert_eq!(posted.status(), StatusCode::OK);
+    assert!(
+        posted
+            .text()
+            .unwrap()
+            .contains("The probe is snoozed for 1h"),
+        "the page says what was done"
+    );
+    let until = probe_view(collector)["snoozed_until"]
+        .as_str()
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap())
+        .expect("the probe is snoozed");
+    let hour = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    assert!(
+        until <= hour && until > hour - chrono::TimeDelta::minutes(5),
+        "snoozed for an hour: {until}"
+    );
     wait_checks(collector, 2);
     assert_eq!(
         open_probe_incident(collector)["acknowledged"]["by"],
@@ -425,4 +448,76 @@ probe = "api-*"
     wait_checks(collector, 2);
     assert!(received(&setup.hook, "probe.up").is_empty());
     assert!(setup.hook.seen().is_empty(), "no alert at all");
+}
+
+#[test]
+fn the_dashboard_acknowledges_and_snoozes_a_probe_with_the_session_token() {
+    use crate::dashboard_oncall::{csrf, log_in, page, post};
+    let setup = start();
+    let collector = &setup.collector;
+    down_alert(&setup);
+    let cookie = log_in(collector);
+
+    // The incident list offers the acknowledge form for the probe's incident.
+    let incidents = page(collector, "/incidents", &cookie);
+    let id = open_probe_incident(collector)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let action = format!("/incidents/{id}/ack");
+    assert!(
+        incidents.contains(&action),
+        "no acknowledge form for the probe"
+    );
+    let token = csrf(&incidents);
+    assert_eq!(
+        post(
+            collector,
+            &action,
+            &cookie,
+            &[("csrf", &"0".repeat(64)), ("by", "mallory")]
+        ),
+        StatusCode::FORBIDDEN,
+        "a forged form does nothing"
+    );
+    assert_eq!(open_probe_incident(collector)["acknowledged"], Value::Null);
+    assert_eq!(
+        post(
+            collector,
+            &action,
+            &cookie,
+            &[("csrf", &token), ("by", "dana")]
+        ),
+        StatusCode::SEE_OTHER
+    );
+    wait_checks(collector, 2);
+    assert_eq!(open_probe_incident(collector)["acknowledged"]["by"], "dana");
+
+    // The probes page snoozes and unsnoozes it.
+    let probes = page(collector, "/probes", &cookie);
+    assert!(probes.contains("Snooze 1 h"), "no snooze button on /probes");
+    let snooze = |action: &str| {
+        post(
+            collector,
+            "/probes",
+            &cookie,
+            &[("csrf", &token), ("name", "api-health"), ("action", action)],
+        )
+    };
+    assert_eq!(snooze("forever"), StatusCode::BAD_REQUEST);
+    assert_eq!(probe_view(collector)["snoozed_until"], Value::Null);
+    assert_eq!(
+        post(
+            collector,
+            "/probes",
+            &cookie,
+            &[("csrf", &token), ("name", "nope"), ("action", "snooze1h")]
+        ),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(snooze("snooze1h"), StatusCode::SEE_OTHER);
+    assert!(probe_view(collector)["snoozed_until"].is_string());
+    assert!(page(collector, "/probes", &cookie).contains("snoozed until"));
+    assert_eq!(snooze("unsnooze"), StatusCode::SEE_OTHER);
+    assert_eq!(probe_view(collector)["snoozed_until"], Value::Null);
 }
