@@ -27,6 +27,7 @@ pub(crate) mod listener;
 pub(crate) mod liveness;
 pub mod metrics;
 pub mod probe;
+pub mod process_error;
 pub mod processor;
 pub(crate) mod redirect;
 pub mod run_cmd;

@@ -43,7 +43,7 @@ use crate::engine::probes::{
     self, Check, Expectation, Observation, Outcome, ProbeNotice, ProbeResult, ProbeRules,
     ProbeState, ProbeStatus, ProbeTransition,
 };
-use crate::processor::ProcessError;
+use crate::process_error::ProcessError;
 use crate::store::{Store, StoreError};
 
 /// Most bytes of a response body read for a body condition.

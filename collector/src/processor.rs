@@ -46,11 +46,12 @@ use crate::engine::dependencies::{Fold, Node};
 use crate::engine::issues::{event_issue_id, issue_id, process_event, set_status};
 use crate::engine::oncall::{self, AckRefusal, Repeat};
 use crate::engine::{
-    CheckIn, CheckInInput, CheckInStatus, ConfigError, ConfigPatch, Deadline, DeadlineKind, Effect,
-    Incident, IncidentKind, Issue, IssueStatus, MonitorConfig, MonitorEnv, MonitorKey, Rejection,
-    Transition, process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
+    CheckIn, CheckInInput, CheckInStatus, ConfigPatch, Deadline, DeadlineKind, Effect, Incident,
+    IncidentKind, Issue, IssueStatus, MonitorConfig, MonitorEnv, MonitorKey, Rejection, Transition,
+    process_checkin, sweep_missed, sweep_timeout, target_checkin_id,
 };
 use crate::liveness::Liveness;
+pub use crate::process_error::ProcessError;
 use crate::store::{LogEntry, MetaWrite, Prune, RawEvent, Seq, Store, StoreError, WriteSet};
 
 const STRIPES: usize = 4096;
@@ -59,43 +60,6 @@ const STRIPES: usize = 4096;
 /// 5 s bound on the write before it, a request spends at most 10 s on the store, inside the
 /// 30 s timeouts of common HTTP clients: the client gets `503 ... retry later`, not a hang.
 const DURABLE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why an input was not applied. Nothing was written when this is returned.
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    /// The engine rejected check-in number `index` of the input.
-    #[error("{rejection}")]
-    Rejected {
-        /// Position among the input's check-ins.
-        index: usize,
-        /// Why.
-        rejection: Rejection,
-    },
-    /// Check-in number `index` would pass a cap or break the project's upsert policy: the
-    /// whole input is refused (and the refusal kept for people to see).
-    #[error("{refused}")]
-    Refused {
-        /// Position among the input's check-ins.
-        index: usize,
-        /// Which cap or rule.
-        refused: Refused,
-    },
-    /// An API edit names a monitor (environment) or an issue that does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// An API edit carries an invalid configuration.
-    #[error("{0}")]
-    InvalidConfig(#[from] ConfigError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The write did not become durable in time; it may or may not survive a crash.
-    #[error("the write was not confirmed durable within {0:?}")]
-    NotDurable(Duration),
-    /// An acknowledgement changed nothing: already acknowledged, resolved, a probe's, no name.
-    #[error(transparent)]
-    Acknowledge(#[from] AckRefusal),
-}
 
 /// Check-ins and events from one request, applied all or nothing.
 #[derive(Debug, Default)]

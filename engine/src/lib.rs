@@ -24,6 +24,7 @@
 //! Semantics follow Sentry Crons; the deviations are listed on each function and collected in
 //! `docs/` by the lead.
 
+mod acknowledge;
 pub mod alerting;
 pub mod caps;
 mod checkin;

@@ -14,11 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
+pub use super::acknowledge::{AckRefusal, MAX_ACK_NAME};
 use super::alerting::{AlertKind, Rule};
 use super::model::{Acknowledgement, Effect, Handling, Incident, MonitorEnv, Transition};
-
-/// The most characters of a name an acknowledgement keeps.
-pub const MAX_ACK_NAME: usize = 100;
 
 /// The rules that repeat `monitor.failed`, with their intervals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,33 +38,6 @@ pub struct Repeat {
     /// The incident's first alert, held while its monitor was quiet, is due now: send it
     /// (through every rule, like any `monitor.failed`).
     pub released: bool,
-}
-
-/// Why an acknowledgement changed nothing.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AckRefusal {
-    /// The incident is not the monitor's open incident (resolved, or another one).
-    #[error(
-        "incident {0} is not open any more (the monitor recovered): there is nothing to acknowledge"
-    )]
-    NotOpen(Uuid),
-    /// Someone acknowledged it already.
-    #[error("incident {id} was already acknowledged by {} at {}", .by.by, super::alerting::when(.by.at))]
-    Already {
-        /// The incident.
-        id: Uuid,
-        /// The acknowledgement that stands.
-        by: Acknowledgement,
-    },
-    /// The incident is a probe's and the probe's task is not running (the collector is
-    /// starting or stopping), so nothing can record the acknowledgement now.
-    #[error(
-        "incident {0} is a probe's and the prober is not running right now; retry in a few seconds"
-    )]
-    ProberAway(Uuid),
-    /// No name was given.
-    #[error("say who acknowledges: give a name of 1 to {MAX_ACK_NAME} characters")]
-    NoName,
 }
 
 impl Repeats {

@@ -35,11 +35,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::acknowledge::{AckRefusal, MAX_ACK_NAME};
 use super::model::{
     Acknowledgement, Effect, FailureCounts, Handling, Incident, IncidentKind, IncidentReason,
     MonitorKey,
 };
-use super::oncall::{AckRefusal, MAX_ACK_NAME};
 
 /// The `project` of every probe's [`MonitorKey`]. Configured projects are positive.
 pub const PROBE_PROJECT: u64 = 0;
