@@ -2,9 +2,10 @@
 //! the monitors' on-call rules (`oncall.rs`) and the probes' (`probes.rs`), in a leaf so that
 //! neither has to import the other's neighbours.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::model::Acknowledgement;
+use super::model::{Acknowledgement, Handling, Incident};
 
 /// The most characters of a name an acknowledgement keeps.
 pub const MAX_ACK_NAME: usize = 100;
@@ -34,4 +35,36 @@ pub enum AckRefusal {
     /// No name was given.
     #[error("say who acknowledges: give a name of 1 to {MAX_ACK_NAME} characters")]
     NoName,
+}
+
+/// Acknowledges the open incident `open` (a monitor's or a probe's) if it is incident `id`, as
+/// `by` at `now`: someone is on it, so no repeat and no held alert at the end of a quiet time
+/// either. The name is trimmed and cut at [`MAX_ACK_NAME`] characters. Returns the incident as
+/// acknowledged; on a refusal `open` is unchanged.
+pub(crate) fn acknowledge_open(
+    open: &mut Option<Incident>,
+    id: Uuid,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Incident, AckRefusal> {
+    let by: String = by.trim().chars().take(MAX_ACK_NAME).collect();
+    if by.is_empty() {
+        return Err(AckRefusal::NoName);
+    }
+    let Some(open) = open.as_mut().filter(|open| open.id == id) else {
+        return Err(AckRefusal::NotOpen(id));
+    };
+    if let Some(ack) = &open.handling.acknowledged {
+        return Err(AckRefusal::Already {
+            id,
+            by: ack.clone(),
+        });
+    }
+    open.handling = Handling {
+        acknowledged: Some(Acknowledgement { by, at: now }),
+        next_repeat: None,
+        repeats: open.handling.repeats,
+        held_until: None,
+    };
+    Ok(open.clone())
 }

@@ -14,9 +14,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
+use super::acknowledge::acknowledge_open;
 pub use super::acknowledge::{AckRefusal, MAX_ACK_NAME};
 use super::alerting::{AlertKind, Rule};
-use super::model::{Acknowledgement, Effect, Handling, Incident, MonitorEnv, Transition};
+use super::model::{Effect, Incident, MonitorEnv, Transition};
 
 /// The rules that repeat `monitor.failed`, with their intervals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -199,28 +200,8 @@ pub fn acknowledge(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<(MonitorEnv, Incident), AckRefusal> {
-    let by: String = by.trim().chars().take(MAX_ACK_NAME).collect();
-    if by.is_empty() {
-        return Err(AckRefusal::NoName);
-    }
     let mut monitor = monitor.clone();
-    let Some(open) = monitor.open_incident.as_mut().filter(|open| open.id == id) else {
-        return Err(AckRefusal::NotOpen(id));
-    };
-    if let Some(ack) = &open.handling.acknowledged {
-        return Err(AckRefusal::Already {
-            id,
-            by: ack.clone(),
-        });
-    }
-    // Someone is on it: no repeat, and no held alert at the end of a quiet time either.
-    open.handling = Handling {
-        acknowledged: Some(Acknowledgement { by, at: now }),
-        next_repeat: None,
-        repeats: open.handling.repeats,
-        held_until: None,
-    };
-    let incident = open.clone();
+    let incident = acknowledge_open(&mut monitor.open_incident, id, by, now)?;
     Ok((monitor, incident))
 }
 
@@ -231,7 +212,7 @@ mod tests {
     use super::*;
     use crate::alerting::{self, Links};
     use crate::deadlines::{DeadlineKind, deadlines_of};
-    use crate::model::{CheckInInput, CheckInStatus, MonitorKey};
+    use crate::model::{Acknowledgement, CheckInInput, CheckInStatus, MonitorKey};
     use crate::{MonitorConfig, Schedule, process_checkin};
 
     fn at(day: u32, h: u32, m: u32) -> DateTime<Utc> {

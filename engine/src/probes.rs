@@ -35,11 +35,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::acknowledge::{AckRefusal, MAX_ACK_NAME};
-use super::model::{
-    Acknowledgement, Effect, FailureCounts, Handling, Incident, IncidentKind, IncidentReason,
-    MonitorKey,
-};
+use super::acknowledge::{AckRefusal, acknowledge_open};
+use super::model::{Effect, FailureCounts, Incident, IncidentKind, IncidentReason, MonitorKey};
 
 /// The `project` of every probe's [`MonitorKey`]. Configured projects are positive.
 pub const PROBE_PROJECT: u64 = 0;
@@ -630,27 +627,8 @@ pub fn acknowledge(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<(ProbeState, Incident), AckRefusal> {
-    let by: String = by.trim().chars().take(MAX_ACK_NAME).collect();
-    if by.is_empty() {
-        return Err(AckRefusal::NoName);
-    }
     let mut next = state.clone();
-    let Some(open) = next.open_incident.as_mut().filter(|open| open.id == id) else {
-        return Err(AckRefusal::NotOpen(id));
-    };
-    if let Some(ack) = &open.handling.acknowledged {
-        return Err(AckRefusal::Already {
-            id,
-            by: ack.clone(),
-        });
-    }
-    open.handling = Handling {
-        acknowledged: Some(Acknowledgement { by, at: now }),
-        next_repeat: None,
-        repeats: open.handling.repeats,
-        held_until: None,
-    };
-    let incident = open.clone();
+    let incident = acknowledge_open(&mut next.open_incident, id, by, now)?;
     Ok((next, incident))
 }
 
